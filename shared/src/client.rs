@@ -1,0 +1,990 @@
+//! The client half of the protocol, with no I/O: the room as one browser tab sees it.
+//!
+//! [`ClientRoom`] holds the loaded messages, the replay cursor and the outbox of sends that the
+//! room has not confirmed yet. The app feeds it server frames and user actions, asks it which
+//! frames to send, and renders [`ClientRoom::timeline`]. Because it is plain Rust it is tested
+//! natively against the real [`crate::room::Room`] (see the property tests in `tests/`).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ChatError, ErrorCode};
+use crate::protocol::{
+    Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
+    Seq, ServerMessage, PROTOCOL_VERSION,
+};
+
+/// How long a typing indicator lasts without a refresh.
+pub const TYPING_TTL_MS: Millis = 6_000;
+/// Unacknowledged mutations in flight at once. Bounds what a reconnect flushes in one go, so a
+/// long offline session is delivered at the room's pace instead of tripping its flood limit.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Messages kept in the offline cache per room.
+pub const CACHE_MESSAGES: usize = 200;
+
+/// A mutation waiting for the room to confirm it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The id the room de-duplicates on; stays the same across every retry.
+    pub client_id: String,
+    /// What to do.
+    pub op: PendingOp,
+    /// When the user did it.
+    pub created_at: Millis,
+    /// Where it stands.
+    pub status: PendingStatus,
+}
+
+/// A mutation the user made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PendingOp {
+    /// A new message.
+    Send {
+        /// Markdown source.
+        text: String,
+    },
+    /// An edit of an own message.
+    Edit {
+        /// The message.
+        target: Seq,
+        /// The new text.
+        text: String,
+    },
+    /// A delete of an own message.
+    Delete {
+        /// The message.
+        target: Seq,
+    },
+}
+
+/// Where a pending mutation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PendingStatus {
+    /// Waiting to be sent (offline, or waiting for a window slot or a retry time).
+    Queued {
+        /// Not before this time (after a `rate_limited` answer).
+        #[serde(default)]
+        not_before: Millis,
+    },
+    /// Sent on the current connection; no answer yet.
+    InFlight,
+    /// Acknowledged as this sequence number; waiting for the event itself.
+    Acked {
+        /// The event's sequence number.
+        seq: Seq,
+    },
+    /// Refused for good; the user may retry or discard.
+    Failed {
+        /// Why.
+        code: ErrorCode,
+        /// Human message.
+        message: String,
+    },
+}
+
+impl Pending {
+    fn frame(&self) -> ClientMessage {
+        let client_id = self.client_id.clone();
+        match &self.op {
+            PendingOp::Send { text } => ClientMessage::Send {
+                client_id,
+                text: text.clone(),
+            },
+            PendingOp::Edit { target, text } => ClientMessage::Edit {
+                client_id,
+                target: *target,
+                text: text.clone(),
+            },
+            PendingOp::Delete { target } => ClientMessage::Delete {
+                client_id,
+                target: *target,
+            },
+        }
+    }
+}
+
+/// Connection phase, as the banner shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No connection (before the first, or between attempts).
+    Offline,
+    /// Socket open, hello sent, catching up.
+    Syncing,
+    /// Caught up; events arrive as they happen.
+    Live,
+}
+
+/// What the app should do after applying a server frame.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Messages or the cursor changed: re-render and re-cache.
+    pub messages_changed: bool,
+    /// The outbox changed: persist it.
+    pub outbox_changed: bool,
+    /// The local state cannot be reconciled (a sequence gap): reconnect without a cursor.
+    pub resync: bool,
+    /// The connection just became live: flush the outbox.
+    pub went_live: bool,
+}
+
+impl Applied {
+    fn merge(&mut self, other: Applied) {
+        self.messages_changed |= other.messages_changed;
+        self.outbox_changed |= other.outbox_changed;
+        self.resync |= other.resync;
+        self.went_live |= other.went_live;
+    }
+}
+
+/// One row of the rendered timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row<'a> {
+    /// A message the room stored (possibly with a pending edit or delete of ours on top).
+    Message {
+        /// The message.
+        message: &'a MessageView,
+        /// Our unconfirmed change to it, if any.
+        pending: Option<&'a Pending>,
+    },
+    /// A send the room has not confirmed yet.
+    Pending(&'a Pending),
+}
+
+/// What the offline cache keeps of a room (stored in IndexedDB by the app).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CachedRoom {
+    /// The newest loaded messages, ascending.
+    pub messages: Vec<MessageView>,
+    /// The cursor: the highest sequence number applied.
+    pub head: Option<Seq>,
+    /// Whether older messages exist before the first cached one.
+    pub has_more: bool,
+    /// Unconfirmed mutations, oldest first.
+    pub outbox: Vec<Pending>,
+    /// Who we were (to render "mine" before the welcome arrives).
+    #[serde(default)]
+    pub me: Option<Author>,
+    /// The room's entry as last seen.
+    #[serde(default)]
+    pub room: Option<RoomInfo>,
+}
+
+/// A room as one client sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRoom {
+    messages: BTreeMap<Seq, MessageView>,
+    head: Option<Seq>,
+    has_more: bool,
+    outbox: VecDeque<Pending>,
+    phase: Option<Phase>,
+    welcome_head: Seq,
+    me: Option<Author>,
+    room: Option<RoomInfo>,
+    present: Vec<Member>,
+    typing: BTreeMap<String, (String, Millis)>,
+    loading_older: bool,
+    last_error: Option<ChatError>,
+}
+
+impl ClientRoom {
+    /// An empty room.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A room restored from the offline cache. Anything that was in flight is queued again: its
+    /// connection is gone, and the room de-duplicates the resend.
+    pub fn from_cache(cache: CachedRoom) -> Self {
+        let mut room = ClientRoom {
+            messages: cache.messages.into_iter().map(|m| (m.seq, m)).collect(),
+            head: cache.head,
+            has_more: cache.has_more,
+            outbox: cache.outbox.into(),
+            me: cache.me,
+            room: cache.room,
+            ..Self::default()
+        };
+        room.requeue_in_flight();
+        room
+    }
+
+    /// What to cache: the newest [`CACHE_MESSAGES`] messages, the cursor and the outbox.
+    pub fn to_cache(&self) -> CachedRoom {
+        let skip = self.messages.len().saturating_sub(CACHE_MESSAGES);
+        CachedRoom {
+            messages: self.messages.values().skip(skip).cloned().collect(),
+            head: self.head,
+            has_more: self.has_more || skip > 0,
+            outbox: self.outbox.iter().cloned().collect(),
+            me: self.me.clone(),
+            room: self.room.clone(),
+        }
+    }
+
+    /// The connection phase.
+    pub fn phase(&self) -> Phase {
+        self.phase.unwrap_or(Phase::Offline)
+    }
+
+    /// The highest sequence number applied: what a reconnect asks to replay after.
+    pub fn head(&self) -> Option<Seq> {
+        self.head
+    }
+
+    /// Who the room says we are.
+    pub fn me(&self) -> Option<&Author> {
+        self.me.as_ref()
+    }
+
+    /// The room's directory entry.
+    pub fn room(&self) -> Option<&RoomInfo> {
+        self.room.as_ref()
+    }
+
+    /// Who is connected.
+    pub fn present(&self) -> &[Member] {
+        &self.present
+    }
+
+    /// Whether older messages exist before the first loaded one.
+    pub fn has_more(&self) -> bool {
+        self.has_more
+    }
+
+    /// The loaded messages, ascending.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &MessageView> + ExactSizeIterator {
+        self.messages.values()
+    }
+
+    /// The outbox, oldest first.
+    pub fn outbox(&self) -> impl Iterator<Item = &Pending> {
+        self.outbox.iter()
+    }
+
+    /// The last error not tied to a mutation (shown as a notice), if any.
+    pub fn last_error(&self) -> Option<&ChatError> {
+        self.last_error.as_ref()
+    }
+
+    /// Dismisses the notice.
+    pub fn clear_error(&mut self) {
+        self.last_error = None;
+    }
+
+    /// Names of people typing now, excluding us.
+    pub fn typing(&self, now: Millis) -> Vec<&str> {
+        let me = self.me.as_ref().map(|a| a.id.as_str());
+        self.typing
+            .iter()
+            .filter(|(id, (_, until))| *until > now && Some(id.as_str()) != me)
+            .map(|(_, (name, _))| name.as_str())
+            .collect()
+    }
+
+    /// The timeline: stored messages in order, then our unconfirmed sends.
+    pub fn timeline(&self) -> Vec<Row<'_>> {
+        let mut rows: Vec<Row<'_>> = self
+            .messages
+            .values()
+            .map(|message| Row::Message {
+                message,
+                pending: self.outbox.iter().rev().find(|p| match &p.op {
+                    PendingOp::Edit { target, .. } | PendingOp::Delete { target } => {
+                        *target == message.seq
+                    }
+                    PendingOp::Send { .. } => false,
+                }),
+            })
+            .collect();
+        rows.extend(
+            self.outbox
+                .iter()
+                .filter(|p| matches!(p.op, PendingOp::Send { .. }))
+                .map(Row::Pending),
+        );
+        rows
+    }
+
+    /// The hello for a new connection: replay from our cursor, or the latest page.
+    pub fn connect(&mut self) -> ClientMessage {
+        self.phase = Some(Phase::Syncing);
+        self.requeue_in_flight();
+        ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            after: self.head,
+        }
+    }
+
+    /// The connection closed. In-flight mutations go back to the queue (the room may or may
+    /// not have stored them; the resend is de-duplicated either way).
+    pub fn disconnected(&mut self) {
+        self.phase = Some(Phase::Offline);
+        self.present.clear();
+        self.typing.clear();
+        self.loading_older = false;
+        self.requeue_in_flight();
+    }
+
+    fn requeue_in_flight(&mut self) {
+        for p in &mut self.outbox {
+            if p.status == PendingStatus::InFlight {
+                p.status = PendingStatus::Queued { not_before: 0 };
+            }
+        }
+    }
+
+    /// Queues a mutation; it goes out with the next [`ClientRoom::take_frames`].
+    pub fn queue(&mut self, client_id: String, op: PendingOp, now: Millis) {
+        self.outbox.push_back(Pending {
+            client_id,
+            op,
+            created_at: now,
+            status: PendingStatus::Queued { not_before: 0 },
+        });
+    }
+
+    /// Puts a failed mutation back in the queue.
+    pub fn retry(&mut self, client_id: &str) -> bool {
+        match self.outbox.iter_mut().find(|p| p.client_id == client_id) {
+            Some(p) if matches!(p.status, PendingStatus::Failed { .. }) => {
+                p.status = PendingStatus::Queued { not_before: 0 };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops a failed mutation.
+    pub fn discard(&mut self, client_id: &str) -> bool {
+        let before = self.outbox.len();
+        self.outbox.retain(|p| {
+            p.client_id != client_id || !matches!(p.status, PendingStatus::Failed { .. })
+        });
+        before != self.outbox.len()
+    }
+
+    /// Frames to send now: queued mutations, in order, up to [`MAX_IN_FLIGHT`] unanswered.
+    /// Only while live, so that a replay never races our own sends.
+    pub fn take_frames(&mut self, now: Millis) -> Vec<ClientMessage> {
+        if self.phase() != Phase::Live {
+            return Vec::new();
+        }
+        let mut in_flight = self
+            .outbox
+            .iter()
+            .filter(|p| p.status == PendingStatus::InFlight)
+            .count();
+        let mut frames = Vec::new();
+        for p in &mut self.outbox {
+            if in_flight >= MAX_IN_FLIGHT {
+                break;
+            }
+            if let PendingStatus::Queued { not_before } = p.status {
+                if not_before > now {
+                    // Keep order: nothing after a delayed mutation overtakes it.
+                    break;
+                }
+                p.status = PendingStatus::InFlight;
+                in_flight += 1;
+                frames.push(p.frame());
+            }
+        }
+        frames
+    }
+
+    /// When the next queued mutation becomes sendable, if one is waiting on a retry time.
+    pub fn next_retry_at(&self) -> Option<Millis> {
+        self.outbox.iter().find_map(|p| match p.status {
+            PendingStatus::Queued { not_before } if not_before > 0 => Some(not_before),
+            _ => None,
+        })
+    }
+
+    /// A history request for the page before the oldest loaded message, unless one is already
+    /// under way or there is nothing older.
+    pub fn request_older(&mut self) -> Option<ClientMessage> {
+        if self.loading_older || !self.has_more || self.phase() != Phase::Live {
+            return None;
+        }
+        let before = self.messages.keys().next().copied()?;
+        self.loading_older = true;
+        Some(ClientMessage::History {
+            before,
+            limit: None,
+        })
+    }
+
+    /// Applies one server frame.
+    pub fn apply(&mut self, message: ServerMessage, now: Millis) -> Applied {
+        let mut applied = Applied::default();
+        match message {
+            ServerMessage::Welcome {
+                you,
+                room,
+                head,
+                present,
+                ..
+            } => {
+                self.me = Some(you);
+                self.room = Some(room);
+                self.present = present;
+                self.welcome_head = head;
+                applied.messages_changed = true;
+            }
+            ServerMessage::History {
+                messages,
+                has_more,
+                reason,
+            } => match reason {
+                HistoryReason::Latest | HistoryReason::Reset => {
+                    if reason == HistoryReason::Reset || self.head.is_none() {
+                        self.messages.clear();
+                    }
+                    for m in messages {
+                        self.messages.insert(m.seq, m);
+                    }
+                    self.has_more = has_more;
+                    self.head = Some(self.welcome_head);
+                    self.settle_acked(&mut applied);
+                    applied.merge(self.go_live());
+                    applied.messages_changed = true;
+                }
+                HistoryReason::Older => {
+                    self.loading_older = false;
+                    for m in messages {
+                        // An older page never overwrites what events already brought.
+                        self.messages.entry(m.seq).or_insert(m);
+                    }
+                    self.has_more = has_more;
+                    applied.messages_changed = true;
+                }
+            },
+            ServerMessage::Replay { events, done } => {
+                for event in events {
+                    applied.merge(self.apply_event(event));
+                    if applied.resync {
+                        return applied;
+                    }
+                }
+                if done {
+                    applied.merge(self.go_live());
+                }
+            }
+            ServerMessage::Event { event } => applied.merge(self.apply_event(event)),
+            ServerMessage::Ack { client_id, seq, .. } => {
+                if let Some(p) = self.outbox.iter_mut().find(|p| p.client_id == client_id) {
+                    p.status = PendingStatus::Acked { seq };
+                    applied.outbox_changed = true;
+                }
+                self.settle_acked(&mut applied);
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                client_id,
+                retry_after_ms,
+            } => {
+                let pending = client_id
+                    .as_deref()
+                    .and_then(|id| self.outbox.iter_mut().find(|p| p.client_id == id));
+                match pending {
+                    Some(p) if code.is_retryable() => {
+                        p.status = PendingStatus::Queued {
+                            not_before: now + retry_after_ms.unwrap_or(1_000) as Millis,
+                        };
+                        applied.outbox_changed = true;
+                    }
+                    Some(p) => {
+                        p.status = PendingStatus::Failed { code, message };
+                        applied.outbox_changed = true;
+                    }
+                    None => {
+                        self.loading_older = false;
+                        self.last_error = Some(ChatError {
+                            code,
+                            message,
+                            retry_after_ms,
+                        });
+                    }
+                }
+            }
+            ServerMessage::PresenceJoin { member } => {
+                if !self.present.iter().any(|m| m.user_id == member.user_id) {
+                    self.present.push(member);
+                }
+            }
+            ServerMessage::PresenceLeave { user_id } => {
+                self.present.retain(|m| m.user_id != user_id);
+                self.typing.remove(&user_id);
+            }
+            ServerMessage::Typing { user_id, name } => {
+                self.typing.insert(user_id, (name, now + TYPING_TTL_MS));
+            }
+            ServerMessage::Pong {} | ServerMessage::Unknown => {}
+        }
+        applied
+    }
+
+    fn go_live(&mut self) -> Applied {
+        let was_live = self.phase() == Phase::Live;
+        self.phase = Some(Phase::Live);
+        Applied {
+            went_live: !was_live,
+            ..Applied::default()
+        }
+    }
+
+    fn apply_event(&mut self, event: Event) -> Applied {
+        let mut applied = Applied::default();
+        let head = self.head.unwrap_or(0);
+        if self.head.is_some() && event.seq <= head {
+            return applied; // Already applied: a replay overlapping a live event.
+        }
+        if self.head.is_some() && event.seq != head + 1 {
+            applied.resync = true;
+            return applied;
+        }
+        if self.head.is_none() {
+            // Events before the first page cannot be placed; the page brings them.
+            return applied;
+        }
+        let mine = self.me.as_ref().is_some_and(|me| me.id == event.author.id);
+        if mine {
+            let before = self.outbox.len();
+            self.outbox.retain(|p| p.client_id != event.client_id);
+            applied.outbox_changed = before != self.outbox.len();
+        }
+        match &event.kind {
+            EventKind::Message { .. } => {
+                if let Some(m) = MessageView::from_event(&event) {
+                    self.messages.insert(m.seq, m);
+                }
+            }
+            EventKind::Edit { target, .. } | EventKind::Delete { target } => {
+                if let Some(m) = self.messages.get_mut(target) {
+                    m.apply(&event);
+                }
+            }
+        }
+        self.head = Some(event.seq);
+        self.typing.remove(&event.author.id);
+        self.settle_acked(&mut applied);
+        applied.messages_changed = true;
+        applied
+    }
+
+    /// Drops acknowledged mutations whose event is already applied.
+    fn settle_acked(&mut self, applied: &mut Applied) {
+        let head = self.head.unwrap_or(0);
+        let before = self.outbox.len();
+        self.outbox
+            .retain(|p| !matches!(p.status, PendingStatus::Acked { seq } if seq <= head));
+        if before != self.outbox.len() {
+            applied.outbox_changed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Role;
+
+    fn author(id: &str) -> Author {
+        Author {
+            id: id.into(),
+            name: id.into(),
+            role: Role::Member,
+        }
+    }
+
+    fn info() -> RoomInfo {
+        RoomInfo {
+            slug: "r".into(),
+            name: "R".into(),
+            topic: String::new(),
+            created_at: 0,
+            last_activity: None,
+            message_count: 0,
+        }
+    }
+
+    fn post(seq: Seq, by: &str, client_id: &str, text: &str) -> Event {
+        Event {
+            seq,
+            at: seq as Millis,
+            author: author(by),
+            client_id: client_id.into(),
+            kind: EventKind::Message { text: text.into() },
+        }
+    }
+
+    fn live_room(me: &str, head: Seq) -> ClientRoom {
+        let mut room = ClientRoom::new();
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author(me),
+                room: info(),
+                head,
+                present: vec![],
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::History {
+                messages: vec![],
+                has_more: false,
+                reason: HistoryReason::Latest,
+            },
+            0,
+        );
+        room
+    }
+
+    #[test]
+    fn nothing_is_sent_until_the_connection_is_live() {
+        let mut room = ClientRoom::new();
+        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        assert!(room.take_frames(0).is_empty());
+        room.connect();
+        assert!(room.take_frames(0).is_empty(), "not while syncing");
+    }
+
+    #[test]
+    fn a_send_stays_pending_until_its_event_arrives_then_becomes_a_message() {
+        let mut room = live_room("me", 0);
+        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        assert_eq!(room.take_frames(0).len(), 1);
+        room.apply(
+            ServerMessage::Ack {
+                client_id: "a".into(),
+                seq: 1,
+                duplicate: false,
+            },
+            0,
+        );
+        assert!(matches!(room.timeline().as_slice(), [Row::Pending(_)]));
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "me", "a", "hi"),
+            },
+            0,
+        );
+        assert!(matches!(
+            room.timeline().as_slice(),
+            [Row::Message { pending: None, .. }]
+        ));
+        assert_eq!(room.outbox().count(), 0);
+    }
+
+    #[test]
+    fn in_flight_sends_are_resent_with_the_same_id_after_a_reconnect() {
+        let mut room = live_room("me", 0);
+        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        let first = room.take_frames(0);
+        room.disconnected();
+        room.connect();
+        room.apply(
+            ServerMessage::Replay {
+                events: vec![],
+                done: true,
+            },
+            0,
+        );
+        assert_eq!(room.take_frames(0), first);
+    }
+
+    #[test]
+    fn at_most_max_in_flight_mutations_are_unanswered_at_once() {
+        let mut room = live_room("me", 0);
+        for i in 0..(MAX_IN_FLIGHT + 3) {
+            room.queue(format!("c{i}"), PendingOp::Send { text: "x".into() }, 0);
+        }
+        assert_eq!(room.take_frames(0).len(), MAX_IN_FLIGHT);
+        assert!(room.take_frames(0).is_empty());
+        room.apply(
+            ServerMessage::Ack {
+                client_id: "c0".into(),
+                seq: 1,
+                duplicate: false,
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "me", "c0", "x"),
+            },
+            0,
+        );
+        assert_eq!(room.take_frames(0).len(), 1);
+    }
+
+    #[test]
+    fn a_rate_limited_send_waits_for_its_retry_time_and_keeps_its_place() {
+        let mut room = live_room("me", 0);
+        room.queue("a".into(), PendingOp::Send { text: "1".into() }, 0);
+        room.queue("b".into(), PendingOp::Send { text: "2".into() }, 0);
+        room.take_frames(0);
+        room.apply(
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                client_id: Some("a".into()),
+                retry_after_ms: Some(500),
+            },
+            100,
+        );
+        assert_eq!(room.next_retry_at(), Some(600));
+        assert!(room.take_frames(599).is_empty());
+        let frames = room.take_frames(600);
+        assert!(matches!(&frames[..], [ClientMessage::Send { client_id, .. }] if client_id == "a"));
+    }
+
+    #[test]
+    fn a_refused_send_is_failed_and_can_be_retried_or_discarded() {
+        let mut room = live_room("me", 0);
+        room.queue("a".into(), PendingOp::Send { text: "x".into() }, 0);
+        room.take_frames(0);
+        room.apply(
+            ServerMessage::Error {
+                code: ErrorCode::TooLarge,
+                message: "too long".into(),
+                client_id: Some("a".into()),
+                retry_after_ms: None,
+            },
+            0,
+        );
+        assert!(matches!(
+            room.outbox().next().unwrap().status,
+            PendingStatus::Failed {
+                code: ErrorCode::TooLarge,
+                ..
+            }
+        ));
+        assert!(room.take_frames(0).is_empty(), "a failed send is not resent by itself");
+        assert!(room.retry("a"));
+        assert_eq!(room.take_frames(0).len(), 1);
+        room.apply(
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                message: "no".into(),
+                client_id: Some("a".into()),
+                retry_after_ms: None,
+            },
+            0,
+        );
+        assert!(room.discard("a"));
+        assert_eq!(room.outbox().count(), 0);
+    }
+
+    #[test]
+    fn an_event_already_applied_is_ignored_and_a_gap_asks_for_a_resync() {
+        let mut room = live_room("me", 0);
+        assert!(
+            room.apply(
+                ServerMessage::Event {
+                    event: post(1, "bob", "x", "one")
+                },
+                0
+            )
+            .messages_changed
+        );
+        let again = room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "x", "one"),
+            },
+            0,
+        );
+        assert!(!again.messages_changed);
+        assert_eq!(room.messages().count(), 1);
+        let gap = room.apply(
+            ServerMessage::Event {
+                event: post(5, "bob", "y", "five"),
+            },
+            0,
+        );
+        assert!(gap.resync);
+        assert_eq!(room.head(), Some(1));
+    }
+
+    #[test]
+    fn a_reset_page_replaces_what_the_client_held() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "x", "old"),
+            },
+            0,
+        );
+        room.disconnected();
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 900,
+                present: vec![],
+            },
+            0,
+        );
+        let page = vec![MessageView::from_event(&post(899, "bob", "z", "new")).unwrap()];
+        room.apply(
+            ServerMessage::History {
+                messages: page,
+                has_more: true,
+                reason: HistoryReason::Reset,
+            },
+            0,
+        );
+        assert_eq!(room.messages().map(|m| m.seq).collect::<Vec<_>>(), vec![899]);
+        assert_eq!(room.head(), Some(900));
+        assert_eq!(room.phase(), Phase::Live);
+    }
+
+    #[test]
+    fn edits_and_deletes_apply_to_loaded_messages() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "x", "hi"),
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::Event {
+                event: Event {
+                    seq: 2,
+                    at: 2,
+                    author: author("bob"),
+                    client_id: "e".into(),
+                    kind: EventKind::Edit {
+                        target: 1,
+                        text: "hello".into(),
+                    },
+                },
+            },
+            0,
+        );
+        let m = room.messages().next().unwrap();
+        assert_eq!(m.text, "hello");
+        assert_eq!(m.edited_at, Some(2));
+        room.apply(
+            ServerMessage::Event {
+                event: Event {
+                    seq: 3,
+                    at: 3,
+                    author: author("bob"),
+                    client_id: "d".into(),
+                    kind: EventKind::Delete { target: 1 },
+                },
+            },
+            0,
+        );
+        assert!(room.messages().next().unwrap().deleted);
+    }
+
+    #[test]
+    fn the_cache_round_trips_and_requeues_what_was_in_flight() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "x", "hi"),
+            },
+            0,
+        );
+        room.queue("a".into(), PendingOp::Send { text: "yo".into() }, 0);
+        room.take_frames(0);
+        let restored = ClientRoom::from_cache(room.to_cache());
+        assert_eq!(restored.head(), Some(1));
+        assert_eq!(restored.messages().count(), 1);
+        assert_eq!(
+            restored.outbox().next().unwrap().status,
+            PendingStatus::Queued { not_before: 0 }
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_only_the_newest_messages_and_marks_that_more_exist() {
+        let mut room = live_room("me", 0);
+        for seq in 1..=(CACHE_MESSAGES as Seq + 10) {
+            room.apply(
+                ServerMessage::Event {
+                    event: post(seq, "bob", &format!("c{seq}"), "x"),
+                },
+                0,
+            );
+        }
+        let cache = room.to_cache();
+        assert_eq!(cache.messages.len(), CACHE_MESSAGES);
+        assert_eq!(cache.messages[0].seq, 11);
+        assert!(cache.has_more);
+    }
+
+    #[test]
+    fn typing_expires_and_never_shows_ourselves() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Typing {
+                user_id: "bob".into(),
+                name: "Bob".into(),
+            },
+            1_000,
+        );
+        room.apply(
+            ServerMessage::Typing {
+                user_id: "me".into(),
+                name: "Me".into(),
+            },
+            1_000,
+        );
+        assert_eq!(room.typing(1_001), vec!["Bob"]);
+        assert!(room.typing(1_000 + TYPING_TTL_MS).is_empty());
+    }
+
+    #[test]
+    fn only_one_older_page_request_is_in_flight_at_a_time() {
+        let mut room = ClientRoom::new();
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 60,
+                present: vec![],
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::History {
+                messages: vec![MessageView::from_event(&post(51, "bob", "x", "hi")).unwrap()],
+                has_more: true,
+                reason: HistoryReason::Latest,
+            },
+            0,
+        );
+        assert_eq!(
+            room.request_older(),
+            Some(ClientMessage::History {
+                before: 51,
+                limit: None
+            })
+        );
+        assert_eq!(room.request_older(), None);
+        room.apply(
+            ServerMessage::History {
+                messages: vec![],
+                has_more: false,
+                reason: HistoryReason::Older,
+            },
+            0,
+        );
+        assert_eq!(room.request_older(), None, "nothing older exists");
+    }
+}

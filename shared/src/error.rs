@@ -1,0 +1,170 @@
+//! Stable error codes shared by the HTTP API, socket error frames and close reasons.
+//!
+//! Codes are a closed set: add variants, never rename or reuse one (a client may branch on them).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame or body is not valid JSON of a known shape.
+    InvalidFrame,
+    /// A field is present but its value breaks a rule (empty, bad characters, ...).
+    InvalidInput,
+    /// The frame, body or a field is larger than its documented limit.
+    TooLarge,
+    /// Too many requests; `retry_after_ms` says when to try again.
+    RateLimited,
+    /// No valid session.
+    Unauthorized,
+    /// The session may not do this.
+    Forbidden,
+    /// The thing does not exist.
+    NotFound,
+    /// The client speaks another protocol version.
+    UnsupportedProtocol,
+    /// The request came from another site's page (cross-site WebSocket hijacking guard).
+    BadOrigin,
+    /// The server is misconfigured (for example a missing secret).
+    ConfigError,
+    /// Something failed on the server; details are in the server's log.
+    Internal,
+    /// A code this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::BadOrigin => "bad_origin",
+            ErrorCode::ConfigError => "config_error",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    /// The HTTP status that goes with this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidFrame | ErrorCode::InvalidInput => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden | ErrorCode::BadOrigin => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::UnsupportedProtocol => 426,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::ConfigError | ErrorCode::Internal | ErrorCode::Unknown => 500,
+        }
+    }
+
+    /// Whether resending the same request unchanged can ever succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::ConfigError
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with its code and a human message safe to show to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human message.
+    pub message: String,
+    /// For `rate_limited`: when to try again.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ChatError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ChatError {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// A `rate_limited` error that says when to retry.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        ChatError {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "You are sending too fast; try again in {:.1} s.",
+                retry_after_ms as f64 / 1000.0
+            ),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
+}
+
+impl fmt::Display for ChatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ChatError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_to_its_as_str_name() {
+        for code in [
+            ErrorCode::InvalidFrame,
+            ErrorCode::InvalidInput,
+            ErrorCode::TooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::UnsupportedProtocol,
+            ErrorCode::BadOrigin,
+            ErrorCode::ConfigError,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::String(code.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_from_a_newer_server_still_parses() {
+        let code: ErrorCode = serde_json::from_str(r#""quota_exceeded""#).unwrap();
+        assert_eq!(code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let err = ChatError::rate_limited(1500);
+        assert_eq!(err.retry_after_ms, Some(1500));
+        assert!(err.message.contains("1.5 s"), "{}", err.message);
+        assert!(err.code.is_retryable());
+        assert!(!ErrorCode::TooLarge.is_retryable());
+    }
+}

@@ -1,0 +1,18 @@
+//! Durable Chat's shared crate: the wire protocol and the pure room logic, used by the edge
+//! Worker (server half) and the Yew app (client half). No I/O; everything here runs natively in
+//! `cargo test` and compiles for `wasm32-unknown-unknown`.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod limits;
+#[cfg(feature = "markdown")]
+pub mod markdown;
+pub mod permissions;
+pub mod protocol;
+pub mod rate_limit;
+pub mod room;
+
+pub use error::{ChatError, ErrorCode};
+pub use protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};

@@ -1,0 +1,308 @@
+//! Documented limits and the validation of everything that crosses the boundary.
+//!
+//! Every inbound frame goes through [`parse_client_frame`]; every HTTP body field through the
+//! `validate_*` functions. Both halves use these, so the app can check before it sends and the
+//! edge checks again because the app is not trusted.
+
+use crate::error::{ChatError, ErrorCode};
+use crate::protocol::ClientMessage;
+
+/// Largest accepted socket frame, in bytes. A message of [`TEXT_MAX_CHARS`] 4-byte characters
+/// plus the envelope fits.
+pub const FRAME_MAX_BYTES: usize = 20 * 1024;
+/// Longest message text, in characters (Unicode scalar values).
+pub const TEXT_MAX_CHARS: usize = 4000;
+/// Longest client id, in bytes (ASCII only).
+pub const CLIENT_ID_MAX: usize = 64;
+/// Longest display name, in characters.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 40;
+/// Longest room name, in characters.
+pub const ROOM_NAME_MAX_CHARS: usize = 60;
+/// Longest room topic, in characters.
+pub const TOPIC_MAX_CHARS: usize = 200;
+/// Longest room slug, in bytes.
+pub const SLUG_MAX: usize = 48;
+/// Largest accepted HTTP JSON body, in bytes.
+pub const BODY_MAX_BYTES: usize = 4 * 1024;
+/// Messages in the page sent on join.
+pub const PAGE_DEFAULT: u32 = 50;
+/// Largest page a client may ask for.
+pub const PAGE_MAX: u32 = 100;
+/// A reconnecting client further behind than this gets a fresh page instead of a replay, so a
+/// reconnect never costs more than a bounded amount of work and bandwidth.
+pub const REPLAY_MAX_EVENTS: u64 = 500;
+/// Events per replay frame (keeps each frame well under the runtime's message size limit).
+pub const REPLAY_BATCH: usize = 100;
+
+/// Parses and validates one inbound text frame.
+pub fn parse_client_frame(raw: &str) -> Result<ClientMessage, ChatError> {
+    if raw.len() > FRAME_MAX_BYTES {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "Frame is {} bytes; the limit is {FRAME_MAX_BYTES}.",
+                raw.len()
+            ),
+        ));
+    }
+    let message: ClientMessage = serde_json::from_str(raw).map_err(|e| {
+        ChatError::new(
+            ErrorCode::InvalidFrame,
+            format!("Frame is not a valid client message: {e}"),
+        )
+    })?;
+    validate_client_message(&message)?;
+    Ok(message)
+}
+
+/// Checks the field rules of a parsed client message.
+pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError> {
+    match message {
+        ClientMessage::Send { client_id, text } | ClientMessage::Edit { client_id, text, .. } => {
+            validate_client_id(client_id)?;
+            validate_text(text)
+        }
+        ClientMessage::Delete { client_id, .. } => validate_client_id(client_id),
+        ClientMessage::Hello { .. }
+        | ClientMessage::History { .. }
+        | ClientMessage::Typing {}
+        | ClientMessage::Ping {} => Ok(()),
+    }
+}
+
+/// A client id: 1 to [`CLIENT_ID_MAX`] characters of `A-Z a-z 0-9 _ -`.
+pub fn validate_client_id(id: &str) -> Result<(), ChatError> {
+    if id.is_empty() || id.len() > CLIENT_ID_MAX {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("client_id must be 1 to {CLIENT_ID_MAX} characters."),
+        ));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "client_id may contain only letters, digits, '-' and '_'.",
+        ));
+    }
+    Ok(())
+}
+
+/// Message text: not blank, at most [`TEXT_MAX_CHARS`], no control characters but newline and tab.
+pub fn validate_text(text: &str) -> Result<(), ChatError> {
+    if text.trim().is_empty() {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "Message is empty.",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > TEXT_MAX_CHARS {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!("Message is {chars} characters; the limit is {TEXT_MAX_CHARS}."),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "Message contains control characters.",
+        ));
+    }
+    Ok(())
+}
+
+/// A single-line label (display name, room name, topic): trimmed, inner whitespace runs folded
+/// to one space, no control characters, within `max` characters. Returns the normalized label.
+fn validate_label(
+    what: &str,
+    value: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<String, ChatError> {
+    if value.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("{what} contains control characters."),
+        ));
+    }
+    let normalized = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    if normalized.is_empty() && !allow_empty {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("{what} is empty."),
+        ));
+    }
+    let chars = normalized.chars().count();
+    if chars > max {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!("{what} is {chars} characters; the limit is {max}."),
+        ));
+    }
+    Ok(normalized)
+}
+
+/// A display name, normalized.
+pub fn validate_display_name(name: &str) -> Result<String, ChatError> {
+    validate_label("Display name", name, DISPLAY_NAME_MAX_CHARS, false)
+}
+
+/// A room name, normalized. It must also yield a usable slug.
+pub fn validate_room_name(name: &str) -> Result<String, ChatError> {
+    let name = validate_label("Room name", name, ROOM_NAME_MAX_CHARS, false)?;
+    if slugify(&name).is_empty() {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "Room name needs at least one letter or digit.",
+        ));
+    }
+    Ok(name)
+}
+
+/// A room topic, normalized; may be empty.
+pub fn validate_topic(topic: &str) -> Result<String, ChatError> {
+    validate_label("Topic", topic, TOPIC_MAX_CHARS, true)
+}
+
+/// The URL slug for a room name: lowercase ASCII letters and digits, other runs folded to one
+/// `-`, trimmed, at most [`SLUG_MAX`] bytes. Non-ASCII letters are dropped (a room named only in
+/// them gets an error from [`validate_room_name`]).
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len().min(SLUG_MAX));
+    let mut pending_dash = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            let dash = pending_dash && !slug.is_empty();
+            if slug.len() + usize::from(dash) + 1 > SLUG_MAX {
+                break;
+            }
+            if dash {
+                slug.push('-');
+            }
+            pending_dash = false;
+            slug.push(c.to_ascii_lowercase());
+        } else {
+            pending_dash = true;
+        }
+    }
+    slug
+}
+
+/// Whether a path segment is a well-formed slug (as [`slugify`] makes them, plus the numeric
+/// suffix the directory adds on a name clash).
+pub fn is_valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= SLUG_MAX + 8
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && !slug.contains("--")
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_at_the_text_limit_is_accepted_and_one_more_character_is_too_large() {
+        let at_limit = "é".repeat(TEXT_MAX_CHARS);
+        let frame = serde_json::json!({"type":"send","client_id":"c1","text":at_limit}).to_string();
+        assert!(parse_client_frame(&frame).is_ok());
+
+        let over = "é".repeat(TEXT_MAX_CHARS + 1);
+        let frame = serde_json::json!({"type":"send","client_id":"c1","text":over}).to_string();
+        assert_eq!(
+            parse_client_frame(&frame).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn a_frame_over_the_byte_limit_is_too_large_before_it_is_parsed() {
+        let frame = "x".repeat(FRAME_MAX_BYTES + 1);
+        assert_eq!(
+            parse_client_frame(&frame).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn garbage_and_unknown_types_are_invalid_frames() {
+        for raw in [
+            "",
+            "not json",
+            "[]",
+            r#"{"type":"shout","text":"hi"}"#,
+            r#"{"text":"hi"}"#,
+            r#"{"type":"send","client_id":5,"text":"hi"}"#,
+        ] {
+            assert_eq!(
+                parse_client_frame(raw).unwrap_err().code,
+                ErrorCode::InvalidFrame,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn blank_text_and_control_characters_are_invalid_input() {
+        for text in ["", "   \n\t", "bell\u{7}"] {
+            let frame = serde_json::json!({"type":"send","client_id":"c","text":text}).to_string();
+            assert_eq!(
+                parse_client_frame(&frame).unwrap_err().code,
+                ErrorCode::InvalidInput,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_ids_are_short_and_url_safe() {
+        assert!(validate_client_id("01HZX-abc_9").is_ok());
+        assert!(validate_client_id("").is_err());
+        assert!(validate_client_id("has space").is_err());
+        assert!(validate_client_id(&"a".repeat(CLIENT_ID_MAX + 1)).is_err());
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_whitespace_folded() {
+        assert_eq!(validate_display_name("  Ada \t Lovelace ").unwrap(), "Ada Lovelace");
+        assert!(validate_display_name("   ").is_err());
+        assert!(validate_display_name("a\u{0}b").is_err());
+        assert_eq!(
+            validate_display_name(&"x".repeat(DISPLAY_NAME_MAX_CHARS + 1))
+                .unwrap_err()
+                .code,
+            ErrorCode::TooLarge
+        );
+        assert_eq!(validate_topic("").unwrap(), "");
+    }
+
+    #[test]
+    fn slugs_are_lowercase_ascii_with_single_dashes() {
+        assert_eq!(slugify("  Rust & WebAssembly!! "), "rust-webassembly");
+        assert_eq!(slugify("Café au lait"), "caf-au-lait");
+        assert_eq!(slugify("日本語"), "");
+        assert!(slugify(&"ab ".repeat(100)).len() <= SLUG_MAX);
+        assert!(is_valid_slug("rust-webassembly-2"));
+        assert!(!is_valid_slug("Rust"));
+        assert!(!is_valid_slug("-a"));
+        assert!(!is_valid_slug("a--b"));
+        assert!(!is_valid_slug("../x"));
+    }
+
+    #[test]
+    fn a_room_name_without_letters_or_digits_is_refused() {
+        assert!(validate_room_name("日本語").is_err());
+        assert!(validate_room_name("!!!").is_err());
+        assert_eq!(validate_room_name(" General ").unwrap(), "General");
+    }
+}

@@ -1,0 +1,509 @@
+//! The wire protocol between the app and a room, written once for both halves.
+//!
+//! Every frame is one JSON object tagged by `type`. Compatibility rules (see ARCHITECTURE.md):
+//! variants and fields are only ever added; a new field is optional (`#[serde(default)]`) so an
+//! old peer's frames still parse; a client ignores server frames whose `type` it does not know
+//! ([`ServerMessage::Unknown`]). A change that breaks those rules bumps [`PROTOCOL_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+
+/// Version of this protocol. The client sends it in [`ClientMessage::Hello`]; a room that speaks
+/// another version answers `unsupported_protocol` and closes with [`close::UNSUPPORTED_PROTOCOL`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A room event's sequence number: assigned by the room, gap-free, starting at 1.
+pub type Seq = u64;
+
+/// Milliseconds since the Unix epoch, as the server's clock saw it.
+pub type Millis = i64;
+
+/// Frames a client sends to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// First frame on every connection.
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// The highest sequence the client already holds. `None` asks for the latest page;
+        /// `Some(n)` asks for every event after `n` (a replay), or a fresh page if the gap is
+        /// larger than [`crate::limits::REPLAY_MAX_EVENTS`].
+        #[serde(default)]
+        after: Option<Seq>,
+    },
+    /// Post a new message.
+    Send {
+        /// Client-chosen id of this send; a resend with the same id is acknowledged again and
+        /// never stored twice.
+        client_id: String,
+        /// Markdown source.
+        text: String,
+    },
+    /// Replace the text of one of your own messages. Earlier versions are kept.
+    Edit {
+        /// Client-chosen id of this edit (de-duplicated like a send).
+        client_id: String,
+        /// The sequence number of the message to edit.
+        target: Seq,
+        /// The new markdown source.
+        text: String,
+    },
+    /// Delete one of your own messages: a tombstone replaces its body for everyone.
+    Delete {
+        /// Client-chosen id of this delete (de-duplicated like a send).
+        client_id: String,
+        /// The sequence number of the message to delete.
+        target: Seq,
+    },
+    /// Ask for the page of messages just before `before` (keyset pagination).
+    History {
+        /// Exclusive upper bound: messages with `seq < before`.
+        before: Seq,
+        /// Page size; clamped to [`crate::limits::PAGE_MAX`].
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// The user is typing. Send at most every few seconds; peers expire it on their own.
+    Typing {},
+    /// Keep-alive. Sent as the exact text [`PING_FRAME`], which the runtime answers with
+    /// [`PONG_FRAME`] without waking a hibernating room.
+    Ping {},
+}
+
+/// The exact ping frame text; matched byte for byte by the runtime's auto-response.
+pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
+/// The exact pong frame text.
+pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+/// Frames a room sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to [`ClientMessage::Hello`]; followed by one [`ServerMessage::History`] or by
+    /// [`ServerMessage::Replay`] frames, after which the connection is live.
+    Welcome {
+        /// The room's [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Who the server says you are.
+        you: Author,
+        /// The room's directory entry.
+        room: RoomInfo,
+        /// The room's latest sequence number at the time of the welcome.
+        head: Seq,
+        /// Who is connected now (one entry per user, however many tabs).
+        present: Vec<Member>,
+    },
+    /// A page of messages in their current state (edits applied, deletions as tombstones),
+    /// ascending by `seq`.
+    History {
+        /// Messages, oldest first.
+        messages: Vec<MessageView>,
+        /// Whether older messages exist before the first one in this page.
+        has_more: bool,
+        /// Why this page was sent.
+        reason: HistoryReason,
+    },
+    /// Events the client missed, in order. `done` marks the last batch; live events follow.
+    Replay {
+        /// Consecutive events after the client's cursor.
+        events: Vec<Event>,
+        /// True on the final batch of this replay.
+        done: bool,
+    },
+    /// A live room event.
+    Event {
+        /// The event.
+        event: Event,
+    },
+    /// The room stored (or had already stored) a client's mutation.
+    Ack {
+        /// The id the client gave the mutation.
+        client_id: String,
+        /// The sequence number of the event it became.
+        seq: Seq,
+        /// True when this is a resend of an already stored mutation.
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// A request was refused. The room keeps running and nothing was broadcast.
+    Error {
+        /// Stable, machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation, safe to show.
+        message: String,
+        /// The mutation this error answers, when it answers one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        /// When the client may try again (for `rate_limited`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// A user came online in this room (their first connection).
+    PresenceJoin {
+        /// Who.
+        member: Member,
+    },
+    /// A user left this room (their last connection closed).
+    PresenceLeave {
+        /// The user's id.
+        user_id: String,
+    },
+    /// Someone is typing; show it for a few seconds unless refreshed.
+    Typing {
+        /// Who is typing.
+        user_id: String,
+        /// Their display name.
+        name: String,
+    },
+    /// Keep-alive answer.
+    Pong {},
+    /// A frame type this build does not know; ignored so that newer rooms can add frames.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why a [`ServerMessage::History`] page was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryReason {
+    /// The latest page, for a client that holds nothing.
+    Latest,
+    /// The client's cursor was too far behind (or ahead) to replay: drop what you hold and
+    /// start over from this latest page.
+    Reset,
+    /// An older page the client asked for with [`ClientMessage::History`].
+    Older,
+}
+
+/// Who wrote something, as stamped by the server from the session (never from a frame).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Author {
+    /// Stable user id.
+    pub id: String,
+    /// Display name at the time of writing.
+    pub name: String,
+    /// Role in the room at the time of writing.
+    pub role: Role,
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created the room.
+    Owner,
+    /// Can moderate others' messages.
+    Moderator,
+    /// Can post and manage their own messages.
+    Member,
+    /// Can read only.
+    ReadOnly,
+    /// A role this build does not know (added by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Someone connected to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// User id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A room's directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// URL name, `/r/<slug>`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Optional topic.
+    #[serde(default)]
+    pub topic: String,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Time of the last message, when known.
+    #[serde(default)]
+    pub last_activity: Option<Millis>,
+    /// Messages posted so far (updated by the room in batches, so it may lag a few seconds).
+    #[serde(default)]
+    pub message_count: u64,
+}
+
+/// One sequenced room event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Server-assigned, gap-free sequence number.
+    pub seq: Seq,
+    /// Server time of the event.
+    pub at: Millis,
+    /// Who caused it.
+    pub author: Author,
+    /// The id the author's client gave the mutation.
+    pub client_id: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What a room event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new message; its id is the event's `seq`.
+    Message {
+        /// Markdown source.
+        text: String,
+    },
+    /// A message's text was replaced.
+    Edit {
+        /// The edited message's `seq`.
+        target: Seq,
+        /// The new markdown source.
+        text: String,
+    },
+    /// A message was deleted.
+    Delete {
+        /// The deleted message's `seq`.
+        target: Seq,
+    },
+}
+
+/// A message in its current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// The message's id: the `seq` of the event that posted it.
+    pub seq: Seq,
+    /// When it was posted.
+    pub at: Millis,
+    /// Who posted it.
+    pub author: Author,
+    /// The client id of the posting send.
+    pub client_id: String,
+    /// Current markdown source; empty once deleted.
+    pub text: String,
+    /// When it was last edited.
+    #[serde(default)]
+    pub edited_at: Option<Millis>,
+    /// True once deleted (a tombstone).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl MessageView {
+    /// Applies an edit or a delete event to this message. Returns false when the event is not
+    /// about this message or is not an edit/delete.
+    pub fn apply(&mut self, event: &Event) -> bool {
+        match &event.kind {
+            EventKind::Edit { target, text } if *target == self.seq && !self.deleted => {
+                self.text.clone_from(text);
+                self.edited_at = Some(event.at);
+                true
+            }
+            EventKind::Delete { target } if *target == self.seq => {
+                self.text.clear();
+                self.deleted = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message an event posts, if it posts one.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        match &event.kind {
+            EventKind::Message { text } => Some(MessageView {
+                seq: event.seq,
+                at: event.at,
+                author: event.author.clone(),
+                client_id: event.client_id.clone(),
+                text: text.clone(),
+                edited_at: None,
+                deleted: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// WebSocket close codes (4000–4999 are the application's), each with the matching
+/// [`ErrorCode`] as the close reason.
+pub mod close {
+    /// The client's protocol version is not spoken here; reload the app.
+    pub const UNSUPPORTED_PROTOCOL: u16 = 4000;
+    /// No valid session.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// The session may not be in this room.
+    pub const FORBIDDEN: u16 = 4003;
+    /// The room does not exist.
+    pub const NOT_FOUND: u16 = 4004;
+    /// The connection sent frames faster than allowed for too long.
+    pub const RATE_LIMITED: u16 = 4008;
+    /// The first frame was not a valid hello.
+    pub const INVALID_HANDSHAKE: u16 = 4009;
+
+    /// Whether a client should stop reconnecting after this close code (a retry cannot help).
+    pub fn is_terminal(code: u16) -> bool {
+        matches!(code, UNSUPPORTED_PROTOCOL | UNAUTHORIZED | FORBIDDEN | NOT_FOUND)
+    }
+}
+
+/// Request and response bodies of the HTTP API.
+pub mod http {
+    use serde::{Deserialize, Serialize};
+
+    use super::RoomInfo;
+    use crate::error::ErrorCode;
+
+    /// `POST /api/session`: choose a display name and get a session cookie.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateSession {
+        /// Display name.
+        pub name: String,
+    }
+
+    /// `GET /api/session` and `POST /api/session`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionInfo {
+        /// Stable user id.
+        pub user_id: String,
+        /// Display name.
+        pub name: String,
+    }
+
+    /// `POST /api/rooms`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateRoom {
+        /// Display name.
+        pub name: String,
+        /// Optional topic.
+        #[serde(default)]
+        pub topic: String,
+    }
+
+    /// `GET /api/rooms`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomList {
+        /// Rooms, most recently active first.
+        pub rooms: Vec<RoomInfo>,
+    }
+
+    /// Body of every non-2xx API response.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ErrorBody {
+        /// Stable, machine-readable code.
+        pub code: ErrorCode,
+        /// Human-readable explanation, safe to show.
+        pub message: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_and_pong_frames_are_the_serialized_variants() {
+        assert_eq!(
+            serde_json::to_string(&ClientMessage::Ping {}).unwrap(),
+            PING_FRAME
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::Pong {}).unwrap(),
+            PONG_FRAME
+        );
+    }
+
+    #[test]
+    fn client_frames_are_tagged_by_snake_case_type() {
+        let hello: ClientMessage =
+            serde_json::from_str(r#"{"type":"hello","protocol":1,"after":7}"#).unwrap();
+        assert_eq!(
+            hello,
+            ClientMessage::Hello {
+                protocol: 1,
+                after: Some(7)
+            }
+        );
+        let json = serde_json::to_value(ClientMessage::Delete {
+            client_id: "c1".into(),
+            target: 3,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "delete");
+        assert_eq!(json["target"], 3);
+    }
+
+    #[test]
+    fn a_client_frame_with_an_unknown_field_is_rejected() {
+        let parsed = serde_json::from_str::<ClientMessage>(
+            r#"{"type":"send","client_id":"a","text":"hi","author":"mallory"}"#,
+        );
+        assert!(parsed.is_err(), "author must never be accepted from a frame");
+    }
+
+    #[test]
+    fn an_unknown_server_frame_type_is_ignorable_by_old_clients() {
+        let parsed: ServerMessage =
+            serde_json::from_str(r#"{"type":"reaction_added","emoji":"+1"}"#).unwrap();
+        assert_eq!(parsed, ServerMessage::Unknown);
+    }
+
+    #[test]
+    fn an_unknown_role_from_a_newer_server_still_parses() {
+        let author: Author =
+            serde_json::from_str(r#"{"id":"u","name":"n","role":"assistant"}"#).unwrap();
+        assert_eq!(author.role, Role::Unknown);
+    }
+
+    #[test]
+    fn an_edit_does_not_resurrect_a_deleted_message() {
+        let author = Author {
+            id: "u".into(),
+            name: "Ann".into(),
+            role: Role::Member,
+        };
+        let post = Event {
+            seq: 1,
+            at: 10,
+            author: author.clone(),
+            client_id: "a".into(),
+            kind: EventKind::Message { text: "hi".into() },
+        };
+        let mut view = MessageView::from_event(&post).unwrap();
+        let delete = Event {
+            seq: 2,
+            at: 11,
+            author: author.clone(),
+            client_id: "b".into(),
+            kind: EventKind::Delete { target: 1 },
+        };
+        let edit = Event {
+            seq: 3,
+            at: 12,
+            author,
+            client_id: "c".into(),
+            kind: EventKind::Edit {
+                target: 1,
+                text: "back".into(),
+            },
+        };
+        assert!(view.apply(&delete));
+        assert!(!view.apply(&edit));
+        assert!(view.deleted);
+        assert_eq!(view.text, "");
+    }
+
+    #[test]
+    fn close_codes_that_a_retry_cannot_fix_are_terminal() {
+        assert!(close::is_terminal(close::UNAUTHORIZED));
+        assert!(close::is_terminal(close::UNSUPPORTED_PROTOCOL));
+        assert!(!close::is_terminal(close::RATE_LIMITED));
+        assert!(!close::is_terminal(1006));
+    }
+}

@@ -1,0 +1,1087 @@
+//! The room: the server half of the protocol, with no I/O.
+//!
+//! A [`Room`] turns one inbound frame from one connection into [`Effect`]s (reply to the
+//! sender, broadcast, close). Storage is a [`RoomStore`]: SQLite in the Durable Object, a
+//! `BTreeMap` in tests. The Durable Object only feeds frames in and carries effects out, so
+//! every rule here (sequencing, replay, de-duplication, permissions, rate limits, validation)
+//! is tested natively.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ChatError, ErrorCode};
+use crate::limits::{self, PAGE_DEFAULT, PAGE_MAX, REPLAY_BATCH, REPLAY_MAX_EVENTS};
+use crate::permissions::{allows, Action};
+use crate::protocol::{
+    close, Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis,
+    RoomInfo, Seq, ServerMessage, PROTOCOL_VERSION,
+};
+use crate::rate_limit::{RateLimits, TokenBucket};
+
+/// Persistent storage of one room's events and messages.
+///
+/// `append` must be atomic: the event, the message state it changes, and the de-duplication
+/// record of `(author.id, client_id)` are stored together or not at all.
+pub trait RoomStore {
+    /// Storage failure, logged server-side only.
+    type Error: fmt::Display;
+
+    /// The highest stored sequence number (0 for an empty room).
+    fn head(&self) -> Result<Seq, Self::Error>;
+    /// The event a mutation with this author and client id became, if it was stored.
+    fn find_mutation(&self, author_id: &str, client_id: &str) -> Result<Option<Seq>, Self::Error>;
+    /// A message in its current state.
+    fn message(&self, seq: Seq) -> Result<Option<MessageView>, Self::Error>;
+    /// Stores an event and applies it to the message it creates or changes.
+    fn append(&mut self, event: &Event) -> Result<(), Self::Error>;
+    /// Up to `limit` events with `seq > after`, ascending.
+    fn events_after(&self, after: Seq, limit: usize) -> Result<Vec<Event>, Self::Error>;
+    /// Up to `limit` messages with `seq < before` (all if `None`), ascending, and whether more
+    /// exist before them.
+    fn messages_before(
+        &self,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<MessageView>, bool), Self::Error>;
+}
+
+/// Per-connection state that must survive hibernation (kept in the socket's attachment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conn {
+    /// Who this connection is, stamped from the session when the socket was accepted.
+    pub author: Author,
+    /// Whether the connection completed the hello and receives broadcasts.
+    pub joined: bool,
+}
+
+impl Conn {
+    /// The presence entry for this connection.
+    pub fn member(&self) -> Member {
+        Member {
+            user_id: self.author.id.clone(),
+            name: self.author.name.clone(),
+        }
+    }
+}
+
+/// Per-connection rate limiting. Lives in memory: after hibernation a connection starts with
+/// full buckets, which is what an idle connection would have anyway.
+#[derive(Debug, Clone)]
+pub struct ConnLimiter {
+    sends: TokenBucket,
+    frames: TokenBucket,
+    strikes: u32,
+}
+
+/// Refused frames in a row after which a flooding connection is closed.
+pub const FLOOD_STRIKES: u32 = 10;
+
+impl ConnLimiter {
+    /// Full buckets.
+    pub fn new(limits: RateLimits, now: Millis) -> Self {
+        ConnLimiter {
+            sends: TokenBucket::new(limits.send_burst, limits.send_per_second, now),
+            frames: TokenBucket::new(limits.frame_burst, limits.frame_per_second, now),
+            strikes: 0,
+        }
+    }
+}
+
+/// An inbound socket frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    /// A text frame.
+    Text(&'a str),
+    /// A binary frame, of this many bytes.
+    Binary(usize),
+}
+
+/// What the Durable Object must do after a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to the connection the frame came from.
+    Reply(ServerMessage),
+    /// Send to every joined connection, the sender included.
+    Broadcast(ServerMessage),
+    /// Send to every joined connection but the sender.
+    BroadcastOthers(ServerMessage),
+    /// The connection completed its hello: mark it joined (and announce it if it is the user's
+    /// first connection).
+    Joined,
+    /// Close the connection with this code and reason.
+    Close(u16, ErrorCode),
+    /// A server-side failure to log (never sent to clients).
+    Log(String),
+}
+
+/// The room state machine over a store.
+pub struct Room<S> {
+    store: S,
+    info: RoomInfo,
+    head: Seq,
+}
+
+fn error_reply(err: ChatError, client_id: Option<String>) -> Effect {
+    Effect::Reply(ServerMessage::Error {
+        code: err.code,
+        message: err.message,
+        client_id,
+        retry_after_ms: err.retry_after_ms,
+    })
+}
+
+impl<S: RoomStore> Room<S> {
+    /// Opens a room over its store.
+    pub fn open(store: S, info: RoomInfo) -> Result<Self, S::Error> {
+        let head = store.head()?;
+        Ok(Room { store, info, head })
+    }
+
+    /// The highest sequence number.
+    pub fn head(&self) -> Seq {
+        self.head
+    }
+
+    /// The room's directory entry.
+    pub fn info(&self) -> &RoomInfo {
+        &self.info
+    }
+
+    /// The store, for the owner's own bookkeeping.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles one inbound frame from `conn`. `present` lists who is connected (called only for
+    /// a hello).
+    pub fn on_frame(
+        &mut self,
+        conn: &Conn,
+        limiter: &mut ConnLimiter,
+        frame: Frame<'_>,
+        now: Millis,
+        present: impl FnOnce() -> Vec<Member>,
+    ) -> Vec<Effect> {
+        if let Err(retry) = limiter.frames.try_take(now) {
+            limiter.strikes += 1;
+            if limiter.strikes >= FLOOD_STRIKES {
+                return vec![Effect::Close(close::RATE_LIMITED, ErrorCode::RateLimited)];
+            }
+            return vec![error_reply(ChatError::rate_limited(retry), None)];
+        }
+        limiter.strikes = 0;
+
+        let raw = match frame {
+            Frame::Text(raw) => raw,
+            Frame::Binary(_) => {
+                return vec![error_reply(
+                    ChatError::new(
+                        ErrorCode::InvalidFrame,
+                        "Binary frames are not supported; send JSON text frames.",
+                    ),
+                    None,
+                )]
+            }
+        };
+        let message = match limits::parse_client_frame(raw) {
+            Ok(message) => message,
+            Err(err) => return vec![error_reply(err, None)],
+        };
+
+        if !conn.joined && !matches!(message, ClientMessage::Hello { .. }) {
+            return vec![
+                error_reply(
+                    ChatError::new(
+                        ErrorCode::InvalidFrame,
+                        "The first frame on a connection must be a hello.",
+                    ),
+                    None,
+                ),
+                Effect::Close(close::INVALID_HANDSHAKE, ErrorCode::InvalidFrame),
+            ];
+        }
+
+        let client_id = match &message {
+            ClientMessage::Send { client_id, .. }
+            | ClientMessage::Edit { client_id, .. }
+            | ClientMessage::Delete { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        };
+        if client_id.is_some() {
+            if let Err(retry) = limiter.sends.try_take(now) {
+                return vec![error_reply(ChatError::rate_limited(retry), client_id)];
+            }
+        }
+
+        match self.handle(conn, message, now, present) {
+            Ok(effects) => effects,
+            Err(Failure::Refused(err)) => vec![error_reply(err, client_id)],
+            Err(Failure::Storage(detail)) => vec![
+                Effect::Log(detail),
+                error_reply(
+                    ChatError::new(
+                        ErrorCode::Internal,
+                        "The room could not complete that; please try again.",
+                    ),
+                    client_id,
+                ),
+            ],
+        }
+    }
+
+    fn handle(
+        &mut self,
+        conn: &Conn,
+        message: ClientMessage,
+        now: Millis,
+        present: impl FnOnce() -> Vec<Member>,
+    ) -> Result<Vec<Effect>, Failure> {
+        match message {
+            ClientMessage::Hello { protocol, after } => {
+                if protocol != PROTOCOL_VERSION {
+                    return Ok(vec![
+                        error_reply(
+                            ChatError::new(
+                                ErrorCode::UnsupportedProtocol,
+                                format!(
+                                    "This room speaks protocol {PROTOCOL_VERSION}, the app sent {protocol}; reload the page."
+                                ),
+                            ),
+                            None,
+                        ),
+                        Effect::Close(close::UNSUPPORTED_PROTOCOL, ErrorCode::UnsupportedProtocol),
+                    ]);
+                }
+                let mut present = present();
+                let me = conn.member();
+                if !present.iter().any(|m| m.user_id == me.user_id) {
+                    present.push(me);
+                }
+                let mut effects = vec![
+                    Effect::Joined,
+                    Effect::Reply(ServerMessage::Welcome {
+                        protocol: PROTOCOL_VERSION,
+                        you: conn.author.clone(),
+                        room: self.info.clone(),
+                        head: self.head,
+                        present,
+                    }),
+                ];
+                effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
+                Ok(effects)
+            }
+            ClientMessage::Send { client_id, text } => {
+                self.mutate(conn, client_id, now, Action::Post, EventKind::Message { text })
+            }
+            ClientMessage::Edit {
+                client_id,
+                target,
+                text,
+            } => self.mutate(
+                conn,
+                client_id,
+                now,
+                Action::EditOwn,
+                EventKind::Edit { target, text },
+            ),
+            ClientMessage::Delete { client_id, target } => self.mutate(
+                conn,
+                client_id,
+                now,
+                Action::DeleteOwn,
+                EventKind::Delete { target },
+            ),
+            ClientMessage::History { before, limit } => {
+                let limit = limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
+                let (messages, has_more) = self
+                    .store
+                    .messages_before(Some(before), limit)
+                    .map_err(Failure::storage)?;
+                Ok(vec![Effect::Reply(ServerMessage::History {
+                    messages,
+                    has_more,
+                    reason: HistoryReason::Older,
+                })])
+            }
+            ClientMessage::Typing {} => Ok(vec![Effect::BroadcastOthers(ServerMessage::Typing {
+                user_id: conn.author.id.clone(),
+                name: conn.author.name.clone(),
+            })]),
+            ClientMessage::Ping {} => Ok(vec![Effect::Reply(ServerMessage::Pong {})]),
+        }
+    }
+
+    /// The frames that bring a client holding everything up to `after` to the present: a
+    /// replay of what it missed, or the latest page when it holds nothing or is too far off.
+    pub fn sync(&self, after: Option<Seq>) -> Result<Vec<ServerMessage>, Failure> {
+        let replayable = after.filter(|&a| a <= self.head && self.head - a <= REPLAY_MAX_EVENTS);
+        match (after, replayable) {
+            (_, Some(after)) => {
+                let events = self
+                    .store
+                    .events_after(after, REPLAY_MAX_EVENTS as usize)
+                    .map_err(Failure::storage)?;
+                if events.is_empty() {
+                    return Ok(vec![ServerMessage::Replay {
+                        events,
+                        done: true,
+                    }]);
+                }
+                let batches = events.chunks(REPLAY_BATCH).count();
+                Ok(events
+                    .chunks(REPLAY_BATCH)
+                    .enumerate()
+                    .map(|(i, chunk)| ServerMessage::Replay {
+                        events: chunk.to_vec(),
+                        done: i + 1 == batches,
+                    })
+                    .collect())
+            }
+            (requested, None) => {
+                let (messages, has_more) = self
+                    .store
+                    .messages_before(None, PAGE_DEFAULT as usize)
+                    .map_err(Failure::storage)?;
+                Ok(vec![ServerMessage::History {
+                    messages,
+                    has_more,
+                    reason: if requested.is_some() {
+                        HistoryReason::Reset
+                    } else {
+                        HistoryReason::Latest
+                    },
+                }])
+            }
+        }
+    }
+
+    fn mutate(
+        &mut self,
+        conn: &Conn,
+        client_id: String,
+        now: Millis,
+        action: Action,
+        kind: EventKind,
+    ) -> Result<Vec<Effect>, Failure> {
+        let author = &conn.author;
+        if let Some(seq) = self
+            .store
+            .find_mutation(&author.id, &client_id)
+            .map_err(Failure::storage)?
+        {
+            return Ok(vec![Effect::Reply(ServerMessage::Ack {
+                client_id,
+                seq,
+                duplicate: true,
+            })]);
+        }
+        if !allows(author.role, action) {
+            return Err(Failure::Refused(ChatError::new(
+                ErrorCode::Forbidden,
+                "Your role in this room does not allow that.",
+            )));
+        }
+        if let EventKind::Edit { target, .. } | EventKind::Delete { target } = &kind {
+            let target_message = self
+                .store
+                .message(*target)
+                .map_err(Failure::storage)?
+                .filter(|m| !m.deleted)
+                .ok_or_else(|| {
+                    Failure::Refused(ChatError::new(
+                        ErrorCode::NotFound,
+                        format!("Message {target} does not exist or was deleted."),
+                    ))
+                })?;
+            let own = target_message.author.id == author.id;
+            let permitted = own
+                || (matches!(kind, EventKind::Delete { .. })
+                    && allows(author.role, Action::DeleteAny));
+            if !permitted {
+                return Err(Failure::Refused(ChatError::new(
+                    ErrorCode::Forbidden,
+                    "You can only change your own messages.",
+                )));
+            }
+        }
+        let event = Event {
+            seq: self.head + 1,
+            at: now,
+            author: author.clone(),
+            client_id: client_id.clone(),
+            kind,
+        };
+        self.store.append(&event).map_err(Failure::storage)?;
+        self.head = event.seq;
+        Ok(vec![
+            Effect::Reply(ServerMessage::Ack {
+                client_id,
+                seq: event.seq,
+                duplicate: false,
+            }),
+            Effect::Broadcast(ServerMessage::Event { event }),
+        ])
+    }
+}
+
+/// Why a request did not complete.
+#[derive(Debug)]
+pub enum Failure {
+    /// Refused by a rule; the error goes to the client.
+    Refused(ChatError),
+    /// The store failed; the detail is logged, the client gets a generic `internal` error.
+    Storage(String),
+}
+
+impl Failure {
+    fn storage(err: impl fmt::Display) -> Self {
+        Failure::Storage(err.to_string())
+    }
+}
+
+/// Who is present, one entry per user, given the room's joined connections.
+pub fn presence<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Vec<Member> {
+    let mut members: Vec<Member> = Vec::new();
+    for conn in conns.into_iter().filter(|c| c.joined) {
+        if !members.iter().any(|m| m.user_id == conn.author.id) {
+            members.push(conn.member());
+        }
+    }
+    members
+}
+
+/// An in-memory [`RoomStore`], for tests, benchmarks and property tests.
+pub mod memory {
+    use std::collections::{BTreeMap, HashMap};
+    use std::convert::Infallible;
+
+    use super::RoomStore;
+    use crate::protocol::{Event, MessageView, Seq};
+
+    /// Everything in maps.
+    #[derive(Debug, Default, Clone)]
+    pub struct MemoryStore {
+        events: BTreeMap<Seq, Event>,
+        messages: BTreeMap<Seq, MessageView>,
+        mutations: HashMap<(String, String), Seq>,
+        /// Previous texts of edited messages, oldest first.
+        pub versions: BTreeMap<Seq, Vec<String>>,
+    }
+
+    impl RoomStore for MemoryStore {
+        type Error = Infallible;
+
+        fn head(&self) -> Result<Seq, Infallible> {
+            Ok(self.events.keys().next_back().copied().unwrap_or(0))
+        }
+
+        fn find_mutation(&self, author_id: &str, client_id: &str) -> Result<Option<Seq>, Infallible> {
+            Ok(self
+                .mutations
+                .get(&(author_id.to_owned(), client_id.to_owned()))
+                .copied())
+        }
+
+        fn message(&self, seq: Seq) -> Result<Option<MessageView>, Infallible> {
+            Ok(self.messages.get(&seq).cloned())
+        }
+
+        fn append(&mut self, event: &Event) -> Result<(), Infallible> {
+            if let Some(message) = MessageView::from_event(event) {
+                self.messages.insert(event.seq, message);
+            }
+            if let crate::protocol::EventKind::Edit { target, .. }
+            | crate::protocol::EventKind::Delete { target } = &event.kind
+            {
+                if let Some(message) = self.messages.get_mut(target) {
+                    let previous = message.text.clone();
+                    if message.apply(event) {
+                        if message.deleted {
+                            self.versions.remove(target);
+                        } else {
+                            self.versions.entry(*target).or_default().push(previous);
+                        }
+                    }
+                }
+            }
+            self.mutations.insert(
+                (event.author.id.clone(), event.client_id.clone()),
+                event.seq,
+            );
+            self.events.insert(event.seq, event.clone());
+            Ok(())
+        }
+
+        fn events_after(&self, after: Seq, limit: usize) -> Result<Vec<Event>, Infallible> {
+            Ok(self
+                .events
+                .range(after + 1..)
+                .take(limit)
+                .map(|(_, e)| e.clone())
+                .collect())
+        }
+
+        fn messages_before(
+            &self,
+            before: Option<Seq>,
+            limit: usize,
+        ) -> Result<(Vec<MessageView>, bool), Infallible> {
+            let upper = before.unwrap_or(Seq::MAX);
+            let mut page: Vec<MessageView> = self
+                .messages
+                .range(..upper)
+                .rev()
+                .take(limit + 1)
+                .map(|(_, m)| m.clone())
+                .collect();
+            let has_more = page.len() > limit;
+            page.truncate(limit);
+            page.reverse();
+            Ok((page, has_more))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryStore;
+    use super::*;
+    use crate::protocol::Role;
+
+    fn info() -> RoomInfo {
+        RoomInfo {
+            slug: "general".into(),
+            name: "General".into(),
+            topic: String::new(),
+            created_at: 0,
+            last_activity: None,
+            message_count: 0,
+        }
+    }
+
+    fn conn(id: &str, role: Role) -> Conn {
+        Conn {
+            author: Author {
+                id: id.into(),
+                name: id.to_uppercase(),
+                role,
+            },
+            joined: true,
+        }
+    }
+
+    struct Fixture {
+        room: Room<MemoryStore>,
+        limiter: ConnLimiter,
+        now: Millis,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                room: Room::open(MemoryStore::default(), info()).unwrap(),
+                limiter: ConnLimiter::new(
+                    RateLimits {
+                        send_burst: 1000.0,
+                        send_per_second: 1000.0,
+                        frame_burst: 1000.0,
+                        frame_per_second: 1000.0,
+                    },
+                    0,
+                ),
+                now: 1_000,
+            }
+        }
+
+        fn frame(&mut self, conn: &Conn, msg: serde_json::Value) -> Vec<Effect> {
+            self.now += 1;
+            let raw = msg.to_string();
+            self.room
+                .on_frame(conn, &mut self.limiter, Frame::Text(&raw), self.now, Vec::new)
+        }
+
+        fn send(&mut self, conn: &Conn, client_id: &str, text: &str) -> Vec<Effect> {
+            self.frame(
+                conn,
+                serde_json::json!({"type":"send","client_id":client_id,"text":text}),
+            )
+        }
+    }
+
+    fn ack_of(effects: &[Effect]) -> (Seq, bool) {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Reply(ServerMessage::Ack { seq, duplicate, .. }) => Some((*seq, *duplicate)),
+                _ => None,
+            })
+            .expect("an ack")
+    }
+
+    fn error_of(effects: &[Effect]) -> ErrorCode {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Reply(ServerMessage::Error { code, .. }) => Some(*code),
+                _ => None,
+            })
+            .expect("an error reply")
+    }
+
+    fn broadcasts(effects: &[Effect]) -> usize {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Broadcast(_) | Effect::BroadcastOthers(_)))
+            .count()
+    }
+
+    #[test]
+    fn sends_get_gap_free_increasing_sequence_numbers() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let seqs: Vec<Seq> = (0..5)
+            .map(|i| ack_of(&f.send(&ann, &format!("c{i}"), "hi")).0)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        assert_eq!(f.room.head(), 5);
+    }
+
+    #[test]
+    fn a_resend_with_the_same_client_id_is_acknowledged_again_but_not_stored_twice() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let first = f.send(&ann, "same", "hello");
+        let again = f.send(&ann, "same", "hello");
+        assert_eq!(ack_of(&first), (1, false));
+        assert_eq!(ack_of(&again), (1, true));
+        assert_eq!(broadcasts(&again), 0, "a duplicate is not re-broadcast");
+        assert_eq!(f.room.head(), 1);
+    }
+
+    #[test]
+    fn the_same_client_id_from_two_users_is_two_messages() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let bob = conn("bob", Role::Member);
+        assert_eq!(ack_of(&f.send(&ann, "x", "a")).0, 1);
+        assert_eq!(ack_of(&f.send(&bob, "x", "b")).0, 2);
+    }
+
+    #[test]
+    fn the_server_stamps_the_author_from_the_session() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let effects = f.send(&ann, "c", "hi");
+        let event = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Broadcast(ServerMessage::Event { event }) => Some(event.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(event.author, ann.author);
+        assert_eq!(event.at, f.now);
+    }
+
+    #[test]
+    fn an_invalid_frame_gets_an_error_and_nothing_is_broadcast() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let effects = f.frame(&ann, serde_json::json!({"type":"send","text":"no id"}));
+        assert_eq!(error_of(&effects), ErrorCode::InvalidFrame);
+        assert_eq!(broadcasts(&effects), 0);
+        let effects = f.send(&ann, "c", &"x".repeat(limits::TEXT_MAX_CHARS + 1));
+        assert_eq!(error_of(&effects), ErrorCode::TooLarge);
+        assert_eq!(f.room.head(), 0);
+        // The room keeps working.
+        assert_eq!(ack_of(&f.send(&ann, "ok", "fine")).0, 1);
+    }
+
+    #[test]
+    fn a_binary_frame_is_refused_with_invalid_frame() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let effects = f
+            .room
+            .on_frame(&ann, &mut f.limiter, Frame::Binary(10), 5, Vec::new);
+        assert_eq!(error_of(&effects), ErrorCode::InvalidFrame);
+    }
+
+    #[test]
+    fn anything_before_hello_closes_the_connection() {
+        let mut f = Fixture::new();
+        let mut ann = conn("ann", Role::Member);
+        ann.joined = false;
+        let effects = f.send(&ann, "c", "hi");
+        assert!(effects.contains(&Effect::Close(
+            close::INVALID_HANDSHAKE,
+            ErrorCode::InvalidFrame
+        )));
+        assert_eq!(f.room.head(), 0);
+    }
+
+    #[test]
+    fn a_hello_with_another_protocol_version_is_refused_and_closed() {
+        let mut f = Fixture::new();
+        let mut ann = conn("ann", Role::Member);
+        ann.joined = false;
+        let effects = f.frame(&ann, serde_json::json!({"type":"hello","protocol":99}));
+        assert_eq!(error_of(&effects), ErrorCode::UnsupportedProtocol);
+        assert!(effects.contains(&Effect::Close(
+            close::UNSUPPORTED_PROTOCOL,
+            ErrorCode::UnsupportedProtocol
+        )));
+        assert!(!effects.contains(&Effect::Joined));
+    }
+
+    #[test]
+    fn a_hello_without_a_cursor_gets_the_latest_page_only() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        for i in 0..120 {
+            f.send(&ann, &format!("c{i}"), "hi");
+        }
+        let effects = f.frame(&ann, serde_json::json!({"type":"hello","protocol":1}));
+        assert_eq!(effects[0], Effect::Joined);
+        let Effect::Reply(ServerMessage::Welcome { head, present, .. }) = &effects[1] else {
+            panic!("welcome expected: {effects:?}")
+        };
+        assert_eq!(*head, 120);
+        assert_eq!(present.len(), 1, "the joining user is present");
+        let Effect::Reply(ServerMessage::History {
+            messages,
+            has_more,
+            reason,
+        }) = &effects[2]
+        else {
+            panic!("history expected")
+        };
+        assert_eq!(messages.len(), PAGE_DEFAULT as usize);
+        assert_eq!(messages.first().unwrap().seq, 71);
+        assert_eq!(messages.last().unwrap().seq, 120);
+        assert!(*has_more);
+        assert_eq!(*reason, HistoryReason::Latest);
+    }
+
+    #[test]
+    fn a_hello_with_a_cursor_replays_exactly_the_missed_events_edits_and_deletes_included() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "one");
+        f.send(&ann, "b", "two");
+        f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"e","target":1,"text":"uno"}),
+        );
+        f.frame(
+            &ann,
+            serde_json::json!({"type":"delete","client_id":"d","target":2}),
+        );
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"hello","protocol":1,"after":1}),
+        );
+        let replayed: Vec<Seq> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Reply(ServerMessage::Replay { events, .. }) => Some(events),
+                _ => None,
+            })
+            .flatten()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(replayed, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_replay_larger_than_one_batch_comes_in_ordered_batches_with_done_on_the_last() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        for i in 0..250 {
+            f.send(&ann, &format!("c{i}"), "hi");
+        }
+        let frames = f.room.sync(Some(0)).unwrap();
+        assert_eq!(frames.len(), 3);
+        let mut expected = 1;
+        for (i, frame) in frames.iter().enumerate() {
+            let ServerMessage::Replay { events, done } = frame else {
+                panic!()
+            };
+            assert_eq!(*done, i == 2);
+            for e in events {
+                assert_eq!(e.seq, expected);
+                expected += 1;
+            }
+        }
+        assert_eq!(expected, 251);
+    }
+
+    #[test]
+    fn a_cursor_too_far_behind_or_ahead_gets_a_reset_page_instead_of_a_replay() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        for i in 0..(REPLAY_MAX_EVENTS + 10) {
+            f.send(&ann, &format!("c{i}"), "hi");
+        }
+        for cursor in [0, 9, f.room.head() + 5] {
+            let frames = f.room.sync(Some(cursor)).unwrap();
+            assert!(
+                matches!(
+                    frames.as_slice(),
+                    [ServerMessage::History {
+                        reason: HistoryReason::Reset,
+                        ..
+                    }]
+                ),
+                "cursor {cursor}"
+            );
+        }
+        assert!(matches!(
+            f.room.sync(Some(10)).unwrap()[0],
+            ServerMessage::Replay { .. }
+        ));
+    }
+
+    #[test]
+    fn older_pages_are_fetched_by_sequence_cursor() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        for i in 0..30 {
+            f.send(&ann, &format!("c{i}"), "hi");
+        }
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"history","before":11,"limit":5}),
+        );
+        let Effect::Reply(ServerMessage::History {
+            messages,
+            has_more,
+            reason,
+        }) = &effects[0]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![6, 7, 8, 9, 10]
+        );
+        assert!(*has_more);
+        assert_eq!(*reason, HistoryReason::Older);
+        let effects = f.frame(&ann, serde_json::json!({"type":"history","before":3}));
+        let Effect::Reply(ServerMessage::History {
+            messages, has_more, ..
+        }) = &effects[0]
+        else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert!(!*has_more);
+    }
+
+    #[test]
+    fn editing_keeps_previous_versions_and_only_the_author_may_edit() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let bob = conn("bob", Role::Member);
+        f.send(&ann, "a", "first");
+        let effects = f.frame(
+            &bob,
+            serde_json::json!({"type":"edit","client_id":"e1","target":1,"text":"hacked"}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::Forbidden);
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"e2","target":1,"text":"second"}),
+        );
+        assert_eq!(ack_of(&effects).0, 2);
+        let message = f.room.store().message(1).unwrap().unwrap();
+        assert_eq!(message.text, "second");
+        assert!(message.edited_at.is_some());
+        assert_eq!(f.room.store().versions[&1], vec!["first".to_string()]);
+    }
+
+    #[test]
+    fn deleting_leaves_a_tombstone_and_a_deleted_message_cannot_be_edited() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "secret");
+        assert_eq!(
+            ack_of(&f.frame(
+                &ann,
+                serde_json::json!({"type":"delete","client_id":"d","target":1})
+            ))
+            .0,
+            2
+        );
+        let message = f.room.store().message(1).unwrap().unwrap();
+        assert!(message.deleted);
+        assert_eq!(message.text, "");
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"e","target":1,"text":"back"}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn a_member_cannot_delete_anothers_message_but_a_moderator_can() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let bob = conn("bob", Role::Member);
+        let mod_ = conn("mo", Role::Moderator);
+        f.send(&ann, "a", "hi");
+        let effects = f.frame(
+            &bob,
+            serde_json::json!({"type":"delete","client_id":"d","target":1}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::Forbidden);
+        let effects = f.frame(
+            &mod_,
+            serde_json::json!({"type":"delete","client_id":"d","target":1}),
+        );
+        assert_eq!(ack_of(&effects).0, 2);
+    }
+
+    #[test]
+    fn a_read_only_member_cannot_post() {
+        let mut f = Fixture::new();
+        let reader = conn("r", Role::ReadOnly);
+        assert_eq!(error_of(&f.send(&reader, "a", "hi")), ErrorCode::Forbidden);
+        assert_eq!(f.room.head(), 0);
+    }
+
+    #[test]
+    fn editing_a_message_that_does_not_exist_is_not_found() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"e","target":42,"text":"x"}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn sends_beyond_the_burst_are_rate_limited_with_the_client_id_and_a_retry_time() {
+        let mut room = Room::open(MemoryStore::default(), info()).unwrap();
+        let ann = conn("ann", Role::Member);
+        let mut limiter = ConnLimiter::new(RateLimits::default(), 0);
+        let burst = RateLimits::default().send_burst as usize;
+        for i in 0..burst {
+            let raw = serde_json::json!({"type":"send","client_id":format!("c{i}"),"text":"x"})
+                .to_string();
+            let effects = room.on_frame(&ann, &mut limiter, Frame::Text(&raw), 0, Vec::new);
+            ack_of(&effects);
+        }
+        let raw = r#"{"type":"send","client_id":"late","text":"x"}"#;
+        let effects = room.on_frame(&ann, &mut limiter, Frame::Text(raw), 0, Vec::new);
+        let Effect::Reply(ServerMessage::Error {
+            code,
+            client_id,
+            retry_after_ms,
+            ..
+        }) = &effects[0]
+        else {
+            panic!()
+        };
+        assert_eq!(*code, ErrorCode::RateLimited);
+        assert_eq!(client_id.as_deref(), Some("late"));
+        assert_eq!(*retry_after_ms, Some(200));
+        // After the retry time the same send goes through.
+        let effects = room.on_frame(&ann, &mut limiter, Frame::Text(raw), 200, Vec::new);
+        ack_of(&effects);
+    }
+
+    #[test]
+    fn a_connection_that_keeps_flooding_is_closed() {
+        let mut room = Room::open(MemoryStore::default(), info()).unwrap();
+        let ann = conn("ann", Role::Member);
+        let limits = RateLimits::default();
+        let mut limiter = ConnLimiter::new(limits, 0);
+        let mut closed_after = None;
+        for i in 0..(limits.frame_burst as usize + FLOOD_STRIKES as usize + 1) {
+            let effects = room.on_frame(
+                &ann,
+                &mut limiter,
+                Frame::Text(r#"{"type":"typing"}"#),
+                0,
+                Vec::new,
+            );
+            if effects.contains(&Effect::Close(close::RATE_LIMITED, ErrorCode::RateLimited)) {
+                closed_after = Some(i);
+                break;
+            }
+        }
+        assert_eq!(
+            closed_after,
+            Some(limits.frame_burst as usize + FLOOD_STRIKES as usize - 1)
+        );
+    }
+
+    #[test]
+    fn typing_goes_to_the_others_and_ping_gets_a_pong() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let effects = f.frame(&ann, serde_json::json!({"type":"typing"}));
+        assert!(matches!(
+            effects.as_slice(),
+            [Effect::BroadcastOthers(ServerMessage::Typing { .. })]
+        ));
+        let effects = f.frame(&ann, serde_json::json!({"type":"ping"}));
+        assert_eq!(effects, vec![Effect::Reply(ServerMessage::Pong {})]);
+    }
+
+    #[test]
+    fn presence_lists_each_joined_user_once() {
+        let ann1 = conn("ann", Role::Member);
+        let ann2 = conn("ann", Role::Member);
+        let mut bob = conn("bob", Role::Member);
+        bob.joined = false;
+        let members = presence([&ann1, &ann2, &bob]);
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].user_id, "ann");
+    }
+
+    #[test]
+    fn a_failing_store_gives_the_client_a_generic_internal_error_and_logs_the_detail() {
+        struct Broken;
+        impl RoomStore for Broken {
+            type Error = &'static str;
+            fn head(&self) -> Result<Seq, &'static str> {
+                Ok(0)
+            }
+            fn find_mutation(&self, _: &str, _: &str) -> Result<Option<Seq>, &'static str> {
+                Ok(None)
+            }
+            fn message(&self, _: Seq) -> Result<Option<MessageView>, &'static str> {
+                Ok(None)
+            }
+            fn append(&mut self, _: &Event) -> Result<(), &'static str> {
+                Err("disk full at /var/secret/path")
+            }
+            fn events_after(&self, _: Seq, _: usize) -> Result<Vec<Event>, &'static str> {
+                Ok(vec![])
+            }
+            fn messages_before(
+                &self,
+                _: Option<Seq>,
+                _: usize,
+            ) -> Result<(Vec<MessageView>, bool), &'static str> {
+                Ok((vec![], false))
+            }
+        }
+        let mut room = Room::open(Broken, info()).unwrap();
+        let ann = conn("ann", Role::Member);
+        let mut limiter = ConnLimiter::new(RateLimits::default(), 0);
+        let raw = r#"{"type":"send","client_id":"c","text":"x"}"#;
+        let effects = room.on_frame(&ann, &mut limiter, Frame::Text(raw), 0, Vec::new);
+        assert!(matches!(&effects[0], Effect::Log(detail) if detail.contains("disk full")));
+        let Effect::Reply(ServerMessage::Error { code, message, .. }) = &effects[1] else {
+            panic!()
+        };
+        assert_eq!(*code, ErrorCode::Internal);
+        assert!(!message.contains("secret"));
+        assert_eq!(room.head(), 0, "a failed append does not advance the sequence");
+    }
+}
