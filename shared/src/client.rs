@@ -766,7 +766,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(room.take_frames(0).is_empty(), "a failed send is not resent by itself");
+        assert!(
+            room.take_frames(0).is_empty(),
+            "a failed send is not resent by itself"
+        );
         assert!(room.retry("a"));
         assert_eq!(room.take_frames(0).len(), 1);
         room.apply(
@@ -842,7 +845,10 @@ mod tests {
             },
             0,
         );
-        assert_eq!(room.messages().map(|m| m.seq).collect::<Vec<_>>(), vec![899]);
+        assert_eq!(
+            room.messages().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![899]
+        );
         assert_eq!(room.head(), Some(900));
         assert_eq!(room.phase(), Phase::Live);
     }

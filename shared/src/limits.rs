@@ -58,7 +58,10 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientMessage, ChatError> {
 /// Checks the field rules of a parsed client message.
 pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError> {
     match message {
-        ClientMessage::Send { client_id, text } | ClientMessage::Edit { client_id, text, .. } => {
+        ClientMessage::Send { client_id, text }
+        | ClientMessage::Edit {
+            client_id, text, ..
+        } => {
             validate_client_id(client_id)?;
             validate_text(text)
         }
@@ -93,10 +96,7 @@ pub fn validate_client_id(id: &str) -> Result<(), ChatError> {
 /// Message text: not blank, at most [`TEXT_MAX_CHARS`], no control characters but newline and tab.
 pub fn validate_text(text: &str) -> Result<(), ChatError> {
     if text.trim().is_empty() {
-        return Err(ChatError::new(
-            ErrorCode::InvalidInput,
-            "Message is empty.",
-        ));
+        return Err(ChatError::new(ErrorCode::InvalidInput, "Message is empty."));
     }
     let chars = text.chars().count();
     if chars > TEXT_MAX_CHARS {
@@ -274,7 +274,10 @@ mod tests {
 
     #[test]
     fn labels_are_trimmed_and_whitespace_folded() {
-        assert_eq!(validate_display_name("  Ada \t Lovelace ").unwrap(), "Ada Lovelace");
+        assert_eq!(
+            validate_display_name("  Ada \t Lovelace ").unwrap(),
+            "Ada Lovelace"
+        );
         assert!(validate_display_name("   ").is_err());
         assert!(validate_display_name("a\u{0}b").is_err());
         assert_eq!(

@@ -28,7 +28,8 @@ pub fn is_safe_url(url: &str) -> bool {
 
 /// Renders message markdown to HTML that is safe to insert into the page.
 pub fn render(source: &str) -> String {
-    let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
     let mut in_image = 0usize;
     let events = Parser::new_ext(source, options).flat_map(|event| -> Vec<Event<'_>> {
         match event {
@@ -153,7 +154,10 @@ mod tests {
     fn images_become_links_so_no_remote_fetch_happens() {
         let html = render("![cat](https://example.com/cat.png)");
         assert!(!html.contains("<img"), "{html}");
-        assert!(html.contains(r#"href="https://example.com/cat.png""#), "{html}");
+        assert!(
+            html.contains(r#"href="https://example.com/cat.png""#),
+            "{html}"
+        );
     }
 
     #[test]

@@ -347,7 +347,10 @@ pub mod close {
 
     /// Whether a client should stop reconnecting after this close code (a retry cannot help).
     pub fn is_terminal(code: u16) -> bool {
-        matches!(code, UNSUPPORTED_PROTOCOL | UNAUTHORIZED | FORBIDDEN | NOT_FOUND)
+        matches!(
+            code,
+            UNSUPPORTED_PROTOCOL | UNAUTHORIZED | FORBIDDEN | NOT_FOUND
+        )
     }
 }
 
@@ -444,7 +447,10 @@ mod tests {
         let parsed = serde_json::from_str::<ClientMessage>(
             r#"{"type":"send","client_id":"a","text":"hi","author":"mallory"}"#,
         );
-        assert!(parsed.is_err(), "author must never be accepted from a frame");
+        assert!(
+            parsed.is_err(),
+            "author must never be accepted from a frame"
+        );
     }
 
     #[test]

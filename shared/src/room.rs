@@ -148,6 +148,11 @@ impl<S: RoomStore> Room<S> {
         &self.info
     }
 
+    /// Replaces the room's directory entry (the directory is the source of truth for it).
+    pub fn set_info(&mut self, info: RoomInfo) {
+        self.info = info;
+    }
+
     /// The store, for the owner's own bookkeeping.
     pub fn store(&self) -> &S {
         &self.store
@@ -271,9 +276,13 @@ impl<S: RoomStore> Room<S> {
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
                 Ok(effects)
             }
-            ClientMessage::Send { client_id, text } => {
-                self.mutate(conn, client_id, now, Action::Post, EventKind::Message { text })
-            }
+            ClientMessage::Send { client_id, text } => self.mutate(
+                conn,
+                client_id,
+                now,
+                Action::Post,
+                EventKind::Message { text },
+            ),
             ClientMessage::Edit {
                 client_id,
                 target,
@@ -323,10 +332,7 @@ impl<S: RoomStore> Room<S> {
                     .events_after(after, REPLAY_MAX_EVENTS as usize)
                     .map_err(Failure::storage)?;
                 if events.is_empty() {
-                    return Ok(vec![ServerMessage::Replay {
-                        events,
-                        done: true,
-                    }]);
+                    return Ok(vec![ServerMessage::Replay { events, done: true }]);
                 }
                 let batches = events.chunks(REPLAY_BATCH).count();
                 Ok(events
@@ -476,7 +482,11 @@ pub mod memory {
             Ok(self.events.keys().next_back().copied().unwrap_or(0))
         }
 
-        fn find_mutation(&self, author_id: &str, client_id: &str) -> Result<Option<Seq>, Infallible> {
+        fn find_mutation(
+            &self,
+            author_id: &str,
+            client_id: &str,
+        ) -> Result<Option<Seq>, Infallible> {
             Ok(self
                 .mutations
                 .get(&(author_id.to_owned(), client_id.to_owned()))
@@ -499,6 +509,20 @@ pub mod memory {
                     if message.apply(event) {
                         if message.deleted {
                             self.versions.remove(target);
+                            // As in the SQL store: a deleted message's words leave the log too.
+                            for logged in self.events.values_mut() {
+                                let about_target = logged.seq == *target
+                                    || matches!(logged.kind, crate::protocol::EventKind::Edit { target: t, .. } if t == *target);
+                                if about_target {
+                                    match &mut logged.kind {
+                                        crate::protocol::EventKind::Message { text }
+                                        | crate::protocol::EventKind::Edit { text, .. } => {
+                                            text.clear()
+                                        }
+                                        crate::protocol::EventKind::Delete { .. } => {}
+                                    }
+                                }
+                            }
                         } else {
                             self.versions.entry(*target).or_default().push(previous);
                         }
@@ -597,8 +621,13 @@ mod tests {
         fn frame(&mut self, conn: &Conn, msg: serde_json::Value) -> Vec<Effect> {
             self.now += 1;
             let raw = msg.to_string();
-            self.room
-                .on_frame(conn, &mut self.limiter, Frame::Text(&raw), self.now, Vec::new)
+            self.room.on_frame(
+                conn,
+                &mut self.limiter,
+                Frame::Text(&raw),
+                self.now,
+                Vec::new,
+            )
         }
 
         fn send(&mut self, conn: &Conn, client_id: &str, text: &str) -> Vec<Effect> {
@@ -613,7 +642,9 @@ mod tests {
         effects
             .iter()
             .find_map(|e| match e {
-                Effect::Reply(ServerMessage::Ack { seq, duplicate, .. }) => Some((*seq, *duplicate)),
+                Effect::Reply(ServerMessage::Ack { seq, duplicate, .. }) => {
+                    Some((*seq, *duplicate))
+                }
                 _ => None,
             })
             .expect("an ack")
@@ -1082,6 +1113,10 @@ mod tests {
         };
         assert_eq!(*code, ErrorCode::Internal);
         assert!(!message.contains("secret"));
-        assert_eq!(room.head(), 0, "a failed append does not advance the sequence");
+        assert_eq!(
+            room.head(),
+            0,
+            "a failed append does not advance the sequence"
+        );
     }
 }

@@ -1,0 +1,343 @@
+//! The HTTP API: sessions, the room directory, and the WebSocket upgrade that hands a verified
+//! connection to the room's Durable Object.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shared::error::{ChatError, ErrorCode};
+use shared::limits::{self, BODY_MAX_BYTES};
+use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, SessionInfo};
+use shared::protocol::{Author, Role};
+use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Response, Url};
+
+use crate::config;
+use crate::directory;
+use crate::rooms::object::{Connect, CONNECT_HEADER};
+use crate::session::{self, Session};
+
+/// The Durable Object namespace binding of the rooms.
+pub const ROOMS_BINDING: &str = "ROOMS";
+
+/// An API failure: the code and message go to the client; `detail` only to the log.
+pub struct ApiError {
+    error: ChatError,
+    detail: Option<String>,
+}
+
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        ApiError {
+            error,
+            detail: None,
+        }
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError {
+            error: ChatError::new(
+                ErrorCode::Internal,
+                "Something went wrong on the server; please try again.",
+            ),
+            detail: Some(e.to_string()),
+        }
+    }
+}
+
+fn fail(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ChatError::new(code, message).into()
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Routes one request under `/api/`.
+pub async fn handle(req: Request, env: &Env) -> Response {
+    let path = req.path();
+    let method = req.method();
+    let result = route(req, env, &path).await;
+    let response = match result {
+        Ok(response) => Ok(response),
+        Err(ApiError { error, detail }) => {
+            let status = error.code.http_status();
+            if status >= 500 {
+                // Structured error log: one JSON object per failure.
+                console_error!(
+                    "{}",
+                    serde_json::json!({
+                        "level": "error",
+                        "code": error.code.as_str(),
+                        "method": method.to_string(),
+                        "path": path,
+                        "detail": detail.as_deref().unwrap_or(&error.message),
+                    })
+                );
+            }
+            let mut response = json(
+                &ErrorBody {
+                    code: error.code,
+                    message: error.message,
+                },
+                status,
+            );
+            if let (Some(ms), Ok(r)) = (error.retry_after_ms, response.as_mut()) {
+                let _ = r
+                    .headers_mut()
+                    .set("Retry-After", &ms.div_ceil(1000).to_string());
+            }
+            response
+        }
+    };
+    response.unwrap_or_else(|_| Response::error("internal error", 500).expect("static response"))
+}
+
+async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (req.method(), segments.as_slice()) {
+        (Method::Get, ["health"]) => Ok(json(&serde_json::json!({"ok": true}), 200)?),
+        (Method::Get, ["session"]) => get_session(&req, env),
+        (Method::Post, ["session"]) => create_session(req, env).await,
+        (Method::Delete, ["session"]) => {
+            check_origin(&req, false)?;
+            let mut response = Response::empty()?.with_status(204);
+            response
+                .headers_mut()
+                .set("Set-Cookie", &session::clear_cookie(is_https(&req)))?;
+            Ok(response)
+        }
+        (Method::Get, ["rooms"]) => {
+            require_session(&req, env)?;
+            let rooms = directory::list(env).await?;
+            Ok(json(&RoomList { rooms }, 200)?)
+        }
+        (Method::Post, ["rooms"]) => create_room(req, env).await,
+        (Method::Get, ["rooms", slug]) => {
+            require_session(&req, env)?;
+            let entry = find_room(env, slug).await?;
+            Ok(json(&entry.info, 200)?)
+        }
+        (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
+        (_, ["health" | "session" | "rooms", ..]) => Err(fail(
+            ErrorCode::InvalidInput,
+            format!("{} is not supported on {path}.", req.method()),
+        )),
+        _ => Err(fail(ErrorCode::NotFound, format!("No API at {path}."))),
+    }
+}
+
+fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
+    let mut response = Response::from_json(body)?.with_status(status);
+    let headers = response.headers_mut();
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    Ok(response)
+}
+
+fn now() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+fn is_https(req: &Request) -> bool {
+    req.url().is_ok_and(|u| u.scheme() == "https")
+}
+
+/// The request's own origin, as a browser on this site would send it.
+fn own_origin(req: &Request) -> Option<String> {
+    let url: Url = req.url().ok()?;
+    Some(url.origin().ascii_serialization())
+}
+
+/// Refuses requests made by another site's page. `required` for WebSocket upgrades (browsers
+/// always send Origin there; cookies ride along cross-site, hence CSWSH); for other requests a
+/// missing Origin is a non-browser client and is allowed.
+fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
+    let origin = req.headers().get("Origin").ok().flatten();
+    match origin {
+        None if !required => Ok(()),
+        Some(origin) if Some(&origin) == own_origin(req).as_ref() => Ok(()),
+        _ => Err(fail(
+            ErrorCode::BadOrigin,
+            "Requests must come from this site's own pages.",
+        )),
+    }
+}
+
+fn current_session(req: &Request, env: &Env) -> Result<Option<Session>, ApiError> {
+    let keys = config::session_keys(env)?;
+    let cookies = req.headers().get("Cookie")?.unwrap_or_default();
+    Ok(session::cookie_value(&cookies, session::COOKIE)
+        .and_then(|value| session::decode(value, &keys, now())))
+}
+
+fn require_session(req: &Request, env: &Env) -> Result<Session, ApiError> {
+    current_session(req, env)?.ok_or_else(|| {
+        fail(
+            ErrorCode::Unauthorized,
+            "Choose a display name first (no valid session).",
+        )
+    })
+}
+
+async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > BODY_MAX_BYTES {
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!("Body is {declared} bytes; the limit is {BODY_MAX_BYTES}."),
+        ));
+    }
+    let body = req.text().await?;
+    if body.len() > BODY_MAX_BYTES {
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "Body is {} bytes; the limit is {BODY_MAX_BYTES}.",
+                body.len()
+            ),
+        ));
+    }
+    serde_json::from_str(&body).map_err(|e| {
+        fail(
+            ErrorCode::InvalidFrame,
+            format!("Body is not valid JSON of the expected shape: {e}"),
+        )
+    })
+}
+
+/// Applies the Workers rate-limiting binding, when configured, to a key.
+async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
+    let Ok(limiter) = env.rate_limiter(binding) else {
+        return Ok(()); // Not configured: nothing to enforce.
+    };
+    if limiter.limit(key).await?.success {
+        Ok(())
+    } else {
+        Err(ChatError::rate_limited(10_000).into())
+    }
+}
+
+fn client_ip(req: &Request) -> String {
+    req.headers()
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "local".into())
+}
+
+fn get_session(req: &Request, env: &Env) -> ApiResult {
+    let session = require_session(req, env)?;
+    Ok(json(
+        &SessionInfo {
+            user_id: session.uid,
+            name: session.name,
+        },
+        200,
+    )?)
+}
+
+/// Chooses (or changes) the display name. An existing valid session keeps its user id.
+async fn create_session(req: Request, env: &Env) -> ApiResult {
+    check_origin(&req, false)?;
+    let keys = config::session_keys(env)?;
+    rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
+    let existing = current_session(&req, env)?;
+    let secure = is_https(&req);
+    let body: CreateSession = read_json(req).await?;
+    let name = limits::validate_display_name(&body.name)?;
+    let session = Session {
+        uid: existing.map_or_else(random_id, |s| s.uid),
+        name,
+        iat: now(),
+    };
+    let mut response = json(
+        &SessionInfo {
+            user_id: session.uid.clone(),
+            name: session.name.clone(),
+        },
+        200,
+    )?;
+    response.headers_mut().set(
+        "Set-Cookie",
+        &session::set_cookie(&session::encode(&session, &keys), secure),
+    )?;
+    Ok(response)
+}
+
+async fn create_room(req: Request, env: &Env) -> ApiResult {
+    check_origin(&req, false)?;
+    let session = require_session(&req, env)?;
+    rate_limit(env, "ROOM_LIMITER", session.uid.clone()).await?;
+    let body: CreateRoom = read_json(req).await?;
+    let name = limits::validate_room_name(&body.name)?;
+    let topic = limits::validate_topic(&body.topic)?;
+    let slug = limits::slugify(&name);
+    let info = directory::create(env, &slug, &name, &topic, &session.uid, now()).await?;
+    Ok(json(&info, 201)?)
+}
+
+async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, ApiError> {
+    let not_found = || {
+        fail(
+            ErrorCode::NotFound,
+            format!("There is no room named {slug}."),
+        )
+    };
+    if !limits::is_valid_slug(slug) {
+        return Err(not_found());
+    }
+    directory::get(env, slug).await?.ok_or_else(not_found)
+}
+
+/// Verifies the upgrade (origin, session, room) and hands it to the room's Durable Object with
+/// the identity the server stamps on everything the connection does.
+async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
+    let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(fail(
+            ErrorCode::InvalidInput,
+            "This endpoint takes a WebSocket upgrade.",
+        ));
+    }
+    check_origin(&req, true)?;
+    let session = require_session(&req, env)?;
+    let entry = find_room(env, slug).await?;
+    let role = if entry.created_by == session.uid {
+        Role::Owner
+    } else {
+        Role::Member
+    };
+    let connect = Connect {
+        author: Author {
+            id: session.uid,
+            name: session.name,
+            role,
+        },
+        room: entry.info,
+    };
+    // A fresh request: nothing the client sent besides the upgrade reaches the room.
+    let headers = Headers::new();
+    headers.set("Upgrade", "websocket")?;
+    headers.set(
+        CONNECT_HEADER,
+        &serde_json::to_string(&connect).map_err(|e| worker::Error::RustError(e.to_string()))?,
+    )?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let inner = Request::new_with_init("https://room.internal/connect", &init)?;
+    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
+    Ok(stub.fetch_with_request(inner).await?)
+}
+
+/// 128 random bits, hex.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::random::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

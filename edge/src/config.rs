@@ -1,0 +1,65 @@
+//! Configuration read from the Worker's environment (vars, secrets, `.dev.vars` locally).
+
+use shared::error::{ChatError, ErrorCode};
+use shared::rate_limit::RateLimits;
+use worker::Env;
+
+/// Shortest acceptable session secret, in bytes.
+const MIN_SECRET_LEN: usize = 32;
+
+fn string(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The keys that sign session cookies: the current one, and the previous one still accepted
+/// during a rotation.
+pub struct SessionKeys {
+    /// Signs new cookies and verifies.
+    pub current: Vec<u8>,
+    /// Only verifies (set `SESSION_SECRET_PREVIOUS` while rotating).
+    pub previous: Option<Vec<u8>>,
+}
+
+/// Reads `SESSION_SECRET` (and `SESSION_SECRET_PREVIOUS`). A missing or short secret is a
+/// configuration error, never a silent default.
+pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
+    let current = string(env, "SESSION_SECRET").ok_or_else(|| {
+        ChatError::new(
+            ErrorCode::ConfigError,
+            "SESSION_SECRET is not configured: put it in .dev.vars locally \
+             (./scripts/dev creates one) or run `wrangler secret put SESSION_SECRET`.",
+        )
+    })?;
+    if current.len() < MIN_SECRET_LEN {
+        return Err(ChatError::new(
+            ErrorCode::ConfigError,
+            format!("SESSION_SECRET must be at least {MIN_SECRET_LEN} characters."),
+        ));
+    }
+    Ok(SessionKeys {
+        current: current.into_bytes(),
+        previous: string(env, "SESSION_SECRET_PREVIOUS").map(String::into_bytes),
+    })
+}
+
+/// Per-connection rate limits; each may be overridden by a var (`SEND_BURST`,
+/// `SEND_PER_SECOND`, `FRAME_BURST`, `FRAME_PER_SECOND`), for load tests and tuning.
+pub fn rate_limits(env: &Env) -> RateLimits {
+    let defaults = RateLimits::default();
+    let read = |name: &str, default: f64| {
+        string(env, name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(default)
+    };
+    RateLimits {
+        send_burst: read("SEND_BURST", defaults.send_burst),
+        send_per_second: read("SEND_PER_SECOND", defaults.send_per_second),
+        frame_burst: read("FRAME_BURST", defaults.frame_burst),
+        frame_per_second: read("FRAME_PER_SECOND", defaults.frame_per_second),
+    }
+}

@@ -1,0 +1,391 @@
+//! The `ChatRoom` Durable Object: one per room. It owns the room's SQLite storage and its
+//! hibernating WebSockets, feeds every frame to [`shared::room::Room`] and carries out the
+//! effects. No room rule lives here.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use shared::protocol::{Author, EventKind, RoomInfo, ServerMessage, PING_FRAME, PONG_FRAME};
+use shared::rate_limit::RateLimits;
+use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room};
+use worker::{
+    console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
+    State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+use super::store::SqlStore;
+use crate::config;
+
+/// Header on the Worker's internal connect request: a JSON [`Connect`].
+pub const CONNECT_HEADER: &str = "X-Chat-Connect";
+
+/// How long after a message the room writes its count and last activity to the directory. One
+/// D1 write per burst, not per message.
+const DIRECTORY_FLUSH_MS: i64 = 5_000;
+
+/// What the Worker tells the room about a new connection, from the verified session and the
+/// directory. The Durable Object is reachable only through the Worker, so this is trusted.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Connect {
+    /// Who connects.
+    pub author: Author,
+    /// The room's directory entry.
+    pub room: RoomInfo,
+}
+
+/// Stored in each socket's attachment, so it survives hibernation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Attachment {
+    id: u64,
+    conn: Conn,
+}
+
+struct Slot {
+    ws: WebSocket,
+    conn: Conn,
+    limiter: ConnLimiter,
+}
+
+#[durable_object]
+pub struct ChatRoom {
+    state: State,
+    env: Env,
+    limits: RateLimits,
+    room: RefCell<Option<Room<SqlStore>>>,
+    /// Derived from the sockets' attachments; rebuilt after the object wakes from hibernation.
+    slots: RefCell<Option<HashMap<u64, Slot>>>,
+    flush_scheduled: Cell<bool>,
+}
+
+impl DurableObject for ChatRoom {
+    fn new(state: State, env: Env) -> Self {
+        // Keep-alive pings are answered by the runtime without waking the object.
+        match WebSocketRequestResponsePair::new(PING_FRAME, PONG_FRAME) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => console_warn!("websocket auto-response unavailable: {e:?}"),
+        }
+        let limits = config::rate_limits(&env);
+        ChatRoom {
+            state,
+            env,
+            limits,
+            room: RefCell::new(None),
+            slots: RefCell::new(None),
+            flush_scheduled: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let Some(header) = req.headers().get(CONNECT_HEADER)? else {
+            return Response::error("not found", 404);
+        };
+        let connect: Connect = serde_json::from_str(&header)
+            .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
+        self.load(Some(connect.room))?;
+
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let mut slots = self.slots.borrow_mut();
+        let slots = slots.get_or_insert_with(HashMap::new);
+        let id = slots.keys().max().map_or(1, |m| m + 1);
+        let conn = Conn {
+            author: connect.author,
+            joined: false,
+        };
+        pair.server.serialize_attachment(&Attachment {
+            id,
+            conn: conn.clone(),
+        })?;
+        slots.insert(
+            id,
+            Slot {
+                ws: pair.server,
+                conn,
+                limiter: ConnLimiter::new(self.limits, now()),
+            },
+        );
+        Response::from_websocket(pair.client)
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        self.load(None)?;
+        let Some(Attachment { id, .. }) = ws.deserialize_attachment::<Attachment>()? else {
+            console_error!("socket without attachment; closing it");
+            let _ = ws.close(Some(1011), Some("internal"));
+            return Ok(());
+        };
+        let now = now();
+        let frame = match &message {
+            WebSocketIncomingMessage::String(text) => Frame::Text(text),
+            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes.len()),
+        };
+
+        let effects = {
+            let mut slots_ref = self.slots.borrow_mut();
+            let slots = slots_ref.get_or_insert_with(HashMap::new);
+            // Take the sender's slot out so the presence closure can read the others.
+            let Some(mut slot) = slots.remove(&id) else {
+                return Ok(());
+            };
+            let mut room_ref = self.room.borrow_mut();
+            let Some(room) = room_ref.as_mut() else {
+                return Ok(());
+            };
+            let effects = room.on_frame(&slot.conn, &mut slot.limiter, frame, now, || {
+                presence(slots.values().map(|s| &s.conn))
+            });
+            slots.insert(id, slot);
+            effects
+        };
+
+        let mut posted = false;
+        for effect in effects {
+            if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
+                posted |= matches!(event.kind, EventKind::Message { .. });
+            }
+            self.carry_out(id, effect);
+        }
+        if posted {
+            self.schedule_directory_flush().await;
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        self.drop_socket(&ws);
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.drop_socket(&ws);
+        Ok(())
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.flush_scheduled.set(false);
+        self.load(None)?;
+        let (slug, count, last) = {
+            let room = self.room.borrow();
+            let Some(room) = room.as_ref() else {
+                return Response::ok("no room");
+            };
+            let store = room.store();
+            (
+                room.info().slug.clone(),
+                store.message_count()?,
+                store.last_message_at()?,
+            )
+        };
+        if let Err(e) = crate::directory::record_activity(&self.env, &slug, count, last).await {
+            // Retried by the runtime: an alarm that throws is re-run with backoff.
+            console_error!("directory update for {slug} failed: {e}");
+            return Err(e);
+        }
+        Response::ok("flushed")
+    }
+}
+
+impl ChatRoom {
+    /// Opens storage and rebuilds the socket table after a wake. `info` is the directory's
+    /// current entry when a connect brings one.
+    fn load(&self, info: Option<RoomInfo>) -> worker::Result<()> {
+        let mut room = self.room.borrow_mut();
+        match (room.as_mut(), info) {
+            (Some(room), Some(info)) => {
+                room.store().set_meta("room_info", &to_json(&info)?)?;
+                room.set_info(info);
+            }
+            (Some(_), None) => {}
+            (None, info) => {
+                let store = SqlStore::open(self.state.storage().sql())?;
+                let info = match info {
+                    Some(info) => {
+                        store.set_meta("room_info", &to_json(&info)?)?;
+                        info
+                    }
+                    None => store
+                        .meta("room_info")?
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .ok_or_else(|| {
+                            worker::Error::RustError("room has no stored directory entry".into())
+                        })?,
+                };
+                *room = Some(Room::open(store, info)?);
+            }
+        }
+        drop(room);
+
+        let mut slots = self.slots.borrow_mut();
+        if slots.is_none() {
+            let now = now();
+            let mut rebuilt = HashMap::new();
+            for ws in self.state.get_websockets() {
+                match ws.deserialize_attachment::<Attachment>() {
+                    Ok(Some(att)) => {
+                        rebuilt.insert(
+                            att.id,
+                            Slot {
+                                ws,
+                                conn: att.conn,
+                                limiter: ConnLimiter::new(self.limits, now),
+                            },
+                        );
+                    }
+                    _ => {
+                        let _ = ws.close(Some(1011), Some("internal"));
+                    }
+                }
+            }
+            *slots = Some(rebuilt);
+        }
+        Ok(())
+    }
+
+    fn carry_out(&self, from: u64, effect: Effect) {
+        match effect {
+            Effect::Reply(message) => {
+                if let Some(slot) = self.slots.borrow().as_ref().and_then(|s| s.get(&from)) {
+                    send(&slot.ws, &message);
+                }
+            }
+            Effect::Broadcast(message) => self.broadcast(&message, None),
+            Effect::BroadcastOthers(message) => self.broadcast(&message, Some(from)),
+            Effect::Joined => self.mark_joined(from),
+            Effect::Close(code, reason) => {
+                let slot = self
+                    .slots
+                    .borrow_mut()
+                    .as_mut()
+                    .and_then(|s| s.remove(&from));
+                if let Some(slot) = slot {
+                    let _ = slot.ws.close(Some(code), Some(reason.as_str()));
+                    self.announce_leave(&slot.conn);
+                }
+            }
+            Effect::Log(detail) => console_error!("room storage failure: {detail}"),
+        }
+    }
+
+    /// Sends one frame to every joined socket, serialized once.
+    fn broadcast(&self, message: &ServerMessage, except: Option<u64>) {
+        let Ok(text) = serde_json::to_string(message) else {
+            return;
+        };
+        if let Some(slots) = self.slots.borrow().as_ref() {
+            for (id, slot) in slots {
+                if slot.conn.joined && Some(*id) != except {
+                    // A socket that is closing throws; its close handler cleans up.
+                    let _ = slot.ws.send_with_str(&text);
+                }
+            }
+        }
+    }
+
+    fn mark_joined(&self, id: u64) {
+        let announce = {
+            let mut slots = self.slots.borrow_mut();
+            let Some(slots) = slots.as_mut() else { return };
+            let user_id = match slots.get(&id) {
+                Some(slot) if !slot.conn.joined => slot.conn.author.id.clone(),
+                _ => return,
+            };
+            let first = !slots
+                .iter()
+                .any(|(other, s)| *other != id && s.conn.joined && s.conn.author.id == user_id);
+            let Some(slot) = slots.get_mut(&id) else {
+                return;
+            };
+            slot.conn.joined = true;
+            if let Err(e) = slot.ws.serialize_attachment(&Attachment {
+                id,
+                conn: slot.conn.clone(),
+            }) {
+                console_error!("could not store socket attachment: {e}");
+            }
+            first.then(|| slot.conn.member())
+        };
+        if let Some(member) = announce {
+            self.broadcast(&ServerMessage::PresenceJoin { member }, Some(id));
+        }
+    }
+
+    fn drop_socket(&self, ws: &WebSocket) {
+        if self.load(None).is_err() {
+            return;
+        }
+        let id = match ws.deserialize_attachment::<Attachment>() {
+            Ok(Some(att)) => att.id,
+            _ => return,
+        };
+        let slot = self.slots.borrow_mut().as_mut().and_then(|s| s.remove(&id));
+        // Complete the closing handshake; the socket may already be closed.
+        let _ = ws.close(Some(1000), Some("closed"));
+        if let Some(slot) = slot {
+            self.announce_leave(&slot.conn);
+        }
+    }
+
+    fn announce_leave(&self, conn: &Conn) {
+        if !conn.joined {
+            return;
+        }
+        let still_here = self.slots.borrow().as_ref().is_some_and(|slots| {
+            slots
+                .values()
+                .any(|s| s.conn.joined && s.conn.author.id == conn.author.id)
+        });
+        if !still_here {
+            self.broadcast(
+                &ServerMessage::PresenceLeave {
+                    user_id: conn.author.id.clone(),
+                },
+                None,
+            );
+        }
+    }
+
+    async fn schedule_directory_flush(&self) {
+        if self.flush_scheduled.get() {
+            return;
+        }
+        self.flush_scheduled.set(true);
+        let storage = self.state.storage();
+        let result = match storage.get_alarm().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => storage.set_alarm(DIRECTORY_FLUSH_MS).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.flush_scheduled.set(false);
+            console_error!("could not schedule the directory update: {e}");
+        }
+    }
+}
+
+fn send(ws: &WebSocket, message: &ServerMessage) {
+    match serde_json::to_string(message) {
+        Ok(text) => {
+            let _ = ws.send_with_str(&text);
+        }
+        Err(e) => console_error!("could not serialize a server frame: {e}"),
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
+    serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+fn now() -> i64 {
+    Date::now().as_millis() as i64
+}
