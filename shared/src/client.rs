@@ -448,6 +448,7 @@ impl ClientRoom {
                     }
                     self.has_more = has_more;
                     self.head = Some(self.welcome_head);
+                    self.drop_sends_already_stored(&mut applied);
                     self.settle_acked(&mut applied);
                     applied.merge(self.go_live());
                     applied.messages_changed = true;
@@ -574,6 +575,25 @@ impl ClientRoom {
         self.settle_acked(&mut applied);
         applied.messages_changed = true;
         applied
+    }
+
+    /// A page can show that a send of ours was stored (its ack was lost with a connection):
+    /// drop it rather than resend. Sends older than the page are still resent, and the room
+    /// de-duplicates them.
+    fn drop_sends_already_stored(&mut self, applied: &mut Applied) {
+        let Some(me) = self.me.as_ref() else { return };
+        let messages = &self.messages;
+        let before = self.outbox.len();
+        self.outbox.retain(|p| {
+            !matches!(p.op, PendingOp::Send { .. })
+                || !messages
+                    .values()
+                    .rev()
+                    .any(|m| m.author.id == me.id && m.client_id == p.client_id)
+        });
+        if before != self.outbox.len() {
+            applied.outbox_changed = true;
+        }
     }
 
     /// Drops acknowledged mutations whose event is already applied.
@@ -851,6 +871,38 @@ mod tests {
         );
         assert_eq!(room.head(), Some(900));
         assert_eq!(room.phase(), Phase::Live);
+    }
+
+    #[test]
+    fn a_pending_send_found_in_the_latest_page_is_not_sent_again() {
+        let mut room = ClientRoom::new();
+        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        room.queue("b".into(), PendingOp::Send { text: "yo".into() }, 0);
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 1,
+                present: vec![],
+            },
+            0,
+        );
+        let page = vec![MessageView::from_event(&post(1, "me", "a", "hi")).unwrap()];
+        room.apply(
+            ServerMessage::History {
+                messages: page,
+                has_more: false,
+                reason: HistoryReason::Latest,
+            },
+            0,
+        );
+        let frames = room.take_frames(0);
+        assert!(
+            matches!(&frames[..], [ClientMessage::Send { client_id, .. }] if client_id == "b"),
+            "{frames:?}"
+        );
     }
 
     #[test]

@@ -556,7 +556,7 @@ pub mod memory {
                 .messages
                 .range(..upper)
                 .rev()
-                .take(limit + 1)
+                .take(limit.saturating_add(1))
                 .map(|(_, m)| m.clone())
                 .collect();
             let has_more = page.len() > limit;
