@@ -1,0 +1,113 @@
+//! The HTTP API (same origin, JSON, errors as `ErrorBody`).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, SessionInfo};
+use shared::protocol::RoomInfo;
+use shared::ErrorCode;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestCredentials, RequestInit, Response};
+
+use crate::web::window;
+
+/// A failed API call: the server's code and safe message, or a network failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status (0 when the request never got an answer).
+    pub status: u16,
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A message safe to show.
+    pub message: String,
+}
+
+impl ApiError {
+    fn network() -> Self {
+        ApiError {
+            status: 0,
+            code: ErrorCode::Unknown,
+            message: "Could not reach the server. Check your connection and try again.".into(),
+        }
+    }
+}
+
+async fn call<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Result<T, ApiError> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    if let Some(body) = &body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(|_| ApiError::network())?;
+    let headers = request.headers();
+    let _ = headers.set("Accept", "application/json");
+    if body.is_some() {
+        let _ = headers.set("Content-Type", "application/json");
+    }
+    let response: Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|_| ApiError::network())?
+        .unchecked_into();
+    let text = match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let status = response.status();
+    if response.ok() {
+        serde_json::from_str(&text).map_err(|_| ApiError {
+            status,
+            code: ErrorCode::Unknown,
+            message: "The server sent an unexpected answer.".into(),
+        })
+    } else {
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ApiError {
+                status,
+                code: body.code,
+                message: body.message,
+            },
+            Err(_) => ApiError {
+                status,
+                code: if status == 401 {
+                    ErrorCode::Unauthorized
+                } else {
+                    ErrorCode::Unknown
+                },
+                message: format!("The server answered {status}."),
+            },
+        })
+    }
+}
+
+fn json(value: &impl Serialize) -> Option<String> {
+    serde_json::to_string(value).ok()
+}
+
+/// `GET /api/session`: who we are, or `unauthorized`.
+pub async fn session() -> Result<SessionInfo, ApiError> {
+    call("GET", "/api/session", None).await
+}
+
+/// `POST /api/session`: choose a display name.
+pub async fn create_session(name: String) -> Result<SessionInfo, ApiError> {
+    call("POST", "/api/session", json(&CreateSession { name })).await
+}
+
+/// `GET /api/rooms`.
+pub async fn rooms() -> Result<RoomList, ApiError> {
+    call("GET", "/api/rooms", None).await
+}
+
+/// `POST /api/rooms`.
+pub async fn create_room(name: String, topic: String) -> Result<RoomInfo, ApiError> {
+    call("POST", "/api/rooms", json(&CreateRoom { name, topic })).await
+}

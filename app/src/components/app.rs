@@ -1,0 +1,175 @@
+//! The root: session, routing, room list, layout.
+
+use std::rc::Rc;
+
+use gloo_events::EventListener;
+use shared::protocol::http::SessionInfo;
+use shared::protocol::RoomInfo;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::name_prompt::NamePrompt;
+use crate::components::room::RoomPage;
+use crate::components::sidebar::{link_click, Sidebar};
+use crate::route::Route;
+use crate::web;
+
+#[derive(Clone, PartialEq)]
+enum Session {
+    Loading,
+    /// No session; the reason to show, if the session ended.
+    Anonymous(Option<AttrValue>),
+    Ready(SessionInfo),
+}
+
+fn current_route() -> Route {
+    Route::parse(&web::window().location().pathname().unwrap_or_default())
+}
+
+/// The whole app.
+#[function_component]
+pub fn App() -> Html {
+    let session = use_state(|| Session::Loading);
+    let route = use_state(current_route);
+    let rooms = use_state(|| Rc::new(Vec::<RoomInfo>::new()));
+    let rooms_error = use_state(|| None::<AttrValue>);
+    let sidebar_open = use_state(|| false);
+
+    {
+        let session = session.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                session.set(match api::session().await {
+                    Ok(info) => Session::Ready(info),
+                    Err(e) if e.status == 401 => Session::Anonymous(None),
+                    Err(e) => Session::Anonymous(Some(e.message.into())),
+                });
+            });
+        });
+    }
+    {
+        let route = route.clone();
+        use_effect_with((), move |_| {
+            let listener = EventListener::new(&web::window(), "popstate", move |_| {
+                route.set(current_route());
+            });
+            move || drop(listener)
+        });
+    }
+
+    let refresh_rooms = {
+        let (rooms, rooms_error, session) = (rooms.clone(), rooms_error.clone(), session.clone());
+        Callback::from(move |()| {
+            let (rooms, rooms_error, session) =
+                (rooms.clone(), rooms_error.clone(), session.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::rooms().await {
+                    Ok(list) => {
+                        rooms.set(Rc::new(list.rooms));
+                        rooms_error.set(None);
+                    }
+                    Err(e) if e.status == 401 => session.set(Session::Anonymous(None)),
+                    Err(e) => rooms_error.set(Some(e.message.into())),
+                }
+            });
+        })
+    };
+    {
+        let refresh_rooms = refresh_rooms.clone();
+        let ready = matches!(*session, Session::Ready(_));
+        use_effect_with((ready, (*route).clone()), move |(ready, _)| {
+            if *ready {
+                refresh_rooms.emit(());
+            }
+        });
+    }
+
+    let on_navigate = {
+        let (route, sidebar_open) = (route.clone(), sidebar_open.clone());
+        Callback::from(move |path: String| {
+            let next = Route::parse(&path);
+            if let Ok(history) = web::window().history() {
+                let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+            }
+            if next == Route::Home {
+                if let Some(doc) = web::window().document() {
+                    doc.set_title("Durable Chat");
+                }
+            }
+            route.set(next);
+            sidebar_open.set(false);
+        })
+    };
+    let on_session = {
+        let session = session.clone();
+        Callback::from(move |info: SessionInfo| session.set(Session::Ready(info)))
+    };
+    let on_unauthorized = {
+        let session = session.clone();
+        Callback::from(move |()| {
+            session.set(Session::Anonymous(Some(
+                "Your session has ended. Choose a display name to continue.".into(),
+            )))
+        })
+    };
+    let on_created = {
+        let (on_navigate, refresh_rooms) = (on_navigate.clone(), refresh_rooms.clone());
+        Callback::from(move |room: RoomInfo| {
+            refresh_rooms.emit(());
+            on_navigate.emit(Route::Room(room.slug).path());
+        })
+    };
+    let toggle_sidebar = {
+        let sidebar_open = sidebar_open.clone();
+        Callback::from(move |_: MouseEvent| sidebar_open.set(!*sidebar_open))
+    };
+
+    let me = match &*session {
+        Session::Loading => {
+            return html! { <main class="welcome"><p class="muted" role="status">{ "Loading…" }</p></main> }
+        }
+        Session::Anonymous(reason) => {
+            return html! { <NamePrompt {on_session} reason={reason.clone()} /> }
+        }
+        Session::Ready(me) => me.clone(),
+    };
+
+    let slug = match &*route {
+        Route::Room(slug) => Some(AttrValue::from(slug.clone())),
+        Route::Home => None,
+    };
+    html! {
+        <div class={classes!(
+            "app",
+            if slug.is_some() { "in-room" } else { "at-home" },
+            sidebar_open.then_some("sidebar-open"),
+        )}>
+            <header class="topbar">
+                if slug.is_some() {
+                    <button type="button" class="sidebar-toggle" aria-controls="sidebar"
+                        aria-expanded={if *sidebar_open { "true" } else { "false" }}
+                        onclick={toggle_sidebar}>{ "Rooms" }</button>
+                }
+                <a class="brand" href="/" onclick={link_click("/".into(), on_navigate.clone())}>
+                    <img src="/icon.svg" alt="" width="24" height="24" />
+                    { "Durable Chat" }
+                </a>
+                <span class="whoami" title="Your display name">{ &me.name }</span>
+            </header>
+            <aside id="sidebar" class="sidebar">
+                <Sidebar rooms={(*rooms).clone()} error={(*rooms_error).clone()} current={slug.clone()}
+                    on_navigate={on_navigate.clone()} {on_created} />
+            </aside>
+            <main class="main">
+                if let Some(slug) = slug {
+                    <RoomPage key={slug.to_string()} slug={slug.clone()} {on_unauthorized} on_navigate={on_navigate.clone()} />
+                } else {
+                    <section class="home-intro">
+                        <h1>{ format!("Hello, {}", me.name) }</h1>
+                        <p class="muted">{ "Pick a room from the list or create a new one." }</p>
+                    </section>
+                }
+            </main>
+        </div>
+    }
+}

@@ -1,0 +1,224 @@
+//! One message row, memoized: it re-renders only when its `Rc<RowView>` is replaced.
+
+use std::rc::Rc;
+
+use shared::limits::validate_text;
+use web_sys::HtmlTextAreaElement;
+use yew::prelude::*;
+
+use crate::components::composer::sends;
+use crate::rows::{PendingKind, RowAction, RowView, Status};
+use crate::web;
+
+/// Props of [`MessageRow`]. Compared by pointer: the row builder reuses the `Rc` of a row that
+/// did not change, so a 10,000-row list re-renders only the rows that did.
+#[derive(Properties)]
+pub struct MessageRowProps {
+    /// The row.
+    pub row: Rc<RowView>,
+    /// Edit, delete, retry, discard.
+    pub on_action: Callback<RowAction>,
+}
+
+impl PartialEq for MessageRowProps {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.row, &other.row) && self.on_action == other.on_action
+    }
+}
+
+/// `<li class="message" data-seq data-client-id data-status>`.
+#[function_component]
+pub fn MessageRow(props: &MessageRowProps) -> Html {
+    let row = &props.row;
+    let editing = use_state(|| false);
+    let confirming = use_state(|| false);
+    let edit_error = use_state(|| None::<String>);
+    let editor = use_node_ref();
+
+    {
+        let editor = editor.clone();
+        use_effect_with(*editing, move |editing| {
+            if *editing {
+                if let Some(area) = editor.cast::<HtmlTextAreaElement>() {
+                    let _ = area.focus();
+                    let end = area.value().len() as u32;
+                    let _ = area.set_selection_range(end, end);
+                }
+            }
+        });
+    }
+
+    let start_edit = {
+        let editing = editing.clone();
+        Callback::from(move |_: MouseEvent| editing.set(true))
+    };
+    let cancel_edit = {
+        let editing = editing.clone();
+        let edit_error = edit_error.clone();
+        Callback::from(move |()| {
+            editing.set(false);
+            edit_error.set(None);
+        })
+    };
+    let save_edit = {
+        let editing = editing.clone();
+        let edit_error = edit_error.clone();
+        let editor = editor.clone();
+        let on_action = props.on_action.clone();
+        let row = row.clone();
+        Callback::from(move |()| {
+            let (Some(area), Some(seq)) = (editor.cast::<HtmlTextAreaElement>(), row.seq) else {
+                return;
+            };
+            let text = area.value();
+            match validate_text(&text) {
+                Ok(()) => {
+                    if text != row.text {
+                        on_action.emit(RowAction::Edit(seq, text));
+                    }
+                    editing.set(false);
+                    edit_error.set(None);
+                }
+                Err(e) => edit_error.set(Some(e.message)),
+            }
+        })
+    };
+    let on_edit_key = {
+        let save_edit = save_edit.clone();
+        let cancel_edit = cancel_edit.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if sends(&e.key(), e.shift_key(), e.is_composing(), e.key_code()) {
+                e.prevent_default();
+                save_edit.emit(());
+            } else if e.key() == "Escape" {
+                e.prevent_default();
+                cancel_edit.emit(());
+            }
+        })
+    };
+    let ask_delete = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(true))
+    };
+    let cancel_delete = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(false))
+    };
+    let confirm_delete = {
+        let confirming = confirming.clone();
+        let on_action = props.on_action.clone();
+        let seq = row.seq;
+        Callback::from(move |_: MouseEvent| {
+            confirming.set(false);
+            if let Some(seq) = seq {
+                on_action.emit(RowAction::Delete(seq));
+            }
+        })
+    };
+    let pending_id = row
+        .pending
+        .as_ref()
+        .map(|(id, _)| id.clone())
+        .unwrap_or_default();
+    let retry = {
+        let on_action = props.on_action.clone();
+        let id = pending_id.clone();
+        Callback::from(move |_: MouseEvent| on_action.emit(RowAction::Retry(id.clone())))
+    };
+    let discard = {
+        let on_action = props.on_action.clone();
+        Callback::from(move |_: MouseEvent| on_action.emit(RowAction::Discard(pending_id.clone())))
+    };
+
+    let body = if row.deleted {
+        html! { <p class="tombstone">{ "Message deleted" }</p> }
+    } else if *editing {
+        let save = save_edit.reform(|_: MouseEvent| ());
+        let cancel = cancel_edit.reform(|_: MouseEvent| ());
+        html! {
+            <div class="edit">
+                <textarea ref={editor} aria-label="Edit message" value={row.text.clone()}
+                    onkeydown={on_edit_key} />
+                if let Some(message) = &*edit_error {
+                    <span class="field-error" role="alert">{ message }</span>
+                }
+                <div class="edit-actions">
+                    <button type="button" class="primary" onclick={save}>{ "Save" }</button>
+                    <button type="button" onclick={cancel}>{ "Cancel" }</button>
+                    <span class="hint">{ "Enter to save, Escape to cancel" }</span>
+                </div>
+            </div>
+        }
+    } else {
+        html! {
+            <div class="body">{ Html::from_html_unchecked(AttrValue::from(row.html.clone())) }</div>
+        }
+    };
+
+    let state_line = match (&row.status, row.pending.as_ref().map(|(_, k)| *k)) {
+        (Status::Pending, kind) => html! {
+            <span class="sending">
+                { match kind {
+                    Some(PendingKind::Edit) => "Saving…",
+                    Some(PendingKind::Delete) => "Deleting…",
+                    _ => "Sending…",
+                } }
+            </span>
+        },
+        (Status::Failed(message), _) => html! {
+            <div class="failure">
+                <span class="failure-text">{ message }</span>
+                <button type="button" onclick={retry}>{ "Retry" }</button>
+                <button type="button" onclick={discard}>{ "Discard" }</button>
+            </div>
+        },
+        (Status::Sent, _) => Html::default(),
+    };
+
+    let actions = if row.status == Status::Sent && !*editing {
+        if *confirming {
+            html! {
+                <div class="actions confirming">
+                    <span>{ "Delete this message?" }</span>
+                    <button type="button" class="danger" onclick={confirm_delete}>{ "Yes, delete" }</button>
+                    <button type="button" onclick={cancel_delete}>{ "Cancel" }</button>
+                </div>
+            }
+        } else if row.can_edit || row.can_delete {
+            html! {
+                <div class="actions">
+                    if row.can_edit {
+                        <button type="button" onclick={start_edit}>{ "Edit" }</button>
+                    }
+                    if row.can_delete {
+                        <button type="button" onclick={ask_delete}>{ "Delete" }</button>
+                    }
+                </div>
+            }
+        } else {
+            Html::default()
+        }
+    } else {
+        Html::default()
+    };
+
+    html! {
+        <li class={classes!("message", row.mine.then_some("mine"), row.deleted.then_some("deleted"))}
+            data-seq={row.seq.map(|s| s.to_string())}
+            data-client-id={row.client_id.clone()}
+            data-status={row.status.attr()}>
+            <div class="meta">
+                <span class="author">{ &row.author }</span>
+                <time datetime={web::iso(row.at)} title={web::local_date_time(row.at)}>
+                    { web::local_hh_mm(row.at) }
+                </time>
+                if row.edited && !row.deleted {
+                    <span class="edited">{ "(edited)" }</span>
+                }
+            </div>
+            { body }
+            { state_line }
+            { actions }
+        </li>
+    }
+}

@@ -1,0 +1,12 @@
+//! The app's components. They render what they are given and dispatch user actions; the state
+//! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
+
+pub mod app;
+pub mod banner;
+pub mod composer;
+pub mod message_list;
+pub mod message_row;
+pub mod name_prompt;
+pub mod notice;
+pub mod room;
+pub mod sidebar;

@@ -1,0 +1,155 @@
+//! The room page: header, banner, notice, message list, typing line and composer.
+
+use shared::permissions::{allows, Action};
+use shared::protocol::close;
+use yew::prelude::*;
+
+use crate::components::banner::Banner;
+use crate::components::composer::Composer;
+use crate::components::message_list::MessageList;
+use crate::components::notice::Notice;
+use crate::components::sidebar::link_click;
+use crate::conn::RoomHandle;
+use crate::format::typing_line;
+use crate::rows::RowAction;
+use crate::web;
+
+/// Props of [`RoomPage`].
+#[derive(Properties, PartialEq)]
+pub struct RoomPageProps {
+    /// The room.
+    pub slug: AttrValue,
+    /// The room closed with `unauthorized`: ask for a name again.
+    pub on_unauthorized: Callback<()>,
+    /// Go to a path.
+    pub on_navigate: Callback<String>,
+}
+
+/// Callbacks handed to children; created once so memoized children keep equal props.
+struct Actions {
+    on_action: Callback<RowAction>,
+    on_load_older: Callback<()>,
+    on_send: Callback<String>,
+    on_typing: Callback<()>,
+    on_retry: Callback<()>,
+    on_dismiss: Callback<()>,
+}
+
+/// `/r/<slug>`. Keyed by slug in the parent, so each room gets a fresh connection.
+#[function_component]
+pub fn RoomPage(props: &RoomPageProps) -> Html {
+    let update = use_force_update();
+    let handle = {
+        let slug = props.slug.to_string();
+        let on_unauthorized = props.on_unauthorized.clone();
+        use_memo((), move |_| {
+            RoomHandle::new(
+                slug,
+                Callback::from(move |()| update.force_update()),
+                on_unauthorized,
+            )
+        })
+    };
+    {
+        let handle = (*handle).clone();
+        use_effect_with((), move |_| {
+            handle.start();
+            move || handle.close()
+        });
+    }
+    let actions = {
+        let h = (*handle).clone();
+        use_memo((), move |_| Actions {
+            on_action: {
+                let h = h.clone();
+                Callback::from(move |a| h.act(a))
+            },
+            on_load_older: {
+                let h = h.clone();
+                Callback::from(move |()| h.load_older())
+            },
+            on_send: {
+                let h = h.clone();
+                Callback::from(move |text| {
+                    if let Err(message) = h.send(text) {
+                        web::warn(&message);
+                    }
+                })
+            },
+            on_typing: {
+                let h = h.clone();
+                Callback::from(move |()| h.typing())
+            },
+            on_retry: {
+                let h = h.clone();
+                Callback::from(move |()| h.retry_now())
+            },
+            on_dismiss: Callback::from(move |()| h.dismiss_error()),
+        })
+    };
+
+    let rows = handle.rows();
+    let banner = handle.banner();
+    let stopped = handle.stopped();
+    let (name, topic, present, typing, has_more, error, can_post) = handle.with_room(|room| {
+        let info = room.room();
+        (
+            info.map(|r| r.name.clone())
+                .unwrap_or_else(|| props.slug.to_string()),
+            info.map(|r| r.topic.clone()).unwrap_or_default(),
+            room.present()
+                .iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>(),
+            typing_line(&room.typing(web::now())),
+            room.has_more(),
+            room.last_error().cloned(),
+            room.me().is_none_or(|me| allows(me.role, Action::Post)),
+        )
+    });
+    {
+        let title = format!("{name} — Durable Chat");
+        use_effect_with(title, |title| {
+            if let Some(doc) = web::window().document() {
+                doc.set_title(title);
+            }
+        });
+    }
+
+    let not_found = matches!(stopped, Some((close::NOT_FOUND, _)));
+    html! {
+        <section class="room" aria-labelledby="room-title">
+            <header class="room-header">
+                <div class="room-heading">
+                    <h1 id="room-title">{ &name }</h1>
+                    if !topic.is_empty() {
+                        <p class="room-topic">{ &topic }</p>
+                    }
+                </div>
+                if !present.is_empty() {
+                    <p class="present" title={present.join(", ")}>
+                        <span class="present-dot" aria-hidden="true"></span>
+                        { format!("{} here: {}", present.len(), present.join(", ")) }
+                    </p>
+                }
+            </header>
+            <Banner state={banner} on_retry={actions.on_retry.clone()} />
+            if let Some(error) = error {
+                <Notice {error} on_dismiss={actions.on_dismiss.clone()} />
+            }
+            if not_found {
+                <div class="card empty-state">
+                    <p>{ "This room does not exist (or no longer does)." }</p>
+                    <a href="/" onclick={link_click("/".into(), props.on_navigate.clone())}>{ "Back to all rooms" }</a>
+                </div>
+            } else {
+                <MessageList rows={rows} has_more={has_more}
+                    on_action={actions.on_action.clone()}
+                    on_load_older={actions.on_load_older.clone()} />
+                <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
+                <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
+                    disabled={!can_post || stopped.is_some()} />
+            }
+        </section>
+    }
+}

@@ -1,0 +1,594 @@
+//! The room connection: owns the WebSocket, the timers and the offline cache for one open room,
+//! and feeds everything through [`ClientRoom`]. Components read from it and call its actions;
+//! it asks them to re-render through `notify`.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
+use shared::client::{CachedRoom, ClientRoom, PendingOp, Phase};
+use shared::limits::validate_text;
+use shared::protocol::{close, ClientMessage, Millis, ServerMessage, PING_FRAME};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use yew::Callback;
+
+use crate::backoff::{self, Throttle, TYPING_EVERY_MS};
+use crate::cache::Cache;
+use crate::rows::{RowAction, RowCache, RowView};
+use crate::status::{banner_state, BannerState, Link};
+use crate::web::{self, now, warn};
+
+/// Keep-alive interval while a socket is open.
+pub const PING_EVERY_MS: Millis = 30_000;
+/// A socket that delivered nothing (not even a pong) for this long is dead.
+pub const DEAD_AFTER_MS: Millis = 75_000;
+/// Message changes are written to the cache at most this often.
+const PERSIST_DEBOUNCE_MS: u32 = 250;
+
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        if self.ws.ready_state() <= WebSocket::OPEN {
+            let _ = self.ws.close_with_code(1000);
+        }
+    }
+}
+
+struct Conn {
+    slug: String,
+    room: ClientRoom,
+    rows: RowCache,
+    rows_built: Option<Rc<Vec<Rc<RowView>>>>,
+    socket: Option<Socket>,
+    open: bool,
+    generation: u32,
+    attempt: u32,
+    ever_live: bool,
+    link: Link,
+    last_frame: Millis,
+    last_ping: Millis,
+    typing: Throttle,
+    typing_shown: usize,
+    cache: Option<Cache>,
+    reconnect_timer: Option<Timeout>,
+    persist_timer: Option<Timeout>,
+    tick: Option<Interval>,
+    listeners: Vec<EventListener>,
+    closed: bool,
+    notify: Callback<()>,
+    on_unauthorized: Callback<()>,
+}
+
+/// A shared handle to one open room.
+#[derive(Clone)]
+pub struct RoomHandle(Rc<RefCell<Conn>>);
+
+impl PartialEq for RoomHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Drops a socket after the current event handler returns: its closures may be running.
+fn drop_later(socket: Option<Socket>) {
+    if let Some(socket) = socket {
+        wasm_bindgen_futures::spawn_local(async move { drop(socket) });
+    }
+}
+
+fn socket_url(slug: &str) -> String {
+    let location = web::window().location();
+    let scheme = match location.protocol().as_deref() {
+        Ok("https:") => "wss:",
+        _ => "ws:",
+    };
+    let host = location.host().unwrap_or_default();
+    let slug = String::from(js_sys::encode_uri_component(slug));
+    format!("{scheme}//{host}/api/rooms/{slug}/ws")
+}
+
+impl RoomHandle {
+    /// A room that is not connected yet; [`RoomHandle::start`] loads the cache and connects.
+    pub fn new(slug: String, notify: Callback<()>, on_unauthorized: Callback<()>) -> Self {
+        RoomHandle(Rc::new(RefCell::new(Conn {
+            slug,
+            room: ClientRoom::new(),
+            rows: RowCache::default(),
+            rows_built: None,
+            socket: None,
+            open: false,
+            generation: 0,
+            attempt: 0,
+            ever_live: false,
+            link: Link::Idle,
+            last_frame: 0,
+            last_ping: 0,
+            typing: Throttle::default(),
+            typing_shown: 0,
+            cache: None,
+            reconnect_timer: None,
+            persist_timer: None,
+            tick: None,
+            listeners: Vec::new(),
+            closed: false,
+            notify,
+            on_unauthorized,
+        })))
+    }
+
+    fn weak(&self) -> Weak<RefCell<Conn>> {
+        Rc::downgrade(&self.0)
+    }
+
+    fn upgrade(weak: &Weak<RefCell<Conn>>) -> Option<RoomHandle> {
+        weak.upgrade().map(RoomHandle)
+    }
+
+    fn notify(&self) {
+        let notify = self.0.borrow().notify.clone();
+        notify.emit(());
+    }
+
+    /// Renders the cached room at once, then connects.
+    pub fn start(&self) {
+        self.listen_to_window();
+        let weak = self.weak();
+        self.0.borrow_mut().tick = Some(Interval::new(1_000, move || {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.on_tick();
+            }
+        }));
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let slug = this.0.borrow().slug.clone();
+            let cache = Cache::open().await;
+            let cached = match &cache {
+                Some(cache) => cache.load(&slug).await,
+                None => None,
+            };
+            {
+                let mut c = this.0.borrow_mut();
+                if c.closed {
+                    return;
+                }
+                c.cache = cache;
+                if let Some(cached) = cached {
+                    let mut restored = ClientRoom::from_cache(cached);
+                    // Anything the user queued while the cache was loading comes after it.
+                    for p in c.room.outbox() {
+                        restored.queue(p.client_id.clone(), p.op.clone(), p.created_at);
+                    }
+                    c.room = restored;
+                    c.rows_built = None;
+                }
+            }
+            this.notify();
+            this.connect();
+        });
+    }
+
+    fn listen_to_window(&self) {
+        let window = web::window();
+        let weak = self.weak();
+        let online = EventListener::new(&window, "online", move |_| {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.reconnect_if_down();
+                h.notify();
+            }
+        });
+        let weak = self.weak();
+        let offline = EventListener::new(&window, "offline", move |_| {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.notify();
+            }
+        });
+        let weak = self.weak();
+        let document = window.document().expect("a window has a document");
+        let visible = EventListener::new(&document, "visibilitychange", move |_| {
+            let shown = web::window()
+                .document()
+                .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+            if let (true, Some(h)) = (shown, Self::upgrade(&weak)) {
+                h.reconnect_if_down();
+            }
+        });
+        self.0.borrow_mut().listeners = vec![online, offline, visible];
+    }
+
+    /// Closes the socket, stops the timers and writes the cache (the page is leaving the room).
+    pub fn close(&self) {
+        let socket = {
+            let mut c = self.0.borrow_mut();
+            c.closed = true;
+            c.reconnect_timer = None;
+            c.tick = None;
+            c.listeners.clear();
+            c.persist_timer = None;
+            c.socket.take()
+        };
+        self.persist_now();
+        drop_later(socket);
+    }
+
+    fn reconnect_if_down(&self) {
+        let down = {
+            let c = self.0.borrow();
+            c.socket.is_none() && !c.closed && !matches!(c.link, Link::Stopped(..) | Link::Idle)
+        };
+        if down {
+            self.connect();
+        }
+    }
+
+    /// Connects now, skipping any backoff wait.
+    pub fn retry_now(&self) {
+        self.reconnect_if_down();
+    }
+
+    fn connect(&self) {
+        let mut c = self.0.borrow_mut();
+        c.reconnect_timer = None;
+        if c.closed || c.socket.is_some() || matches!(c.link, Link::Stopped(..)) {
+            return;
+        }
+        let ws = match WebSocket::new(&socket_url(&c.slug)) {
+            Ok(ws) => ws,
+            Err(_) => {
+                drop(c);
+                self.schedule_reconnect();
+                return;
+            }
+        };
+        c.generation = c.generation.wrapping_add(1);
+        let generation = c.generation;
+        let weak = self.weak();
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.on_open(generation);
+            }
+        });
+        let weak = self.weak();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let (Some(text), Some(h)) = (e.data().as_string(), Self::upgrade(&weak)) {
+                h.on_frame(generation, &text);
+            }
+        });
+        let weak = self.weak();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.on_close(generation, e.code(), e.reason());
+            }
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        c.socket = Some(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
+        c.open = false;
+        c.link = Link::Connecting;
+        drop(c);
+        self.notify();
+    }
+
+    fn schedule_reconnect(&self) {
+        let mut c = self.0.borrow_mut();
+        if c.closed || matches!(c.link, Link::Stopped(..)) {
+            return;
+        }
+        let delay = backoff::delay_ms(c.attempt, js_sys::Math::random());
+        c.attempt = c.attempt.saturating_add(1);
+        c.link = Link::Waiting(now() + delay);
+        let weak = self.weak();
+        c.reconnect_timer = Some(Timeout::new(delay as u32, move || {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.connect();
+            }
+        }));
+    }
+
+    fn send_raw(c: &Conn, text: &str) {
+        if let (Some(socket), true) = (&c.socket, c.open) {
+            // A failed send means the socket is closing; its close event handles the rest.
+            let _ = socket.ws.send_with_str(text);
+        }
+    }
+
+    fn send_frame(c: &Conn, frame: &ClientMessage) {
+        if let Ok(text) = serde_json::to_string(frame) {
+            Self::send_raw(c, &text);
+        }
+    }
+
+    /// Sends whatever the outbox allows now.
+    fn flush(c: &mut Conn) {
+        let frames = c.room.take_frames(now());
+        for frame in &frames {
+            Self::send_frame(c, frame);
+        }
+    }
+
+    fn on_open(&self, generation: u32) {
+        {
+            let mut c = self.0.borrow_mut();
+            if c.generation != generation || c.socket.is_none() {
+                return;
+            }
+            c.open = true;
+            let t = now();
+            c.last_frame = t;
+            c.last_ping = t;
+            let hello = c.room.connect();
+            Self::send_frame(&c, &hello);
+        }
+        self.notify();
+    }
+
+    fn on_frame(&self, generation: u32, text: &str) {
+        let mut c = self.0.borrow_mut();
+        if c.generation != generation {
+            return;
+        }
+        let t = now();
+        c.last_frame = t;
+        let message: ServerMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                warn(&format!("ignoring an unreadable frame: {e}"));
+                return;
+            }
+        };
+        if matches!(message, ServerMessage::Pong {} | ServerMessage::Unknown) {
+            return;
+        }
+        let applied = c.room.apply(message, t);
+        if applied.resync {
+            // Our copy cannot be reconciled with the room: start over from its latest page,
+            // keeping only the sends the user is still waiting for.
+            let cached = c.room.to_cache();
+            c.room = ClientRoom::from_cache(CachedRoom {
+                outbox: cached.outbox,
+                me: cached.me,
+                room: cached.room,
+                ..CachedRoom::default()
+            });
+            c.rows_built = None;
+            let socket = c.socket.take();
+            c.open = false;
+            drop(c);
+            drop_later(socket);
+            self.persist_now();
+            self.connect();
+            return;
+        }
+        if applied.went_live {
+            c.attempt = 0;
+            c.ever_live = true;
+            c.link = Link::Live;
+        }
+        Self::flush(&mut c);
+        if applied.messages_changed || applied.outbox_changed {
+            c.rows_built = None;
+        }
+        drop(c);
+        if applied.outbox_changed {
+            self.persist_now();
+        } else if applied.messages_changed {
+            self.persist_soon();
+        }
+        self.notify();
+    }
+
+    fn on_close(&self, generation: u32, code: u16, reason: String) {
+        let unauthorized = {
+            let mut c = self.0.borrow_mut();
+            if c.generation != generation {
+                return;
+            }
+            let socket = c.socket.take();
+            drop_later(socket);
+            c.open = false;
+            c.room.disconnected();
+            c.rows_built = None;
+            if close::is_terminal(code) {
+                c.link = Link::Stopped(code, reason);
+                c.reconnect_timer = None;
+            }
+            code == close::UNAUTHORIZED
+        };
+        if !matches!(self.0.borrow().link, Link::Stopped(..)) {
+            self.schedule_reconnect();
+        }
+        if unauthorized {
+            let cb = self.0.borrow().on_unauthorized.clone();
+            cb.emit(());
+        }
+        self.persist_now();
+        self.notify();
+    }
+
+    fn on_tick(&self) {
+        let t = now();
+        let mut c = self.0.borrow_mut();
+        if c.closed {
+            return;
+        }
+        let mut changed = matches!(c.link, Link::Waiting(_));
+        if c.open {
+            if t - c.last_frame > DEAD_AFTER_MS {
+                warn("no frame for 75 s; reconnecting");
+                let socket = c.socket.take();
+                c.open = false;
+                c.room.disconnected();
+                c.rows_built = None;
+                drop(c);
+                drop_later(socket);
+                self.schedule_reconnect();
+                self.notify();
+                return;
+            }
+            if t - c.last_ping >= PING_EVERY_MS {
+                c.last_ping = t;
+                Self::send_raw(&c, PING_FRAME);
+            }
+        }
+        if c.room.phase() == Phase::Live && c.room.next_retry_at().is_some_and(|at| at <= t) {
+            Self::flush(&mut c);
+            c.rows_built = None;
+            changed = true;
+        }
+        let typing = c.room.typing(t).len();
+        if typing != c.typing_shown {
+            c.typing_shown = typing;
+            changed = true;
+        }
+        drop(c);
+        if changed {
+            self.notify();
+        }
+    }
+
+    fn persist_now(&self) {
+        let (cache, slug, data) = {
+            let mut c = self.0.borrow_mut();
+            c.persist_timer = None;
+            let Some(cache) = c.cache.clone() else {
+                return;
+            };
+            (cache, c.slug.clone(), c.room.to_cache())
+        };
+        wasm_bindgen_futures::spawn_local(async move { cache.save(&slug, &data).await });
+    }
+
+    fn persist_soon(&self) {
+        let mut c = self.0.borrow_mut();
+        if c.persist_timer.is_some() || c.cache.is_none() {
+            return;
+        }
+        let weak = self.weak();
+        c.persist_timer = Some(Timeout::new(PERSIST_DEBOUNCE_MS, move || {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.persist_now();
+            }
+        }));
+    }
+
+    fn mutate(&self, op: PendingOp) {
+        {
+            let mut c = self.0.borrow_mut();
+            c.room.queue(web::client_id(), op, now());
+            Self::flush(&mut c);
+            c.rows_built = None;
+        }
+        // The user saw it queued: it must survive a reload.
+        self.persist_now();
+        self.notify();
+    }
+
+    /// Queues a new message. Fails with a message to show when the text is not valid.
+    pub fn send(&self, text: String) -> Result<(), String> {
+        validate_text(&text).map_err(|e| e.message)?;
+        self.mutate(PendingOp::Send { text });
+        Ok(())
+    }
+
+    /// Applies a row action.
+    pub fn act(&self, action: RowAction) {
+        match action {
+            RowAction::Edit(target, text) => {
+                if validate_text(&text).is_ok() {
+                    self.mutate(PendingOp::Edit { target, text });
+                }
+            }
+            RowAction::Delete(target) => self.mutate(PendingOp::Delete { target }),
+            RowAction::Retry(id) | RowAction::Discard(id) if id.is_empty() => {}
+            RowAction::Retry(id) => {
+                {
+                    let mut c = self.0.borrow_mut();
+                    c.room.retry(&id);
+                    Self::flush(&mut c);
+                    c.rows_built = None;
+                }
+                self.persist_now();
+                self.notify();
+            }
+            RowAction::Discard(id) => {
+                {
+                    let mut c = self.0.borrow_mut();
+                    c.room.discard(&id);
+                    c.rows_built = None;
+                }
+                self.persist_now();
+                self.notify();
+            }
+        }
+    }
+
+    /// Asks for the page before the oldest loaded message (no-op if one is under way).
+    pub fn load_older(&self) {
+        let mut c = self.0.borrow_mut();
+        if let Some(frame) = c.room.request_older() {
+            Self::send_frame(&c, &frame);
+        }
+    }
+
+    /// The user typed: tell the room, at most every few seconds.
+    pub fn typing(&self) {
+        let mut c = self.0.borrow_mut();
+        if c.room.phase() == Phase::Live && c.typing.allow(now(), TYPING_EVERY_MS) {
+            Self::send_frame(&c, &ClientMessage::Typing {});
+        }
+    }
+
+    /// Dismisses the notice.
+    pub fn dismiss_error(&self) {
+        self.0.borrow_mut().room.clear_error();
+        self.notify();
+    }
+
+    /// Reads the room state.
+    pub fn with_room<T>(&self, f: impl FnOnce(&ClientRoom) -> T) -> T {
+        f(&self.0.borrow().room)
+    }
+
+    /// The rows to render, rebuilt only after a change.
+    pub fn rows(&self) -> Rc<Vec<Rc<RowView>>> {
+        let mut c = self.0.borrow_mut();
+        if let Some(rows) = &c.rows_built {
+            return rows.clone();
+        }
+        let c = &mut *c;
+        let rows = c.rows.build(&c.room);
+        c.rows_built = Some(rows.clone());
+        rows
+    }
+
+    /// The connection banner.
+    pub fn banner(&self) -> BannerState {
+        let c = self.0.borrow();
+        banner_state(&c.link, c.ever_live || c.attempt > 0, web::online(), now())
+    }
+
+    /// The close code and reason when the room refused us for good.
+    pub fn stopped(&self) -> Option<(u16, String)> {
+        match &self.0.borrow().link {
+            Link::Stopped(code, reason) => Some((*code, reason.clone())),
+            _ => None,
+        }
+    }
+}

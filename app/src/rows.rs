@@ -1,0 +1,392 @@
+//! The message list's view model: one `Rc<RowView>` per timeline row, rebuilt after each change
+//! but reused (same `Rc`) for rows that did not change, so the memoized row components compare
+//! their props by pointer and skip re-rendering. Markdown is rendered here, once per message
+//! text, never during a render.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
+use shared::permissions::{allows, Action};
+use shared::protocol::{Author, MessageView, Millis, Role, Seq};
+
+/// Where a row stands with the room, as `data-status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Stored by the room.
+    Sent,
+    /// Ours, not confirmed yet.
+    Pending,
+    /// Ours, refused; carries the room's message.
+    Failed(String),
+}
+
+impl Status {
+    /// The `data-status` value.
+    pub fn attr(&self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Pending => "pending",
+            Status::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What an unconfirmed change of ours does to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    /// A new message.
+    Send,
+    /// An edit of a stored message.
+    Edit,
+    /// A delete of a stored message.
+    Delete,
+}
+
+/// One rendered row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowView {
+    /// The message's sequence number; `None` for a send the room has not stored yet.
+    pub seq: Option<Seq>,
+    /// The client id that posted the message (or of the pending send).
+    pub client_id: String,
+    /// Author's display name.
+    pub author: String,
+    /// Posted at (server time), or queued at for a pending send.
+    pub at: Millis,
+    /// Markdown source as shown (a pending edit's new text while it is unconfirmed).
+    pub text: String,
+    /// `text` rendered to safe HTML.
+    pub html: Rc<str>,
+    /// Edited at least once.
+    pub edited: bool,
+    /// A tombstone.
+    pub deleted: bool,
+    /// Written by us.
+    pub mine: bool,
+    /// Whether the Edit action is offered.
+    pub can_edit: bool,
+    /// Whether the Delete action is offered.
+    pub can_delete: bool,
+    /// Sent, pending or failed.
+    pub status: Status,
+    /// Our unconfirmed change to this row: its outbox id and what it does.
+    pub pending: Option<(String, PendingKind)>,
+}
+
+impl RowView {
+    /// The key Yew diffs the list by: the seq for stored messages, the client id before that.
+    pub fn key(&self) -> String {
+        match self.seq {
+            Some(seq) => seq.to_string(),
+            None => format!("p-{}", self.client_id),
+        }
+    }
+}
+
+/// A user action on a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowAction {
+    /// Replace a message's text.
+    Edit(Seq, String),
+    /// Delete a message.
+    Delete(Seq),
+    /// Queue a failed mutation again.
+    Retry(String),
+    /// Drop a failed mutation.
+    Discard(String),
+}
+
+/// What decides whether a stored message's row changed. A message's text only changes by an
+/// edit (which moves `edited_at`) or a delete, so this avoids comparing texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    edited_at: Option<Millis>,
+    deleted: bool,
+    text_len: usize,
+    pending: Option<(String, u8)>,
+}
+
+fn status_kind(status: &PendingStatus) -> u8 {
+    match status {
+        PendingStatus::Queued { .. } | PendingStatus::InFlight | PendingStatus::Acked { .. } => 0,
+        PendingStatus::Failed { .. } => 1,
+    }
+}
+
+fn pending_status(p: &Pending) -> Status {
+    match &p.status {
+        PendingStatus::Failed { message, .. } => Status::Failed(message.clone()),
+        _ => Status::Pending,
+    }
+}
+
+fn render(text: &str) -> Rc<str> {
+    shared::markdown::render(text).into()
+}
+
+/// Reuses rows between rebuilds.
+#[derive(Default)]
+pub struct RowCache {
+    me: Option<(String, Role)>,
+    messages: HashMap<Seq, (Fingerprint, Rc<RowView>)>,
+    sends: HashMap<String, (u8, Rc<RowView>)>,
+}
+
+impl RowCache {
+    /// Builds the rows for the room's current timeline.
+    pub fn build(&mut self, room: &ClientRoom) -> Rc<Vec<Rc<RowView>>> {
+        let me = room.me().map(|a| (a.id.clone(), a.role));
+        if me != self.me {
+            // Who we are decides "mine" and the offered actions of every row.
+            self.messages.clear();
+            self.sends.clear();
+            self.me = me;
+        }
+        let mut messages = HashMap::with_capacity(self.messages.len() + 8);
+        let mut sends = HashMap::new();
+        let mut rows = Vec::new();
+        for row in room.timeline() {
+            match row {
+                Row::Message { message, pending } => {
+                    let fp = Fingerprint {
+                        edited_at: message.edited_at,
+                        deleted: message.deleted,
+                        text_len: message.text.len(),
+                        pending: pending.map(|p| (p.client_id.clone(), status_kind(&p.status))),
+                    };
+                    let view = match self.messages.remove(&message.seq) {
+                        Some((old, view)) if old == fp => view,
+                        _ => Rc::new(self.message_row(message, pending)),
+                    };
+                    rows.push(view.clone());
+                    messages.insert(message.seq, (fp, view));
+                }
+                Row::Pending(p) => {
+                    let kind = status_kind(&p.status);
+                    let view = match self.sends.remove(&p.client_id) {
+                        Some((old, view)) if old == kind => view,
+                        _ => Rc::new(self.send_row(p, room.me())),
+                    };
+                    rows.push(view.clone());
+                    sends.insert(p.client_id.clone(), (kind, view));
+                }
+            }
+        }
+        self.messages = messages;
+        self.sends = sends;
+        Rc::new(rows)
+    }
+
+    fn message_row(&self, m: &MessageView, pending: Option<&Pending>) -> RowView {
+        let (me, role) = match &self.me {
+            Some((id, role)) => (Some(id.as_str()), *role),
+            None => (None, Role::Unknown),
+        };
+        let mine = me == Some(m.author.id.as_str());
+        let mut text = m.text.clone();
+        let mut status = Status::Sent;
+        let mut pending_view = None;
+        if let Some(p) = pending {
+            status = pending_status(p);
+            let kind = match &p.op {
+                PendingOp::Edit { text: new, .. } => {
+                    if status == Status::Pending {
+                        text.clone_from(new);
+                    }
+                    PendingKind::Edit
+                }
+                PendingOp::Delete { .. } => PendingKind::Delete,
+                PendingOp::Send { .. } => PendingKind::Send,
+            };
+            pending_view = Some((p.client_id.clone(), kind));
+        }
+        RowView {
+            seq: Some(m.seq),
+            client_id: m.client_id.clone(),
+            author: m.author.name.clone(),
+            at: m.at,
+            html: if m.deleted { "".into() } else { render(&text) },
+            text,
+            edited: m.edited_at.is_some(),
+            deleted: m.deleted,
+            mine,
+            can_edit: !m.deleted && mine && allows(role, Action::EditOwn),
+            can_delete: !m.deleted
+                && ((mine && allows(role, Action::DeleteOwn)) || allows(role, Action::DeleteAny)),
+            status,
+            pending: pending_view,
+        }
+    }
+
+    fn send_row(&self, p: &Pending, me: Option<&Author>) -> RowView {
+        let text = match &p.op {
+            PendingOp::Send { text } => text.clone(),
+            _ => String::new(),
+        };
+        RowView {
+            seq: None,
+            client_id: p.client_id.clone(),
+            author: me.map(|a| a.name.clone()).unwrap_or_else(|| "You".into()),
+            at: p.created_at,
+            html: render(&text),
+            text,
+            edited: false,
+            deleted: false,
+            mine: true,
+            can_edit: false,
+            can_delete: false,
+            status: pending_status(p),
+            pending: Some((p.client_id.clone(), PendingKind::Send)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::client::CachedRoom;
+    use shared::protocol::Role;
+
+    fn author(id: &str) -> Author {
+        Author {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role: Role::Member,
+        }
+    }
+
+    fn message(seq: Seq, by: &str, text: &str) -> MessageView {
+        MessageView {
+            seq,
+            at: seq as Millis,
+            author: author(by),
+            client_id: format!("c{seq}"),
+            text: text.into(),
+            edited_at: None,
+            deleted: false,
+        }
+    }
+
+    fn room(messages: Vec<MessageView>, outbox: Vec<Pending>) -> ClientRoom {
+        ClientRoom::from_cache(CachedRoom {
+            head: messages.last().map(|m| m.seq),
+            messages,
+            outbox,
+            me: Some(author("me")),
+            ..CachedRoom::default()
+        })
+    }
+
+    fn queued(id: &str, op: PendingOp) -> Pending {
+        Pending {
+            client_id: id.into(),
+            op,
+            created_at: 5,
+            status: PendingStatus::Queued { not_before: 0 },
+        }
+    }
+
+    #[test]
+    fn unchanged_rows_are_the_same_rc_after_a_rebuild() {
+        let mut cache = RowCache::default();
+        let r = room(
+            vec![message(1, "bob", "hi"), message(2, "me", "yo")],
+            vec![],
+        );
+        let first = cache.build(&r);
+        let second = cache.build(&r);
+        assert!(Rc::ptr_eq(&first[0], &second[0]));
+        assert!(Rc::ptr_eq(&first[1], &second[1]));
+    }
+
+    #[test]
+    fn an_edited_message_gets_a_new_row_with_the_new_html() {
+        let mut cache = RowCache::default();
+        let first = cache.build(&room(vec![message(1, "bob", "hi")], vec![]));
+        let mut edited = message(1, "bob", "**bold**");
+        edited.edited_at = Some(9);
+        let second = cache.build(&room(vec![edited], vec![]));
+        assert!(!Rc::ptr_eq(&first[0], &second[0]));
+        assert!(second[0].html.contains("<strong>bold</strong>"));
+        assert!(second[0].edited);
+    }
+
+    #[test]
+    fn markdown_html_in_a_message_is_rendered_as_text() {
+        let mut cache = RowCache::default();
+        let rows = cache.build(&room(
+            vec![message(1, "bob", "<script>x()</script>")],
+            vec![],
+        ));
+        assert!(!rows[0].html.contains("<script>"));
+        assert!(rows[0].html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn only_own_messages_offer_edit_and_delete_to_a_member() {
+        let mut cache = RowCache::default();
+        let rows = cache.build(&room(
+            vec![message(1, "bob", "a"), message(2, "me", "b")],
+            vec![],
+        ));
+        assert!(!rows[0].can_edit && !rows[0].can_delete && !rows[0].mine);
+        assert!(rows[1].can_edit && rows[1].can_delete && rows[1].mine);
+    }
+
+    #[test]
+    fn a_pending_send_is_a_pending_row_after_the_stored_messages() {
+        let mut cache = RowCache::default();
+        let rows = cache.build(&room(
+            vec![message(1, "bob", "a")],
+            vec![queued("x1", PendingOp::Send { text: "hey".into() })],
+        ));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].status, Status::Pending);
+        assert_eq!(rows[1].key(), "p-x1");
+        assert_eq!(rows[1].author, "ME");
+    }
+
+    #[test]
+    fn a_failed_send_carries_the_rooms_message() {
+        let mut p = queued("x1", PendingOp::Send { text: "hey".into() });
+        p.status = PendingStatus::Failed {
+            code: shared::ErrorCode::TooLarge,
+            message: "too long".into(),
+        };
+        let rows = RowCache::default().build(&room(vec![], vec![p]));
+        assert_eq!(rows[0].status, Status::Failed("too long".into()));
+        assert_eq!(rows[0].status.attr(), "failed");
+    }
+
+    #[test]
+    fn a_pending_edit_shows_its_new_text_until_confirmed() {
+        let rows = RowCache::default().build(&room(
+            vec![message(1, "me", "old")],
+            vec![queued(
+                "e1",
+                PendingOp::Edit {
+                    target: 1,
+                    text: "new".into(),
+                },
+            )],
+        ));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].text, "new");
+        assert_eq!(rows[0].status, Status::Pending);
+        assert_eq!(rows[0].pending, Some(("e1".into(), PendingKind::Edit)));
+        assert_eq!(
+            rows[0].client_id, "c1",
+            "data-client-id stays the message's own"
+        );
+    }
+
+    #[test]
+    fn a_deleted_message_has_no_body_and_no_actions() {
+        let mut m = message(1, "me", "");
+        m.deleted = true;
+        let rows = RowCache::default().build(&room(vec![m], vec![]));
+        assert!(rows[0].deleted && rows[0].html.is_empty());
+        assert!(!rows[0].can_edit && !rows[0].can_delete);
+    }
+}

@@ -1,0 +1,58 @@
+//! Thin helpers over browser APIs.
+
+use shared::protocol::Millis;
+use wasm_bindgen::JsValue;
+
+/// The browser window. The app only runs in a window (not in a worker).
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect("the app runs in a window")
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now() -> Millis {
+    js_sys::Date::now() as Millis
+}
+
+/// `HH:MM` in the reader's time zone.
+pub fn local_hh_mm(at: Millis) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+    crate::format::hh_mm(date.get_hours(), date.get_minutes())
+}
+
+/// The full local date and time, for a `title` tooltip.
+pub fn local_date_time(at: Millis) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+    String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
+}
+
+/// ISO 8601, for `<time datetime>`.
+pub fn iso(at: Millis) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+    date.to_iso_string().into()
+}
+
+/// A fresh client id: 16 random bytes as 32 hex digits.
+pub fn client_id() -> String {
+    let mut bytes = [0u8; 16];
+    let filled = window()
+        .crypto()
+        .and_then(|c| c.get_random_values_with_u8_array(&mut bytes).map(|_| ()));
+    if filled.is_err() {
+        // Never expected in a browser with the Web Crypto API; Math.random still yields an id
+        // that is unique enough for de-duplication within one user's sends.
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `navigator.onLine` (true when unknown).
+pub fn online() -> bool {
+    window().navigator().on_line()
+}
+
+/// Logs a warning to the console.
+pub fn warn(message: &str) {
+    web_sys::console::warn_1(&JsValue::from_str(message));
+}
