@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod format;
+pub mod keys;
 pub mod route;
 pub mod rows;
 pub mod scroll;

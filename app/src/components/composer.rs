@@ -5,6 +5,7 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use crate::format::char_counter;
+use crate::keys::sends;
 
 /// Props of [`Composer`].
 #[derive(Properties, PartialEq)]
@@ -17,12 +18,6 @@ pub struct ComposerProps {
     /// Posting is not allowed (read-only role, or the room refused us).
     #[prop_or_default]
     pub disabled: bool,
-}
-
-/// Whether a key press in the composer sends: Enter without Shift, outside IME composition
-/// (keyCode 229 is what some browsers report for keys that compose).
-pub fn sends(key: &str, shift: bool, composing: bool, key_code: u32) -> bool {
-    key == "Enter" && !shift && !composing && key_code != 229
 }
 
 /// The composer form.
@@ -104,19 +99,5 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 }
             </div>
         </form>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sends;
-
-    #[test]
-    fn enter_sends_but_shift_enter_and_composition_do_not() {
-        assert!(sends("Enter", false, false, 13));
-        assert!(!sends("Enter", true, false, 13));
-        assert!(!sends("Enter", false, true, 13));
-        assert!(!sends("Enter", false, false, 229));
-        assert!(!sends("a", false, false, 65));
     }
 }

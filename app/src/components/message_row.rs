@@ -6,7 +6,7 @@ use shared::limits::validate_text;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
-use crate::components::composer::sends;
+use crate::keys::sends;
 use crate::rows::{PendingKind, RowAction, RowView, Status};
 use crate::web;
 
