@@ -62,6 +62,9 @@ struct Conn {
     typing: Throttle,
     typing_shown: usize,
     cache: Option<Cache>,
+    /// Client ids of the outbox records this tab last wrote or loaded: the ones that have left
+    /// the outbox since are confirmed (or discarded) and their records are deleted.
+    persisted_outbox: Vec<String>,
     reconnect_timer: Option<Timeout>,
     persist_timer: Option<Timeout>,
     tick: Option<Interval>,
@@ -118,6 +121,7 @@ impl RoomHandle {
             typing: Throttle::default(),
             typing_shown: 0,
             cache: None,
+            persisted_outbox: Vec::new(),
             reconnect_timer: None,
             persist_timer: None,
             tick: None,
@@ -165,6 +169,8 @@ impl RoomHandle {
                 }
                 c.cache = cache;
                 if let Some(cached) = cached {
+                    c.persisted_outbox =
+                        cached.outbox.iter().map(|p| p.client_id.clone()).collect();
                     let mut restored = ClientRoom::from_cache(cached);
                     // Anything the user queued while the cache was loading comes after it.
                     for p in c.room.outbox() {
@@ -464,15 +470,26 @@ impl RoomHandle {
     }
 
     fn persist_now(&self) {
-        let (cache, slug, data) = {
+        let (cache, slug, data, confirmed) = {
             let mut c = self.0.borrow_mut();
             c.persist_timer = None;
             let Some(cache) = c.cache.clone() else {
                 return;
             };
-            (cache, c.slug.clone(), c.room.to_cache())
+            let data = c.room.to_cache();
+            let current: Vec<String> = data.outbox.iter().map(|p| p.client_id.clone()).collect();
+            let confirmed: Vec<String> = c
+                .persisted_outbox
+                .iter()
+                .filter(|id| !current.contains(id))
+                .cloned()
+                .collect();
+            c.persisted_outbox = current;
+            (cache, c.slug.clone(), data, confirmed)
         };
-        wasm_bindgen_futures::spawn_local(async move { cache.save(&slug, &data).await });
+        wasm_bindgen_futures::spawn_local(async move {
+            cache.save(&slug, &data, &confirmed).await;
+        });
     }
 
     fn persist_soon(&self) {

@@ -365,7 +365,43 @@ async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
         }],
         ..CachedRoom::default()
     };
-    cache.save("test-room", &room).await;
-    assert_eq!(cache.load("test-room").await, Some(room));
+    cache.save("test-room", &room, &[]).await;
+    assert_eq!(cache.load("test-room").await, Some(room.clone()));
     assert_eq!(cache.load("no-such-room").await, None);
+
+    // A second tab of the same room writes its own state without the first tab's pending send:
+    // the send survives, because outbox records are per client id.
+    let other_tab = CachedRoom {
+        outbox: vec![Pending {
+            client_id: "q2".into(),
+            op: PendingOp::Send {
+                text: "from tab two".into(),
+            },
+            created_at: 2,
+            status: PendingStatus::Queued { not_before: 0 },
+        }],
+        ..room.clone()
+    };
+    cache.save("test-room", &other_tab, &[]).await;
+    let both = cache.load("test-room").await.expect("the room is cached");
+    let ids: Vec<&str> = both.outbox.iter().map(|p| p.client_id.as_str()).collect();
+    assert_eq!(ids, vec!["q1", "q2"]);
+
+    // Confirmed sends are deleted by the tab that saw them stored.
+    cache
+        .save(
+            "test-room",
+            &CachedRoom {
+                outbox: vec![],
+                ..room.clone()
+            },
+            &["q1".to_string(), "q2".to_string()],
+        )
+        .await;
+    assert!(cache
+        .load("test-room")
+        .await
+        .expect("the room is cached")
+        .outbox
+        .is_empty());
 }
