@@ -37,8 +37,10 @@ pub struct Pending {
 }
 
 /// A mutation the user made.
+// Externally tagged (the serde default): these live only in the app's cache, and an
+// internally tagged enum costs several KB of wasm to deserialize.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PendingOp {
     /// A new message.
     Send {
@@ -61,7 +63,7 @@ pub enum PendingOp {
 
 /// Where a pending mutation stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PendingStatus {
     /// Waiting to be sent (offline, or waiting for a window slot or a retry time).
     Queued {
@@ -569,6 +571,8 @@ impl ClientRoom {
                     m.apply(&event);
                 }
             }
+            // Newer than this build: nothing to show, but the cursor moves past it.
+            EventKind::Unknown => {}
         }
         self.head = Some(event.seq);
         self.typing.remove(&event.author.id);

@@ -5,6 +5,7 @@
 //! old peer's frames still parse; a client ignores server frames whose `type` it does not know
 //! ([`ServerMessage::Unknown`]). A change that breaks those rules bumps [`PROTOCOL_VERSION`].
 
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
@@ -78,7 +79,10 @@ pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
 pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 
 /// Frames a room sends to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized tagged by `type` like [`ClientMessage`]; deserialized by a hand-written impl
+/// (below) that reads the same format in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Answer to [`ClientMessage::Hello`]; followed by one [`ServerMessage::History`] or by
@@ -160,8 +164,91 @@ pub enum ServerMessage {
     /// Keep-alive answer.
     Pong {},
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
-    #[serde(other)]
     Unknown,
+}
+
+fn required<T, E: de::Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
+    value.ok_or_else(|| E::missing_field(field))
+}
+
+/// Reads the `type`-tagged format in one pass through a flat struct. serde's derive for
+/// internally tagged enums first buffers each frame into a generic `Content` tree and
+/// instantiates every nested type twice; in the app that was the largest single function
+/// (~29 KB of wasm) on the path of every frame.
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Flat {
+            #[serde(rename = "type")]
+            kind: String,
+            protocol: Option<u32>,
+            you: Option<Author>,
+            room: Option<RoomInfo>,
+            head: Option<Seq>,
+            present: Option<Vec<Member>>,
+            messages: Option<Vec<MessageView>>,
+            has_more: Option<bool>,
+            reason: Option<HistoryReason>,
+            events: Option<Vec<Event>>,
+            done: Option<bool>,
+            event: Option<Event>,
+            client_id: Option<String>,
+            seq: Option<Seq>,
+            #[serde(default)]
+            duplicate: bool,
+            code: Option<ErrorCode>,
+            message: Option<String>,
+            retry_after_ms: Option<u64>,
+            member: Option<Member>,
+            user_id: Option<String>,
+            name: Option<String>,
+        }
+        let f = Flat::deserialize(deserializer)?;
+        Ok(match f.kind.as_str() {
+            "welcome" => ServerMessage::Welcome {
+                protocol: required(f.protocol, "protocol")?,
+                you: required(f.you, "you")?,
+                room: required(f.room, "room")?,
+                head: required(f.head, "head")?,
+                present: required(f.present, "present")?,
+            },
+            "history" => ServerMessage::History {
+                messages: required(f.messages, "messages")?,
+                has_more: required(f.has_more, "has_more")?,
+                reason: required(f.reason, "reason")?,
+            },
+            "replay" => ServerMessage::Replay {
+                events: required(f.events, "events")?,
+                done: required(f.done, "done")?,
+            },
+            "event" => ServerMessage::Event {
+                event: required(f.event, "event")?,
+            },
+            "ack" => ServerMessage::Ack {
+                client_id: required(f.client_id, "client_id")?,
+                seq: required(f.seq, "seq")?,
+                duplicate: f.duplicate,
+            },
+            "error" => ServerMessage::Error {
+                code: required(f.code, "code")?,
+                message: required(f.message, "message")?,
+                client_id: f.client_id,
+                retry_after_ms: f.retry_after_ms,
+            },
+            "presence_join" => ServerMessage::PresenceJoin {
+                member: required(f.member, "member")?,
+            },
+            "presence_leave" => ServerMessage::PresenceLeave {
+                user_id: required(f.user_id, "user_id")?,
+            },
+            "typing" => ServerMessage::Typing {
+                user_id: required(f.user_id, "user_id")?,
+                name: required(f.name, "name")?,
+            },
+            "pong" => ServerMessage::Pong {},
+            _ => ServerMessage::Unknown,
+        })
+    }
 }
 
 /// Why a [`ServerMessage::History`] page was sent.
@@ -250,7 +337,7 @@ pub struct Event {
 }
 
 /// What a room event did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// A new message; its id is the event's `seq`.
@@ -270,6 +357,36 @@ pub enum EventKind {
         /// The deleted message's `seq`.
         target: Seq,
     },
+    /// An event kind this build does not know (added by a newer room). It still takes its
+    /// place in the sequence: a client applies it as nothing and moves its cursor past it.
+    Unknown,
+}
+
+/// One pass through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
+/// [`EventKind::Unknown`].
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Flat {
+            kind: String,
+            text: Option<String>,
+            target: Option<Seq>,
+        }
+        let f = Flat::deserialize(deserializer)?;
+        Ok(match f.kind.as_str() {
+            "message" => EventKind::Message {
+                text: required(f.text, "text")?,
+            },
+            "edit" => EventKind::Edit {
+                target: required(f.target, "target")?,
+                text: required(f.text, "text")?,
+            },
+            "delete" => EventKind::Delete {
+                target: required(f.target, "target")?,
+            },
+            _ => EventKind::Unknown,
+        })
+    }
 }
 
 /// A message in its current state.
@@ -451,6 +568,121 @@ mod tests {
             parsed.is_err(),
             "author must never be accepted from a frame"
         );
+    }
+
+    fn sample_author() -> Author {
+        Author {
+            id: "u".into(),
+            name: "Ann".into(),
+            role: Role::Owner,
+        }
+    }
+
+    fn sample_event(kind: EventKind) -> Event {
+        Event {
+            seq: 9,
+            at: 99,
+            author: sample_author(),
+            client_id: "c".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn every_server_frame_reads_back_as_it_was_written() {
+        let room = RoomInfo {
+            slug: "s".into(),
+            name: "S".into(),
+            topic: "t".into(),
+            created_at: 1,
+            last_activity: Some(2),
+            message_count: 3,
+        };
+        let member = Member {
+            user_id: "u".into(),
+            name: "Ann".into(),
+        };
+        let view = MessageView::from_event(&sample_event(EventKind::Message { text: "hi".into() }))
+            .unwrap();
+        let frames = vec![
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: sample_author(),
+                room,
+                head: 4,
+                present: vec![member.clone()],
+            },
+            ServerMessage::History {
+                messages: vec![view],
+                has_more: true,
+                reason: HistoryReason::Reset,
+            },
+            ServerMessage::Replay {
+                events: vec![
+                    sample_event(EventKind::Message { text: "a".into() }),
+                    sample_event(EventKind::Edit {
+                        target: 1,
+                        text: "b".into(),
+                    }),
+                    sample_event(EventKind::Delete { target: 1 }),
+                ],
+                done: false,
+            },
+            ServerMessage::Event {
+                event: sample_event(EventKind::Message { text: "x".into() }),
+            },
+            ServerMessage::Ack {
+                client_id: "c".into(),
+                seq: 5,
+                duplicate: true,
+            },
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow".into(),
+                client_id: Some("c".into()),
+                retry_after_ms: Some(10),
+            },
+            ServerMessage::Error {
+                code: ErrorCode::InvalidFrame,
+                message: "bad".into(),
+                client_id: None,
+                retry_after_ms: None,
+            },
+            ServerMessage::PresenceJoin { member },
+            ServerMessage::PresenceLeave {
+                user_id: "u".into(),
+            },
+            ServerMessage::Typing {
+                user_id: "u".into(),
+                name: "Ann".into(),
+            },
+            ServerMessage::Pong {},
+        ];
+        for frame in frames {
+            let json = serde_json::to_string(&frame).unwrap();
+            let back: ServerMessage = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, frame, "{json}");
+        }
+    }
+
+    #[test]
+    fn a_known_server_frame_missing_a_field_is_an_error_not_a_default() {
+        let err =
+            serde_json::from_str::<ServerMessage>(r#"{"type":"ack","client_id":"c"}"#).unwrap_err();
+        assert!(err.to_string().contains("seq"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_event_kind_still_parses_so_the_cursor_can_move_past_it() {
+        let frame: ServerMessage = serde_json::from_str(
+            r#"{"type":"event","event":{"seq":3,"at":1,"author":{"id":"u","name":"n","role":"member"},"client_id":"c","kind":{"kind":"reaction","emoji":"+1","target":1}}}"#,
+        )
+        .unwrap();
+        let ServerMessage::Event { event } = frame else {
+            panic!()
+        };
+        assert_eq!(event.seq, 3);
+        assert_eq!(event.kind, EventKind::Unknown);
     }
 
     #[test]

@@ -519,7 +519,8 @@ pub mod memory {
                                         | crate::protocol::EventKind::Edit { text, .. } => {
                                             text.clear()
                                         }
-                                        crate::protocol::EventKind::Delete { .. } => {}
+                                        crate::protocol::EventKind::Delete { .. }
+                                        | crate::protocol::EventKind::Unknown => {}
                                     }
                                 }
                             }

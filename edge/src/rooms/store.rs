@@ -217,6 +217,11 @@ impl RoomStore for SqlStore {
         let target = match &event.kind {
             EventKind::Message { .. } => None,
             EventKind::Edit { target, .. } | EventKind::Delete { target } => Some(*target),
+            EventKind::Unknown => {
+                return Err(worker::Error::RustError(
+                    "refusing to store an event of unknown kind".into(),
+                ))
+            }
         };
         self.sql.exec(
             "INSERT INTO events (seq, at, author_id, client_id, target, body)
@@ -261,6 +266,7 @@ impl RoomStore for SqlStore {
                     vec![text.as_str().into(), event.at.into(), int(*target)],
                 )?;
             }
+            EventKind::Unknown => {}
             EventKind::Delete { target } => {
                 // A deleted message's words leave storage entirely: its current text, its
                 // earlier versions, and the text inside the events that posted and edited it
