@@ -1,1 +1,71 @@
+//! Test harness for Durable Chat's integration tests, browser tests and benchmark.
+//!
+//! Everything here talks to the real Worker under `wrangler dev` (workerd), over the same HTTP
+//! API and WebSocket protocol the app uses, through the `shared` crate's types:
+//!
+//! - [`server::DevServer`] starts and stops `wrangler dev` on free ports with its own persist
+//!   directory, and can restart it on the same port and directory (history must survive);
+//! - [`client::Session`] is one signed-in guest (its cookie) over the HTTP API;
+//! - [`client::RoomSocket`] is one WebSocket to a room, with helpers that fail (never hang) when
+//!   the server does not answer in time;
+//! - [`browser`] drives headless Chromium through the Debian chromedriver.
 
+pub mod browser;
+pub mod client;
+pub mod server;
+
+pub use client::{Joined, RoomSocket, Session};
+pub use server::{DevOptions, DevServer};
+
+/// The error type of the harness: a message with context, printed plainly on failure.
+pub type Error = anyhow::Error;
+/// A harness result.
+pub type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+/// The repository root (the parent of this crate), where `wrangler.toml` lives.
+pub fn repo_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A name no other test (or earlier run against the same persist directory) uses.
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 5];
+    // The OS random source cannot fail on Linux short of a broken kernel; a clock fallback
+    // still keeps names distinct within a run.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        bytes[..4].copy_from_slice(&nanos.to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+/// The built artifacts the server needs, or a clear instruction when they are missing.
+pub fn require_build(need_app: bool) -> Result {
+    let root = repo_root();
+    let mut missing = Vec::new();
+    let worker = root.join("edge/build/worker/shim.mjs");
+    if !worker.exists() {
+        missing.push(worker);
+    }
+    let app = root.join("dist/index.html");
+    if need_app && !app.exists() {
+        missing.push(app);
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "run ./scripts/build first: missing {}",
+            missing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}

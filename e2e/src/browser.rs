@@ -1,0 +1,193 @@
+//! Headless Chromium through the Debian chromedriver, for end-to-end flows in a real browser.
+//!
+//! Nothing here downloads a browser: the binaries are `/usr/bin/chromium` and
+//! `/usr/bin/chromedriver` (`./scripts/setup --browser` installs them), overridable with the
+//! `CHROMIUM` and `CHROMEDRIVER` environment variables.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::server::free_port;
+use crate::Result;
+
+/// How long a browser helper waits for the page to reach an expected state.
+pub const UI_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn binary(var: &str, default: &str) -> Result<PathBuf> {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    if !path.exists() {
+        bail!(
+            "{} not found (set {var} or run ./scripts/setup --browser)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A chromedriver process on a free port; killed on drop.
+pub struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver and waits until it answers `/status`.
+    pub async fn start() -> Result<ChromeDriver> {
+        let driver = binary("CHROMEDRIVER", "/usr/bin/chromedriver")?;
+        let port = free_port()?;
+        let child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning {}", driver.display()))?;
+        let mut driver = ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = crate::client::http();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                bail!("chromedriver exited at start ({status})");
+            }
+            if let Ok(r) = http.get(format!("{}/status", driver.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(driver);
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = driver.child.kill();
+                bail!("chromedriver did not answer /status within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A new browser (its own profile, so its own cookies and storage).
+    pub async fn browser(&self) -> Result<Browser> {
+        let chromium = binary("CHROMIUM", "/usr/bin/chromium")?;
+        let profile = tempfile::Builder::new()
+            .prefix("durable-chat-chromium-")
+            .tempdir()?;
+        let args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--no-first-run".into(),
+            "--window-size=1200,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), "chrome".into());
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": chromium, "args": args }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .map_err(|e| anyhow!("starting a Chromium session: {e}"))?;
+        Ok(Browser {
+            client,
+            _profile: profile,
+        })
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser window with its own profile.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Navigates to a URL.
+    pub async fn goto(&self, url: &str) -> Result {
+        self.client
+            .goto(url)
+            .await
+            .with_context(|| format!("navigating to {url}"))
+    }
+
+    /// Reloads the page.
+    pub async fn reload(&self) -> Result {
+        self.client.refresh().await.context("reloading")
+    }
+
+    /// Waits for an element matching a CSS selector.
+    pub async fn find(&self, css: &str) -> Result<Element> {
+        self.client
+            .wait()
+            .at_most(UI_TIMEOUT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element matches {css} within {UI_TIMEOUT:?}"))
+    }
+
+    /// Elements matching a CSS selector right now.
+    pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {
+        Ok(self.client.find_all(Locator::Css(css)).await?)
+    }
+
+    /// Runs a script and returns its JSON result.
+    pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .with_context(|| format!("running script: {script}"))
+    }
+
+    /// Polls a script until it returns something truthy, within [`UI_TIMEOUT`]; fails with
+    /// `what` and the script's last answer.
+    pub async fn wait_for(&self, what: &str, script: &str) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            let value = self.eval(script).await?;
+            let truthy = match &value {
+                serde_json::Value::Null => false,
+                serde_json::Value::Bool(b) => *b,
+                serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+                serde_json::Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                bail!(
+                    "timed out waiting for {what} (last answer {value}, page {})",
+                    url.unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends the WebDriver session (closes the browser).
+    pub async fn quit(self) -> Result {
+        self.client.close().await.context("closing the browser")
+    }
+}

@@ -1,0 +1,417 @@
+//! `wrangler dev` as a test fixture.
+//!
+//! The server runs in its own process group (wrangler's node process starts esbuild and two
+//! workerd processes); stopping it signals the whole group and waits until every member is
+//! gone, so a restart can bind the same port. A small watchdog shell kills the group if the test
+//! process dies first (a panicking test, or a shared server held in a `static`, which Rust never
+//! drops), so no run leaves servers behind.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::{repo_root, require_build, Result};
+
+/// How long the server may take to answer `/api/health` after a start.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the process group may take to exit after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Lines of server output kept for failure messages.
+const LOG_LINES: usize = 200;
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct DevOptions {
+    /// Extra `--var NAME:VALUE` bindings (for example `SEND_BURST`).
+    pub vars: Vec<(String, String)>,
+    /// Also require the app (`dist/index.html`), for browser tests.
+    pub need_app: bool,
+}
+
+impl DevOptions {
+    /// Adds a var.
+    pub fn var(mut self, name: &str, value: impl ToString) -> Self {
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Requires the built app.
+    pub fn with_app(mut self) -> Self {
+        self.need_app = true;
+        self
+    }
+}
+
+/// A running (or stopped, between [`DevServer::stop`] and a start) `wrangler dev`.
+pub struct DevServer {
+    port: u16,
+    inspector_port: u16,
+    persist: PathBuf,
+    /// Owns the persist directory when the server made it; removed on drop.
+    _persist_dir: Option<tempfile::TempDir>,
+    secret: String,
+    options: DevOptions,
+    running: Option<Running>,
+}
+
+struct Running {
+    child: Child,
+    pgid: u32,
+    watchdog: Option<Child>,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl DevServer {
+    /// Applies the D1 migrations to a fresh persist directory and starts the server on free
+    /// ports; returns once `/api/health` answers 200.
+    pub async fn start(options: DevOptions) -> Result<DevServer> {
+        require_build(options.need_app)?;
+        let dir = tempfile::Builder::new()
+            .prefix("durable-chat-e2e-")
+            .tempdir()
+            .context("creating the persist directory")?;
+        let mut server = DevServer {
+            port: free_port()?,
+            inspector_port: free_port()?,
+            persist: dir.path().to_path_buf(),
+            _persist_dir: Some(dir),
+            secret: random_secret(),
+            options,
+            running: None,
+        };
+        server.migrate().await?;
+        server.launch().await?;
+        Ok(server)
+    }
+
+    /// The server's origin, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `Origin` header a page of this site sends.
+    pub fn origin(&self) -> String {
+        self.url()
+    }
+
+    /// The WebSocket URL of a room.
+    pub fn ws_url(&self, slug: &str) -> String {
+        format!("ws://127.0.0.1:{}/api/rooms/{slug}/ws", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The persist directory (D1, Durable Object storage).
+    pub fn persist_dir(&self) -> &Path {
+        &self.persist
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Stops the whole process tree and waits until it is gone (the port is free again).
+    pub async fn stop(&mut self) -> Result {
+        let Some(mut running) = self.running.take() else {
+            return Ok(());
+        };
+        signal_group(running.pgid, "TERM");
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            let _ = running.child.try_wait();
+            if live_group_members(running.pgid).is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                signal_group(running.pgid, "KILL");
+                if Instant::now() > deadline + STOP_GRACE {
+                    bail!("wrangler dev (group {}) did not exit", running.pgid);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = running.child.wait();
+        if let Some(mut watchdog) = running.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        // workerd may release the listening socket a moment after it exits.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpListener::bind(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("port {} still in use after the server stopped", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same port, persist directory and vars.
+    pub async fn start_again(&mut self) -> Result {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        self.launch().await
+    }
+
+    /// Stops and starts the server: same port, same persist directory, same secret (sessions
+    /// stay valid).
+    pub async fn restart(&mut self) -> Result {
+        self.stop().await?;
+        self.launch().await
+    }
+
+    /// The summed resident memory of the server's process tree, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.running
+            .as_ref()
+            .map(|r| {
+                live_group_members(r.pgid)
+                    .into_iter()
+                    .filter_map(vm_rss_kib)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The last lines the server printed.
+    pub fn log_tail(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| tail(&r.log))
+            .unwrap_or_default()
+    }
+
+    async fn migrate(&self) -> Result {
+        let mut command = self.wrangler();
+        command
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&self.persist);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .context("joining the migrations task")?
+            .context("running wrangler d1 migrations apply")?;
+        if !output.status.success() {
+            bail!(
+                "wrangler d1 migrations apply failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn wrangler(&self) -> Command {
+        let root = repo_root();
+        let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
+        command
+            .current_dir(&root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .stdin(Stdio::null());
+        command
+    }
+
+    async fn launch(&mut self) -> Result {
+        use std::os::unix::process::CommandExt as _;
+
+        let mut command = self.wrangler();
+        command
+            .args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .arg("--inspector-port")
+            .arg(self.inspector_port.to_string())
+            .arg("--persist-to")
+            .arg(&self.persist)
+            .arg("--show-interactive-dev-session=false")
+            .arg("--var")
+            .arg(format!("SESSION_SECRET:{}", self.secret));
+        for (name, value) in &self.options.vars {
+            command.arg("--var").arg(format!("{name}:{value}"));
+        }
+        command
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().context("spawning wrangler dev")?;
+        let pgid = child.id();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(out) = child.stdout.take() {
+            collect_lines(out, Arc::clone(&log));
+        }
+        if let Some(err) = child.stderr.take() {
+            collect_lines(err, Arc::clone(&log));
+        }
+        let cleanup = self._persist_dir.as_ref().map(|d| d.path().to_path_buf());
+        let watchdog = spawn_watchdog(pgid, cleanup.as_deref());
+        self.running = Some(Running {
+            child,
+            pgid,
+            watchdog,
+            log,
+        });
+
+        match self.wait_ready().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let log = self.log_tail();
+                let _ = self.stop().await;
+                Err(e.context(format!("wrangler dev output:\n{log}")))
+            }
+        }
+    }
+
+    async fn wait_ready(&mut self) -> Result {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let health = format!("{}/api/health", self.url());
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(running) = self.running.as_mut() {
+                if let Ok(Some(status)) = running.child.try_wait() {
+                    bail!("wrangler dev exited before it was ready ({status})");
+                }
+            }
+            if let Ok(response) = http.get(&health).send().await {
+                if response.status().as_u16() == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "GET {health} did not answer 200 within {} s",
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            signal_group(running.pgid, "KILL");
+            let _ = running.child.wait();
+            if let Some(mut watchdog) = running.watchdog.take() {
+                let _ = watchdog.kill();
+                let _ = watchdog.wait();
+            }
+        }
+    }
+}
+
+/// A port the OS considers free right now.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Only signs test sessions; uniqueness per server is all that matters here.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn collect_lines(stream: impl Read + Send + 'static, log: Arc<Mutex<VecDeque<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut log) = log.lock() {
+                if log.len() == LOG_LINES {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        }
+    });
+}
+
+fn tail(log: &Mutex<VecDeque<String>>) -> String {
+    log.lock()
+        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// Sends a signal to a whole process group through kill(1) (the workspace forbids `unsafe`).
+fn signal_group(pgid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Kills the server's group once this test process is gone, and removes the persist directory
+/// the server made (a server in a `static` is never dropped).
+fn spawn_watchdog(pgid: u32, cleanup: Option<&Path>) -> Option<Child> {
+    let me = std::process::id();
+    let remove = cleanup
+        .map(|dir| format!("; sleep 1; rm -rf '{}'", dir.display()))
+        .unwrap_or_default();
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -9 -{pgid} 2>/dev/null{remove}"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// The processes of a group that are still alive (zombies excluded: they hold no memory or
+/// sockets, and nothing may reap them in a container without an init).
+pub fn live_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the command name (which may contain spaces and parentheses).
+            let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let _ppid = fields.next();
+            let group = fields.next().and_then(|g| g.parse::<u32>().ok());
+            group == Some(pgid) && state != Some("Z") && state != Some("X")
+        })
+        .collect()
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}

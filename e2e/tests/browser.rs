@@ -1,0 +1,315 @@
+//! End-to-end flows in headless Chromium (WebDriver), against the built app and Worker under
+//! `wrangler dev`. Each test has its own server, since one of them stops and restarts it.
+//!
+//! Needs `./scripts/build` (the app in `dist/`) and `./scripts/setup --browser` (Debian
+//! chromium and chromedriver); without them the tests fail and say so, never pass silently.
+
+use std::time::Duration;
+
+use e2e::browser::{Browser, ChromeDriver};
+use e2e::{unique, DevOptions, DevServer, Result, Session};
+use fantoccini::Locator;
+use serde::Deserialize;
+
+/// WebDriver's code for the Enter key.
+const ENTER: &str = "\u{e007}";
+/// At most this long for a message typed offline to be delivered once the server is back (the
+/// app's reconnect backoff grows while the server is down).
+const REDELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `li.message` as the page shows it.
+#[derive(Debug, Clone, Deserialize)]
+struct Row {
+    seq: Option<String>,
+    client_id: Option<String>,
+    status: Option<String>,
+    text: String,
+}
+
+const ROWS_JS: &str = r#"
+    return Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+        .map(li => ({
+            seq: li.dataset.seq ?? null,
+            client_id: li.dataset.clientId ?? null,
+            status: li.dataset.status ?? null,
+            text: li.textContent,
+        }));
+"#;
+
+async fn rows(browser: &Browser) -> Result<Vec<Row>> {
+    Ok(serde_json::from_value(browser.eval(ROWS_JS).await?)?)
+}
+
+/// The input a visible label (or aria-label) names.
+async fn field(browser: &Browser, label: &str) -> Result<fantoccini::elements::Element> {
+    let script = format!(
+        r#"
+        const want = {label};
+        let el = document.querySelector(`[aria-label="${{want}}"]`);
+        if (!el) {{
+            const lab = Array.from(document.querySelectorAll('label'))
+                .find(l => l.textContent.trim().startsWith(want));
+            el = lab && (lab.control || document.getElementById(lab.htmlFor));
+        }}
+        if (!el) return null;
+        if (!el.id) el.id = 'e2e-' + Math.random().toString(36).slice(2);
+        return el.id;
+        "#,
+        label = serde_json::to_string(label)?
+    );
+    let id = browser
+        .wait_for(&format!("a field labelled {label:?}"), &script)
+        .await?;
+    let id = id.as_str().unwrap_or_default().to_string();
+    Ok(browser.client.find(Locator::Id(&id)).await?)
+}
+
+async fn click_button(browser: &Browser, text: &str) -> Result {
+    let script = format!(
+        r#"
+        const b = Array.from(document.querySelectorAll('button'))
+            .find(b => b.textContent.trim() === {text} && !b.disabled);
+        if (!b) return false;
+        b.click();
+        return true;
+        "#,
+        text = serde_json::to_string(text)?
+    );
+    browser
+        .wait_for(&format!("an enabled button {text:?}"), &script)
+        .await?;
+    Ok(())
+}
+
+/// Answers the display-name prompt.
+async fn sign_in(browser: &Browser, name: &str) -> Result {
+    let input = field(browser, "Display name").await?;
+    input.send_keys(name).await?;
+    click_button(browser, "Continue").await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    Ok(())
+}
+
+async fn wait_phase(browser: &Browser, phases: &[&str]) -> Result {
+    let script = format!(
+        r#"
+        const b = document.querySelector('[role="status"].banner');
+        return !!b && {phases}.includes(b.dataset.phase);
+        "#,
+        phases = serde_json::to_string(phases)?
+    );
+    browser
+        .wait_for(&format!("the banner to say {phases:?}"), &script)
+        .await?;
+    Ok(())
+}
+
+async fn send_message(browser: &Browser, text: &str, with_enter: bool) -> Result {
+    let composer = browser.find(r#"textarea[aria-label="Message"]"#).await?;
+    composer.send_keys(text).await?;
+    if with_enter {
+        composer.send_keys(ENTER).await?;
+    } else {
+        // The composer's own submit button (the new-room form has one too).
+        let clicked = browser
+            .eval(
+                r#"
+                const area = document.querySelector('textarea[aria-label="Message"]');
+                const button = area && area.form && area.form.querySelector('button[type="submit"]');
+                if (!button || button.textContent.trim() !== 'Send') return false;
+                button.click();
+                return true;
+                "#,
+            )
+            .await?;
+        anyhow::ensure!(clicked == true, "no Send button in the composer's form");
+    }
+    Ok(())
+}
+
+/// Waits until exactly one row shows `text` with the given status; returns it.
+async fn wait_row(browser: &Browser, text: &str, status: &str, timeout: Duration) -> Result<Row> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let all = rows(browser).await?;
+        let matching: Vec<&Row> = all.iter().filter(|r| r.text.contains(text)).collect();
+        if let [row] = matching.as_slice() {
+            if row.status.as_deref() == Some(status) {
+                return Ok((*row).clone());
+            }
+        }
+        if matching.len() > 1 {
+            anyhow::bail!("{text:?} is shown {} times: {matching:?}", matching.len());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("no single {status} row with {text:?} within {timeout:?}; rows: {all:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Fixture {
+    server: DevServer,
+    _driver: ChromeDriver,
+    alice: Browser,
+    bob: Browser,
+    slug: String,
+}
+
+/// A server, two browsers signed in as Alice and Bob, and a room Alice created in the app and
+/// both have open.
+async fn two_people_in_a_room() -> Result<Fixture> {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let driver = ChromeDriver::start().await?;
+    let alice = driver.browser().await?;
+    let bob = driver.browser().await?;
+
+    alice.goto(&server.url()).await?;
+    sign_in(&alice, "Alice").await?;
+    let name = unique("Browser Room");
+    field(&alice, "Room name").await?.send_keys(&name).await?;
+    field(&alice, "Topic")
+        .await?
+        .send_keys("end to end")
+        .await?;
+    click_button(&alice, "Create room").await?;
+    let slug = shared::limits::slugify(&name);
+    alice
+        .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
+        .await?;
+    alice.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_phase(&alice, &["live"]).await?;
+
+    bob.goto(&format!("{}/r/{slug}", server.url())).await?;
+    sign_in(&bob, "Bob").await?;
+    // The prompt may return to the home page; the room is in the list either way.
+    bob.find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
+        .await?;
+    bob.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_phase(&bob, &["live"]).await?;
+    Ok(Fixture {
+        server,
+        _driver: driver,
+        alice,
+        bob,
+        slug,
+    })
+}
+
+#[tokio::test]
+async fn two_people_in_two_browsers_see_each_others_messages_and_a_reload_keeps_them() -> Result {
+    let f = two_people_in_a_room().await?;
+
+    send_message(&f.alice, "hello from alice", true).await?;
+    let mine = wait_row(
+        &f.alice,
+        "hello from alice",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+    let theirs = wait_row(&f.bob, "hello from alice", "sent", Duration::from_secs(20)).await?;
+    assert_eq!(mine.seq, theirs.seq);
+    assert_eq!(mine.client_id, theirs.client_id);
+
+    send_message(&f.bob, "hi alice, bob here", false).await?;
+    wait_row(
+        &f.alice,
+        "hi alice, bob here",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    f.bob.reload().await?;
+    wait_phase(&f.bob, &["live"]).await?;
+    wait_row(&f.bob, "hello from alice", "sent", Duration::from_secs(20)).await?;
+    wait_row(
+        &f.bob,
+        "hi alice, bob here",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+    let after_reload = rows(&f.bob).await?;
+    let seqs: Vec<Option<&str>> = after_reload.iter().map(|r| r.seq.as_deref()).collect();
+    assert_eq!(seqs, [Some("1"), Some("2")], "{after_reload:?}");
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_message_typed_while_the_server_is_down_is_pending_then_delivered_exactly_once() -> Result
+{
+    let mut f = two_people_in_a_room().await?;
+    send_message(&f.alice, "before the outage", true).await?;
+    wait_row(&f.bob, "before the outage", "sent", Duration::from_secs(20)).await?;
+
+    f.server.stop().await?;
+    wait_phase(&f.alice, &["reconnecting", "offline"]).await?;
+    send_message(&f.alice, "typed during the outage", true).await?;
+    let pending = wait_row(
+        &f.alice,
+        "typed during the outage",
+        "pending",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    f.server.start_again().await?;
+    let delivered = wait_row(
+        &f.alice,
+        "typed during the outage",
+        "sent",
+        REDELIVERY_TIMEOUT,
+    )
+    .await?;
+    assert_eq!(delivered.client_id, pending.client_id);
+    let at_bob = wait_row(
+        &f.bob,
+        "typed during the outage",
+        "sent",
+        REDELIVERY_TIMEOUT,
+    )
+    .await?;
+    assert_eq!(at_bob.seq, delivered.seq);
+
+    // The room stored it once: a fresh client's history has it exactly once, and nothing else
+    // was added by retries.
+    let carol = Session::create(&f.server, "Carol").await?;
+    let (_, joined) = carol.join(&f.slug, None).await?;
+    let history = joined.history.expect("a join without cursor gets a page");
+    let texts: Vec<&str> = history.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before the outage", "typed during the outage"]);
+    assert_eq!(
+        Some(history.messages[1].client_id.as_str()),
+        delivered.client_id.as_deref()
+    );
+    assert_eq!(
+        Some(history.messages[1].seq.to_string()),
+        delivered.seq,
+        "the page shows the seq the room assigned"
+    );
+
+    // Both pages still show it once after everything settled (wait_row fails on doubles).
+    wait_row(
+        &f.alice,
+        "typed during the outage",
+        "sent",
+        Duration::from_secs(5),
+    )
+    .await?;
+    wait_row(
+        &f.bob,
+        "typed during the outage",
+        "sent",
+        Duration::from_secs(5),
+    )
+    .await?;
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
