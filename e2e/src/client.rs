@@ -322,6 +322,15 @@ impl RoomSocket {
         }
     }
 
+    /// The underlying stream, for load generators that split it into a reader and a writer.
+    /// Fails if a helper left frames queued.
+    pub fn into_stream(self) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+        if !self.stash.is_empty() {
+            bail!("{} frames are still queued", self.stash.len());
+        }
+        Ok(self.ws)
+    }
+
     /// Sends a client message.
     pub async fn send_message(&mut self, message: &ClientMessage) -> Result {
         let text = serde_json::to_string(message)?;
