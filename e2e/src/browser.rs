@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::server::free_port;
+use crate::server::{free_port, signal_group, spawn_watchdog};
 use crate::Result;
 
 /// How long a browser helper waits for the page to reach an expected state.
@@ -31,27 +31,40 @@ fn binary(var: &str, default: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A chromedriver process on a free port; killed on drop.
+/// A chromedriver process on a free port, in its own process group with the browsers it
+/// starts; the whole group is killed on drop (or by a watchdog if the test process dies), then
+/// the browsers' profiles are removed.
 pub struct ChromeDriver {
     child: Child,
     url: String,
+    watchdog: Option<Child>,
+    profiles: tempfile::TempDir,
 }
 
 impl ChromeDriver {
     /// Starts chromedriver and waits until it answers `/status`.
     pub async fn start() -> Result<ChromeDriver> {
         let driver = binary("CHROMEDRIVER", "/usr/bin/chromedriver")?;
+        use std::os::unix::process::CommandExt as _;
+
         let port = free_port()?;
+        let profiles = tempfile::Builder::new()
+            .prefix("durable-chat-chromium-")
+            .tempdir()?;
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("spawning {}", driver.display()))?;
+        let watchdog = spawn_watchdog(child.id(), Some(profiles.path()));
         let mut driver = ChromeDriver {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            watchdog,
+            profiles,
         };
         let http = crate::client::http();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -65,7 +78,6 @@ impl ChromeDriver {
                 }
             }
             if Instant::now() > deadline {
-                let _ = driver.child.kill();
                 bail!("chromedriver did not answer /status within 20 s");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -76,8 +88,9 @@ impl ChromeDriver {
     pub async fn browser(&self) -> Result<Browser> {
         let chromium = binary("CHROMIUM", "/usr/bin/chromium")?;
         let profile = tempfile::Builder::new()
-            .prefix("durable-chat-chromium-")
-            .tempdir()?;
+            .prefix("profile-")
+            .tempdir_in(self.profiles.path())?
+            .keep();
         let args = vec![
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -87,7 +100,7 @@ impl ChromeDriver {
             "--disable-component-update".into(),
             "--no-first-run".into(),
             "--window-size=1200,900".into(),
-            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-data-dir={}", profile.display()),
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "chrome".into());
@@ -101,25 +114,26 @@ impl ChromeDriver {
             .connect(&self.url)
             .await
             .map_err(|e| anyhow!("starting a Chromium session: {e}"))?;
-        Ok(Browser {
-            client,
-            _profile: profile,
-        })
+        Ok(Browser { client })
     }
 }
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        signal_group(self.child.id(), "KILL");
         let _ = self.child.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        // `profiles` is removed after this, once no browser writes to it any more.
     }
 }
 
-/// One browser window with its own profile.
+/// One browser window with its own profile (under the driver's directory).
 pub struct Browser {
     /// The WebDriver client.
     pub client: Client,
-    _profile: tempfile::TempDir,
 }
 
 impl Browser {

@@ -354,7 +354,7 @@ fn tail(log: &Mutex<VecDeque<String>>) -> String {
 }
 
 /// Sends a signal to a whole process group through kill(1) (the workspace forbids `unsafe`).
-fn signal_group(pgid: u32, signal: &str) {
+pub(crate) fn signal_group(pgid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg("--")
@@ -366,7 +366,7 @@ fn signal_group(pgid: u32, signal: &str) {
 
 /// Kills the server's group once this test process is gone, and removes the persist directory
 /// the server made (a server in a `static` is never dropped).
-fn spawn_watchdog(pgid: u32, cleanup: Option<&Path>) -> Option<Child> {
+pub(crate) fn spawn_watchdog(pgid: u32, cleanup: Option<&Path>) -> Option<Child> {
     let me = std::process::id();
     let remove = cleanup
         .map(|dir| format!("; sleep 1; rm -rf '{}'", dir.display()))
