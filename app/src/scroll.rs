@@ -29,6 +29,38 @@ impl Metrics {
     }
 }
 
+/// Rows rendered at first, and added each time the reader reaches the top of what is rendered.
+/// Everything loaded stays in memory, but only this window of the newest rows is in the DOM
+/// until the reader scrolls up, so a new message costs the same with 100 or 10,000 loaded.
+pub const WINDOW: usize = 200;
+
+/// What reaching the top of the rendered rows does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AtTop {
+    /// Render more of the rows already loaded (no network).
+    ShowMore,
+    /// Everything loaded is rendered: ask the room for the page before it.
+    LoadOlder,
+    /// This is the beginning of the room.
+    Nothing,
+}
+
+/// Decides what reaching the top does, given how many loaded rows are not rendered.
+pub fn at_top(hidden: usize, has_more: bool) -> AtTop {
+    if hidden > 0 {
+        AtTop::ShowMore
+    } else if has_more {
+        AtTop::LoadOlder
+    } else {
+        AtTop::Nothing
+    }
+}
+
+/// The index of the first rendered row when the newest `shown` of `len` rows are rendered.
+pub fn window_start(len: usize, shown: usize) -> usize {
+    len.saturating_sub(shown)
+}
+
 /// What the list does after its rows changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Adjust {
@@ -72,6 +104,19 @@ pub fn adjust(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_top_of_the_window_shows_loaded_rows_before_asking_the_room() {
+        assert_eq!(at_top(5, true), AtTop::ShowMore);
+        assert_eq!(at_top(0, true), AtTop::LoadOlder);
+        assert_eq!(at_top(0, false), AtTop::Nothing);
+    }
+
+    #[test]
+    fn only_the_newest_rows_of_a_long_history_are_rendered() {
+        assert_eq!(window_start(10_000, WINDOW), 10_000 - WINDOW);
+        assert_eq!(window_start(50, WINDOW), 0);
+    }
 
     fn at(top: f64) -> Metrics {
         Metrics {

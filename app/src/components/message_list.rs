@@ -1,4 +1,5 @@
-//! The scrolling message list: loads older pages at the top, sticks to the bottom while the
+//! The scrolling message list: renders a window of the newest loaded rows that grows as the
+//! reader scrolls up (then loads older pages from the room), sticks to the bottom while the
 //! reader is there, and otherwise offers a "New messages" button.
 
 use std::cell::Cell;
@@ -9,7 +10,7 @@ use yew::prelude::*;
 
 use crate::components::message_row::MessageRow;
 use crate::rows::{RowAction, RowView, Status};
-use crate::scroll::{adjust, Adjust, Metrics};
+use crate::scroll::{adjust, at_top, window_start, Adjust, AtTop, Metrics, WINDOW};
 
 /// Props of [`MessageList`].
 #[derive(Properties)]
@@ -49,6 +50,7 @@ struct Seen {
     metrics: Cell<Metrics>,
     at_bottom: Cell<bool>,
     first: Cell<Option<u64>>,
+    start: Cell<Option<usize>>,
     last_key: std::cell::RefCell<Option<String>>,
 }
 
@@ -63,12 +65,38 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         seen
     });
 
+    // Bumped to re-render when only the window changes.
+    let redraw = use_state(|| 0u32);
+    // The first rendered row (see `scroll::WINDOW`). At the bottom the window follows the
+    // newest rows; scrolled up it keeps its start, so rows arriving below never shift the rows
+    // being read, and an older page (which only loads when the start is 0) shows in full.
+    let len = props.rows.len();
+    let start = match seen.start.get() {
+        Some(start) if !seen.at_bottom.get() => start.min(len),
+        _ => window_start(len, WINDOW),
+    };
+    seen.start.set(Some(start));
+    // Reaching the top: render more loaded rows, or load the page before them.
+    let reach_top = {
+        let seen = seen.clone();
+        let redraw = redraw.clone();
+        let on_load_older = props.on_load_older.clone();
+        let has_more = props.has_more;
+        Callback::from(move |()| match at_top(start, has_more) {
+            AtTop::ShowMore => {
+                seen.start.set(Some(start.saturating_sub(WINDOW)));
+                redraw.set(*redraw + 1);
+            }
+            AtTop::LoadOlder => on_load_older.emit(()),
+            AtTop::Nothing => {}
+        })
+    };
     let onscroll = {
         let scroller = scroller.clone();
         let seen = seen.clone();
         let show_new = show_new.clone();
-        let on_load_older = props.on_load_older.clone();
-        let has_more = props.has_more;
+        let redraw = redraw.clone();
+        let reach_top = reach_top.clone();
         Callback::from(move |_: Event| {
             let Some(el) = scroller.cast::<Element>() else {
                 return;
@@ -76,11 +104,18 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             let m = metrics(&el);
             seen.metrics.set(m);
             seen.at_bottom.set(m.at_bottom());
-            if m.at_bottom() && *show_new {
-                show_new.set(false);
+            if m.at_bottom() {
+                if *show_new {
+                    show_new.set(false);
+                }
+                // Back at the newest messages: drop what scrolling up rendered, so updates
+                // are cheap again. The view stays pinned to the bottom.
+                if start < window_start(len, WINDOW) {
+                    redraw.set(*redraw + 1);
+                }
             }
-            if has_more && m.near_top() {
-                on_load_older.emit(());
+            if m.near_top() {
+                reach_top.emit(());
             }
         })
     };
@@ -89,10 +124,11 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         let scroller = scroller.clone();
         let seen = seen.clone();
         let show_new = show_new.clone();
-        let on_load_older = props.on_load_older.clone();
         let has_more = props.has_more;
-        use_effect_with(props.rows.clone(), move |rows| {
+        let reach_top = reach_top.clone();
+        use_effect_with((props.rows.clone(), start), move |(rows, start)| {
             if let Some(el) = scroller.cast::<Element>() {
+                let rows = &rows[*start..];
                 let first = rows.iter().find_map(|r| r.seq);
                 let last = rows.last();
                 let last_key = last.map(|r| r.key());
@@ -128,8 +164,8 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                 seen.first.set(first);
                 *seen.last_key.borrow_mut() = last_key;
                 // A first page shorter than the screen cannot be scrolled up: load more now.
-                if has_more && m.height <= m.client {
-                    on_load_older.emit(());
+                if (has_more || *start > 0) && m.height <= m.client {
+                    reach_top.emit(());
                 }
             }
         });
@@ -150,15 +186,15 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     html! {
         <div class="message-pane">
             <div class="scroller" ref={scroller} {onscroll}>
-                if props.has_more {
+                if props.has_more || start > 0 {
                     <p class="history-edge">{ "Loading older messages…" }</p>
                 } else if !props.rows.is_empty() {
                     <p class="history-edge">{ "This is the beginning of the room." }</p>
                 } else {
                     <p class="history-edge">{ "No messages yet. Say hello!" }</p>
                 }
-                <ol class="messages" aria-label="Messages">
-                    { for props.rows.iter().map(|row| html! {
+                <ol class="messages" aria-label="Messages" data-loaded={props.rows.len().to_string()}>
+                    { for props.rows[start..].iter().map(|row| html! {
                         <MessageRow key={row.key()} row={row.clone()} on_action={on_action.clone()} />
                     }) }
                 </ol>
