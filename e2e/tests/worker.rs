@@ -1306,3 +1306,24 @@ async fn the_health_endpoint_answers_200_without_a_session() -> Result {
     assert_eq!(response.status().as_u16(), 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_server_without_a_usable_session_secret_answers_config_error_instead_of_a_default(
+) -> Result {
+    // `--var` given later wins over the harness's own secret: an empty one is "not set".
+    for (secret, case) in [("", "missing"), ("too-short", "short")] {
+        let server = DevServer::start(DevOptions::default().var("SESSION_SECRET", secret)).await?;
+        let response = e2e::client::http()
+            .post(format!("{}/api/session", server.url()))
+            .body(json!({"name": "Ann"}).to_string())
+            .send()
+            .await?;
+        let body = expect_error(response, ErrorCode::ConfigError).await?;
+        assert!(
+            body.message.contains("SESSION_SECRET"),
+            "{case}: the message names the setting: {}",
+            body.message
+        );
+    }
+    Ok(())
+}
