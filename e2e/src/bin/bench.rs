@@ -10,25 +10,39 @@
 //! - join: socket open → first `History` frame, at several history sizes (seeded by several
 //!   connections sending concurrently);
 //! - RSS of the wrangler + workerd process tree, idle and after the runs;
-//! - the app's initial download: gzip sizes of `dist`'s .wasm, .js and .css files.
+//! - the app's initial download: gzip sizes of `dist`'s .wasm, .js and .css files;
+//! - browser: the built app in headless Chromium (Debian's chromium and chromedriver, as in
+//!   `e2e/tests/browser.rs`) with a large room: the time to load its whole history by scrolling
+//!   up, then delivery latency into the DOM and long tasks while that history is loaded, against
+//!   a small room as the baseline. Needs `dist/` (`./scripts/build`) and the Debian browser
+//!   (`./scripts/setup --browser`); nothing is downloaded. About a minute and a half.
 //!
 //! Everything (clients and server) shares this machine's cores, so the numbers are a floor for
 //! the server, not a capacity claim.
 //!
 //! Flags (defaults in brackets): `--clients 50,200` `--senders 5` `--messages 100` (per sender,
 //! burst) `--steady-clients 50` `--steady-rate 20` `--steady-secs 10` `--join-sizes
-//! 0,10000,100000` `--joins 20` `--seeders 4` `--sessions 20`.
+//! 0,10000,100000` `--joins 20` `--seeders 4` `--sessions 20` `--browser-messages 10000`
+//! `--browser-baseline 50` `--browser-probes 30`.
+//!
+//! Sections: `--only fanout,steady,join,download,browser` runs just those (all by default);
+//! `--no-browser` leaves the browser section out. A section that is not run has no key in the
+//! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
+//! other results, and the bench then exits with an error.
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use e2e::browser::{Browser, ChromeDriver};
 use e2e::{require_build, DevOptions, DevServer, Result, RoomSocket, Session};
+use fantoccini::Locator;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::protocol::{ClientMessage, EventKind, ServerMessage};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -54,6 +68,50 @@ struct Args {
     joins: usize,
     seeders: usize,
     sessions: usize,
+    sections: Vec<Section>,
+    browser_messages: u64,
+    browser_baseline: u64,
+    browser_probes: usize,
+}
+
+/// A part of the report that can be run alone (`--only`) or left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Fanout,
+    Steady,
+    Join,
+    Download,
+    Browser,
+}
+
+impl Section {
+    const ALL: [Section; 5] = [
+        Section::Fanout,
+        Section::Steady,
+        Section::Join,
+        Section::Download,
+        Section::Browser,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Fanout => "fanout",
+            Section::Steady => "steady",
+            Section::Join => "join",
+            Section::Download => "download",
+            Section::Browser => "browser",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Section> {
+        Section::ALL
+            .into_iter()
+            .find(|s| s.name() == name.trim())
+            .with_context(|| {
+                let names: Vec<&str> = Section::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown section {name:?} (one of {})", names.join(", "))
+            })
+    }
 }
 
 impl Args {
@@ -69,9 +127,18 @@ impl Args {
             joins: 20,
             seeders: 4,
             sessions: 20,
+            sections: Section::ALL.to_vec(),
+            browser_messages: 10_000,
+            browser_baseline: 50,
+            browser_probes: 30,
         };
+        let mut no_browser = false;
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
+            if flag == "--no-browser" {
+                no_browser = true;
+                continue;
+            }
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
             let list = |v: &str| -> Result<Vec<u64>> {
                 v.split(',')
@@ -91,15 +158,34 @@ impl Args {
                 "--joins" => args.joins = value.parse()?,
                 "--seeders" => args.seeders = value.parse()?,
                 "--sessions" => args.sessions = value.parse()?,
+                "--only" => {
+                    args.sections = value
+                        .split(',')
+                        .map(Section::parse)
+                        .collect::<Result<_>>()?
+                }
+                "--browser-messages" => args.browser_messages = value.parse()?,
+                "--browser-baseline" => args.browser_baseline = value.parse()?,
+                "--browser-probes" => args.browser_probes = value.parse()?,
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
             }
         }
+        if no_browser {
+            args.sections.retain(|s| *s != Section::Browser);
+        }
         if args.senders == 0 || args.sessions == 0 || args.seeders == 0 {
             bail!("--senders, --sessions and --seeders must be at least 1");
         }
+        if args.browser_messages == 0 || args.browser_baseline == 0 || args.browser_probes == 0 {
+            bail!("--browser-messages, --browser-baseline and --browser-probes must be at least 1");
+        }
         Ok(args)
+    }
+
+    fn runs(&self, section: Section) -> bool {
+        self.sections.contains(&section)
     }
 }
 
@@ -117,20 +203,24 @@ fn say(what: impl AsRef<str>) {
 async fn main() -> Result {
     let args = Args::parse()?;
     now_us();
-    require_build(false)?;
+    let browser = args.runs(Section::Browser);
+    require_build(browser)?;
     let lifted = "1000000";
-    let options = DevOptions::default()
+    let mut options = DevOptions::default()
         .var("SEND_BURST", lifted)
         .var("SEND_PER_SECOND", lifted)
         .var("FRAME_BURST", lifted)
         .var("FRAME_PER_SECOND", lifted);
+    if browser {
+        options = options.with_app();
+    }
     say("starting wrangler dev");
     let server = DevServer::start(options).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = server.rss_kib();
 
-    let report = match run_all(&args, &server, rss_idle, lifted).await {
-        Ok(report) => report,
+    let (report, failed) = match run_all(&args, &server, rss_idle, lifted).await {
+        Ok(done) => done,
         Err(e) => {
             eprintln!(
                 "[bench] failed; wrangler dev's last output:\n{}",
@@ -140,52 +230,25 @@ async fn main() -> Result {
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
+/// Runs the selected sections. A failed browser section is reported in the JSON (the other
+/// results stay useful) and returned as the second value, so the bench still exits with an error.
 async fn run_all(
     args: &Args,
     server: &DevServer,
     rss_idle: u64,
     lifted: &str,
-) -> Result<serde_json::Value> {
+) -> Result<(serde_json::Value, Option<e2e::Error>)> {
     let mut sessions = Vec::new();
-    for i in 0..args.sessions {
+    for i in 0..args.sessions.max(2) {
         sessions.push(Session::create(server, &format!("Bench {i}")).await?);
     }
-
-    let mut fanout = Vec::new();
-    for &clients in &args.clients {
-        say(format!(
-            "fan-out: {clients} clients, {} senders x {} messages",
-            args.senders, args.messages
-        ));
-        fanout
-            .push(run_fanout(&sessions, clients, args.senders.min(clients), args.messages).await?);
-    }
-
-    say(format!(
-        "steady: {} clients, {} messages/s for {} s",
-        args.steady_clients, args.steady_rate, args.steady_secs
-    ));
-    let steady = run_steady(
-        &sessions,
-        args.steady_clients,
-        args.steady_rate,
-        args.steady_secs,
-    )
-    .await?;
-
-    let mut joins = Vec::new();
-    for &size in &args.join_sizes {
-        say(format!("join: seeding {size} messages"));
-        joins.push(run_joins(&sessions, size, args.joins, args.seeders).await?);
-    }
-
-    let rss_after = server.rss_kib();
-    let download = app_download()?;
-
-    let report = json!({
+    let mut report = json!({
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "note": "clients and server share this machine",
@@ -194,13 +257,75 @@ async fn run_all(
             "SEND_BURST": lifted, "SEND_PER_SECOND": lifted,
             "FRAME_BURST": lifted, "FRAME_PER_SECOND": lifted,
         },
-        "fanout": fanout,
-        "steady": steady,
-        "join": joins,
-        "rss_kib": { "idle": rss_idle, "after_runs": rss_after },
-        "app_download": download,
+        "sections": args.sections.iter().map(|s| s.name()).collect::<Vec<_>>(),
     });
-    Ok(report)
+
+    if args.runs(Section::Fanout) {
+        let mut fanout = Vec::new();
+        for &clients in &args.clients {
+            say(format!(
+                "fan-out: {clients} clients, {} senders x {} messages",
+                args.senders, args.messages
+            ));
+            fanout.push(
+                run_fanout(&sessions, clients, args.senders.min(clients), args.messages).await?,
+            );
+        }
+        report["fanout"] = json!(fanout);
+    }
+
+    if args.runs(Section::Steady) {
+        say(format!(
+            "steady: {} clients, {} messages/s for {} s",
+            args.steady_clients, args.steady_rate, args.steady_secs
+        ));
+        report["steady"] = run_steady(
+            &sessions,
+            args.steady_clients,
+            args.steady_rate,
+            args.steady_secs,
+        )
+        .await?;
+    }
+
+    if args.runs(Section::Join) {
+        let mut joins = Vec::new();
+        for &size in &args.join_sizes {
+            say(format!("join: seeding {size} messages"));
+            joins.push(run_joins(&sessions, size, args.joins, args.seeders).await?);
+        }
+        report["join"] = json!(joins);
+    }
+
+    let rss_after = server.rss_kib();
+    report["rss_kib"] = json!({ "idle": rss_idle, "after_runs": rss_after });
+
+    if args.runs(Section::Download) {
+        report["app_download"] = app_download()?;
+    }
+
+    let mut failed = None;
+    if args.runs(Section::Browser) {
+        say("browser: the app in headless Chromium");
+        let run = tokio::time::timeout(BROWSER_DEADLINE, run_browser(args, server, &sessions));
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(anyhow::anyhow!(
+                "the browser section did not finish within {} s",
+                BROWSER_DEADLINE.as_secs()
+            )),
+        };
+        report["browser"] = match outcome {
+            Ok(browser) => browser,
+            Err(e) => {
+                let message = format!("{e:#}");
+                say(format!("browser section failed: {message}"));
+                failed = Some(e);
+                json!({ "error": message })
+            }
+        };
+    }
+    Ok((report, failed))
 }
 
 /// One joined client split for load: its writer, and a reader task's results.
@@ -468,7 +593,7 @@ async fn run_joins(
         let mut tasks = Vec::new();
         for (s, socket) in sockets.into_iter().enumerate() {
             let share = size / seeders as u64 + u64::from((s as u64) < size % seeders as u64);
-            tasks.push(tokio::spawn(seed(socket, s, share)));
+            tasks.push(tokio::spawn(seed(socket, s, share, join_text)));
         }
         for task in tasks {
             task.await.context("seeder task")??;
@@ -502,7 +627,17 @@ async fn run_joins(
     }))
 }
 
-async fn seed(socket: RoomSocket, seeder: usize, count: u64) -> Result {
+fn join_text(seeder: usize, n: u64) -> String {
+    format!("Seed message {n} from seeder {seeder}: lorem ipsum dolor sit amet.")
+}
+
+/// Sends `count` messages `text(seeder, n)` over one socket, up to 64 in flight.
+async fn seed(
+    socket: RoomSocket,
+    seeder: usize,
+    count: u64,
+    text: fn(usize, u64) -> String,
+) -> Result {
     let (mut sink, mut stream) = socket.into_stream()?.split();
     let window = Arc::new(Semaphore::new(64));
     let reader_window = Arc::clone(&window);
@@ -532,7 +667,7 @@ async fn seed(socket: RoomSocket, seeder: usize, count: u64) -> Result {
         window.acquire().await?.forget();
         let frame = ClientMessage::Send {
             client_id: format!("seed-{seeder}-{n}"),
-            text: format!("Seed message {n} from seeder {seeder}: lorem ipsum dolor sit amet."),
+            text: text(seeder, n),
         };
         sink.send(Message::text(serde_json::to_string(&frame)?))
             .await?;
@@ -578,5 +713,532 @@ fn app_download() -> Result<serde_json::Value> {
         "files": files,
         "total_bytes": total_raw,
         "gzip_total_bytes": total_gzip,
+    }))
+}
+
+/// Longest the browser section may take (both seeds, Chromium, both rooms); past it the section
+/// is abandoned, which drops (kills) chromedriver and its browsers.
+const BROWSER_DEADLINE: Duration = Duration::from_secs(240);
+/// Longest the large room's history may take to load by scrolling up.
+const LOAD_ALL_DEADLINE: Duration = Duration::from_secs(75);
+/// Loading has stalled when the loaded count has not grown for this long.
+const LOAD_STALL: Duration = Duration::from_secs(10);
+/// Between two probe sends.
+const PROBE_INTERVAL: Duration = Duration::from_millis(300);
+/// After the last probe, before the page's records are read.
+const PROBE_SETTLE: Duration = Duration::from_secs(1);
+/// Extra time a missing probe gets before it is reported missing.
+const PROBE_GRACE: Duration = Duration::from_secs(5);
+/// Where the page's rows are.
+const FIRST_ROW: &str = r#"ol[aria-label="Messages"] li.message"#;
+
+/// A realistic line: markdown, a link and inline code, as the app renders them.
+fn browser_text(_seeder: usize, n: u64) -> String {
+    format!(
+        "Message {n} with some **markdown** and a [link](https://example.com/{n}) `code` and \
+         more words to make it a realistic length line."
+    )
+}
+
+/// Wall-clock milliseconds, the clock `Date.now()` reads in the page on this same machine.
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The baseline room and the large room, each opened in the same Chromium: time to the first
+/// row, time to load the whole history by scrolling up, then delivery of probes into the DOM.
+async fn run_browser(args: &Args, server: &DevServer, sessions: &[Session]) -> Result<Value> {
+    let seeder = &sessions[0];
+    let prober = &sessions[1 % sessions.len()];
+    let small = seeder.new_room().await?;
+    seed_room(seeder, &small.slug, args.browser_baseline).await?;
+    say(format!(
+        "browser: seeding {} messages over one socket",
+        args.browser_messages
+    ));
+    let large = seeder.new_room().await?;
+    let seed_start = Instant::now();
+    seed_room(seeder, &large.slug, args.browser_messages).await?;
+    let seed_seconds = seed_start.elapsed().as_secs_f64();
+
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    let measured = async {
+        sign_in(&browser, server).await?;
+        let user_agent = browser.eval("return navigator.userAgent;").await?;
+        // The baseline first: a broken flow fails in seconds, not after the long load.
+        say(format!(
+            "browser: baseline room of {} messages",
+            args.browser_baseline
+        ));
+        let baseline = measure_room(
+            &browser,
+            server,
+            prober,
+            &small.slug,
+            args.browser_baseline,
+            args.browser_probes,
+        )
+        .await
+        .context("the baseline room")?;
+        say(format!(
+            "browser: large room of {} messages",
+            args.browser_messages
+        ));
+        let large = measure_room(
+            &browser,
+            server,
+            prober,
+            &large.slug,
+            args.browser_messages,
+            args.browser_probes,
+        )
+        .await
+        .context("the large room")?;
+        Ok::<Value, e2e::Error>(json!({
+            "user_agent": user_agent,
+            "seed": {
+                "messages": args.browser_messages,
+                "seconds": round2(seed_seconds),
+                "messages_per_s": (args.browser_messages as f64 / seed_seconds.max(1e-9)).round(),
+                "how": "one WebSocket, up to 64 sends in flight",
+            },
+            "large": large,
+            "baseline": baseline,
+        }))
+    }
+    .await;
+    // Bounded: a hung browser must not hold the report; dropping the driver kills it anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(10), browser.quit()).await;
+    drop(driver);
+    measured
+}
+
+/// Seeds `count` browser-style messages over one socket.
+async fn seed_room(session: &Session, slug: &str, count: u64) -> Result {
+    let (socket, _) = session.join(slug, None).await?;
+    seed(socket, 0, count, browser_text).await
+}
+
+/// Answers the app's display-name prompt, as a person would.
+async fn sign_in(browser: &Browser, server: &DevServer) -> Result {
+    browser.goto(&server.url()).await?;
+    let id = browser
+        .wait_for(
+            "the display-name field",
+            r#"
+            const label = Array.from(document.querySelectorAll('label'))
+                .find(l => l.textContent.trim().startsWith('Display name'));
+            const input = (label && (label.control || document.getElementById(label.htmlFor)))
+                || document.getElementById('display-name');
+            if (!input) return null;
+            if (!input.id) input.id = 'bench-display-name';
+            return input.id;
+            "#,
+        )
+        .await?;
+    let id = id.as_str().unwrap_or("display-name").to_string();
+    let input = browser.client.find(Locator::Id(&id)).await?;
+    input.send_keys("Bench Reader").await?;
+    browser
+        .wait_for(
+            "an enabled Continue button",
+            r#"
+            const b = Array.from(document.querySelectorAll('button'))
+                .find(b => b.textContent.trim() === 'Continue' && !b.disabled);
+            if (!b) return false;
+            b.click();
+            return true;
+            "#,
+        )
+        .await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    Ok(())
+}
+
+/// The message list as the page has it; `arguments[0] === "bottom"` scrolls its scroller to the
+/// newest rows first.
+const LIST_JS: &str = r#"
+    const ol = document.querySelector('ol[aria-label="Messages"]');
+    if (!ol) return null;
+    // The nearest ancestor that scrolls; the list's parent if nothing does yet.
+    let scroller = ol.parentElement;
+    while (scroller && !(scroller.scrollHeight > scroller.clientHeight)) {
+        scroller = scroller.parentElement;
+    }
+    scroller = scroller || ol.parentElement;
+    if (arguments[0] === 'bottom') {
+        scroller.scrollTop = scroller.scrollHeight;
+        // Setting scrollTop to where it already is fires nothing; the app must still look.
+        scroller.dispatchEvent(new Event('scroll'));
+    }
+    return {
+        rendered: ol.querySelectorAll('li.message').length,
+        loaded_attr: Number.isFinite(parseInt(ol.getAttribute('data-loaded'), 10)),
+        at_bottom: scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= 48,
+        heap: (performance.memory && performance.memory.usedJSHeapSize) || null,
+    };
+"#;
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct ListState {
+    rendered: u64,
+    /// Whether the list carries `data-loaded` (the app may render only a window of what it
+    /// loaded, and says how much it loaded there).
+    loaded_attr: bool,
+    at_bottom: bool,
+    heap: Option<f64>,
+}
+
+impl ListState {
+    fn heap_mb(&self) -> Option<f64> {
+        self.heap.map(|b| round2(b / 1_048_576.0))
+    }
+}
+
+async fn list_state(browser: &Browser, scroll: Option<&str>) -> Result<ListState> {
+    let arg = scroll.map_or(Value::Null, |s| json!(s));
+    let value = browser
+        .client
+        .execute(LIST_JS, vec![arg])
+        .await
+        .context("reading the message list")?;
+    if value.is_null() {
+        bail!("the page has no message list");
+    }
+    serde_json::from_value(value).context("the message list's state")
+}
+
+async fn measure_room(
+    browser: &Browser,
+    server: &DevServer,
+    prober: &Session,
+    slug: &str,
+    messages: u64,
+    probes: usize,
+) -> Result<Value> {
+    let opened = Instant::now();
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    browser.find(FIRST_ROW).await?;
+    let first_row_ms = opened.elapsed().as_secs_f64() * 1000.0;
+    let history = load_history(browser, messages).await?;
+    let updates = probe_updates(browser, prober, slug, probes).await?;
+    Ok(json!({
+        "history_messages": messages,
+        "open_to_first_row_ms": first_row_ms.round(),
+        "load_history": history,
+        "updates": updates,
+    }))
+}
+
+/// Drives the loading from inside the page: on every animation frame, scroll the list's scroller
+/// to the top (and dispatch `scroll`), and note when the loaded count last grew. The page paces
+/// it itself (no frame runs while it renders), so the time is the app's, not WebDriver's.
+const LOAD_JS: &str = r#"
+    const target = arguments[0];
+    const ol = document.querySelector('ol[aria-label="Messages"]');
+    if (!ol) return false;
+    const count = () => {
+        const list = document.querySelector('ol[aria-label="Messages"]') || ol;
+        const attr = parseInt(list.getAttribute('data-loaded'), 10);
+        return Number.isFinite(attr) ? attr : list.querySelectorAll('li.message').length;
+    };
+    const l = { start: Date.now(), grown_at: Date.now(), loaded: count(), frames: 0, running: true };
+    window.__load = l;
+    const step = () => {
+        if (!l.running) return;
+        const list = document.querySelector('ol[aria-label="Messages"]') || ol;
+        let scroller = list.parentElement;
+        while (scroller && !(scroller.scrollHeight > scroller.clientHeight)) {
+            scroller = scroller.parentElement;
+        }
+        scroller = scroller || list.parentElement;
+        scroller.scrollTop = 0;
+        scroller.dispatchEvent(new Event('scroll'));
+        l.frames += 1;
+        const now = count();
+        if (now > l.loaded) {
+            l.loaded = now;
+            l.grown_at = Date.now();
+        }
+        if (l.loaded >= target) l.running = false;
+        else requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+    return true;
+"#;
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct LoadProgress {
+    start: u64,
+    grown_at: u64,
+    loaded: u64,
+    frames: u64,
+}
+
+/// The wasm module's linear memory, where the app keeps its rows (`usedJSHeapSize` does not
+/// count it). The loader's module is cached, and wasm-bindgen's init returns the instance it
+/// already has.
+const WASM_MEMORY_JS: &str = r#"
+    const done = arguments[arguments.length - 1];
+    const el = document.querySelector('script[data-js]');
+    if (!el) return done(null);
+    import(el.dataset.js)
+        .then(m => m.default({ module_or_path: el.dataset.wasm }))
+        .then(w => done(w && w.memory ? w.memory.buffer.byteLength : null))
+        .catch(() => done(null));
+"#;
+
+async fn wasm_memory_mb(browser: &Browser) -> Option<f64> {
+    let value = browser
+        .client
+        .execute_async(WASM_MEMORY_JS, Vec::new())
+        .await
+        .ok()?;
+    value.as_f64().map(|b| round2(b / 1_048_576.0))
+}
+
+/// Loads the whole history by scrolling to the top (see [`LOAD_JS`]) until everything is
+/// loaded, the count stops growing for [`LOAD_STALL`], or [`LOAD_ALL_DEADLINE`] passes.
+async fn load_history(browser: &Browser, target: u64) -> Result<Value> {
+    let started = browser
+        .client
+        .execute(LOAD_JS, vec![json!(target)])
+        .await
+        .context("starting the history load")?;
+    if started != Value::Bool(true) {
+        bail!("the page has no message list");
+    }
+    let start = Instant::now();
+    let mut best = 0;
+    let mut grown_at = start;
+    let (progress, stopped) = loop {
+        let value = browser.eval("return window.__load || null;").await?;
+        let progress: LoadProgress =
+            serde_json::from_value(value).context("the page's load progress")?;
+        if progress.loaded > best {
+            best = progress.loaded;
+            grown_at = Instant::now();
+        }
+        if progress.loaded >= target {
+            break (progress, "complete");
+        }
+        if grown_at.elapsed() >= LOAD_STALL {
+            break (progress, "stalled");
+        }
+        if start.elapsed() >= LOAD_ALL_DEADLINE {
+            break (progress, "deadline");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    browser
+        .eval("if (window.__load) window.__load.running = false; return true;")
+        .await?;
+    let end = list_state(browser, None).await?;
+    let seconds = progress.grown_at.saturating_sub(progress.start) as f64 / 1000.0;
+    say(format!(
+        "browser: {} of {target} loaded in {seconds:.1} s ({stopped}), {} rendered",
+        progress.loaded, end.rendered
+    ));
+    Ok(json!({
+        "target": target,
+        "loaded": progress.loaded,
+        "stopped": stopped,
+        "seconds": round2(seconds),
+        "measured": "page clock, from the first row shown to the last growth of the loaded count; \
+                     the page scrolls its list to the top on every animation frame",
+        "loaded_counted_by": if end.loaded_attr { "data-loaded" } else { "li.message" },
+        "rendered_li": end.rendered,
+        "frames": progress.frames,
+        "js_heap_mb": end.heap_mb(),
+        "wasm_memory_mb": wasm_memory_mb(browser).await,
+    }))
+}
+
+/// Records, in the page, when each probe's text first appears in the list (and the first frame
+/// after), and every long task from now on.
+const OBSERVE_JS: &str = r#"
+    const ol = document.querySelector('ol[aria-label="Messages"]');
+    if (!ol) return false;
+    const b = { dom: {}, frame: {}, longtasks: [], longtask_supported: false };
+    window.__bench = b;
+    const note = text => {
+        if (!text || text.indexOf('probe-') < 0) return;
+        for (const m of text.matchAll(/probe-(\d+)/g)) {
+            const id = m[1];
+            if (id in b.dom) continue;
+            b.dom[id] = Date.now();
+            requestAnimationFrame(() => setTimeout(() => { b.frame[id] = Date.now(); }, 0));
+        }
+    };
+    new MutationObserver(records => {
+        for (const r of records) {
+            if (r.type === 'characterData') note(r.target.textContent);
+            else for (const n of r.addedNodes) note(n.textContent);
+        }
+    }).observe(ol, { childList: true, subtree: true, characterData: true });
+    try {
+        new PerformanceObserver(list => {
+            for (const e of list.getEntries()) b.longtasks.push(e.duration);
+        }).observe({ type: 'longtask' });
+        b.longtask_supported = true;
+    } catch (e) {}
+    return true;
+"#;
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct PageRecords {
+    dom: HashMap<String, u64>,
+    frame: HashMap<String, u64>,
+    longtasks: Vec<f64>,
+    longtask_supported: bool,
+}
+
+async fn page_records(browser: &Browser) -> Result<PageRecords> {
+    let value = browser
+        .eval("return window.__bench ? window.__bench : null;")
+        .await?;
+    if value.is_null() {
+        bail!("the page lost the bench's observers (did it navigate?)");
+    }
+    serde_json::from_value(value).context("the page's records")
+}
+
+/// Scrolls to the newest rows, then sends `count` probes `probe-<epoch ms>` from another
+/// session, [`PROBE_INTERVAL`] apart, and reads when each reached the DOM.
+async fn probe_updates(
+    browser: &Browser,
+    prober: &Session,
+    slug: &str,
+    count: usize,
+) -> Result<Value> {
+    let installed = browser.eval(OBSERVE_JS).await?;
+    if installed != Value::Bool(true) {
+        bail!("could not install the observers: {installed}");
+    }
+    let mut state = list_state(browser, Some("bottom")).await?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let again = list_state(browser, Some("bottom")).await?;
+        let settled = again.at_bottom && again.rendered == state.rendered;
+        state = again;
+        if settled {
+            break;
+        }
+    }
+    if !state.at_bottom {
+        bail!("the list did not stay at the bottom: {state:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Only the long tasks of the updates count; scrolling back down had its own.
+    let before = browser
+        .eval("const n = window.__bench.longtasks.length; window.__bench.longtasks = []; return n;")
+        .await?;
+    let rendered_before = list_state(browser, None).await?.rendered;
+
+    let (socket, _) = prober.join(slug, None).await?;
+    let (mut sink, mut stream) = socket.into_stream()?.split();
+    let reader = tokio::spawn(async move {
+        let mut acks: HashMap<String, u64> = HashMap::new();
+        let mut errors = Vec::new();
+        while acks.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+            let text = match next {
+                Err(_) => {
+                    errors.push("no frame within 30 s".to_string());
+                    break;
+                }
+                Ok(None) | Ok(Some(Err(_))) => {
+                    errors.push("probe socket ended".to_string());
+                    break;
+                }
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(_))) => continue,
+            };
+            match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(ServerMessage::Ack { client_id, .. }) => {
+                    acks.insert(client_id, epoch_ms());
+                }
+                Ok(ServerMessage::Error { code, message, .. }) => {
+                    errors.push(format!("{code}: {message}"))
+                }
+                Ok(_) => {}
+                Err(_) => errors.push(format!("unparsable frame: {text}")),
+            }
+        }
+        (acks, errors)
+    });
+
+    let mut sent: Vec<(String, u64)> = Vec::new();
+    let mut interval = tokio::time::interval(PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for i in 0..count {
+        interval.tick().await;
+        // Distinct ids even if two sends share a millisecond.
+        let at = sent
+            .last()
+            .map_or(epoch_ms(), |(_, last)| epoch_ms().max(last + 1));
+        let client_id = format!("probe-{i}-{at}");
+        let frame = ClientMessage::Send {
+            client_id: client_id.clone(),
+            text: format!("probe-{at}"),
+        };
+        sink.send(Message::text(serde_json::to_string(&frame)?))
+            .await?;
+        sent.push((client_id, at));
+    }
+    tokio::time::sleep(PROBE_SETTLE).await;
+    let mut records = page_records(browser).await?;
+    let grace = Instant::now() + PROBE_GRACE;
+    while records.dom.len() < count && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        records = page_records(browser).await?;
+    }
+    let rendered_after = list_state(browser, None).await?.rendered;
+    let (acks, errors) = match tokio::time::timeout(Duration::from_secs(5), reader).await {
+        Ok(joined) => joined.context("probe reader")?,
+        Err(_) => (HashMap::new(), vec!["acks not all read within 5 s".into()]),
+    };
+    let _ = sink.close().await;
+
+    let mut dom_us = Vec::new();
+    let mut frame_us = Vec::new();
+    let mut ack_us = Vec::new();
+    for (client_id, at) in &sent {
+        let id = at.to_string();
+        if let Some(t) = records.dom.get(&id) {
+            dom_us.push(t.saturating_sub(*at) * 1000);
+        }
+        if let Some(t) = records.frame.get(&id) {
+            frame_us.push(t.saturating_sub(*at) * 1000);
+        }
+        if let Some(t) = acks.get(client_id) {
+            ack_us.push(t.saturating_sub(*at) * 1000);
+        }
+    }
+    let seen = dom_us.len();
+    let long = &records.longtasks;
+    Ok(json!({
+        "probes": count,
+        "interval_ms": PROBE_INTERVAL.as_millis() as u64,
+        "seen_in_dom": seen,
+        "dom_latency_ms": latency_json(dom_us),
+        "next_frame_latency_ms": latency_json(frame_us),
+        "sender_ack_ms": latency_json(ack_us),
+        "measured": "page Date.now() when the probe's text was added to the list (MutationObserver) \
+                     minus the epoch ms embedded at send; next frame = first task after the next \
+                     requestAnimationFrame; sender ack = the sending socket's ack; 1 ms resolution",
+        "longtasks": {
+            "supported": records.longtask_supported,
+            "count": long.len(),
+            "max_ms": round2(long.iter().copied().fold(0.0, f64::max)),
+            "sum_ms": round2(long.iter().fold(0.0, |a, b| a + b)),
+            "while_scrolling_to_bottom": before,
+        },
+        "rendered_li": { "before_probes": rendered_before, "after_probes": rendered_after },
+        "errors": errors,
     }))
 }
