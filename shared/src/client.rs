@@ -646,6 +646,19 @@ mod tests {
         }
     }
 
+    fn welcome(room: &mut ClientRoom, head: Seq) {
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head,
+                present: vec![],
+            },
+            0,
+        );
+    }
+
     fn live_room(me: &str, head: Seq) -> ClientRoom {
         let mut room = ClientRoom::new();
         room.connect();
@@ -850,16 +863,7 @@ mod tests {
         );
         room.disconnected();
         room.connect();
-        room.apply(
-            ServerMessage::Welcome {
-                protocol: PROTOCOL_VERSION,
-                you: author("me"),
-                room: info(),
-                head: 900,
-                present: vec![],
-            },
-            0,
-        );
+        welcome(&mut room, 900);
         let page = vec![MessageView::from_event(&post(899, "bob", "z", "new")).unwrap()];
         room.apply(
             ServerMessage::History {
@@ -883,16 +887,7 @@ mod tests {
         room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
         room.queue("b".into(), PendingOp::Send { text: "yo".into() }, 0);
         room.connect();
-        room.apply(
-            ServerMessage::Welcome {
-                protocol: PROTOCOL_VERSION,
-                you: author("me"),
-                room: info(),
-                head: 1,
-                present: vec![],
-            },
-            0,
-        );
+        welcome(&mut room, 1);
         let page = vec![MessageView::from_event(&post(1, "me", "a", "hi")).unwrap()];
         room.apply(
             ServerMessage::History {
@@ -1013,16 +1008,7 @@ mod tests {
     fn only_one_older_page_request_is_in_flight_at_a_time() {
         let mut room = ClientRoom::new();
         room.connect();
-        room.apply(
-            ServerMessage::Welcome {
-                protocol: PROTOCOL_VERSION,
-                you: author("me"),
-                room: info(),
-                head: 60,
-                present: vec![],
-            },
-            0,
-        );
+        welcome(&mut room, 60);
         room.apply(
             ServerMessage::History {
                 messages: vec![MessageView::from_event(&post(51, "bob", "x", "hi")).unwrap()],
