@@ -28,20 +28,25 @@ pub fn repo_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// A name no other test (or earlier run against the same persist directory) uses.
-pub fn unique(prefix: &str) -> String {
-    let mut bytes = [0u8; 5];
-    // The OS random source cannot fail on Linux short of a broken kernel; a clock fallback
-    // still keeps names distinct within a run.
+/// `len` random bytes as hex, from the OS (a clock fallback keeps values distinct within a run
+/// should the random source ever fail).
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
     if getrandom::fill(&mut bytes).is_err() {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        bytes[..4].copy_from_slice(&nanos.to_le_bytes());
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            .to_le_bytes();
+        let n = len.min(nanos.len());
+        bytes[..n].copy_from_slice(&nanos[..n]);
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{hex}")
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A name no other test (or earlier run against the same persist directory) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", random_hex(5))
 }
 
 /// The built artifacts the server needs, or a clear instruction when they are missing.

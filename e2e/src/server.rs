@@ -81,7 +81,7 @@ impl DevServer {
             inspector_port: free_port()?,
             persist: dir.path().to_path_buf(),
             _persist_dir: Some(dir),
-            secret: random_secret(),
+            secret: crate::random_hex(32),
             options,
             running: None,
         };
@@ -318,19 +318,6 @@ impl Drop for DevServer {
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Only signs test sessions; uniqueness per server is all that matters here.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn collect_lines(stream: impl Read + Send + 'static, log: Arc<Mutex<VecDeque<String>>>) {
