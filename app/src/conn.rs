@@ -85,6 +85,18 @@ impl PartialEq for RoomHandle {
 }
 
 /// Drops a socket after the current event handler returns: its closures may be running.
+impl Conn {
+    /// The socket is gone (closed, dead, or given up on): mark the room disconnected, which
+    /// queues its in-flight mutations again, and release the socket.
+    fn lose_socket(&mut self) {
+        let socket = self.socket.take();
+        self.open = false;
+        self.room.disconnected();
+        self.rows_built = None;
+        drop_later(socket);
+    }
+}
+
 fn drop_later(socket: Option<Socket>) {
     if let Some(socket) = socket {
         wasm_bindgen_futures::spawn_local(async move { drop(socket) });
@@ -373,11 +385,8 @@ impl RoomHandle {
                 room: cached.room,
                 ..CachedRoom::default()
             });
-            c.rows_built = None;
-            let socket = c.socket.take();
-            c.open = false;
+            c.lose_socket();
             drop(c);
-            drop_later(socket);
             self.persist_now();
             self.connect();
             return;
@@ -406,11 +415,7 @@ impl RoomHandle {
             if c.generation != generation {
                 return;
             }
-            let socket = c.socket.take();
-            drop_later(socket);
-            c.open = false;
-            c.room.disconnected();
-            c.rows_built = None;
+            c.lose_socket();
             if close::is_terminal(code) {
                 c.link = Link::Stopped(code, reason);
                 c.reconnect_timer = None;
@@ -438,12 +443,8 @@ impl RoomHandle {
         if c.open {
             if t - c.last_frame > DEAD_AFTER_MS {
                 warn("no frame for 75 s; reconnecting");
-                let socket = c.socket.take();
-                c.open = false;
-                c.room.disconnected();
-                c.rows_built = None;
+                c.lose_socket();
                 drop(c);
-                drop_later(socket);
                 self.schedule_reconnect();
                 self.notify();
                 return;
