@@ -457,6 +457,14 @@ pub fn presence<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Vec<Member> {
     members
 }
 
+/// Whether `user_id` has a joined connection among `conns`. Presence is per user: they are
+/// announced when their first connection joins and when their last one leaves.
+pub fn is_present<'a>(conns: impl IntoIterator<Item = &'a Conn>, user_id: &str) -> bool {
+    conns
+        .into_iter()
+        .any(|c| c.joined && c.author.id == user_id)
+}
+
 /// An in-memory [`RoomStore`], for tests, benchmarks and property tests.
 pub mod memory {
     use std::collections::{BTreeMap, HashMap};
@@ -1062,6 +1070,16 @@ mod tests {
         ));
         let effects = f.frame(&ann, serde_json::json!({"type":"ping"}));
         assert_eq!(effects, vec![Effect::Reply(ServerMessage::Pong {})]);
+    }
+
+    #[test]
+    fn a_user_is_present_only_through_a_joined_connection() {
+        let ann = conn("ann", Role::Member);
+        let mut bob = conn("bob", Role::Member);
+        bob.joined = false;
+        assert!(is_present([&ann, &bob], "ann"));
+        assert!(!is_present([&ann, &bob], "bob"), "not before the hello");
+        assert!(!is_present([], "ann"));
     }
 
     #[test]

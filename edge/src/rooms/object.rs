@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use shared::protocol::{Author, EventKind, RoomInfo, ServerMessage, PING_FRAME, PONG_FRAME};
 use shared::rate_limit::RateLimits;
-use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room};
+use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Frame, Room};
 use worker::{
     console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
@@ -300,9 +300,13 @@ impl ChatRoom {
                 Some(slot) if !slot.conn.joined => slot.conn.author.id.clone(),
                 _ => return,
             };
-            let first = !slots
-                .iter()
-                .any(|(other, s)| *other != id && s.conn.joined && s.conn.author.id == user_id);
+            let first = !is_present(
+                slots
+                    .iter()
+                    .filter(|(other, _)| **other != id)
+                    .map(|(_, s)| &s.conn),
+                &user_id,
+            );
             let Some(slot) = slots.get_mut(&id) else {
                 return;
             };
@@ -340,11 +344,11 @@ impl ChatRoom {
         if !conn.joined {
             return;
         }
-        let still_here = self.slots.borrow().as_ref().is_some_and(|slots| {
-            slots
-                .values()
-                .any(|s| s.conn.joined && s.conn.author.id == conn.author.id)
-        });
+        let still_here = self
+            .slots
+            .borrow()
+            .as_ref()
+            .is_some_and(|slots| is_present(slots.values().map(|s| &s.conn), &conn.author.id));
         if !still_here {
             self.broadcast(
                 &ServerMessage::PresenceLeave {
