@@ -9,7 +9,7 @@ use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, Ses
 use shared::protocol::{Author, Role};
 use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Response, Url};
 
-use crate::config;
+use crate::config::{self, SessionKeys};
 use crate::directory;
 use crate::rooms::object::{Connect, CONNECT_HEADER};
 use crate::session::{self, Session};
@@ -165,15 +165,14 @@ fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
     }
 }
 
-fn current_session(req: &Request, env: &Env) -> Result<Option<Session>, ApiError> {
-    let keys = config::session_keys(env)?;
+fn current_session(req: &Request, keys: &SessionKeys) -> Result<Option<Session>, ApiError> {
     let cookies = req.headers().get("Cookie")?.unwrap_or_default();
     Ok(session::cookie_value(&cookies, session::COOKIE)
-        .and_then(|value| session::decode(value, &keys, now())))
+        .and_then(|value| session::decode(value, keys, now())))
 }
 
 fn require_session(req: &Request, env: &Env) -> Result<Session, ApiError> {
-    current_session(req, env)?.ok_or_else(|| {
+    current_session(req, &config::session_keys(env)?)?.ok_or_else(|| {
         fail(
             ErrorCode::Unauthorized,
             "Choose a display name first (no valid session).",
@@ -247,7 +246,7 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     check_origin(&req, false)?;
     let keys = config::session_keys(env)?;
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
-    let existing = current_session(&req, env)?;
+    let existing = current_session(&req, &keys)?;
     let secure = is_https(&req);
     let body: CreateSession = read_json(req).await?;
     let name = limits::validate_display_name(&body.name)?;
