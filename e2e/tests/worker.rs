@@ -1327,3 +1327,49 @@ async fn a_server_without_a_usable_session_secret_answers_config_error_instead_o
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deleted_messages_words_are_gone_from_replays_as_well_as_from_pages() -> Result {
+    let alice = user("Alice").await?;
+    let room = alice.new_room().await?;
+    let (mut a, _) = alice.join(&room.slug, None).await?;
+    let (secret, _) = a.post("s1", "my secret words").await?;
+    a.send_message(&ClientMessage::Edit {
+        client_id: "s2".into(),
+        target: secret,
+        text: "my edited secret".into(),
+    })
+    .await?;
+    a.await_ack("s2").await?;
+    a.send_message(&ClientMessage::Delete {
+        client_id: "s3".into(),
+        target: secret,
+    })
+    .await?;
+    a.await_ack("s3").await?;
+
+    // A replay from the very start carries the post and the edit, but not their text.
+    let (_, replayed) = alice.join(&room.slug, Some(0)).await?;
+    let kinds: Vec<&EventKind> = replayed.replay.iter().map(|e| &e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &EventKind::Message {
+                text: String::new()
+            },
+            &EventKind::Edit {
+                target: secret,
+                text: String::new()
+            },
+            &EventKind::Delete { target: secret },
+        ]
+    );
+
+    // A page shows a tombstone.
+    let (_, paged) = alice.join(&room.slug, None).await?;
+    let page = paged.history.expect("a join without a cursor gets a page");
+    assert_eq!(page.messages.len(), 1);
+    assert!(page.messages[0].deleted);
+    assert_eq!(page.messages[0].text, "");
+    Ok(())
+}
