@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ChatError, ErrorCode};
 use crate::protocol::{
     Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
-    Seq, ServerMessage, PROTOCOL_VERSION,
+    Seq, ServerMessage, Vote, PROTOCOL_VERSION,
 };
 
 /// How long a typing indicator lasts without a refresh.
@@ -59,6 +59,37 @@ pub enum PendingOp {
         /// The message.
         target: Seq,
     },
+    /// Stop an assistant answer.
+    Stop {
+        /// The answer.
+        target: Seq,
+    },
+    /// Ask for a new version of an assistant answer.
+    Regenerate {
+        /// The answer.
+        target: Seq,
+    },
+    /// Rate an assistant answer.
+    Rate {
+        /// The answer.
+        target: Seq,
+        /// The vote.
+        vote: Vote,
+        /// Optional reason.
+        reason: Option<String>,
+    },
+}
+
+impl PendingOp {
+    /// Whether the op is a one-off command on an answer: when the room refuses it (the answer
+    /// finished meanwhile, ...) there is nothing to retry, so it leaves the outbox and the
+    /// refusal is shown as the room's last error.
+    pub fn is_command(&self) -> bool {
+        matches!(
+            self,
+            PendingOp::Stop { .. } | PendingOp::Regenerate { .. } | PendingOp::Rate { .. }
+        )
+    }
 }
 
 /// Where a pending mutation stands.
@@ -103,6 +134,24 @@ impl Pending {
             PendingOp::Delete { target } => ClientMessage::Delete {
                 client_id,
                 target: *target,
+            },
+            PendingOp::Stop { target } => ClientMessage::Stop {
+                client_id,
+                target: *target,
+            },
+            PendingOp::Regenerate { target } => ClientMessage::Regenerate {
+                client_id,
+                target: *target,
+            },
+            PendingOp::Rate {
+                target,
+                vote,
+                reason,
+            } => ClientMessage::Rate {
+                client_id,
+                target: *target,
+                vote: *vote,
+                reason: reason.clone(),
             },
         }
     }
@@ -294,9 +343,11 @@ impl ClientRoom {
             .map(|message| Row::Message {
                 message,
                 pending: self.outbox.iter().rev().find(|p| match &p.op {
-                    PendingOp::Edit { target, .. } | PendingOp::Delete { target } => {
-                        *target == message.seq
-                    }
+                    PendingOp::Edit { target, .. }
+                    | PendingOp::Delete { target }
+                    | PendingOp::Stop { target }
+                    | PendingOp::Regenerate { target }
+                    | PendingOp::Rate { target, .. } => *target == message.seq,
                     PendingOp::Send { .. } => false,
                 }),
             })
@@ -494,6 +545,16 @@ impl ClientRoom {
                     .as_deref()
                     .and_then(|id| self.outbox.iter_mut().find(|p| p.client_id == id));
                 match pending {
+                    Some(p) if p.op.is_command() && !code.is_retryable() => {
+                        let id = p.client_id.clone();
+                        self.outbox.retain(|p| p.client_id != id);
+                        applied.outbox_changed = true;
+                        self.last_error = Some(ChatError {
+                            code,
+                            message,
+                            retry_after_ms,
+                        });
+                    }
                     Some(p) if code.is_retryable() => {
                         p.status = PendingStatus::Queued {
                             not_before: now + retry_after_ms.unwrap_or(1_000) as Millis,
@@ -525,6 +586,16 @@ impl ClientRoom {
             }
             ServerMessage::Typing { user_id, name } => {
                 self.typing.insert(user_id, (name, now + TYPING_TTL_MS));
+            }
+            ServerMessage::Stream {
+                target,
+                version,
+                offset,
+                text,
+            } => {
+                if let Some(m) = self.messages.get_mut(&target) {
+                    applied.messages_changed |= m.apply_stream(version, offset, &text);
+                }
             }
             ServerMessage::Pong {} | ServerMessage::Unknown => {}
         }
@@ -561,12 +632,15 @@ impl ClientRoom {
             applied.outbox_changed = before != self.outbox.len();
         }
         match &event.kind {
-            EventKind::Message { .. } => {
+            EventKind::Message { .. } | EventKind::Answer { .. } => {
                 if let Some(m) = MessageView::from_event(&event) {
                     self.messages.insert(m.seq, m);
                 }
             }
-            EventKind::Edit { target, .. } | EventKind::Delete { target } => {
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. } => {
                 if let Some(m) = self.messages.get_mut(target) {
                     m.apply(&event);
                 }
@@ -633,6 +707,7 @@ mod tests {
             created_at: 0,
             last_activity: None,
             message_count: 0,
+            assistant: Default::default(),
         }
     }
 

@@ -32,6 +32,17 @@ pub enum ErrorCode {
     ConfigError,
     /// Something failed on the server; details are in the server's log.
     Internal,
+    /// The request conflicts with the current state (for example stopping an answer that has
+    /// already finished).
+    Conflict,
+    /// No AI provider is configured or the configured one cannot be reached.
+    AiUnavailable,
+    /// The AI provider did not answer in time.
+    AiTimeout,
+    /// The assistant's queue in this room is full; ask again when it has caught up.
+    AiBusy,
+    /// The AI provider refused the request (quota, content policy, bad model name, ...).
+    AiFailed,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -52,6 +63,11 @@ impl ErrorCode {
             ErrorCode::BadOrigin => "bad_origin",
             ErrorCode::ConfigError => "config_error",
             ErrorCode::Internal => "internal",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::AiUnavailable => "ai_unavailable",
+            ErrorCode::AiTimeout => "ai_timeout",
+            ErrorCode::AiBusy => "ai_busy",
+            ErrorCode::AiFailed => "ai_failed",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -65,8 +81,12 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedProtocol => 426,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited | ErrorCode::AiBusy => 429,
             ErrorCode::ConfigError | ErrorCode::Internal | ErrorCode::Unknown => 500,
+            ErrorCode::AiFailed => 502,
+            ErrorCode::AiUnavailable => 503,
+            ErrorCode::AiTimeout => 504,
         }
     }
 
@@ -74,7 +94,13 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::ConfigError
+            ErrorCode::RateLimited
+                | ErrorCode::Internal
+                | ErrorCode::ConfigError
+                | ErrorCode::AiUnavailable
+                | ErrorCode::AiTimeout
+                | ErrorCode::AiBusy
+                | ErrorCode::AiFailed
         )
     }
 }
@@ -145,6 +171,11 @@ mod tests {
             ErrorCode::BadOrigin,
             ErrorCode::ConfigError,
             ErrorCode::Internal,
+            ErrorCode::Conflict,
+            ErrorCode::AiUnavailable,
+            ErrorCode::AiTimeout,
+            ErrorCode::AiBusy,
+            ErrorCode::AiFailed,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

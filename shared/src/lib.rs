@@ -4,6 +4,8 @@
 
 #![warn(missing_docs)]
 
+pub mod ai;
+pub mod assistant;
 pub mod client;
 pub mod error;
 pub mod limits;

@@ -55,6 +55,9 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientMessage, ChatError> {
     Ok(message)
 }
 
+/// Longest reason a user may give with a rating.
+pub const FEEDBACK_REASON_MAX_CHARS: usize = 500;
+
 /// Checks the field rules of a parsed client message.
 pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError> {
     match message {
@@ -65,7 +68,23 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
             validate_client_id(client_id)?;
             validate_text(text)
         }
-        ClientMessage::Delete { client_id, .. } => validate_client_id(client_id),
+        ClientMessage::Delete { client_id, .. }
+        | ClientMessage::Stop { client_id, .. }
+        | ClientMessage::Regenerate { client_id, .. } => validate_client_id(client_id),
+        ClientMessage::Rate {
+            client_id, reason, ..
+        } => {
+            validate_client_id(client_id)?;
+            match reason {
+                Some(reason) if reason.chars().count() > FEEDBACK_REASON_MAX_CHARS => {
+                    Err(ChatError::new(
+                        ErrorCode::TooLarge,
+                        format!("A reason may be at most {FEEDBACK_REASON_MAX_CHARS} characters."),
+                    ))
+                }
+                _ => Ok(()),
+            }
+        }
         ClientMessage::Hello { .. }
         | ClientMessage::History { .. }
         | ClientMessage::Typing {}

@@ -14,14 +14,20 @@ pub enum Action {
     DeleteOwn,
     /// Delete anyone's message.
     DeleteAny,
+    /// Rate the assistant's answers.
+    Rate,
+    /// Stop or regenerate the assistant's answers to other people.
+    ManageAnswers,
 }
 
 /// Every action, for exhaustive tests and UIs.
-pub const ACTIONS: [Action; 4] = [
+pub const ACTIONS: [Action; 6] = [
     Action::Post,
     Action::EditOwn,
     Action::DeleteOwn,
     Action::DeleteAny,
+    Action::Rate,
+    Action::ManageAnswers,
 ];
 
 /// Whether `role` may perform `action`.
@@ -29,7 +35,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Owner | Role::Moderator => true,
-        Role::Member => matches!(action, Post | EditOwn | DeleteOwn),
+        Role::Member => matches!(action, Post | EditOwn | DeleteOwn | Rate),
         // Unknown roles come from a newer server; grant nothing rather than guess.
         Role::ReadOnly | Role::Unknown => false,
     }

@@ -66,6 +66,34 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Stop the assistant's answer `target` (the asker or a moderator). A queued answer is
+    /// taken off the queue; a streaming one keeps the text written so far.
+    Stop {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The answer message's `seq`.
+        target: Seq,
+    },
+    /// Write a new version of a finished answer (the asker or a moderator). Earlier versions
+    /// are kept and can be switched between.
+    Regenerate {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The answer message's `seq`.
+        target: Seq,
+    },
+    /// Rate an assistant answer: one vote per user, changeable; `none` withdraws it.
+    Rate {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The answer message's `seq`.
+        target: Seq,
+        /// The vote.
+        vote: Vote,
+        /// Optional reason, seen only by admins.
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// The user is typing. Send at most every few seconds; peers expire it on their own.
     Typing {},
     /// Keep-alive. Sent as the exact text [`PING_FRAME`], which the runtime answers with
@@ -161,6 +189,21 @@ pub enum ServerMessage {
         /// Their display name.
         name: String,
     },
+    /// More text of an assistant answer that is being written. Not sequenced: the answer's
+    /// text is persisted as it grows and its final text arrives in a sequenced
+    /// [`EventKind::AnswerStatus`]. `offset` is the byte length of the text this chunk
+    /// continues, so a client appends only what it does not hold yet (exactly once, also after
+    /// a reconnect, when the room sends the whole text so far with offset 0).
+    Stream {
+        /// The answer message's `seq`.
+        target: Seq,
+        /// The answer version being written.
+        version: u32,
+        /// Byte offset in the answer text where `text` starts.
+        offset: u32,
+        /// The new text.
+        text: String,
+    },
     /// Keep-alive answer.
     Pong {},
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
@@ -202,6 +245,10 @@ impl<'de> Deserialize<'de> for ServerMessage {
             member: Option<Member>,
             user_id: Option<String>,
             name: Option<String>,
+            target: Option<Seq>,
+            version: Option<u32>,
+            offset: Option<u32>,
+            text: Option<String>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -244,6 +291,12 @@ impl<'de> Deserialize<'de> for ServerMessage {
             "typing" => ServerMessage::Typing {
                 user_id: required(f.user_id, "user_id")?,
                 name: required(f.name, "name")?,
+            },
+            "stream" => ServerMessage::Stream {
+                target: required(f.target, "target")?,
+                version: required(f.version, "version")?,
+                offset: required(f.offset, "offset")?,
+                text: required(f.text, "text")?,
             },
             "pong" => ServerMessage::Pong {},
             _ => ServerMessage::Unknown,
@@ -319,6 +372,25 @@ pub struct RoomInfo {
     /// Messages posted so far (updated by the room in batches, so it may lag a few seconds).
     #[serde(default)]
     pub message_count: u64,
+    /// When the assistant answers here.
+    #[serde(default)]
+    pub assistant: AssistantMode,
+}
+
+/// When the assistant answers in a room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssistantMode {
+    /// Never.
+    Off,
+    /// When a message mentions `@assistant`.
+    #[default]
+    Mention,
+    /// Every message (for example a personal assistant room).
+    All,
+    /// A mode this build does not know; treated as `mention`.
+    #[serde(other)]
+    Unknown,
 }
 
 /// One sequenced room event.
@@ -357,6 +429,42 @@ pub enum EventKind {
         /// The deleted message's `seq`.
         target: Seq,
     },
+    /// The assistant will answer `prompt`: this event posts the answer message (its id is the
+    /// event's `seq`), empty and queued. Authored by the assistant.
+    Answer {
+        /// The message being answered.
+        prompt: Seq,
+        /// The user id of who asked.
+        asker: String,
+    },
+    /// An answer changed state: queued again for a new version, started streaming (text
+    /// empty), or finished (final text, and why it ended).
+    AnswerStatus {
+        /// The answer message's `seq`.
+        target: Seq,
+        /// The version this status is about; a higher version than the message holds keeps
+        /// the current text as an earlier version.
+        version: u32,
+        /// The new state.
+        status: AnswerState,
+        /// The text (ignored while queued: the current text stays until the new version
+        /// starts).
+        #[serde(default)]
+        text: String,
+        /// Why it failed, for `failed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<AnswerError>,
+        /// How it was produced, once finished.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<AnswerMeta>,
+    },
+    /// The event's author rated an answer (replacing their earlier vote).
+    Feedback {
+        /// The answer message's `seq`.
+        target: Seq,
+        /// The vote; `none` withdraws it.
+        vote: Vote,
+    },
     /// An event kind this build does not know (added by a newer room). It still takes its
     /// place in the sequence: a client applies it as nothing and moves its cursor past it.
     Unknown,
@@ -371,6 +479,13 @@ impl<'de> Deserialize<'de> for EventKind {
             kind: String,
             text: Option<String>,
             target: Option<Seq>,
+            prompt: Option<Seq>,
+            asker: Option<String>,
+            version: Option<u32>,
+            status: Option<AnswerState>,
+            error: Option<AnswerError>,
+            meta: Option<AnswerMeta>,
+            vote: Option<Vote>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -383,6 +498,22 @@ impl<'de> Deserialize<'de> for EventKind {
             },
             "delete" => EventKind::Delete {
                 target: required(f.target, "target")?,
+            },
+            "answer" => EventKind::Answer {
+                prompt: required(f.prompt, "prompt")?,
+                asker: required(f.asker, "asker")?,
+            },
+            "answer_status" => EventKind::AnswerStatus {
+                target: required(f.target, "target")?,
+                version: required(f.version, "version")?,
+                status: required(f.status, "status")?,
+                text: f.text.unwrap_or_default(),
+                error: f.error,
+                meta: f.meta,
+            },
+            "feedback" => EventKind::Feedback {
+                target: required(f.target, "target")?,
+                vote: required(f.vote, "vote")?,
             },
             _ => EventKind::Unknown,
         })
@@ -408,6 +539,106 @@ pub struct MessageView {
     /// True once deleted (a tombstone).
     #[serde(default)]
     pub deleted: bool,
+    /// Set on the assistant's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<AnswerView>,
+}
+
+/// Where an assistant answer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerState {
+    /// Waiting for the room's one generation slot.
+    Queued,
+    /// Being written; [`ServerMessage::Stream`] frames carry the text.
+    Streaming,
+    /// Finished normally.
+    Done,
+    /// Stopped by the asker or a moderator; the text written so far stays.
+    Stopped,
+    /// The provider failed; `error` says why and Regenerate retries.
+    Failed,
+    /// A state this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl AnswerState {
+    /// Whether the answer is still waiting or being written.
+    pub fn is_active(self) -> bool {
+        matches!(self, AnswerState::Queued | AnswerState::Streaming)
+    }
+}
+
+/// Why an answer failed, safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerError {
+    /// Stable code (`ai_unavailable`, `ai_timeout`, `ai_failed`, `internal`).
+    pub code: ErrorCode,
+    /// Human message.
+    pub message: String,
+}
+
+/// How an answer was produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerMeta {
+    /// Provider name (`workers-ai`, `openai`, ...).
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Prompt tokens (as the provider counted them; estimated when it did not say).
+    pub tokens_in: u32,
+    /// Answer tokens.
+    pub tokens_out: u32,
+    /// Time from the request to the first token, in ms.
+    pub first_token_ms: u32,
+    /// Time from the request to the end, in ms.
+    pub total_ms: u32,
+}
+
+/// A rating of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vote {
+    /// Helpful.
+    Up,
+    /// Not helpful.
+    Down,
+    /// No vote (withdraws an earlier one).
+    None,
+}
+
+/// The assistant-specific state of an answer message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerView {
+    /// The message being answered.
+    pub prompt: Seq,
+    /// Who asked (user id).
+    pub asker: String,
+    /// Current state.
+    pub state: AnswerState,
+    /// Current version, from 1.
+    pub version: u32,
+    /// Earlier versions' texts, oldest first (version `i + 1` is `previous[i]`).
+    #[serde(default)]
+    pub previous: Vec<String>,
+    /// Set when the current version failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AnswerError>,
+    /// Set once the current version finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<AnswerMeta>,
+    /// Each voter's vote (user id → up/down).
+    #[serde(default)]
+    pub votes: std::collections::BTreeMap<String, Vote>,
+}
+
+impl AnswerView {
+    /// (up, down) vote counts.
+    pub fn tally(&self) -> (usize, usize) {
+        let up = self.votes.values().filter(|v| **v == Vote::Up).count();
+        (up, self.votes.len() - up)
+    }
 }
 
 impl MessageView {
@@ -425,6 +656,60 @@ impl MessageView {
                 self.deleted = true;
                 true
             }
+            EventKind::AnswerStatus {
+                target,
+                version,
+                status,
+                text,
+                error,
+                meta,
+            } if *target == self.seq && !self.deleted => {
+                let Some(answer) = self.answer.as_mut() else {
+                    return false;
+                };
+                if *version > answer.version {
+                    answer.previous.push(std::mem::take(&mut self.text));
+                    answer.version = *version;
+                }
+                answer.state = *status;
+                if *status != AnswerState::Queued {
+                    self.text.clone_from(text);
+                    answer.error.clone_from(error);
+                    answer.meta.clone_from(meta);
+                }
+                true
+            }
+            EventKind::Feedback { target, vote } if *target == self.seq => {
+                let Some(answer) = self.answer.as_mut() else {
+                    return false;
+                };
+                if *vote == Vote::None {
+                    answer.votes.remove(&event.author.id);
+                } else {
+                    answer.votes.insert(event.author.id.clone(), *vote);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends streamed text to an answer being written, if it continues exactly what this
+    /// view holds (overlapping text is skipped; a gap or another version is ignored). Returns
+    /// whether the text changed.
+    pub fn apply_stream(&mut self, version: u32, offset: u32, text: &str) -> bool {
+        let Some(answer) = &self.answer else {
+            return false;
+        };
+        let (held, offset) = (self.text.len(), offset as usize);
+        if answer.state != AnswerState::Streaming || answer.version != version || offset > held {
+            return false;
+        }
+        match text.get(held - offset..) {
+            Some(rest) if !rest.is_empty() => {
+                self.text.push_str(rest);
+                true
+            }
             _ => false,
         }
     }
@@ -440,6 +725,26 @@ impl MessageView {
                 text: text.clone(),
                 edited_at: None,
                 deleted: false,
+                answer: None,
+            }),
+            EventKind::Answer { prompt, asker } => Some(MessageView {
+                seq: event.seq,
+                at: event.at,
+                author: event.author.clone(),
+                client_id: event.client_id.clone(),
+                text: String::new(),
+                edited_at: None,
+                deleted: false,
+                answer: Some(AnswerView {
+                    prompt: *prompt,
+                    asker: asker.clone(),
+                    state: AnswerState::Queued,
+                    version: 1,
+                    previous: Vec::new(),
+                    error: None,
+                    meta: None,
+                    votes: Default::default(),
+                }),
             }),
             _ => None,
         }
@@ -597,6 +902,7 @@ mod tests {
             created_at: 1,
             last_activity: Some(2),
             message_count: 3,
+            assistant: Default::default(),
         };
         let member = Member {
             user_id: "u".into(),

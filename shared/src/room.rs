@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ai::{CompletionRequest, Personalization};
+use crate::assistant::{Assistant, Record, Summary};
 use crate::error::{ChatError, ErrorCode};
 use crate::limits::{self, PAGE_DEFAULT, PAGE_MAX, REPLAY_BATCH, REPLAY_MAX_EVENTS};
 use crate::permissions::{allows, Action};
@@ -44,6 +46,14 @@ pub trait RoomStore {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<(Vec<MessageView>, bool), Self::Error>;
+    /// Replaces the text of an answer being written (persisted as it grows, not an event).
+    fn set_answer_text(&mut self, seq: Seq, text: &str) -> Result<(), Self::Error>;
+    /// Answers still queued or streaming, ascending.
+    fn unfinished_answers(&self) -> Result<Vec<MessageView>, Self::Error>;
+    /// The assistant's rolling summary of older history.
+    fn summary(&self) -> Result<Option<Summary>, Self::Error>;
+    /// Replaces the rolling summary.
+    fn set_summary(&mut self, summary: &Summary) -> Result<(), Self::Error>;
 }
 
 /// Per-connection state that must survive hibernation (kept in the socket's attachment).
@@ -53,6 +63,9 @@ pub struct Conn {
     pub author: Author,
     /// Whether the connection completed the hello and receives broadcasts.
     pub joined: bool,
+    /// The user's preferences for the assistant's answers to them.
+    #[serde(default)]
+    pub personalization: Personalization,
 }
 
 impl Conn {
@@ -98,7 +111,7 @@ pub enum Frame<'a> {
 }
 
 /// What the Durable Object must do after a frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Send to the connection the frame came from.
     Reply(ServerMessage),
@@ -113,13 +126,39 @@ pub enum Effect {
     Close(u16, ErrorCode),
     /// A server-side failure to log (never sent to clients).
     Log(String),
+    /// Ask the AI provider for an answer and report back with generation id `gen`
+    /// ([`Room::ai_token`], [`Room::ai_finish`]).
+    Generate {
+        /// Generation id.
+        gen: u64,
+        /// The answer message.
+        target: Seq,
+        /// The prompt.
+        request: CompletionRequest,
+    },
+    /// Abandon generation `gen` (it was stopped).
+    Cancel {
+        /// Generation id.
+        gen: u64,
+    },
+    /// Ask the provider for a new rolling summary and report back with
+    /// [`Room::ai_summarized`].
+    Summarize {
+        /// The newest message it covers.
+        upto: Seq,
+        /// The prompt.
+        request: CompletionRequest,
+    },
+    /// Analytics to keep outside the room.
+    Record(Record),
 }
 
 /// The room state machine over a store.
 pub struct Room<S> {
-    store: S,
-    info: RoomInfo,
-    head: Seq,
+    pub(crate) store: S,
+    pub(crate) info: RoomInfo,
+    pub(crate) head: Seq,
+    pub(crate) assistant: Assistant,
 }
 
 fn error_reply(err: ChatError, client_id: Option<String>) -> Effect {
@@ -135,7 +174,12 @@ impl<S: RoomStore> Room<S> {
     /// Opens a room over its store.
     pub fn open(store: S, info: RoomInfo) -> Result<Self, S::Error> {
         let head = store.head()?;
-        Ok(Room { store, info, head })
+        Ok(Room {
+            store,
+            info,
+            head,
+            assistant: Assistant::default(),
+        })
     }
 
     /// The highest sequence number.
@@ -210,7 +254,10 @@ impl<S: RoomStore> Room<S> {
         let client_id = match &message {
             ClientMessage::Send { client_id, .. }
             | ClientMessage::Edit { client_id, .. }
-            | ClientMessage::Delete { client_id, .. } => Some(client_id.clone()),
+            | ClientMessage::Delete { client_id, .. }
+            | ClientMessage::Stop { client_id, .. }
+            | ClientMessage::Regenerate { client_id, .. }
+            | ClientMessage::Rate { client_id, .. } => Some(client_id.clone()),
             _ => None,
         };
         if client_id.is_some() {
@@ -274,15 +321,38 @@ impl<S: RoomStore> Room<S> {
                     }),
                 ];
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
+                effects.extend(self.stream_snapshot().map(Effect::Reply));
                 Ok(effects)
             }
-            ClientMessage::Send { client_id, text } => self.mutate(
-                conn,
+            ClientMessage::Send { client_id, text } => {
+                let mut effects = self.mutate(
+                    conn,
+                    client_id,
+                    now,
+                    Action::Post,
+                    EventKind::Message { text },
+                )?;
+                let posted = effects.iter().find_map(|e| match e {
+                    Effect::Broadcast(ServerMessage::Event { event }) => Some(event.clone()),
+                    _ => None,
+                });
+                if let Some(posted) = posted {
+                    effects.extend(self.after_post(conn, &posted, now)?);
+                }
+                Ok(effects)
+            }
+            ClientMessage::Stop { client_id, target } => {
+                self.stop_answer(conn, client_id, target, now)
+            }
+            ClientMessage::Regenerate { client_id, target } => {
+                self.regenerate_answer(conn, client_id, target, now)
+            }
+            ClientMessage::Rate {
                 client_id,
-                now,
-                Action::Post,
-                EventKind::Message { text },
-            ),
+                target,
+                vote,
+                reason,
+            } => self.rate_answer(conn, client_id, target, vote, reason, now),
             ClientMessage::Edit {
                 client_id,
                 target,
@@ -441,7 +511,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn storage(err: impl fmt::Display) -> Self {
+    pub(crate) fn storage(err: impl fmt::Display) -> Self {
         Failure::Storage(err.to_string())
     }
 }
@@ -471,7 +541,8 @@ pub mod memory {
     use std::convert::Infallible;
 
     use super::RoomStore;
-    use crate::protocol::{Event, MessageView, Seq};
+    use crate::assistant::Summary;
+    use crate::protocol::{Event, EventKind, MessageView, Seq};
 
     /// Everything in maps.
     #[derive(Debug, Default, Clone)]
@@ -481,6 +552,7 @@ pub mod memory {
         mutations: HashMap<(String, String), Seq>,
         /// Previous texts of edited messages, oldest first.
         pub versions: BTreeMap<Seq, Vec<String>>,
+        summary: Option<Summary>,
     }
 
     impl RoomStore for MemoryStore {
@@ -527,8 +599,7 @@ pub mod memory {
                                         | crate::protocol::EventKind::Edit { text, .. } => {
                                             text.clear()
                                         }
-                                        crate::protocol::EventKind::Delete { .. }
-                                        | crate::protocol::EventKind::Unknown => {}
+                                        _ => {}
                                     }
                                 }
                             }
@@ -536,6 +607,13 @@ pub mod memory {
                             self.versions.entry(*target).or_default().push(previous);
                         }
                     }
+                }
+            }
+            if let EventKind::AnswerStatus { target, .. } | EventKind::Feedback { target, .. } =
+                &event.kind
+            {
+                if let Some(message) = self.messages.get_mut(target) {
+                    message.apply(event);
                 }
             }
             self.mutations.insert(
@@ -573,6 +651,31 @@ pub mod memory {
             page.reverse();
             Ok((page, has_more))
         }
+
+        fn set_answer_text(&mut self, seq: Seq, text: &str) -> Result<(), Infallible> {
+            if let Some(message) = self.messages.get_mut(&seq) {
+                text.clone_into(&mut message.text);
+            }
+            Ok(())
+        }
+
+        fn unfinished_answers(&self) -> Result<Vec<MessageView>, Infallible> {
+            Ok(self
+                .messages
+                .values()
+                .filter(|m| m.answer.as_ref().is_some_and(|a| a.state.is_active()))
+                .cloned()
+                .collect())
+        }
+
+        fn summary(&self) -> Result<Option<Summary>, Infallible> {
+            Ok(self.summary.clone())
+        }
+
+        fn set_summary(&mut self, summary: &Summary) -> Result<(), Infallible> {
+            self.summary = Some(summary.clone());
+            Ok(())
+        }
     }
 }
 
@@ -590,6 +693,7 @@ mod tests {
             created_at: 0,
             last_activity: None,
             message_count: 0,
+            assistant: Default::default(),
         }
     }
 
@@ -601,6 +705,7 @@ mod tests {
                 role,
             },
             joined: true,
+            personalization: Default::default(),
         }
     }
 
@@ -1119,6 +1224,18 @@ mod tests {
                 _: usize,
             ) -> Result<(Vec<MessageView>, bool), &'static str> {
                 Ok((vec![], false))
+            }
+            fn set_answer_text(&mut self, _: Seq, _: &str) -> Result<(), &'static str> {
+                Err("disk full")
+            }
+            fn unfinished_answers(&self) -> Result<Vec<MessageView>, &'static str> {
+                Ok(vec![])
+            }
+            fn summary(&self) -> Result<Option<Summary>, &'static str> {
+                Ok(None)
+            }
+            fn set_summary(&mut self, _: &Summary) -> Result<(), &'static str> {
+                Err("disk full")
             }
         }
         let mut room = Room::open(Broken, info()).unwrap();

@@ -53,6 +53,7 @@ impl Sim {
             created_at: 0,
             last_activity: None,
             message_count: 0,
+            assistant: Default::default(),
         };
         let users = ["ann", "ann", "bob"];
         Sim {
@@ -68,6 +69,7 @@ impl Sim {
                             role: Role::Member,
                         },
                         joined: false,
+                        personalization: Default::default(),
                     },
                     limiter: ConnLimiter::new(generous(), 0),
                     connected: false,
@@ -205,6 +207,7 @@ impl Sim {
                     Effect::Joined => self.clients[c].conn.joined = true,
                     Effect::Close(code, _) => panic!("unexpected close {code}"),
                     Effect::Log(detail) => panic!("storage failure {detail}"),
+                    other => panic!("no message here asks the assistant: {other:?}"),
                 }
             }
         }

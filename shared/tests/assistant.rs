@@ -1,0 +1,657 @@
+//! The assistant in a room, driven by a scripted fake provider: the real [`Room`] and real
+//! [`ClientRoom`]s (frames go through JSON both ways), with the provider's tokens, delays and
+//! failures written out in each test.
+
+#![allow(clippy::unwrap_used)] // A test: a panic is the failure report.
+
+use shared::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
+use shared::client::{ClientRoom, PendingOp};
+use shared::error::{ChatError, ErrorCode};
+use shared::protocol::{
+    AnswerState, AssistantMode, Author, ClientMessage, MessageView, Role, RoomInfo, Seq,
+    ServerMessage, Vote,
+};
+use shared::rate_limit::RateLimits;
+use shared::room::memory::MemoryStore;
+use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room};
+
+struct Client {
+    conn: Conn,
+    limiter: ConnLimiter,
+    state: ClientRoom,
+    connected: bool,
+    /// Frames received, as decoded.
+    inbox: Vec<ServerMessage>,
+}
+
+struct Harness {
+    room: Room<MemoryStore>,
+    clients: Vec<Client>,
+    now: i64,
+    next_id: u64,
+    /// Generations the room asked for, in order, and those it cancelled.
+    generations: Vec<(u64, Seq)>,
+    cancelled: Vec<u64>,
+    records: Vec<Record>,
+    summaries: Vec<Seq>,
+    requests: Vec<shared::ai::CompletionRequest>,
+}
+
+fn generous() -> RateLimits {
+    RateLimits {
+        send_burst: 1e9,
+        send_per_second: 1e9,
+        frame_burst: 1e9,
+        frame_per_second: 1e9,
+    }
+}
+
+impl Harness {
+    /// Ann (member), Bob (member), Mod (moderator), Rita (read-only).
+    fn new(mode: AssistantMode) -> Self {
+        let info = RoomInfo {
+            slug: "ai".into(),
+            name: "AI".into(),
+            topic: "testing".into(),
+            created_at: 0,
+            last_activity: None,
+            message_count: 0,
+            assistant: mode,
+        };
+        let people = [
+            ("ann", Role::Member),
+            ("bob", Role::Member),
+            ("mod", Role::Moderator),
+            ("rita", Role::ReadOnly),
+        ];
+        let mut h = Harness {
+            room: Room::open(MemoryStore::default(), info).unwrap(),
+            clients: people
+                .iter()
+                .map(|(id, role)| Client {
+                    conn: Conn {
+                        author: Author {
+                            id: (*id).into(),
+                            name: id.to_uppercase(),
+                            role: *role,
+                        },
+                        joined: false,
+                        personalization: Default::default(),
+                    },
+                    limiter: ConnLimiter::new(generous(), 0),
+                    state: ClientRoom::new(),
+                    connected: false,
+                    inbox: Vec::new(),
+                })
+                .collect(),
+            now: 1_000,
+            next_id: 0,
+            generations: Vec::new(),
+            cancelled: Vec::new(),
+            records: Vec::new(),
+            summaries: Vec::new(),
+            requests: Vec::new(),
+        };
+        for c in 0..h.clients.len() {
+            h.connect(c);
+        }
+        h
+    }
+
+    fn connect(&mut self, c: usize) {
+        self.clients[c].connected = true;
+        self.clients[c].conn.joined = false;
+        let hello = self.clients[c].state.connect();
+        self.send(c, hello);
+    }
+
+    fn disconnect(&mut self, c: usize) {
+        self.clients[c].connected = false;
+        self.clients[c].conn.joined = false;
+        self.clients[c].state.disconnected();
+    }
+
+    /// Delivers one frame from client `c` to the room and carries out the effects.
+    fn send(&mut self, c: usize, message: ClientMessage) -> Vec<Effect> {
+        let raw = serde_json::to_string(&message).unwrap();
+        let conns: Vec<Conn> = self.clients.iter().map(|cl| cl.conn.clone()).collect();
+        let client = &mut self.clients[c];
+        let conn = client.conn.clone();
+        let effects = self.room.on_frame(
+            &conn,
+            &mut client.limiter,
+            Frame::Text(&raw),
+            self.now,
+            || presence(conns.iter()),
+        );
+        self.carry(Some(c), effects.clone());
+        effects
+    }
+
+    fn carry(&mut self, from: Option<usize>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Reply(m) => self.deliver(from.unwrap(), &m),
+                Effect::Broadcast(m) => {
+                    for c in 0..self.clients.len() {
+                        if self.clients[c].connected && self.clients[c].conn.joined {
+                            self.deliver(c, &m);
+                        }
+                    }
+                }
+                Effect::BroadcastOthers(_) => {}
+                Effect::Joined => self.clients[from.unwrap()].conn.joined = true,
+                Effect::Generate {
+                    gen,
+                    target,
+                    request,
+                } => {
+                    self.generations.push((gen, target));
+                    self.requests.push(request);
+                }
+                Effect::Cancel { gen } => self.cancelled.push(gen),
+                Effect::Summarize { upto, .. } => self.summaries.push(upto),
+                Effect::Record(record) => self.records.push(record),
+                Effect::Close(code, _) => panic!("unexpected close {code}"),
+                Effect::Log(detail) => panic!("storage failure {detail}"),
+            }
+        }
+    }
+
+    fn deliver(&mut self, c: usize, message: &ServerMessage) {
+        // Through the wire format, as the app would get it.
+        let decoded: ServerMessage =
+            serde_json::from_str(&serde_json::to_string(message).unwrap()).unwrap();
+        let now = self.now;
+        let client = &mut self.clients[c];
+        client.inbox.push(decoded.clone());
+        client.state.apply(decoded, now);
+    }
+
+    fn say(&mut self, c: usize, text: &str) -> Vec<Effect> {
+        self.next_id += 1;
+        self.send(
+            c,
+            ClientMessage::Send {
+                client_id: format!("m{}", self.next_id),
+                text: text.into(),
+            },
+        )
+    }
+
+    fn command(&mut self, c: usize, op: PendingOp) -> Vec<Effect> {
+        self.next_id += 1;
+        let id = format!("k{}", self.next_id);
+        self.clients[c].state.queue(id, op, self.now);
+        let frames = self.clients[c].state.take_frames(self.now);
+        let mut effects = Vec::new();
+        for frame in frames {
+            effects.extend(self.send(c, frame));
+        }
+        effects
+    }
+
+    /// The provider produces `text` for generation `gen`, `ms` after the previous token.
+    fn token(&mut self, gen: u64, text: &str, ms: i64) {
+        self.now += ms;
+        let tick = self.room.ai_tick(gen, self.now).unwrap();
+        self.carry(None, tick);
+        let effects = self.room.ai_token(gen, text, self.now).unwrap();
+        self.carry(None, effects);
+    }
+
+    fn finish(&mut self, gen: u64, outcome: Result<Source, ChatError>) {
+        self.now += 5;
+        let effects = self.room.ai_finish(gen, outcome, self.now).unwrap();
+        self.carry(None, effects);
+    }
+
+    fn latest_gen(&self) -> u64 {
+        self.generations.last().unwrap().0
+    }
+
+    fn message(&self, c: usize, seq: Seq) -> MessageView {
+        self.clients[c]
+            .state
+            .messages()
+            .find(|m| m.seq == seq)
+            .cloned()
+            .unwrap_or_else(|| panic!("client {c} has no message {seq}"))
+    }
+
+    fn errors(&self, c: usize) -> Vec<ErrorCode> {
+        self.clients[c]
+            .inbox
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Error { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn source() -> Source {
+    Source {
+        provider: "fake".into(),
+        model: "scripted-1".into(),
+    }
+}
+
+fn stream_frames(inbox: &[ServerMessage]) -> Vec<(u32, String)> {
+    inbox
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Stream { offset, text, .. } => Some((*offset, text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_mention_gets_an_answer_streamed_to_everyone_in_order_with_its_numbers() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant what is Rust?");
+    let (gen, answer) = h.generations[0];
+    assert_eq!(answer, 2, "the answer is the message after the question");
+    assert_eq!(
+        h.message(1, answer).answer.unwrap().state,
+        AnswerState::Streaming
+    );
+
+    for token in ["Rust ", "is ", "a ", "language", "."] {
+        h.token(gen, token, 12);
+    }
+    h.finish(gen, Ok(source()));
+
+    for c in 0..4 {
+        let m = h.message(c, answer);
+        assert_eq!(m.text, "Rust is a language.", "client {c}");
+        assert_eq!(m.author.id, ASSISTANT_ID);
+        let a = m.answer.unwrap();
+        assert_eq!(a.state, AnswerState::Done);
+        let meta = a.meta.unwrap();
+        assert_eq!(
+            (meta.provider.as_str(), meta.model.as_str()),
+            ("fake", "scripted-1")
+        );
+        assert_eq!(meta.first_token_ms, 12);
+        assert_eq!(meta.total_ms, 12 * 5 + 5);
+        assert!(meta.tokens_in > 0 && meta.tokens_out > 0);
+    }
+    // Stream frames are contiguous: each starts where the previous ended.
+    let frames = stream_frames(&h.clients[1].inbox);
+    let mut held = 0;
+    for (offset, text) in &frames {
+        assert_eq!(*offset as usize, held);
+        held += text.len();
+    }
+    assert!(matches!(
+        h.records.last(),
+        Some(Record::Answer {
+            state: AnswerState::Done,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn tokens_are_batched_so_frames_go_out_at_most_every_50_ms() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant count");
+    let gen = h.latest_gen();
+    // 40 tokens, 5 ms apart: 200 ms of tokens.
+    for i in 0..40 {
+        h.token(gen, &format!("{i} "), 5);
+    }
+    let frames = stream_frames(&h.clients[0].inbox).len();
+    assert!((4..=6).contains(&frames), "{frames} frames for 200 ms");
+    // What is buffered goes out by its deadline even without another token.
+    let deadline = h.room.ai_deadline(gen).unwrap();
+    assert!(deadline <= h.now + STREAM_BATCH_MS);
+    h.now = deadline;
+    let effects = h.room.ai_tick(gen, h.now).unwrap();
+    h.carry(None, effects);
+    assert_eq!(h.room.ai_deadline(gen), None);
+    let expected: String = (0..40).map(|i| format!("{i} ")).collect();
+    assert_eq!(h.message(2, 2).text, expected);
+}
+
+#[test]
+fn the_answer_is_persisted_as_it_grows_so_a_new_client_gets_the_partial_text_then_the_rest_once() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.disconnect(3);
+    h.say(0, "@assistant tell a story");
+    let gen = h.latest_gen();
+    h.token(gen, "Once ", 60);
+    h.token(gen, "upon ", 60);
+    // Rita joins mid-answer with nothing cached: the page holds the text so far.
+    h.clients[3].state = ClientRoom::new();
+    h.connect(3);
+    assert_eq!(h.message(3, 2).text, "Once upon ");
+    h.token(gen, "a time.", 60);
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.message(3, 2).text, "Once upon a time.");
+}
+
+#[test]
+fn a_client_that_reconnects_mid_answer_gets_the_whole_answer_exactly_once() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant go");
+    let gen = h.latest_gen();
+    h.token(gen, "alpha ", 60);
+    h.disconnect(1);
+    h.token(gen, "beta ", 60); // Bob misses this one.
+    h.connect(1); // Replay from his cursor, then the text so far from offset 0.
+    assert_eq!(h.message(1, 2).text, "alpha beta ");
+    h.token(gen, "gamma", 60);
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.message(1, 2).text, "alpha beta gamma");
+    assert_eq!(h.message(0, 2).text, "alpha beta gamma");
+}
+
+#[test]
+fn the_asker_can_stop_an_answer_and_keeps_what_was_written() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant write a lot");
+    let gen = h.latest_gen();
+    h.token(gen, "One. ", 60);
+    h.token(gen, "Two. ", 10); // buffered, not yet sent
+    h.command(0, PendingOp::Stop { target: 2 });
+    assert_eq!(h.cancelled, vec![gen]);
+    // The provider is slow to notice: its late tokens and end change nothing.
+    h.token(gen, "Three.", 60);
+    h.finish(gen, Ok(source()));
+    for c in 0..4 {
+        let m = h.message(c, 2);
+        assert_eq!(m.text, "One. Two. ");
+        assert_eq!(m.answer.unwrap().state, AnswerState::Stopped);
+    }
+    assert!(
+        h.clients[0].state.outbox().next().is_none(),
+        "stop was acknowledged"
+    );
+}
+
+#[test]
+fn only_the_asker_or_a_moderator_may_stop_or_regenerate() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant hi");
+    h.command(1, PendingOp::Stop { target: 2 });
+    assert_eq!(h.errors(1), vec![ErrorCode::Forbidden]);
+    assert_eq!(
+        h.clients[1].state.last_error().map(|e| e.code),
+        Some(ErrorCode::Forbidden)
+    );
+    assert!(
+        h.clients[1].state.outbox().next().is_none(),
+        "a refused command is not retried"
+    );
+    h.command(2, PendingOp::Stop { target: 2 });
+    assert_eq!(h.message(0, 2).answer.unwrap().state, AnswerState::Stopped);
+
+    h.command(1, PendingOp::Regenerate { target: 2 });
+    assert_eq!(
+        h.errors(1),
+        vec![ErrorCode::Forbidden, ErrorCode::Forbidden]
+    );
+    h.command(2, PendingOp::Regenerate { target: 2 });
+    assert_eq!(h.generations.len(), 2);
+}
+
+#[test]
+fn regenerate_writes_a_new_version_and_keeps_the_earlier_one() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant pick a number");
+    let first = h.latest_gen();
+    h.token(first, "7", 60);
+    h.finish(first, Ok(source()));
+
+    h.command(0, PendingOp::Regenerate { target: 2 });
+    let started = h.message(1, 2);
+    let a = started.answer.unwrap();
+    assert_eq!((started.text.as_str(), a.version), ("", 2));
+    assert_eq!(
+        a.previous,
+        vec!["7".to_string()],
+        "version 1 stays switchable"
+    );
+    let second = h.latest_gen();
+    assert_ne!(first, second);
+    h.token(second, "42", 60);
+    h.finish(second, Ok(source()));
+
+    let m = h.message(1, 2);
+    let a = m.answer.unwrap();
+    assert_eq!((m.text.as_str(), a.version), ("42", 2));
+    assert_eq!(a.previous, vec!["7".to_string()]);
+}
+
+#[test]
+fn regenerating_or_stopping_at_the_wrong_time_is_a_conflict() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant hi");
+    h.command(0, PendingOp::Regenerate { target: 2 });
+    assert_eq!(h.errors(0), vec![ErrorCode::Conflict]);
+    let gen = h.latest_gen();
+    h.finish(gen, Ok(source()));
+    h.command(0, PendingOp::Stop { target: 2 });
+    assert_eq!(h.errors(0), vec![ErrorCode::Conflict, ErrorCode::Conflict]);
+    h.command(0, PendingOp::Stop { target: 1 });
+    assert_eq!(
+        h.errors(0).last(),
+        Some(&ErrorCode::InvalidInput),
+        "not an answer"
+    );
+    h.command(0, PendingOp::Stop { target: 99 });
+    assert_eq!(h.errors(0).last(), Some(&ErrorCode::NotFound));
+}
+
+#[test]
+fn one_answer_is_written_at_a_time_and_the_others_wait_in_order() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant first");
+    h.say(1, "@assistant second");
+    assert_eq!(h.generations.len(), 1, "the second waits");
+    // Question 1, answer 2, its start 3, question 4, answer 5.
+    assert_eq!(h.message(2, 5).answer.unwrap().state, AnswerState::Queued);
+    assert_eq!(h.room.assistant().queued(), vec![5]);
+    let gen = h.latest_gen();
+    h.token(gen, "one", 60);
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.generations.len(), 2);
+    assert_eq!(h.generations[1].1, 5);
+    assert_eq!(
+        h.message(2, 5).answer.unwrap().state,
+        AnswerState::Streaming
+    );
+}
+
+#[test]
+fn a_queued_answer_can_be_stopped_before_it_starts() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant first");
+    h.say(1, "@assistant second");
+    h.command(1, PendingOp::Stop { target: 5 });
+    assert_eq!(h.message(0, 5).answer.unwrap().state, AnswerState::Stopped);
+    let gen = h.latest_gen();
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.generations.len(), 1, "the stopped one never starts");
+}
+
+#[test]
+fn too_many_waiting_questions_get_ai_busy_but_the_message_is_kept() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant one");
+    h.say(0, "@assistant two");
+    let effects = h.say(0, "@assistant three");
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Reply(ServerMessage::Ack { .. }))));
+    assert_eq!(h.errors(0), vec![ErrorCode::AiBusy]);
+    assert!(h.clients[1]
+        .state
+        .messages()
+        .any(|m| m.text == "@assistant three"));
+    assert_eq!(h.room.assistant().queued().len(), 1);
+}
+
+#[test]
+fn asking_too_often_is_rate_limited_per_user_with_a_retry_time() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.room.set_ai_config(AiConfig {
+        burst: 2.0,
+        per_second: 0.1,
+        max_queued_per_user: 10,
+        max_queue: 10,
+        ..AiConfig::default()
+    });
+    h.say(0, "@assistant a");
+    h.say(0, "@assistant b");
+    h.say(0, "@assistant c");
+    let retry = h.clients[0].inbox.iter().find_map(|m| match m {
+        ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            retry_after_ms,
+            ..
+        } => *retry_after_ms,
+        _ => None,
+    });
+    assert!(retry.is_some_and(|ms| ms > 0 && ms <= 10_000), "{retry:?}");
+    h.say(1, "@assistant bob is not limited by ann");
+    assert_eq!(h.errors(1), vec![]);
+}
+
+#[test]
+fn a_provider_failure_becomes_a_visible_failed_answer_and_the_queue_moves_on() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant first");
+    h.say(1, "@assistant second");
+    let gen = h.latest_gen();
+    h.token(gen, "partial", 60);
+    h.finish(
+        gen,
+        Err(ChatError::new(
+            ErrorCode::AiUnavailable,
+            "The model server is not running.",
+        )),
+    );
+    let a = h.message(1, 2).answer.unwrap();
+    assert_eq!(a.state, AnswerState::Failed);
+    assert_eq!(a.error.unwrap().code, ErrorCode::AiUnavailable);
+    assert_eq!(
+        h.generations.len(),
+        2,
+        "the next question is not stuck behind it"
+    );
+    // Retry is regenerate.
+    let second = h.latest_gen();
+    h.finish(second, Ok(source()));
+    h.command(0, PendingOp::Regenerate { target: 2 });
+    assert_eq!(h.generations.last().unwrap().1, 2);
+}
+
+#[test]
+fn ratings_are_one_per_user_changeable_and_the_reason_stays_private() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant hi");
+    let gen = h.latest_gen();
+    h.command(
+        1,
+        PendingOp::Rate {
+            target: 2,
+            vote: Vote::Up,
+            reason: None,
+        },
+    );
+    assert_eq!(
+        h.errors(1),
+        vec![ErrorCode::Conflict],
+        "not while it is written"
+    );
+    h.finish(gen, Ok(source()));
+    let rate = |vote| PendingOp::Rate {
+        target: 2,
+        vote,
+        reason: Some("too short".into()),
+    };
+    h.command(1, rate(Vote::Up));
+    h.command(0, rate(Vote::Up));
+    h.command(1, rate(Vote::Down));
+    assert_eq!(h.message(2, 2).answer.unwrap().tally(), (1, 1));
+    h.command(1, rate(Vote::None));
+    assert_eq!(h.message(2, 2).answer.unwrap().tally(), (1, 0));
+    h.command(3, rate(Vote::Down));
+    assert_eq!(
+        h.errors(3),
+        vec![ErrorCode::Forbidden],
+        "read-only cannot rate"
+    );
+    // The reason reaches the analytics record, never a client.
+    assert!(h.records.iter().any(|r| matches!(r,
+        Record::Feedback { reason: Some(r), model, .. } if r == "too short" && model == "scripted-1")));
+    for client in &h.clients {
+        for frame in &client.inbox {
+            assert!(!serde_json::to_string(frame).unwrap().contains("too short"));
+        }
+    }
+}
+
+#[test]
+fn in_an_all_messages_room_every_message_is_answered_and_in_an_off_room_none() {
+    let mut h = Harness::new(AssistantMode::All);
+    h.say(0, "hello there");
+    assert_eq!(h.generations.len(), 1);
+    let mut h = Harness::new(AssistantMode::Off);
+    h.say(0, "@assistant are you there?");
+    assert!(h.generations.is_empty());
+}
+
+#[test]
+fn after_a_restart_a_half_written_answer_fails_visibly_and_queued_ones_resume() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant first");
+    h.say(1, "@assistant second");
+    let gen = h.latest_gen();
+    h.token(gen, "half", 60);
+    // The object restarts: a new Room over the same storage.
+    let store = h.room.store().clone();
+    let info = h.room.info().clone();
+    h.room = Room::open(store, info).unwrap();
+    let effects = h.room.resume_assistant(h.now).unwrap();
+    h.carry(None, effects);
+    let first = h.message(0, 2);
+    assert_eq!(first.text, "half");
+    assert_eq!(first.answer.unwrap().state, AnswerState::Failed);
+    assert_eq!(h.generations.last().unwrap().1, 5, "the queued one starts");
+}
+
+#[test]
+fn the_summary_is_refreshed_once_enough_history_left_the_prompt_window() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.room.set_ai_config(AiConfig {
+        context_messages: 10,
+        summary_every: 5,
+        ..AiConfig::default()
+    });
+    for i in 0..30 {
+        h.say(1, &format!("chatter {i}"));
+    }
+    h.say(0, "@assistant summarize please");
+    let gen = h.latest_gen();
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.summaries.len(), 1);
+    let upto = h.summaries[0];
+    h.room
+        .ai_summarized(upto, Some("Bob chattered a lot.".into()))
+        .unwrap();
+    // The next prompt carries it, and only the recent window of messages.
+    h.say(0, "@assistant again");
+    let request = h.requests.last().unwrap();
+    assert!(request.messages[0].content.contains("Bob chattered a lot."));
+    assert!(request.messages.len() <= 11, "{}", request.messages.len());
+    assert!(!request
+        .messages
+        .iter()
+        .any(|m| m.content.contains("chatter 3\n")));
+}
