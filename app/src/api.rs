@@ -109,5 +109,14 @@ pub async fn rooms() -> Result<RoomList, ApiError> {
 
 /// `POST /api/rooms`.
 pub async fn create_room(name: String, topic: String) -> Result<RoomInfo, ApiError> {
-    call("POST", "/api/rooms", json(&CreateRoom { name, topic })).await
+    call(
+        "POST",
+        "/api/rooms",
+        json(&CreateRoom {
+            name,
+            topic,
+            assistant: Default::default(),
+        }),
+    )
+    .await
 }

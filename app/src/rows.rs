@@ -187,7 +187,8 @@ impl RowCache {
         let mut text = m.text.clone();
         let mut status = Status::Sent;
         let mut pending_view = None;
-        if let Some(p) = pending {
+        // Commands on answers (stop, regenerate, rate) show on the answer itself.
+        if let Some(p) = pending.filter(|p| !p.op.is_command()) {
             status = pending_status(p);
             let kind = match &p.op {
                 PendingOp::Edit { text: new, .. } => {
@@ -197,7 +198,7 @@ impl RowCache {
                     PendingKind::Edit
                 }
                 PendingOp::Delete { .. } => PendingKind::Delete,
-                PendingOp::Send { .. } => PendingKind::Send,
+                _ => PendingKind::Send,
             };
             pending_view = Some((p.client_id.clone(), kind));
         }

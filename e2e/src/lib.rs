@@ -8,10 +8,12 @@
 //! - [`client::Session`] is one signed-in guest (its cookie) over the HTTP API;
 //! - [`client::RoomSocket`] is one WebSocket to a room, with helpers that fail (never hang) when
 //!   the server does not answer in time;
-//! - [`browser`] drives headless Chromium through the Debian chromedriver.
+//! - [`browser`] drives headless Chromium through the Debian chromedriver;
+//! - [`fake_ai::FakeAi`] is a scripted OpenAI-compatible provider for the assistant tests.
 
 pub mod browser;
 pub mod client;
+pub mod fake_ai;
 pub mod server;
 
 pub use client::{Joined, RoomSocket, Session};

@@ -277,7 +277,16 @@ async fn create_room(req: Request, env: &Env) -> ApiResult {
     let name = limits::validate_room_name(&body.name)?;
     let topic = limits::validate_topic(&body.topic)?;
     let slug = limits::slugify(&name);
-    let info = directory::create(env, &slug, &name, &topic, &session.uid, now()).await?;
+    let info = directory::create(
+        env,
+        &slug,
+        &name,
+        &topic,
+        body.assistant,
+        &session.uid,
+        now(),
+    )
+    .await?;
     Ok(json(&info, 201)?)
 }
 
@@ -319,6 +328,7 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
             role,
         },
         room: entry.info,
+        personalization: Default::default(),
     };
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();

@@ -1,5 +1,6 @@
 //! Configuration read from the Worker's environment (vars, secrets, `.dev.vars` locally).
 
+use shared::assistant::AiConfig;
 use shared::error::{ChatError, ErrorCode};
 use shared::rate_limit::RateLimits;
 use worker::Env;
@@ -7,7 +8,8 @@ use worker::Env;
 /// Shortest acceptable session secret, in bytes.
 const MIN_SECRET_LEN: usize = 32;
 
-fn string(env: &Env, name: &str) -> Option<String> {
+/// A non-empty secret or var.
+pub(crate) fn string(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
@@ -61,5 +63,36 @@ pub fn rate_limits(env: &Env) -> RateLimits {
         send_per_second: read("SEND_PER_SECOND", defaults.send_per_second),
         frame_burst: read("FRAME_BURST", defaults.frame_burst),
         frame_per_second: read("FRAME_PER_SECOND", defaults.frame_per_second),
+    }
+}
+
+fn positive(env: &Env, name: &str) -> Option<f64> {
+    string(env, name)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// The assistant's limits; each may be overridden by a var: `AI_BURST` and `AI_PER_MINUTE`
+/// (questions per user), `AI_MAX_QUEUE`, `AI_CONTEXT_TOKENS`, `AI_MAX_TOKENS`.
+pub fn ai_config(env: &Env) -> AiConfig {
+    let d = AiConfig::default();
+    AiConfig {
+        burst: positive(env, "AI_BURST").unwrap_or(d.burst),
+        per_second: positive(env, "AI_PER_MINUTE").map_or(d.per_second, |m| m / 60.0),
+        max_queue: positive(env, "AI_MAX_QUEUE").map_or(d.max_queue, |v| v as usize),
+        context_tokens: positive(env, "AI_CONTEXT_TOKENS").map_or(d.context_tokens, |v| v as usize),
+        max_tokens: positive(env, "AI_MAX_TOKENS").map_or(d.max_tokens, |v| v as u32),
+        ..d
+    }
+}
+
+/// How long a room waits on the AI provider: `AI_FIRST_TOKEN_TIMEOUT_MS` (default 30 s),
+/// `AI_IDLE_TIMEOUT_MS` between chunks (30 s), `AI_TOTAL_TIMEOUT_MS` per answer (180 s).
+pub fn ai_timeouts(env: &Env) -> crate::rooms::Timeouts {
+    let ms = |name: &str, default: i64| positive(env, name).map_or(default, |v| v as i64);
+    crate::rooms::Timeouts {
+        first_token_ms: ms("AI_FIRST_TOKEN_TIMEOUT_MS", 30_000),
+        idle_ms: ms("AI_IDLE_TIMEOUT_MS", 30_000),
+        total_ms: ms("AI_TOTAL_TIMEOUT_MS", 180_000),
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use shared::limits::SLUG_MAX;
-use shared::protocol::RoomInfo;
+use shared::protocol::{AssistantMode, RoomInfo};
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
@@ -20,6 +20,24 @@ struct RoomRow {
     created_at: f64,
     last_activity: Option<f64>,
     message_count: f64,
+    assistant: Option<String>,
+}
+
+/// The mode as stored (`mention`, `all`, `off`).
+fn mode_name(mode: AssistantMode) -> &'static str {
+    match mode {
+        AssistantMode::Off => "off",
+        AssistantMode::All => "all",
+        AssistantMode::Mention | AssistantMode::Unknown => "mention",
+    }
+}
+
+fn parse_mode(name: Option<&str>) -> AssistantMode {
+    match name {
+        Some("off") => AssistantMode::Off,
+        Some("all") => AssistantMode::All,
+        _ => AssistantMode::Mention,
+    }
 }
 
 /// A directory entry with who created the room.
@@ -40,13 +58,15 @@ impl From<RoomRow> for DirectoryEntry {
                 created_at: row.created_at as i64,
                 last_activity: row.last_activity.map(|t| t as i64),
                 message_count: row.message_count as u64,
+                assistant: parse_mode(row.assistant.as_deref()),
             },
             created_by: row.created_by,
         }
     }
 }
 
-const COLUMNS: &str = "slug, name, topic, created_by, created_at, last_activity, message_count";
+const COLUMNS: &str =
+    "slug, name, topic, created_by, created_at, last_activity, message_count, assistant";
 
 fn db(env: &Env) -> worker::Result<D1Database> {
     env.d1(BINDING)
@@ -85,6 +105,7 @@ pub async fn create(
     base: &str,
     name: &str,
     topic: &str,
+    assistant: AssistantMode,
     created_by: &str,
     now: i64,
 ) -> worker::Result<RoomInfo> {
@@ -114,8 +135,9 @@ pub async fn create(
         debug_assert!(slug.len() <= SLUG_MAX + 8);
         let inserted = db
             .prepare(
-                "INSERT INTO rooms (slug, name, topic, created_by, created_at, message_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT (slug) DO NOTHING",
+                "INSERT INTO rooms (slug, name, topic, created_by, created_at, message_count,
+                   assistant)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (slug) DO NOTHING",
             )
             .bind(&[
                 JsValue::from(slug.as_str()),
@@ -123,6 +145,7 @@ pub async fn create(
                 JsValue::from(topic),
                 JsValue::from(created_by),
                 JsValue::from(now as f64),
+                JsValue::from(mode_name(assistant)),
             ])?
             .run()
             .await?;
@@ -135,6 +158,7 @@ pub async fn create(
                 created_at: now,
                 last_activity: None,
                 message_count: 0,
+                assistant,
             });
         }
     }

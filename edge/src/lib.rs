@@ -1,6 +1,7 @@
 //! Durable Chat's edge: the Worker (routes, sessions, the room directory) and the `ChatRoom`
 //! Durable Object. Thin glue over the `shared` crate, which holds every room rule.
 
+mod ai;
 mod api;
 mod config;
 mod directory;

@@ -809,6 +809,9 @@ pub mod http {
         /// Optional topic.
         #[serde(default)]
         pub topic: String,
+        /// When the assistant answers (default: when mentioned).
+        #[serde(default)]
+        pub assistant: super::AssistantMode,
     }
 
     /// `GET /api/rooms`.

@@ -1,4 +1,7 @@
 //! A room: its Durable Object and its storage.
 
+mod generate;
 pub mod object;
 pub mod store;
+
+pub use generate::Timeouts;

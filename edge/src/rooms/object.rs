@@ -2,18 +2,20 @@
 //! hibernating WebSockets, feeds every frame to [`shared::room::Room`] and carries out the
 //! effects. No room rule lives here.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use shared::ai::Personalization;
 use shared::protocol::{Author, EventKind, RoomInfo, ServerMessage, PING_FRAME, PONG_FRAME};
 use shared::rate_limit::RateLimits;
-use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Frame, Room};
+use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
 use worker::{
     console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use super::generate::AiRuntime;
 use super::store::SqlStore;
 use crate::config;
 
@@ -32,6 +34,9 @@ pub struct Connect {
     pub author: Author,
     /// The room's directory entry.
     pub room: RoomInfo,
+    /// The user's preferences for the assistant (from their profile).
+    #[serde(default)]
+    pub personalization: Personalization,
 }
 
 /// Stored in each socket's attachment, so it survives hibernation.
@@ -56,6 +61,7 @@ pub struct ChatRoom {
     /// Derived from the sockets' attachments; rebuilt after the object wakes from hibernation.
     slots: RefCell<Option<HashMap<u64, Slot>>>,
     flush_scheduled: Cell<bool>,
+    ai: AiRuntime,
 }
 
 impl DurableObject for ChatRoom {
@@ -68,11 +74,12 @@ impl DurableObject for ChatRoom {
         let limits = config::rate_limits(&env);
         ChatRoom {
             state,
-            env,
             limits,
             room: RefCell::new(None),
             slots: RefCell::new(None),
             flush_scheduled: Cell::new(false),
+            ai: AiRuntime::new(config::ai_timeouts(&env)),
+            env,
         }
     }
 
@@ -86,25 +93,33 @@ impl DurableObject for ChatRoom {
 
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        let mut slots = self.slots.borrow_mut();
-        let slots = slots.get_or_insert_with(HashMap::new);
-        let id = slots.keys().max().map_or(1, |m| m + 1);
-        let conn = Conn {
-            author: connect.author,
-            joined: false,
-        };
-        pair.server.serialize_attachment(&Attachment {
-            id,
-            conn: conn.clone(),
-        })?;
-        slots.insert(
-            id,
-            Slot {
-                ws: pair.server,
-                conn,
-                limiter: ConnLimiter::new(self.limits, now()),
-            },
-        );
+        {
+            let mut slots = self.slots.borrow_mut();
+            let slots = slots.get_or_insert_with(HashMap::new);
+            let id = slots.keys().max().map_or(1, |m| m + 1);
+            let conn = Conn {
+                author: connect.author,
+                joined: false,
+                personalization: connect.personalization,
+            };
+            pair.server.serialize_attachment(&Attachment {
+                id,
+                conn: conn.clone(),
+            })?;
+            slots.insert(
+                id,
+                Slot {
+                    ws: pair.server,
+                    conn,
+                    limiter: ConnLimiter::new(self.limits, now()),
+                },
+            );
+        }
+        if self.ai.has_work() {
+            // Assistant work found on wake (a queued answer) cannot run in this handler,
+            // which must answer the upgrade now: the alarm picks it up at once.
+            let _ = self.state.storage().set_alarm(1).await;
+        }
         Response::from_websocket(pair.client)
     }
 
@@ -153,6 +168,7 @@ impl DurableObject for ChatRoom {
         if posted {
             self.schedule_directory_flush().await;
         }
+        self.run_ai_work().await;
         Ok(())
     }
 
@@ -192,6 +208,8 @@ impl DurableObject for ChatRoom {
             console_error!("directory update for {slug} failed: {e}");
             return Err(e);
         }
+        // Assistant work found when the room woke (see `fetch`).
+        self.run_ai_work().await;
         Response::ok("flushed")
     }
 }
@@ -221,11 +239,23 @@ impl ChatRoom {
                             worker::Error::RustError("room has no stored directory entry".into())
                         })?,
                 };
-                *room = Some(Room::open(store, info)?);
+                let mut opened = Room::open(store, info)?;
+                opened.set_ai_config(config::ai_config(&self.env));
+                // Answers left unfinished by the previous instance: fail the one that was
+                // being written, queue the waiting ones again.
+                let resumed = opened.resume_assistant(now());
+                *room = Some(opened);
+                drop(room);
+                self.rebuild_slots()?;
+                self.carry_effects(resumed);
+                return Ok(());
             }
         }
         drop(room);
+        self.rebuild_slots()
+    }
 
+    fn rebuild_slots(&self) -> worker::Result<()> {
         let mut slots = self.slots.borrow_mut();
         if slots.is_none() {
             let now = now();
@@ -274,7 +304,79 @@ impl ChatRoom {
                 }
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
+            other => {
+                if let Some(other) = self.ai.take(other) {
+                    console_error!("effect not carried out: {other:?}");
+                }
+            }
         }
+    }
+
+    /// Carries out effects that answer no particular socket (from the assistant).
+    fn carry_effects(&self, effects: Result<Vec<Effect>, Failure>) {
+        match effects {
+            Ok(effects) => {
+                for effect in effects {
+                    self.carry_out(0, effect);
+                }
+            }
+            Err(e) => console_error!("assistant step failed: {e:?}"),
+        }
+    }
+
+    /// Runs one assistant step on the room and carries out its effects.
+    pub(super) fn with_room(
+        &self,
+        step: impl FnOnce(&mut Room<SqlStore>, i64) -> Result<Vec<Effect>, Failure>,
+    ) {
+        let effects = {
+            let mut room = self.room.borrow_mut();
+            match room.as_mut() {
+                Some(room) => step(room, now()),
+                None => return,
+            }
+        };
+        self.carry_effects(effects);
+    }
+
+    pub(super) fn with_room_quiet(&self, step: impl FnOnce(&mut Room<SqlStore>)) {
+        if let Some(room) = self.room.borrow_mut().as_mut() {
+            step(room);
+        }
+    }
+
+    pub(super) fn room_mut(&self) -> RefMut<'_, Option<Room<SqlStore>>> {
+        self.room.borrow_mut()
+    }
+
+    /// Whether generation `gen` is still the one being written.
+    pub(super) fn is_running(&self, gen: u64) -> bool {
+        self.room
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.assistant().running())
+            .is_some_and(|(_, g)| g == gen)
+    }
+
+    /// When generation `gen`'s buffered text must go out.
+    pub(super) fn room_deadline(&self, gen: u64) -> Option<i64> {
+        self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
+    }
+
+    pub(super) fn ai(&self) -> &AiRuntime {
+        &self.ai
+    }
+
+    pub(super) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub(super) fn slug(&self) -> String {
+        self.room
+            .borrow()
+            .as_ref()
+            .map(|r| r.info().slug.clone())
+            .unwrap_or_default()
     }
 
     /// Sends one frame to every joined socket, serialized once.
@@ -390,6 +492,6 @@ fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
     serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     Date::now().as_millis() as i64
 }

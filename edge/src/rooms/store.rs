@@ -5,7 +5,8 @@
 //! every row scanned is billed, and a join must not slow down as history grows.
 
 use serde::Deserialize;
-use shared::protocol::{Author, Event, EventKind, MessageView, Seq};
+use shared::assistant::Summary;
+use shared::protocol::{AnswerView, Author, Event, EventKind, MessageView, Seq};
 use shared::room::RoomStore;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -37,7 +38,16 @@ const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL,
         PRIMARY KEY (seq, replaced_at)
     );",
+    // v2: the assistant. An answer is a message with its assistant state as JSON; the state
+    // is also a column so the few unfinished answers are found by index on wake.
+    "ALTER TABLE messages ADD COLUMN answer TEXT;
+    ALTER TABLE messages ADD COLUMN answer_state TEXT;
+    CREATE INDEX messages_unfinished ON messages (answer_state)
+        WHERE answer_state IN ('queued', 'streaming');",
 ];
+
+/// The columns a [`MessageRow`] reads.
+const MESSAGE_COLUMNS: &str = "seq, at, author, client_id, text, edited_at, deleted, answer";
 
 /// The room's SQLite storage.
 #[derive(Clone)]
@@ -74,6 +84,7 @@ struct MessageRow {
     text: String,
     edited_at: Option<f64>,
     deleted: f64,
+    answer: Option<String>,
 }
 
 impl MessageRow {
@@ -88,6 +99,11 @@ impl MessageRow {
             text: self.text,
             edited_at: self.edited_at.map(|t| t as i64),
             deleted: self.deleted != 0.0,
+            answer: self
+                .answer
+                .map(|a| serde_json::from_str::<AnswerView>(&a))
+                .transpose()
+                .map_err(|e| worker::Error::RustError(format!("corrupt answer JSON: {e}")))?,
         })
     }
 }
@@ -199,8 +215,7 @@ impl RoomStore for SqlStore {
         let rows: Vec<MessageRow> = self
             .sql
             .exec(
-                "SELECT seq, at, author, client_id, text, edited_at, deleted
-                 FROM messages WHERE seq = ?",
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?"),
                 vec![int(seq)],
             )?
             .to_array()?;
@@ -215,8 +230,11 @@ impl RoomStore for SqlStore {
         let body = serde_json::to_string(event)
             .map_err(|e| worker::Error::RustError(format!("event JSON: {e}")))?;
         let target = match &event.kind {
-            EventKind::Message { .. } => None,
-            EventKind::Edit { target, .. } | EventKind::Delete { target } => Some(*target),
+            EventKind::Message { .. } | EventKind::Answer { .. } => None,
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. } => Some(*target),
             EventKind::Unknown => {
                 return Err(worker::Error::RustError(
                     "refusing to store an event of unknown kind".into(),
@@ -236,17 +254,24 @@ impl RoomStore for SqlStore {
             ],
         )?;
         match &event.kind {
-            EventKind::Message { text } => {
+            EventKind::Message { .. } | EventKind::Answer { .. } => {
+                let Some(view) = MessageView::from_event(event) else {
+                    return Ok(());
+                };
                 let author = serde_json::to_string(&event.author)
                     .map_err(|e| worker::Error::RustError(format!("author JSON: {e}")))?;
+                let (answer, state) = answer_columns(&view)?;
                 self.sql.exec(
-                    "INSERT INTO messages (seq, at, author, client_id, text) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO messages (seq, at, author, client_id, text, answer, answer_state)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
                     vec![
                         int(event.seq),
                         event.at.into(),
                         author.into(),
                         event.client_id.as_str().into(),
-                        text.as_str().into(),
+                        view.text.as_str().into(),
+                        answer.into(),
+                        state.into(),
                     ],
                 )?;
                 self.sql.exec(
@@ -266,13 +291,32 @@ impl RoomStore for SqlStore {
                     vec![text.as_str().into(), event.at.into(), int(*target)],
                 )?;
             }
+            EventKind::AnswerStatus { target, .. } | EventKind::Feedback { target, .. } => {
+                let Some(mut view) = self.message(*target)? else {
+                    return Ok(());
+                };
+                if view.apply(event) {
+                    let (answer, state) = answer_columns(&view)?;
+                    self.sql.exec(
+                        "UPDATE messages SET text = ?, answer = ?, answer_state = ? WHERE seq = ?",
+                        vec![
+                            view.text.as_str().into(),
+                            answer.into(),
+                            state.into(),
+                            int(*target),
+                        ],
+                    )?;
+                }
+            }
             EventKind::Unknown => {}
             EventKind::Delete { target } => {
                 // A deleted message's words leave storage entirely: its current text, its
                 // earlier versions, and the text inside the events that posted and edited it
                 // (so a replay never carries them again).
                 self.sql.exec(
-                    "UPDATE messages SET text = '', deleted = 1 WHERE seq = ?",
+                    "UPDATE messages SET text = '', deleted = 1, answer_state = NULL,
+                        answer = json_set(answer, '$.previous', json('[]'))
+                     WHERE seq = ?",
                     vec![int(*target)],
                 )?;
                 self.sql.exec(
@@ -314,8 +358,9 @@ impl RoomStore for SqlStore {
         let rows: Vec<MessageRow> = self
             .sql
             .exec(
-                "SELECT seq, at, author, client_id, text, edited_at, deleted
-                 FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+                ),
                 vec![
                     SqlStorageValue::Integer(before.map_or(MAX_SAFE_INTEGER, |b| b as i64)),
                     int(limit as u64 + 1),
@@ -331,4 +376,51 @@ impl RoomStore for SqlStore {
         page.reverse();
         Ok((page, has_more))
     }
+
+    fn set_answer_text(&mut self, seq: Seq, text: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE messages SET text = ? WHERE seq = ?",
+            vec![text.into(), int(seq)],
+        )?;
+        Ok(())
+    }
+
+    fn unfinished_answers(&self) -> worker::Result<Vec<MessageView>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE answer_state IN ('queued', 'streaming') ORDER BY seq"
+                ),
+                None,
+            )?
+            .to_array()?;
+        rows.into_iter().map(MessageRow::into_view).collect()
+    }
+
+    fn summary(&self) -> worker::Result<Option<Summary>> {
+        Ok(self
+            .meta("ai_summary")?
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    fn set_summary(&mut self, summary: &Summary) -> worker::Result<()> {
+        let json = serde_json::to_string(summary)
+            .map_err(|e| worker::Error::RustError(format!("summary JSON: {e}")))?;
+        self.set_meta("ai_summary", &json)
+    }
+}
+
+/// The answer JSON and state columns of a message (both NULL for people's messages).
+fn answer_columns(view: &MessageView) -> worker::Result<(Option<String>, Option<String>)> {
+    let Some(answer) = &view.answer else {
+        return Ok((None, None));
+    };
+    let json = serde_json::to_string(answer)
+        .map_err(|e| worker::Error::RustError(format!("answer JSON: {e}")))?;
+    let state = serde_json::to_value(answer.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    Ok((Some(json), state))
 }

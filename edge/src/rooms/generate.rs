@@ -1,0 +1,358 @@
+//! The room object's half of the assistant: runs the provider calls that the room's
+//! [`Effect::Generate`] and [`Effect::Summarize`] ask for, feeds tokens back into
+//! [`shared::room::Room`] (which decides what is sent and stored), aborts on Stop, enforces the
+//! timeouts, and writes the analytics records to D1. No assistant rule lives here.
+//!
+//! Work runs inside the event handler that produced it (a socket message or the alarm): the
+//! object stays awake while a provider call is open, and other sockets' frames are handled in
+//! between, because the runtime delivers events while a handler awaits the network.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use shared::ai::{CompletionRequest, StreamItem, StreamReader};
+use shared::assistant::{Record, Source};
+use shared::error::{ChatError, ErrorCode};
+use shared::protocol::{AnswerState, Seq, Vote};
+use shared::room::Effect;
+use worker::{console_error, console_log, AbortController, Delay, Env};
+
+use super::object::{now, ChatRoom};
+use crate::ai::Provider;
+
+/// A provider call to make.
+pub enum Work {
+    Generate {
+        gen: u64,
+        request: CompletionRequest,
+    },
+    Summarize {
+        upto: Seq,
+        request: CompletionRequest,
+    },
+    Record(Record),
+}
+
+/// How long the room waits on a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the request to the first token.
+    pub first_token_ms: i64,
+    /// Between two chunks.
+    pub idle_ms: i64,
+    /// For a whole answer.
+    pub total_ms: i64,
+}
+
+/// The assistant's runtime state in the room object.
+pub struct AiRuntime {
+    work: RefCell<VecDeque<Work>>,
+    aborts: RefCell<HashMap<u64, AbortController>>,
+    pub timeouts: Timeouts,
+}
+
+impl AiRuntime {
+    pub fn new(timeouts: Timeouts) -> Self {
+        AiRuntime {
+            work: RefCell::new(VecDeque::new()),
+            aborts: RefCell::new(HashMap::new()),
+            timeouts,
+        }
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.work.borrow().is_empty()
+    }
+
+    /// Takes an assistant effect; returns it back if it is not one.
+    pub fn take(&self, effect: Effect) -> Option<Effect> {
+        match effect {
+            Effect::Generate { gen, request, .. } => {
+                self.work
+                    .borrow_mut()
+                    .push_back(Work::Generate { gen, request });
+            }
+            Effect::Summarize { upto, request } => {
+                self.work
+                    .borrow_mut()
+                    .push_back(Work::Summarize { upto, request });
+            }
+            Effect::Record(record) => self.work.borrow_mut().push_back(Work::Record(record)),
+            Effect::Cancel { gen } => {
+                if let Some(controller) = self.aborts.borrow_mut().remove(&gen) {
+                    controller.abort();
+                }
+            }
+            other => return Some(other),
+        }
+        None
+    }
+}
+
+/// What ended a stream early.
+enum Ended {
+    /// The provider finished (or the room stopped the answer).
+    Finished,
+}
+
+impl ChatRoom {
+    /// Runs queued assistant work until none is left (a finished answer may start the next).
+    pub(super) async fn run_ai_work(&self) {
+        loop {
+            let work = self.ai().work.borrow_mut().pop_front();
+            match work {
+                None => return,
+                Some(Work::Generate { gen, request }) => self.generate(gen, request).await,
+                Some(Work::Summarize { upto, request }) => self.summarize(upto, request).await,
+                Some(Work::Record(record)) => {
+                    let slug = self.slug();
+                    if let Err(e) = write_record(self.env(), &slug, &record).await {
+                        console_error!("assistant analytics for {slug} not written: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn generate(&self, gen: u64, request: CompletionRequest) {
+        let outcome = match Provider::from_env(self.env()) {
+            Ok(provider) => {
+                self.stream_answer(&provider, gen, &request)
+                    .await
+                    .map(|Ended::Finished| Source {
+                        provider: provider.name().into(),
+                        model: provider.model().into(),
+                    })
+            }
+            Err(err) => Err(err),
+        };
+        self.ai().aborts.borrow_mut().remove(&gen);
+        if let Err(err) = &outcome {
+            console_log!(
+                "{}",
+                serde_json::json!({"event": "ai_failed", "room": self.slug(), "code": err.code.as_str(), "detail": err.message})
+            );
+        }
+        self.with_room(|room, now| room.ai_finish(gen, outcome, now));
+    }
+
+    /// Reads the provider's stream into the room until it ends, fails, times out, or the
+    /// room stops this generation.
+    async fn stream_answer(
+        &self,
+        provider: &Provider,
+        gen: u64,
+        request: &CompletionRequest,
+    ) -> Result<Ended, ChatError> {
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        self.ai().aborts.borrow_mut().insert(gen, controller);
+        let timeouts = self.ai().timeouts;
+        let started = now();
+        // The first-token limit also covers waiting for the response headers.
+        let headers = Delay::from(Duration::from_millis(timeouts.first_token_ms.max(1) as u64));
+        let mut stream = match select(
+            Box::pin(provider.stream(self.env(), request, &signal)),
+            headers,
+        )
+        .await
+        {
+            Either::Left((stream, _)) => stream?,
+            Either::Right(_) => {
+                return Err(ChatError::new(
+                    ErrorCode::AiTimeout,
+                    "The AI provider did not start answering in time.",
+                ))
+            }
+        };
+        let mut reader = StreamReader::new(provider.format());
+        let mut got_token = false;
+        let mut last_chunk = now();
+        loop {
+            if !self.is_running(gen) {
+                return Ok(Ended::Finished); // Stopped: the room already posted the end.
+            }
+            let t = now();
+            let limit = if got_token {
+                (last_chunk + timeouts.idle_ms).min(started + timeouts.total_ms)
+            } else {
+                started + timeouts.first_token_ms
+            };
+            if t >= limit {
+                return Err(ChatError::new(
+                    ErrorCode::AiTimeout,
+                    if got_token {
+                        "The AI provider stopped sending; the answer is cut short."
+                    } else {
+                        "The AI provider did not start answering in time."
+                    },
+                ));
+            }
+            // Wake for the next chunk, the next batch deadline, or a timeout check.
+            let deadline = self
+                .room_deadline(gen)
+                .map_or(limit, |d| d.min(limit))
+                .min(t + 250);
+            let wait = Delay::from(Duration::from_millis((deadline - t).max(1) as u64));
+            let items = match select(stream.next(), wait).await {
+                Either::Left((Some(Ok(bytes)), _)) => {
+                    last_chunk = now();
+                    reader.push(&bytes)
+                }
+                Either::Left((Some(Err(e)), _)) => {
+                    if !self.is_running(gen) {
+                        return Ok(Ended::Finished);
+                    }
+                    return Err(ChatError::new(
+                        ErrorCode::AiUnavailable,
+                        format!("The AI provider's stream broke: {e}"),
+                    ));
+                }
+                Either::Left((None, _)) => {
+                    let mut items = reader.finish();
+                    if !reader.is_done() {
+                        items.push(StreamItem::Done);
+                    }
+                    items
+                }
+                Either::Right(_) => {
+                    self.with_room(|room, now| room.ai_tick(gen, now));
+                    continue;
+                }
+            };
+            for item in items {
+                match item {
+                    StreamItem::Token(text) => {
+                        got_token = true;
+                        self.with_room(|room, now| room.ai_token(gen, &text, now));
+                    }
+                    StreamItem::Usage(usage) => {
+                        self.with_room_quiet(|room| room.ai_usage(gen, usage))
+                    }
+                    StreamItem::Done => return Ok(Ended::Finished),
+                    StreamItem::Error(message) => {
+                        return Err(ChatError::new(ErrorCode::AiFailed, message));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn summarize(&self, upto: Seq, request: CompletionRequest) {
+        let text = match Provider::from_env(self.env()) {
+            Ok(provider) => {
+                let signal = AbortController::default().signal();
+                match provider.stream(self.env(), &request, &signal).await {
+                    Ok(mut stream) => {
+                        let mut reader = StreamReader::new(provider.format());
+                        let mut text = String::new();
+                        let deadline = now() + self.ai().timeouts.total_ms;
+                        while now() < deadline {
+                            let Some(chunk) = stream.next().await else {
+                                break;
+                            };
+                            let Ok(bytes) = chunk else { break };
+                            for item in reader.push(&bytes) {
+                                if let StreamItem::Token(t) = item {
+                                    text.push_str(&t);
+                                }
+                            }
+                            if reader.is_done() {
+                                break;
+                            }
+                        }
+                        Some(text)
+                    }
+                    Err(e) => {
+                        console_error!("room summary failed: {e}");
+                        None
+                    }
+                }
+            }
+            Err(_) => None,
+        };
+        let mut room = self.room_mut();
+        if let Some(room) = room.as_mut() {
+            if let Err(e) = room.ai_summarized(upto, text) {
+                console_error!("room summary not stored: {e:?}");
+            }
+        }
+    }
+}
+
+/// Writes one analytics record to D1 (tables from migrations/0004_ai.sql).
+async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<()> {
+    let db = env.d1("DB")?;
+    let at = now() as f64;
+    match record {
+        Record::Answer {
+            target,
+            asker,
+            state,
+            meta,
+            error,
+        } => {
+            let state = match state {
+                AnswerState::Done => "done",
+                AnswerState::Stopped => "stopped",
+                AnswerState::Failed => "failed",
+                _ => "other",
+            };
+            db.prepare(
+                "INSERT INTO ai_answers (room, target, asker, state, provider, model, tokens_in,
+                   tokens_out, first_token_ms, total_ms, error, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .bind(&[
+                room.into(),
+                (*target as f64).into(),
+                asker.as_str().into(),
+                state.into(),
+                meta.provider.as_str().into(),
+                meta.model.as_str().into(),
+                f64::from(meta.tokens_in).into(),
+                f64::from(meta.tokens_out).into(),
+                f64::from(meta.first_token_ms).into(),
+                f64::from(meta.total_ms).into(),
+                error.map(|c| c.as_str()).into(),
+                at.into(),
+            ])?
+            .run()
+            .await?;
+        }
+        Record::Feedback {
+            target,
+            user_id,
+            vote,
+            reason,
+            model,
+        } => {
+            let vote = match vote {
+                Vote::Up => 1.0,
+                Vote::Down => -1.0,
+                Vote::None => 0.0,
+            };
+            db.prepare(
+                "INSERT INTO ai_feedback (room, target, user_id, vote, reason, model, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (room, target, user_id) DO UPDATE SET
+                   vote = excluded.vote, reason = excluded.reason, at = excluded.at",
+            )
+            .bind(&[
+                room.into(),
+                (*target as f64).into(),
+                user_id.as_str().into(),
+                vote.into(),
+                reason.as_deref().into(),
+                model.as_str().into(),
+                at.into(),
+            ])?
+            .run()
+            .await?;
+        }
+    }
+    Ok(())
+}
