@@ -534,6 +534,13 @@ impl RoomHandle {
                 }
             }
             RowAction::Delete(target) => self.mutate(PendingOp::Delete { target }),
+            RowAction::Stop(target) => self.mutate(PendingOp::Stop { target }),
+            RowAction::Regenerate(target) => self.mutate(PendingOp::Regenerate { target }),
+            RowAction::Rate(target, vote, reason) => self.mutate(PendingOp::Rate {
+                target,
+                vote,
+                reason,
+            }),
             RowAction::Retry(id) | RowAction::Discard(id) if id.is_empty() => {}
             RowAction::Retry(id) => {
                 {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
 use shared::permissions::{allows, Action};
-use shared::protocol::{Author, MessageView, Millis, Role, Seq};
+use shared::protocol::{AnswerState, Author, MessageView, Millis, Role, Seq, Vote};
 
 /// Where a row stands with the room, as `data-status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,33 @@ pub struct RowView {
     pub status: Status,
     /// Our unconfirmed change to this row: its outbox id and what it does.
     pub pending: Option<(String, PendingKind)>,
+    /// Set on the assistant's answers.
+    pub answer: Option<AnswerRow>,
+}
+
+/// The assistant-specific part of an answer's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    /// Queued, streaming, done, stopped, failed.
+    pub state: AnswerState,
+    /// Current version (from 1).
+    pub version: u32,
+    /// Earlier versions' texts, oldest first.
+    pub previous: Vec<String>,
+    /// Why the current version failed.
+    pub error: Option<String>,
+    /// "openai · model · 120 → 48 tokens · first token 0.3 s · 2.1 s", once finished.
+    pub meta: Option<String>,
+    /// Whether Stop is offered (the asker or a moderator, while it is active).
+    pub can_stop: bool,
+    /// Whether Regenerate is offered (the asker or a moderator, once finished).
+    pub can_regenerate: bool,
+    /// Whether voting is offered.
+    pub can_rate: bool,
+    /// Up and down votes.
+    pub tally: (usize, usize),
+    /// Our own vote.
+    pub mine: Option<Vote>,
 }
 
 impl RowView {
@@ -95,6 +122,12 @@ pub enum RowAction {
     Retry(String),
     /// Drop a failed mutation.
     Discard(String),
+    /// Stop an assistant answer.
+    Stop(Seq),
+    /// Write a new version of an assistant answer (also the retry of a failed one).
+    Regenerate(Seq),
+    /// Rate an assistant answer, with an optional reason.
+    Rate(Seq, Vote, Option<String>),
 }
 
 /// What decides whether a stored message's row changed. A message's text only changes by an
@@ -105,6 +138,7 @@ struct Fingerprint {
     deleted: bool,
     text_len: usize,
     pending: Option<(String, u8)>,
+    answer: Option<(AnswerState, u32, usize, usize)>,
 }
 
 fn status_kind(status: &PendingStatus) -> u8 {
@@ -154,6 +188,11 @@ impl RowCache {
                         deleted: message.deleted,
                         text_len: message.text.len(),
                         pending: pending.map(|p| (p.client_id.clone(), status_kind(&p.status))),
+                        answer: message.answer.as_ref().map(|a| {
+                            // Votes change the tally; our own vote is among them.
+                            let (up, down) = a.tally();
+                            (a.state, a.version, up, down)
+                        }),
                     };
                     let view = match self.messages.remove(&message.seq) {
                         Some((old, view)) if old == fp => view,
@@ -217,6 +256,33 @@ impl RowCache {
                 && ((mine && allows(role, Action::DeleteOwn)) || allows(role, Action::DeleteAny)),
             status,
             pending: pending_view,
+            answer: m.answer.as_ref().map(|a| {
+                let asker = me == Some(a.asker.as_str());
+                let manage = asker || allows(role, Action::ManageAnswers);
+                AnswerRow {
+                    state: a.state,
+                    version: a.version,
+                    previous: a.previous.clone(),
+                    error: a.error.as_ref().map(|e| e.message.clone()),
+                    meta: a.meta.as_ref().filter(|m| !m.model.is_empty()).map(|m| {
+                        format!(
+                            "{} · {} · {} → {} tokens · first token {:.1} s · {:.1} s",
+                            m.provider,
+                            m.model,
+                            m.tokens_in,
+                            m.tokens_out,
+                            f64::from(m.first_token_ms) / 1000.0,
+                            f64::from(m.total_ms) / 1000.0
+                        )
+                    }),
+                    can_stop: manage && a.state.is_active(),
+                    can_regenerate: manage && !a.state.is_active() && !m.deleted,
+                    can_rate: allows(role, Action::Rate)
+                        && matches!(a.state, AnswerState::Done | AnswerState::Stopped),
+                    tally: a.tally(),
+                    mine: me.and_then(|id| a.votes.get(id).copied()),
+                }
+            }),
         }
     }
 
@@ -239,6 +305,7 @@ impl RowCache {
             can_delete: false,
             status: pending_status(p),
             pending: Some((p.client_id.clone(), PendingKind::Send)),
+            answer: None,
         }
     }
 }

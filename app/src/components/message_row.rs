@@ -6,6 +6,7 @@ use shared::limits::validate_text;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
+use crate::components::answer::AnswerBar;
 use crate::keys::sends;
 use crate::rows::{PendingKind, RowAction, RowView, Status};
 use crate::web;
@@ -34,6 +35,8 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
     let confirming = use_state(|| false);
     let edit_error = use_state(|| None::<String>);
     let editor = use_node_ref();
+    // The answer version shown (None: the current one).
+    let shown_version = use_state(|| None::<u32>);
 
     {
         let editor = editor.clone();
@@ -149,10 +152,40 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
                 </div>
             </div>
         }
+    } else if let Some(text) = row.answer.as_ref().and_then(|a| {
+        let shown = (*shown_version)?;
+        a.previous.get(shown.checked_sub(1)? as usize)
+    }) {
+        // An earlier answer version, rendered on demand (rarely looked at).
+        let html: AttrValue = shared::markdown::render(text).into();
+        html! { <div class="body earlier">{ Html::from_html_unchecked(html) }</div> }
     } else {
+        let streaming = row
+            .answer
+            .as_ref()
+            .is_some_and(|a| a.state == shared::protocol::AnswerState::Streaming);
         html! {
-            <div class="body">{ Html::from_html_unchecked(AttrValue::from(row.html.clone())) }</div>
+            <div class={classes!("body", streaming.then_some("streaming"))}>
+                { Html::from_html_unchecked(AttrValue::from(row.html.clone())) }
+            </div>
         }
+    };
+    let answer_bar = match (&row.answer, row.seq) {
+        (Some(answer), Some(seq)) if !row.deleted => {
+            let on_show = {
+                let shown_version = shown_version.clone();
+                let current = answer.version;
+                Callback::from(move |v: u32| {
+                    shown_version.set((v < current).then_some(v));
+                })
+            };
+            html! {
+                <AnswerBar seq={seq} answer={answer.clone()}
+                    shown={shown_version.unwrap_or(answer.version)}
+                    on_show={on_show} on_action={props.on_action.clone()} />
+            }
+        }
+        _ => Html::default(),
     };
 
     let state_line = match (&row.status, row.pending.as_ref().map(|(_, k)| *k)) {
@@ -203,7 +236,8 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
     };
 
     html! {
-        <li class={classes!("message", row.mine.then_some("mine"), row.deleted.then_some("deleted"))}
+        <li class={classes!("message", row.mine.then_some("mine"), row.deleted.then_some("deleted"),
+                row.answer.is_some().then_some("answer"))}
             data-seq={row.seq.map(|s| s.to_string())}
             data-client-id={row.client_id.clone()}
             data-status={row.status.attr()}>
@@ -217,6 +251,7 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
                 }
             </div>
             { body }
+            { answer_bar }
             { state_line }
             { actions }
         </li>

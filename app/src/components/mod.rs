@@ -1,6 +1,7 @@
 //! The app's components. They render what they are given and dispatch user actions; the state
 //! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
 
+pub mod answer;
 pub mod app;
 pub mod banner;
 pub mod composer;
