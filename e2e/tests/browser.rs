@@ -313,3 +313,99 @@ async fn a_message_typed_while_the_server_is_down_is_pending_then_delivered_exac
     f.bob.quit().await?;
     Ok(())
 }
+
+/// The answer's row: its `answer-bar` state and its text.
+async fn answer_state(browser: &Browser) -> Result<(Option<String>, String)> {
+    let value = browser
+        .eval(
+            r#"
+            const li = document.querySelector('ol[aria-label="Messages"] > li.message.answer');
+            if (!li) return null;
+            const bar = li.querySelector('.answer-bar');
+            const body = li.querySelector('.body');
+            return [bar ? bar.dataset.state : null, body ? body.textContent : ''];
+            "#,
+        )
+        .await?;
+    Ok(
+        serde_json::from_value::<Option<(Option<String>, String)>>(value)?
+            .unwrap_or((None, String::new())),
+    )
+}
+
+async fn wait_answer(browser: &Browser, state: &str, timeout: Duration) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (now, text) = answer_state(browser).await?;
+        if now.as_deref() == Some(state) {
+            return Ok(text);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the answer is {now:?} ({text:?}), not {state} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be_rated() -> Result {
+    use e2e::fake_ai::{FakeAi, Script};
+    let fake = FakeAi::start().await?;
+    let server = DevServer::start(
+        DevOptions::default()
+            .with_app()
+            .var("AI_PROVIDER", "openai")
+            .var("AI_BASE_URL", fake.base_url())
+            .var("AI_MODEL", "fake-model"),
+    )
+    .await?;
+    let words: Vec<String> = (1..=40).map(|i| format!("word{i} ")).collect();
+    let reply = words.concat();
+    let marker = unique("story");
+    fake.push(&marker, Script::words(&reply, Duration::from_millis(100)));
+
+    let driver = ChromeDriver::start().await?;
+    let alice = driver.browser().await?;
+    alice.goto(&server.url()).await?;
+    sign_in(&alice, "Alice").await?;
+    let owner = Session::create(&server, "Owner").await?;
+    let room = owner.create_room(&unique("AI Room"), "").await?;
+    alice
+        .goto(&format!("{}/r/{}", server.url(), room.slug))
+        .await?;
+    wait_phase(&alice, &["live"]).await?;
+
+    send_message(
+        &alice,
+        &format!("@assistant tell me a story {marker}"),
+        true,
+    )
+    .await?;
+    let partial = wait_answer(&alice, "streaming", Duration::from_secs(20)).await?;
+    assert!(
+        reply.starts_with(partial.trim_end_matches('▍').trim()),
+        "{partial:?}"
+    );
+    // Reload while it is being written: the page comes back with the text so far, then the rest.
+    alice.reload().await?;
+    wait_phase(&alice, &["live"]).await?;
+    let done = wait_answer(&alice, "done", Duration::from_secs(30)).await?;
+    assert_eq!(
+        done.trim(),
+        reply.trim(),
+        "the whole answer, each word once"
+    );
+
+    click_button(&alice, "👍 0").await?;
+    alice
+        .wait_for(
+            "the thumbs-up to count the vote",
+            r#"
+            const b = document.querySelector('button[aria-label="Helpful"]');
+            return !!b && b.getAttribute('aria-pressed') === 'true' && b.textContent.includes('1');
+            "#,
+        )
+        .await?;
+    alice.quit().await?;
+    Ok(())
+}
