@@ -31,6 +31,21 @@ pub enum Script {
     Hang,
     /// Send these tokens, then drop the connection mid-stream.
     Break(Vec<String>),
+    /// Stream `count` tokens `gap` apart, each the time it was sent (`t<unix µs> `), so a
+    /// client measures how long each token took to reach it (the bench).
+    Clock {
+        /// Tokens.
+        count: usize,
+        /// Pause before each token.
+        gap: Duration,
+    },
+}
+
+/// Microseconds since the Unix epoch (the clock of [`Script::Clock`] tokens).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Script {
@@ -191,6 +206,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> Result {
         Script::Break(tokens) => {
             let _ = stream_tokens(&mut stream, &tokens, Duration::ZERO, false).await;
         }
+        Script::Clock { count, gap } => {
+            let _ = stream_clock(&mut stream, count, gap).await;
+        }
     }
     Ok(())
 }
@@ -225,6 +243,22 @@ async fn stream_tokens(
     let usage =
         json!({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": tokens.len()}});
     chunk(stream, &format!("data: {usage}\n\n")).await?;
+    chunk(stream, "data: [DONE]\n\n").await?;
+    stream.write_all(b"0\r\n\r\n").await?;
+    Ok(())
+}
+
+async fn stream_clock(stream: &mut TcpStream, count: usize, gap: Duration) -> Result {
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        .await?;
+    for _ in 0..count {
+        tokio::time::sleep(gap).await;
+        let token = format!("t{} ", unix_us());
+        let event =
+            json!({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null}]});
+        chunk(stream, &format!("data: {event}\n\n")).await?;
+    }
     chunk(stream, "data: [DONE]\n\n").await?;
     stream.write_all(b"0\r\n\r\n").await?;
     Ok(())

@@ -25,7 +25,8 @@
 //! 0,10000,100000` `--joins 20` `--seeders 4` `--sessions 20` `--browser-messages 10000`
 //! `--browser-baseline 50` `--browser-probes 30`.
 //!
-//! Sections: `--only fanout,steady,join,download,browser` runs just those (all by default);
+//! Sections: `--only fanout,steady,join,download,browser,assistant` runs just those (all by
+//! default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
 //! other results, and the bench then exits with an error.
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use e2e::browser::{Browser, ChromeDriver};
+use e2e::fake_ai::{unix_us, FakeAi, Script};
 use e2e::{require_build, DevOptions, DevServer, Result, RoomSocket, Session};
 use fantoccini::Locator;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -82,15 +84,17 @@ enum Section {
     Join,
     Download,
     Browser,
+    Assistant,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
         Section::Download,
         Section::Browser,
+        Section::Assistant,
     ];
 
     fn name(self) -> &'static str {
@@ -100,6 +104,7 @@ impl Section {
             Section::Join => "join",
             Section::Download => "download",
             Section::Browser => "browser",
+            Section::Assistant => "assistant",
         }
     }
 
@@ -214,12 +219,20 @@ async fn main() -> Result {
     if browser {
         options = options.with_app();
     }
+    // The assistant section's provider: a scripted OpenAI-compatible server in this process.
+    let fake = FakeAi::start().await?;
+    options = options
+        .var("AI_PROVIDER", "openai")
+        .var("AI_BASE_URL", fake.base_url())
+        .var("AI_MODEL", "clock")
+        .var("AI_BURST", lifted)
+        .var("AI_PER_MINUTE", lifted);
     say("starting wrangler dev");
     let server = DevServer::start(options).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = server.rss_kib();
 
-    let (report, failed) = match run_all(&args, &server, rss_idle, lifted).await {
+    let (report, failed) = match run_all(&args, &server, &fake, rss_idle, lifted).await {
         Ok(done) => done,
         Err(e) => {
             eprintln!(
@@ -241,6 +254,7 @@ async fn main() -> Result {
 async fn run_all(
     args: &Args,
     server: &DevServer,
+    fake: &FakeAi,
     rss_idle: u64,
     lifted: &str,
 ) -> Result<(serde_json::Value, Option<e2e::Error>)> {
@@ -295,6 +309,11 @@ async fn run_all(
             joins.push(run_joins(&sessions, size, args.joins, args.seeders).await?);
         }
         report["join"] = json!(joins);
+    }
+
+    if args.runs(Section::Assistant) {
+        say("assistant: 50 clients watch answers stream from a clock provider");
+        report["assistant"] = run_assistant(&sessions, fake, 50, 5, 200).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -1241,4 +1260,119 @@ async fn probe_updates(
         "rendered_li": { "before_probes": rendered_before, "after_probes": rendered_after },
         "errors": errors,
     }))
+}
+
+/// The assistant's room path: `clients` watch `questions` answers of `tokens` tokens each,
+/// 10 ms apart (about the local model's speed). Each token carries the time the provider sent
+/// it, so every client measures provider token → its socket (including the room's ≤ 50 ms
+/// batching); the asker also measures question → first token.
+async fn run_assistant(
+    sessions: &[Session],
+    fake: &FakeAi,
+    clients: usize,
+    questions: usize,
+    tokens: usize,
+) -> Result<Value> {
+    use shared::protocol::AnswerState;
+    let slug = sessions[0]
+        .create_room(&format!("assistant bench {}", now_us()), "bench")
+        .await?
+        .slug;
+    let mut readers = Vec::new();
+    let mut asker = None;
+    for i in 0..clients {
+        let (socket, _) = sessions[i % sessions.len()].join(&slug, None).await?;
+        if i == 0 {
+            asker = Some(socket);
+            continue;
+        }
+        readers.push(tokio::spawn(watch_answers(socket, questions)));
+    }
+    let mut asker = asker.context("no clients")?;
+    let mut first_token_ms = Vec::new();
+    let mut frames = 0usize;
+    let mut asker_latencies = Vec::new();
+    for q in 0..questions {
+        let marker = format!("bench-q{q}-{}", now_us());
+        fake.push(
+            &marker,
+            Script::Clock {
+                count: tokens,
+                gap: Duration::from_millis(10),
+            },
+        );
+        let asked = unix_us();
+        asker
+            .send(
+                &format!("ask-{q}-{}", now_us()),
+                &format!("@assistant {marker}"),
+            )
+            .await?;
+        let mut first = None;
+        loop {
+            match asker.next_message(Duration::from_secs(60)).await? {
+                ServerMessage::Stream { text, .. } => {
+                    let now = unix_us();
+                    first.get_or_insert(now);
+                    frames += 1;
+                    asker_latencies.extend(token_latencies(&text, now));
+                }
+                ServerMessage::Event { event } => {
+                    if let EventKind::AnswerStatus { status, .. } = event.kind {
+                        if !status.is_active() && status != AnswerState::Unknown {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(first) = first {
+            first_token_ms.push(first.saturating_sub(asked));
+        }
+    }
+    let mut latencies = asker_latencies;
+    for reader in readers {
+        latencies.extend(reader.await.context("reader")??);
+    }
+    let count = latencies.len();
+    Ok(json!({
+        "clients": clients,
+        "answers": questions,
+        "tokens_per_answer": tokens,
+        "provider_token_gap_ms": 10,
+        "question_to_first_token_ms": latency_json(first_token_ms),
+        "provider_token_to_client_ms": latency_json(latencies),
+        "token_deliveries": count,
+        "stream_frames_per_answer": frames as f64 / questions as f64,
+    }))
+}
+
+/// A watcher's token latencies (µs) until `answers` answers have finished.
+async fn watch_answers(mut socket: RoomSocket, answers: usize) -> Result<Vec<u64>> {
+    let mut latencies = Vec::new();
+    let mut finished = 0;
+    while finished < answers {
+        match socket.next_message(Duration::from_secs(120)).await? {
+            ServerMessage::Stream { text, .. } => {
+                latencies.extend(token_latencies(&text, unix_us()));
+            }
+            ServerMessage::Event { event } => {
+                if let EventKind::AnswerStatus { status, .. } = event.kind {
+                    if !status.is_active() {
+                        finished += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(latencies)
+}
+
+fn token_latencies(text: &str, now: u64) -> Vec<u64> {
+    text.split_whitespace()
+        .filter_map(|t| t.strip_prefix('t')?.parse::<u64>().ok())
+        .map(|sent| now.saturating_sub(sent))
+        .collect()
 }
