@@ -108,14 +108,18 @@ pub async fn rooms() -> Result<RoomList, ApiError> {
 }
 
 /// `POST /api/rooms`.
-pub async fn create_room(name: String, topic: String) -> Result<RoomInfo, ApiError> {
+pub async fn create_room(
+    name: String,
+    topic: String,
+    assistant: shared::protocol::AssistantMode,
+) -> Result<RoomInfo, ApiError> {
     call(
         "POST",
         "/api/rooms",
         json(&CreateRoom {
             name,
             topic,
-            assistant: Default::default(),
+            assistant,
         }),
     )
     .await

@@ -67,8 +67,12 @@ pub fn AnswerBar(props: &AnswerBarProps) -> Html {
     };
 
     let state = match a.state {
-        AnswerState::Queued => html! { <span class="answer-state">{ "Waiting for the assistant…" }</span> },
-        AnswerState::Streaming => html! { <span class="answer-state writing">{ "Writing…" }</span> },
+        AnswerState::Queued => {
+            html! { <span class="answer-state">{ "Waiting for the assistant…" }</span> }
+        }
+        AnswerState::Streaming => {
+            html! { <span class="answer-state writing">{ "Writing…" }</span> }
+        }
         AnswerState::Stopped => html! { <span class="answer-state">{ "Stopped" }</span> },
         AnswerState::Failed => html! {
             <span class="answer-state failed" role="alert">

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use shared::limits::{validate_room_name, validate_topic};
+use shared::protocol::AssistantMode;
 use shared::protocol::RoomInfo;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -96,10 +97,12 @@ pub struct NewRoomFormProps {
 pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
     let name_ref = use_node_ref();
     let topic_ref = use_node_ref();
+    let assistant_ref = use_node_ref();
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
     let onsubmit = {
         let (name_ref, topic_ref) = (name_ref.clone(), topic_ref.clone());
+        let assistant_ref = assistant_ref.clone();
         let (error, busy) = (error.clone(), busy.clone());
         let on_created = props.on_created.clone();
         Callback::from(move |e: SubmitEvent| {
@@ -119,11 +122,20 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
                 Ok(ok) => ok,
                 Err(e) => return error.set(Some(e.message)),
             };
+            let assistant = match assistant_ref
+                .cast::<web_sys::HtmlSelectElement>()
+                .map(|s| s.value())
+                .as_deref()
+            {
+                Some("all") => AssistantMode::All,
+                Some("off") => AssistantMode::Off,
+                _ => AssistantMode::Mention,
+            };
             busy.set(true);
             error.set(None);
             let (error, busy, on_created) = (error.clone(), busy.clone(), on_created.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api::create_room(name, topic).await {
+                match api::create_room(name, topic, assistant).await {
                     Ok(room) => {
                         name_field.set_value("");
                         topic_field.set_value("");
@@ -142,6 +154,12 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
             <input id="room-name" ref={name_ref} name="room_name" required=true maxlength="60" />
             <label for="room-topic">{ "Topic" }<span class="muted">{ " (optional)" }</span></label>
             <input id="room-topic" ref={topic_ref} name="topic" maxlength="200" aria-label="Topic" />
+            <label for="room-assistant">{ "Assistant answers" }</label>
+            <select id="room-assistant" ref={assistant_ref} name="assistant">
+                <option value="mention" selected=true>{ "when @assistant is mentioned" }</option>
+                <option value="all">{ "every message" }</option>
+                <option value="off">{ "never" }</option>
+            </select>
             if let Some(message) = &*error {
                 <p class="field-error" role="alert">{ message }</p>
             }
