@@ -31,3 +31,13 @@ CREATE TABLE ai_feedback (
     PRIMARY KEY (room, target, user_id)
 );
 CREATE INDEX ai_feedback_recent_low ON ai_feedback (vote, at DESC);
+
+-- What the assistant learned about users who opted in; they can view and delete it.
+CREATE TABLE ai_memory (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    fact TEXT NOT NULL,
+    room TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX ai_memory_by_user ON ai_memory (user_id, id);

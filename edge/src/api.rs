@@ -120,6 +120,30 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
+        (Method::Get, ["me", "memory"]) => {
+            let user = require_session(&req, env)?;
+            let facts = crate::memory::list(env, &user.uid).await?;
+            Ok(json(&serde_json::json!({ "facts": facts }), 200)?)
+        }
+        (Method::Delete, ["me", "memory", rest @ ..]) => {
+            check_origin(&req, false)?;
+            let user = require_session(&req, env)?;
+            let id = match rest {
+                [] => None,
+                [id] => Some(id.parse::<i64>().map_err(|_| {
+                    fail(
+                        ErrorCode::InvalidInput,
+                        format!("{id:?} is not a memory id."),
+                    )
+                })?),
+                _ => return Err(fail(ErrorCode::NotFound, format!("No API at {path}."))),
+            };
+            let deleted = crate::memory::delete(env, &user.uid, id).await?;
+            if id.is_some() && deleted == 0 {
+                return Err(fail(ErrorCode::NotFound, "That memory does not exist."));
+            }
+            Ok(json(&serde_json::json!({ "deleted": deleted }), 200)?)
+        }
         (_, ["health" | "session" | "rooms", ..]) => Err(fail(
             ErrorCode::InvalidInput,
             format!("{} is not supported on {path}.", req.method()),

@@ -5,6 +5,7 @@ mod ai;
 mod api;
 mod config;
 mod directory;
+mod memory;
 mod random;
 mod rooms;
 pub mod session;

@@ -546,9 +546,32 @@ impl<S: RoomStore> Room<S> {
         )?;
         effects.push(Effect::Broadcast(ServerMessage::Event { event: ended }));
         effects.push(Effect::Record(record));
+        if status == AnswerState::Done && running.job.personalization.remember {
+            effects.extend(self.remember(&running.job)?);
+        }
         effects.extend(self.summary_due(running.job.prompt)?);
         effects.extend(self.start_next(now)?);
         Ok(effects)
+    }
+
+    /// Asks what to remember about an asker who opted in, from their question.
+    fn remember(&self, job: &Job) -> Result<Option<Effect>, Failure> {
+        let Some(question) = self.store.message(job.prompt).map_err(Failure::storage)? else {
+            return Ok(None);
+        };
+        if question.deleted {
+            return Ok(None);
+        }
+        let known = job.personalization.memory.clone();
+        Ok(Some(Effect::Remember {
+            user_id: job.asker.clone(),
+            request: CompletionRequest {
+                messages: ai::build_memory_prompt(&question.author.name, &question.text, &known),
+                max_tokens: 120,
+                temperature: 0.1,
+            },
+            known,
+        }))
     }
 
     /// Asks for a summary refresh when enough messages left the prompt window since the last.

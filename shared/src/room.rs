@@ -151,6 +151,16 @@ pub enum Effect {
     },
     /// Analytics to keep outside the room.
     Record(Record),
+    /// Ask the provider which facts about `user_id` to remember (they opted in), and store
+    /// them in the user's memory.
+    Remember {
+        /// Whose memory.
+        user_id: String,
+        /// The prompt ([`crate::ai::build_memory_prompt`]).
+        request: CompletionRequest,
+        /// What is already known (to skip repeats).
+        known: Vec<String>,
+    },
 }
 
 /// The room state machine over a store.

@@ -35,6 +35,7 @@ struct Harness {
     records: Vec<Record>,
     summaries: Vec<Seq>,
     requests: Vec<shared::ai::CompletionRequest>,
+    remembered: Vec<String>,
 }
 
 fn generous() -> RateLimits {
@@ -91,6 +92,7 @@ impl Harness {
             records: Vec::new(),
             summaries: Vec::new(),
             requests: Vec::new(),
+            remembered: Vec::new(),
         };
         for c in 0..h.clients.len() {
             h.connect(c);
@@ -152,6 +154,7 @@ impl Harness {
                 Effect::Cancel { gen } => self.cancelled.push(gen),
                 Effect::Summarize { upto, .. } => self.summaries.push(upto),
                 Effect::Record(record) => self.records.push(record),
+                Effect::Remember { user_id, .. } => self.remembered.push(user_id),
                 Effect::Close(code, _) => panic!("unexpected close {code}"),
                 Effect::Log(detail) => panic!("storage failure {detail}"),
             }
@@ -654,4 +657,38 @@ fn the_summary_is_refreshed_once_enough_history_left_the_prompt_window() {
         .messages
         .iter()
         .any(|m| m.content.contains("chatter 3\n")));
+}
+
+#[test]
+fn the_asker_s_preferences_shape_the_prompt_and_memory_is_learned_only_on_opt_in() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.clients[0].conn.personalization = shared::ai::Personalization {
+        language: "Spanish".into(),
+        tone: "playful".into(),
+        interests: "sailing".into(),
+        instructions: "Always end with a question.".into(),
+        memory: vec!["Owns a boat".into()],
+        remember: true,
+    };
+    h.say(0, "@assistant plan my weekend");
+    let system = h.requests[0].messages[0].content.clone();
+    for wanted in [
+        "Spanish",
+        "playful",
+        "sailing",
+        "end with a question",
+        "Owns a boat",
+    ] {
+        assert!(system.contains(wanted), "{wanted} missing from {system}");
+    }
+    let gen = h.latest_gen();
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.remembered, vec!["ann".to_string()]);
+
+    // Bob did not opt in: nothing is learned about him, and Ann's preferences are not his.
+    h.say(1, "@assistant plan mine");
+    assert!(!h.requests[1].messages[0].content.contains("Spanish"));
+    let gen = h.latest_gen();
+    h.finish(gen, Ok(source()));
+    assert_eq!(h.remembered.len(), 1);
 }

@@ -34,6 +34,11 @@ pub enum Work {
         request: CompletionRequest,
     },
     Record(Record),
+    Remember {
+        user_id: String,
+        request: CompletionRequest,
+        known: Vec<String>,
+    },
 }
 
 /// How long the room waits on a provider.
@@ -81,6 +86,15 @@ impl AiRuntime {
                     .push_back(Work::Summarize { upto, request });
             }
             Effect::Record(record) => self.work.borrow_mut().push_back(Work::Record(record)),
+            Effect::Remember {
+                user_id,
+                request,
+                known,
+            } => self.work.borrow_mut().push_back(Work::Remember {
+                user_id,
+                request,
+                known,
+            }),
             Effect::Cancel { gen } => {
                 if let Some(controller) = self.aborts.borrow_mut().remove(&gen) {
                     controller.abort();
@@ -107,6 +121,11 @@ impl ChatRoom {
                 None => return,
                 Some(Work::Generate { gen, request }) => self.generate(gen, request).await,
                 Some(Work::Summarize { upto, request }) => self.summarize(upto, request).await,
+                Some(Work::Remember {
+                    user_id,
+                    request,
+                    known,
+                }) => self.remember(&user_id, request, &known).await,
                 Some(Work::Record(record)) => {
                     let slug = self.slug();
                     if let Err(e) = write_record(self.env(), &slug, &record).await {
@@ -241,38 +260,44 @@ impl ChatRoom {
         }
     }
 
-    async fn summarize(&self, upto: Seq, request: CompletionRequest) {
-        let text = match Provider::from_env(self.env()) {
-            Ok(provider) => {
-                let signal = AbortController::default().signal();
-                match provider.stream(self.env(), &request, &signal).await {
-                    Ok(mut stream) => {
-                        let mut reader = StreamReader::new(provider.format());
-                        let mut text = String::new();
-                        let deadline = now() + self.ai().timeouts.total_ms;
-                        while now() < deadline {
-                            let Some(chunk) = stream.next().await else {
-                                break;
-                            };
-                            let Ok(bytes) = chunk else { break };
-                            for item in reader.push(&bytes) {
-                                if let StreamItem::Token(t) = item {
-                                    text.push_str(&t);
-                                }
-                            }
-                            if reader.is_done() {
-                                break;
-                            }
-                        }
-                        Some(text)
-                    }
-                    Err(e) => {
-                        console_error!("room summary failed: {e}");
-                        None
-                    }
+    /// A whole (non-streamed to anyone) completion, for the summary and memory.
+    async fn complete(&self, request: &CompletionRequest) -> Result<String, ChatError> {
+        let provider = Provider::from_env(self.env())?;
+        let signal = AbortController::default().signal();
+        let mut stream = provider.stream(self.env(), request, &signal).await?;
+        let mut reader = StreamReader::new(provider.format());
+        let mut text = String::new();
+        let deadline = now() + self.ai().timeouts.total_ms;
+        while now() < deadline && !reader.is_done() {
+            let items = match stream.next().await {
+                Some(Ok(bytes)) => reader.push(&bytes),
+                Some(Err(e)) => {
+                    return Err(ChatError::new(ErrorCode::AiUnavailable, e.to_string()))
+                }
+                None => reader.finish(),
+            };
+            let ended = items.is_empty() && reader.is_done();
+            for item in items {
+                match item {
+                    StreamItem::Token(t) => text.push_str(&t),
+                    StreamItem::Error(e) => return Err(ChatError::new(ErrorCode::AiFailed, e)),
+                    StreamItem::Usage(_) | StreamItem::Done => {}
                 }
             }
-            Err(_) => None,
+            if ended {
+                break;
+            }
+        }
+        Ok(text)
+    }
+
+    async fn summarize(&self, upto: Seq, request: CompletionRequest) {
+        let text = match self.complete(&request).await {
+            Ok(text) => Some(text),
+            Err(e) => {
+                console_error!("room summary failed: {e}");
+                None
+            }
         };
         let mut room = self.room_mut();
         if let Some(room) = room.as_mut() {
@@ -280,6 +305,27 @@ impl ChatRoom {
                 console_error!("room summary not stored: {e:?}");
             }
         }
+    }
+
+    /// Learns facts about a user who opted in, into their memory (D1), and into the open
+    /// connections' preferences so the next answer already knows them.
+    async fn remember(&self, user_id: &str, request: CompletionRequest, known: &[String]) {
+        let facts = match self.complete(&request).await {
+            Ok(text) => shared::ai::parse_facts(&text, known),
+            Err(e) => {
+                console_error!("assistant memory extraction failed: {e}");
+                return;
+            }
+        };
+        if facts.is_empty() {
+            return;
+        }
+        let slug = self.slug();
+        if let Err(e) = crate::memory::add(self.env(), user_id, &slug, &facts).await {
+            console_error!("assistant memory not stored: {e}");
+            return;
+        }
+        self.learned(user_id, &facts);
     }
 }
 

@@ -363,6 +363,25 @@ impl ChatRoom {
         self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
     }
 
+    /// Adds facts to the memory every open connection of `user_id` carries.
+    pub(super) fn learned(&self, user_id: &str, facts: &[String]) {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slots) = slots.as_mut() else { return };
+        for (id, slot) in slots.iter_mut() {
+            if slot.conn.author.id != user_id {
+                continue;
+            }
+            let memory = &mut slot.conn.personalization.memory;
+            memory.extend(facts.iter().cloned());
+            let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
+            memory.drain(..excess);
+            let _ = slot.ws.serialize_attachment(&Attachment {
+                id: *id,
+                conn: slot.conn.clone(),
+            });
+        }
+    }
+
     pub(super) fn ai(&self) -> &AiRuntime {
         &self.ai
     }
