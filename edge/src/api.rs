@@ -9,16 +9,17 @@ use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, Ses
 use shared::protocol::{Author, Role};
 use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Response, Url};
 
-use crate::config::{self, SessionKeys};
+use crate::config;
 use crate::directory;
 use crate::rooms::object::{Connect, CONNECT_HEADER};
-use crate::session::{self, Session};
+use crate::session::{self, Session, SessionUser};
+use crate::{auth, auth::accounts};
 
 /// The Durable Object namespace binding of the rooms.
 pub const ROOMS_BINDING: &str = "ROOMS";
 
 /// An API failure: the code and message go to the client; `detail` only to the log.
-pub struct ApiError {
+pub(crate) struct ApiError {
     error: ChatError,
     detail: Option<String>,
 }
@@ -44,11 +45,11 @@ impl From<worker::Error> for ApiError {
     }
 }
 
-fn fail(code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn fail(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ChatError::new(code, message).into()
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Routes one request under `/api/`.
 pub async fn handle(req: Request, env: &Env) -> Response {
@@ -98,36 +99,30 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         .collect();
     match (req.method(), segments.as_slice()) {
         (Method::Get, ["health"]) => Ok(json(&serde_json::json!({"ok": true}), 200)?),
-        (Method::Get, ["session"]) => get_session(&req, env),
+        (Method::Get, ["session"]) => get_session(&req, env).await,
         (Method::Post, ["session"]) => create_session(req, env).await,
-        (Method::Delete, ["session"]) => {
-            check_origin(&req, false)?;
-            let mut response = Response::empty()?.with_status(204);
-            response
-                .headers_mut()
-                .set("Set-Cookie", &session::clear_cookie(is_https(&req)))?;
-            Ok(response)
-        }
+        (Method::Delete, ["session"]) => auth::sign_out(&req, env).await,
+        (_, ["auth" | "sessions", ..]) => auth::route(req, env, &segments).await,
         (Method::Get, ["rooms"]) => {
-            require_session(&req, env)?;
+            require_session(&req, env).await?;
             let rooms = directory::list(env).await?;
             Ok(json(&RoomList { rooms }, 200)?)
         }
         (Method::Post, ["rooms"]) => create_room(req, env).await,
         (Method::Get, ["rooms", slug]) => {
-            require_session(&req, env)?;
+            require_session(&req, env).await?;
             let entry = find_room(env, slug).await?;
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
         (Method::Get, ["me", "memory"]) => {
-            let user = require_session(&req, env)?;
-            let facts = crate::memory::list(env, &user.uid).await?;
+            let user = require_session(&req, env).await?;
+            let facts = crate::memory::list(env, &user.user_id).await?;
             Ok(json(&serde_json::json!({ "facts": facts }), 200)?)
         }
         (Method::Delete, ["me", "memory", rest @ ..]) => {
             check_origin(&req, false)?;
-            let user = require_session(&req, env)?;
+            let user = require_session(&req, env).await?;
             let id = match rest {
                 [] => None,
                 [id] => Some(id.parse::<i64>().map_err(|_| {
@@ -138,7 +133,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 })?),
                 _ => return Err(fail(ErrorCode::NotFound, format!("No API at {path}."))),
             };
-            let deleted = crate::memory::delete(env, &user.uid, id).await?;
+            let deleted = crate::memory::delete(env, &user.user_id, id).await?;
             if id.is_some() && deleted == 0 {
                 return Err(fail(ErrorCode::NotFound, "That memory does not exist."));
             }
@@ -152,7 +147,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
     }
 }
 
-fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
+pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
     let mut response = Response::from_json(body)?.with_status(status);
     let headers = response.headers_mut();
     headers.set("Cache-Control", "no-store")?;
@@ -160,11 +155,11 @@ fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
     Ok(response)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     Date::now().as_millis() as i64
 }
 
-fn is_https(req: &Request) -> bool {
+pub(crate) fn is_https(req: &Request) -> bool {
     req.url().is_ok_and(|u| u.scheme() == "https")
 }
 
@@ -177,7 +172,7 @@ fn own_origin(req: &Request) -> Option<String> {
 /// Refuses requests made by another site's page. `required` for WebSocket upgrades (browsers
 /// always send Origin there; cookies ride along cross-site, hence CSWSH); for other requests a
 /// missing Origin is a non-browser client and is allowed.
-fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
+pub(crate) fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
     let origin = req.headers().get("Origin").ok().flatten();
     match origin {
         None if !required => Ok(()),
@@ -189,22 +184,30 @@ fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
     }
 }
 
-fn current_session(req: &Request, keys: &SessionKeys) -> Result<Option<Session>, ApiError> {
-    let cookies = req.headers().get("Cookie")?.unwrap_or_default();
-    Ok(session::cookie_value(&cookies, session::COOKIE)
-        .and_then(|value| session::decode(value, keys, now())))
-}
-
-fn require_session(req: &Request, env: &Env) -> Result<Session, ApiError> {
-    current_session(req, &config::session_keys(env)?)?.ok_or_else(|| {
+async fn require_session(req: &Request, env: &Env) -> Result<SessionUser, ApiError> {
+    session::current(req, env).await?.ok_or_else(|| {
         fail(
             ErrorCode::Unauthorized,
-            "Choose a display name first (no valid session).",
+            "Sign in or choose a display name first (no valid session).",
         )
     })
 }
 
-async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
+async fn session_info(env: &Env, user: SessionUser) -> Result<SessionInfo, ApiError> {
+    let providers = if user.signed_in() {
+        accounts::providers(env, &user.user_id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(SessionInfo {
+        signed_in: user.signed_in(),
+        user_id: user.user_id,
+        name: user.name,
+        providers,
+    })
+}
+
+pub(crate) async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
     let declared = req
         .headers()
         .get("Content-Length")?
@@ -235,7 +238,7 @@ async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError>
 }
 
 /// Applies the Workers rate-limiting binding, when configured, to a key.
-async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
+pub(crate) async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
     let Ok(limiter) = env.rate_limiter(binding) else {
         return Ok(()); // Not configured: nothing to enforce.
     };
@@ -246,7 +249,7 @@ async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiErro
     }
 }
 
-fn client_ip(req: &Request) -> String {
+pub(crate) fn client_ip(req: &Request) -> String {
     req.headers()
         .get("CF-Connecting-IP")
         .ok()
@@ -254,28 +257,35 @@ fn client_ip(req: &Request) -> String {
         .unwrap_or_else(|| "local".into())
 }
 
-fn get_session(req: &Request, env: &Env) -> ApiResult {
-    let session = require_session(req, env)?;
-    Ok(json(
-        &SessionInfo {
-            user_id: session.uid,
-            name: session.name,
-        },
-        200,
-    )?)
+async fn get_session(req: &Request, env: &Env) -> ApiResult {
+    let user = require_session(req, env).await?;
+    Ok(json(&session_info(env, user).await?, 200)?)
 }
 
-/// Chooses (or changes) the display name. An existing valid session keeps its user id.
+/// Chooses (or changes) the display name. An existing valid session keeps its user id; a
+/// signed-in account changes its name.
 async fn create_session(req: Request, env: &Env) -> ApiResult {
     check_origin(&req, false)?;
     let keys = config::session_keys(env)?;
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
-    let existing = current_session(&req, &keys)?;
+    let existing = session::current_with_keys(&req, env, &keys).await?;
     let secure = is_https(&req);
     let body: CreateSession = read_json(req).await?;
     let name = limits::validate_display_name(&body.name)?;
+    if let Some(account) = existing.as_ref().filter(|u| u.signed_in()) {
+        accounts::rename(env, &account.user_id, &name).await?;
+        let info = session_info(
+            env,
+            SessionUser {
+                name,
+                ..account.clone()
+            },
+        )
+        .await?;
+        return Ok(json(&info, 200)?);
+    }
     let session = Session {
-        uid: existing.map_or_else(random_id, |s| s.uid),
+        uid: existing.map_or_else(accounts::random_id, |s| s.user_id),
         name,
         iat: now(),
     };
@@ -283,6 +293,8 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
         &SessionInfo {
             user_id: session.uid.clone(),
             name: session.name.clone(),
+            signed_in: false,
+            providers: Vec::new(),
         },
         200,
     )?;
@@ -295,8 +307,8 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
 
 async fn create_room(req: Request, env: &Env) -> ApiResult {
     check_origin(&req, false)?;
-    let session = require_session(&req, env)?;
-    rate_limit(env, "ROOM_LIMITER", session.uid.clone()).await?;
+    let session = require_session(&req, env).await?;
+    rate_limit(env, "ROOM_LIMITER", session.user_id.clone()).await?;
     let body: CreateRoom = read_json(req).await?;
     let name = limits::validate_room_name(&body.name)?;
     let topic = limits::validate_topic(&body.topic)?;
@@ -307,7 +319,7 @@ async fn create_room(req: Request, env: &Env) -> ApiResult {
         &name,
         &topic,
         body.assistant,
-        &session.uid,
+        &session.user_id,
         now(),
     )
     .await?;
@@ -338,21 +350,26 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         ));
     }
     check_origin(&req, true)?;
-    let session = require_session(&req, env)?;
+    let session = require_session(&req, env).await?;
     let entry = find_room(env, slug).await?;
-    let role = if entry.created_by == session.uid {
+    if let Some(session_id) = &session.session_id {
+        // Before the socket exists, so a revocation racing this upgrade still finds the room.
+        auth::sessions::record_room(env, session_id, &entry.info.slug).await?;
+    }
+    let role = if entry.created_by == session.user_id {
         Role::Owner
     } else {
         Role::Member
     };
     let connect = Connect {
         author: Author {
-            id: session.uid,
+            id: session.user_id,
             name: session.name,
             role,
         },
         room: entry.info,
         personalization: Default::default(),
+        session_id: session.session_id,
     };
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();
@@ -366,11 +383,4 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
     let inner = Request::new_with_init("https://room.internal/connect", &init)?;
     let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
     Ok(stub.fetch_with_request(inner).await?)
-}
-
-/// 128 random bits, hex.
-fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    crate::random::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

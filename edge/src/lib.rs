@@ -3,6 +3,7 @@
 
 mod ai;
 mod api;
+pub mod auth;
 mod config;
 mod directory;
 mod memory;

@@ -1,7 +1,8 @@
-//! Guest sessions: a display name bound to a random user id in a signed, HttpOnly cookie.
+//! Who a request is. [`current`] is the one function every route asks: a signed-in account
+//! (a D1 session behind the `__Host-dc_sid` cookie, see `auth::sessions`) if there is one, else
+//! a guest (a display name bound to a random user id in a signed, HttpOnly cookie).
 //!
-//! This is the one module that knows how a request proves who it is; real login (the identity
-//! issue) replaces what is inside it without touching its callers.
+//! A guest id that has since become an account no longer acts as a guest: that person signs in.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,7 +10,92 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::config::SessionKeys;
+use shared::error::{ChatError, ErrorCode};
+use worker::{console_error, Date, Env, Request};
+
+use crate::auth::{accounts, sessions};
+use crate::config::{self, SessionKeys};
+
+/// The user behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    /// Stable user id (a guest's id becomes their account's id at the first sign-in).
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// The signed-in session's id (`sessions.id`); `None` for a guest.
+    pub session_id: Option<String>,
+    /// The account's global role (`admin` or `user`); `None` for a guest.
+    pub role: Option<String>,
+}
+
+impl SessionUser {
+    /// Whether this is a signed-in account.
+    pub fn signed_in(&self) -> bool {
+        self.session_id.is_some()
+    }
+}
+
+/// Who the request is: a signed-in account, a guest, or nobody. A missing or short
+/// `SESSION_SECRET` is a `config_error`; a database failure is `internal` (and logged).
+pub async fn current(req: &Request, env: &Env) -> Result<Option<SessionUser>, ChatError> {
+    let keys = config::session_keys(env)?;
+    current_with_keys(req, env, &keys).await
+}
+
+/// [`current`] with the keys already read.
+pub async fn current_with_keys(
+    req: &Request,
+    env: &Env,
+    keys: &SessionKeys,
+) -> Result<Option<SessionUser>, ChatError> {
+    let internal = |e: worker::Error| {
+        console_error!("session lookup failed: {e}");
+        ChatError::new(
+            ErrorCode::Internal,
+            "Something went wrong on the server; please try again.",
+        )
+    };
+    let now = Date::now().as_millis() as i64;
+    if let Some(active) = sessions::from_request(req, env, keys, now)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(Some(SessionUser {
+            user_id: active.user_id,
+            name: active.name,
+            session_id: Some(active.id),
+            role: Some(active.role),
+        }));
+    }
+    let Some(guest) = guest(req, keys, now) else {
+        return Ok(None);
+    };
+    if accounts::is_account(env, &guest.uid)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(None);
+    }
+    Ok(Some(SessionUser {
+        user_id: guest.uid,
+        name: guest.name,
+        session_id: None,
+        role: None,
+    }))
+}
+
+/// The guest session in a request's cookie (signature and age checked; not whether it has
+/// become an account).
+pub fn guest(req: &Request, keys: &SessionKeys, now_ms: i64) -> Option<Session> {
+    let cookies = req
+        .headers()
+        .get("Cookie")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    cookie_value(&cookies, COOKIE).and_then(|value| decode(value, keys, now_ms))
+}
 
 /// The session cookie's name.
 pub const COOKIE: &str = "dc_session";
@@ -78,6 +164,30 @@ pub fn decode(value: &str, keys: &SessionKeys, now_ms: i64) -> Option<Session> {
     (0..=MAX_AGE_SECONDS * 1000)
         .contains(&age_ms)
         .then_some(session)
+}
+
+/// Signs `payload` (URL-safe text without dots) for one `purpose`: `payload.signature`. The
+/// purpose is part of the MAC, so a value signed for one use (the OAuth state cookie) is never
+/// accepted as another (a session cookie).
+pub fn seal(purpose: &str, payload: &str, keys: &SessionKeys) -> String {
+    let signature = URL_SAFE_NO_PAD.encode(sign(&keys.current, &format!("{purpose}:{payload}")));
+    format!("{payload}.{signature}")
+}
+
+/// The payload of a value [`seal`]ed for `purpose` by the current or the previous key.
+pub fn open<'a>(purpose: &str, value: &'a str, keys: &SessionKeys) -> Option<&'a str> {
+    let (payload, signature) = value.rsplit_once('.')?;
+    if payload.contains('.') {
+        return None;
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let message = format!("{purpose}:{payload}");
+    let signed = verify(&keys.current, &message, &signature)
+        || keys
+            .previous
+            .as_deref()
+            .is_some_and(|key| verify(key, &message, &signature));
+    signed.then_some(payload)
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -166,6 +276,27 @@ mod tests {
             decode(&cookie, &k, 1_000 + MAX_AGE_SECONDS * 1000 + 1),
             None
         );
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_purpose_and_keys() {
+        let k = keys(&"k".repeat(32), None);
+        let sealed = seal("sid", "token", &k);
+        assert_eq!(open("sid", &sealed, &k), Some("token"));
+        assert_eq!(open("oauth", &sealed, &k), None);
+        assert_eq!(open("sid", &sealed, &keys(&"x".repeat(32), None)), None);
+        assert_eq!(open("sid", "token", &k), None);
+        assert_eq!(open("sid", &sealed.replace("token", "tokem"), &k), None);
+    }
+
+    #[test]
+    fn a_sealed_value_still_opens_after_a_key_rotation_but_not_after_two() {
+        let old = keys(&"o".repeat(32), None);
+        let sealed = seal("sid", "token", &old);
+        let rotated = keys(&"n".repeat(32), Some(&"o".repeat(32)));
+        assert_eq!(open("sid", &sealed, &rotated), Some("token"));
+        let rotated_again = keys(&"m".repeat(32), Some(&"n".repeat(32)));
+        assert_eq!(open("sid", &sealed, &rotated_again), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod ai;
 pub mod assistant;
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod limits;

@@ -798,6 +798,12 @@ pub mod http {
         pub user_id: String,
         /// Display name.
         pub name: String,
+        /// Whether this is a signed-in account (false: a guest with a display name only).
+        #[serde(default)]
+        pub signed_in: bool,
+        /// The providers linked to the account (empty for a guest).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub providers: Vec<crate::auth::Provider>,
     }
 
     /// `POST /api/rooms`.

@@ -37,6 +37,67 @@ pub struct Connect {
     /// The user's preferences for the assistant (from their profile).
     #[serde(default)]
     pub personalization: Personalization,
+    /// The signed-in session behind the connection (`None` for a guest), so ending that
+    /// session can close this socket.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// `POST https://room/internal/close`: closes the sockets of a session or a user (revoked
+/// session, disabled or banned user). Only the Worker reaches it, through the Durable Object
+/// stub: the public router never forwards `/internal/*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseSockets {
+    /// Close the sockets opened by this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Close every socket of this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The close code (4xxx, see `shared::protocol::close`).
+    pub code: u16,
+    /// The close reason: the matching error code string.
+    pub reason: String,
+}
+
+impl CloseSockets {
+    fn matches(&self, session: Option<&str>, user_id: &str) -> bool {
+        let by_session = self
+            .session_id
+            .as_deref()
+            .is_some_and(|s| session == Some(s));
+        let by_user = self.user_id.as_deref() == Some(user_id);
+        by_session || by_user
+    }
+}
+
+/// How many sockets a [`CloseSockets`] closed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Closed {
+    /// Sockets closed.
+    pub closed: u32,
+}
+
+const INTERNAL_CLOSE_URL: &str = "https://room.internal/internal/close";
+
+/// Tells a room's object to close the matching sockets (from the Worker).
+pub async fn close_sockets(
+    env: &Env,
+    slug: &str,
+    request: &CloseSockets,
+) -> worker::Result<Closed> {
+    let mut init = worker::RequestInit::new();
+    let headers = worker::Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(to_json(request)?.into()));
+    let req = Request::new_with_init(INTERNAL_CLOSE_URL, &init)?;
+    let stub = env
+        .durable_object(crate::api::ROOMS_BINDING)?
+        .get_by_name(slug)?;
+    let mut response = stub.fetch_with_request(req).await?;
+    response.json().await
 }
 
 /// Stored in each socket's attachment, so it survives hibernation.
@@ -44,11 +105,15 @@ pub struct Connect {
 struct Attachment {
     id: u64,
     conn: Conn,
+    /// The signed-in session that opened it (attachments written before sessions had none).
+    #[serde(default)]
+    session: Option<String>,
 }
 
 struct Slot {
     ws: WebSocket,
     conn: Conn,
+    session: Option<String>,
     limiter: ConnLimiter,
 }
 
@@ -83,7 +148,12 @@ impl DurableObject for ChatRoom {
         }
     }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if req.path() == "/internal/close" && req.method() == worker::Method::Post {
+            let request: CloseSockets = req.json().await?;
+            let closed = self.close_matching(&request);
+            return Response::from_json(&Closed { closed });
+        }
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
             return Response::error("not found", 404);
         };
@@ -105,12 +175,14 @@ impl DurableObject for ChatRoom {
             pair.server.serialize_attachment(&Attachment {
                 id,
                 conn: conn.clone(),
+                session: connect.session_id.clone(),
             })?;
             slots.insert(
                 id,
                 Slot {
                     ws: pair.server,
                     conn,
+                    session: connect.session_id,
                     limiter: ConnLimiter::new(self.limits, now()),
                 },
             );
@@ -268,6 +340,7 @@ impl ChatRoom {
                             Slot {
                                 ws,
                                 conn: att.conn,
+                                session: att.session,
                                 limiter: ConnLimiter::new(self.limits, now),
                             },
                         );
@@ -378,6 +451,7 @@ impl ChatRoom {
             let _ = slot.ws.serialize_attachment(&Attachment {
                 id: *id,
                 conn: slot.conn.clone(),
+                session: slot.session.clone(),
             });
         }
     }
@@ -435,6 +509,7 @@ impl ChatRoom {
             if let Err(e) = slot.ws.serialize_attachment(&Attachment {
                 id,
                 conn: slot.conn.clone(),
+                session: slot.session.clone(),
             }) {
                 console_error!("could not store socket attachment: {e}");
             }
@@ -443,6 +518,35 @@ impl ChatRoom {
         if let Some(member) = announce {
             self.broadcast(&ServerMessage::PresenceJoin { member }, Some(id));
         }
+    }
+
+    /// Closes every socket a [`CloseSockets`] matches, announcing who left.
+    fn close_matching(&self, request: &CloseSockets) -> u32 {
+        // A room never loaded (no stored entry) has no sockets to close.
+        if self.load(None).is_err() {
+            return 0;
+        }
+        let closing: Vec<Slot> = {
+            let mut slots = self.slots.borrow_mut();
+            let Some(slots) = slots.as_mut() else {
+                return 0;
+            };
+            let ids: Vec<u64> = slots
+                .iter()
+                .filter(|(_, s)| request.matches(s.session.as_deref(), &s.conn.author.id))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| slots.remove(id)).collect()
+        };
+        for slot in &closing {
+            let _ = slot
+                .ws
+                .close(Some(request.code), Some(request.reason.as_str()));
+        }
+        for slot in &closing {
+            self.announce_leave(&slot.conn);
+        }
+        closing.len() as u32
     }
 
     fn drop_socket(&self, ws: &WebSocket) {
@@ -513,4 +617,50 @@ fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
 
 pub(super) fn now() -> i64 {
     Date::now().as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(session_id: Option<&str>, user_id: Option<&str>) -> CloseSockets {
+        CloseSockets {
+            session_id: session_id.map(Into::into),
+            user_id: user_id.map(Into::into),
+            code: 4001,
+            reason: "unauthorized".into(),
+        }
+    }
+
+    #[test]
+    fn a_session_close_matches_only_that_sessions_sockets() {
+        let request = close(Some("s1"), None);
+        assert!(request.matches(Some("s1"), "u1"));
+        assert!(!request.matches(Some("s2"), "u1"));
+        assert!(
+            !request.matches(None, "u1"),
+            "a guest socket has no session"
+        );
+    }
+
+    #[test]
+    fn a_user_close_matches_every_socket_of_that_user_guest_or_signed_in() {
+        let request = close(None, Some("u1"));
+        assert!(request.matches(Some("s1"), "u1"));
+        assert!(request.matches(None, "u1"));
+        assert!(!request.matches(Some("s1"), "u2"));
+        assert!(
+            !close(None, None).matches(None, "u1"),
+            "an empty request closes nothing"
+        );
+    }
+
+    #[test]
+    fn attachments_written_before_sessions_existed_still_read() {
+        let old =
+            r#"{"id":3,"conn":{"author":{"id":"u","name":"n","role":"member"},"joined":true}}"#;
+        let att: Attachment = serde_json::from_str(old).unwrap();
+        assert_eq!(att.id, 3);
+        assert_eq!(att.session, None);
+    }
 }
