@@ -102,6 +102,32 @@ impl Session {
         })
     }
 
+    /// A session from a `Cookie` header a browser holds (a signed-in account's, for example);
+    /// `GET /api/session` must accept it.
+    pub async fn from_cookie(server: &DevServer, cookie: &str) -> Result<Session> {
+        let http = http();
+        let response = http
+            .get(format!("{}/api/session", server.url()))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .context("GET /api/session")?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let text = response.text().await.unwrap_or_default();
+            bail!("GET /api/session answered {status}: {text}");
+        }
+        let info: SessionInfo = response.json().await.context("SessionInfo body")?;
+        Ok(Session {
+            http,
+            base: server.url(),
+            ws_base: format!("ws://127.0.0.1:{}", server.port()),
+            origin: server.origin(),
+            cookie: cookie.to_owned(),
+            info,
+        })
+    }
+
     /// The user id the server assigned.
     pub fn user_id(&self) -> &str {
         &self.info.user_id

@@ -9,11 +9,15 @@
 //! - [`client::RoomSocket`] is one WebSocket to a room, with helpers that fail (never hang) when
 //!   the server does not answer in time;
 //! - [`browser`] drives headless Chromium through the Debian chromedriver;
-//! - [`fake_ai::FakeAi`] is a scripted OpenAI-compatible provider for the assistant tests.
+//! - [`fake_ai::FakeAi`] is a scripted OpenAI-compatible provider for the assistant tests;
+//! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
+//!   walks sign-in flows through it step by step.
 
 pub mod browser;
 pub mod client;
 pub mod fake_ai;
+pub mod login;
+pub mod oauth_fake;
 pub mod server;
 
 pub use client::{Joined, RoomSocket, Session};

@@ -56,6 +56,8 @@ pub struct DevServer {
     /// Owns the persist directory when the server made it; removed on drop.
     _persist_dir: Option<tempfile::TempDir>,
     secret: String,
+    /// `SESSION_SECRET_PREVIOUS`, after [`DevServer::rotate_secret`].
+    previous_secret: Option<String>,
     options: DevOptions,
     running: Option<Running>,
 }
@@ -82,6 +84,7 @@ impl DevServer {
             persist: dir.path().to_path_buf(),
             _persist_dir: Some(dir),
             secret: crate::random_hex(32),
+            previous_secret: None,
             options,
             running: None,
         };
@@ -171,6 +174,14 @@ impl DevServer {
         self.launch().await
     }
 
+    /// Rotates the session secret as an operator would: a new `SESSION_SECRET`, the old one in
+    /// `SESSION_SECRET_PREVIOUS` (or, with `keep_previous` false, dropped). Takes effect at the
+    /// next start.
+    pub fn rotate_secret(&mut self, keep_previous: bool) {
+        let old = std::mem::replace(&mut self.secret, crate::random_hex(32));
+        self.previous_secret = keep_previous.then_some(old);
+    }
+
     /// The summed resident memory of the server's process tree, in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.running
@@ -238,6 +249,11 @@ impl DevServer {
             .arg("--show-interactive-dev-session=false")
             .arg("--var")
             .arg(format!("SESSION_SECRET:{}", self.secret));
+        if let Some(previous) = &self.previous_secret {
+            command
+                .arg("--var")
+                .arg(format!("SESSION_SECRET_PREVIOUS:{previous}"));
+        }
         for (name, value) in &self.options.vars {
             command.arg("--var").arg(format!("{name}:{value}"));
         }

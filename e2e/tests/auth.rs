@@ -1,0 +1,581 @@
+//! Sign-in end to end: the real Worker under `wrangler dev`, and a real OAuth 2.0 / OpenID
+//! Connect server on loopback standing in for GitHub, Google, Apple and Discord
+//! (`e2e::oauth_fake`). Run `./scripts/build` first.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use e2e::client::{expect_error, RoomSocket};
+use e2e::login::{Browser, SESSION_COOKIE, STATE_COOKIE};
+use e2e::oauth_fake::{self, FakeUser, OAuthFake, APPLE_TEAM};
+use e2e::{unique, DevOptions, DevServer, Result, Session};
+use shared::auth::{LoginError, Provider};
+use shared::protocol::close;
+use shared::ErrorCode;
+use tokio::sync::OnceCell;
+
+/// A test-only P-256 key (PKCS#8, one line with literal `\n`, as it would sit in `.dev.vars`):
+/// the Worker signs Apple client secrets with it.
+const APPLE_TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5xpa25MlANE5V7I0\\nCOsS1av3+TMnqu+Td2Lx2oGN3l6hRANCAATM0cUARAXJEs2aZZAvoK9TQvAgDMpI\\neRn+2utaqRQ3WO/DHcO530446x0E/m62pi3WQw5JO1sZua02oIUrNpFv\\n-----END PRIVATE KEY-----";
+
+struct OauthServer {
+    fake: OAuthFake,
+    server: DevServer,
+}
+
+static OAUTH: OnceCell<OauthServer> = OnceCell::const_new();
+
+/// A server with all four providers pointed at one fake (and `DEV_LOGIN=true`, which must then
+/// be refused: the local account is only for servers with no provider).
+async fn oauth() -> &'static OauthServer {
+    OAUTH
+        .get_or_init(|| async {
+            let fake = OAuthFake::start().expect("the OAuth fake starts");
+            let mut options = DevOptions::default()
+                .var("OAUTH_TEST_ENDPOINTS", fake.base())
+                .var("DEV_LOGIN", "true");
+            for p in ["github", "google", "discord"] {
+                let name = p.to_uppercase();
+                options = options
+                    .var(&format!("{name}_CLIENT_ID"), oauth_fake::client_id(p))
+                    .var(
+                        &format!("{name}_CLIENT_SECRET"),
+                        oauth_fake::client_secret(p),
+                    );
+            }
+            options = options
+                .var("APPLE_CLIENT_ID", oauth_fake::client_id("apple"))
+                .var("APPLE_TEAM_ID", APPLE_TEAM)
+                .var("APPLE_KEY_ID", "KEYFAKE001")
+                .var("APPLE_PRIVATE_KEY", APPLE_TEST_KEY);
+            let server = DevServer::start(options)
+                .await
+                .expect("wrangler dev starts (run ./scripts/build first)");
+            OauthServer { fake, server }
+        })
+        .await
+}
+
+fn someone(name: &str) -> FakeUser {
+    FakeUser::verified(name, &format!("{}@example.com", unique(name)))
+}
+
+fn login_error(location: &str) -> Option<LoginError> {
+    location
+        .strip_prefix("/?login_error=")
+        .map(LoginError::parse)
+}
+
+#[tokio::test]
+async fn the_login_options_are_exactly_the_configured_providers_and_no_local_account_beside_them(
+) -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    let options = browser.login_options().await?;
+    assert_eq!(options.providers, Provider::OAUTH.to_vec());
+    assert!(
+        !options.dev_login,
+        "DEV_LOGIN is refused while a provider is configured"
+    );
+    let response = browser
+        .request(reqwest::Method::POST, "/api/auth/local")
+        .await?;
+    expect_error(response, ErrorCode::Forbidden).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_github_login_sets_a_host_only_secure_session_cookie_and_lands_signed_in() -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    let authorize = browser.start("github").await?;
+    ensure!(authorize.starts_with(&format!("{}/github/authorize?", s.fake.base())));
+    let state_cookie = browser
+        .last_set_cookies
+        .iter()
+        .find(|c| c.starts_with(STATE_COOKIE))
+        .cloned()
+        .unwrap_or_default();
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        ensure!(
+            state_cookie.contains(attr),
+            "state cookie {state_cookie:?} lacks {attr}"
+        );
+    }
+    let user = someone("Grace");
+    let callback = browser.consent(&authorize, Some(&user)).await?;
+    assert_eq!(
+        callback.path, "/api/auth/github/callback",
+        "the exact redirect URI"
+    );
+    let landed = browser.finish(&callback).await?;
+    assert_eq!(landed, "/");
+    let session_cookie = browser
+        .last_set_cookies
+        .iter()
+        .find(|c| c.starts_with(SESSION_COOKIE))
+        .cloned()
+        .unwrap_or_default();
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        ensure!(
+            session_cookie.contains(attr),
+            "session cookie {session_cookie:?} lacks {attr}"
+        );
+    }
+    ensure!(
+        !session_cookie.contains("Domain"),
+        "__Host- cookies have no Domain"
+    );
+    assert!(
+        !browser.has_cookie(STATE_COOKIE),
+        "the state cookie is single-use"
+    );
+    let me = browser.session_info().await?;
+    assert!(me.signed_in);
+    assert_eq!(me.name, "Grace");
+    assert_eq!(me.providers, vec![Provider::Github]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn google_apple_and_discord_logins_each_sign_in_end_to_end() -> Result {
+    let s = oauth().await;
+    for provider in [Provider::Google, Provider::Apple, Provider::Discord] {
+        let mut browser = Browser::new(&s.server);
+        let user = someone("Ada");
+        let me = browser.login(provider.as_str(), &user).await?;
+        assert!(me.signed_in, "{provider:?}");
+        assert_eq!(me.providers, vec![provider]);
+        if provider != Provider::Apple {
+            // Apple's ID token has no name (it comes once, in a form field, at first sign-in).
+            assert_eq!(me.name, "Ada", "{provider:?}");
+        }
+        // The same person again is the same account.
+        let mut again = Browser::new(&s.server);
+        assert_eq!(
+            again.login(provider.as_str(), &user).await?.user_id,
+            me.user_id
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callback_with_a_wrong_or_missing_state_returns_oauth_state_mismatch_and_no_session(
+) -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    let authorize = browser.start("github").await?;
+    let callback = browser
+        .consent(&authorize, Some(&someone("Mallory")))
+        .await?;
+    let forged = callback.clone().with("state", "forged-state");
+    let landed = browser.finish(&forged).await?;
+    assert_eq!(login_error(&landed), Some(LoginError::OauthStateMismatch));
+    assert!(!browser.has_cookie(SESSION_COOKIE));
+
+    // The genuine callback in a browser that never started this login (login CSRF).
+    let mut other = Browser::new(&s.server);
+    let landed = other.finish(&callback).await?;
+    assert_eq!(login_error(&landed), Some(LoginError::OauthStateMismatch));
+    assert!(!other.has_cookie(SESSION_COOKIE));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_by_the_provider_and_the_login_fails_with_oauth_exchange_failed(
+) -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    let authorize = browser.start("discord").await?;
+    let first = browser
+        .consent(&authorize, Some(&someone("Replay")))
+        .await?;
+    assert_eq!(browser.finish(&first).await?, "/");
+    let code = first.param("code").unwrap_or_default().to_owned();
+
+    // A second login in the same browser, answered with the first login's (spent) code.
+    let mut attacker = Browser::new(&s.server);
+    let authorize = attacker.start("discord").await?;
+    let fresh = attacker
+        .consent(&authorize, Some(&someone("Other")))
+        .await?;
+    let replayed = fresh.with("code", &code);
+    let landed = attacker.finish(&replayed).await?;
+    assert_eq!(login_error(&landed), Some(LoginError::OauthExchangeFailed));
+    assert!(!attacker.has_cookie(SESSION_COOKIE));
+    assert!(
+        s.fake.refusals().iter().any(|r| r == "code already used"),
+        "{:?}",
+        s.fake.refusals()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_code_redeemed_with_another_logins_pkce_verifier_fails_with_oauth_exchange_failed(
+) -> Result {
+    let s = oauth().await;
+    // The victim's login gets a code, which the attacker injects into their own login.
+    let mut victim = Browser::new(&s.server);
+    let authorize = victim.start("google").await?;
+    let stolen = victim.consent(&authorize, Some(&someone("Victim"))).await?;
+    let mut attacker = Browser::new(&s.server);
+    let authorize = attacker.start("google").await?;
+    let own = attacker
+        .consent(&authorize, Some(&someone("Attacker")))
+        .await?;
+    let injected = own.with("code", stolen.param("code").unwrap_or_default());
+    let landed = attacker.finish(&injected).await?;
+    assert_eq!(login_error(&landed), Some(LoginError::OauthExchangeFailed));
+    assert!(!attacker.has_cookie(SESSION_COOKIE));
+    assert!(
+        s.fake
+            .refusals()
+            .iter()
+            .any(|r| r == "PKCE verifier does not match the challenge"),
+        "{:?}",
+        s.fake.refusals()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn declining_at_the_provider_returns_oauth_denied_and_an_unknown_provider_is_not_configured(
+) -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    let authorize = browser.start("github").await?;
+    let callback = browser.consent(&authorize, None).await?;
+    assert_eq!(callback.param("error"), Some("access_denied"));
+    let landed = browser.finish(&callback).await?;
+    assert_eq!(login_error(&landed), Some(LoginError::OauthDenied));
+
+    let response = browser
+        .request(reqwest::Method::GET, "/api/auth/myspace/start")
+        .await?;
+    let landed = e2e::login::location(&response, 302)?;
+    assert_eq!(
+        login_error(&landed),
+        Some(LoginError::ProviderNotConfigured)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unverified_email_is_never_linked_to_the_account_that_owns_it_but_a_verified_one_is(
+) -> Result {
+    let s = oauth().await;
+    let email = format!("{}@example.com", unique("owner"));
+    let owner = Browser::new(&s.server)
+        .login("github", &FakeUser::verified("Owner", &email))
+        .await?;
+
+    let claimant = FakeUser::verified("Claimant", &email).unverified();
+    let unverified = Browser::new(&s.server).login("discord", &claimant).await?;
+    assert_ne!(
+        unverified.user_id, owner.user_id,
+        "an unverified email must not reach someone else's account"
+    );
+    assert_eq!(unverified.providers, vec![Provider::Discord]);
+
+    let verified = Browser::new(&s.server)
+        .login("google", &FakeUser::verified("Owner", &email))
+        .await?;
+    assert_eq!(
+        verified.user_id, owner.user_id,
+        "same verified email: linked"
+    );
+    let mut providers = verified.providers.clone();
+    providers.sort_by_key(|p| p.as_str());
+    assert_eq!(providers, vec![Provider::Github, Provider::Google]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guest_who_signs_in_keeps_their_id_and_messages_and_the_old_guest_cookie_stops_working(
+) -> Result {
+    let s = oauth().await;
+    let guest = Session::create(&s.server, "Guest Gus").await?;
+    let room = guest.new_room().await?;
+    let (mut socket, _) = guest.join(&room.slug, None).await?;
+    let (seq, _) = socket.post("c1", "written as a guest").await?;
+    socket.close().await;
+
+    let mut browser = Browser::with_guest(&s.server, &guest);
+    let me = browser.login("github", &someone("Gus")).await?;
+    assert_eq!(
+        me.user_id,
+        guest.user_id(),
+        "the account takes the guest's id"
+    );
+    assert!(
+        !browser.has_cookie(e2e::client::COOKIE_NAME),
+        "the guest cookie is cleared"
+    );
+
+    let account = browser.session(&s.server).await?;
+    let (socket, joined) = account.join(&room.slug, None).await?;
+    let mine = joined
+        .history
+        .iter()
+        .flat_map(|h| h.messages.iter())
+        .find(|m| m.seq == seq)
+        .map(|m| m.author.id.clone());
+    assert_eq!(
+        mine.as_deref(),
+        Some(guest.user_id()),
+        "the message is still theirs"
+    );
+    socket.close().await;
+
+    // A copy of the old guest cookie no longer acts as that (now signed-in) user.
+    let response = guest.get("/api/session").await?;
+    expect_error(response, ErrorCode::Unauthorized).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoking_a_session_closes_its_open_socket_at_once_and_its_cookie_stops_working() -> Result
+{
+    let s = oauth().await;
+    let user = someone("Rita");
+    let mut laptop = Browser::new(&s.server);
+    laptop.login("github", &user).await?;
+    let mut phone = Browser::new(&s.server);
+    phone.login("github", &user).await?;
+
+    let on_laptop = laptop.session(&s.server).await?;
+    let room = on_laptop.new_room().await?;
+    let (mut socket, _) = on_laptop.join(&room.slug, None).await?;
+
+    let devices = phone.devices().await?;
+    assert_eq!(devices.sessions.len(), 2, "{devices:?}");
+    assert_eq!(devices.sessions.iter().filter(|d| d.current).count(), 1);
+    let laptop_id = devices
+        .sessions
+        .iter()
+        .find(|d| !d.current)
+        .map(|d| d.id.clone())
+        .unwrap_or_default();
+
+    let response = phone
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{laptop_id}"),
+        )
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let (code, reason, _) = socket.expect_close(Duration::from_secs(10)).await?;
+    assert_eq!(code, Some(close::UNAUTHORIZED));
+    assert_eq!(reason, "unauthorized");
+
+    expect_error(
+        on_laptop.get("/api/session").await?,
+        ErrorCode::Unauthorized,
+    )
+    .await?;
+    let refused = RoomSocket::open(
+        &on_laptop.ws_url(&room.slug),
+        Some(on_laptop.origin()),
+        Some(on_laptop.cookie()),
+    )
+    .await?;
+    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    // The phone is untouched; revoking the same session again finds nothing.
+    assert_eq!(phone.devices().await?.sessions.len(), 1);
+    let again = phone
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{laptop_id}"),
+        )
+        .await?;
+    expect_error(again, ErrorCode::NotFound).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoke_all_others_keeps_only_this_session_and_no_account_can_revoke_anothers() -> Result {
+    let s = oauth().await;
+    let user = someone("Otto");
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        let mut b = Browser::new(&s.server);
+        b.login("discord", &user).await?;
+        browsers.push(b);
+    }
+    let mut stranger = Browser::new(&s.server);
+    stranger.login("discord", &someone("Stranger")).await?;
+    let victim_id = browsers[0].devices().await?.sessions[0].id.clone();
+    let response = stranger
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{victim_id}"),
+        )
+        .await?;
+    expect_error(response, ErrorCode::NotFound).await?;
+    assert_eq!(browsers[0].devices().await?.sessions.len(), 3);
+
+    let response = browsers[2]
+        .request(reqwest::Method::POST, "/api/sessions/revoke-others")
+        .await?;
+    let revoked: shared::auth::Revoked = response.json().await?;
+    assert_eq!(revoked.revoked, 2);
+    let left = browsers[2].devices().await?;
+    assert_eq!(left.sessions.len(), 1);
+    assert!(left.sessions[0].current);
+    assert!(browsers[0].session_info().await.is_err());
+
+    // A guest has no devices page.
+    let guest = Session::create(&s.server, "Guest").await?;
+    expect_error(guest.get("/api/sessions").await?, ErrorCode::Unauthorized).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server_not_only_the_cookie() -> Result {
+    let s = oauth().await;
+    let mut browser = Browser::new(&s.server);
+    browser.login("google", &someone("Sam")).await?;
+    let copy = browser.cookie_header();
+    let response = browser
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(!browser.has_cookie(SESSION_COOKIE));
+    let replay = e2e::client::http()
+        .get(format!("{}/api/session", s.server.url()))
+        .header("Cookie", copy)
+        .send()
+        .await?;
+    expect_error(replay, ErrorCode::Unauthorized).await?;
+    Ok(())
+}
+
+// ---- The local account of a dev server ----
+
+static DEV: OnceCell<DevServer> = OnceCell::const_new();
+
+async fn dev() -> &'static DevServer {
+    DEV.get_or_init(|| async {
+        DevServer::start(DevOptions::default().var("DEV_LOGIN", "true"))
+            .await
+            .expect("wrangler dev starts")
+    })
+    .await
+}
+
+async fn local_login(server: &DevServer, name: &str) -> Result<Browser> {
+    let mut browser = Browser::new(server);
+    let response = browser
+        .http_post_json("/api/auth/local", &serde_json::json!({ "name": name }))
+        .await?;
+    ensure!(
+        response.status().as_u16() == 200,
+        "local login answered {}",
+        response.status()
+    );
+    Ok(browser)
+}
+
+#[tokio::test]
+async fn a_dev_server_offers_the_local_account_which_signs_in_by_name() -> Result {
+    let server = dev().await;
+    let mut browser = Browser::new(server);
+    let options = browser.login_options().await?;
+    assert!(options.dev_login);
+    assert!(options.providers.is_empty());
+
+    let name = unique("Dev");
+    let mut first = local_login(server, &name).await?;
+    let me = first.session_info().await?;
+    assert!(me.signed_in);
+    assert_eq!(me.providers, vec![Provider::Local]);
+    let mut second = local_login(server, &name).await?;
+    assert_eq!(second.session_info().await?.user_id, me.user_id);
+    let devices = second.devices().await?;
+    assert_eq!(devices.sessions.len(), 2, "a new session at every login");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_local_account_is_refused_unless_the_request_is_addressed_to_localhost() -> Result {
+    let server = dev().await;
+    let response = e2e::client::http()
+        .post(format!("{}/api/auth/local", server.url()))
+        .header("Host", "chat.example.com")
+        .json(&serde_json::json!({ "name": "Eve" }))
+        .send()
+        .await?;
+    expect_error(response, ErrorCode::Forbidden).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_without_dev_login_offers_no_local_account() -> Result {
+    let s = oauth().await;
+    // (Configured providers switch it off; see also the wrangler.toml check in tests/config.rs.)
+    let response = e2e::client::http()
+        .post(format!("{}/api/auth/local", s.server.url()))
+        .json(&serde_json::json!({ "name": "Eve" }))
+        .send()
+        .await?;
+    expect_error(response, ErrorCode::Forbidden).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_then_opens_neither_the_api_nor_a_socket() -> Result {
+    let server = DevServer::start(
+        DevOptions::default()
+            .var("DEV_LOGIN", "true")
+            .var("SESSION_IDLE_SECONDS", 2),
+    )
+    .await?;
+    let mut browser = local_login(&server, "Idle").await?;
+    let session = browser.session(&server).await?;
+    let room = session.new_room().await?;
+    // Past the idle time (not a timing assertion: the session must be over after it).
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    expect_error(session.get("/api/session").await?, ErrorCode::Unauthorized).await?;
+    let refused = RoomSocket::open(
+        &session.ws_url(&room.slug),
+        Some(session.origin()),
+        Some(session.cookie()),
+    )
+    .await?;
+    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    assert!(browser.devices().await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_sessions_valid_and_dropping_the_old_key_ends_them() -> Result {
+    let mut server = DevServer::start(DevOptions::default().var("DEV_LOGIN", "true")).await?;
+    let mut browser = local_login(&server, "Rot").await?;
+    let before = browser.session_info().await?;
+    let guest = Session::create(&server, "Guest").await?;
+
+    server.rotate_secret(true);
+    server.restart().await?;
+    let after = browser.session_info().await?;
+    assert_eq!(
+        after.user_id, before.user_id,
+        "signed-in session survives the rotation"
+    );
+    assert_eq!(
+        Session::from_cookie(&server, guest.cookie())
+            .await?
+            .user_id(),
+        guest.user_id(),
+        "guest session survives the rotation"
+    );
+
+    server.rotate_secret(false);
+    server.restart().await?;
+    assert!(
+        browser.session_info().await.is_err(),
+        "two rotations later the old key is gone"
+    );
+    Ok(())
+}
