@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shared::auth::{DevLogin, DeviceList, LoginOptions, Revoked};
 use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, SessionInfo};
 use shared::protocol::RoomInfo;
 use shared::ErrorCode;
@@ -63,7 +64,13 @@ async fn call<T: DeserializeOwned>(
     };
     let status = response.status();
     if response.ok() {
-        serde_json::from_str(&text).map_err(|_| ApiError {
+        // A 204 has no body: read it as JSON null (for callers expecting `()`).
+        let text = if text.is_empty() {
+            "null"
+        } else {
+            text.as_str()
+        };
+        serde_json::from_str(text).map_err(|_| ApiError {
             status,
             code: ErrorCode::Unknown,
             message: "The server sent an unexpected answer.".into(),
@@ -123,4 +130,34 @@ pub async fn create_room(
         }),
     )
     .await
+}
+
+/// `GET /api/auth/providers`: the sign-in buttons to show.
+pub async fn login_options() -> Result<LoginOptions, ApiError> {
+    call("GET", "/api/auth/providers", None).await
+}
+
+/// `POST /api/auth/local`: the dev server's local account.
+pub async fn dev_login(name: String) -> Result<SessionInfo, ApiError> {
+    call("POST", "/api/auth/local", json(&DevLogin { name })).await
+}
+
+/// `DELETE /api/session`: signs out (the server ends the session).
+pub async fn sign_out() -> Result<(), ApiError> {
+    call("DELETE", "/api/session", None).await
+}
+
+/// `GET /api/sessions`: this account's signed-in devices.
+pub async fn devices() -> Result<DeviceList, ApiError> {
+    call("GET", "/api/sessions", None).await
+}
+
+/// `DELETE /api/sessions/<id>`: signs one device out.
+pub async fn revoke(id: &str) -> Result<Revoked, ApiError> {
+    call("DELETE", &format!("/api/sessions/{id}"), None).await
+}
+
+/// `POST /api/sessions/revoke-others`: signs every other device out.
+pub async fn revoke_others() -> Result<Revoked, ApiError> {
+    call("POST", "/api/sessions/revoke-others", None).await
 }

@@ -8,11 +8,16 @@ pub enum Route {
     Home,
     /// `/r/<slug>`: one room.
     Room(String),
+    /// `/devices`: the account's signed-in devices.
+    Devices,
 }
 
 impl Route {
     /// The route for a path; unknown paths show the home page.
     pub fn parse(path: &str) -> Route {
+        if path == "/devices" {
+            return Route::Devices;
+        }
         match path.strip_prefix("/r/") {
             Some(slug) if !slug.is_empty() && !slug.contains('/') => Route::Room(slug.to_owned()),
             _ => Route::Home,
@@ -24,6 +29,7 @@ impl Route {
         match self {
             Route::Home => "/".to_owned(),
             Route::Room(slug) => format!("/r/{slug}"),
+            Route::Devices => "/devices".to_owned(),
         }
     }
 }
@@ -37,6 +43,13 @@ mod tests {
         let route = Route::parse("/r/general");
         assert_eq!(route, Route::Room("general".into()));
         assert_eq!(route.path(), "/r/general");
+    }
+
+    #[test]
+    fn the_devices_page_has_its_own_path() {
+        assert_eq!(Route::parse("/devices"), Route::Devices);
+        assert_eq!(Route::Devices.path(), "/devices");
+        assert_eq!(Route::parse("/devices/x"), Route::Home);
     }
 
     #[test]

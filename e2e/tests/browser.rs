@@ -409,3 +409,43 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
     alice.quit().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_page() -> Result {
+    let server =
+        DevServer::start(DevOptions::default().with_app().var("DEV_LOGIN", "true")).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    let name = unique("Local");
+    field(&browser, "Local account name")
+        .await?
+        .send_keys(&name)
+        .await?;
+    click_button(&browser, "Sign in").await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+
+    // The __Host- session cookie was accepted over http://127.0.0.1 and is sent back: a reload
+    // is still signed in, and the devices page lists exactly this session.
+    browser.goto(&format!("{}/devices", server.url())).await?;
+    let devices = browser
+        .wait_for(
+            "the devices page to list one session",
+            r#"
+            const items = Array.from(document.querySelectorAll('ul.devices > li.device'));
+            if (items.length === 0) return null;
+            return items.map(li => ({ current: li.dataset.current, text: li.textContent }));
+            "#,
+        )
+        .await?;
+    let devices = devices.as_array().cloned().unwrap_or_default();
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert_eq!(devices[0]["current"], "true");
+    let text = devices[0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("Chrome on Linux"), "{text}");
+    assert!(text.contains("This device"), "{text}");
+    let whoami = browser.find(".whoami").await?.text().await?;
+    assert_eq!(whoami, name);
+    browser.quit().await?;
+    Ok(())
+}

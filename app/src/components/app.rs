@@ -8,11 +8,14 @@ use shared::protocol::RoomInfo;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::devices::DevicesPage;
+use crate::components::login::LoginPanel;
 use crate::components::name_prompt::NamePrompt;
 use crate::components::room::RoomPage;
 use crate::components::sidebar::{link_click, Sidebar};
 use crate::route::Route;
 use crate::web;
+use shared::auth::LoginError;
 
 #[derive(Clone, PartialEq)]
 enum Session {
@@ -20,6 +23,23 @@ enum Session {
     /// No session; the reason to show, if the session ended.
     Anonymous(Option<AttrValue>),
     Ready(SessionInfo),
+}
+
+/// The `?login_error=<code>` the Worker sends a failed sign-in back with; removed from the
+/// address bar once read, so a reload does not show it again.
+fn take_login_error() -> Option<LoginError> {
+    let location = web::window().location();
+    let search = location.search().unwrap_or_default();
+    let code = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("login_error="))?
+        .to_owned();
+    if let Ok(history) = web::window().history() {
+        let path = location.pathname().unwrap_or_else(|_| "/".into());
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+    }
+    Some(LoginError::parse(&code))
 }
 
 fn current_route() -> Route {
@@ -34,6 +54,7 @@ pub fn App() -> Html {
     let rooms = use_state(|| Rc::new(Vec::<RoomInfo>::new()));
     let rooms_error = use_state(|| None::<AttrValue>);
     let sidebar_open = use_state(|| false);
+    let login_error = use_state(take_login_error);
 
     {
         let session = session.clone();
@@ -129,14 +150,26 @@ pub fn App() -> Html {
             return html! { <main class="welcome"><p class="muted" role="status">{ "Loading…" }</p></main> }
         }
         Session::Anonymous(reason) => {
-            return html! { <NamePrompt {on_session} reason={reason.clone()} /> }
+            return html! { <NamePrompt {on_session} reason={reason.clone()} login_error={*login_error} /> }
         }
         Session::Ready(me) => me.clone(),
     };
 
     let slug = match &*route {
         Route::Room(slug) => Some(AttrValue::from(slug.clone())),
-        Route::Home => None,
+        Route::Home | Route::Devices => None,
+    };
+    let sign_out = {
+        let session = session.clone();
+        Callback::from(move |_: MouseEvent| {
+            let session = session.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::sign_out().await {
+                    Ok(()) => session.set(Session::Anonymous(Some("You have signed out.".into()))),
+                    Err(e) => web::warn(&format!("sign-out failed: {}", e.message)),
+                }
+            });
+        })
     };
     html! {
         <div class={classes!(
@@ -155,6 +188,11 @@ pub fn App() -> Html {
                     { "Durable Chat" }
                 </a>
                 <span class="whoami" title="Your display name">{ &me.name }</span>
+                if me.signed_in {
+                    <a class="topbar-link" href="/devices"
+                        onclick={link_click(Route::Devices.path(), on_navigate.clone())}>{ "Devices" }</a>
+                    <button type="button" class="topbar-link" onclick={sign_out}>{ "Sign out" }</button>
+                }
             </header>
             <aside id="sidebar" class="sidebar">
                 <Sidebar rooms={(*rooms).clone()} error={(*rooms_error).clone()} current={slug.clone()}
@@ -163,10 +201,16 @@ pub fn App() -> Html {
             <main class="main">
                 if let Some(slug) = slug {
                     <RoomPage key={slug.to_string()} slug={slug.clone()} {on_unauthorized} on_navigate={on_navigate.clone()} />
+                } else if *route == Route::Devices && me.signed_in {
+                    <DevicesPage {on_unauthorized} />
                 } else {
                     <section class="home-intro">
                         <h1>{ format!("Hello, {}", me.name) }</h1>
                         <p class="muted">{ "Pick a room from the list or create a new one." }</p>
+                        if !me.signed_in {
+                            <p class="muted">{ "Sign in to keep your name and messages on every device." }</p>
+                            <LoginPanel on_session={on_session.clone()} error={*login_error} />
+                        }
                     </section>
                 }
             </main>

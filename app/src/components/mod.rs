@@ -5,6 +5,8 @@ pub mod answer;
 pub mod app;
 pub mod banner;
 pub mod composer;
+pub mod devices;
+pub mod login;
 pub mod message_list;
 pub mod message_row;
 pub mod name_prompt;

@@ -6,6 +6,8 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::login::LoginPanel;
+use shared::auth::LoginError;
 
 /// Props of [`NamePrompt`].
 #[derive(Properties, PartialEq)]
@@ -15,9 +17,12 @@ pub struct NamePromptProps {
     /// Why the prompt is shown again, if it is (e.g. the session ended).
     #[prop_or_default]
     pub reason: Option<AttrValue>,
+    /// Why the last sign-in failed, if it did.
+    #[prop_or_default]
+    pub login_error: Option<LoginError>,
 }
 
-/// "Display name" + "Continue".
+/// The sign-in choices, then "Display name" + "Continue" as a guest.
 #[function_component]
 pub fn NamePrompt(props: &NamePromptProps) -> Html {
     let input = use_node_ref();
@@ -53,11 +58,13 @@ pub fn NamePrompt(props: &NamePromptProps) -> Html {
     };
     html! {
         <main class="welcome">
-            <form class="card name-prompt" {onsubmit}>
+            <div class="card name-prompt">
                 <h1>{ "Durable Chat" }</h1>
                 if let Some(reason) = &props.reason {
                     <p class="muted">{ reason }</p>
                 }
+                <LoginPanel on_session={props.on_session.clone()} error={props.login_error} />
+            <form class="guest-login" {onsubmit}>
                 <label for="display-name">{ "Display name" }</label>
                 <input id="display-name" ref={input} name="name" autocomplete="nickname"
                     required=true maxlength="40" autofocus=true
@@ -68,6 +75,7 @@ pub fn NamePrompt(props: &NamePromptProps) -> Html {
                 </p>
                 <button type="submit" class="primary" disabled={*busy}>{ "Continue" }</button>
             </form>
+            </div>
         </main>
     }
 }
