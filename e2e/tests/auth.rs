@@ -33,7 +33,8 @@ async fn oauth() -> &'static OauthServer {
             let fake = OAuthFake::start().expect("the OAuth fake starts");
             let mut options = DevOptions::default()
                 .var("OAUTH_TEST_ENDPOINTS", fake.base())
-                .var("DEV_LOGIN", "true");
+                .var("DEV_LOGIN", "true")
+                .var("ADMIN_EMAILS", format!("ops@example.com, {ADMIN_EMAIL}"));
             for p in ["github", "google", "discord"] {
                 let name = p.to_uppercase();
                 options = options
@@ -54,6 +55,20 @@ async fn oauth() -> &'static OauthServer {
             OauthServer { fake, server }
         })
         .await
+}
+
+/// On the OAuth server's `ADMIN_EMAILS` list.
+const ADMIN_EMAIL: &str = "Boss@Example.com";
+
+async fn role(server: &DevServer, user_id: &str) -> Result<String> {
+    let rows = server
+        .d1_rows(&format!("SELECT role FROM users WHERE id = '{user_id}'"))
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r["role"].as_str())
+        .unwrap_or("no such user")
+        .to_owned())
 }
 
 fn someone(name: &str) -> FakeUser {
@@ -554,6 +569,10 @@ async fn a_key_rotation_keeps_sessions_valid_and_dropping_the_old_key_ends_them(
     let mut server = DevServer::start(DevOptions::default().var("DEV_LOGIN", "true")).await?;
     let mut browser = local_login(&server, "Rot").await?;
     let before = browser.session_info().await?;
+    // The first account of a fresh install is its admin; the next is not.
+    assert_eq!(role(&server, &before.user_id).await?, "admin");
+    let second = local_login(&server, "Second").await?.session_info().await?;
+    assert_eq!(role(&server, &second.user_id).await?, "user");
     let guest = Session::create(&server, "Guest").await?;
 
     server.rotate_secret(true);
@@ -577,5 +596,25 @@ async fn a_key_rotation_keeps_sessions_valid_and_dropping_the_old_key_ends_them(
         browser.session_info().await.is_err(),
         "two rotations later the old key is gone"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_a_verified_email_on_the_admin_list_makes_a_new_account_an_admin() -> Result {
+    let s = oauth().await;
+    // Someone else first (the install's first account is always an admin).
+    Browser::new(&s.server)
+        .login("google", &someone("Nobody"))
+        .await?;
+    // Unverified: not linked to anyone, and not an admin either.
+    let claimant = FakeUser::verified("Claimant", "boss@example.com").unverified();
+    let unverified = Browser::new(&s.server).login("discord", &claimant).await?;
+    assert_eq!(role(&s.server, &unverified.user_id).await?, "user");
+
+    let boss = FakeUser::verified("Boss", "boss@example.com");
+    let verified = Browser::new(&s.server).login("github", &boss).await?;
+    assert_ne!(verified.user_id, unverified.user_id);
+    assert_eq!(role(&s.server, &verified.user_id).await?, "admin");
+
     Ok(())
 }
