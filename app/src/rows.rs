@@ -333,6 +333,7 @@ mod tests {
             text: text.into(),
             edited_at: None,
             deleted: false,
+            answer: None,
         }
     }
 

@@ -62,6 +62,7 @@ fn message(seq: Seq, by: &Author, text: &str) -> MessageView {
         text: text.into(),
         edited_at: None,
         deleted: false,
+        answer: None,
     }
 }
 
