@@ -1,0 +1,92 @@
+//! `model-server`: see `--help` and the crate documentation.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use model_server::config::{detect_physical_cores, parse_args, Command, Config, USAGE};
+use model_server::engine::{Engine, EngineConfig};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env_model = std::env::var("LOCAL_MODEL_PATH").ok();
+    match parse_args(&args, env_model, detect_physical_cores()) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Serve(config)) => run(config),
+        Err(message) => {
+            eprintln!("model-server: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    if config.exit_on_stdin_eof {
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+    }
+    let engine = match Engine::load(&EngineConfig {
+        model: config.model.clone(),
+        ctx: config.ctx,
+        threads: config.threads,
+        queue: config.queue,
+    }) {
+        Ok(engine) => Arc::new(engine),
+        Err(message) => {
+            eprintln!("model-server: {message}");
+            if !config.model.exists() {
+                eprintln!(
+                    "model-server: run ./scripts/fetch-model to download the default model, \
+                     or pass --model PATH (or set LOCAL_MODEL_PATH)"
+                );
+            }
+            return ExitCode::from(1);
+        }
+    };
+    // One thread for HTTP is plenty (the work is parsing JSON and copying tokens); the cores
+    // belong to llama.cpp.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("model-server: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("model-server: cannot listen on {}:{}: {e}", config.host, config.port);
+                return ExitCode::from(1);
+            }
+        };
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| format!("{}:{}", config.host, config.port));
+        eprintln!(
+            "[model-server] {} ready on http://{address}/v1 (context {} tokens, {} threads, {} chat template)",
+            engine.id(),
+            engine.n_ctx(),
+            engine.threads(),
+            engine.template_source()
+        );
+        match model_server::http::serve(listener, engine).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("model-server: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
