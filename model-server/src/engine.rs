@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -338,11 +339,12 @@ pub fn model_id(path: &Path) -> String {
     name.strip_suffix(".gguf").unwrap_or(&name).to_string()
 }
 
-/// How a job ended, for the counters.
+/// How a job ended. The job's last event is sent only after the counters are updated, so a
+/// client that has its whole answer sees it counted in `/health`.
 enum Outcome {
-    Completed,
+    Completed { finish: FinishReason, usage: Usage },
     Cancelled,
-    Failed,
+    Failed(ApiError),
 }
 
 struct Worker {
@@ -379,11 +381,15 @@ impl Worker {
         self.stats.worker_alive.store(true, Ordering::SeqCst);
         let _ = ready.send(Ok(()));
 
+        // llama.cpp may round the context up; the configured size is the one prompts were
+        // checked against, so it is the limit.
+        let n_ctx = self.n_ctx.min(ctx.n_ctx()) as usize;
         let mut session = Session {
             ctx: &mut ctx,
             model: &self.model,
             cached: Vec::new(),
             batch_size: batch as usize,
+            n_ctx,
         };
         for job in queue {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
@@ -392,14 +398,33 @@ impl Worker {
                 continue;
             }
             self.stats.busy.store(true, Ordering::SeqCst);
-            let outcome = session.generate(&job, &self.stats);
-            self.stats.busy.store(false, Ordering::SeqCst);
-            let counter = match outcome {
-                Outcome::Completed => &self.stats.completed,
-                Outcome::Cancelled => &self.stats.cancelled,
-                Outcome::Failed => &self.stats.failed,
+            let started = Instant::now();
+            let last = match session.generate(&job, &self.stats) {
+                Outcome::Completed { finish, usage } => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "[model-server] {} prompt + {} answer tokens in {seconds:.2} s ({:.1} tokens/s), {}",
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        f64::from(usage.completion_tokens) / seconds.max(1e-9),
+                        finish.as_str()
+                    );
+                    self.stats.completed.fetch_add(1, Ordering::SeqCst);
+                    Some(Event::Done { finish, usage })
+                }
+                Outcome::Cancelled => {
+                    self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
+                    None
+                }
+                Outcome::Failed(error) => {
+                    self.stats.failed.fetch_add(1, Ordering::SeqCst);
+                    Some(Event::Failed(error))
+                }
             };
-            counter.fetch_add(1, Ordering::SeqCst);
+            self.stats.busy.store(false, Ordering::SeqCst);
+            if let Some(event) = last {
+                let _ = job.events.send(event);
+            }
         }
         self.stats.worker_alive.store(false, Ordering::SeqCst);
     }
@@ -411,6 +436,7 @@ struct Session<'a, 'm> {
     model: &'m LlamaModel,
     cached: Vec<LlamaToken>,
     batch_size: usize,
+    n_ctx: usize,
 }
 
 impl Session<'_, '_> {
@@ -422,11 +448,10 @@ impl Session<'_, '_> {
                 // The cache may hold a half-decoded batch: start the next request afresh.
                 self.ctx.clear_kv_cache();
                 self.cached.clear();
-                let _ = job.events.send(Event::Failed(ApiError::new(
+                Outcome::Failed(ApiError::new(
                     ErrorCode::Internal,
                     "The model failed while generating; see the server log.",
-                )));
-                Outcome::Failed
+                ))
             }
         }
     }
@@ -436,7 +461,7 @@ impl Session<'_, '_> {
         if prompt.is_empty() {
             return Err("empty prompt".into());
         }
-        let n_ctx = self.ctx.n_ctx() as usize;
+        let n_ctx = self.n_ctx;
 
         // Keep the KV entries of the longest common prefix with the previous request; at least
         // the last prompt token is decoded again, since its logits pick the first answer token.
@@ -499,7 +524,11 @@ impl Session<'_, '_> {
             if step.stopped {
                 break FinishReason::Stop;
             }
-            if completion >= job.generation.max_tokens || pos >= n_ctx {
+            // Prompt plus answer fit the context window, as OpenAI counts it (the last answer
+            // token is sampled but never decoded, so the KV cache would hold one more).
+            if completion >= job.generation.max_tokens
+                || prompt.len() + completion as usize >= n_ctx
+            {
                 break FinishReason::Length;
             }
             if job.events.is_closed() {
@@ -528,10 +557,7 @@ impl Session<'_, '_> {
             prompt_tokens: u32::try_from(prompt.len()).unwrap_or(u32::MAX),
             completion_tokens: completion,
         };
-        if job.events.send(Event::Done { finish, usage }).is_err() {
-            return Ok(Outcome::Cancelled);
-        }
-        Ok(Outcome::Completed)
+        Ok(Outcome::Completed { finish, usage })
     }
 }
 
