@@ -10,6 +10,7 @@
 //!   the server does not answer in time;
 //! - [`browser`] drives headless Chromium through the Debian chromedriver;
 //! - [`fake_ai::FakeAi`] is a scripted OpenAI-compatible provider for the assistant tests;
+//! - [`model::ModelServer`] starts the local OpenAI-compatible model server (a real model);
 //! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
 //!   walks sign-in flows through it step by step.
 
@@ -17,6 +18,7 @@ pub mod browser;
 pub mod client;
 pub mod fake_ai;
 pub mod login;
+pub mod model;
 pub mod oauth_fake;
 pub mod server;
 
