@@ -15,7 +15,7 @@
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -98,6 +98,8 @@ struct Job {
 pub struct Stats {
     /// Jobs waiting in the queue.
     pub queued: AtomicUsize,
+    /// Jobs accepted and not finished (waiting or running): what the queue limit bounds.
+    pub pending: AtomicUsize,
     /// Whether a job is running.
     pub busy: AtomicBool,
     /// Jobs that ran to their end.
@@ -121,7 +123,9 @@ pub struct Engine {
     /// Where the template came from: `"model"` (the GGUF's own) or `"chatml"` (fallback).
     template_source: &'static str,
     specials: Vec<String>,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    /// Jobs that may wait behind the running one.
+    queue_limit: usize,
     stats: Arc<Stats>,
     n_ctx: u32,
     threads: usize,
@@ -182,7 +186,9 @@ impl Engine {
             .collect();
 
         let stats = Arc::new(Stats::default());
-        let (jobs, queue) = mpsc::sync_channel(config.queue);
+        // Unbounded, since `pending` enforces the limit: a rendezvous `sync_channel(0)` would
+        // refuse a request that arrives while the idle worker is not yet blocked receiving.
+        let (jobs, queue) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let worker = Worker {
             model: Arc::clone(&model),
@@ -206,6 +212,7 @@ impl Engine {
             template_source,
             specials,
             jobs,
+            queue_limit: config.queue,
             stats,
             n_ctx,
             threads: config.threads,
@@ -287,6 +294,24 @@ impl Engine {
         prompt: Prompt,
         generation: Generation,
     ) -> Result<UnboundedReceiver<Event>, ApiError> {
+        if !self.stats.worker_alive.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "The model worker has stopped.",
+            ));
+        }
+        let admitted =
+            self.stats
+                .pending
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
+                    (pending <= self.queue_limit).then_some(pending + 1)
+                });
+        if admitted.is_err() {
+            return Err(ApiError::new(
+                ErrorCode::ServerBusy,
+                "Too many requests are waiting for the model; try again shortly.",
+            ));
+        }
         let (events, receiver) = unbounded_channel();
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
         let job = Job {
@@ -294,21 +319,15 @@ impl Engine {
             generation,
             events,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => Ok(receiver),
-            Err(e) => {
-                self.stats.queued.fetch_sub(1, Ordering::SeqCst);
-                Err(match e {
-                    TrySendError::Full(_) => ApiError::new(
-                        ErrorCode::ServerBusy,
-                        "Too many requests are waiting for the model; try again shortly.",
-                    ),
-                    TrySendError::Disconnected(_) => {
-                        ApiError::new(ErrorCode::Internal, "The model worker has stopped.")
-                    }
-                })
-            }
+        if self.jobs.send(job).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            self.stats.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "The model worker has stopped.",
+            ));
         }
+        Ok(receiver)
     }
 }
 
@@ -379,6 +398,9 @@ impl Worker {
             }
         };
         self.stats.worker_alive.store(true, Ordering::SeqCst);
+        // Cleared however this thread ends, a panic in llama.cpp's bindings included, so
+        // `/health` stops saying "ok" (and new requests get `internal_error`, not a hang).
+        let _alive = AliveGuard(Arc::clone(&self.stats));
         let _ = ready.send(Ok(()));
 
         // llama.cpp may round the context up; the configured size is the one prompts were
@@ -395,6 +417,7 @@ impl Worker {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             if job.events.is_closed() {
                 self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
+                self.stats.pending.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             self.stats.busy.store(true, Ordering::SeqCst);
@@ -422,11 +445,19 @@ impl Worker {
                 }
             };
             self.stats.busy.store(false, Ordering::SeqCst);
+            self.stats.pending.fetch_sub(1, Ordering::SeqCst);
             if let Some(event) = last {
                 let _ = job.events.send(event);
             }
         }
-        self.stats.worker_alive.store(false, Ordering::SeqCst);
+    }
+}
+
+struct AliveGuard(Arc<Stats>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.worker_alive.store(false, Ordering::SeqCst);
     }
 }
 

@@ -74,11 +74,12 @@ fn run(config: Config) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| format!("{}:{}", config.host, config.port));
+        let threads = engine.threads();
         eprintln!(
-            "[model-server] {} ready on http://{address}/v1 (context {} tokens, {} threads, {} chat template)",
+            "[model-server] {} ready on http://{address}/v1 (context {} tokens, {threads} thread{}, {} chat template)",
             engine.id(),
             engine.n_ctx(),
-            engine.threads(),
+            if threads == 1 { "" } else { "s" },
             engine.template_source()
         );
         match model_server::http::serve(listener, engine).await {
