@@ -21,6 +21,7 @@ pub mod login;
 pub mod model;
 pub mod oauth_fake;
 pub mod server;
+pub mod watcher;
 
 pub use client::{Joined, RoomSocket, Session};
 pub use server::{DevOptions, DevServer};

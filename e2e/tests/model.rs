@@ -38,3 +38,55 @@ async fn the_model_fixture_serves_openai_chat_completions_at_its_base_url() -> e
     assert!(!text.trim().is_empty(), "{answer}");
     Ok(())
 }
+
+/// The integration case with the real model: SmolLM2 answers a mention through the
+/// running Worker; two clients get the same final text, and one that reconnects mid-answer
+/// gets the whole answer exactly once.
+#[tokio::test]
+async fn the_local_model_answers_a_mention_streamed_to_two_clients_and_one_that_reconnects(
+) -> e2e::Result {
+    use e2e::watcher::Watcher;
+    use e2e::{unique, DevOptions, DevServer, Session};
+    use shared::protocol::AnswerState;
+
+    let model = ModelServer::start().await?;
+    let server = DevServer::start(
+        DevOptions::default()
+            .var("AI_PROVIDER", "openai")
+            .var("AI_BASE_URL", model.base_url())
+            .var("AI_MODEL", model.model())
+            // Long enough for a visible stream, short enough for CI on 2 cores.
+            .var("AI_MAX_TOKENS", 96),
+    )
+    .await?;
+    let ann = Session::create(&server, "Ann").await?;
+    let bob = Session::create(&server, "Bob").await?;
+    let room = ann.create_room(&unique("local model"), "cooking").await?;
+    let mut a = Watcher::join(&ann, &room.slug).await?;
+    let mut b = Watcher::join(&bob, &room.slug).await?;
+    let question = "@assistant Write three short sentences about bread.";
+    a.say(question).await?;
+
+    // Bob drops while the answer is being written, holding what he had, and comes back.
+    b.until(|r| {
+        r.messages()
+            .any(|m| m.answer.is_some() && !m.text.is_empty())
+    })
+    .await?;
+    let mut held = std::mem::take(&mut b.room);
+    held.disconnected();
+    b.socket.close().await;
+    let mut b = Watcher::rejoin(&bob, &room.slug, held).await?;
+
+    let from_a = a.answer_in(question, AnswerState::Done).await?;
+    let from_b = b.answer_in(question, AnswerState::Done).await?;
+    assert!(!from_a.text.trim().is_empty());
+    assert_eq!(
+        from_a.text, from_b.text,
+        "the reconnecting client has the same text, once"
+    );
+    let meta = from_a.answer.and_then(|x| x.meta).expect("meta");
+    assert_eq!(meta.model, model.model());
+    assert!(meta.tokens_out > 0 && meta.tokens_out <= 96, "{meta:?}");
+    Ok(())
+}
