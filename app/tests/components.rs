@@ -63,6 +63,11 @@ fn message(seq: Seq, by: &Author, text: &str) -> MessageView {
         edited_at: None,
         deleted: false,
         answer: None,
+        thread: None,
+        also_in_room: false,
+        replies: None,
+        reactions: Vec::new(),
+        pinned: false,
     }
 }
 

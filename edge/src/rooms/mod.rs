@@ -2,6 +2,7 @@
 
 mod generate;
 pub mod object;
+pub mod queries;
 pub mod store;
 
 pub use generate::Timeouts;

@@ -7,9 +7,13 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use shared::ai::Personalization;
-use shared::protocol::{Author, EventKind, RoomInfo, ServerMessage, PING_FRAME, PONG_FRAME};
+use shared::error::{ChatError, ErrorCode};
+use shared::limits;
+use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
+use shared::protocol::{Author, EventKind, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME};
 use shared::rate_limit::RateLimits;
 use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
+use shared::search;
 use worker::{
     console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
@@ -154,6 +158,11 @@ impl DurableObject for ChatRoom {
             let closed = self.close_matching(&request);
             return Response::from_json(&Closed { closed });
         }
+        if let Some(what) = req.path().strip_prefix("/internal/") {
+            let what = what.to_owned();
+            let request: RoomQuery = req.json().await?;
+            return self.query(&what, request).await;
+        }
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
             return Response::error("not found", 404);
         };
@@ -231,14 +240,26 @@ impl DurableObject for ChatRoom {
         };
 
         let mut posted = false;
+        let mut new_members = Vec::new();
         for effect in effects {
             if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
-                posted |= matches!(event.kind, EventKind::Message { .. });
+                posted |= matches!(
+                    event.kind,
+                    EventKind::Message { .. } | EventKind::Reply { .. }
+                );
+            }
+            if let Effect::NewMember(member) = effect {
+                new_members.push(member);
+                continue;
             }
             self.carry_out(id, effect);
         }
         if posted {
             self.schedule_directory_flush().await;
+        }
+        // After the welcome went out, so a first join is not slowed by the directory write.
+        for member in new_members {
+            self.record_membership(&member.user_id).await;
         }
         self.run_ai_work().await;
         Ok(())
@@ -286,7 +307,124 @@ impl DurableObject for ChatRoom {
     }
 }
 
+/// A question the Worker asks a room for a verified user (search, unread counts, context, and
+/// the bench's bulk seed). Like [`Connect`], trusted: only the Worker reaches the object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RoomQuery {
+    /// The room's directory entry (lets a room that never had a connection open its storage).
+    pub room: RoomInfo,
+    /// Who asks.
+    pub user_id: String,
+    /// `search`: the query text.
+    #[serde(default)]
+    pub query: String,
+    /// `search`: results wanted.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `context`: the message.
+    #[serde(default)]
+    pub seq: Option<Seq>,
+    /// `seed`: how many messages to add.
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
 impl ChatRoom {
+    /// Answers a [`RoomQuery`] at `/internal/<what>`.
+    async fn query(&self, what: &str, request: RoomQuery) -> worker::Result<Response> {
+        self.load(Some(request.room.clone()))?;
+        if what == "seed" && config::bench_seed_enabled(&self.env) {
+            let count = request.count.unwrap_or(0).min(SEED_MAX);
+            let head = self.seed(count)?;
+            return Response::from_json(&serde_json::json!({ "head": head }));
+        }
+        let room = self.room.borrow();
+        let Some(room) = room.as_ref() else {
+            return Response::error("room not loaded", 500);
+        };
+        let slug = &request.room.slug;
+        match what {
+            "search" => {
+                let query = match search::parse_query(&request.query) {
+                    Ok(query) => query,
+                    Err(e) => return refused(&e),
+                };
+                let limit = request
+                    .limit
+                    .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
+                    .clamp(1, limits::SEARCH_LIMIT_MAX);
+                let hits = room.store().search(slug, &query, limit)?;
+                Response::from_json(&SearchResults {
+                    hits,
+                    partial: false,
+                    missing: Vec::new(),
+                })
+            }
+            "unread" => {
+                let (read, counts) = room.unread(&request.user_id).map_err(failure)?;
+                Response::from_json(&RoomUnread {
+                    slug: slug.clone(),
+                    read,
+                    counts,
+                })
+            }
+            "context" => {
+                let seq = request.seq.unwrap_or(0);
+                match room.store().context(seq, limits::CONTEXT_SIDE)? {
+                    Some((thread, messages)) => Response::from_json(&Context {
+                        target: seq,
+                        thread,
+                        messages,
+                    }),
+                    None => refused(&ChatError::new(
+                        ErrorCode::NotFound,
+                        format!("Message {seq} does not exist."),
+                    )),
+                }
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    /// Appends `count` generated messages straight to storage (the bench's bulk seed; never
+    /// enabled by wrangler.toml). Same storage path as a real send, FTS index included.
+    fn seed(&self, count: u64) -> worker::Result<Seq> {
+        let mut room = self.room.borrow_mut();
+        let Some(room) = room.as_mut() else {
+            return Ok(0);
+        };
+        let author = Author {
+            id: "bench-seed".into(),
+            name: "Seed".into(),
+            role: shared::protocol::Role::Member,
+        };
+        let now = now();
+        room.seed(count, |n| (author.clone(), now, seed_text(n)))
+            .map_err(|e| worker::Error::RustError(format!("{e:?}")))
+    }
+
+    /// Sends a frame to every joined socket of one user.
+    fn send_to_user(&self, user_id: &str, message: &ServerMessage) {
+        if let Some(slots) = self.slots.borrow().as_ref() {
+            for slot in slots.values() {
+                if slot.conn.joined && slot.conn.author.id == user_id {
+                    send(&slot.ws, message);
+                }
+            }
+        }
+    }
+
+    /// Records in the directory that a user joined this room (their first join).
+    async fn record_membership(&self, user_id: &str) {
+        let slug = match self.room.borrow().as_ref() {
+            Some(room) => room.info().slug.clone(),
+            None => return,
+        };
+        if let Err(e) = crate::directory::record_member(&self.env, &slug, user_id, now()).await {
+            console_error!("recording {user_id} as a member of {slug} failed: {e}");
+        }
+    }
+
     /// Opens storage and rebuilds the socket table after a wake. `info` is the directory's
     /// current entry when a connect brings one.
     fn load(&self, info: Option<RoomInfo>) -> worker::Result<()> {
@@ -377,6 +515,7 @@ impl ChatRoom {
                 }
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
+            Effect::ToUser(user_id, message) => self.send_to_user(&user_id, &message),
             other => {
                 if let Some(other) = self.ai.take(other) {
                     console_error!("effect not carried out: {other:?}");
@@ -662,5 +801,39 @@ mod tests {
         let att: Attachment = serde_json::from_str(old).unwrap();
         assert_eq!(att.id, 3);
         assert_eq!(att.session, None);
+    }
+}
+
+/// Most messages one seed request adds (the bench sends several).
+const SEED_MAX: u64 = 50_000;
+
+/// Generated text for seeded messages: 12 words from a 4,096-word vocabulary, so a given word
+/// is in about 0.3% of messages (a realistic search selects a few thousand of a million), plus
+/// one word shared by every message (the worst case).
+pub fn seed_text(n: u64) -> String {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5151_5151;
+    let mut words = vec!["seed".to_owned()];
+    for _ in 0..12 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        words.push(format!("w{}", x % 4096));
+    }
+    words.join(" ")
+}
+
+/// A refusal as the Worker passes it on: the error body with its HTTP status.
+fn refused(e: &ChatError) -> worker::Result<Response> {
+    Ok(Response::from_json(&ErrorBody {
+        code: e.code,
+        message: e.message.clone(),
+    })?
+    .with_status(e.code.http_status()))
+}
+
+fn failure(f: Failure) -> worker::Error {
+    match f {
+        Failure::Refused(e) => worker::Error::RustError(e.to_string()),
+        Failure::Storage(detail) => worker::Error::RustError(detail),
     }
 }
