@@ -923,7 +923,7 @@ impl ClientRoom {
                     let mut m = m.clone();
                     m.pinned = true;
                     pinned.push(m);
-                    pinned.sort_by(|a, b| b.seq.cmp(&a.seq));
+                    pinned.sort_by_key(|m| std::cmp::Reverse(m.seq));
                 }
                 None => return true,
             }

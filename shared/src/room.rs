@@ -972,7 +972,7 @@ pub mod memory {
 
         fn members(&self, limit: usize) -> Result<Vec<Member>, Infallible> {
             let mut members = self.members.clone();
-            members.sort_by(|a, b| b.1.cmp(&a.1));
+            members.sort_by_key(|m| std::cmp::Reverse(m.1));
             Ok(members.into_iter().take(limit).map(|(m, _)| m).collect())
         }
 

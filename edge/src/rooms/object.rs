@@ -332,6 +332,12 @@ pub struct RoomQuery {
 impl ChatRoom {
     /// Answers a [`RoomQuery`] at `/internal/<what>`.
     async fn query(&self, what: &str, request: RoomQuery) -> worker::Result<Response> {
+        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
+            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+        }
         self.load(Some(request.room.clone()))?;
         if what == "seed" && config::bench_seed_enabled(&self.env) {
             let count = request.count.unwrap_or(0).min(SEED_MAX);
