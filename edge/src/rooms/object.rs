@@ -443,6 +443,9 @@ impl ChatRoom {
             (Some(_), None) => {}
             (None, info) => {
                 let store = SqlStore::open(self.state.storage().sql())?;
+                if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
+                    store.drop_search_index_triggers()?;
+                }
                 let info = match info {
                     Some(info) => {
                         store.set_meta("room_info", &to_json(&info)?)?;

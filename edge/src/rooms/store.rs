@@ -212,6 +212,20 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// Drops the triggers that keep the search index, so the bench can measure the send path
+    /// without it (`BENCH_NO_FTS=1`, never in wrangler.toml). Search then misses new messages.
+    pub fn drop_search_index_triggers(&self) -> worker::Result<()> {
+        for trigger in [
+            "messages_fts_insert",
+            "messages_fts_update",
+            "messages_fts_delete",
+        ] {
+            self.sql
+                .exec(&format!("DROP TRIGGER IF EXISTS {trigger}"), None)?;
+        }
+        Ok(())
+    }
+
     fn migrate(&self) -> worker::Result<()> {
         self.sql.exec(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
