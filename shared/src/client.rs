@@ -1388,4 +1388,191 @@ mod tests {
         );
         assert_eq!(room.request_older(), None, "nothing older exists");
     }
+
+    fn event(seq: Seq, by: &str, kind: EventKind) -> Event {
+        Event {
+            seq,
+            at: seq as Millis,
+            author: author(by),
+            client_id: format!("k{seq}"),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_thread_only_reply_updates_its_root_and_the_open_thread_but_not_the_timeline() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "a", "root"),
+            },
+            0,
+        );
+        let ask = room.open_thread(1);
+        assert_eq!(ask, Some(ClientMessage::Thread { root: 1 }));
+        let reply = |seq, also| {
+            event(
+                seq,
+                "bob",
+                EventKind::Reply {
+                    thread: 1,
+                    text: "re".into(),
+                    also_in_room: also,
+                },
+            )
+        };
+        room.apply(
+            ServerMessage::Event {
+                event: reply(2, false),
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::Event {
+                event: reply(3, true),
+            },
+            0,
+        );
+        let timeline: Vec<Seq> = room.messages().map(|m| m.seq).collect();
+        assert_eq!(timeline, vec![1, 3]);
+        assert_eq!(room.messages().next().unwrap().replies.unwrap().count, 2);
+        let thread = room.thread().unwrap();
+        assert_eq!(
+            thread.replies.keys().copied().collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(thread.message.as_ref().unwrap().replies.unwrap().count, 2);
+        // Opening a reply opens its root's thread.
+        room.close_thread();
+        room.open_thread(3);
+        assert_eq!(room.thread().unwrap().root, 1);
+    }
+
+    #[test]
+    fn after_a_reconnect_the_open_thread_and_pinned_list_are_asked_for_again() {
+        let mut room = live_room("me", 0);
+        room.open_thread(1);
+        room.request_pins();
+        room.apply(ServerMessage::Pinned { messages: vec![] }, 0);
+        room.disconnected();
+        room.connect();
+        welcome(&mut room, 0);
+        let applied = room.apply(
+            ServerMessage::Replay {
+                events: vec![],
+                done: true,
+            },
+            0,
+        );
+        assert!(applied.went_live);
+        assert_eq!(
+            applied.requests,
+            vec![ClientMessage::Thread { root: 1 }, ClientMessage::Pins {}]
+        );
+    }
+
+    #[test]
+    fn read_positions_only_move_forward_and_the_first_unread_skips_our_own_messages() {
+        let mut room = ClientRoom::new();
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 3,
+                present: vec![],
+                read: Some(1),
+            },
+            0,
+        );
+        let page = [
+            post(1, "bob", "a", "x"),
+            post(2, "me", "b", "y"),
+            post(3, "bob", "c", "z"),
+        ]
+        .iter()
+        .map(|e| MessageView::from_event(e).unwrap())
+        .collect();
+        room.apply(
+            ServerMessage::History {
+                messages: page,
+                has_more: false,
+                reason: HistoryReason::Latest,
+            },
+            0,
+        );
+        assert_eq!(room.first_unread(), Some(3));
+        assert_eq!(room.mark_read(3), Some(ClientMessage::Read { seq: 3 }));
+        assert_eq!(room.mark_read(2), None, "never backwards");
+        assert_eq!(room.mark_read(3), None, "nothing new");
+        assert_eq!(room.first_unread(), None);
+        // An older position from another tab does not move ours back.
+        room.apply(
+            ServerMessage::Unread {
+                read: 1,
+                counts: UnreadCounts {
+                    unread: 2,
+                    mentions: 0,
+                },
+            },
+            0,
+        );
+        assert_eq!(room.read_position(), Some(3));
+    }
+
+    #[test]
+    fn a_pin_of_a_message_not_loaded_here_asks_for_the_pinned_list_again() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "a", "x"),
+            },
+            0,
+        );
+        room.apply(ServerMessage::Pinned { messages: vec![] }, 0);
+        let applied = room.apply(
+            ServerMessage::Event {
+                event: event(
+                    2,
+                    "mo",
+                    EventKind::Pin {
+                        target: 1,
+                        pinned: true,
+                    },
+                ),
+            },
+            0,
+        );
+        assert!(applied.requests.is_empty());
+        assert_eq!(room.pinned().unwrap()[0].seq, 1);
+        let applied = room.apply(
+            ServerMessage::Event {
+                event: event(
+                    3,
+                    "mo",
+                    EventKind::Pin {
+                        target: 99,
+                        pinned: true,
+                    },
+                ),
+            },
+            0,
+        );
+        assert_eq!(applied.requests, vec![ClientMessage::Pins {}]);
+        room.apply(
+            ServerMessage::Event {
+                event: event(
+                    4,
+                    "mo",
+                    EventKind::Pin {
+                        target: 1,
+                        pinned: false,
+                    },
+                ),
+            },
+            0,
+        );
+        assert!(room.pinned().unwrap().is_empty());
+    }
 }

@@ -1479,7 +1479,10 @@ async fn run_search(args: &Args, sessions: &[Session], lifted: &str) -> Result<V
         if head != size {
             bail!("seeded to head {head}, wanted {size}");
         }
-        say(format!("search: {} queries of each kind at {size}", args.search_queries));
+        say(format!(
+            "search: {} queries of each kind at {size}",
+            args.search_queries
+        ));
         let n = args.search_queries;
         // Warm the room (first query opens storage) before timing.
         time_searches(session, &room.slug, 3, rare_word).await?;
@@ -1532,7 +1535,10 @@ async fn send_path(session: &Session, count: u64) -> Result<Value> {
     for n in 0..count.min(500) {
         let start = Instant::now();
         socket
-            .post(&format!("lat-{n}"), &format!("latency probe {n} with some words"))
+            .post(
+                &format!("lat-{n}"),
+                &format!("latency probe {n} with some words"),
+            )
             .await?;
         us.push(start.elapsed().as_micros() as u64);
     }
