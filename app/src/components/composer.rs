@@ -31,6 +31,9 @@ pub struct ComposerProps {
     /// The empty field's hint.
     #[prop_or(AttrValue::Static("Write a message…"))]
     pub placeholder: AttrValue,
+    /// The field's accessible name.
+    #[prop_or(AttrValue::Static("Message"))]
+    pub label: AttrValue,
 }
 
 /// The byte index in `text` of a UTF-16 offset (what a textarea's selection reports).
@@ -156,7 +159,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
         <form class="composer" {onsubmit}>
             <textarea
                 ref={input.clone()}
-                aria-label="Message"
+                aria-label={props.label.clone()}
                 placeholder={props.placeholder.clone()}
                 rows="1"
                 disabled={props.disabled}

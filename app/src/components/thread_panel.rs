@@ -65,7 +65,7 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
             </label>
             <Composer on_send={on_send} disabled={props.disabled}
                 members={props.members.clone()} me={props.me.clone()}
-                placeholder="Reply in thread…" />
+                placeholder="Reply in thread…" label="Reply" />
         </aside>
     }
 }
