@@ -67,6 +67,17 @@ impl SearchQuery {
             })
     }
 
+    /// The terms as plain text (what a semantic search embeds).
+    pub fn text(&self) -> String {
+        self.terms
+            .iter()
+            .map(|t| match t {
+                Term::Word(w) | Term::Phrase(w) => w.as_str(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The FTS5 `MATCH` expression for the terms, or `None` when there are none (a filter-only
     /// search). Every term is a quoted FTS5 string, so nothing a user types is FTS5 syntax.
     pub fn fts_match(&self) -> Option<String> {

@@ -3,6 +3,7 @@
 mod generate;
 pub mod object;
 pub mod queries;
+pub mod semantic;
 pub mod store;
 
 pub use generate::Timeouts;

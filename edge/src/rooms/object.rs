@@ -20,6 +20,7 @@ use worker::{
 };
 
 use super::generate::AiRuntime;
+use super::semantic::Semantic;
 use super::store::SqlStore;
 use crate::config;
 
@@ -241,12 +242,14 @@ impl DurableObject for ChatRoom {
 
         let mut posted = false;
         let mut new_members = Vec::new();
+        let mut stored = Vec::new();
         for effect in effects {
             if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
                 posted |= matches!(
                     event.kind,
                     EventKind::Message { .. } | EventKind::Reply { .. }
                 );
+                stored.push(event.clone());
             }
             if let Effect::NewMember(member) = effect {
                 new_members.push(member);
@@ -260,6 +263,13 @@ impl DurableObject for ChatRoom {
         // After the welcome went out, so a first join is not slowed by the directory write.
         for member in new_members {
             self.record_membership(&member.user_id).await;
+        }
+        // Production only (Workers AI + Vectorize bound): keep the semantic index true.
+        if let (Some(semantic), false) = (Semantic::from_env(&self.env), stored.is_empty()) {
+            let slug = self.room.borrow().as_ref().map(|r| r.info().slug.clone());
+            if let Some(slug) = slug {
+                super::semantic::index_events(&semantic, &slug, &stored).await;
+            }
         }
         self.run_ai_work().await;
         Ok(())
@@ -339,6 +349,20 @@ impl ChatRoom {
             worker::Delay::from(std::time::Duration::from_millis(ms)).await;
         }
         self.load(Some(request.room.clone()))?;
+        // Semantic candidates first: no borrow of the room may be held across an await.
+        let semantic = match (what, Semantic::from_env(&self.env)) {
+            ("search", Some(semantic)) => match search::parse_query(&request.query) {
+                Ok(query) if query.fts_match().is_some() => semantic
+                    .query(&request.room.slug, &query.text())
+                    .await
+                    .unwrap_or_else(|e| {
+                        console_error!("semantic search failed, full-text only: {e}");
+                        Vec::new()
+                    }),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
         if what == "seed" && config::bench_seed_enabled(&self.env) {
             let count = request.count.unwrap_or(0).min(SEED_MAX);
             let head = self.seed(count)?;
@@ -359,7 +383,7 @@ impl ChatRoom {
                     .limit
                     .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
                     .clamp(1, limits::SEARCH_LIMIT_MAX);
-                let hits = room.store().search(slug, &query, limit)?;
+                let hits = room.store().search_hybrid(slug, &query, limit, &semantic)?;
                 Response::from_json(&SearchResults {
                     hits,
                     partial: false,
@@ -767,6 +791,40 @@ pub(super) fn now() -> i64 {
     Date::now().as_millis() as i64
 }
 
+/// Most messages one seed request adds (the bench sends several).
+const SEED_MAX: u64 = 50_000;
+
+/// Generated text for seeded messages: 12 words from a 4,096-word vocabulary, so a given word
+/// is in about 0.3% of messages (a realistic search selects a few thousand of a million), plus
+/// one word shared by every message (the worst case).
+pub fn seed_text(n: u64) -> String {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5151_5151;
+    let mut words = vec!["seed".to_owned()];
+    for _ in 0..12 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        words.push(format!("w{}", x % 4096));
+    }
+    words.join(" ")
+}
+
+/// A refusal as the Worker passes it on: the error body with its HTTP status.
+fn refused(e: &ChatError) -> worker::Result<Response> {
+    Ok(Response::from_json(&ErrorBody {
+        code: e.code,
+        message: e.message.clone(),
+    })?
+    .with_status(e.code.http_status()))
+}
+
+fn failure(f: Failure) -> worker::Error {
+    match f {
+        Failure::Refused(e) => worker::Error::RustError(e.to_string()),
+        Failure::Storage(detail) => worker::Error::RustError(detail),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,39 +868,5 @@ mod tests {
         let att: Attachment = serde_json::from_str(old).unwrap();
         assert_eq!(att.id, 3);
         assert_eq!(att.session, None);
-    }
-}
-
-/// Most messages one seed request adds (the bench sends several).
-const SEED_MAX: u64 = 50_000;
-
-/// Generated text for seeded messages: 12 words from a 4,096-word vocabulary, so a given word
-/// is in about 0.3% of messages (a realistic search selects a few thousand of a million), plus
-/// one word shared by every message (the worst case).
-pub fn seed_text(n: u64) -> String {
-    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5151_5151;
-    let mut words = vec!["seed".to_owned()];
-    for _ in 0..12 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        words.push(format!("w{}", x % 4096));
-    }
-    words.join(" ")
-}
-
-/// A refusal as the Worker passes it on: the error body with its HTTP status.
-fn refused(e: &ChatError) -> worker::Result<Response> {
-    Ok(Response::from_json(&ErrorBody {
-        code: e.code,
-        message: e.message.clone(),
-    })?
-    .with_status(e.code.http_status()))
-}
-
-fn failure(f: Failure) -> worker::Error {
-    match f {
-        Failure::Refused(e) => worker::Error::RustError(e.to_string()),
-        Failure::Storage(detail) => worker::Error::RustError(detail),
     }
 }

@@ -700,6 +700,43 @@ struct HitRow {
     rank: f64,
 }
 
+impl HitRow {
+    fn into_hit(self, slug: &str) -> worker::Result<SearchHit> {
+        Ok(SearchHit {
+            slug: slug.to_owned(),
+            seq: self.seq as Seq,
+            at: self.at as i64,
+            author: serde_json::from_str(&self.author)
+                .map_err(|e| worker::Error::RustError(format!("corrupt author JSON: {e}")))?,
+            thread: self.thread.map(|t| t as Seq),
+            snippet: self.snippet,
+            // bm25 is lower-is-better; the API's score is higher-is-better.
+            score: -self.rank,
+        })
+    }
+}
+
+/// The search filters over `messages m`, numbered `?2`..`?6` ([`filter_args`]); `?1` is the
+/// match expression or candidate list and `?7` the limit.
+const SEARCH_FILTERS: &str = "m.deleted = 0
+    AND (?2 IS NULL OR m.author_id = ?2 OR json_extract(m.author, '$.name') = ?2 COLLATE NOCASE)
+    AND (?3 = 0 OR m.thread IS NOT NULL)
+    AND (m.flags & ?4) = ?4
+    AND (?5 IS NULL OR m.at >= ?5)
+    AND (?6 IS NULL OR m.at < ?6)";
+
+fn filter_args(first: SqlStorageValue, query: &SearchQuery, limit: u32) -> Vec<SqlStorageValue> {
+    vec![
+        first,
+        query.from.clone().into(),
+        i64::from(query.in_thread).into(),
+        i64::from(query.required_flags()).into(),
+        query.after.into(),
+        query.before.into(),
+        int(u64::from(limit)),
+    ]
+}
+
 impl SqlStore {
     /// Full-text search with filters, best first: FTS5 over the current text of messages that
     /// are not deleted, ranked by bm25, with highlighted snippets. A query with filters only
@@ -710,21 +747,8 @@ impl SqlStore {
         query: &SearchQuery,
         limit: u32,
     ) -> worker::Result<Vec<SearchHit>> {
-        let filters = "m.deleted = 0
-            AND (?2 IS NULL OR m.author_id = ?2 OR json_extract(m.author, '$.name') = ?2 COLLATE NOCASE)
-            AND (?3 = 0 OR m.thread IS NOT NULL)
-            AND (m.flags & ?4) = ?4
-            AND (?5 IS NULL OR m.at >= ?5)
-            AND (?6 IS NULL OR m.at < ?6)";
-        let mut args: Vec<SqlStorageValue> = vec![
-            query.fts_match().unwrap_or_default().into(),
-            query.from.clone().into(),
-            i64::from(query.in_thread).into(),
-            i64::from(query.required_flags()).into(),
-            query.after.into(),
-            query.before.into(),
-            int(u64::from(limit)),
-        ];
+        let filters = SEARCH_FILTERS;
+        let mut args = filter_args(query.fts_match().unwrap_or_default().into(), query, limit);
         let sql = if query.fts_match().is_some() {
             format!(
                 "SELECT m.seq, m.at, m.author, m.thread,
@@ -745,22 +769,59 @@ impl SqlStore {
             )
         };
         let rows: Vec<HitRow> = self.sql.exec(&sql, args)?.to_array()?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(SearchHit {
-                    slug: slug.to_owned(),
-                    seq: r.seq as Seq,
-                    at: r.at as i64,
-                    author: serde_json::from_str(&r.author).map_err(|e| {
-                        worker::Error::RustError(format!("corrupt author JSON: {e}"))
-                    })?,
-                    thread: r.thread.map(|t| t as Seq),
-                    snippet: r.snippet,
-                    // bm25 is lower-is-better; the API's score is higher-is-better.
-                    score: -r.rank,
-                })
+        rows.into_iter().map(|r| r.into_hit(slug)).collect()
+    }
+
+    /// Hybrid search (production, with Vectorize): the full-text candidates and `semantic`
+    /// (message seqs nearest in meaning, best first) fused by reciprocal rank, each result read
+    /// back from SQLite with the same filters, so deleted or filtered-out messages never show.
+    pub fn search_hybrid(
+        &self,
+        slug: &str,
+        query: &SearchQuery,
+        limit: u32,
+        semantic: &[Seq],
+    ) -> worker::Result<Vec<SearchHit>> {
+        let full_text = self.search(slug, query, crate::rooms::semantic::CANDIDATES)?;
+        if semantic.is_empty() {
+            return Ok(full_text.into_iter().take(limit as usize).collect());
+        }
+        let fts_seqs: Vec<Seq> = full_text.iter().map(|h| h.seq).collect();
+        let fused = search::hybrid_rank(&fts_seqs, semantic, limit as usize);
+        let others: Vec<Seq> = fused
+            .iter()
+            .map(|(seq, _)| *seq)
+            .filter(|seq| !fts_seqs.contains(seq))
+            .collect();
+        let mut pool = full_text;
+        if !others.is_empty() {
+            let ids = serde_json::to_string(&others)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let rows: Vec<HitRow> = self
+                .sql
+                .exec(
+                    &format!(
+                        "SELECT m.seq, m.at, m.author, m.thread, substr(m.text, 1, 160) AS snippet,
+                            0.0 AS rank
+                         FROM messages m
+                         WHERE m.seq IN (SELECT value FROM json_each(?1)) AND {SEARCH_FILTERS}
+                         LIMIT ?7"
+                    ),
+                    filter_args(ids.into(), query, limit),
+                )?
+                .to_array()?;
+            for row in rows {
+                pool.push(row.into_hit(slug)?);
+            }
+        }
+        Ok(fused
+            .into_iter()
+            .filter_map(|(seq, score)| {
+                let mut hit = pool.iter().find(|h| h.seq == seq)?.clone();
+                hit.score = score;
+                Some(hit)
             })
-            .collect()
+            .collect())
     }
 
     /// The page around message `seq`: for a timeline message, up to `side` timeline messages
