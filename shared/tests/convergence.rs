@@ -169,7 +169,7 @@ impl Sim {
             PendingOp::Reply {
                 thread,
                 text: format!("reply {id}"),
-                also_in_room: self.next_id % 2 == 0,
+                also_in_room: self.next_id.is_multiple_of(2),
             },
             now,
         );
