@@ -3,8 +3,10 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::auth::{DevLogin, DeviceList, LoginOptions, Revoked};
-use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, SessionInfo};
-use shared::protocol::RoomInfo;
+use shared::protocol::http::{
+    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
+};
+use shared::protocol::{RoomInfo, Seq};
 use shared::ErrorCode;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -112,6 +114,21 @@ pub async fn create_session(name: String) -> Result<SessionInfo, ApiError> {
 /// `GET /api/rooms`.
 pub async fn rooms() -> Result<RoomList, ApiError> {
     call("GET", "/api/rooms", None).await
+}
+
+/// `GET /api/rooms/{slug}/search?q=` (one room) or `GET /api/search?q=` (all your rooms).
+pub async fn search(slug: Option<&str>, query: &str) -> Result<SearchResults, ApiError> {
+    let q = String::from(js_sys::encode_uri_component(query));
+    let path = match slug {
+        Some(slug) => format!("/api/rooms/{slug}/search?q={q}"),
+        None => format!("/api/search?q={q}"),
+    };
+    call("GET", &path, None).await
+}
+
+/// `GET /api/rooms/{slug}/context?seq=`: the page around a message.
+pub async fn context(slug: &str, seq: Seq) -> Result<Context, ApiError> {
+    call("GET", &format!("/api/rooms/{slug}/context?seq={seq}"), None).await
 }
 
 /// `POST /api/rooms`.

@@ -9,7 +9,7 @@ use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use shared::client::{CachedRoom, ClientRoom, PendingOp, Phase};
 use shared::limits::validate_text;
-use shared::protocol::{close, ClientMessage, Millis, ServerMessage, PING_FRAME};
+use shared::protocol::{close, ClientMessage, Millis, Seq, ServerMessage, PING_FRAME};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -72,6 +72,12 @@ struct Conn {
     closed: bool,
     notify: Callback<()>,
     on_unauthorized: Callback<()>,
+    /// The first unread message when the room first went live (where the "New" divider and
+    /// "jump to first unread" point; our read position moves on as soon as we have seen it).
+    unread_from: Option<Seq>,
+    unread_known: bool,
+    /// The pinned list is shown.
+    pins_open: bool,
 }
 
 /// A shared handle to one open room.
@@ -141,6 +147,9 @@ impl RoomHandle {
             closed: false,
             notify,
             on_unauthorized,
+            unread_from: None,
+            unread_known: false,
+            pins_open: false,
         })))
     }
 
@@ -222,7 +231,13 @@ impl RoomHandle {
                 h.reconnect_if_down();
             }
         });
-        self.0.borrow_mut().listeners = vec![online, offline, visible];
+        let weak = self.weak();
+        let focus = EventListener::new(&window, "focus", move |_| {
+            if let Some(h) = Self::upgrade(&weak) {
+                h.focused();
+            }
+        });
+        self.0.borrow_mut().listeners = vec![online, offline, visible, focus];
     }
 
     /// Closes the socket, stops the timers and writes the cache (the page is leaving the room).
@@ -395,6 +410,18 @@ impl RoomHandle {
             c.attempt = 0;
             c.ever_live = true;
             c.link = Link::Live;
+            if !c.unread_known {
+                c.unread_known = true;
+                c.unread_from = c.room.first_unread();
+            }
+            // Fresh members for mention autocomplete.
+            Self::send_frame(&c, &ClientMessage::Members {});
+        }
+        for request in &applied.requests {
+            Self::send_frame(&c, request);
+        }
+        if applied.messages_changed {
+            Self::mark_read_if_seen(&mut c);
         }
         Self::flush(&mut c);
         if applied.messages_changed || applied.outbox_changed {
@@ -541,6 +568,19 @@ impl RoomHandle {
                 vote,
                 reason,
             }),
+            RowAction::React(target, emoji, add) => {
+                self.mutate(PendingOp::React { target, emoji, add })
+            }
+            RowAction::Pin(target, pinned) => self.mutate(PendingOp::Pin { target, pinned }),
+            RowAction::OpenThread(seq) => {
+                {
+                    let mut c = self.0.borrow_mut();
+                    if let Some(frame) = c.room.open_thread(seq) {
+                        Self::send_frame(&c, &frame);
+                    }
+                }
+                self.notify();
+            }
             RowAction::Retry(id) | RowAction::Discard(id) if id.is_empty() => {}
             RowAction::Retry(id) => {
                 {
@@ -562,6 +602,74 @@ impl RoomHandle {
                 self.notify();
             }
         }
+    }
+
+    /// Marks the newest timeline message read while the page is visible and focused (the
+    /// reader can see it arrive).
+    fn mark_read_if_seen(c: &mut Conn) {
+        let seen = web::window().document().is_some_and(|d| {
+            d.visibility_state() == web_sys::VisibilityState::Visible
+                && d.has_focus().unwrap_or(false)
+        });
+        let newest = c.room.messages().next_back().map(|m| m.seq);
+        if let (true, Some(seq)) = (seen, newest) {
+            if let Some(frame) = c.room.mark_read(seq) {
+                Self::send_frame(c, &frame);
+            }
+        }
+    }
+
+    /// The window got focus: what is on screen is now read.
+    pub fn focused(&self) {
+        Self::mark_read_if_seen(&mut self.0.borrow_mut());
+    }
+
+    /// Where the "New" divider goes.
+    pub fn unread_from(&self) -> Option<Seq> {
+        self.0.borrow().unread_from
+    }
+
+    /// Queues a reply in the open thread.
+    pub fn reply(&self, text: String, also_in_room: bool) -> Result<(), String> {
+        validate_text(&text).map_err(|e| e.message)?;
+        let thread = self
+            .0
+            .borrow()
+            .room
+            .thread()
+            .map(|t| t.root)
+            .ok_or("No thread is open.")?;
+        self.mutate(PendingOp::Reply {
+            thread,
+            text,
+            also_in_room,
+        });
+        Ok(())
+    }
+
+    /// Closes the thread panel.
+    pub fn close_thread(&self) {
+        self.0.borrow_mut().room.close_thread();
+        self.notify();
+    }
+
+    /// Shows or hides the pinned list.
+    pub fn toggle_pins(&self) {
+        {
+            let mut c = self.0.borrow_mut();
+            c.pins_open = !c.pins_open;
+            if c.pins_open {
+                if let Some(frame) = c.room.request_pins() {
+                    Self::send_frame(&c, &frame);
+                }
+            }
+        }
+        self.notify();
+    }
+
+    /// Whether the pinned list is shown.
+    pub fn pins_open(&self) -> bool {
+        self.0.borrow().pins_open
     }
 
     /// Asks for the page before the oldest loaded message (no-op if one is under way).
@@ -601,6 +709,18 @@ impl RoomHandle {
         let rows = c.rows.build(&c.room);
         c.rows_built = Some(rows.clone());
         rows
+    }
+
+    /// The open thread's rows (empty when none is open).
+    pub fn thread_rows(&self) -> Vec<Rc<RowView>> {
+        let c = self.0.borrow();
+        c.rows.thread_rows(&c.room)
+    }
+
+    /// The pinned list's rows.
+    pub fn pinned_rows(&self) -> Vec<Rc<RowView>> {
+        let c = self.0.borrow();
+        c.rows.pinned_rows(&c.room)
     }
 
     /// The connection banner.

@@ -74,7 +74,55 @@ pub struct RowView {
     pub pending: Option<(String, PendingKind)>,
     /// Set on the assistant's answers.
     pub answer: Option<AnswerRow>,
+    /// Reactions, in the order each emoji was first used.
+    pub reactions: Vec<ReactionView>,
+    /// On a thread root: reply count and last reply time.
+    pub replies: Option<(u32, Millis)>,
+    /// On a reply also sent to the room: its thread's root.
+    pub in_thread: Option<Seq>,
+    /// Pinned to the room.
+    pub pinned: bool,
+    /// Whether Pin/Unpin is offered.
+    pub can_pin: bool,
+    /// Whether reacting (and replying) is offered.
+    pub can_react: bool,
+    /// The text mentions us.
+    pub mentions_me: bool,
 }
+
+/// One emoji's reactions as a row shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// How many reacted.
+    pub count: usize,
+    /// Whether we did (clicking then takes ours back).
+    pub mine: bool,
+    /// Who reacted, for the hover title.
+    pub who: String,
+}
+
+/// The reactions of a message as seen by `me`.
+pub fn reaction_views(m: &MessageView, me: Option<&str>) -> Vec<ReactionView> {
+    m.reactions
+        .iter()
+        .map(|r| ReactionView {
+            emoji: r.emoji.clone(),
+            count: r.by.len(),
+            mine: r.by.iter().any(|b| Some(b.user_id.as_str()) == me),
+            who: r
+                .by
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect()
+}
+
+/// The reactions offered in a row's picker.
+pub const QUICK_REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 
 /// The assistant-specific part of an answer's row.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +176,12 @@ pub enum RowAction {
     Regenerate(Seq),
     /// Rate an assistant answer, with an optional reason.
     Rate(Seq, Vote, Option<String>),
+    /// Add (true) or take back (false) our reaction.
+    React(Seq, String, bool),
+    /// Pin (true) or unpin a message.
+    Pin(Seq, bool),
+    /// Open the thread of a message in the side panel.
+    OpenThread(Seq),
 }
 
 /// What decides whether a stored message's row changed. A message's text only changes by an
@@ -139,6 +193,9 @@ struct Fingerprint {
     text_len: usize,
     pending: Option<(String, u8)>,
     answer: Option<(AnswerState, u32, usize, usize)>,
+    reactions: Vec<(String, usize)>,
+    replies: Option<(u32, Millis)>,
+    pinned: bool,
 }
 
 fn status_kind(status: &PendingStatus) -> u8 {
@@ -163,6 +220,7 @@ fn render(text: &str) -> Rc<str> {
 #[derive(Default)]
 pub struct RowCache {
     me: Option<(String, Role)>,
+    my_name: Option<String>,
     messages: HashMap<Seq, (Fingerprint, Rc<RowView>)>,
     sends: HashMap<String, (u8, Rc<RowView>)>,
 }
@@ -171,7 +229,8 @@ impl RowCache {
     /// Builds the rows for the room's current timeline.
     pub fn build(&mut self, room: &ClientRoom) -> Rc<Vec<Rc<RowView>>> {
         let me = room.me().map(|a| (a.id.clone(), a.role));
-        if me != self.me {
+        if me != self.me || self.my_name.as_deref() != room.me().map(|a| a.name.as_str()) {
+            self.my_name = room.me().map(|a| a.name.clone());
             // Who we are decides "mine" and the offered actions of every row.
             self.messages.clear();
             self.sends.clear();
@@ -193,6 +252,14 @@ impl RowCache {
                             let (up, down) = a.tally();
                             (a.state, a.version, up, down)
                         }),
+                        // Who reacted changes the count, the hover title and "mine".
+                        reactions: message
+                            .reactions
+                            .iter()
+                            .map(|r| (r.emoji.clone(), r.by.len()))
+                            .collect(),
+                        replies: message.replies.map(|r| (r.count, r.last_at)),
+                        pinned: message.pinned,
                     };
                     let view = match self.messages.remove(&message.seq) {
                         Some((old, view)) if old == fp => view,
@@ -215,6 +282,34 @@ impl RowCache {
         self.messages = messages;
         self.sends = sends;
         Rc::new(rows)
+    }
+
+    /// The open thread's rows: root, replies, then our unconfirmed replies. Built fresh (a
+    /// thread is short) with the same rules as the timeline's rows.
+    pub fn thread_rows(&self, room: &ClientRoom) -> Vec<Rc<RowView>> {
+        let Some(thread) = room.thread() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<Rc<RowView>> = thread
+            .message
+            .iter()
+            .chain(thread.replies.values())
+            .map(|m| Rc::new(self.message_row(m, None)))
+            .collect();
+        rows.extend(
+            room.thread_pending()
+                .map(|p| Rc::new(self.send_row(p, room.me()))),
+        );
+        rows
+    }
+
+    /// The pinned list's rows.
+    pub fn pinned_rows(&self, room: &ClientRoom) -> Vec<Rc<RowView>> {
+        room.pinned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| Rc::new(self.message_row(m, None)))
+            .collect()
     }
 
     fn message_row(&self, m: &MessageView, pending: Option<&Pending>) -> RowView {
@@ -283,12 +378,23 @@ impl RowCache {
                     mine: me.and_then(|id| a.votes.get(id).copied()),
                 }
             }),
+            reactions: reaction_views(m, me),
+            replies: m.replies.map(|r| (r.count, r.last_at)),
+            in_thread: m.thread,
+            pinned: m.pinned,
+            can_pin: !m.deleted && allows(role, Action::Pin),
+            can_react: !m.deleted && allows(role, Action::React),
+            mentions_me: !m.deleted
+                && self
+                    .my_name
+                    .as_deref()
+                    .is_some_and(|name| shared::mentions::mentions_name(&m.text, name)),
         }
     }
 
     fn send_row(&self, p: &Pending, me: Option<&Author>) -> RowView {
         let text = match &p.op {
-            PendingOp::Send { text } => text.clone(),
+            PendingOp::Send { text } | PendingOp::Reply { text, .. } => text.clone(),
             _ => String::new(),
         };
         RowView {
@@ -306,6 +412,13 @@ impl RowCache {
             status: pending_status(p),
             pending: Some((p.client_id.clone(), PendingKind::Send)),
             answer: None,
+            reactions: Vec::new(),
+            replies: None,
+            in_thread: None,
+            pinned: false,
+            can_pin: false,
+            can_react: false,
+            mentions_me: false,
         }
     }
 }
@@ -334,6 +447,11 @@ mod tests {
             edited_at: None,
             deleted: false,
             answer: None,
+            thread: None,
+            also_in_room: false,
+            replies: None,
+            reactions: Vec::new(),
+            pinned: false,
         }
     }
 
@@ -457,5 +575,66 @@ mod tests {
         let rows = RowCache::default().build(&room(vec![m], vec![]));
         assert!(rows[0].deleted && rows[0].html.is_empty());
         assert!(!rows[0].can_edit && !rows[0].can_delete);
+    }
+
+    #[test]
+    fn a_row_shows_reactions_with_ours_marked_and_who_reacted_on_hover() {
+        let mut m = message(1, "bob", "party");
+        m.reactions = vec![shared::protocol::Reaction {
+            emoji: "🎉".into(),
+            by: vec![
+                shared::protocol::Member {
+                    user_id: "bob".into(),
+                    name: "BOB".into(),
+                },
+                shared::protocol::Member {
+                    user_id: "me".into(),
+                    name: "ME".into(),
+                },
+            ],
+        }];
+        let rows = RowCache::default().build(&room(vec![m], vec![]));
+        assert_eq!(
+            rows[0].reactions,
+            vec![ReactionView {
+                emoji: "🎉".into(),
+                count: 2,
+                mine: true,
+                who: "BOB, ME".into(),
+            }]
+        );
+        assert!(rows[0].can_react);
+        assert!(!rows[0].can_pin, "members do not pin");
+    }
+
+    #[test]
+    fn a_row_that_mentions_us_is_marked_and_others_are_not() {
+        let rows = RowCache::default().build(&room(
+            vec![message(1, "bob", "hi @me!"), message(2, "bob", "hi @meg")],
+            vec![],
+        ));
+        assert!(rows[0].mentions_me);
+        assert!(!rows[1].mentions_me);
+    }
+
+    #[test]
+    fn a_new_reaction_rebuilds_only_its_row() {
+        let mut cache = RowCache::default();
+        let first = cache.build(&room(
+            vec![message(1, "bob", "a"), message(2, "bob", "b")],
+            vec![],
+        ));
+        let mut reacted = message(2, "bob", "b");
+        reacted.reactions = vec![shared::protocol::Reaction {
+            emoji: "👍".into(),
+            by: vec![shared::protocol::Member {
+                user_id: "bob".into(),
+                name: "BOB".into(),
+            }],
+        }];
+        let second = cache.build(&room(vec![message(1, "bob", "a"), reacted], vec![]));
+        assert!(Rc::ptr_eq(&first[0], &second[0]));
+        assert!(!Rc::ptr_eq(&first[1], &second[1]));
+        assert_eq!(second[1].reactions.len(), 1);
     }
 }

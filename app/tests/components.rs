@@ -63,6 +63,11 @@ fn message(seq: Seq, by: &Author, text: &str) -> MessageView {
         edited_at: None,
         deleted: false,
         answer: None,
+        thread: None,
+        also_in_room: false,
+        replies: None,
+        reactions: Vec::new(),
+        pinned: false,
     }
 }
 
@@ -83,6 +88,7 @@ fn list_props(rows: Rc<Vec<Rc<RowView>>>, on_action: Callback<RowAction>) -> Mes
         has_more: false,
         on_action,
         on_load_older: Callback::noop(),
+        first_unread: None,
     }
 }
 
@@ -280,6 +286,10 @@ async fn the_composer_sends_on_enter_but_not_on_shift_enter() {
         on_send,
         on_typing: Callback::noop(),
         disabled: false,
+        members: Rc::default(),
+        me: None,
+        placeholder: "Write a message…".into(),
+        label: "Message".into(),
     })
     .await;
     let area: HtmlTextAreaElement = query(&root, "textarea[aria-label='Message']").unchecked_into();
@@ -310,6 +320,10 @@ async fn the_composer_refuses_a_blank_message_inline() {
         on_send,
         on_typing: Callback::noop(),
         disabled: false,
+        members: Rc::default(),
+        me: None,
+        placeholder: "Write a message…".into(),
+        label: "Message".into(),
     })
     .await;
     let area: HtmlTextAreaElement = query(&root, "textarea").unchecked_into();
@@ -405,4 +419,45 @@ async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
         .expect("the room is cached")
         .outbox
         .is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn typing_at_and_a_few_letters_offers_members_and_picking_one_completes_the_mention() {
+    let members = Rc::new(vec![
+        shared::protocol::Member {
+            user_id: "a".into(),
+            name: "Ann Lee".into(),
+        },
+        shared::protocol::Member {
+            user_id: "b".into(),
+            name: "Bob".into(),
+        },
+    ]);
+    let root = mount::<Composer>(ComposerProps {
+        on_send: Callback::noop(),
+        on_typing: Callback::noop(),
+        disabled: false,
+        members,
+        me: Some("b".into()),
+        placeholder: "Write a message…".into(),
+        label: "Message".into(),
+    })
+    .await;
+    let area: HtmlTextAreaElement = query(&root, "textarea").unchecked_into();
+    area.set_value("hi @an");
+    let _ = area.set_selection_range(6, 6);
+    let input = web_sys::InputEvent::new("input").expect("an input event");
+    area.dispatch_event(&input).expect("dispatched");
+    settle().await;
+    let options = root
+        .query_selector_all(".mention-suggestions button")
+        .expect("a query");
+    assert_eq!(options.length(), 1, "only Ann matches, and never ourselves");
+    button(&root, "@Ann Lee").click();
+    settle().await;
+    assert_eq!(area.value(), "hi @Ann Lee ");
+    assert!(root
+        .query_selector(".mention-suggestions")
+        .expect("a query")
+        .is_none());
 }

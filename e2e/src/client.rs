@@ -444,6 +444,7 @@ impl RoomSocket {
                 room,
                 head,
                 present,
+                ..
             } => {
                 if protocol != PROTOCOL_VERSION {
                     bail!("welcome speaks protocol {protocol}, we speak {PROTOCOL_VERSION}");

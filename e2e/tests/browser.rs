@@ -449,3 +449,105 @@ async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_pag
     browser.quit().await?;
     Ok(())
 }
+
+/// Clicks the button labelled `label` inside the timeline row that shows `text`.
+async fn click_in_row(browser: &Browser, text: &str, label: &str) -> Result {
+    let script = format!(
+        r#"
+        const li = Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+            .find(li => li.textContent.includes({text}));
+        const b = li && Array.from(li.querySelectorAll('button'))
+            .find(b => b.textContent.trim() === {label} || b.getAttribute('aria-label') === {label});
+        if (!b) return false;
+        b.click();
+        return true;
+        "#,
+        text = serde_json::to_string(text)?,
+        label = serde_json::to_string(label)?
+    );
+    browser
+        .wait_for(&format!("a {label:?} button in the row {text:?}"), &script)
+        .await?;
+    Ok(())
+}
+
+/// Waits until `script` (an expression over `li`, the timeline row showing `text`) is true.
+async fn wait_row_shows(browser: &Browser, text: &str, what: &str, expr: &str) -> Result {
+    let script = format!(
+        r#"
+        const li = Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+            .find(li => li.textContent.includes({text}));
+        return !!li && ({expr});
+        "#,
+        text = serde_json::to_string(text)?,
+    );
+    browser.wait_for(what, &script).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_a_reaction_and_a_search_work_across_two_browsers() -> Result {
+    let f = two_people_in_a_room().await?;
+    send_message(&f.alice, "the thread root message", true).await?;
+    wait_row(
+        &f.bob,
+        "the thread root message",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    // Bob replies in the thread from its side panel.
+    click_in_row(&f.bob, "the thread root message", "Reply").await?;
+    let reply = f.bob.find(r#"textarea[aria-label="Reply"]"#).await?;
+    reply.send_keys("an answer inside the thread").await?;
+    reply.send_keys(ENTER).await?;
+    f.bob
+        .wait_for(
+            "the reply in the thread panel",
+            r#"return Array.from(document.querySelectorAll('.thread-panel li.message'))
+                .some(li => li.textContent.includes('an answer inside the thread')
+                    && li.dataset.status === 'sent');"#,
+        )
+        .await?;
+    // Alice's timeline shows the count, not the thread-only reply.
+    wait_row_shows(
+        &f.alice,
+        "the thread root message",
+        "a reply count on the root",
+        "Array.from(li.querySelectorAll('.thread-link')).some(b => b.textContent.startsWith('1 reply'))",
+    )
+    .await?;
+    assert!(rows(&f.alice)
+        .await?
+        .iter()
+        .all(|r| !r.text.contains("an answer inside the thread")));
+
+    // Alice reacts; Bob sees the count and who reacted.
+    click_in_row(&f.alice, "the thread root message", "Add a reaction").await?;
+    click_in_row(&f.alice, "the thread root message", "🎉").await?;
+    wait_row_shows(
+        &f.bob,
+        "the thread root message",
+        "Alice's reaction",
+        "Array.from(li.querySelectorAll('button.reaction')).some(b => b.textContent.trim() === '🎉 1' && b.title === 'Alice')",
+    )
+    .await?;
+
+    // Bob searches the room and finds the reply, highlighted.
+    click_button(&f.bob, "🔍 Search").await?;
+    let search = field(&f.bob, "Search messages").await?;
+    search.send_keys("inside").await?;
+    search.send_keys(ENTER).await?;
+    f.bob
+        .wait_for(
+            "a highlighted search result",
+            r#"return Array.from(document.querySelectorAll('.search-results mark'))
+                .some(m => m.textContent.toLowerCase() === 'inside');"#,
+        )
+        .await?;
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}

@@ -5,13 +5,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits::{self, BODY_MAX_BYTES};
-use shared::protocol::http::{CreateRoom, CreateSession, ErrorBody, RoomList, SessionInfo};
-use shared::protocol::{Author, Role};
+use shared::protocol::http::{
+    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
+};
+use shared::protocol::{Author, Role, RoomInfo, Seq};
 use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Response, Url};
 
 use crate::config;
 use crate::directory;
-use crate::rooms::object::{Connect, CONNECT_HEADER};
+use crate::rooms::object::{Connect, RoomQuery, CONNECT_HEADER};
+use crate::rooms::queries;
 use crate::session::{self, Session, SessionUser};
 use crate::{auth, auth::accounts};
 
@@ -104,9 +107,71 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         (Method::Delete, ["session"]) => auth::sign_out(&req, env).await,
         (_, ["auth" | "sessions", ..]) => auth::route(req, env, &segments).await,
         (Method::Get, ["rooms"]) => {
-            require_session(&req, env).await?;
+            let user = require_session(&req, env).await?;
             let rooms = directory::list(env).await?;
-            Ok(json(&RoomList { rooms }, 200)?)
+            let mine: Vec<RoomInfo> = directory::member_rooms(env, &user.user_id)
+                .await?
+                .into_iter()
+                .map(|e| e.info)
+                .collect();
+            let unread = queries::unread_all(env, &mine, &user.user_id).await;
+            Ok(json(&RoomList { rooms, unread }, 200)?)
+        }
+        (Method::Get, ["search"]) => {
+            let user = require_session(&req, env).await?;
+            let (query, limit) = search_params(&req)?;
+            let mine: Vec<RoomInfo> = directory::member_rooms(env, &user.user_id)
+                .await?
+                .into_iter()
+                .map(|e| e.info)
+                .collect();
+            let results = queries::search_all(env, &mine, &user.user_id, &query, limit).await;
+            Ok(json(&results, 200)?)
+        }
+        (Method::Get, ["rooms", slug, "search"]) => {
+            let user = require_session(&req, env).await?;
+            let (query, limit) = search_params(&req)?;
+            let entry = find_room(env, slug).await?;
+            let request = RoomQuery {
+                query,
+                limit: Some(limit),
+                ..queries::room_query(&entry.info, &user.user_id)
+            };
+            let results: SearchResults = queries::ask(env, "search", &request)
+                .await
+                .map_err(queries::unanswered_error)?;
+            Ok(json(&results, 200)?)
+        }
+        (Method::Get, ["rooms", slug, "context"]) => {
+            let user = require_session(&req, env).await?;
+            let seq = query_param(&req, "seq")
+                .and_then(|s| s.parse::<Seq>().ok())
+                .ok_or_else(|| fail(ErrorCode::InvalidInput, "Give ?seq=<message number>."))?;
+            let entry = find_room(env, slug).await?;
+            let request = RoomQuery {
+                seq: Some(seq),
+                ..queries::room_query(&entry.info, &user.user_id)
+            };
+            let context: Context = queries::ask(env, "context", &request)
+                .await
+                .map_err(queries::unanswered_error)?;
+            Ok(json(&context, 200)?)
+        }
+        (Method::Post, ["rooms", slug, "seed"]) if config::bench_seed_enabled(env) => {
+            // The bench's bulk seed (BENCH_SEED=1 only, never in wrangler.toml).
+            let user = require_session(&req, env).await?;
+            let count = query_param(&req, "count")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            let entry = find_room(env, slug).await?;
+            let request = RoomQuery {
+                count: Some(count),
+                ..queries::room_query(&entry.info, &user.user_id)
+            };
+            let head: serde_json::Value = queries::ask(env, "seed", &request)
+                .await
+                .map_err(queries::unanswered_error)?;
+            Ok(json(&head, 200)?)
         }
         (Method::Post, ["rooms"]) => create_room(req, env).await,
         (Method::Get, ["rooms", slug]) => {
@@ -139,12 +204,35 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             }
             Ok(json(&serde_json::json!({ "deleted": deleted }), 200)?)
         }
-        (_, ["health" | "session" | "rooms", ..]) => Err(fail(
+        (_, ["health" | "session" | "rooms" | "search", ..]) => Err(fail(
             ErrorCode::InvalidInput,
             format!("{} is not supported on {path}.", req.method()),
         )),
         _ => Err(fail(ErrorCode::NotFound, format!("No API at {path}."))),
     }
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.url()
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `?q=` (validated, and parsed once here so a malformed filter is refused before any room is
+/// asked) and `?limit=`.
+fn search_params(req: &Request) -> Result<(String, u32), ApiError> {
+    let raw = query_param(req, "q").unwrap_or_default();
+    let query = limits::validate_search_query(&raw)?.to_owned();
+    if shared::search::parse_query(&query)?.is_empty() {
+        return Err(queries::empty_query().into());
+    }
+    let limit = query_param(req, "limit")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
+        .clamp(1, limits::SEARCH_LIMIT_MAX);
+    Ok((query, limit))
 }
 
 pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {

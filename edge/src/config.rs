@@ -48,6 +48,12 @@ pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
     })
 }
 
+/// Whether the bench's bulk seed route is on (`BENCH_SEED=1`). Never set in wrangler.toml:
+/// only the bench's own dev server sets it.
+pub fn bench_seed_enabled(env: &Env) -> bool {
+    string(env, "BENCH_SEED").as_deref() == Some("1")
+}
+
 /// Per-connection rate limits; each may be overridden by a var (`SEND_BURST`,
 /// `SEND_PER_SECOND`, `FRAME_BURST`, `FRAME_PER_SECOND`), for load tests and tuning.
 pub fn rate_limits(env: &Env) -> RateLimits {

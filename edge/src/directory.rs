@@ -185,3 +185,43 @@ pub async fn record_activity(
         .await?;
     Ok(())
 }
+
+/// Rooms a user belongs to at most, for cross-room search and unread counts.
+pub const MEMBER_ROOMS_MAX: u32 = 100;
+
+/// Records that a user joined a room (idempotent).
+pub async fn record_member(env: &Env, slug: &str, user_id: &str, now: i64) -> worker::Result<()> {
+    db(env)?
+        .prepare(
+            "INSERT INTO room_members (slug, user_id, joined_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (slug, user_id) DO NOTHING",
+        )
+        .bind(&[
+            JsValue::from(slug),
+            JsValue::from(user_id),
+            JsValue::from(now as f64),
+        ])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The rooms a user has joined, most recently active first.
+pub async fn member_rooms(env: &Env, user_id: &str) -> worker::Result<Vec<DirectoryEntry>> {
+    let rows: Vec<RoomRow> = db(env)?
+        .prepare(format!(
+            "SELECT {} FROM rooms r JOIN room_members m ON m.slug = r.slug
+             WHERE m.user_id = ?1
+             ORDER BY COALESCE(r.last_activity, r.created_at) DESC LIMIT ?2",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(&[JsValue::from(user_id), JsValue::from(MEMBER_ROOMS_MAX)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows.into_iter().map(DirectoryEntry::from).collect())
+}

@@ -463,6 +463,11 @@ mod tests {
             edited_at: None,
             deleted: false,
             answer: None,
+            thread: None,
+            also_in_room: false,
+            replies: None,
+            reactions: Vec::new(),
+            pinned: false,
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ChatError, ErrorCode};
 use crate::protocol::{
     Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
-    Seq, ServerMessage, Vote, PROTOCOL_VERSION,
+    Seq, ServerMessage, UnreadCounts, Vote, PROTOCOL_VERSION,
 };
 
 /// How long a typing indicator lasts without a refresh.
@@ -78,6 +78,31 @@ pub enum PendingOp {
         /// Optional reason.
         reason: Option<String>,
     },
+    /// A reply in a thread.
+    Reply {
+        /// The thread's root.
+        thread: Seq,
+        /// Markdown source.
+        text: String,
+        /// Also show it in the room's timeline.
+        also_in_room: bool,
+    },
+    /// Add or take back a reaction.
+    React {
+        /// The message.
+        target: Seq,
+        /// The emoji.
+        emoji: String,
+        /// Add (true) or take back.
+        add: bool,
+    },
+    /// Pin or unpin a message.
+    Pin {
+        /// The message.
+        target: Seq,
+        /// Pin (true) or unpin.
+        pinned: bool,
+    },
 }
 
 impl PendingOp {
@@ -87,7 +112,11 @@ impl PendingOp {
     pub fn is_command(&self) -> bool {
         matches!(
             self,
-            PendingOp::Stop { .. } | PendingOp::Regenerate { .. } | PendingOp::Rate { .. }
+            PendingOp::Stop { .. }
+                | PendingOp::Regenerate { .. }
+                | PendingOp::Rate { .. }
+                | PendingOp::React { .. }
+                | PendingOp::Pin { .. }
         )
     }
 }
@@ -153,6 +182,27 @@ impl Pending {
                 vote: *vote,
                 reason: reason.clone(),
             },
+            PendingOp::Reply {
+                thread,
+                text,
+                also_in_room,
+            } => ClientMessage::Reply {
+                client_id,
+                target: *thread,
+                text: text.clone(),
+                also_in_room: *also_in_room,
+            },
+            PendingOp::React { target, emoji, add } => ClientMessage::React {
+                client_id,
+                target: *target,
+                emoji: emoji.clone(),
+                add: *add,
+            },
+            PendingOp::Pin { target, pinned } => ClientMessage::Pin {
+                client_id,
+                target: *target,
+                pinned: *pinned,
+            },
         }
     }
 }
@@ -179,6 +229,8 @@ pub struct Applied {
     pub resync: bool,
     /// The connection just became live: flush the outbox.
     pub went_live: bool,
+    /// Requests to send now (a shown thread or pinned list to fetch again).
+    pub requests: Vec<ClientMessage>,
 }
 
 impl Applied {
@@ -187,6 +239,7 @@ impl Applied {
         self.outbox_changed |= other.outbox_changed;
         self.resync |= other.resync;
         self.went_live |= other.went_live;
+        self.requests.extend(other.requests);
     }
 }
 
@@ -238,6 +291,48 @@ pub struct ClientRoom {
     typing: BTreeMap<String, (String, Millis)>,
     loading_older: bool,
     last_error: Option<ChatError>,
+    thread: Option<OpenThread>,
+    pinned: Option<Vec<MessageView>>,
+    members: Vec<Member>,
+    read: Option<Seq>,
+    unread: UnreadCounts,
+}
+
+/// The thread shown in the side panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenThread {
+    /// The root's `seq`.
+    pub root: Seq,
+    /// The root message, once the room sent it.
+    pub message: Option<MessageView>,
+    /// Replies, by `seq`.
+    pub replies: BTreeMap<Seq, MessageView>,
+    /// Whether older replies exist than those loaded.
+    pub has_more: bool,
+}
+
+impl OpenThread {
+    fn apply(&mut self, event: &Event) {
+        if let Some(root) = self.message.as_mut() {
+            root.apply(event);
+        }
+        match &event.kind {
+            EventKind::Reply { thread, .. } if *thread == self.root => {
+                if let Some(reply) = MessageView::from_event(event) {
+                    self.replies.insert(reply.seq, reply);
+                }
+            }
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => {
+                if let Some(reply) = self.replies.get_mut(target) {
+                    reply.apply(event);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl ClientRoom {
@@ -348,7 +443,10 @@ impl ClientRoom {
                     | PendingOp::Stop { target }
                     | PendingOp::Regenerate { target }
                     | PendingOp::Rate { target, .. } => *target == message.seq,
-                    PendingOp::Send { .. } => false,
+                    PendingOp::Send { .. }
+                    | PendingOp::Reply { .. }
+                    | PendingOp::React { .. }
+                    | PendingOp::Pin { .. } => false,
                 }),
             })
             .collect();
@@ -359,6 +457,103 @@ impl ClientRoom {
                 .map(Row::Pending),
         );
         rows
+    }
+
+    /// The open thread, if any.
+    pub fn thread(&self) -> Option<&OpenThread> {
+        self.thread.as_ref()
+    }
+
+    /// Our unconfirmed replies in the open thread, oldest first.
+    pub fn thread_pending(&self) -> impl Iterator<Item = &Pending> {
+        let root = self.thread.as_ref().map(|t| t.root);
+        self.outbox.iter().filter(
+            move |p| matches!(p.op, PendingOp::Reply { thread, .. } if Some(thread) == root),
+        )
+    }
+
+    /// Opens the thread of `seq` (a root or any reply in it) in the side panel and returns the
+    /// request for its replies (sent when live; [`ClientRoom::resume`] asks again after a
+    /// reconnect).
+    pub fn open_thread(&mut self, seq: Seq) -> Option<ClientMessage> {
+        let root = self
+            .messages
+            .get(&seq)
+            .and_then(|m| m.thread)
+            .unwrap_or(seq);
+        let message = self.messages.get(&root).cloned();
+        self.thread = Some(OpenThread {
+            root,
+            message,
+            replies: BTreeMap::new(),
+            has_more: false,
+        });
+        (self.phase() == Phase::Live).then_some(ClientMessage::Thread { root })
+    }
+
+    /// Closes the thread panel.
+    pub fn close_thread(&mut self) {
+        self.thread = None;
+    }
+
+    /// The pinned messages, once asked for ([`ClientRoom::request_pins`]).
+    pub fn pinned(&self) -> Option<&[MessageView]> {
+        self.pinned.as_deref()
+    }
+
+    /// Asks for the pinned list; it then stays current with pin events.
+    pub fn request_pins(&mut self) -> Option<ClientMessage> {
+        (self.phase() == Phase::Live).then_some(ClientMessage::Pins {})
+    }
+
+    /// The room's members, once asked for ([`ClientMessage::Members`]).
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Our read position.
+    pub fn read_position(&self) -> Option<Seq> {
+        self.read
+    }
+
+    /// What the room last said is unread for us.
+    pub fn unread(&self) -> UnreadCounts {
+        self.unread
+    }
+
+    /// The first timeline message after our read position written by someone else (where
+    /// "jump to first unread" goes).
+    pub fn first_unread(&self) -> Option<Seq> {
+        let read = self.read?;
+        let me = self.me.as_ref().map(|a| a.id.as_str());
+        self.messages
+            .range(read + 1..)
+            .find(|(_, m)| Some(m.author.id.as_str()) != me && !m.deleted)
+            .map(|(seq, _)| *seq)
+    }
+
+    /// Marks the timeline read up to `seq`. Returns the frame to send when it moves our read
+    /// position forward (positions never move back) while live.
+    pub fn mark_read(&mut self, seq: Seq) -> Option<ClientMessage> {
+        if self.phase() != Phase::Live || self.read.is_some_and(|r| r >= seq) {
+            return None;
+        }
+        self.read = Some(seq);
+        self.unread = UnreadCounts::default();
+        Some(ClientMessage::Read { seq })
+    }
+
+    /// Requests to repeat after the connection went live again: the open thread (it may have
+    /// missed a reset) and the pinned list, if they are shown.
+    pub fn resume(&self) -> Vec<ClientMessage> {
+        let mut frames = Vec::new();
+        if let Some(thread) = &self.thread {
+            frames.push(ClientMessage::Thread { root: thread.root });
+        }
+        if self.pinned.is_some() {
+            frames.push(ClientMessage::Pins {});
+        }
+        frames
     }
 
     /// The hello for a new connection: replay from our cursor, or the latest page.
@@ -479,8 +674,10 @@ impl ClientRoom {
                 room,
                 head,
                 present,
+                read,
                 ..
             } => {
+                self.read = read;
                 self.me = Some(you);
                 self.room = Some(room);
                 self.present = present;
@@ -597,6 +794,30 @@ impl ClientRoom {
                     applied.messages_changed |= m.apply_stream(version, offset, &text);
                 }
             }
+            ServerMessage::Thread {
+                root,
+                replies,
+                has_more,
+            } => {
+                if let Some(thread) = self.thread.as_mut().filter(|t| t.root == root.seq) {
+                    thread.message = Some(root);
+                    thread.replies = replies.into_iter().map(|m| (m.seq, m)).collect();
+                    thread.has_more = has_more;
+                    applied.messages_changed = true;
+                }
+            }
+            ServerMessage::Pinned { messages } => {
+                self.pinned = Some(messages);
+                applied.messages_changed = true;
+            }
+            ServerMessage::Members { members } => self.members = members,
+            ServerMessage::Unread { read, counts } => {
+                if self.read.is_none_or(|r| r <= read) {
+                    self.read = Some(read);
+                    self.unread = counts;
+                    applied.messages_changed = true;
+                }
+            }
             ServerMessage::Pong {} | ServerMessage::Unknown => {}
         }
         applied
@@ -607,6 +828,7 @@ impl ClientRoom {
         self.phase = Some(Phase::Live);
         Applied {
             went_live: !was_live,
+            requests: if was_live { Vec::new() } else { self.resume() },
             ..Applied::default()
         }
     }
@@ -637,10 +859,20 @@ impl ClientRoom {
                     self.messages.insert(m.seq, m);
                 }
             }
+            EventKind::Reply { thread, .. } => {
+                if let Some(m) = MessageView::from_event(&event).filter(MessageView::in_timeline) {
+                    self.messages.insert(m.seq, m);
+                }
+                if let Some(root) = self.messages.get_mut(thread) {
+                    root.apply(&event);
+                }
+            }
             EventKind::Edit { target, .. }
             | EventKind::Delete { target }
             | EventKind::AnswerStatus { target, .. }
-            | EventKind::Feedback { target, .. } => {
+            | EventKind::Feedback { target, .. }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => {
                 if let Some(m) = self.messages.get_mut(target) {
                     m.apply(&event);
                 }
@@ -648,11 +880,55 @@ impl ClientRoom {
             // Newer than this build: nothing to show, but the cursor moves past it.
             EventKind::Unknown => {}
         }
+        if let Some(thread) = self.thread.as_mut() {
+            thread.apply(&event);
+        }
+        if self.apply_to_pins(&event) {
+            applied.requests.push(ClientMessage::Pins {});
+        }
         self.head = Some(event.seq);
         self.typing.remove(&event.author.id);
         self.settle_acked(&mut applied);
         applied.messages_changed = true;
         applied
+    }
+
+    /// Keeps a shown pinned list current: a pin adds the message (from what is loaded), an
+    /// unpin or delete removes it, other changes update it in place. Returns true when a pin
+    /// names a message not loaded here, so the list must be fetched again.
+    fn apply_to_pins(&mut self, event: &Event) -> bool {
+        let Some(pinned) = self.pinned.as_mut() else {
+            return false;
+        };
+        for m in pinned.iter_mut() {
+            m.apply(event);
+        }
+        pinned.retain(|m| m.pinned);
+        if let EventKind::Pin {
+            target,
+            pinned: true,
+        } = &event.kind
+        {
+            let known = self.messages.get(target).or_else(|| {
+                self.thread
+                    .as_ref()
+                    .and_then(|t| t.replies.get(target).or(t.message.as_ref()))
+                    .filter(|m| m.seq == *target)
+            });
+            if pinned.iter().any(|p| p.seq == *target) {
+                return false;
+            }
+            match known {
+                Some(m) => {
+                    let mut m = m.clone();
+                    m.pinned = true;
+                    pinned.push(m);
+                    pinned.sort_by_key(|m| std::cmp::Reverse(m.seq));
+                }
+                None => return true,
+            }
+        }
+        false
     }
 
     /// A page can show that a send of ours was stored (its ack was lost with a connection):
@@ -729,6 +1005,7 @@ mod tests {
                 room: info(),
                 head,
                 present: vec![],
+                read: None,
             },
             0,
         );
@@ -744,6 +1021,7 @@ mod tests {
                 room: info(),
                 head,
                 present: vec![],
+                read: None,
             },
             0,
         );
@@ -1109,5 +1387,192 @@ mod tests {
             0,
         );
         assert_eq!(room.request_older(), None, "nothing older exists");
+    }
+
+    fn event(seq: Seq, by: &str, kind: EventKind) -> Event {
+        Event {
+            seq,
+            at: seq as Millis,
+            author: author(by),
+            client_id: format!("k{seq}"),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_thread_only_reply_updates_its_root_and_the_open_thread_but_not_the_timeline() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "a", "root"),
+            },
+            0,
+        );
+        let ask = room.open_thread(1);
+        assert_eq!(ask, Some(ClientMessage::Thread { root: 1 }));
+        let reply = |seq, also| {
+            event(
+                seq,
+                "bob",
+                EventKind::Reply {
+                    thread: 1,
+                    text: "re".into(),
+                    also_in_room: also,
+                },
+            )
+        };
+        room.apply(
+            ServerMessage::Event {
+                event: reply(2, false),
+            },
+            0,
+        );
+        room.apply(
+            ServerMessage::Event {
+                event: reply(3, true),
+            },
+            0,
+        );
+        let timeline: Vec<Seq> = room.messages().map(|m| m.seq).collect();
+        assert_eq!(timeline, vec![1, 3]);
+        assert_eq!(room.messages().next().unwrap().replies.unwrap().count, 2);
+        let thread = room.thread().unwrap();
+        assert_eq!(
+            thread.replies.keys().copied().collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(thread.message.as_ref().unwrap().replies.unwrap().count, 2);
+        // Opening a reply opens its root's thread.
+        room.close_thread();
+        room.open_thread(3);
+        assert_eq!(room.thread().unwrap().root, 1);
+    }
+
+    #[test]
+    fn after_a_reconnect_the_open_thread_and_pinned_list_are_asked_for_again() {
+        let mut room = live_room("me", 0);
+        room.open_thread(1);
+        room.request_pins();
+        room.apply(ServerMessage::Pinned { messages: vec![] }, 0);
+        room.disconnected();
+        room.connect();
+        welcome(&mut room, 0);
+        let applied = room.apply(
+            ServerMessage::Replay {
+                events: vec![],
+                done: true,
+            },
+            0,
+        );
+        assert!(applied.went_live);
+        assert_eq!(
+            applied.requests,
+            vec![ClientMessage::Thread { root: 1 }, ClientMessage::Pins {}]
+        );
+    }
+
+    #[test]
+    fn read_positions_only_move_forward_and_the_first_unread_skips_our_own_messages() {
+        let mut room = ClientRoom::new();
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 3,
+                present: vec![],
+                read: Some(1),
+            },
+            0,
+        );
+        let page = [
+            post(1, "bob", "a", "x"),
+            post(2, "me", "b", "y"),
+            post(3, "bob", "c", "z"),
+        ]
+        .iter()
+        .map(|e| MessageView::from_event(e).unwrap())
+        .collect();
+        room.apply(
+            ServerMessage::History {
+                messages: page,
+                has_more: false,
+                reason: HistoryReason::Latest,
+            },
+            0,
+        );
+        assert_eq!(room.first_unread(), Some(3));
+        assert_eq!(room.mark_read(3), Some(ClientMessage::Read { seq: 3 }));
+        assert_eq!(room.mark_read(2), None, "never backwards");
+        assert_eq!(room.mark_read(3), None, "nothing new");
+        assert_eq!(room.first_unread(), None);
+        // An older position from another tab does not move ours back.
+        room.apply(
+            ServerMessage::Unread {
+                read: 1,
+                counts: UnreadCounts {
+                    unread: 2,
+                    mentions: 0,
+                },
+            },
+            0,
+        );
+        assert_eq!(room.read_position(), Some(3));
+    }
+
+    #[test]
+    fn a_pin_of_a_message_not_loaded_here_asks_for_the_pinned_list_again() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "a", "x"),
+            },
+            0,
+        );
+        room.apply(ServerMessage::Pinned { messages: vec![] }, 0);
+        let applied = room.apply(
+            ServerMessage::Event {
+                event: event(
+                    2,
+                    "mo",
+                    EventKind::Pin {
+                        target: 1,
+                        pinned: true,
+                    },
+                ),
+            },
+            0,
+        );
+        assert!(applied.requests.is_empty());
+        assert_eq!(room.pinned().unwrap()[0].seq, 1);
+        let applied = room.apply(
+            ServerMessage::Event {
+                event: event(
+                    3,
+                    "mo",
+                    EventKind::Pin {
+                        target: 99,
+                        pinned: true,
+                    },
+                ),
+            },
+            0,
+        );
+        assert_eq!(applied.requests, vec![ClientMessage::Pins {}]);
+        room.apply(
+            ServerMessage::Event {
+                event: event(
+                    4,
+                    "mo",
+                    EventKind::Pin {
+                        target: 1,
+                        pinned: false,
+                    },
+                ),
+            },
+            0,
+        );
+        assert!(room.pinned().unwrap().is_empty());
     }
 }

@@ -12,10 +12,12 @@ pub mod error;
 pub mod limits;
 #[cfg(feature = "markdown")]
 pub mod markdown;
+pub mod mentions;
 pub mod permissions;
 pub mod protocol;
 pub mod rate_limit;
 pub mod room;
+pub mod search;
 
 pub use error::{ChatError, ErrorCode};
 pub use protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};

@@ -34,6 +34,26 @@ pub const REPLAY_MAX_EVENTS: u64 = 500;
 /// Events per replay frame (keeps each frame well under the runtime's message size limit).
 pub const REPLAY_BATCH: usize = 100;
 
+/// Longest reaction emoji, in bytes (a flag or a family emoji with modifiers fits).
+pub const EMOJI_MAX_BYTES: usize = 32;
+/// Replies in a [`crate::protocol::ServerMessage::Thread`] answer (the newest ones).
+pub const THREAD_PAGE: usize = 200;
+/// Pinned messages listed per room.
+pub const PINS_MAX: usize = 50;
+/// Members listed for mention autocomplete.
+pub const MEMBERS_MAX: usize = 500;
+/// Unread counts stop counting here ("999+"), so a member months behind costs the same as one
+/// a day behind.
+pub const UNREAD_COUNT_CAP: u32 = 999;
+/// Longest search query, in characters.
+pub const SEARCH_QUERY_MAX_CHARS: usize = 200;
+/// Most search results per room.
+pub const SEARCH_LIMIT_MAX: u32 = 50;
+/// Search results per room unless asked otherwise.
+pub const SEARCH_LIMIT_DEFAULT: u32 = 20;
+/// Messages on each side of a search result opened in context.
+pub const CONTEXT_SIDE: usize = 20;
+
 /// Parses and validates one inbound text frame.
 pub fn parse_client_frame(raw: &str) -> Result<ClientMessage, ChatError> {
     if raw.len() > FRAME_MAX_BYTES {
@@ -85,11 +105,69 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
                 _ => Ok(()),
             }
         }
+        ClientMessage::Reply {
+            client_id, text, ..
+        } => {
+            validate_client_id(client_id)?;
+            validate_text(text)
+        }
+        ClientMessage::React {
+            client_id, emoji, ..
+        } => {
+            validate_client_id(client_id)?;
+            validate_emoji(emoji)
+        }
+        ClientMessage::Pin { client_id, .. } => validate_client_id(client_id),
         ClientMessage::Hello { .. }
         | ClientMessage::History { .. }
+        | ClientMessage::Read { .. }
+        | ClientMessage::Thread { .. }
+        | ClientMessage::Pins {}
+        | ClientMessage::Members {}
         | ClientMessage::Typing {}
         | ClientMessage::Ping {} => Ok(()),
     }
+}
+
+/// A reaction: one short run of non-ASCII, non-control, non-whitespace characters (emoji and
+/// their modifiers), at most [`EMOJI_MAX_BYTES`]. Plain text is refused so reactions stay
+/// emoji, not a side channel for messages.
+pub fn validate_emoji(emoji: &str) -> Result<(), ChatError> {
+    if emoji.is_empty() || emoji.len() > EMOJI_MAX_BYTES {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("A reaction is one emoji of at most {EMOJI_MAX_BYTES} bytes."),
+        ));
+    }
+    if emoji
+        .chars()
+        .any(|c| c.is_ascii() || c.is_control() || c.is_whitespace() || c.is_alphanumeric())
+    {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "A reaction must be an emoji.",
+        ));
+    }
+    Ok(())
+}
+
+/// A search query: at most [`SEARCH_QUERY_MAX_CHARS`], no control characters. Returns it
+/// trimmed.
+pub fn validate_search_query(query: &str) -> Result<&str, ChatError> {
+    let query = query.trim();
+    if query.chars().count() > SEARCH_QUERY_MAX_CHARS {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!("A search may be at most {SEARCH_QUERY_MAX_CHARS} characters."),
+        ));
+    }
+    if query.chars().any(char::is_control) {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "The search contains control characters.",
+        ));
+    }
+    Ok(query)
 }
 
 /// A client id: 1 to [`CLIENT_ID_MAX`] characters of `A-Z a-z 0-9 _ -`.
@@ -241,6 +319,30 @@ mod tests {
         assert_eq!(
             parse_client_frame(&frame).unwrap_err().code,
             ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn a_reaction_must_be_a_short_emoji_not_text() {
+        for ok in ["👍", "🎉", "❤️", "🇫🇷", "👩‍👩‍👧"] {
+            assert!(validate_emoji(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "ok", "+1", "👍 ", "é", "日本", &"👍".repeat(9)] {
+            assert!(validate_emoji(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_search_query_is_trimmed_and_bounded() {
+        assert_eq!(validate_search_query("  hello ").unwrap(), "hello");
+        let long = "x".repeat(SEARCH_QUERY_MAX_CHARS + 1);
+        assert_eq!(
+            validate_search_query(&long).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+        assert_eq!(
+            validate_search_query("a\u{0}b").unwrap_err().code,
+            ErrorCode::InvalidInput
         );
     }
 

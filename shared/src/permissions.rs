@@ -18,16 +18,22 @@ pub enum Action {
     Rate,
     /// Stop or regenerate the assistant's answers to other people.
     ManageAnswers,
+    /// Add or take back one's own emoji reactions.
+    React,
+    /// Pin and unpin messages for the whole room.
+    Pin,
 }
 
 /// Every action, for exhaustive tests and UIs.
-pub const ACTIONS: [Action; 6] = [
+pub const ACTIONS: [Action; 8] = [
     Action::Post,
     Action::EditOwn,
     Action::DeleteOwn,
     Action::DeleteAny,
     Action::Rate,
     Action::ManageAnswers,
+    Action::React,
+    Action::Pin,
 ];
 
 /// Whether `role` may perform `action`.
@@ -35,7 +41,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Owner | Role::Moderator => true,
-        Role::Member => matches!(action, Post | EditOwn | DeleteOwn | Rate),
+        Role::Member => matches!(action, Post | EditOwn | DeleteOwn | Rate | React),
         // Unknown roles come from a newer server; grant nothing rather than guess.
         Role::ReadOnly | Role::Unknown => false,
     }
@@ -59,6 +65,15 @@ mod tests {
             assert!(!allows(Role::ReadOnly, action), "{action:?}");
             assert!(!allows(Role::Unknown, action), "{action:?}");
         }
+    }
+
+    #[test]
+    fn members_react_but_only_owners_and_moderators_pin() {
+        assert!(allows(Role::Member, Action::React));
+        assert!(!allows(Role::Member, Action::Pin));
+        assert!(allows(Role::Owner, Action::Pin));
+        assert!(allows(Role::Moderator, Action::Pin));
+        assert!(!allows(Role::ReadOnly, Action::React));
     }
 
     #[test]

@@ -94,6 +94,53 @@ pub enum ClientMessage {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Reply to a message in its thread (a reply to a reply goes to the same thread).
+    Reply {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The message replied to.
+        target: Seq,
+        /// Markdown source.
+        text: String,
+        /// Also show the reply in the room's timeline ("also send to room").
+        #[serde(default)]
+        also_in_room: bool,
+    },
+    /// Add (`add: true`) or take back your emoji reaction to a message. Explicit rather than a
+    /// toggle, so a resend after a lost ack cannot flip it back.
+    React {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The message.
+        target: Seq,
+        /// The emoji (one grapheme cluster, at most [`crate::limits::EMOJI_MAX_BYTES`]).
+        emoji: String,
+        /// Add or remove.
+        add: bool,
+    },
+    /// Pin or unpin a message (owners and moderators).
+    Pin {
+        /// Client-chosen id (de-duplicated like a send).
+        client_id: String,
+        /// The message.
+        target: Seq,
+        /// Pin or unpin.
+        pinned: bool,
+    },
+    /// You have read the room's timeline up to `seq`. Read positions only move forward.
+    Read {
+        /// The newest message read.
+        seq: Seq,
+    },
+    /// Ask for a thread: its root and its newest replies ([`ServerMessage::Thread`]).
+    Thread {
+        /// The thread's root message.
+        root: Seq,
+    },
+    /// Ask for the room's pinned messages ([`ServerMessage::Pinned`]).
+    Pins {},
+    /// Ask for the room's members, for mention autocomplete ([`ServerMessage::Members`]).
+    Members {},
     /// The user is typing. Send at most every few seconds; peers expire it on their own.
     Typing {},
     /// Keep-alive. Sent as the exact text [`PING_FRAME`], which the runtime answers with
@@ -126,6 +173,9 @@ pub enum ServerMessage {
         head: Seq,
         /// Who is connected now (one entry per user, however many tabs).
         present: Vec<Member>,
+        /// Your read position in this room (none before you first read anything).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<Seq>,
     },
     /// A page of messages in their current state (edits applied, deletions as tombstones),
     /// ascending by `seq`.
@@ -204,6 +254,33 @@ pub enum ServerMessage {
         /// The new text.
         text: String,
     },
+    /// A thread: its root and newest replies, oldest first. Later replies arrive as events.
+    Thread {
+        /// The root message.
+        root: MessageView,
+        /// Replies, oldest first.
+        replies: Vec<MessageView>,
+        /// Whether older replies exist than the first one here.
+        has_more: bool,
+    },
+    /// The room's pinned messages, newest pin first.
+    Pinned {
+        /// The messages.
+        messages: Vec<MessageView>,
+    },
+    /// The room's members (everyone who ever joined), for mention autocomplete.
+    Members {
+        /// Members, most recently seen first.
+        members: Vec<Member>,
+    },
+    /// Your read position and what is unread after it (sent to all your connections when any
+    /// of them reads).
+    Unread {
+        /// Your read position.
+        read: Seq,
+        /// Counts after it.
+        counts: UnreadCounts,
+    },
     /// Keep-alive answer.
     Pong {},
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
@@ -249,6 +326,11 @@ impl<'de> Deserialize<'de> for ServerMessage {
             version: Option<u32>,
             offset: Option<u32>,
             text: Option<String>,
+            read: Option<Seq>,
+            root: Option<MessageView>,
+            replies: Option<Vec<MessageView>>,
+            members: Option<Vec<Member>>,
+            counts: Option<UnreadCounts>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -258,6 +340,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 room: required(f.room, "room")?,
                 head: required(f.head, "head")?,
                 present: required(f.present, "present")?,
+                read: f.read,
             },
             "history" => ServerMessage::History {
                 messages: required(f.messages, "messages")?,
@@ -297,6 +380,21 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 version: required(f.version, "version")?,
                 offset: required(f.offset, "offset")?,
                 text: required(f.text, "text")?,
+            },
+            "thread" => ServerMessage::Thread {
+                root: required(f.root, "root")?,
+                replies: required(f.replies, "replies")?,
+                has_more: required(f.has_more, "has_more")?,
+            },
+            "pinned" => ServerMessage::Pinned {
+                messages: required(f.messages, "messages")?,
+            },
+            "members" => ServerMessage::Members {
+                members: required(f.members, "members")?,
+            },
+            "unread" => ServerMessage::Unread {
+                read: required(f.read, "read")?,
+                counts: required(f.counts, "counts")?,
             },
             "pong" => ServerMessage::Pong {},
             _ => ServerMessage::Unknown,
@@ -465,6 +563,32 @@ pub enum EventKind {
         /// The vote; `none` withdraws it.
         vote: Vote,
     },
+    /// A reply in a thread; its id is the event's `seq`.
+    Reply {
+        /// The thread's root message.
+        thread: Seq,
+        /// Markdown source.
+        text: String,
+        /// Also shown in the room's timeline.
+        #[serde(default, skip_serializing_if = "is_false")]
+        also_in_room: bool,
+    },
+    /// The event's author added or took back a reaction.
+    React {
+        /// The message reacted to.
+        target: Seq,
+        /// The emoji.
+        emoji: String,
+        /// Added (true) or taken back.
+        add: bool,
+    },
+    /// A message was pinned or unpinned.
+    Pin {
+        /// The message.
+        target: Seq,
+        /// Pinned (true) or unpinned.
+        pinned: bool,
+    },
     /// An event kind this build does not know (added by a newer room). It still takes its
     /// place in the sequence: a client applies it as nothing and moves its cursor past it.
     Unknown,
@@ -486,6 +610,12 @@ impl<'de> Deserialize<'de> for EventKind {
             error: Option<AnswerError>,
             meta: Option<AnswerMeta>,
             vote: Option<Vote>,
+            thread: Option<Seq>,
+            #[serde(default)]
+            also_in_room: bool,
+            emoji: Option<String>,
+            add: Option<bool>,
+            pinned: Option<bool>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -515,6 +645,20 @@ impl<'de> Deserialize<'de> for EventKind {
                 target: required(f.target, "target")?,
                 vote: required(f.vote, "vote")?,
             },
+            "reply" => EventKind::Reply {
+                thread: required(f.thread, "thread")?,
+                text: required(f.text, "text")?,
+                also_in_room: f.also_in_room,
+            },
+            "react" => EventKind::React {
+                target: required(f.target, "target")?,
+                emoji: required(f.emoji, "emoji")?,
+                add: required(f.add, "add")?,
+            },
+            "pin" => EventKind::Pin {
+                target: required(f.target, "target")?,
+                pinned: required(f.pinned, "pinned")?,
+            },
             _ => EventKind::Unknown,
         })
     }
@@ -542,6 +686,54 @@ pub struct MessageView {
     /// Set on the assistant's answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<AnswerView>,
+    /// On a thread reply: the thread's root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+    /// On a thread reply: also shown in the room's timeline.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub also_in_room: bool,
+    /// On a thread root: how many replies it has had and when the last came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replies: Option<ThreadSummary>,
+    /// Reactions, in the order each emoji was first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// Pinned to the room.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pinned: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A thread root's replies, as the timeline shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    /// Replies posted (deleted ones included: they stay in the thread as tombstones).
+    pub count: u32,
+    /// When the last reply was posted.
+    pub last_at: Millis,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// Who reacted, in order.
+    pub by: Vec<Member>,
+}
+
+/// Unread messages in a room after a member's read position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadCounts {
+    /// Timeline messages by others after the read position (capped at
+    /// [`crate::limits::UNREAD_COUNT_CAP`]).
+    pub unread: u32,
+    /// Of those (and thread replies), the ones that mention you.
+    pub mentions: u32,
 }
 
 /// Where an assistant answer is in its life.
@@ -654,7 +846,58 @@ impl MessageView {
             EventKind::Delete { target } if *target == self.seq => {
                 self.text.clear();
                 self.deleted = true;
+                self.reactions.clear();
+                self.pinned = false;
                 true
+            }
+            EventKind::Reply { thread, .. } if *thread == self.seq => {
+                let count = self.replies.map_or(0, |r| r.count);
+                self.replies = Some(ThreadSummary {
+                    count: count + 1,
+                    last_at: event.at,
+                });
+                true
+            }
+            EventKind::React { target, emoji, add } if *target == self.seq && !self.deleted => {
+                let who = &event.author.id;
+                let index = self.reactions.iter().position(|r| &r.emoji == emoji);
+                match (index, *add) {
+                    (Some(i), true) => {
+                        let by = &mut self.reactions[i].by;
+                        if by.iter().any(|m| &m.user_id == who) {
+                            return false;
+                        }
+                        by.push(Member {
+                            user_id: who.clone(),
+                            name: event.author.name.clone(),
+                        });
+                    }
+                    (None, true) => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        by: vec![Member {
+                            user_id: who.clone(),
+                            name: event.author.name.clone(),
+                        }],
+                    }),
+                    (Some(i), false) => {
+                        let by = &mut self.reactions[i].by;
+                        let before = by.len();
+                        by.retain(|m| &m.user_id != who);
+                        if by.len() == before {
+                            return false;
+                        }
+                        if by.is_empty() {
+                            self.reactions.remove(i);
+                        }
+                    }
+                    (None, false) => return false,
+                }
+                true
+            }
+            EventKind::Pin { target, pinned } if *target == self.seq && !self.deleted => {
+                let changed = self.pinned != *pinned;
+                self.pinned = *pinned;
+                changed
             }
             EventKind::AnswerStatus {
                 target,
@@ -714,6 +957,19 @@ impl MessageView {
         }
     }
 
+    /// Whether the message belongs in the room's timeline (everything but thread-only
+    /// replies).
+    pub fn in_timeline(&self) -> bool {
+        self.thread.is_none() || self.also_in_room
+    }
+
+    /// Whether `user_id` reacted with `emoji`.
+    pub fn reacted(&self, user_id: &str, emoji: &str) -> bool {
+        self.reactions
+            .iter()
+            .any(|r| r.emoji == emoji && r.by.iter().any(|m| m.user_id == user_id))
+    }
+
     /// The message an event posts, if it posts one.
     pub fn from_event(event: &Event) -> Option<Self> {
         match &event.kind {
@@ -726,6 +982,30 @@ impl MessageView {
                 edited_at: None,
                 deleted: false,
                 answer: None,
+                thread: None,
+                also_in_room: false,
+                replies: None,
+                reactions: Vec::new(),
+                pinned: false,
+            }),
+            EventKind::Reply {
+                thread,
+                text,
+                also_in_room,
+            } => Some(MessageView {
+                seq: event.seq,
+                at: event.at,
+                author: event.author.clone(),
+                client_id: event.client_id.clone(),
+                text: text.clone(),
+                edited_at: None,
+                deleted: false,
+                answer: None,
+                thread: Some(*thread),
+                also_in_room: *also_in_room,
+                replies: None,
+                reactions: Vec::new(),
+                pinned: false,
             }),
             EventKind::Answer { prompt, asker } => Some(MessageView {
                 seq: event.seq,
@@ -745,6 +1025,11 @@ impl MessageView {
                     meta: None,
                     votes: Default::default(),
                 }),
+                thread: None,
+                also_in_room: false,
+                replies: None,
+                reactions: Vec::new(),
+                pinned: false,
             }),
             _ => None,
         }
@@ -780,7 +1065,7 @@ pub mod close {
 pub mod http {
     use serde::{Deserialize, Serialize};
 
-    use super::RoomInfo;
+    use super::{Author, MessageView, Millis, RoomInfo, Seq, UnreadCounts};
     use crate::error::ErrorCode;
 
     /// `POST /api/session`: choose a display name and get a session cookie.
@@ -825,6 +1110,69 @@ pub mod http {
     pub struct RoomList {
         /// Rooms, most recently active first.
         pub rooms: Vec<RoomInfo>,
+        /// Your unread counts in the rooms you have joined (rooms that did not answer in time
+        /// are left out).
+        #[serde(default)]
+        pub unread: Vec<RoomUnread>,
+    }
+
+    /// Unread counts of one room for the asking user.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomUnread {
+        /// The room.
+        pub slug: String,
+        /// Your read position (0 before you read anything).
+        pub read: Seq,
+        /// What is unread after it.
+        #[serde(flatten)]
+        pub counts: UnreadCounts,
+    }
+
+    /// One search result.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct SearchHit {
+        /// The room it is in.
+        pub slug: String,
+        /// The message.
+        pub seq: Seq,
+        /// When it was posted.
+        pub at: Millis,
+        /// Who posted it.
+        pub author: Author,
+        /// On a thread reply: the thread's root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub thread: Option<Seq>,
+        /// An excerpt with the matched terms between [`crate::search::MARK_START`] and
+        /// [`crate::search::MARK_END`].
+        pub snippet: String,
+        /// Relevance: higher is better (negated bm25, or a hybrid score in production).
+        pub score: f64,
+    }
+
+    /// `GET /api/rooms/{slug}/search?q=` and `GET /api/search?q=`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct SearchResults {
+        /// Best first.
+        pub hits: Vec<SearchHit>,
+        /// True when some rooms did not answer in time and their hits are missing.
+        #[serde(default)]
+        pub partial: bool,
+        /// The rooms that did not answer in time.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub missing: Vec<String>,
+    }
+
+    /// `GET /api/rooms/{slug}/context?seq=`: the page around a message, to open a search
+    /// result in context.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Context {
+        /// The message asked for.
+        pub target: Seq,
+        /// Set when it is a thread reply: the page is that thread.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub thread: Option<Seq>,
+        /// The messages around it (the thread's root first for a thread), ascending.
+        pub messages: Vec<MessageView>,
     }
 
     /// Body of every non-2xx API response.
@@ -919,6 +1267,18 @@ mod tests {
         };
         let view = MessageView::from_event(&sample_event(EventKind::Message { text: "hi".into() }))
             .unwrap();
+        let mut rich = view.clone();
+        rich.thread = Some(1);
+        rich.also_in_room = true;
+        rich.replies = Some(ThreadSummary {
+            count: 3,
+            last_at: 7,
+        });
+        rich.reactions = vec![Reaction {
+            emoji: "👍".into(),
+            by: vec![member.clone()],
+        }];
+        rich.pinned = true;
         let frames = vec![
             ServerMessage::Welcome {
                 protocol: PROTOCOL_VERSION,
@@ -926,6 +1286,7 @@ mod tests {
                 room,
                 head: 4,
                 present: vec![member.clone()],
+                read: Some(3),
             },
             ServerMessage::History {
                 messages: vec![view],
@@ -940,6 +1301,25 @@ mod tests {
                         text: "b".into(),
                     }),
                     sample_event(EventKind::Delete { target: 1 }),
+                    sample_event(EventKind::Reply {
+                        thread: 1,
+                        text: "r".into(),
+                        also_in_room: true,
+                    }),
+                    sample_event(EventKind::Reply {
+                        thread: 1,
+                        text: "r".into(),
+                        also_in_room: false,
+                    }),
+                    sample_event(EventKind::React {
+                        target: 1,
+                        emoji: "🎉".into(),
+                        add: true,
+                    }),
+                    sample_event(EventKind::Pin {
+                        target: 1,
+                        pinned: false,
+                    }),
                 ],
                 done: false,
             },
@@ -972,6 +1352,27 @@ mod tests {
                 name: "Ann".into(),
             },
             ServerMessage::Pong {},
+            ServerMessage::Thread {
+                root: rich.clone(),
+                replies: vec![rich.clone()],
+                has_more: true,
+            },
+            ServerMessage::Pinned {
+                messages: vec![rich],
+            },
+            ServerMessage::Members {
+                members: vec![Member {
+                    user_id: "u".into(),
+                    name: "Ann".into(),
+                }],
+            },
+            ServerMessage::Unread {
+                read: 4,
+                counts: UnreadCounts {
+                    unread: 2,
+                    mentions: 1,
+                },
+            },
         ];
         for frame in frames {
             let json = serde_json::to_string(&frame).unwrap();

@@ -17,7 +17,7 @@ use crate::limits::{self, PAGE_DEFAULT, PAGE_MAX, REPLAY_BATCH, REPLAY_MAX_EVENT
 use crate::permissions::{allows, Action};
 use crate::protocol::{
     close, Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis,
-    RoomInfo, Seq, ServerMessage, PROTOCOL_VERSION,
+    RoomInfo, Seq, ServerMessage, UnreadCounts, PROTOCOL_VERSION,
 };
 use crate::rate_limit::{RateLimits, TokenBucket};
 
@@ -54,6 +54,29 @@ pub trait RoomStore {
     fn summary(&self) -> Result<Option<Summary>, Self::Error>;
     /// Replaces the rolling summary.
     fn set_summary(&mut self, summary: &Summary) -> Result<(), Self::Error>;
+    /// The newest `limit` replies in the thread of `root`, ascending, and whether older ones
+    /// exist.
+    fn thread_replies(
+        &self,
+        root: Seq,
+        limit: usize,
+    ) -> Result<(Vec<MessageView>, bool), Self::Error>;
+    /// Pinned messages, newest message first, at most `limit`.
+    fn pinned(&self, limit: usize) -> Result<Vec<MessageView>, Self::Error>;
+    /// Records that a member joined (or rejoined under a new name). Returns true the first
+    /// time this user joins the room.
+    fn record_member(&mut self, member: &Member, now: Millis) -> Result<bool, Self::Error>;
+    /// The room's members, most recently seen first, at most `limit`.
+    fn members(&self, limit: usize) -> Result<Vec<Member>, Self::Error>;
+    /// Records that message `seq` mentions these users.
+    fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> Result<(), Self::Error>;
+    /// A member's read position.
+    fn read_position(&self, user_id: &str) -> Result<Option<Seq>, Self::Error>;
+    /// Sets a member's read position.
+    fn set_read_position(&mut self, user_id: &str, seq: Seq) -> Result<(), Self::Error>;
+    /// What is unread for `user_id` after `read`: timeline messages by others that are not
+    /// deleted (counted up to [`limits::UNREAD_COUNT_CAP`]), and messages mentioning them.
+    fn unread_counts(&self, user_id: &str, read: Seq) -> Result<UnreadCounts, Self::Error>;
 }
 
 /// Per-connection state that must survive hibernation (kept in the socket's attachment).
@@ -126,6 +149,11 @@ pub enum Effect {
     Close(u16, ErrorCode),
     /// A server-side failure to log (never sent to clients).
     Log(String),
+    /// Send to every joined connection of this user (their other tabs and devices too).
+    ToUser(String, ServerMessage),
+    /// A user joined the room for the first time: record the membership outside the room
+    /// (the directory's list of each user's rooms, for cross-room search and unread counts).
+    NewMember(Member),
     /// Ask the AI provider for an answer and report back with generation id `gen`
     /// ([`Room::ai_token`], [`Room::ai_finish`]).
     Generate {
@@ -263,6 +291,9 @@ impl<S: RoomStore> Room<S> {
 
         let client_id = match &message {
             ClientMessage::Send { client_id, .. }
+            | ClientMessage::Reply { client_id, .. }
+            | ClientMessage::React { client_id, .. }
+            | ClientMessage::Pin { client_id, .. }
             | ClientMessage::Edit { client_id, .. }
             | ClientMessage::Delete { client_id, .. }
             | ClientMessage::Stop { client_id, .. }
@@ -320,6 +351,14 @@ impl<S: RoomStore> Room<S> {
                 if !present.iter().any(|m| m.user_id == me.user_id) {
                     present.push(me);
                 }
+                let first_join = self
+                    .store
+                    .record_member(&conn.member(), now)
+                    .map_err(Failure::storage)?;
+                let read = self
+                    .store
+                    .read_position(&conn.author.id)
+                    .map_err(Failure::storage)?;
                 let mut effects = vec![
                     Effect::Joined,
                     Effect::Reply(ServerMessage::Welcome {
@@ -328,10 +367,14 @@ impl<S: RoomStore> Room<S> {
                         room: self.info.clone(),
                         head: self.head,
                         present,
+                        read,
                     }),
                 ];
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.stream_snapshot().map(Effect::Reply));
+                if first_join {
+                    effects.push(Effect::NewMember(conn.member()));
+                }
                 Ok(effects)
             }
             ClientMessage::Send { client_id, text } => {
@@ -350,6 +393,77 @@ impl<S: RoomStore> Room<S> {
                     effects.extend(self.after_post(conn, &posted, now)?);
                 }
                 Ok(effects)
+            }
+            ClientMessage::Reply {
+                client_id,
+                target,
+                text,
+                also_in_room,
+            } => {
+                // A reply to a reply joins the same thread: threads are one level deep.
+                let thread = self
+                    .store
+                    .message(target)
+                    .map_err(Failure::storage)?
+                    .and_then(|m| m.thread)
+                    .unwrap_or(target);
+                self.mutate(
+                    conn,
+                    client_id,
+                    now,
+                    Action::Post,
+                    EventKind::Reply {
+                        thread,
+                        text,
+                        also_in_room,
+                    },
+                )
+            }
+            ClientMessage::React {
+                client_id,
+                target,
+                emoji,
+                add,
+            } => self.mutate(
+                conn,
+                client_id,
+                now,
+                Action::React,
+                EventKind::React { target, emoji, add },
+            ),
+            ClientMessage::Pin {
+                client_id,
+                target,
+                pinned,
+            } => self.mutate(
+                conn,
+                client_id,
+                now,
+                Action::Pin,
+                EventKind::Pin { target, pinned },
+            ),
+            ClientMessage::Read { seq } => self.read(conn, seq),
+            ClientMessage::Thread { root } => {
+                let (root, replies, has_more) = self.thread(root)?;
+                Ok(vec![Effect::Reply(ServerMessage::Thread {
+                    root,
+                    replies,
+                    has_more,
+                })])
+            }
+            ClientMessage::Pins {} => {
+                let messages = self
+                    .store
+                    .pinned(limits::PINS_MAX)
+                    .map_err(Failure::storage)?;
+                Ok(vec![Effect::Reply(ServerMessage::Pinned { messages })])
+            }
+            ClientMessage::Members {} => {
+                let members = self
+                    .store
+                    .members(limits::MEMBERS_MAX)
+                    .map_err(Failure::storage)?;
+                Ok(vec![Effect::Reply(ServerMessage::Members { members })])
             }
             ClientMessage::Stop { client_id, target } => {
                 self.stop_answer(conn, client_id, target, now)
@@ -442,6 +556,122 @@ impl<S: RoomStore> Room<S> {
         }
     }
 
+    /// A thread: its root and newest replies (at most [`limits::THREAD_PAGE`]), and whether
+    /// older replies exist. `root` may be any message of the thread. This is also the
+    /// assistant's context for a question asked in a thread.
+    pub fn thread(&self, root: Seq) -> Result<(MessageView, Vec<MessageView>, bool), Failure> {
+        let not_found = || {
+            Failure::Refused(ChatError::new(
+                ErrorCode::NotFound,
+                format!("Message {root} does not exist."),
+            ))
+        };
+        let mut message = self
+            .store
+            .message(root)
+            .map_err(Failure::storage)?
+            .ok_or_else(not_found)?;
+        if let Some(thread) = message.thread {
+            message = self
+                .store
+                .message(thread)
+                .map_err(Failure::storage)?
+                .ok_or_else(not_found)?;
+        }
+        let (replies, has_more) = self
+            .store
+            .thread_replies(message.seq, limits::THREAD_PAGE)
+            .map_err(Failure::storage)?;
+        Ok((message, replies, has_more))
+    }
+
+    /// A member's unread counts after their read position.
+    pub fn unread(&self, user_id: &str) -> Result<(Seq, UnreadCounts), Failure> {
+        let read = self
+            .store
+            .read_position(user_id)
+            .map_err(Failure::storage)?
+            .unwrap_or(0);
+        let counts = self
+            .store
+            .unread_counts(user_id, read)
+            .map_err(Failure::storage)?;
+        Ok((read, counts))
+    }
+
+    /// Moves a member's read position forward (never back, never past the head) and tells
+    /// all their connections; a read that moves nothing answers the asking connection only.
+    fn read(&mut self, conn: &Conn, seq: Seq) -> Result<Vec<Effect>, Failure> {
+        let user = &conn.author.id;
+        let current = self
+            .store
+            .read_position(user)
+            .map_err(Failure::storage)?
+            .unwrap_or(0);
+        let seq = seq.min(self.head);
+        let moved = seq > current;
+        if moved {
+            self.store
+                .set_read_position(user, seq)
+                .map_err(Failure::storage)?;
+        }
+        let (read, counts) = self.unread(user)?;
+        let frame = ServerMessage::Unread { read, counts };
+        Ok(vec![if moved {
+            Effect::ToUser(user.clone(), frame)
+        } else {
+            Effect::Reply(frame)
+        }])
+    }
+
+    /// Appends `count` messages made by `make(n)` straight to the store, as sends would store
+    /// them (for a benchmark's bulk seed: no sockets, rate limits or de-duplication lookups).
+    /// Returns the new head.
+    pub fn seed(
+        &mut self,
+        count: u64,
+        make: impl Fn(u64) -> (Author, Millis, String),
+    ) -> Result<Seq, Failure> {
+        for _ in 0..count {
+            let seq = self.head + 1;
+            let (author, at, text) = make(seq);
+            let event = Event {
+                seq,
+                at,
+                author,
+                client_id: format!("seed-{seq}"),
+                kind: EventKind::Message { text },
+            };
+            self.store.append(&event).map_err(Failure::storage)?;
+            self.head = seq;
+        }
+        Ok(self.head)
+    }
+
+    /// Records who a newly posted or edited text mentions.
+    fn record_mentions(&mut self, event: &Event) -> Result<(), Failure> {
+        let (seq, text) = match &event.kind {
+            EventKind::Message { text } | EventKind::Reply { text, .. } => (event.seq, text),
+            EventKind::Edit { target, text } => (*target, text),
+            _ => return Ok(()),
+        };
+        // Most messages mention nobody: skip the member lookup for them.
+        if !text.contains('@') {
+            return Ok(());
+        }
+        let members = self.store.members(usize::MAX).map_err(Failure::storage)?;
+        let mentioned: Vec<&str> = crate::mentions::find_mentions(text, &members)
+            .into_iter()
+            .filter(|id| *id != event.author.id)
+            .collect();
+        if !mentioned.is_empty() {
+            self.store
+                .add_mentions(seq, &mentioned)
+                .map_err(Failure::storage)?;
+        }
+        Ok(())
+    }
+
     fn mutate(
         &mut self,
         conn: &Conn,
@@ -468,7 +698,15 @@ impl<S: RoomStore> Room<S> {
                 "Your role in this room does not allow that.",
             )));
         }
-        if let EventKind::Edit { target, .. } | EventKind::Delete { target } = &kind {
+        let target = match &kind {
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => Some(*target),
+            EventKind::Reply { thread, .. } => Some(*thread),
+            _ => None,
+        };
+        if let Some(target) = &target {
             let target_message = self
                 .store
                 .message(*target)
@@ -481,7 +719,8 @@ impl<S: RoomStore> Room<S> {
                     ))
                 })?;
             let own = target_message.author.id == author.id;
-            let permitted = own
+            let permitted = !matches!(kind, EventKind::Edit { .. } | EventKind::Delete { .. })
+                || own
                 || (matches!(kind, EventKind::Delete { .. })
                     && allows(author.role, Action::DeleteAny));
             if !permitted {
@@ -500,6 +739,7 @@ impl<S: RoomStore> Room<S> {
         };
         self.store.append(&event).map_err(Failure::storage)?;
         self.head = event.seq;
+        self.record_mentions(&event)?;
         Ok(vec![
             Effect::Reply(ServerMessage::Ack {
                 client_id,
@@ -547,12 +787,13 @@ pub fn is_present<'a>(conns: impl IntoIterator<Item = &'a Conn>, user_id: &str) 
 
 /// An in-memory [`RoomStore`], for tests, benchmarks and property tests.
 pub mod memory {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::convert::Infallible;
 
     use super::RoomStore;
     use crate::assistant::Summary;
-    use crate::protocol::{Event, EventKind, MessageView, Seq};
+    use crate::limits::UNREAD_COUNT_CAP;
+    use crate::protocol::{Event, EventKind, Member, MessageView, Millis, Seq, UnreadCounts};
 
     /// Everything in maps.
     #[derive(Debug, Default, Clone)]
@@ -563,6 +804,10 @@ pub mod memory {
         /// Previous texts of edited messages, oldest first.
         pub versions: BTreeMap<Seq, Vec<String>>,
         summary: Option<Summary>,
+        /// Members with the time they were last seen.
+        members: Vec<(Member, Millis)>,
+        mentions: BTreeSet<(String, Seq)>,
+        reads: HashMap<String, Seq>,
     }
 
     impl RoomStore for MemoryStore {
@@ -606,6 +851,7 @@ pub mod memory {
                                 if about_target {
                                     match &mut logged.kind {
                                         crate::protocol::EventKind::Message { text }
+                                        | crate::protocol::EventKind::Reply { text, .. }
                                         | crate::protocol::EventKind::Edit { text, .. } => {
                                             text.clear()
                                         }
@@ -619,8 +865,11 @@ pub mod memory {
                     }
                 }
             }
-            if let EventKind::AnswerStatus { target, .. } | EventKind::Feedback { target, .. } =
-                &event.kind
+            if let EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. }
+            | EventKind::Reply { thread: target, .. } = &event.kind
             {
                 if let Some(message) = self.messages.get_mut(target) {
                     message.apply(event);
@@ -653,6 +902,7 @@ pub mod memory {
                 .messages
                 .range(..upper)
                 .rev()
+                .filter(|(_, m)| m.in_timeline())
                 .take(limit.saturating_add(1))
                 .map(|(_, m)| m.clone())
                 .collect();
@@ -680,6 +930,83 @@ pub mod memory {
 
         fn summary(&self) -> Result<Option<Summary>, Infallible> {
             Ok(self.summary.clone())
+        }
+
+        fn thread_replies(
+            &self,
+            root: Seq,
+            limit: usize,
+        ) -> Result<(Vec<MessageView>, bool), Infallible> {
+            let all: Vec<&MessageView> = self
+                .messages
+                .values()
+                .filter(|m| m.thread == Some(root))
+                .collect();
+            let skip = all.len().saturating_sub(limit);
+            Ok((all[skip..].iter().map(|m| (*m).clone()).collect(), skip > 0))
+        }
+
+        fn pinned(&self, limit: usize) -> Result<Vec<MessageView>, Infallible> {
+            Ok(self
+                .messages
+                .values()
+                .rev()
+                .filter(|m| m.pinned)
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+
+        fn record_member(&mut self, member: &Member, now: Millis) -> Result<bool, Infallible> {
+            let known = self
+                .members
+                .iter()
+                .position(|(m, _)| m.user_id == member.user_id);
+            if let Some(i) = known {
+                self.members[i] = (member.clone(), now);
+            } else {
+                self.members.push((member.clone(), now));
+            }
+            Ok(known.is_none())
+        }
+
+        fn members(&self, limit: usize) -> Result<Vec<Member>, Infallible> {
+            let mut members = self.members.clone();
+            members.sort_by_key(|m| std::cmp::Reverse(m.1));
+            Ok(members.into_iter().take(limit).map(|(m, _)| m).collect())
+        }
+
+        fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> Result<(), Infallible> {
+            for id in user_ids {
+                self.mentions.insert(((*id).to_owned(), seq));
+            }
+            Ok(())
+        }
+
+        fn read_position(&self, user_id: &str) -> Result<Option<Seq>, Infallible> {
+            Ok(self.reads.get(user_id).copied())
+        }
+
+        fn set_read_position(&mut self, user_id: &str, seq: Seq) -> Result<(), Infallible> {
+            self.reads.insert(user_id.to_owned(), seq);
+            Ok(())
+        }
+
+        fn unread_counts(&self, user_id: &str, read: Seq) -> Result<UnreadCounts, Infallible> {
+            let alive = |seq: &Seq| self.messages.get(seq).is_some_and(|m| !m.deleted);
+            let unread = self
+                .messages
+                .range(read + 1..)
+                .filter(|(_, m)| m.in_timeline() && !m.deleted && m.author.id != user_id)
+                .take(UNREAD_COUNT_CAP as usize)
+                .count() as u32;
+            let mentions = self
+                .mentions
+                .iter()
+                .filter(|(id, seq)| id == user_id && *seq > read && alive(seq))
+                .take(UNREAD_COUNT_CAP as usize)
+                .count() as u32;
+            Ok(UnreadCounts { unread, mentions })
         }
 
         fn set_summary(&mut self, summary: &Summary) -> Result<(), Infallible> {
@@ -1208,6 +1535,254 @@ mod tests {
         assert_eq!(members[0].user_id, "ann");
     }
 
+    fn reply(f: &mut Fixture, who: &Conn, id: &str, target: Seq, also: bool) -> Vec<Effect> {
+        f.frame(
+            who,
+            serde_json::json!({"type":"reply","client_id":id,"target":target,"text":format!("re {id}"),"also_in_room":also}),
+        )
+    }
+
+    fn react(f: &mut Fixture, who: &Conn, id: &str, target: Seq, add: bool) -> Vec<Effect> {
+        f.frame(
+            who,
+            serde_json::json!({"type":"react","client_id":id,"target":target,"emoji":"🎉","add":add}),
+        )
+    }
+
+    fn replayed(f: &mut Fixture, who: &Conn, after: Seq) -> Vec<Event> {
+        f.frame(
+            who,
+            serde_json::json!({"type":"hello","protocol":1,"after":after}),
+        )
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Reply(ServerMessage::Replay { events, .. }) => Some(events),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+    }
+
+    #[test]
+    fn a_thread_only_reply_counts_on_its_root_but_stays_out_of_the_timeline() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let bob = conn("bob", Role::Member);
+        f.send(&ann, "a", "root");
+        reply(&mut f, &bob, "r1", 1, false);
+        reply(&mut f, &ann, "r2", 1, true);
+        let root = f.room.store().message(1).unwrap().unwrap();
+        assert_eq!(root.replies.map(|r| (r.count, r.last_at)), Some((2, f.now)));
+        let (page, _) = f.room.store().messages_before(None, 50).unwrap();
+        let seqs: Vec<Seq> = page.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![1, 3], "the also-to-room reply only");
+        let (root, replies, has_more) = f.room.thread(1).unwrap();
+        assert_eq!(root.seq, 1);
+        assert_eq!(
+            replies.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert!(!has_more);
+    }
+
+    #[test]
+    fn a_reply_to_a_reply_joins_the_same_thread() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "root");
+        reply(&mut f, &ann, "r1", 1, false);
+        reply(&mut f, &ann, "r2", 2, false);
+        let reply = f.room.store().message(3).unwrap().unwrap();
+        assert_eq!(reply.thread, Some(1));
+        assert_eq!(
+            f.room.thread(3).unwrap().0.seq,
+            1,
+            "any message opens its thread"
+        );
+    }
+
+    #[test]
+    fn replying_to_a_deleted_or_missing_message_is_not_found() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "root");
+        f.frame(
+            &ann,
+            serde_json::json!({"type":"delete","client_id":"d","target":1}),
+        );
+        assert_eq!(
+            error_of(&reply(&mut f, &ann, "r", 1, false)),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            error_of(&reply(&mut f, &ann, "s", 99, false)),
+            ErrorCode::NotFound
+        );
+        assert_eq!(f.room.head(), 2);
+    }
+
+    #[test]
+    fn reactions_toggle_per_user_and_are_replayed_after_a_reconnect() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let bob = conn("bob", Role::Member);
+        f.send(&ann, "a", "party");
+        react(&mut f, &ann, "e1", 1, true);
+        react(&mut f, &bob, "e2", 1, true);
+        react(&mut f, &ann, "e3", 1, false);
+        let m = f.room.store().message(1).unwrap().unwrap();
+        assert_eq!(m.reactions.len(), 1);
+        assert_eq!(m.reactions[0].by, vec![bob.member()]);
+        assert!(m.reacted("bob", "🎉") && !m.reacted("ann", "🎉"));
+        // A client that held only the message gets the reactions by replay and ends up with
+        // the same view.
+        let events = replayed(&mut f, &ann, 1);
+        assert_eq!(events.len(), 3);
+        let mut view =
+            MessageView::from_event(&f.room.store().events_after(0, 1).unwrap()[0]).unwrap();
+        for e in &events {
+            view.apply(e);
+        }
+        assert_eq!(view, m);
+    }
+
+    #[test]
+    fn a_reaction_must_be_an_emoji_and_a_read_only_member_cannot_react() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let reader = conn("r", Role::ReadOnly);
+        f.send(&ann, "a", "hi");
+        let effects = f.frame(
+            &ann,
+            serde_json::json!({"type":"react","client_id":"e","target":1,"emoji":"lol","add":true}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::InvalidInput);
+        assert_eq!(
+            error_of(&react(&mut f, &reader, "e", 1, true)),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(f.room.head(), 1);
+    }
+
+    #[test]
+    fn only_owners_and_moderators_pin_and_the_pinned_list_follows_pins_and_deletes() {
+        let mut f = Fixture::new();
+        let ann = conn("ann", Role::Member);
+        let mo = conn("mo", Role::Moderator);
+        f.send(&ann, "a", "one");
+        f.send(&ann, "b", "two");
+        let pin = |target: Seq, id: &str, pinned: bool| serde_json::json!({"type":"pin","client_id":id,"target":target,"pinned":pinned});
+        assert_eq!(
+            error_of(&f.frame(&ann, pin(1, "p0", true))),
+            ErrorCode::Forbidden
+        );
+        ack_of(&f.frame(&mo, pin(1, "p1", true)));
+        ack_of(&f.frame(&mo, pin(2, "p2", true)));
+        let effects = f.frame(&ann, serde_json::json!({"type":"pins"}));
+        let Effect::Reply(ServerMessage::Pinned { messages }) = &effects[0] else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(
+            messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        f.frame(
+            &ann,
+            serde_json::json!({"type":"delete","client_id":"d","target":2}),
+        );
+        ack_of(&f.frame(&mo, pin(1, "p3", false)));
+        assert!(f.room.store().pinned(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn read_positions_only_move_forward_and_unread_counts_others_messages_and_mentions() {
+        let mut f = Fixture::new();
+        let mut ann = conn("ann", Role::Member);
+        let mut bob = conn("bob", Role::Member);
+        for who in [&mut ann, &mut bob] {
+            who.joined = false;
+            f.frame(who, serde_json::json!({"type":"hello","protocol":1}));
+            who.joined = true;
+        }
+        f.send(&ann, "a", "hello @BOB");
+        f.send(&ann, "b", "plain");
+        f.send(&bob, "c", "mine do not count");
+        reply(&mut f, &ann, "r", 1, false);
+        assert_eq!(
+            f.room.unread("bob").unwrap(),
+            (
+                0,
+                UnreadCounts {
+                    unread: 2,
+                    mentions: 1
+                }
+            )
+        );
+        let effects = f.frame(&bob, serde_json::json!({"type":"read","seq":2}));
+        assert_eq!(
+            effects,
+            vec![Effect::ToUser(
+                "bob".into(),
+                ServerMessage::Unread {
+                    read: 2,
+                    counts: UnreadCounts::default()
+                }
+            )]
+        );
+        // Going back is a no-op answered to the asking connection only.
+        let effects = f.frame(&bob, serde_json::json!({"type":"read","seq":1}));
+        assert!(matches!(
+            effects.as_slice(),
+            [Effect::Reply(ServerMessage::Unread { read: 2, .. })]
+        ));
+        // A read past the head stops at the head.
+        f.frame(&bob, serde_json::json!({"type":"read","seq":999}));
+        assert_eq!(f.room.unread("bob").unwrap().0, f.room.head());
+    }
+
+    #[test]
+    fn a_deleted_message_no_longer_counts_as_unread_or_as_a_mention() {
+        let mut f = Fixture::new();
+        let mut bob = conn("bob", Role::Member);
+        bob.joined = false;
+        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "@bob look");
+        assert_eq!(f.room.unread("bob").unwrap().1.mentions, 1);
+        f.frame(
+            &ann,
+            serde_json::json!({"type":"delete","client_id":"d","target":1}),
+        );
+        assert_eq!(f.room.unread("bob").unwrap().1, UnreadCounts::default());
+    }
+
+    #[test]
+    fn the_welcome_carries_your_read_position_and_a_first_join_is_announced_once() {
+        let mut f = Fixture::new();
+        let mut ann = conn("ann", Role::Member);
+        ann.joined = false;
+        let first = f.frame(&ann, serde_json::json!({"type":"hello","protocol":1}));
+        assert!(first.contains(&Effect::NewMember(ann.member())));
+        ann.joined = true;
+        f.send(&ann, "a", "hi");
+        f.frame(&ann, serde_json::json!({"type":"read","seq":1}));
+        ann.joined = false;
+        let again = f.frame(&ann, serde_json::json!({"type":"hello","protocol":1}));
+        assert!(!again.iter().any(|e| matches!(e, Effect::NewMember(_))));
+        assert!(again.iter().any(|e| matches!(
+            e,
+            Effect::Reply(ServerMessage::Welcome { read: Some(1), .. })
+        )));
+        ann.joined = true;
+        let members = f.frame(&ann, serde_json::json!({"type":"members"}));
+        assert_eq!(
+            members,
+            vec![Effect::Reply(ServerMessage::Members {
+                members: vec![ann.member()]
+            })]
+        );
+    }
+
     #[test]
     fn a_failing_store_gives_the_client_a_generic_internal_error_and_logs_the_detail() {
         struct Broken;
@@ -1246,6 +1821,34 @@ mod tests {
             }
             fn set_summary(&mut self, _: &Summary) -> Result<(), &'static str> {
                 Err("disk full")
+            }
+            fn thread_replies(
+                &self,
+                _: Seq,
+                _: usize,
+            ) -> Result<(Vec<MessageView>, bool), &'static str> {
+                Ok((vec![], false))
+            }
+            fn pinned(&self, _: usize) -> Result<Vec<MessageView>, &'static str> {
+                Ok(vec![])
+            }
+            fn record_member(&mut self, _: &Member, _: Millis) -> Result<bool, &'static str> {
+                Ok(false)
+            }
+            fn members(&self, _: usize) -> Result<Vec<Member>, &'static str> {
+                Ok(vec![])
+            }
+            fn add_mentions(&mut self, _: Seq, _: &[&str]) -> Result<(), &'static str> {
+                Ok(())
+            }
+            fn read_position(&self, _: &str) -> Result<Option<Seq>, &'static str> {
+                Ok(None)
+            }
+            fn set_read_position(&mut self, _: &str, _: Seq) -> Result<(), &'static str> {
+                Ok(())
+            }
+            fn unread_counts(&self, _: &str, _: Seq) -> Result<UnreadCounts, &'static str> {
+                Ok(UnreadCounts::default())
             }
         }
         let mut room = Room::open(Broken, info()).unwrap();

@@ -141,7 +141,7 @@ impl Harness {
                         }
                     }
                 }
-                Effect::BroadcastOthers(_) => {}
+                Effect::BroadcastOthers(_) | Effect::ToUser(..) | Effect::NewMember(_) => {}
                 Effect::Joined => self.clients[from.unwrap()].conn.joined = true,
                 Effect::Generate {
                     gen,

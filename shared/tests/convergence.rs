@@ -153,6 +153,64 @@ impl Sim {
         client.state.queue(id, op, now);
     }
 
+    /// Replies in the thread of the client's newest held message (also to the room every
+    /// other time).
+    fn reply(&mut self, c: usize) {
+        self.next_id += 1;
+        let id = format!("r{}", self.next_id);
+        let now = self.tick();
+        let client = &mut self.clients[c];
+        let Some(newest) = client.state.messages().next_back() else {
+            return;
+        };
+        let thread = newest.thread.unwrap_or(newest.seq);
+        client.state.queue(
+            id.clone(),
+            PendingOp::Reply {
+                thread,
+                text: format!("reply {id}"),
+                also_in_room: self.next_id.is_multiple_of(2),
+            },
+            now,
+        );
+        client.queued.push(id);
+    }
+
+    /// Toggles the client's 👍 on its newest held message.
+    fn react(&mut self, c: usize) {
+        self.next_id += 1;
+        let id = format!("e{}", self.next_id);
+        let now = self.tick();
+        let client = &mut self.clients[c];
+        let Some(target) = client.state.messages().next_back() else {
+            return;
+        };
+        let add = !target.reacted(&client.conn.author.id, "👍");
+        let target = target.seq;
+        client.state.queue(
+            id,
+            PendingOp::React {
+                target,
+                emoji: "👍".into(),
+                add,
+            },
+            now,
+        );
+    }
+
+    /// Opens the thread of the client's oldest held message in its side panel.
+    fn open_thread(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        let Some(seq) = client.state.messages().next().map(|m| m.seq) else {
+            return;
+        };
+        if let Some(frame) = client.state.open_thread(seq) {
+            if client.connected {
+                client.up.push_back(serde_json::to_string(&frame).unwrap());
+            }
+        }
+    }
+
     /// Tab 1 reloads. The message cache is one record per room (last writer wins: tab 0's),
     /// but outbox entries are stored one per client id, so tab 1 gets its own pending
     /// mutations back and tab 0's as well.
@@ -205,6 +263,18 @@ impl Sim {
                     Effect::Broadcast(m) => self.broadcast(&m, None),
                     Effect::BroadcastOthers(m) => self.broadcast(&m, Some(c)),
                     Effect::Joined => self.clients[c].conn.joined = true,
+                    Effect::ToUser(user, m) => {
+                        let text = encode(&m);
+                        for client in &mut self.clients {
+                            if client.connected
+                                && client.conn.joined
+                                && client.conn.author.id == user
+                            {
+                                client.down.push_back(text.clone());
+                            }
+                        }
+                    }
+                    Effect::NewMember(_) => {}
                     Effect::Close(code, _) => panic!("unexpected close {code}"),
                     Effect::Log(detail) => panic!("storage failure {detail}"),
                     other => panic!("no message here asks the assistant: {other:?}"),
@@ -234,6 +304,10 @@ impl Sim {
                 self.clients[c].resyncs += 1;
                 self.disconnect(c);
                 return;
+            }
+            for request in applied.requests {
+                let text = serde_json::to_string(&request).unwrap();
+                self.clients[c].up.push_back(text);
             }
             if applied.went_live || applied.outbox_changed {
                 self.flush(c);
@@ -284,6 +358,9 @@ enum Op {
     Type(usize),
     Edit(usize),
     Delete(usize),
+    Reply(usize),
+    React(usize),
+    OpenThread(usize),
     Flush(usize),
     Up(usize, usize),
     Down(usize, usize),
@@ -300,6 +377,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => c.clone().prop_map(Op::Type),
         1 => c.clone().prop_map(Op::Edit),
         1 => c.clone().prop_map(Op::Delete),
+        2 => c.clone().prop_map(Op::Reply),
+        2 => c.clone().prop_map(Op::React),
+        1 => c.clone().prop_map(Op::OpenThread),
         3 => c.clone().prop_map(Op::Flush),
         4 => (c.clone(), 1usize..4).prop_map(|(c, n)| Op::Up(c, n)),
         4 => (c.clone(), 1usize..6).prop_map(|(c, n)| Op::Down(c, n)),
@@ -316,6 +396,9 @@ fn run(ops: &[Op]) -> Sim {
             Op::Type(c) => sim.type_message(c),
             Op::Edit(c) => sim.edit_own(c, false),
             Op::Delete(c) => sim.edit_own(c, true),
+            Op::Reply(c) => sim.reply(c),
+            Op::React(c) => sim.react(c),
+            Op::OpenThread(c) => sim.open_thread(c),
             Op::Flush(c) => sim.flush(c),
             Op::Up(c, n) => sim.deliver_up(c, n),
             Op::Down(c, n) => sim.deliver_down(c, n),
@@ -340,19 +423,39 @@ fn check_converged(sim: &Sim) {
     // Every send a user typed was stored exactly once.
     let mut stored: HashMap<(String, String), usize> = HashMap::new();
     for event in &events {
-        if let EventKind::Message { .. } = event.kind {
+        if let EventKind::Message { .. } | EventKind::Reply { .. } = event.kind {
             *stored
                 .entry((event.author.id.clone(), event.client_id.clone()))
                 .or_default() += 1;
         }
     }
+    // A reply is refused for good when its thread's root was deleted first; it stays in the
+    // outbox as failed (checked below) and is never stored.
+    let refused = |client: &Client, id: &str| {
+        client.state.outbox().any(|p| {
+            p.client_id == id
+                && matches!(p.op, PendingOp::Reply { .. })
+                && matches!(
+                    p.status,
+                    PendingStatus::Failed {
+                        code: ErrorCode::NotFound,
+                        ..
+                    }
+                )
+        })
+    };
+    let mut typed = 0;
     for client in &sim.clients {
         for id in &client.queued {
             let key = (client.conn.author.id.clone(), id.clone());
-            assert_eq!(stored.get(&key), Some(&1), "send {id} stored once");
+            if refused(client, id) {
+                assert_eq!(stored.get(&key), None, "refused reply {id} not stored");
+            } else {
+                typed += 1;
+                assert_eq!(stored.get(&key), Some(&1), "send {id} stored once");
+            }
         }
     }
-    let typed: usize = sim.clients.iter().map(|c| c.queued.len()).sum();
     assert_eq!(stored.len(), typed, "nothing stored that nobody typed");
 
     // Every client holds exactly the room's state, with nothing left pending.
@@ -375,6 +478,14 @@ fn check_converged(sim: &Sim) {
                         ..
                     },
                 ) => *target,
+                // A reply whose thread's root a delete reached first.
+                (
+                    PendingOp::Reply { thread, .. },
+                    PendingStatus::Failed {
+                        code: ErrorCode::NotFound,
+                        ..
+                    },
+                ) => *thread,
                 _ => panic!("client {i} outbox still holds {p:?}"),
             };
             assert!(store.message(target).unwrap().unwrap().deleted);
@@ -383,6 +494,16 @@ fn check_converged(sim: &Sim) {
         let from = held.first().map_or(Seq::MAX, |m| m.seq);
         let expected: Vec<_> = latest.iter().filter(|m| m.seq >= from).cloned().collect();
         assert_eq!(held, expected, "client {i} messages");
+        // An open thread holds exactly the room's thread: root, replies, reactions.
+        if let Some(thread) = client.state.thread() {
+            let root = store.message(thread.root).unwrap();
+            assert_eq!(thread.message, root, "client {i} thread root");
+            let (replies, _) = store
+                .thread_replies(thread.root, shared::limits::THREAD_PAGE)
+                .unwrap();
+            let held: Vec<_> = thread.replies.values().cloned().collect();
+            assert_eq!(held, replies, "client {i} thread replies");
+        }
     }
 }
 

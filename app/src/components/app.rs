@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use gloo_events::EventListener;
+use shared::protocol::http::RoomUnread;
 use shared::protocol::http::SessionInfo;
 use shared::protocol::RoomInfo;
 use yew::prelude::*;
@@ -47,12 +48,16 @@ fn current_route() -> Route {
 }
 
 /// The whole app.
+/// How often the room list (and its unread counts) is refreshed while the app is open.
+const UNREAD_REFRESH_MS: u32 = 15_000;
+
 #[function_component]
 pub fn App() -> Html {
     let session = use_state(|| Session::Loading);
     let route = use_state(current_route);
     let rooms = use_state(|| Rc::new(Vec::<RoomInfo>::new()));
     let rooms_error = use_state(|| None::<AttrValue>);
+    let unread = use_state(|| Rc::new(Vec::<RoomUnread>::new()));
     let sidebar_open = use_state(|| false);
     let login_error = use_state(take_login_error);
 
@@ -80,13 +85,16 @@ pub fn App() -> Html {
 
     let refresh_rooms = {
         let (rooms, rooms_error, session) = (rooms.clone(), rooms_error.clone(), session.clone());
+        let unread = unread.clone();
         Callback::from(move |()| {
             let (rooms, rooms_error, session) =
                 (rooms.clone(), rooms_error.clone(), session.clone());
+            let unread = unread.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 match api::rooms().await {
                     Ok(list) => {
                         rooms.set(Rc::new(list.rooms));
+                        unread.set(Rc::new(list.unread));
                         rooms_error.set(None);
                     }
                     Err(e) if e.status == 401 => session.set(Session::Anonymous(None)),
@@ -102,6 +110,20 @@ pub fn App() -> Html {
             if *ready {
                 refresh_rooms.emit(());
             }
+        });
+    }
+    {
+        // Unread counts of rooms that are not open come from the room list; refresh it while
+        // the app is open (the open room's own counts arrive over its socket).
+        let refresh_rooms = refresh_rooms.clone();
+        let ready = matches!(*session, Session::Ready(_));
+        use_effect_with(ready, move |ready| {
+            let timer = ready.then(|| {
+                gloo_timers::callback::Interval::new(UNREAD_REFRESH_MS, move || {
+                    refresh_rooms.emit(())
+                })
+            });
+            move || drop(timer)
         });
     }
 
@@ -195,7 +217,7 @@ pub fn App() -> Html {
                 }
             </header>
             <aside id="sidebar" class="sidebar">
-                <Sidebar rooms={(*rooms).clone()} error={(*rooms_error).clone()} current={slug.clone()}
+                <Sidebar rooms={(*rooms).clone()} unread={(*unread).clone()} error={(*rooms_error).clone()} current={slug.clone()}
                     on_navigate={on_navigate.clone()} {on_created} />
             </aside>
             <main class="main">

@@ -1,6 +1,10 @@
 //! The message composer: Enter sends, Shift+Enter adds a line, IME composition never sends.
 
+use std::rc::Rc;
+
 use shared::limits::{validate_text, TEXT_MAX_CHARS};
+use shared::mentions::{suggestions, typing_mention};
+use shared::protocol::Member;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
@@ -18,6 +22,54 @@ pub struct ComposerProps {
     /// Posting is not allowed (read-only role, or the room refused us).
     #[prop_or_default]
     pub disabled: bool,
+    /// The room's members, for `@name` autocomplete.
+    #[prop_or_default]
+    pub members: Rc<Vec<Member>>,
+    /// Our user id (left out of suggestions).
+    #[prop_or_default]
+    pub me: Option<AttrValue>,
+    /// The empty field's hint.
+    #[prop_or(AttrValue::Static("Write a message…"))]
+    pub placeholder: AttrValue,
+    /// The field's accessible name.
+    #[prop_or(AttrValue::Static("Message"))]
+    pub label: AttrValue,
+}
+
+/// The byte index in `text` of a UTF-16 offset (what a textarea's selection reports).
+fn byte_index(text: &str, utf16: usize) -> usize {
+    let mut units = 0;
+    for (i, c) in text.char_indices() {
+        if units >= utf16 {
+            return i;
+        }
+        units += c.len_utf16();
+    }
+    text.len()
+}
+
+/// The text before the caret.
+fn before_caret(area: &HtmlTextAreaElement) -> (String, usize) {
+    let text = area.value();
+    let caret = area
+        .selection_start()
+        .ok()
+        .flatten()
+        .map_or(text.len(), |p| byte_index(&text, p as usize));
+    (text, caret)
+}
+
+/// Replaces the half-typed mention before the caret with `@name `.
+fn complete_mention(area: &HtmlTextAreaElement, name: &str) {
+    let (text, caret) = before_caret(area);
+    let Some(at) = text[..caret].rfind('@') else {
+        return;
+    };
+    let inserted = format!("{}@{name} ", &text[..at]);
+    let caret_utf16 = inserted.encode_utf16().count() as u32;
+    area.set_value(&format!("{inserted}{}", &text[caret..]));
+    let _ = area.set_selection_range(caret_utf16, caret_utf16);
+    let _ = area.focus();
 }
 
 /// The composer form.
@@ -26,6 +78,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let input = use_node_ref();
     let count = use_state(|| 0usize);
     let error = use_state(|| None::<String>);
+    let suggest = use_state(Vec::<Member>::new);
 
     let submit = {
         let input = input.clone();
@@ -55,19 +108,45 @@ pub fn Composer(props: &ComposerProps) -> Html {
             submit.emit(());
         })
     };
-    let onkeydown = Callback::from(move |e: KeyboardEvent| {
-        if sends(&e.key(), e.shift_key(), e.is_composing(), e.key_code()) {
-            e.prevent_default();
-            submit.emit(());
-        }
-    });
+    let onkeydown = {
+        let suggest = suggest.clone();
+        let input = input.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Tab" && !suggest.is_empty() {
+                e.prevent_default();
+                if let Some(area) = input.cast::<HtmlTextAreaElement>() {
+                    complete_mention(&area, &suggest[0].name);
+                }
+                suggest.set(Vec::new());
+            } else if e.key() == "Escape" && !suggest.is_empty() {
+                suggest.set(Vec::new());
+            } else if sends(&e.key(), e.shift_key(), e.is_composing(), e.key_code()) {
+                e.prevent_default();
+                suggest.set(Vec::new());
+                submit.emit(());
+            }
+        })
+    };
     let oninput = {
         let count = count.clone();
         let error = error.clone();
         let on_typing = props.on_typing.clone();
+        let suggest = suggest.clone();
+        let members = props.members.clone();
+        let me = props.me.clone();
         Callback::from(move |e: InputEvent| {
             if let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>() {
                 count.set(area.value().chars().count());
+                let (text, caret) = before_caret(&area);
+                let found = typing_mention(&text[..caret])
+                    .map(|partial| {
+                        suggestions(partial, &members, me.as_deref())
+                            .into_iter()
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                suggest.set(found);
             }
             if error.is_some() {
                 error.set(None);
@@ -79,9 +158,9 @@ pub fn Composer(props: &ComposerProps) -> Html {
     html! {
         <form class="composer" {onsubmit}>
             <textarea
-                ref={input}
-                aria-label="Message"
-                placeholder="Write a message…"
+                ref={input.clone()}
+                aria-label={props.label.clone()}
+                placeholder={props.placeholder.clone()}
                 rows="1"
                 disabled={props.disabled}
                 aria-invalid={error.is_some().then_some("true")}
@@ -89,6 +168,26 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 {onkeydown}
                 {oninput}
             />
+            if !suggest.is_empty() {
+                <ul class="mention-suggestions" role="listbox" aria-label="Mention">
+                    { for suggest.iter().map(|m| {
+                        let pick = {
+                            let input = input.clone();
+                            let suggest = suggest.clone();
+                            let name = m.name.clone();
+                            Callback::from(move |_: MouseEvent| {
+                                if let Some(area) = input.cast::<HtmlTextAreaElement>() {
+                                    complete_mention(&area, &name);
+                                }
+                                suggest.set(Vec::new());
+                            })
+                        };
+                        html! {
+                            <li role="option"><button type="button" onclick={pick}>{ "@" }{ &m.name }</button></li>
+                        }
+                    }) }
+                </ul>
+            }
             <button type="submit" class="primary" disabled={props.disabled}>{ "Send" }</button>
             <div id="composer-help" class="composer-help">
                 if let Some(message) = &*error {

@@ -25,6 +25,9 @@ pub struct MessageListProps {
     /// Load the page before the oldest row.
     #[prop_or_default]
     pub on_load_older: Callback<()>,
+    /// The first unread message when the room was opened: a "New" divider goes before it.
+    #[prop_or_default]
+    pub first_unread: Option<u64>,
 }
 
 impl PartialEq for MessageListProps {
@@ -33,6 +36,7 @@ impl PartialEq for MessageListProps {
             && self.has_more == other.has_more
             && self.on_action == other.on_action
             && self.on_load_older == other.on_load_older
+            && self.first_unread == other.first_unread
     }
 }
 
@@ -183,6 +187,17 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     };
 
     let on_action = props.on_action.clone();
+    let mut items = Vec::with_capacity(props.rows.len() - start + 1);
+    for row in &props.rows[start..] {
+        if row.seq.is_some() && row.seq == props.first_unread {
+            items.push(html! {
+                <li key="unread-divider" class="unread-divider" role="separator">{ "New" }</li>
+            });
+        }
+        items.push(html! {
+            <MessageRow key={row.key()} row={row.clone()} on_action={on_action.clone()} />
+        });
+    }
     html! {
         <div class="message-pane">
             <div class="scroller" ref={scroller} {onscroll}>
@@ -194,9 +209,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                     <p class="history-edge">{ "No messages yet. Say hello!" }</p>
                 }
                 <ol class="messages" aria-label="Messages" data-loaded={props.rows.len().to_string()}>
-                    { for props.rows[start..].iter().map(|row| html! {
-                        <MessageRow key={row.key()} row={row.clone()} on_action={on_action.clone()} />
-                    }) }
+                    { for items }
                 </ol>
             </div>
             if *show_new {

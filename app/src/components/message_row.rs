@@ -7,6 +7,7 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use crate::components::answer::AnswerBar;
+use crate::components::reactions::Reactions;
 use crate::keys::sends;
 use crate::rows::{PendingKind, RowAction, RowView, Status};
 use crate::web;
@@ -19,11 +20,16 @@ pub struct MessageRowProps {
     pub row: Rc<RowView>,
     /// Edit, delete, retry, discard.
     pub on_action: Callback<RowAction>,
+    /// Shown in the thread panel (no thread buttons there).
+    #[prop_or_default]
+    pub in_panel: bool,
 }
 
 impl PartialEq for MessageRowProps {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.row, &other.row) && self.on_action == other.on_action
+        Rc::ptr_eq(&self.row, &other.row)
+            && self.on_action == other.on_action
+            && self.in_panel == other.in_panel
     }
 }
 
@@ -208,6 +214,55 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
         (Status::Sent, _) => Html::default(),
     };
 
+    let pinned = row.pinned;
+    let social = match row.seq {
+        Some(seq) if row.status == Status::Sent && !row.deleted => {
+            let open_thread = props
+                .on_action
+                .reform(move |_: MouseEvent| RowAction::OpenThread(seq));
+            let thread_line = match (row.replies, props.in_panel) {
+                (Some((count, last)), false) => html! {
+                    <button type="button" class="thread-link" onclick={open_thread.clone()}>
+                        { format!("{count} repl{} · last {}", if count == 1 { "y" } else { "ies" },
+                            web::local_hh_mm(last)) }
+                    </button>
+                },
+                _ => Html::default(),
+            };
+            let in_thread = match (row.in_thread, props.in_panel) {
+                (Some(root), false) => {
+                    let open = props
+                        .on_action
+                        .reform(move |_: MouseEvent| RowAction::OpenThread(root));
+                    html! {
+                        <button type="button" class="thread-link" onclick={open}>
+                            { "replied in a thread" }
+                        </button>
+                    }
+                }
+                _ => Html::default(),
+            };
+            html! {
+                <div class="social">
+                    <Reactions seq={seq} reactions={row.reactions.clone()}
+                        can_react={row.can_react} on_action={props.on_action.clone()} />
+                    { thread_line }
+                    { in_thread }
+                    if row.can_react && !props.in_panel {
+                        <button type="button" class="reply" onclick={open_thread}>{ "Reply" }</button>
+                    }
+                    if row.can_pin {
+                        <button type="button" class="pin"
+                            onclick={props.on_action.reform(move |_: MouseEvent| RowAction::Pin(seq, !pinned))}>
+                            { if pinned { "Unpin" } else { "Pin" } }
+                        </button>
+                    }
+                </div>
+            }
+        }
+        _ => Html::default(),
+    };
+
     let actions = if row.status == Status::Sent && !*editing {
         if *confirming {
             html! {
@@ -237,7 +292,8 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
 
     html! {
         <li class={classes!("message", row.mine.then_some("mine"), row.deleted.then_some("deleted"),
-                row.answer.is_some().then_some("answer"))}
+                row.answer.is_some().then_some("answer"), row.mentions_me.then_some("mentions-me"),
+                row.pinned.then_some("pinned"))}
             data-seq={row.seq.map(|s| s.to_string())}
             data-client-id={row.client_id.clone()}
             data-status={row.status.attr()}>
@@ -249,9 +305,13 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
                 if row.edited && !row.deleted {
                     <span class="edited">{ "(edited)" }</span>
                 }
+                if row.pinned {
+                    <span class="pinned-mark" title="Pinned">{ "📌" }</span>
+                }
             </div>
             { body }
             { answer_bar }
+            { social }
             { state_line }
             { actions }
         </li>

@@ -1,5 +1,7 @@
 //! The room page: header, banner, notice, message list, typing line and composer.
 
+use std::rc::Rc;
+
 use shared::permissions::{allows, Action};
 use shared::protocol::close;
 use yew::prelude::*;
@@ -8,7 +10,10 @@ use crate::components::banner::Banner;
 use crate::components::composer::Composer;
 use crate::components::message_list::MessageList;
 use crate::components::notice::Notice;
+use crate::components::pins::PinsPanel;
+use crate::components::search::SearchPanel;
 use crate::components::sidebar::link_click;
+use crate::components::thread_panel::ThreadPanel;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
 use crate::rows::RowAction;
@@ -33,6 +38,9 @@ struct Actions {
     on_typing: Callback<()>,
     on_retry: Callback<()>,
     on_dismiss: Callback<()>,
+    on_reply: Callback<(String, bool)>,
+    on_close_thread: Callback<()>,
+    on_toggle_pins: Callback<()>,
 }
 
 /// `/r/<slug>`. Keyed by slug in the parent, so each room gets a fresh connection.
@@ -84,13 +92,62 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                 let h = h.clone();
                 Callback::from(move |()| h.retry_now())
             },
+            on_reply: {
+                let h = h.clone();
+                Callback::from(move |(text, also): (String, bool)| {
+                    if let Err(message) = h.reply(text, also) {
+                        web::warn(&message);
+                    }
+                })
+            },
+            on_close_thread: {
+                let h = h.clone();
+                Callback::from(move |()| h.close_thread())
+            },
+            on_toggle_pins: {
+                let h = h.clone();
+                Callback::from(move |()| h.toggle_pins())
+            },
             on_dismiss: Callback::from(move |()| h.dismiss_error()),
         })
+    };
+    let searching = use_state(|| false);
+    let toggle_search = {
+        let searching = searching.clone();
+        Callback::from(move |()| searching.set(!*searching))
     };
 
     let rows = handle.rows();
     let banner = handle.banner();
     let stopped = handle.stopped();
+    let thread_rows = handle.thread_rows();
+    let pins_open = handle.pins_open();
+    let pinned_rows = if pins_open {
+        handle.pinned_rows()
+    } else {
+        Vec::new()
+    };
+    let unread_from = handle.unread_from();
+    let (thread_open, members, me, unread) = handle.with_room(|room| {
+        (
+            room.thread().is_some(),
+            Rc::new(room.members().to_vec()),
+            room.me().map(|a| AttrValue::from(a.id.clone())),
+            room.unread(),
+        )
+    });
+    let jump = Callback::from(move |_: MouseEvent| {
+        let target = unread_from.and_then(|seq| {
+            web::window()
+                .document()?
+                .query_selector(&format!("ol.messages > li[data-seq=\"{seq}\"]"))
+                .ok()
+                .flatten()
+        });
+        if let Some(el) = target {
+            el.scroll_into_view();
+        }
+    });
     let (name, topic, present, typing, has_more, error, can_post) = handle.with_room(|room| {
         let info = room.room();
         (
@@ -132,6 +189,20 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                         { format!("{} here: {}", present.len(), present.join(", ")) }
                     </p>
                 }
+                <div class="room-tools">
+                    if unread_from.is_some() {
+                        <button type="button" class="jump-unread" onclick={jump}>
+                            { "Jump to first unread" }
+                        </button>
+                    }
+                    if unread.mentions > 0 {
+                        <span class="badge mention" title="Mentions of you">{ format!("@{}", unread.mentions) }</span>
+                    }
+                    <button type="button" aria-pressed={pins_open.to_string()}
+                        onclick={actions.on_toggle_pins.reform(|_: MouseEvent| ())}>{ "📌 Pinned" }</button>
+                    <button type="button" aria-pressed={searching.to_string()}
+                        onclick={toggle_search.reform(|_: MouseEvent| ())}>{ "🔍 Search" }</button>
+                </div>
             </header>
             <Banner state={banner} on_retry={actions.on_retry.clone()} />
             if let Some(error) = error {
@@ -143,12 +214,31 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     <a href="/" onclick={link_click("/".into(), props.on_navigate.clone())}>{ "Back to all rooms" }</a>
                 </div>
             } else {
-                <MessageList rows={rows} has_more={has_more}
-                    on_action={actions.on_action.clone()}
-                    on_load_older={actions.on_load_older.clone()} />
-                <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
-                <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
-                    disabled={!can_post || stopped.is_some()} />
+                <div class="room-body">
+                    <div class="room-main">
+                        <MessageList rows={rows} has_more={has_more}
+                            first_unread={unread_from}
+                            on_action={actions.on_action.clone()}
+                            on_load_older={actions.on_load_older.clone()} />
+                        <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
+                        <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
+                            disabled={!can_post || stopped.is_some()}
+                            members={members.clone()} me={me.clone()} />
+                    </div>
+                    if thread_open {
+                        <ThreadPanel rows={thread_rows} on_action={actions.on_action.clone()}
+                            on_reply={actions.on_reply.clone()} on_close={actions.on_close_thread.clone()}
+                            disabled={!can_post || stopped.is_some()} members={members} me={me} />
+                    }
+                    if pins_open {
+                        <PinsPanel rows={pinned_rows} on_action={actions.on_action.clone()}
+                            on_close={actions.on_toggle_pins.clone()} />
+                    }
+                    if *searching {
+                        <SearchPanel slug={props.slug.clone()} on_navigate={props.on_navigate.clone()}
+                            on_close={toggle_search} />
+                    }
+                </div>
             }
         </section>
     }

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use shared::limits::{validate_room_name, validate_topic};
+use shared::protocol::http::RoomUnread;
 use shared::protocol::AssistantMode;
 use shared::protocol::RoomInfo;
 use web_sys::HtmlInputElement;
@@ -23,11 +24,23 @@ pub fn link_click(path: String, on_navigate: Callback<String>) -> Callback<Mouse
     })
 }
 
+/// "3", or "999+" at the room's counting cap.
+pub fn unread_label(count: u32) -> String {
+    if count >= shared::limits::UNREAD_COUNT_CAP {
+        format!("{}+", shared::limits::UNREAD_COUNT_CAP)
+    } else {
+        count.to_string()
+    }
+}
+
 /// Props of [`Sidebar`].
 #[derive(Properties, PartialEq)]
 pub struct SidebarProps {
     /// The rooms, most recently active first.
     pub rooms: Rc<Vec<RoomInfo>>,
+    /// Our unread counts in the rooms we joined.
+    #[prop_or_default]
+    pub unread: Rc<Vec<RoomUnread>>,
     /// Why the list could not be loaded, if it could not.
     #[prop_or_default]
     pub error: Option<AttrValue>,
@@ -59,12 +72,24 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                         let path = Route::Room(room.slug.clone()).path();
                         let current = props.current.as_deref() == Some(room.slug.as_str());
                         let activity = room.last_activity.map(|t| ago(now, t));
+                        // The open room is being read: its badge would only lag behind.
+                        let counts = props.unread.iter()
+                            .find(|u| u.slug == room.slug && !current)
+                            .map(|u| u.counts)
+                            .filter(|c| c.unread > 0 || c.mentions > 0);
                         html! {
                             <li key={room.slug.clone()}>
                                 <a href={path.clone()} class={classes!("room-link", current.then_some("current"))}
                                     aria-current={current.then_some("page")}
                                     onclick={link_click(path, props.on_navigate.clone())}>
-                                    <span class="room-name">{ &room.name }</span>
+                                    <span class="room-name">{ &room.name }
+                                        if let Some(c) = counts {
+                                            <span class="badge unread" title="Unread messages">{ unread_label(c.unread) }</span>
+                                            if c.mentions > 0 {
+                                                <span class="badge mention" title="Mentions of you">{ format!("@{}", c.mentions) }</span>
+                                            }
+                                        }
+                                    </span>
                                     if !room.topic.is_empty() {
                                         <span class="room-topic">{ &room.topic }</span>
                                     }

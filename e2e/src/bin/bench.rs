@@ -25,8 +25,16 @@
 //! 0,10000,100000` `--joins 20` `--seeders 4` `--sessions 20` `--browser-messages 10000`
 //! `--browser-baseline 50` `--browser-probes 30`.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant` runs just those (all by
-//! default);
+//! - search: in-room full-text search (FTS5, bm25, snippets) over HTTP at 100,000 and
+//!   1,000,000 messages (bulk-seeded through the `BENCH_SEED` route, which only this bench's
+//!   server enables), for a rare word (~0.3% of messages), two rare words, a rare word with a
+//!   filter, and a word in every message (the worst case); and the send path's cost of keeping
+//!   the index: ack latency and throughput with the index against a server whose rooms drop
+//!   its triggers (`BENCH_NO_FTS`). `--search-sizes 100000,1000000` `--search-queries 200`
+//!   `--send-path-messages 2000`.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search` runs just those (all
+//! by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
 //! other results, and the bench then exits with an error.
@@ -74,6 +82,9 @@ struct Args {
     browser_messages: u64,
     browser_baseline: u64,
     browser_probes: usize,
+    search_sizes: Vec<u64>,
+    search_queries: usize,
+    send_path_messages: u64,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -85,16 +96,18 @@ enum Section {
     Download,
     Browser,
     Assistant,
+    Search,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
         Section::Download,
         Section::Browser,
         Section::Assistant,
+        Section::Search,
     ];
 
     fn name(self) -> &'static str {
@@ -105,6 +118,7 @@ impl Section {
             Section::Download => "download",
             Section::Browser => "browser",
             Section::Assistant => "assistant",
+            Section::Search => "search",
         }
     }
 
@@ -136,6 +150,9 @@ impl Args {
             browser_messages: 10_000,
             browser_baseline: 50,
             browser_probes: 30,
+            search_sizes: vec![100_000, 1_000_000],
+            search_queries: 200,
+            send_path_messages: 2_000,
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -172,6 +189,9 @@ impl Args {
                 "--browser-messages" => args.browser_messages = value.parse()?,
                 "--browser-baseline" => args.browser_baseline = value.parse()?,
                 "--browser-probes" => args.browser_probes = value.parse()?,
+                "--search-sizes" => args.search_sizes = list(&value)?,
+                "--search-queries" => args.search_queries = value.parse()?,
+                "--send-path-messages" => args.send_path_messages = value.parse()?,
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -212,6 +232,8 @@ async fn main() -> Result {
     require_build(browser)?;
     let lifted = "1000000";
     let mut options = DevOptions::default()
+        // The search section's bulk seed route (never set in wrangler.toml).
+        .var("BENCH_SEED", "1")
         .var("SEND_BURST", lifted)
         .var("SEND_PER_SECOND", lifted)
         .var("FRAME_BURST", lifted)
@@ -314,6 +336,10 @@ async fn run_all(
     if args.runs(Section::Assistant) {
         say("assistant: 50 clients watch answers stream from a clock provider");
         report["assistant"] = run_assistant(&sessions, fake, 50, 5, 200).await?;
+    }
+
+    if args.runs(Section::Search) {
+        report["search"] = run_search(args, &sessions, lifted).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -1375,4 +1401,155 @@ fn token_latencies(text: &str, now: u64) -> Vec<u64> {
         .filter_map(|t| t.strip_prefix('t')?.parse::<u64>().ok())
         .map(|sent| now.saturating_sub(sent))
         .collect()
+}
+
+/// Messages per bulk-seed request (the room caps one request at 50,000).
+const SEED_CHUNK: u64 = 50_000;
+
+/// Adds `count` generated messages to a room through the bench-only seed route.
+async fn bulk_seed(session: &Session, slug: &str, count: u64) -> Result<u64> {
+    let mut head = 0;
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(SEED_CHUNK);
+        let response = session
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/rooms/{slug}/seed?count={n}"),
+            )
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "seed answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        let body: Value = response.json().await?;
+        head = body["head"].as_u64().context("seed head")?;
+        left -= n;
+    }
+    Ok(head)
+}
+
+/// Times `n` searches of `query(i)` in one room, over HTTP (Worker + room).
+async fn time_searches(
+    session: &Session,
+    slug: &str,
+    n: usize,
+    query: impl Fn(usize) -> String,
+) -> Result<Value> {
+    let mut us = Vec::with_capacity(n);
+    let mut hits = 0usize;
+    for i in 0..n {
+        let q: String = url::form_urlencoded::byte_serialize(query(i).as_bytes()).collect();
+        let start = Instant::now();
+        let response = session
+            .get(&format!("/api/rooms/{slug}/search?q={q}"))
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        us.push(start.elapsed().as_micros() as u64);
+        if !status.is_success() {
+            bail!("search answered {status}: {body}");
+        }
+        hits += body["hits"].as_array().map_or(0, Vec::len);
+    }
+    let mut report = latency_json(us);
+    report["queries"] = json!(n);
+    report["mean_hits"] = json!(round2(hits as f64 / n.max(1) as f64));
+    Ok(report)
+}
+
+/// A deterministic spread of rare words from the seed vocabulary (w0..w4095).
+fn rare_word(i: usize) -> String {
+    format!("w{}", (i * 2_654_435_761) % 4096)
+}
+
+async fn run_search(args: &Args, sessions: &[Session], lifted: &str) -> Result<Value> {
+    let session = &sessions[0];
+    let mut sizes = Vec::new();
+    for &size in &args.search_sizes {
+        let room = session.new_room().await?;
+        say(format!("search: bulk-seeding {size} messages"));
+        let start = Instant::now();
+        let head = bulk_seed(session, &room.slug, size).await?;
+        let seed_seconds = start.elapsed().as_secs_f64();
+        if head != size {
+            bail!("seeded to head {head}, wanted {size}");
+        }
+        say(format!(
+            "search: {} queries of each kind at {size}",
+            args.search_queries
+        ));
+        let n = args.search_queries;
+        // Warm the room (first query opens storage) before timing.
+        time_searches(session, &room.slug, 3, rare_word).await?;
+        sizes.push(json!({
+            "messages": size,
+            "seed_seconds": round2(seed_seconds),
+            "seed_messages_per_s": (size as f64 / seed_seconds.max(1e-9)).round(),
+            "rare_word_ms": time_searches(session, &room.slug, n, rare_word).await?,
+            "two_rare_words_ms": time_searches(session, &room.slug, n, |i| {
+                format!("{} {}", rare_word(i), rare_word(i + 7))
+            }).await?,
+            "rare_word_with_date_filter_ms": time_searches(session, &room.slug, n, |i| {
+                format!("{} after:2020-01-01", rare_word(i))
+            }).await?,
+            "word_in_every_message_ms": time_searches(
+                session, &room.slug, n.min(20), |_| "seed".to_owned()
+            ).await?,
+        }));
+    }
+
+    say("search: send path with and without the index");
+    let with_index = send_path(session, args.send_path_messages).await?;
+    let plain = DevServer::start(
+        DevOptions::default()
+            .var("SEND_BURST", lifted)
+            .var("SEND_PER_SECOND", lifted)
+            .var("FRAME_BURST", lifted)
+            .var("FRAME_PER_SECOND", lifted)
+            .var("BENCH_NO_FTS", "1"),
+    )
+    .await?;
+    let plain_session = Session::create(&plain, "Bench plain").await?;
+    let without_index = send_path(&plain_session, args.send_path_messages).await?;
+    Ok(json!({
+        "measured": "HTTP GET /api/rooms/{slug}/search round trip (Worker + room), 20 results",
+        "sizes": sizes,
+        "send_path": {
+            "with_index": with_index,
+            "without_index": without_index,
+        },
+    }))
+}
+
+/// Sequential sends (each waits for its ack) for latency, then a windowed burst (64 in flight)
+/// for throughput, in a fresh room.
+async fn send_path(session: &Session, count: u64) -> Result<Value> {
+    let room = session.new_room().await?;
+    let (mut socket, _) = session.join(&room.slug, None).await?;
+    let mut us = Vec::new();
+    for n in 0..count.min(500) {
+        let start = Instant::now();
+        socket
+            .post(
+                &format!("lat-{n}"),
+                &format!("latency probe {n} with some words"),
+            )
+            .await?;
+        us.push(start.elapsed().as_micros() as u64);
+    }
+    socket.close().await;
+    let (socket, _) = session.join(&room.slug, None).await?;
+    let start = Instant::now();
+    seed(socket, 0, count, join_text).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(json!({
+        "ack_ms": latency_json(us),
+        "burst_messages": count,
+        "burst_messages_per_s": (count as f64 / seconds.max(1e-9)).round(),
+    }))
 }

@@ -2,6 +2,8 @@
 
 mod generate;
 pub mod object;
+pub mod queries;
+pub mod semantic;
 pub mod store;
 
 pub use generate::Timeouts;

@@ -7,15 +7,20 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use shared::ai::Personalization;
-use shared::protocol::{Author, EventKind, RoomInfo, ServerMessage, PING_FRAME, PONG_FRAME};
+use shared::error::{ChatError, ErrorCode};
+use shared::limits;
+use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
+use shared::protocol::{Author, EventKind, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME};
 use shared::rate_limit::RateLimits;
 use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
+use shared::search;
 use worker::{
     console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 use super::generate::AiRuntime;
+use super::semantic::Semantic;
 use super::store::SqlStore;
 use crate::config;
 
@@ -154,6 +159,11 @@ impl DurableObject for ChatRoom {
             let closed = self.close_matching(&request);
             return Response::from_json(&Closed { closed });
         }
+        if let Some(what) = req.path().strip_prefix("/internal/") {
+            let what = what.to_owned();
+            let request: RoomQuery = req.json().await?;
+            return self.query(&what, request).await;
+        }
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
             return Response::error("not found", 404);
         };
@@ -231,14 +241,35 @@ impl DurableObject for ChatRoom {
         };
 
         let mut posted = false;
+        let mut new_members = Vec::new();
+        let mut stored = Vec::new();
         for effect in effects {
             if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
-                posted |= matches!(event.kind, EventKind::Message { .. });
+                posted |= matches!(
+                    event.kind,
+                    EventKind::Message { .. } | EventKind::Reply { .. }
+                );
+                stored.push(event.clone());
+            }
+            if let Effect::NewMember(member) = effect {
+                new_members.push(member);
+                continue;
             }
             self.carry_out(id, effect);
         }
         if posted {
             self.schedule_directory_flush().await;
+        }
+        // After the welcome went out, so a first join is not slowed by the directory write.
+        for member in new_members {
+            self.record_membership(&member.user_id).await;
+        }
+        // Production only (Workers AI + Vectorize bound): keep the semantic index true.
+        if let (Some(semantic), false) = (Semantic::from_env(&self.env), stored.is_empty()) {
+            let slug = self.room.borrow().as_ref().map(|r| r.info().slug.clone());
+            if let Some(slug) = slug {
+                super::semantic::index_events(&semantic, &slug, &stored).await;
+            }
         }
         self.run_ai_work().await;
         Ok(())
@@ -286,7 +317,144 @@ impl DurableObject for ChatRoom {
     }
 }
 
+/// A question the Worker asks a room for a verified user (search, unread counts, context, and
+/// the bench's bulk seed). Like [`Connect`], trusted: only the Worker reaches the object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RoomQuery {
+    /// The room's directory entry (lets a room that never had a connection open its storage).
+    pub room: RoomInfo,
+    /// Who asks.
+    pub user_id: String,
+    /// `search`: the query text.
+    #[serde(default)]
+    pub query: String,
+    /// `search`: results wanted.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `context`: the message.
+    #[serde(default)]
+    pub seq: Option<Seq>,
+    /// `seed`: how many messages to add.
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
 impl ChatRoom {
+    /// Answers a [`RoomQuery`] at `/internal/<what>`.
+    async fn query(&self, what: &str, request: RoomQuery) -> worker::Result<Response> {
+        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
+            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+        }
+        self.load(Some(request.room.clone()))?;
+        // Semantic candidates first: no borrow of the room may be held across an await.
+        let semantic = match (what, Semantic::from_env(&self.env)) {
+            ("search", Some(semantic)) => match search::parse_query(&request.query) {
+                Ok(query) if query.fts_match().is_some() => semantic
+                    .query(&request.room.slug, &query.text())
+                    .await
+                    .unwrap_or_else(|e| {
+                        console_error!("semantic search failed, full-text only: {e}");
+                        Vec::new()
+                    }),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if what == "seed" && config::bench_seed_enabled(&self.env) {
+            let count = request.count.unwrap_or(0).min(SEED_MAX);
+            let head = self.seed(count)?;
+            return Response::from_json(&serde_json::json!({ "head": head }));
+        }
+        let room = self.room.borrow();
+        let Some(room) = room.as_ref() else {
+            return Response::error("room not loaded", 500);
+        };
+        let slug = &request.room.slug;
+        match what {
+            "search" => {
+                let query = match search::parse_query(&request.query) {
+                    Ok(query) => query,
+                    Err(e) => return refused(&e),
+                };
+                let limit = request
+                    .limit
+                    .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
+                    .clamp(1, limits::SEARCH_LIMIT_MAX);
+                let hits = room.store().search_hybrid(slug, &query, limit, &semantic)?;
+                Response::from_json(&SearchResults {
+                    hits,
+                    partial: false,
+                    missing: Vec::new(),
+                })
+            }
+            "unread" => {
+                let (read, counts) = room.unread(&request.user_id).map_err(failure)?;
+                Response::from_json(&RoomUnread {
+                    slug: slug.clone(),
+                    read,
+                    counts,
+                })
+            }
+            "context" => {
+                let seq = request.seq.unwrap_or(0);
+                match room.store().context(seq, limits::CONTEXT_SIDE)? {
+                    Some((thread, messages)) => Response::from_json(&Context {
+                        target: seq,
+                        thread,
+                        messages,
+                    }),
+                    None => refused(&ChatError::new(
+                        ErrorCode::NotFound,
+                        format!("Message {seq} does not exist."),
+                    )),
+                }
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    /// Appends `count` generated messages straight to storage (the bench's bulk seed; never
+    /// enabled by wrangler.toml). Same storage path as a real send, FTS index included.
+    fn seed(&self, count: u64) -> worker::Result<Seq> {
+        let mut room = self.room.borrow_mut();
+        let Some(room) = room.as_mut() else {
+            return Ok(0);
+        };
+        let author = Author {
+            id: "bench-seed".into(),
+            name: "Seed".into(),
+            role: shared::protocol::Role::Member,
+        };
+        let now = now();
+        room.seed(count, |n| (author.clone(), now, seed_text(n)))
+            .map_err(|e| worker::Error::RustError(format!("{e:?}")))
+    }
+
+    /// Sends a frame to every joined socket of one user.
+    fn send_to_user(&self, user_id: &str, message: &ServerMessage) {
+        if let Some(slots) = self.slots.borrow().as_ref() {
+            for slot in slots.values() {
+                if slot.conn.joined && slot.conn.author.id == user_id {
+                    send(&slot.ws, message);
+                }
+            }
+        }
+    }
+
+    /// Records in the directory that a user joined this room (their first join).
+    async fn record_membership(&self, user_id: &str) {
+        let slug = match self.room.borrow().as_ref() {
+            Some(room) => room.info().slug.clone(),
+            None => return,
+        };
+        if let Err(e) = crate::directory::record_member(&self.env, &slug, user_id, now()).await {
+            console_error!("recording {user_id} as a member of {slug} failed: {e}");
+        }
+    }
+
     /// Opens storage and rebuilds the socket table after a wake. `info` is the directory's
     /// current entry when a connect brings one.
     fn load(&self, info: Option<RoomInfo>) -> worker::Result<()> {
@@ -299,6 +467,9 @@ impl ChatRoom {
             (Some(_), None) => {}
             (None, info) => {
                 let store = SqlStore::open(self.state.storage().sql())?;
+                if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
+                    store.drop_search_index_triggers()?;
+                }
                 let info = match info {
                     Some(info) => {
                         store.set_meta("room_info", &to_json(&info)?)?;
@@ -377,6 +548,7 @@ impl ChatRoom {
                 }
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
+            Effect::ToUser(user_id, message) => self.send_to_user(&user_id, &message),
             other => {
                 if let Some(other) = self.ai.take(other) {
                     console_error!("effect not carried out: {other:?}");
@@ -617,6 +789,40 @@ fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
 
 pub(super) fn now() -> i64 {
     Date::now().as_millis() as i64
+}
+
+/// Most messages one seed request adds (the bench sends several).
+const SEED_MAX: u64 = 50_000;
+
+/// Generated text for seeded messages: 12 words from a 4,096-word vocabulary, so a given word
+/// is in about 0.3% of messages (a realistic search selects a few thousand of a million), plus
+/// one word shared by every message (the worst case).
+pub fn seed_text(n: u64) -> String {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5151_5151;
+    let mut words = vec!["seed".to_owned()];
+    for _ in 0..12 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        words.push(format!("w{}", x % 4096));
+    }
+    words.join(" ")
+}
+
+/// A refusal as the Worker passes it on: the error body with its HTTP status.
+fn refused(e: &ChatError) -> worker::Result<Response> {
+    Ok(Response::from_json(&ErrorBody {
+        code: e.code,
+        message: e.message.clone(),
+    })?
+    .with_status(e.code.http_status()))
+}
+
+fn failure(f: Failure) -> worker::Error {
+    match f {
+        Failure::Refused(e) => worker::Error::RustError(e.to_string()),
+        Failure::Storage(detail) => worker::Error::RustError(detail),
+    }
 }
 
 #[cfg(test)]

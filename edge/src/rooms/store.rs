@@ -6,8 +6,14 @@
 
 use serde::Deserialize;
 use shared::assistant::Summary;
-use shared::protocol::{AnswerView, Author, Event, EventKind, MessageView, Seq};
+use shared::limits::UNREAD_COUNT_CAP;
+use shared::protocol::http::SearchHit;
+use shared::protocol::{
+    AnswerView, Author, Event, EventKind, Member, MessageView, Millis, Reaction, Seq,
+    ThreadSummary, UnreadCounts,
+};
 use shared::room::RoomStore;
+use shared::search::{self, SearchQuery};
 use worker::{SqlStorage, SqlStorageValue};
 
 /// Schema migrations, applied in order; index + 1 is the version they bring the room to.
@@ -44,10 +50,74 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN answer_state TEXT;
     CREATE INDEX messages_unfinished ON messages (answer_state)
         WHERE answer_state IN ('queued', 'streaming');",
+    // v3 (rooms): threads, reactions, pins, members, read positions, mentions, and full-text
+    // search. The FTS5 index reads its text from `messages` (external content, so the text is
+    // stored once) and triggers keep it true on every change of `messages.text`, from any
+    // code path: an edit replaces the indexed words, a delete (text set to '') removes them.
+    "ALTER TABLE messages ADD COLUMN author_id TEXT;
+    UPDATE messages SET author_id = json_extract(author, '$.id');
+    ALTER TABLE messages ADD COLUMN thread INTEGER;
+    ALTER TABLE messages ADD COLUMN in_main INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN reply_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN last_reply_at INTEGER;
+    ALTER TABLE messages ADD COLUMN reactions TEXT;
+    ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_by_thread ON messages (thread, seq) WHERE thread IS NOT NULL;
+    CREATE INDEX messages_pinned ON messages (seq) WHERE pinned = 1;
+    CREATE TABLE members (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        last_seen INTEGER NOT NULL
+    );
+    CREATE INDEX members_by_last_seen ON members (last_seen);
+    CREATE TABLE reads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE TABLE mentions (
+        user_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (user_id, seq)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content = 'messages', content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    END;",
 ];
 
+/// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
+/// has its own semicolons) in one statement.
+fn statements(migration: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for piece in migration.split(';') {
+        current.push_str(piece);
+        let open_trigger =
+            current.contains("CREATE TRIGGER") && !current.trim_end().ends_with("END");
+        if open_trigger {
+            current.push(';');
+            continue;
+        }
+        if !current.trim().is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        current.clear();
+    }
+    out
+}
+
 /// The columns a [`MessageRow`] reads.
-const MESSAGE_COLUMNS: &str = "seq, at, author, client_id, text, edited_at, deleted, answer";
+const MESSAGE_COLUMNS: &str = "seq, at, author, client_id, text, edited_at, deleted, answer, \
+    thread, in_main, reply_count, last_reply_at, reactions, pinned";
 
 /// The room's SQLite storage.
 #[derive(Clone)]
@@ -85,6 +155,12 @@ struct MessageRow {
     edited_at: Option<f64>,
     deleted: f64,
     answer: Option<String>,
+    thread: Option<f64>,
+    in_main: f64,
+    reply_count: f64,
+    last_reply_at: Option<f64>,
+    reactions: Option<String>,
+    pinned: f64,
 }
 
 impl MessageRow {
@@ -104,6 +180,19 @@ impl MessageRow {
                 .map(|a| serde_json::from_str::<AnswerView>(&a))
                 .transpose()
                 .map_err(|e| worker::Error::RustError(format!("corrupt answer JSON: {e}")))?,
+            thread: self.thread.map(|t| t as Seq),
+            also_in_room: self.thread.is_some() && self.in_main != 0.0,
+            replies: self.last_reply_at.map(|at| ThreadSummary {
+                count: self.reply_count as u32,
+                last_at: at as i64,
+            }),
+            reactions: self
+                .reactions
+                .map(|r| serde_json::from_str::<Vec<Reaction>>(&r))
+                .transpose()
+                .map_err(|e| worker::Error::RustError(format!("corrupt reactions JSON: {e}")))?
+                .unwrap_or_default(),
+            pinned: self.pinned != 0.0,
         })
     }
 }
@@ -123,6 +212,20 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// Drops the triggers that keep the search index, so the bench can measure the send path
+    /// without it (`BENCH_NO_FTS=1`, never in wrangler.toml). Search then misses new messages.
+    pub fn drop_search_index_triggers(&self) -> worker::Result<()> {
+        for trigger in [
+            "messages_fts_insert",
+            "messages_fts_update",
+            "messages_fts_delete",
+        ] {
+            self.sql
+                .exec(&format!("DROP TRIGGER IF EXISTS {trigger}"), None)?;
+        }
+        Ok(())
+    }
+
     fn migrate(&self) -> worker::Result<()> {
         self.sql.exec(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -135,8 +238,8 @@ impl SqlStore {
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
             // All statements of one migration and the version bump run without an await in
             // between, so the runtime commits them as one transaction.
-            for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
-                self.sql.exec(statement, None)?;
+            for statement in statements(migration) {
+                self.sql.exec(&statement, None)?;
             }
             self.set_meta("schema_version", &(i + 1).to_string())?;
         }
@@ -230,11 +333,15 @@ impl RoomStore for SqlStore {
         let body = serde_json::to_string(event)
             .map_err(|e| worker::Error::RustError(format!("event JSON: {e}")))?;
         let target = match &event.kind {
-            EventKind::Message { .. } | EventKind::Answer { .. } => None,
+            // A reply's `target` stays NULL: `target` finds the events whose text a delete of
+            // the target must erase, and deleting a thread's root leaves its replies standing.
+            EventKind::Message { .. } | EventKind::Answer { .. } | EventKind::Reply { .. } => None,
             EventKind::Edit { target, .. }
             | EventKind::Delete { target }
             | EventKind::AnswerStatus { target, .. }
-            | EventKind::Feedback { target, .. } => Some(*target),
+            | EventKind::Feedback { target, .. }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => Some(*target),
             EventKind::Unknown => {
                 return Err(worker::Error::RustError(
                     "refusing to store an event of unknown kind".into(),
@@ -254,7 +361,7 @@ impl RoomStore for SqlStore {
             ],
         )?;
         match &event.kind {
-            EventKind::Message { .. } | EventKind::Answer { .. } => {
+            EventKind::Message { .. } | EventKind::Answer { .. } | EventKind::Reply { .. } => {
                 let Some(view) = MessageView::from_event(event) else {
                     return Ok(());
                 };
@@ -262,8 +369,9 @@ impl RoomStore for SqlStore {
                     .map_err(|e| worker::Error::RustError(format!("author JSON: {e}")))?;
                 let (answer, state) = answer_columns(&view)?;
                 self.sql.exec(
-                    "INSERT INTO messages (seq, at, author, client_id, text, answer, answer_state)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO messages (seq, at, author, client_id, text, answer, answer_state,
+                        author_id, thread, in_main, flags)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     vec![
                         int(event.seq),
                         event.at.into(),
@@ -272,8 +380,19 @@ impl RoomStore for SqlStore {
                         view.text.as_str().into(),
                         answer.into(),
                         state.into(),
+                        event.author.id.as_str().into(),
+                        view.thread.map(|t| t as i64).into(),
+                        i64::from(view.in_timeline()).into(),
+                        i64::from(search::flags(&view.text)).into(),
                     ],
                 )?;
+                if let Some(root) = view.thread {
+                    self.sql.exec(
+                        "UPDATE messages SET reply_count = reply_count + 1, last_reply_at = ?
+                         WHERE seq = ?",
+                        vec![event.at.into(), int(root)],
+                    )?;
+                }
                 self.sql.exec(
                     "INSERT INTO meta (key, value) VALUES ('message_count', '1')
                      ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
@@ -287,8 +406,14 @@ impl RoomStore for SqlStore {
                     vec![event.at.into(), int(*target)],
                 )?;
                 self.sql.exec(
-                    "UPDATE messages SET text = ?, edited_at = ? WHERE seq = ? AND deleted = 0",
-                    vec![text.as_str().into(), event.at.into(), int(*target)],
+                    "UPDATE messages SET text = ?, edited_at = ?, flags = ?
+                     WHERE seq = ? AND deleted = 0",
+                    vec![
+                        text.as_str().into(),
+                        event.at.into(),
+                        i64::from(search::flags(text)).into(),
+                        int(*target),
+                    ],
                 )?;
             }
             EventKind::AnswerStatus { target, .. } | EventKind::Feedback { target, .. } => {
@@ -308,6 +433,27 @@ impl RoomStore for SqlStore {
                     )?;
                 }
             }
+            EventKind::React { target, .. } => {
+                let Some(mut view) = self.message(*target)? else {
+                    return Ok(());
+                };
+                if view.apply(event) {
+                    let reactions = (!view.reactions.is_empty())
+                        .then(|| serde_json::to_string(&view.reactions))
+                        .transpose()
+                        .map_err(|e| worker::Error::RustError(format!("reactions JSON: {e}")))?;
+                    self.sql.exec(
+                        "UPDATE messages SET reactions = ? WHERE seq = ?",
+                        vec![reactions.into(), int(*target)],
+                    )?;
+                }
+            }
+            EventKind::Pin { target, pinned } => {
+                self.sql.exec(
+                    "UPDATE messages SET pinned = ? WHERE seq = ? AND deleted = 0",
+                    vec![i64::from(*pinned).into(), int(*target)],
+                )?;
+            }
             EventKind::Unknown => {}
             EventKind::Delete { target } => {
                 // A deleted message's words leave storage entirely: its current text, its
@@ -315,7 +461,8 @@ impl RoomStore for SqlStore {
                 // (so a replay never carries them again).
                 self.sql.exec(
                     "UPDATE messages SET text = '', deleted = 1, answer_state = NULL,
-                        answer = json_set(answer, '$.previous', json('[]'))
+                        answer = json_set(answer, '$.previous', json('[]')),
+                        reactions = NULL, pinned = 0, flags = 0
                      WHERE seq = ?",
                     vec![int(*target)],
                 )?;
@@ -359,7 +506,8 @@ impl RoomStore for SqlStore {
             .sql
             .exec(
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE seq < ? AND in_main = 1 ORDER BY seq DESC LIMIT ?"
                 ),
                 vec![
                     SqlStorageValue::Integer(before.map_or(MAX_SAFE_INTEGER, |b| b as i64)),
@@ -409,6 +557,306 @@ impl RoomStore for SqlStore {
         let json = serde_json::to_string(summary)
             .map_err(|e| worker::Error::RustError(format!("summary JSON: {e}")))?;
         self.set_meta("ai_summary", &json)
+    }
+
+    fn thread_replies(&self, root: Seq, limit: usize) -> worker::Result<(Vec<MessageView>, bool)> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread = ?
+                     ORDER BY seq DESC LIMIT ?"
+                ),
+                vec![int(root), int(limit as u64 + 1)],
+            )?
+            .to_array()?;
+        let has_more = rows.len() > limit;
+        let mut page = rows
+            .into_iter()
+            .take(limit)
+            .map(MessageRow::into_view)
+            .collect::<worker::Result<Vec<_>>>()?;
+        page.reverse();
+        Ok((page, has_more))
+    }
+
+    fn pinned(&self, limit: usize) -> worker::Result<Vec<MessageView>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE pinned = 1
+                     ORDER BY seq DESC LIMIT ?"
+                ),
+                vec![int(limit as u64)],
+            )?
+            .to_array()?;
+        rows.into_iter().map(MessageRow::into_view).collect()
+    }
+
+    fn record_member(&mut self, member: &Member, now: Millis) -> worker::Result<bool> {
+        #[derive(Deserialize)]
+        struct Known {
+            known: f64,
+        }
+        let known: Vec<Known> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS known FROM members WHERE user_id = ?",
+                vec![member.user_id.as_str().into()],
+            )?
+            .to_array()?;
+        self.sql.exec(
+            "INSERT INTO members (user_id, name, last_seen) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,
+                 last_seen = excluded.last_seen",
+            vec![
+                member.user_id.as_str().into(),
+                member.name.as_str().into(),
+                now.into(),
+            ],
+        )?;
+        Ok(known.first().is_none_or(|k| k.known == 0.0))
+    }
+
+    fn members(&self, limit: usize) -> worker::Result<Vec<Member>> {
+        let rows: Vec<Member> = self
+            .sql
+            .exec(
+                "SELECT user_id, name FROM members ORDER BY last_seen DESC LIMIT ?",
+                vec![int(limit.min(MAX_SAFE_INTEGER as usize) as u64)],
+            )?
+            .to_array()?;
+        Ok(rows)
+    }
+
+    fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> worker::Result<()> {
+        for id in user_ids {
+            self.sql.exec(
+                "INSERT OR IGNORE INTO mentions (user_id, seq) VALUES (?, ?)",
+                vec![(*id).into(), int(seq)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn read_position(&self, user_id: &str) -> worker::Result<Option<Seq>> {
+        let rows: Vec<SeqRow> = self
+            .sql
+            .exec(
+                "SELECT seq FROM reads WHERE user_id = ?",
+                vec![user_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.seq as Seq))
+    }
+
+    fn set_read_position(&mut self, user_id: &str, seq: Seq) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO reads (user_id, seq) VALUES (?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
+            vec![user_id.into(), int(seq)],
+        )?;
+        Ok(())
+    }
+
+    fn unread_counts(&self, user_id: &str, read: Seq) -> worker::Result<UnreadCounts> {
+        #[derive(Deserialize)]
+        struct Counts {
+            unread: f64,
+            mentions: f64,
+        }
+        // Both counts stop at the cap, so a member far behind costs a bounded scan.
+        let rows: Vec<Counts> = self
+            .sql
+            .exec(
+                "SELECT
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM messages
+                      WHERE seq > ?1 AND in_main = 1 AND deleted = 0 AND author_id != ?2
+                      LIMIT ?3)) AS unread,
+                   (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn
+                      JOIN messages m ON m.seq = mn.seq
+                      WHERE mn.user_id = ?2 AND mn.seq > ?1 AND m.deleted = 0
+                      LIMIT ?3)) AS mentions",
+                vec![int(read), user_id.into(), int(u64::from(UNREAD_COUNT_CAP))],
+            )?
+            .to_array()?;
+        Ok(rows
+            .first()
+            .map_or(UnreadCounts::default(), |c| UnreadCounts {
+                unread: c.unread as u32,
+                mentions: c.mentions as u32,
+            }))
+    }
+}
+
+#[derive(Deserialize)]
+struct HitRow {
+    seq: f64,
+    at: f64,
+    author: String,
+    thread: Option<f64>,
+    snippet: String,
+    rank: f64,
+}
+
+impl HitRow {
+    fn into_hit(self, slug: &str) -> worker::Result<SearchHit> {
+        Ok(SearchHit {
+            slug: slug.to_owned(),
+            seq: self.seq as Seq,
+            at: self.at as i64,
+            author: serde_json::from_str(&self.author)
+                .map_err(|e| worker::Error::RustError(format!("corrupt author JSON: {e}")))?,
+            thread: self.thread.map(|t| t as Seq),
+            snippet: self.snippet,
+            // bm25 is lower-is-better; the API's score is higher-is-better.
+            score: -self.rank,
+        })
+    }
+}
+
+/// The search filters over `messages m`, numbered `?2`..`?6` ([`filter_args`]); `?1` is the
+/// match expression or candidate list and `?7` the limit.
+const SEARCH_FILTERS: &str = "m.deleted = 0
+    AND (?2 IS NULL OR m.author_id = ?2 OR json_extract(m.author, '$.name') = ?2 COLLATE NOCASE)
+    AND (?3 = 0 OR m.thread IS NOT NULL)
+    AND (m.flags & ?4) = ?4
+    AND (?5 IS NULL OR m.at >= ?5)
+    AND (?6 IS NULL OR m.at < ?6)";
+
+fn filter_args(first: SqlStorageValue, query: &SearchQuery, limit: u32) -> Vec<SqlStorageValue> {
+    vec![
+        first,
+        query.from.clone().into(),
+        i64::from(query.in_thread).into(),
+        i64::from(query.required_flags()).into(),
+        query.after.into(),
+        query.before.into(),
+        int(u64::from(limit)),
+    ]
+}
+
+impl SqlStore {
+    /// Full-text search with filters, best first: FTS5 over the current text of messages that
+    /// are not deleted, ranked by bm25, with highlighted snippets. A query with filters only
+    /// lists the newest matching messages.
+    pub fn search(
+        &self,
+        slug: &str,
+        query: &SearchQuery,
+        limit: u32,
+    ) -> worker::Result<Vec<SearchHit>> {
+        let filters = SEARCH_FILTERS;
+        let mut args = filter_args(query.fts_match().unwrap_or_default().into(), query, limit);
+        let sql = if query.fts_match().is_some() {
+            format!(
+                "SELECT m.seq, m.at, m.author, m.thread,
+                    snippet(messages_fts, 0, char(2), char(3), '…', 16) AS snippet,
+                    messages_fts.rank AS rank
+                 FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+                 WHERE messages_fts MATCH ?1 AND {filters}
+                 ORDER BY messages_fts.rank LIMIT ?7"
+            )
+        } else {
+            // `?1` is still bound (unused) so the numbering stays the same.
+            args[0] = SqlStorageValue::Null;
+            format!(
+                "SELECT m.seq, m.at, m.author, m.thread, substr(m.text, 1, 160) AS snippet,
+                    0.0 AS rank
+                 FROM messages m WHERE (?1 IS NULL) AND {filters}
+                 ORDER BY m.seq DESC LIMIT ?7"
+            )
+        };
+        let rows: Vec<HitRow> = self.sql.exec(&sql, args)?.to_array()?;
+        rows.into_iter().map(|r| r.into_hit(slug)).collect()
+    }
+
+    /// Hybrid search (production, with Vectorize): the full-text candidates and `semantic`
+    /// (message seqs nearest in meaning, best first) fused by reciprocal rank, each result read
+    /// back from SQLite with the same filters, so deleted or filtered-out messages never show.
+    pub fn search_hybrid(
+        &self,
+        slug: &str,
+        query: &SearchQuery,
+        limit: u32,
+        semantic: &[Seq],
+    ) -> worker::Result<Vec<SearchHit>> {
+        let full_text = self.search(slug, query, crate::rooms::semantic::CANDIDATES)?;
+        if semantic.is_empty() {
+            return Ok(full_text.into_iter().take(limit as usize).collect());
+        }
+        let fts_seqs: Vec<Seq> = full_text.iter().map(|h| h.seq).collect();
+        let fused = search::hybrid_rank(&fts_seqs, semantic, limit as usize);
+        let others: Vec<Seq> = fused
+            .iter()
+            .map(|(seq, _)| *seq)
+            .filter(|seq| !fts_seqs.contains(seq))
+            .collect();
+        let mut pool = full_text;
+        if !others.is_empty() {
+            let ids = serde_json::to_string(&others)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let rows: Vec<HitRow> = self
+                .sql
+                .exec(
+                    &format!(
+                        "SELECT m.seq, m.at, m.author, m.thread, substr(m.text, 1, 160) AS snippet,
+                            0.0 AS rank
+                         FROM messages m
+                         WHERE m.seq IN (SELECT value FROM json_each(?1)) AND {SEARCH_FILTERS}
+                         LIMIT ?7"
+                    ),
+                    filter_args(ids.into(), query, limit),
+                )?
+                .to_array()?;
+            for row in rows {
+                pool.push(row.into_hit(slug)?);
+            }
+        }
+        Ok(fused
+            .into_iter()
+            .filter_map(|(seq, score)| {
+                let mut hit = pool.iter().find(|h| h.seq == seq)?.clone();
+                hit.score = score;
+                Some(hit)
+            })
+            .collect())
+    }
+
+    /// The page around message `seq`: for a timeline message, up to `side` timeline messages
+    /// on each side; for a thread-only reply, its thread (root first). `None` if there is no
+    /// such message.
+    pub fn context(
+        &self,
+        seq: Seq,
+        side: usize,
+    ) -> worker::Result<Option<(Option<Seq>, Vec<MessageView>)>> {
+        let Some(target) = self.message(seq)? else {
+            return Ok(None);
+        };
+        if !target.in_timeline() {
+            let root = target.thread.unwrap_or(seq);
+            let (replies, _) = self.thread_replies(root, shared::limits::THREAD_PAGE)?;
+            let mut messages: Vec<MessageView> = self.message(root)?.into_iter().collect();
+            messages.extend(replies);
+            return Ok(Some((Some(root), messages)));
+        }
+        let (mut messages, _) = self.messages_before(Some(seq + 1), side + 1)?;
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE seq > ? AND in_main = 1 ORDER BY seq LIMIT ?"
+                ),
+                vec![int(seq), int(side as u64)],
+            )?
+            .to_array()?;
+        for row in rows {
+            messages.push(row.into_view()?);
+        }
+        Ok(Some((None, messages)))
     }
 }
 

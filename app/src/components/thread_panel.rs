@@ -1,0 +1,71 @@
+//! The thread side panel: the root, its replies (live), and a reply composer with "also send
+//! to the room".
+
+use std::rc::Rc;
+
+use shared::protocol::Member;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::components::composer::Composer;
+use crate::components::message_row::MessageRow;
+use crate::rows::{RowAction, RowView};
+
+/// Props of [`ThreadPanel`].
+#[derive(Properties, PartialEq)]
+pub struct ThreadPanelProps {
+    /// Root first, then replies and our pending replies.
+    pub rows: Vec<Rc<RowView>>,
+    /// Row actions (react, edit, delete, pin, retry).
+    pub on_action: Callback<RowAction>,
+    /// A reply and whether to also send it to the room.
+    pub on_reply: Callback<(String, bool)>,
+    /// Close the panel.
+    pub on_close: Callback<()>,
+    /// Replying is not allowed.
+    #[prop_or_default]
+    pub disabled: bool,
+    /// Members, for mention autocomplete.
+    #[prop_or_default]
+    pub members: Rc<Vec<Member>>,
+    /// Our user id.
+    #[prop_or_default]
+    pub me: Option<AttrValue>,
+}
+
+/// `<aside aria-label="Thread">`.
+#[function_component]
+pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
+    let also = use_node_ref();
+    let on_send = {
+        let also = also.clone();
+        let on_reply = props.on_reply.clone();
+        Callback::from(move |text: String| {
+            let also_in_room = also.cast::<HtmlInputElement>().is_some_and(|b| b.checked());
+            on_reply.emit((text, also_in_room));
+        })
+    };
+    let close = props.on_close.reform(|_: MouseEvent| ());
+    html! {
+        <aside class="thread-panel" aria-label="Thread">
+            <header>
+                <h2>{ "Thread" }</h2>
+                <button type="button" onclick={close} aria-label="Close the thread">{ "×" }</button>
+            </header>
+            <ol class="thread-messages">
+                if props.rows.is_empty() {
+                    <li class="muted">{ "Loading…" }</li>
+                }
+                { for props.rows.iter().map(|row| html! {
+                    <MessageRow key={row.key()} row={row.clone()} on_action={props.on_action.clone()} in_panel=true />
+                }) }
+            </ol>
+            <label class="also-to-room">
+                <input type="checkbox" ref={also} />{ " Also send to the room" }
+            </label>
+            <Composer on_send={on_send} disabled={props.disabled}
+                members={props.members.clone()} me={props.me.clone()}
+                placeholder="Reply in thread…" label="Reply" />
+        </aside>
+    }
+}
