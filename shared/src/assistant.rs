@@ -117,6 +117,8 @@ pub struct Source {
 struct Job {
     target: Seq,
     prompt: Seq,
+    /// The thread the question was asked in: its root and replies are the context.
+    thread: Option<Seq>,
     asker: String,
     version: u32,
     personalization: Personalization,
@@ -185,6 +187,7 @@ impl Default for Job {
         Job {
             target: 0,
             prompt: 0,
+            thread: None,
             asker: String::new(),
             version: 1,
             personalization: Personalization::default(),
@@ -288,15 +291,36 @@ impl<S: RoomStore> Room<S> {
         Ok(event)
     }
 
+    /// After a post's effects: if it stored a new message (not a resend), let the assistant
+    /// see whether it asks for an answer.
+    pub(crate) fn maybe_ask(
+        &mut self,
+        conn: &Conn,
+        mut effects: Vec<Effect>,
+        now: Millis,
+    ) -> Result<Vec<Effect>, Failure> {
+        let posted = effects.iter().find_map(|e| match e {
+            Effect::Broadcast(ServerMessage::Event { event }) => Some(event.clone()),
+            _ => None,
+        });
+        if let Some(posted) = posted {
+            effects.extend(self.after_post(conn, &posted, now)?);
+        }
+        Ok(effects)
+    }
+
     /// Called after a new message is stored: queues an answer if the message asks for one.
-    pub(crate) fn after_post(
+    fn after_post(
         &mut self,
         conn: &Conn,
         message: &Event,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
-        let EventKind::Message { text } = &message.kind else {
-            return Ok(vec![]);
+        let (text, thread) = match &message.kind {
+            EventKind::Message { text } => (text, None),
+            // A question in a thread is answered in that thread, with the thread as context.
+            EventKind::Reply { text, thread, .. } => (text, Some(*thread)),
+            _ => return Ok(vec![]),
         };
         let asks = match self.info.assistant {
             AssistantMode::Off => false,
@@ -322,11 +346,13 @@ impl<S: RoomStore> Room<S> {
             EventKind::Answer {
                 prompt: message.seq,
                 asker: conn.author.id.clone(),
+                thread,
             },
         )?;
         self.assistant.queue.push_back(Job {
             target: answer.seq,
             prompt: message.seq,
+            thread,
             asker: conn.author.id.clone(),
             version: 1,
             personalization: conn.personalization.clone(),
@@ -385,10 +411,22 @@ impl<S: RoomStore> Room<S> {
     /// it waited), the summary, and the asker's preferences.
     fn answer_request(&self, job: &Job) -> Result<CompletionRequest, Failure> {
         let config = self.assistant.config;
-        let (mut history, _) = self
-            .store
-            .messages_before(Some(job.prompt + 1), config.context_messages)
-            .map_err(Failure::storage)?;
+        let mut history = match job.thread {
+            Some(root) => {
+                let (root, mut replies, _) = self.thread(root)?;
+                replies.retain(|m| m.seq <= job.prompt);
+                let skip = replies.len().saturating_sub(config.context_messages);
+                std::iter::once(root)
+                    .chain(replies.into_iter().skip(skip))
+                    .collect()
+            }
+            None => {
+                self.store
+                    .messages_before(Some(job.prompt + 1), config.context_messages)
+                    .map_err(Failure::storage)?
+                    .0
+            }
+        };
         history.retain(|m| m.answer.as_ref().is_none_or(|a| !a.state.is_active()));
         let summary = self.store.summary().map_err(Failure::storage)?;
         let messages = ai::build_prompt(&PromptInput {
@@ -665,6 +703,7 @@ impl<S: RoomStore> Room<S> {
                     self.assistant.queue.push_back(Job {
                         target: message.seq,
                         prompt: answer.prompt,
+                        thread: message.thread,
                         asker: answer.asker,
                         version: if fresh { 1 } else { answer.version + 1 },
                         personalization: Personalization::default(),
@@ -860,6 +899,7 @@ impl<S: RoomStore> Room<S> {
         self.assistant.queue.push_back(Job {
             target,
             prompt: answer.prompt,
+            thread: message.thread,
             asker: answer.asker,
             version: answer.version + 1,
             personalization,

@@ -317,7 +317,11 @@ impl OpenThread {
             root.apply(event);
         }
         match &event.kind {
-            EventKind::Reply { thread, .. } if *thread == self.root => {
+            EventKind::Reply { thread, .. }
+            | EventKind::Answer {
+                thread: Some(thread),
+                ..
+            } if *thread == self.root => {
                 if let Some(reply) = MessageView::from_event(event) {
                     self.replies.insert(reply.seq, reply);
                 }
@@ -325,7 +329,9 @@ impl OpenThread {
             EventKind::Edit { target, .. }
             | EventKind::Delete { target }
             | EventKind::React { target, .. }
-            | EventKind::Pin { target, .. } => {
+            | EventKind::Pin { target, .. }
+            | EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. } => {
                 if let Some(reply) = self.replies.get_mut(target) {
                     reply.apply(event);
                 }
@@ -793,6 +799,13 @@ impl ClientRoom {
                 if let Some(m) = self.messages.get_mut(&target) {
                     applied.messages_changed |= m.apply_stream(version, offset, &text);
                 }
+                if let Some(reply) = self
+                    .thread
+                    .as_mut()
+                    .and_then(|t| t.replies.get_mut(&target))
+                {
+                    applied.messages_changed |= reply.apply_stream(version, offset, &text);
+                }
             }
             ServerMessage::Thread {
                 root,
@@ -854,12 +867,16 @@ impl ClientRoom {
             applied.outbox_changed = before != self.outbox.len();
         }
         match &event.kind {
-            EventKind::Message { .. } | EventKind::Answer { .. } => {
+            EventKind::Message { .. } | EventKind::Answer { thread: None, .. } => {
                 if let Some(m) = MessageView::from_event(&event) {
                     self.messages.insert(m.seq, m);
                 }
             }
-            EventKind::Reply { thread, .. } => {
+            EventKind::Reply { thread, .. }
+            | EventKind::Answer {
+                thread: Some(thread),
+                ..
+            } => {
                 if let Some(m) = MessageView::from_event(&event).filter(MessageView::in_timeline) {
                     self.messages.insert(m.seq, m);
                 }

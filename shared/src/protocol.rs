@@ -534,6 +534,9 @@ pub enum EventKind {
         prompt: Seq,
         /// The user id of who asked.
         asker: String,
+        /// The thread the answer belongs to, when the question was a reply in one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread: Option<Seq>,
     },
     /// An answer changed state: queued again for a new version, started streaming (text
     /// empty), or finished (final text, and why it ended).
@@ -632,6 +635,7 @@ impl<'de> Deserialize<'de> for EventKind {
             "answer" => EventKind::Answer {
                 prompt: required(f.prompt, "prompt")?,
                 asker: required(f.asker, "asker")?,
+                thread: f.thread,
             },
             "answer_status" => EventKind::AnswerStatus {
                 target: required(f.target, "target")?,
@@ -850,7 +854,11 @@ impl MessageView {
                 self.pinned = false;
                 true
             }
-            EventKind::Reply { thread, .. } if *thread == self.seq => {
+            EventKind::Reply { thread, .. }
+            | EventKind::Answer {
+                thread: Some(thread),
+                ..
+            } if *thread == self.seq => {
                 let count = self.replies.map_or(0, |r| r.count);
                 self.replies = Some(ThreadSummary {
                     count: count + 1,
@@ -1007,7 +1015,11 @@ impl MessageView {
                 reactions: Vec::new(),
                 pinned: false,
             }),
-            EventKind::Answer { prompt, asker } => Some(MessageView {
+            EventKind::Answer {
+                prompt,
+                asker,
+                thread,
+            } => Some(MessageView {
                 seq: event.seq,
                 at: event.at,
                 author: event.author.clone(),
@@ -1025,7 +1037,7 @@ impl MessageView {
                     meta: None,
                     votes: Default::default(),
                 }),
-                thread: None,
+                thread: *thread,
                 also_in_room: false,
                 replies: None,
                 reactions: Vec::new(),

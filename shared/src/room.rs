@@ -378,21 +378,14 @@ impl<S: RoomStore> Room<S> {
                 Ok(effects)
             }
             ClientMessage::Send { client_id, text } => {
-                let mut effects = self.mutate(
+                let effects = self.mutate(
                     conn,
                     client_id,
                     now,
                     Action::Post,
                     EventKind::Message { text },
                 )?;
-                let posted = effects.iter().find_map(|e| match e {
-                    Effect::Broadcast(ServerMessage::Event { event }) => Some(event.clone()),
-                    _ => None,
-                });
-                if let Some(posted) = posted {
-                    effects.extend(self.after_post(conn, &posted, now)?);
-                }
-                Ok(effects)
+                self.maybe_ask(conn, effects, now)
             }
             ClientMessage::Reply {
                 client_id,
@@ -407,7 +400,7 @@ impl<S: RoomStore> Room<S> {
                     .map_err(Failure::storage)?
                     .and_then(|m| m.thread)
                     .unwrap_or(target);
-                self.mutate(
+                let effects = self.mutate(
                     conn,
                     client_id,
                     now,
@@ -417,7 +410,8 @@ impl<S: RoomStore> Room<S> {
                         text,
                         also_in_room,
                     },
-                )
+                )?;
+                self.maybe_ask(conn, effects, now)
             }
             ClientMessage::React {
                 client_id,
@@ -869,7 +863,11 @@ pub mod memory {
             | EventKind::Feedback { target, .. }
             | EventKind::React { target, .. }
             | EventKind::Pin { target, .. }
-            | EventKind::Reply { thread: target, .. } = &event.kind
+            | EventKind::Reply { thread: target, .. }
+            | EventKind::Answer {
+                thread: Some(target),
+                ..
+            } = &event.kind
             {
                 if let Some(message) = self.messages.get_mut(target) {
                     message.apply(event);

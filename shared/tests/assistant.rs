@@ -13,7 +13,7 @@ use shared::protocol::{
 };
 use shared::rate_limit::RateLimits;
 use shared::room::memory::MemoryStore;
-use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room};
+use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, RoomStore};
 
 struct Client {
     conn: Conn,
@@ -691,4 +691,46 @@ fn the_asker_s_preferences_shape_the_prompt_and_memory_is_learned_only_on_opt_in
     let gen = h.latest_gen();
     h.finish(gen, Ok(source()));
     assert_eq!(h.remembered.len(), 1);
+}
+
+#[test]
+fn a_mention_in_a_thread_is_answered_in_the_thread_with_the_thread_as_context() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "root: which flour for bread?");
+    h.say(1, "unrelated chatter in the main timeline");
+    h.send(
+        0,
+        ClientMessage::Reply {
+            client_id: "r1".into(),
+            target: 1,
+            text: "@assistant what do you think?".into(),
+            also_in_room: false,
+        },
+    );
+    let (gen, answer) = h.generations[0];
+    let prompt: Vec<&str> = h.requests[0]
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert!(
+        prompt.iter().any(|c| c.contains("which flour")),
+        "{prompt:?}"
+    );
+    assert!(prompt.iter().any(|c| c.contains("what do you think")));
+    assert!(
+        !prompt.iter().any(|c| c.contains("unrelated chatter")),
+        "{prompt:?}"
+    );
+    h.token(gen, "Bread flour.", 60);
+    h.finish(gen, Ok(source()));
+    // The answer is a reply in the thread: not in the main timeline, counted on the root.
+    assert!(!h.clients[1].state.messages().any(|m| m.seq == answer));
+    let root = h.message(1, 1);
+    assert_eq!(root.replies.map(|r| r.count), Some(2));
+    let stored = h.room.store().message(answer).unwrap().unwrap();
+    assert_eq!(
+        (stored.thread, stored.text.as_str()),
+        (Some(1), "Bread flour.")
+    );
 }
