@@ -311,3 +311,75 @@ async fn without_a_provider_a_mention_gets_a_failed_answer_that_says_how_to_conf
     assert!(error.message.contains("AI_BASE_URL"), "{}", error.message);
     Ok(())
 }
+
+#[tokio::test]
+async fn admins_see_answers_and_ratings_per_room_and_model_and_nobody_else_does() -> Result {
+    use e2e::client::expect_error;
+    use e2e::login::Browser;
+    let fake = FakeAi::start().await?;
+    let server = DevServer::start(
+        DevOptions::default()
+            .var("DEV_LOGIN", "true")
+            .var("AI_PROVIDER", "openai")
+            .var("AI_BASE_URL", fake.base_url())
+            .var("AI_MODEL", "rated-model"),
+    )
+    .await?;
+    // The install's first account is its admin.
+    let mut admin_login = Browser::new(&server);
+    let response = admin_login
+        .http_post_json("/api/auth/local", &serde_json::json!({ "name": "Admin" }))
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let admin = admin_login.session(&server).await?;
+    let guest = Session::create(&server, "Guest").await?;
+
+    let room = guest.create_room(&unique("rated"), "").await?;
+    let mut w = Watcher::join(&guest, &room.slug).await?;
+    fake.push("rate me", Script::words("a vague answer", GAP));
+    w.say("@assistant rate me").await?;
+    let answer = w.answer_in("@assistant rate me", AnswerState::Done).await?;
+    w.queue(PendingOp::Rate {
+        target: answer.seq,
+        vote: Vote::Down,
+        reason: Some("too vague".into()),
+    })
+    .await?;
+    w.until(|r| {
+        r.messages()
+            .any(|m| m.answer.as_ref().is_some_and(|a| a.tally() == (0, 1)))
+    })
+    .await?;
+
+    expect_error(guest.get("/api/admin/ai").await?, ErrorCode::Forbidden).await?;
+    // The room writes its records to D1 after the answer: poll a little.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let report: serde_json::Value = admin.get("/api/admin/ai").await?.json().await?;
+        let line = report["lines"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["room"] == room.slug.as_str()).cloned());
+        if line
+            .as_ref()
+            .is_some_and(|l| l["down"] == 1.0 && l["answers"] == 1.0)
+        {
+            break report;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no aggregates: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let line = report["lines"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["room"] == room.slug.as_str()).cloned())
+        .expect("line");
+    assert_eq!(line["model"], "rated-model");
+    assert_eq!(line["ratio"], 0.0);
+    assert_eq!(line["failed"], 0.0);
+    let low = &report["recent_low"][0];
+    assert_eq!(low["reason"], "too vague");
+    assert_eq!(low["target"], answer.seq as f64);
+    Ok(())
+}

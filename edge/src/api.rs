@@ -180,6 +180,16 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
+        (Method::Get, ["admin", "ai"]) => {
+            let user = require_session(&req, env).await?;
+            if user.role.as_deref() != Some("admin") {
+                return Err(fail(
+                    ErrorCode::Forbidden,
+                    "Only admins can see the assistant's ratings.",
+                ));
+            }
+            Ok(json(&crate::ai_stats::report(env).await?, 200)?)
+        }
         (Method::Get, ["me", "memory"]) => {
             let user = require_session(&req, env).await?;
             let facts = crate::memory::list(env, &user.user_id).await?;

@@ -2,6 +2,7 @@
 //! Durable Object. Thin glue over the `shared` crate, which holds every room rule.
 
 mod ai;
+mod ai_stats;
 mod api;
 pub mod auth;
 mod config;

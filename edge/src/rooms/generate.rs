@@ -18,6 +18,7 @@ use shared::assistant::{Record, Source};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{AnswerState, Seq, Vote};
 use shared::room::Effect;
+use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, AbortController, Delay, Env};
 
 use super::object::{now, ChatRoom};
@@ -363,7 +364,7 @@ async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<
                 f64::from(meta.tokens_out).into(),
                 f64::from(meta.first_token_ms).into(),
                 f64::from(meta.total_ms).into(),
-                error.map(|c| c.as_str()).into(),
+                error.map_or(JsValue::NULL, |c| c.as_str().into()),
                 at.into(),
             ])?
             .run()
@@ -392,7 +393,7 @@ async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<
                 (*target as f64).into(),
                 user_id.as_str().into(),
                 vote.into(),
-                reason.as_deref().into(),
+                reason.as_deref().map_or(JsValue::NULL, JsValue::from),
                 model.as_str().into(),
                 at.into(),
             ])?
