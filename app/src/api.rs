@@ -1,12 +1,17 @@
 //! The HTTP API (same origin, JSON, errors as `ErrorBody`).
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use shared::auth::{DevLogin, DeviceList, LoginOptions, Revoked};
 use shared::protocol::http::{
     Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
 };
 use shared::protocol::{RoomInfo, Seq};
+use shared::moderation::http::{
+    AdminRooms, AdminUsers, AuditPage, InviteList, JoinRoom, MemberList, UpdateUser,
+};
+use shared::moderation::{Command, CreateInvite, Invite};
+use shared::profile::{Profile, PublicProfile};
 use shared::ErrorCode;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -40,17 +45,28 @@ async fn call<T: DeserializeOwned>(
     path: &str,
     body: Option<String>,
 ) -> Result<T, ApiError> {
+    let content_type = body.as_ref().map(|_| "application/json");
+    let body = body.map(|b| JsValue::from_str(&b));
+    send(method, path, body.as_ref(), content_type).await
+}
+
+async fn send<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: Option<&JsValue>,
+    content_type: Option<&str>,
+) -> Result<T, ApiError> {
     let init = RequestInit::new();
     init.set_method(method);
     init.set_credentials(RequestCredentials::SameOrigin);
-    if let Some(body) = &body {
-        init.set_body(&JsValue::from_str(body));
+    if let Some(body) = body {
+        init.set_body(body);
     }
     let request = Request::new_with_str_and_init(path, &init).map_err(|_| ApiError::network())?;
     let headers = request.headers();
     let _ = headers.set("Accept", "application/json");
-    if body.is_some() {
-        let _ = headers.set("Content-Type", "application/json");
+    if let Some(content_type) = content_type {
+        let _ = headers.set("Content-Type", content_type);
     }
     let response: Response = JsFuture::from(window().fetch_with_request(&request))
         .await
@@ -136,6 +152,7 @@ pub async fn create_room(
     name: String,
     topic: String,
     assistant: shared::protocol::AssistantMode,
+    private: bool,
 ) -> Result<RoomInfo, ApiError> {
     call(
         "POST",
@@ -144,6 +161,7 @@ pub async fn create_room(
             name,
             topic,
             assistant,
+            private,
         }),
     )
     .await
@@ -177,4 +195,94 @@ pub async fn revoke(id: &str) -> Result<Revoked, ApiError> {
 /// `POST /api/sessions/revoke-others`: signs every other device out.
 pub async fn revoke_others() -> Result<Revoked, ApiError> {
     call("POST", "/api/sessions/revoke-others", None).await
+}
+
+/// `GET /api/profile`.
+pub async fn profile() -> Result<Profile, ApiError> {
+    call("GET", "/api/profile", None).await
+}
+
+/// `PUT /api/profile`.
+pub async fn save_profile(profile: &Profile) -> Result<Profile, ApiError> {
+    call("PUT", "/api/profile", json(profile)).await
+}
+
+/// `PUT /api/profile/avatar`: the image's bytes as the body (checked by the server by content).
+pub async fn upload_avatar(image: &web_sys::Blob) -> Result<Profile, ApiError> {
+    let content_type = image.type_();
+    send(
+        "PUT",
+        "/api/profile/avatar",
+        Some(image.as_ref()),
+        Some(&content_type),
+    )
+    .await
+}
+
+/// `GET /api/users/<id>`: a profile card.
+pub async fn user(user_id: &str) -> Result<PublicProfile, ApiError> {
+    call("GET", &format!("/api/users/{user_id}"), None).await
+}
+
+/// `GET /api/rooms/<slug>/members`.
+pub async fn members(slug: &str) -> Result<MemberList, ApiError> {
+    call("GET", &format!("/api/rooms/{slug}/members"), None).await
+}
+
+/// `GET /api/rooms/<slug>/audit`.
+pub async fn room_audit(slug: &str) -> Result<AuditPage, ApiError> {
+    call("GET", &format!("/api/rooms/{slug}/audit"), None).await
+}
+
+/// `GET /api/rooms/<slug>/invites`.
+pub async fn invites(slug: &str) -> Result<InviteList, ApiError> {
+    call("GET", &format!("/api/rooms/{slug}/invites"), None).await
+}
+
+/// `POST /api/rooms/<slug>/invites`.
+pub async fn create_invite(slug: &str, request: &CreateInvite) -> Result<Invite, ApiError> {
+    call("POST", &format!("/api/rooms/{slug}/invites"), json(request)).await
+}
+
+/// `POST /api/rooms/<slug>/moderation`.
+pub async fn moderate(slug: &str, command: &Command) -> Result<IgnoredAny, ApiError> {
+    call(
+        "POST",
+        &format!("/api/rooms/{slug}/moderation"),
+        json(command),
+    )
+    .await
+}
+
+/// `POST /api/rooms/<slug>/join` with an invite.
+pub async fn join(slug: &str, invite: &str) -> Result<IgnoredAny, ApiError> {
+    call(
+        "POST",
+        &format!("/api/rooms/{slug}/join"),
+        json(&JoinRoom {
+            invite: Some(invite.to_owned()),
+        }),
+    )
+    .await
+}
+
+/// `GET /api/admin/users?q=`.
+pub async fn admin_users(query: &str) -> Result<AdminUsers, ApiError> {
+    let q = js_sys::encode_uri_component(query);
+    call("GET", &format!("/api/admin/users?q={q}"), None).await
+}
+
+/// `POST /api/admin/users/<id>`.
+pub async fn admin_update_user(user_id: &str, update: &UpdateUser) -> Result<IgnoredAny, ApiError> {
+    call("POST", &format!("/api/admin/users/{user_id}"), json(update)).await
+}
+
+/// `GET /api/admin/rooms`.
+pub async fn admin_rooms() -> Result<AdminRooms, ApiError> {
+    call("GET", "/api/admin/rooms", None).await
+}
+
+/// `GET /api/admin/audit`.
+pub async fn admin_audit() -> Result<AuditPage, ApiError> {
+    call("GET", "/api/admin/audit", None).await
 }

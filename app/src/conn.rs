@@ -582,6 +582,8 @@ impl RoomHandle {
                 self.notify();
             }
             RowAction::Retry(id) | RowAction::Discard(id) if id.is_empty() => {}
+            // Handled by the room page (it opens the card).
+            RowAction::ShowProfile(_) => {}
             RowAction::Retry(id) => {
                 {
                     let mut c = self.0.borrow_mut();

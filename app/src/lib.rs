@@ -5,6 +5,7 @@
 //! The pure modules (formatting, backoff, scroll decisions, row building, banner wording) are
 //! unit-tested natively; the browser modules only build for wasm32.
 
+pub mod avatar;
 pub mod backoff;
 pub mod format;
 pub mod keys;

@@ -10,6 +10,12 @@ pub enum Route {
     Room(String),
     /// `/devices`: the account's signed-in devices.
     Devices,
+    /// `/profile`: edit one's profile.
+    Profile,
+    /// `/admin`: users and rooms (admins only).
+    Admin,
+    /// `/invite/<slug>/<token>`: accept an invite, then open the room.
+    Invite(String, String),
 }
 
 impl Route {
@@ -17,6 +23,20 @@ impl Route {
     pub fn parse(path: &str) -> Route {
         if path == "/devices" {
             return Route::Devices;
+        }
+        if path == "/profile" {
+            return Route::Profile;
+        }
+        if path == "/admin" {
+            return Route::Admin;
+        }
+        if let Some((slug, token)) = path
+            .strip_prefix("/invite/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            if !slug.is_empty() && !token.is_empty() && !token.contains('/') {
+                return Route::Invite(slug.to_owned(), token.to_owned());
+            }
         }
         match path.strip_prefix("/r/") {
             Some(slug) if !slug.is_empty() && !slug.contains('/') => Route::Room(slug.to_owned()),
@@ -30,6 +50,9 @@ impl Route {
             Route::Home => "/".to_owned(),
             Route::Room(slug) => format!("/r/{slug}"),
             Route::Devices => "/devices".to_owned(),
+            Route::Profile => "/profile".to_owned(),
+            Route::Admin => "/admin".to_owned(),
+            Route::Invite(slug, token) => format!("/invite/{slug}/{token}"),
         }
     }
 }
@@ -50,6 +73,19 @@ mod tests {
         assert_eq!(Route::parse("/devices"), Route::Devices);
         assert_eq!(Route::Devices.path(), "/devices");
         assert_eq!(Route::parse("/devices/x"), Route::Home);
+    }
+
+    #[test]
+    fn profile_admin_and_invite_paths_parse_and_print_back() {
+        for route in [
+            Route::Profile,
+            Route::Admin,
+            Route::Invite("club".into(), "abc123".into()),
+        ] {
+            assert_eq!(Route::parse(&route.path()), route);
+        }
+        assert_eq!(Route::parse("/invite/club"), Route::Home);
+        assert_eq!(Route::parse("/invite/club/a/b"), Route::Home);
     }
 
     #[test]

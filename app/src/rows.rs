@@ -50,8 +50,10 @@ pub struct RowView {
     pub seq: Option<Seq>,
     /// The client id that posted the message (or of the pending send).
     pub client_id: String,
-    /// Author's display name.
+    /// Author's display name (their current one: renames reach old messages).
     pub author: String,
+    /// Author's user id (for their profile card).
+    pub author_id: String,
     /// Posted at (server time), or queued at for a pending send.
     pub at: Millis,
     /// Markdown source as shown (a pending edit's new text while it is unconfirmed).
@@ -182,12 +184,15 @@ pub enum RowAction {
     Pin(Seq, bool),
     /// Open the thread of a message in the side panel.
     OpenThread(Seq),
+    /// Show an author's profile card.
+    ShowProfile(String),
 }
 
 /// What decides whether a stored message's row changed. A message's text only changes by an
 /// edit (which moves `edited_at`) or a delete, so this avoids comparing texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {
+    author: String,
     edited_at: Option<Millis>,
     deleted: bool,
     text_len: usize,
@@ -243,6 +248,7 @@ impl RowCache {
             match row {
                 Row::Message { message, pending } => {
                     let fp = Fingerprint {
+                        author: message.author.name.clone(),
                         edited_at: message.edited_at,
                         deleted: message.deleted,
                         text_len: message.text.len(),
@@ -340,6 +346,7 @@ impl RowCache {
             seq: Some(m.seq),
             client_id: m.client_id.clone(),
             author: m.author.name.clone(),
+            author_id: m.author.id.clone(),
             at: m.at,
             html: if m.deleted { "".into() } else { render(&text) },
             text,
@@ -401,6 +408,7 @@ impl RowCache {
             seq: None,
             client_id: p.client_id.clone(),
             author: me.map(|a| a.name.clone()).unwrap_or_else(|| "You".into()),
+            author_id: me.map(|a| a.id.clone()).unwrap_or_default(),
             at: p.created_at,
             html: render(&text),
             text,
@@ -472,6 +480,27 @@ mod tests {
             created_at: 5,
             status: PendingStatus::Queued { not_before: 0 },
         }
+    }
+
+    #[test]
+    fn a_rename_rebuilds_the_authors_old_rows_with_the_new_name() {
+        let mut cache = RowCache::default();
+        let mut r = room(vec![message(1, "bob", "hi")], vec![]);
+        let before = cache.build(&r);
+        assert_eq!(before[0].author, "BOB");
+        r.apply(
+            shared::protocol::ServerMessage::ProfileUpdated {
+                member: shared::protocol::Member {
+                    user_id: "bob".into(),
+                    name: "Robert".into(),
+                    avatar: None,
+                },
+            },
+            0,
+        );
+        let after = cache.build(&r);
+        assert_eq!(after[0].author, "Robert");
+        assert_eq!(after[0].author_id, "bob");
     }
 
     #[test]

@@ -56,3 +56,28 @@ pub fn online() -> bool {
 pub fn warn(message: &str) {
     web_sys::console::warn_1(&JsValue::from_str(message));
 }
+
+/// Applies a profile's theme (`data-theme` on `<html>`, read by the stylesheet) and accent
+/// color (the `--accent` variable, set through the CSSOM, which the CSP allows).
+pub fn apply_look(profile: &shared::profile::Profile) {
+    use shared::profile::Theme;
+    use wasm_bindgen::JsCast;
+    let Some(root) = window()
+        .document()
+        .and_then(|d| d.document_element())
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    else {
+        return;
+    };
+    let _ = match profile.theme {
+        Theme::Light => root.set_attribute("data-theme", "light"),
+        Theme::Dark => root.set_attribute("data-theme", "dark"),
+        Theme::System | Theme::Unknown => root.remove_attribute("data-theme"),
+    };
+    let style = root.style();
+    let _ = if profile.accent.is_empty() {
+        style.remove_property("--accent").map(|_| ())
+    } else {
+        style.set_property("--accent", &profile.accent)
+    };
+}

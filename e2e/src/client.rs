@@ -189,6 +189,7 @@ impl Session {
                     name: name.into(),
                     topic: topic.into(),
                     assistant: Default::default(),
+                    private: false,
                 },
             )
             .await?;

@@ -551,3 +551,128 @@ async fn a_reply_in_a_thread_a_reaction_and_a_search_work_across_two_browsers() 
     f.bob.quit().await?;
     Ok(())
 }
+
+/// Waits until the row showing `text` also shows `author` (the row's text includes its author).
+async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
+    let script = format!(
+        r#"
+        return Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+            .some(li => li.textContent.includes({text})
+                && li.querySelector('.author')?.textContent.trim() === {author});
+        "#,
+        text = serde_json::to_string(text)?,
+        author = serde_json::to_string(author)?,
+    );
+    browser
+        .wait_for(&format!("{text:?} shown under {author:?}"), &script)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_another_session(
+) -> Result {
+    let f = two_people_in_a_room().await?;
+    send_message(&f.alice, "written before the rename", true).await?;
+    wait_row(
+        &f.bob,
+        "written before the rename",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+    wait_author(&f.bob, "written before the rename", "Alice").await?;
+
+    f.alice.goto(&format!("{}/profile", f.server.url())).await?;
+    let name = field(&f.alice, "Display name").await?;
+    name.clear().await?;
+    name.send_keys("Alicia Keys").await?;
+    field(&f.alice, "Pronouns")
+        .await?
+        .send_keys("she/her")
+        .await?;
+    click_button(&f.alice, "Save profile").await?;
+    f.alice
+        .wait_for(
+            "the profile to be saved",
+            r#"return Array.from(document.querySelectorAll('[role="status"]'))
+                .some(s => s.textContent.trim() === 'Saved.');"#,
+        )
+        .await?;
+
+    // Live: Bob's open room renames the old message.
+    wait_author(&f.bob, "written before the rename", "Alicia Keys").await?;
+    // And after a reload (the room's page carries current names).
+    f.bob.reload().await?;
+    wait_phase(&f.bob, &["live"]).await?;
+    wait_author(&f.bob, "written before the rename", "Alicia Keys").await?;
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
+/// An uncompressed 24-bit BMP of `width` × `height` (a format browsers decode but the server
+/// refuses), so only the app's resizing can make it an acceptable avatar.
+fn bmp(width: u32, height: u32) -> Vec<u8> {
+    let row = (width * 3).div_ceil(4) * 4;
+    let pixels = row * height;
+    let mut b = Vec::with_capacity(54 + pixels as usize);
+    b.extend_from_slice(b"BM");
+    b.extend_from_slice(&(54 + pixels).to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&54u32.to_le_bytes());
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&width.to_le_bytes());
+    b.extend_from_slice(&height.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&[0; 24]);
+    for y in 0..height {
+        for x in 0..row {
+            b.push(((x ^ y) & 0xFF) as u8);
+        }
+    }
+    b
+}
+
+#[tokio::test]
+async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    sign_in(&browser, "Painter").await?;
+    browser.goto(&format!("{}/profile", server.url())).await?;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("photo.bmp");
+    let big = bmp(2000, 1500);
+    assert!(big.len() > shared::profile::AVATAR_MAX_BYTES);
+    std::fs::write(&path, &big)?;
+    let input = browser.find("input#avatar").await?;
+    input.send_keys(&path.to_string_lossy()).await?;
+    browser
+        .wait_for(
+            "the avatar to be updated",
+            r#"return Array.from(document.querySelectorAll('[role="status"]'))
+                .some(s => s.textContent.trim() === 'Avatar updated.');"#,
+        )
+        .await?;
+    let src = browser
+        .eval(r#"return document.querySelector('img.avatar.large')?.getAttribute('src');"#)
+        .await?;
+    let src = src.as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(src.starts_with("/api/avatars/"), "avatar src {src:?}");
+    let bytes = e2e::client::http()
+        .get(format!("{}{src}", server.url()))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let avatar = shared::profile::check_avatar(&bytes)?;
+    assert_eq!(avatar.kind, shared::profile::ImageType::Jpeg);
+    assert_eq!((avatar.width, avatar.height), (512, 384));
+    browser.quit().await?;
+    Ok(())
+}

@@ -5,15 +5,22 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits::{self, BODY_MAX_BYTES};
+use shared::moderation::http::{AdminRooms, AdminUsers, AuditPage, JoinRoom, UpdateUser};
+use shared::moderation::{AuditEntry, Command, CreateInvite};
+use shared::profile::{self, Profile};
+use shared::protocol::close;
 use shared::protocol::http::{
     Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
 };
 use shared::protocol::{Author, Role, RoomInfo, Seq};
-use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Response, Url};
+use worker::{
+    console_error, Date, Env, Headers, HttpMetadata, Method, Request, RequestInit, Response, Url,
+};
 
 use crate::config;
 use crate::directory;
-use crate::rooms::object::{Connect, RoomQuery, CONNECT_HEADER};
+use crate::profiles;
+use crate::rooms::object::{Connect, Identity, Internal, Op, RoomQuery, CONNECT_HEADER};
 use crate::rooms::queries;
 use crate::session::{self, Session, SessionUser};
 use crate::{auth, auth::accounts};
@@ -108,7 +115,8 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         (_, ["auth" | "sessions", ..]) => auth::route(req, env, &segments).await,
         (Method::Get, ["rooms"]) => {
             let user = require_session(&req, env).await?;
-            let rooms = directory::list(env).await?;
+            // Public rooms and the private ones this user belongs to.
+            let rooms = directory::list(env, &user.user_id, false).await?;
             let mine: Vec<RoomInfo> = directory::member_rooms(env, &user.user_id)
                 .await?
                 .into_iter()
@@ -131,7 +139,8 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         (Method::Get, ["rooms", slug, "search"]) => {
             let user = require_session(&req, env).await?;
             let (query, limit) = search_params(&req)?;
-            let entry = find_room(env, slug).await?;
+            let me = profiles::identity(env, &user).await?;
+            let entry = visible_room(env, slug, &me).await?;
             let request = RoomQuery {
                 query,
                 limit: Some(limit),
@@ -147,7 +156,8 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let seq = query_param(&req, "seq")
                 .and_then(|s| s.parse::<Seq>().ok())
                 .ok_or_else(|| fail(ErrorCode::InvalidInput, "Give ?seq=<message number>."))?;
-            let entry = find_room(env, slug).await?;
+            let me = profiles::identity(env, &user).await?;
+            let entry = visible_room(env, slug, &me).await?;
             let request = RoomQuery {
                 seq: Some(seq),
                 ..queries::room_query(&entry.info, &user.user_id)
@@ -175,8 +185,8 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         }
         (Method::Post, ["rooms"]) => create_room(req, env).await,
         (Method::Get, ["rooms", slug]) => {
-            require_session(&req, env).await?;
-            let entry = find_room(env, slug).await?;
+            let me = identity(&req, env).await?;
+            let entry = visible_room(env, slug, &me).await?;
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
@@ -189,6 +199,101 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 ));
             }
             Ok(json(&crate::ai_stats::report(env).await?, 200)?)
+        }
+        (Method::Post, ["rooms", slug, "moderation"]) => {
+            check_origin(&req, false)?;
+            let me = identity(&req, env).await?;
+            let command: Command = read_json(req).await?;
+            room_op(env, slug, me, Op::Command { command }).await
+        }
+        (Method::Get, ["rooms", slug, "members"]) => {
+            let me = identity(&req, env).await?;
+            room_op(env, slug, me, Op::Members).await
+        }
+        (Method::Get, ["rooms", slug, "audit"]) => {
+            let me = identity(&req, env).await?;
+            let before = query(&req, "before").and_then(|b| b.parse().ok());
+            room_op(env, slug, me, Op::Audit { before }).await
+        }
+        (Method::Get, ["rooms", slug, "invites"]) => {
+            let me = identity(&req, env).await?;
+            room_op(env, slug, me, Op::Invites).await
+        }
+        (Method::Post, ["rooms", slug, "invites"]) => {
+            check_origin(&req, false)?;
+            let me = identity(&req, env).await?;
+            let request: CreateInvite = read_json(req).await?;
+            let response = room_op(env, slug, me, Op::CreateInvite { request }).await?;
+            // Created, unless the room refused (its error status passes through).
+            if response.status_code() == 200 {
+                Ok(response.with_status(201))
+            } else {
+                Ok(response)
+            }
+        }
+        (Method::Delete, ["rooms", slug, "invites", token]) => {
+            check_origin(&req, false)?;
+            let me = identity(&req, env).await?;
+            let command = Command::RevokeInvite {
+                token: (*token).to_owned(),
+            };
+            room_op(env, slug, me, Op::Command { command }).await
+        }
+        (Method::Post, ["rooms", slug, "join"]) => {
+            check_origin(&req, false)?;
+            let me = identity(&req, env).await?;
+            let body: JoinRoom = read_json(req).await?;
+            let user_id = me.id.clone();
+            let response = room_op(
+                env,
+                slug,
+                me,
+                Op::Join {
+                    invite: body.invite,
+                },
+            )
+            .await?;
+            if response.status_code() == 200 {
+                directory::record_member(env, slug, &user_id, now()).await?;
+            }
+            Ok(response)
+        }
+        (Method::Get, ["profile"]) => {
+            let me = identity(&req, env).await?;
+            let profile = profiles::get(env, &me.id).await?.unwrap_or(Profile {
+                user_id: me.id,
+                name: me.name,
+                ..Profile::default()
+            });
+            Ok(json(&profile, 200)?)
+        }
+        (Method::Put, ["profile"]) => update_profile(req, env).await,
+        (Method::Put, ["profile", "avatar"]) => upload_avatar(req, env).await,
+        (Method::Get, ["avatars", user_id, id]) => get_avatar(env, user_id, id).await,
+        (Method::Get, ["users", user_id]) => {
+            identity(&req, env).await?;
+            let profile = profiles::get(env, user_id)
+                .await?
+                .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
+            Ok(json(&profile.public(), 200)?)
+        }
+        (Method::Get, ["admin", "users"]) => {
+            require_admin(&req, env).await?;
+            let q = query(&req, "q").unwrap_or_default();
+            let users = profiles::search(env, q.trim()).await?;
+            Ok(json(&AdminUsers { users }, 200)?)
+        }
+        (Method::Post, ["admin", "users", user_id]) => update_user(req, env, user_id).await,
+        (Method::Get, ["admin", "rooms"]) => {
+            let me = require_admin(&req, env).await?;
+            let rooms = directory::list(env, &me.id, true).await?;
+            Ok(json(&AdminRooms { rooms }, 200)?)
+        }
+        (Method::Get, ["admin", "audit"]) => {
+            require_admin(&req, env).await?;
+            let before = query(&req, "before").and_then(|b| b.parse().ok());
+            let entries = profiles::audit_page(env, before).await?;
+            Ok(json(&AuditPage { entries }, 200)?)
         }
         (Method::Get, ["me", "memory"]) => {
             let user = require_session(&req, env).await?;
@@ -214,7 +319,10 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             }
             Ok(json(&serde_json::json!({ "deleted": deleted }), 200)?)
         }
-        (_, ["health" | "session" | "rooms" | "search", ..]) => Err(fail(
+        (
+            _,
+            ["health" | "session" | "rooms" | "search" | "profile" | "users" | "admin" | "avatars", ..],
+        ) => Err(fail(
             ErrorCode::InvalidInput,
             format!("{} is not supported on {path}.", req.method()),
         )),
@@ -416,12 +524,307 @@ async fn create_room(req: Request, env: &Env) -> ApiResult {
         &slug,
         &name,
         &topic,
-        body.assistant,
+        directory::RoomSettings {
+            assistant: body.assistant,
+            private: body.private,
+        },
         &session.user_id,
         now(),
     )
     .await?;
+    directory::record_member(env, &info.slug, &session.user_id, now()).await?;
     Ok(json(&info, 201)?)
+}
+
+/// The verified user of a request (session, global role) with their profile's avatar and
+/// assistant preferences.
+async fn identity(req: &Request, env: &Env) -> Result<Identity, ApiError> {
+    let session = require_session(req, env).await?;
+    Ok(profiles::identity(env, &session).await?)
+}
+
+async fn require_admin(req: &Request, env: &Env) -> Result<Identity, ApiError> {
+    let me = identity(req, env).await?;
+    if !me.admin {
+        return Err(fail(
+            ErrorCode::Forbidden,
+            "Only administrators may do that.",
+        ));
+    }
+    Ok(me)
+}
+
+fn query(req: &Request, name: &str) -> Option<String> {
+    let url = req.url().ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A room entry the user may know about: private rooms exist only for their members (and
+/// admins); to anyone else they are `not_found`, like a room that does not exist.
+async fn visible_room(
+    env: &Env,
+    slug: &str,
+    me: &Identity,
+) -> Result<directory::DirectoryEntry, ApiError> {
+    let entry = find_room(env, slug).await?;
+    if entry.info.private && !me.admin && entry.created_by != me.id {
+        let rooms = directory::rooms_of(env, &me.id).await?;
+        if !rooms.iter().any(|r| r == slug) {
+            return Err(fail(
+                ErrorCode::NotFound,
+                format!("There is no room named {slug}."),
+            ));
+        }
+    }
+    Ok(entry)
+}
+
+/// Sends one operation to the room's object, which checks it against the permission table
+/// exactly as it checks socket frames, and passes its answer through.
+async fn room_op(env: &Env, slug: &str, me: Identity, op: Op) -> ApiResult {
+    let entry = find_room(env, slug).await?;
+    let internal = Internal {
+        user: me,
+        room: Some(entry.info),
+        owner_id: entry.created_by,
+        op,
+    };
+    Ok(room_fetch(env, slug, "/internal/roles", &internal).await?)
+}
+
+async fn room_fetch<T: Serialize>(
+    env: &Env,
+    slug: &str,
+    path: &str,
+    body: &T,
+) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(
+            serde_json::to_string(body)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?
+                .into(),
+        ));
+    let inner = Request::new_with_init(&format!("https://room{path}"), &init)?;
+    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
+    stub.fetch_with_request(inner).await
+}
+
+/// `PUT /api/profile`: validates and stores the profile, renews the session cookie's name, and
+/// tells every room the user is in, so open rooms show the new name at once.
+async fn update_profile(req: Request, env: &Env) -> ApiResult {
+    check_origin(&req, false)?;
+    let keys = config::session_keys(env)?;
+    let session = require_session(&req, env).await?;
+    rate_limit(env, "PROFILE_LIMITER", session.user_id.clone()).await?;
+    let secure = is_https(&req);
+    let body: Profile = read_json(req).await?;
+    let mut profile = body.validated()?;
+    profile.user_id.clone_from(&session.user_id);
+    if session.signed_in() {
+        // An account's name is its `users` row (auth).
+        accounts::rename(env, &session.user_id, &profile.name).await?;
+    }
+    profiles::put(env, &profile, now()).await?;
+    let stored = profiles::get(env, &session.user_id)
+        .await?
+        .unwrap_or(profile);
+    announce_profile(env, &stored).await;
+    let mut response = json(&stored, 200)?;
+    if !session.signed_in() {
+        // A guest's name lives in their signed cookie: renew it with the new name.
+        let renewed = Session {
+            uid: session.user_id,
+            name: stored.name.clone(),
+            iat: now(),
+        };
+        response.headers_mut().set(
+            "Set-Cookie",
+            &session::set_cookie(&session::encode(&renewed, &keys), secure),
+        )?;
+    }
+    Ok(response)
+}
+
+/// Tells each room the user joined about their new name, avatar and assistant preferences.
+/// A room that fails is logged and skipped: the profile is stored, and the room shows the new
+/// name at the user's next connect.
+async fn announce_profile(env: &Env, profile: &Profile) {
+    let rooms = match directory::rooms_of(env, &profile.user_id).await {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            console_error!("could not list the rooms of {}: {e}", profile.user_id);
+            return;
+        }
+    };
+    let user = Identity {
+        id: profile.user_id.clone(),
+        name: profile.name.clone(),
+        admin: profile.admin,
+        avatar: profile.avatar.clone(),
+        prefs: profile.ai.clone(),
+    };
+    for slug in rooms {
+        let internal = Internal {
+            user: user.clone(),
+            room: None,
+            owner_id: String::new(),
+            op: Op::Profile,
+        };
+        if let Err(e) = room_fetch(env, &slug, "/internal/roles", &internal).await {
+            console_error!("could not tell {slug} about a profile change: {e}");
+        }
+    }
+}
+
+/// `PUT /api/profile/avatar`: the image bytes as the body. Checked by content (PNG, JPEG,
+/// WebP, GIF; at most 1 MB and 1024 px a side), stored in R2 under a fresh key.
+async fn upload_avatar(mut req: Request, env: &Env) -> ApiResult {
+    check_origin(&req, false)?;
+    let me = identity(&req, env).await?;
+    rate_limit(env, "PROFILE_LIMITER", me.id.clone()).await?;
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > profile::AVATAR_MAX_BYTES {
+        // Refused before reading the body.
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "The image is {} KB; the limit is {} KB.",
+                declared.div_ceil(1024),
+                profile::AVATAR_MAX_BYTES / 1024
+            ),
+        ));
+    }
+    let bytes = req.bytes().await?;
+    let avatar = profile::check_avatar(&bytes)?;
+    let key = format!("avatars/{}/{}", me.id, crate::random::token());
+    let bucket = env.bucket(profiles::AVATARS)?;
+    bucket
+        .put(key.as_str(), bytes)
+        .http_metadata(HttpMetadata {
+            content_type: Some(avatar.kind.mime().to_owned()),
+            ..HttpMetadata::default()
+        })
+        .execute()
+        .await?;
+    profiles::set_avatar(env, &me.id, &key, now()).await?;
+    if let Some(old) = me
+        .avatar
+        .as_deref()
+        .and_then(|url| url.strip_prefix("/api/"))
+    {
+        // The replaced image is no longer referenced; a failure only leaves an orphan behind.
+        if let Err(e) = bucket.delete(old).await {
+            console_error!("could not delete the replaced avatar {old}: {e}");
+        }
+    }
+    let stored = profiles::get(env, &me.id)
+        .await?
+        .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
+    announce_profile(env, &stored).await;
+    Ok(json(&stored, 200)?)
+}
+
+/// `GET /api/avatars/<user>/<id>`: public, immutable (a new upload gets a new id).
+async fn get_avatar(env: &Env, user_id: &str, id: &str) -> ApiResult {
+    let valid =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid(user_id) || !valid(id) {
+        return Err(fail(ErrorCode::NotFound, "There is no such avatar."));
+    }
+    let object = env
+        .bucket(profiles::AVATARS)?
+        .get(format!("avatars/{user_id}/{id}"))
+        .execute()
+        .await?
+        .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such avatar."))?;
+    let content_type = object
+        .http_metadata()
+        .content_type
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let bytes = match object.body() {
+        Some(body) => body.bytes().await?,
+        None => Vec::new(),
+    };
+    let mut response = Response::from_bytes(bytes)?;
+    let headers = response.headers_mut();
+    headers.set("Content-Type", &content_type)?;
+    headers.set("Cache-Control", "public, max-age=31536000, immutable")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    Ok(response)
+}
+
+/// `POST /api/admin/users/<id>`: change a user's global role, or disable them (their sockets
+/// in every room close at once) or enable them.
+async fn update_user(req: Request, env: &Env, user_id: &str) -> ApiResult {
+    check_origin(&req, false)?;
+    let me = require_admin(&req, env).await?;
+    let body: UpdateUser = read_json(req).await?;
+    if user_id == me.id {
+        return Err(fail(
+            ErrorCode::InvalidInput,
+            "Administrators cannot change or disable their own account here.",
+        ));
+    }
+    let mut done = Vec::new();
+    if let Some(role) = &body.role {
+        if role != "admin" && role != "user" {
+            return Err(fail(ErrorCode::InvalidInput, "role must be admin or user."));
+        }
+        if !profiles::set_role(env, user_id, role).await? {
+            return Err(fail(ErrorCode::NotFound, "There is no such user."));
+        }
+        done.push(("set_global_role", role.clone()));
+    }
+    if let Some(disabled) = body.disabled {
+        if !profiles::set_disabled(env, user_id, disabled, now()).await? {
+            return Err(fail(ErrorCode::NotFound, "There is no such user."));
+        }
+        if disabled {
+            // Their sessions end and every open socket closes at once.
+            auth::sessions::end_all_of_user(
+                env,
+                user_id,
+                close::UNAUTHORIZED,
+                ErrorCode::Unauthorized.as_str(),
+                now(),
+            )
+            .await?;
+        }
+        done.push((
+            if disabled {
+                "disable_user"
+            } else {
+                "enable_user"
+            },
+            String::new(),
+        ));
+    }
+    for (action, detail) in done {
+        profiles::audit(
+            env,
+            &AuditEntry {
+                id: 0,
+                at: now(),
+                actor_id: me.id.clone(),
+                actor_name: me.name.clone(),
+                action: action.into(),
+                target_id: Some(user_id.to_owned()),
+                detail,
+            },
+        )
+        .await?;
+    }
+    Ok(json(&serde_json::json!({ "ok": true }), 200)?)
 }
 
 async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, ApiError> {
@@ -454,20 +857,34 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         // Before the socket exists, so a revocation racing this upgrade still finds the room.
         auth::sessions::record_room(env, session_id, &entry.info.slug).await?;
     }
-    let role = if entry.created_by == session.user_id {
-        Role::Owner
-    } else {
-        Role::Member
-    };
+    let me = profiles::identity(env, &session).await?;
+    let mut personalization = shared::ai::Personalization::default();
+    me.prefs.apply_to(&mut personalization);
+    if me.prefs.memory {
+        // What the assistant learned about this user (they opted in), capped as it grows.
+        let facts = crate::memory::list(env, &me.id).await?;
+        personalization.memory = facts.into_iter().map(|f| f.fact).collect();
+        let excess = personalization
+            .memory
+            .len()
+            .saturating_sub(shared::ai::MEMORY_MAX_FACTS);
+        personalization.memory.drain(..excess);
+    }
+    let user_id = me.id.clone();
+    // The room decides the role (`author.role` is ignored) and refuses banned users and
+    // non-members of private rooms.
     let connect = Connect {
         author: Author {
-            id: session.user_id,
-            name: session.name,
-            role,
+            id: me.id,
+            name: me.name.clone(),
+            role: Role::Member,
         },
         room: entry.info,
-        personalization: Default::default(),
+        personalization,
         session_id: session.session_id,
+        owner_id: entry.created_by,
+        admin: me.admin,
+        avatar: me.avatar,
     };
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();
@@ -480,5 +897,9 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
     init.with_method(Method::Get).with_headers(headers);
     let inner = Request::new_with_init("https://room.internal/connect", &init)?;
     let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
-    Ok(stub.fetch_with_request(inner).await?)
+    let response = stub.fetch_with_request(inner).await?;
+    if response.status_code() == 101 {
+        profiles::record_connect(env, &user_id, &session.name, now()).await?;
+    }
+    Ok(response)
 }

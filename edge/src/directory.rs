@@ -21,6 +21,7 @@ struct RoomRow {
     last_activity: Option<f64>,
     message_count: f64,
     assistant: Option<String>,
+    private: f64,
 }
 
 /// The mode as stored (`mention`, `all`, `off`).
@@ -59,27 +60,36 @@ impl From<RoomRow> for DirectoryEntry {
                 last_activity: row.last_activity.map(|t| t as i64),
                 message_count: row.message_count as u64,
                 assistant: parse_mode(row.assistant.as_deref()),
+                private: row.private != 0.0,
             },
             created_by: row.created_by,
         }
     }
 }
 
+// One line: `member_rooms` prefixes each column by splitting on ", ".
 const COLUMNS: &str =
-    "slug, name, topic, created_by, created_at, last_activity, message_count, assistant";
+    "slug, name, topic, created_by, created_at, last_activity, message_count, assistant, private";
 
 fn db(env: &Env) -> worker::Result<D1Database> {
     env.d1(BINDING)
 }
 
-/// Rooms, most recently active first.
-pub async fn list(env: &Env) -> worker::Result<Vec<RoomInfo>> {
+/// Rooms `user_id` may see, most recently active first: every public room, and the private
+/// ones they created or joined (`room_members`). Global admins see all (`all`).
+pub async fn list(env: &Env, user_id: &str, all: bool) -> worker::Result<Vec<RoomInfo>> {
     let rows: Vec<RoomRow> = db(env)?
         .prepare(format!(
             "SELECT {COLUMNS} FROM rooms
+             WHERE ?3 = 1 OR private = 0 OR created_by = ?2
+                OR slug IN (SELECT slug FROM room_members WHERE user_id = ?2)
              ORDER BY COALESCE(last_activity, created_at) DESC LIMIT ?1"
         ))
-        .bind(&[JsValue::from(LIST_MAX)])?
+        .bind(&[
+            JsValue::from(LIST_MAX),
+            JsValue::from(user_id),
+            JsValue::from(i32::from(all)),
+        ])?
         .all()
         .await?
         .results()?;
@@ -99,16 +109,25 @@ pub async fn get(env: &Env, slug: &str) -> worker::Result<Option<DirectoryEntry>
     Ok(row.map(DirectoryEntry::from))
 }
 
+/// A new room's settings.
+pub struct RoomSettings {
+    /// When the assistant answers.
+    pub assistant: AssistantMode,
+    /// Invite-only.
+    pub private: bool,
+}
+
 /// Creates a room under `base` or, if taken, the first free `base-2`, `base-3`, ….
 pub async fn create(
     env: &Env,
     base: &str,
     name: &str,
     topic: &str,
-    assistant: AssistantMode,
+    settings: RoomSettings,
     created_by: &str,
     now: i64,
 ) -> worker::Result<RoomInfo> {
+    let RoomSettings { assistant, private } = settings;
     let db = db(env)?;
     #[derive(Deserialize)]
     struct SlugRow {
@@ -136,8 +155,8 @@ pub async fn create(
         let inserted = db
             .prepare(
                 "INSERT INTO rooms (slug, name, topic, created_by, created_at, message_count,
-                   assistant)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (slug) DO NOTHING",
+                   assistant, private)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7) ON CONFLICT (slug) DO NOTHING",
             )
             .bind(&[
                 JsValue::from(slug.as_str()),
@@ -146,6 +165,7 @@ pub async fn create(
                 JsValue::from(created_by),
                 JsValue::from(now as f64),
                 JsValue::from(mode_name(assistant)),
+                JsValue::from(i32::from(private)),
             ])?
             .run()
             .await?;
@@ -159,6 +179,7 @@ pub async fn create(
                 last_activity: None,
                 message_count: 0,
                 assistant,
+                private,
             });
         }
     }
@@ -184,6 +205,39 @@ pub async fn record_activity(
         .run()
         .await?;
     Ok(())
+}
+
+/// Writes a room's name, topic and privacy (changed by its owner through the room).
+pub async fn update_info(env: &Env, info: &RoomInfo) -> worker::Result<()> {
+    db(env)?
+        .prepare("UPDATE rooms SET name = ?1, topic = ?2, private = ?3 WHERE slug = ?4")
+        .bind(&[
+            JsValue::from(info.name.as_str()),
+            JsValue::from(info.topic.as_str()),
+            JsValue::from(i32::from(info.private)),
+            JsValue::from(info.slug.as_str()),
+        ])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The rooms a user has joined (newest first, bounded).
+pub async fn rooms_of(env: &Env, user_id: &str) -> worker::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room: String,
+    }
+    let rows: Vec<Row> = db(env)?
+        .prepare(
+            "SELECT slug AS room FROM room_members WHERE user_id = ?1
+             ORDER BY joined_at DESC LIMIT 500",
+        )
+        .bind(&[JsValue::from(user_id)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows.into_iter().map(|r| r.room).collect())
 }
 
 /// Rooms a user belongs to at most, for cross-room search and unread counts.

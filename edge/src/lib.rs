@@ -8,6 +8,7 @@ pub mod auth;
 mod config;
 mod directory;
 mod memory;
+mod profiles;
 mod random;
 mod rooms;
 pub mod session;

@@ -18,3 +18,10 @@ pub fn fill(buf: &mut [u8]) {
         .expect("crypto.getRandomValues succeeds");
     array.copy_to(buf);
 }
+
+/// 128 random bits as 32 hex characters (user ids, invite tokens).
+pub fn token() -> String {
+    let mut bytes = [0u8; 16];
+    fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -446,6 +446,7 @@ mod tests {
             last_activity: None,
             message_count: 0,
             assistant: Default::default(),
+            private: false,
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ai::{self, CompletionRequest, Personalization, PromptInput, Usage};
 use crate::error::{ChatError, ErrorCode};
-use crate::permissions::{allows, Action};
+use crate::permissions::Action;
 use crate::protocol::{
     AnswerError, AnswerMeta, AnswerState, AssistantMode, Author, Event, EventKind, MessageView,
     Millis, Role, Seq, ServerMessage, Vote,
@@ -789,7 +789,7 @@ impl<S: RoomStore> Room<S> {
             return Ok(effects);
         }
         let (message, answer) = self.answer(target)?;
-        if answer.asker != conn.author.id && !allows(conn.author.role, Action::ManageAnswers) {
+        if answer.asker != conn.author.id && !conn.may(Action::ManageAnswers) {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "Only who asked, or a moderator, can stop this answer.",
@@ -863,7 +863,7 @@ impl<S: RoomStore> Room<S> {
             return Ok(effects);
         }
         let (message, answer) = self.answer(target)?;
-        if answer.asker != conn.author.id && !allows(conn.author.role, Action::ManageAnswers) {
+        if answer.asker != conn.author.id && !conn.may(Action::ManageAnswers) {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "Only who asked, or a moderator, can regenerate this answer.",
@@ -922,7 +922,7 @@ impl<S: RoomStore> Room<S> {
         if let Some(effects) = self.duplicate(conn, &client_id)? {
             return Ok(effects);
         }
-        if !allows(conn.author.role, Action::Rate) {
+        if !conn.may(Action::Rate) {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "Your role in this room does not allow rating answers.",

@@ -687,6 +687,19 @@ impl ClientRoom {
                 self.me = Some(you);
                 self.room = Some(room);
                 self.present = present;
+                // Whoever is here shows under their current name, on old messages too.
+                let names: BTreeMap<&str, &str> = self
+                    .present
+                    .iter()
+                    .map(|m| (m.user_id.as_str(), m.name.as_str()))
+                    .collect();
+                for message in self.messages.values_mut() {
+                    if let Some(name) = names.get(message.author.id.as_str()) {
+                        if message.author.name != *name {
+                            message.author.name = (*name).to_owned();
+                        }
+                    }
+                }
                 self.welcome_head = head;
                 applied.messages_changed = true;
             }
@@ -831,7 +844,35 @@ impl ClientRoom {
                     applied.messages_changed = true;
                 }
             }
-            ServerMessage::Pong {} | ServerMessage::Unknown => {}
+            ServerMessage::MemberUpdated { user_id, role, .. } => {
+                if let Some(me) = self.me.as_mut().filter(|me| me.id == user_id) {
+                    me.role = role;
+                    applied.messages_changed = true;
+                }
+            }
+            ServerMessage::ProfileUpdated { member } => {
+                for message in self.messages.values_mut() {
+                    if message.author.id == member.user_id {
+                        message.author.name.clone_from(&member.name);
+                    }
+                }
+                if let Some(me) = self.me.as_mut().filter(|me| me.id == member.user_id) {
+                    me.name.clone_from(&member.name);
+                }
+                if let Some(present) = self
+                    .present
+                    .iter_mut()
+                    .find(|m| m.user_id == member.user_id)
+                {
+                    *present = member;
+                }
+                applied.messages_changed = true;
+            }
+            ServerMessage::RoomUpdated { room } => {
+                self.room = Some(room);
+                applied.messages_changed = true;
+            }
+            ServerMessage::Applied { .. } | ServerMessage::Pong {} | ServerMessage::Unknown => {}
         }
         applied
     }
@@ -1001,6 +1042,7 @@ mod tests {
             last_activity: None,
             message_count: 0,
             assistant: Default::default(),
+            private: false,
         }
     }
 

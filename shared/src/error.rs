@@ -43,6 +43,16 @@ pub enum ErrorCode {
     AiBusy,
     /// The AI provider refused the request (quota, content policy, bad model name, ...).
     AiFailed,
+    /// A moderator muted you in this room; `retry_after_ms` says when the mute ends.
+    Muted,
+    /// You are banned from this room.
+    Banned,
+    /// A moderator removed you from the room (you may rejoin unless also banned).
+    Kicked,
+    /// The invite link expired, was revoked, or was used up.
+    InviteInvalid,
+    /// An upload's content is not one of the accepted types (checked by its bytes, not its name).
+    UnsupportedMedia,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -68,6 +78,11 @@ impl ErrorCode {
             ErrorCode::AiTimeout => "ai_timeout",
             ErrorCode::AiBusy => "ai_busy",
             ErrorCode::AiFailed => "ai_failed",
+            ErrorCode::Muted => "muted",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Kicked => "kicked",
+            ErrorCode::InviteInvalid => "invite_invalid",
+            ErrorCode::UnsupportedMedia => "unsupported_media",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -77,7 +92,13 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidFrame | ErrorCode::InvalidInput => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::BadOrigin => 403,
+            ErrorCode::Forbidden
+            | ErrorCode::BadOrigin
+            | ErrorCode::Muted
+            | ErrorCode::Banned
+            | ErrorCode::Kicked => 403,
+            ErrorCode::InviteInvalid => 410,
+            ErrorCode::UnsupportedMedia => 415,
             ErrorCode::NotFound => 404,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedProtocol => 426,
@@ -132,6 +153,18 @@ impl ChatError {
         }
     }
 
+    /// A `muted` error that says when the mute ends.
+    pub fn muted(retry_after_ms: u64) -> Self {
+        let minutes = retry_after_ms.div_ceil(60_000);
+        ChatError {
+            code: ErrorCode::Muted,
+            message: format!(
+                "A moderator muted you in this room; you can post again in {minutes} min."
+            ),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
+
     /// A `rate_limited` error that says when to retry.
     pub fn rate_limited(retry_after_ms: u64) -> Self {
         ChatError {
@@ -176,6 +209,11 @@ mod tests {
             ErrorCode::AiTimeout,
             ErrorCode::AiBusy,
             ErrorCode::AiFailed,
+            ErrorCode::Muted,
+            ErrorCode::Banned,
+            ErrorCode::Kicked,
+            ErrorCode::InviteInvalid,
+            ErrorCode::UnsupportedMedia,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

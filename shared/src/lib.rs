@@ -13,7 +13,9 @@ pub mod limits;
 #[cfg(feature = "markdown")]
 pub mod markdown;
 pub mod mentions;
+pub mod moderation;
 pub mod permissions;
+pub mod profile;
 pub mod protocol;
 pub mod rate_limit;
 pub mod room;

@@ -118,6 +118,10 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
             validate_emoji(emoji)
         }
         ClientMessage::Pin { client_id, .. } => validate_client_id(client_id),
+        ClientMessage::Moderate { client_id, command } => {
+            validate_client_id(client_id)?;
+            command.validate()
+        }
         ClientMessage::Hello { .. }
         | ClientMessage::History { .. }
         | ClientMessage::Read { .. }

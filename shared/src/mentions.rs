@@ -125,6 +125,7 @@ mod tests {
         Member {
             user_id: id.into(),
             name: name.into(),
+            avatar: None,
         }
     }
 

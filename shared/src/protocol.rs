@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::moderation::Command;
 
 /// Version of this protocol. The client sends it in [`ClientMessage::Hello`]; a room that speaks
 /// another version answers `unsupported_protocol` and closes with [`close::UNSUPPORTED_PROTOCOL`].
@@ -146,6 +147,14 @@ pub enum ClientMessage {
     /// Keep-alive. Sent as the exact text [`PING_FRAME`], which the runtime answers with
     /// [`PONG_FRAME`] without waking a hibernating room.
     Ping {},
+    /// A privileged command (kick, ban, mute, role change, room settings). Answered by
+    /// [`ServerMessage::Applied`] or an error carrying the same `client_id`; not sequenced.
+    Moderate {
+        /// Client-chosen id, echoed in the answer.
+        client_id: String,
+        /// What to do.
+        command: Command,
+    },
 }
 
 /// The exact ping frame text; matched byte for byte by the runtime's auto-response.
@@ -283,6 +292,31 @@ pub enum ServerMessage {
     },
     /// Keep-alive answer.
     Pong {},
+    /// A [`ClientMessage::Moderate`] command was carried out.
+    Applied {
+        /// The command's client id.
+        client_id: String,
+    },
+    /// A member's role or mute changed (sent to everyone, so controls follow at once).
+    MemberUpdated {
+        /// Who.
+        user_id: String,
+        /// Their role now.
+        role: Role,
+        /// Muted until, if muted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muted_until: Option<Millis>,
+    },
+    /// A user changed their name or avatar: show the new ones, on old messages too.
+    ProfileUpdated {
+        /// Their id, name and avatar now.
+        member: Member,
+    },
+    /// The room's name, topic or privacy changed.
+    RoomUpdated {
+        /// The room's entry now.
+        room: RoomInfo,
+    },
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
     Unknown,
 }
@@ -331,6 +365,8 @@ impl<'de> Deserialize<'de> for ServerMessage {
             replies: Option<Vec<MessageView>>,
             members: Option<Vec<Member>>,
             counts: Option<UnreadCounts>,
+            role: Option<Role>,
+            muted_until: Option<Millis>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -397,6 +433,20 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 counts: required(f.counts, "counts")?,
             },
             "pong" => ServerMessage::Pong {},
+            "applied" => ServerMessage::Applied {
+                client_id: required(f.client_id, "client_id")?,
+            },
+            "member_updated" => ServerMessage::MemberUpdated {
+                user_id: required(f.user_id, "user_id")?,
+                role: required(f.role, "role")?,
+                muted_until: f.muted_until,
+            },
+            "profile_updated" => ServerMessage::ProfileUpdated {
+                member: required(f.member, "member")?,
+            },
+            "room_updated" => ServerMessage::RoomUpdated {
+                room: required(f.room, "room")?,
+            },
             _ => ServerMessage::Unknown,
         })
     }
@@ -450,6 +500,9 @@ pub struct Member {
     pub user_id: String,
     /// Display name.
     pub name: String,
+    /// Avatar URL, if they uploaded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// A room's directory entry.
@@ -473,6 +526,9 @@ pub struct RoomInfo {
     /// When the assistant answers here.
     #[serde(default)]
     pub assistant: AssistantMode,
+    /// Invite-only: hidden from the directory, joined only with an invite.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// When the assistant answers in a room.
@@ -878,6 +934,7 @@ impl MessageView {
                         by.push(Member {
                             user_id: who.clone(),
                             name: event.author.name.clone(),
+                            avatar: None,
                         });
                     }
                     (None, true) => self.reactions.push(Reaction {
@@ -885,6 +942,7 @@ impl MessageView {
                         by: vec![Member {
                             user_id: who.clone(),
                             name: event.author.name.clone(),
+                            avatar: None,
                         }],
                     }),
                     (Some(i), false) => {
@@ -1063,12 +1121,16 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4008;
     /// The first frame was not a valid hello.
     pub const INVALID_HANDSHAKE: u16 = 4009;
+    /// A moderator removed the user from the room (reason `kicked`).
+    pub const KICKED: u16 = 4010;
+    /// The user was banned from the room (reason `banned`).
+    pub const BANNED: u16 = 4011;
 
     /// Whether a client should stop reconnecting after this close code (a retry cannot help).
     pub fn is_terminal(code: u16) -> bool {
         matches!(
             code,
-            UNSUPPORTED_PROTOCOL | UNAUTHORIZED | FORBIDDEN | NOT_FOUND
+            UNSUPPORTED_PROTOCOL | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | KICKED | BANNED
         )
     }
 }
@@ -1115,6 +1177,9 @@ pub mod http {
         /// When the assistant answers (default: when mentioned).
         #[serde(default)]
         pub assistant: super::AssistantMode,
+        /// Invite-only.
+        #[serde(default)]
+        pub private: bool,
     }
 
     /// `GET /api/rooms`.
@@ -1272,10 +1337,12 @@ mod tests {
             last_activity: Some(2),
             message_count: 3,
             assistant: Default::default(),
+            private: true,
         };
         let member = Member {
             user_id: "u".into(),
             name: "Ann".into(),
+            avatar: Some("/api/avatars/u/1".into()),
         };
         let view = MessageView::from_event(&sample_event(EventKind::Message { text: "hi".into() }))
             .unwrap();
@@ -1295,7 +1362,7 @@ mod tests {
             ServerMessage::Welcome {
                 protocol: PROTOCOL_VERSION,
                 you: sample_author(),
-                room,
+                room: room.clone(),
                 head: 4,
                 present: vec![member.clone()],
                 read: Some(3),
@@ -1355,7 +1422,9 @@ mod tests {
                 client_id: None,
                 retry_after_ms: None,
             },
-            ServerMessage::PresenceJoin { member },
+            ServerMessage::PresenceJoin {
+                member: member.clone(),
+            },
             ServerMessage::PresenceLeave {
                 user_id: "u".into(),
             },
@@ -1376,6 +1445,7 @@ mod tests {
                 members: vec![Member {
                     user_id: "u".into(),
                     name: "Ann".into(),
+                    avatar: None,
                 }],
             },
             ServerMessage::Unread {
@@ -1385,6 +1455,23 @@ mod tests {
                     mentions: 1,
                 },
             },
+            ServerMessage::Applied {
+                client_id: "m1".into(),
+            },
+            ServerMessage::MemberUpdated {
+                user_id: "u".into(),
+                role: Role::Moderator,
+                muted_until: Some(77),
+            },
+            ServerMessage::MemberUpdated {
+                user_id: "u".into(),
+                role: Role::ReadOnly,
+                muted_until: None,
+            },
+            ServerMessage::ProfileUpdated {
+                member: member.clone(),
+            },
+            ServerMessage::RoomUpdated { room: room.clone() },
         ];
         for frame in frames {
             let json = serde_json::to_string(&frame).unwrap();

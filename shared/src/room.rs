@@ -14,10 +14,11 @@ use crate::ai::{CompletionRequest, Personalization};
 use crate::assistant::{Assistant, Record, Summary};
 use crate::error::{ChatError, ErrorCode};
 use crate::limits::{self, PAGE_DEFAULT, PAGE_MAX, REPLAY_BATCH, REPLAY_MAX_EVENTS};
-use crate::permissions::{allows, Action};
+use crate::moderation::{AuditEntry, Command, CreateInvite, Invite, MemberRecord};
+use crate::permissions::{may, outranks, Action};
 use crate::protocol::{
     close, Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis,
-    RoomInfo, Seq, ServerMessage, UnreadCounts, PROTOCOL_VERSION,
+    Role, RoomInfo, Seq, ServerMessage, UnreadCounts, PROTOCOL_VERSION,
 };
 use crate::rate_limit::{RateLimits, TokenBucket};
 
@@ -77,6 +78,29 @@ pub trait RoomStore {
     /// What is unread for `user_id` after `read`: timeline messages by others that are not
     /// deleted (counted up to [`limits::UNREAD_COUNT_CAP`]), and messages mentioning them.
     fn unread_counts(&self, user_id: &str, read: Seq) -> Result<UnreadCounts, Self::Error>;
+
+    /// A user's standing in the room.
+    fn member(&self, user_id: &str) -> Result<Option<MemberRecord>, Self::Error>;
+    /// Stores a user's standing (insert or replace).
+    fn put_member(&mut self, member: &MemberRecord) -> Result<(), Self::Error>;
+    /// Every member record, by join time.
+    fn member_records(&self) -> Result<Vec<MemberRecord>, Self::Error>;
+    /// Members whose name changed after `at`.
+    fn renamed_since(&self, at: Millis) -> Result<Vec<MemberRecord>, Self::Error>;
+    /// Appends to the audit log (the store assigns the id).
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), Self::Error>;
+    /// Up to `limit` audit entries with `id < before` (all if `None`), newest first.
+    fn audit_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, Self::Error>;
+    /// An invite by token.
+    fn invite(&self, token: &str) -> Result<Option<Invite>, Self::Error>;
+    /// Stores an invite (insert or replace).
+    fn put_invite(&mut self, invite: &Invite) -> Result<(), Self::Error>;
+    /// Every invite, newest first.
+    fn invites(&self) -> Result<Vec<Invite>, Self::Error>;
 }
 
 /// Per-connection state that must survive hibernation (kept in the socket's attachment).
@@ -89,15 +113,38 @@ pub struct Conn {
     /// The user's preferences for the assistant's answers to them.
     #[serde(default)]
     pub personalization: Personalization,
+    /// Whether the user is a global admin (may do everything in every room).
+    #[serde(default)]
+    pub admin: bool,
+    /// The user's avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 impl Conn {
+    /// A connection that has not said hello yet.
+    pub fn new(author: Author) -> Self {
+        Conn {
+            author,
+            joined: false,
+            admin: false,
+            avatar: None,
+            personalization: Personalization::default(),
+        }
+    }
+
     /// The presence entry for this connection.
     pub fn member(&self) -> Member {
         Member {
             user_id: self.author.id.clone(),
             name: self.author.name.clone(),
+            avatar: self.avatar.clone(),
         }
+    }
+
+    /// Whether this connection may perform `action` (its room role, or global admin).
+    pub fn may(&self, action: Action) -> bool {
+        may(self.author.role, self.admin, action)
     }
 }
 
@@ -147,6 +194,12 @@ pub enum Effect {
     Joined,
     /// Close the connection with this code and reason.
     Close(u16, ErrorCode),
+    /// Close every connection of a user with this code and reason.
+    CloseUser(String, u16, ErrorCode),
+    /// A user's role changed: update their connections (and their attachments).
+    SetRole(String, Role),
+    /// The room's directory entry changed: write it to the directory.
+    InfoChanged(RoomInfo),
     /// A server-side failure to log (never sent to clients).
     Log(String),
     /// Send to every joined connection of this user (their other tabs and devices too).
@@ -298,7 +351,8 @@ impl<S: RoomStore> Room<S> {
             | ClientMessage::Delete { client_id, .. }
             | ClientMessage::Stop { client_id, .. }
             | ClientMessage::Regenerate { client_id, .. }
-            | ClientMessage::Rate { client_id, .. } => Some(client_id.clone()),
+            | ClientMessage::Rate { client_id, .. }
+            | ClientMessage::Moderate { client_id, .. } => Some(client_id.clone()),
             _ => None,
         };
         if client_id.is_some() {
@@ -371,6 +425,7 @@ impl<S: RoomStore> Room<S> {
                     }),
                 ];
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
+                effects.extend(self.renames_since(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.stream_snapshot().map(Effect::Reply));
                 if first_join {
                     effects.push(Effect::NewMember(conn.member()));
@@ -506,7 +561,43 @@ impl<S: RoomStore> Room<S> {
                 name: conn.author.name.clone(),
             })]),
             ClientMessage::Ping {} => Ok(vec![Effect::Reply(ServerMessage::Pong {})]),
+            ClientMessage::Moderate { client_id, command } => {
+                let mut effects = vec![Effect::Reply(ServerMessage::Applied { client_id })];
+                effects.extend(self.command(conn, command, now)?);
+                Ok(effects)
+            }
         }
+    }
+
+    /// For a client catching up by replay: the current names of authors renamed since the
+    /// newest event it holds, so the messages it already holds show them too. (A client that
+    /// gets a page instead gets current names in the page.)
+    fn renames_since(&self, after: Option<Seq>) -> Result<Vec<ServerMessage>, Failure> {
+        let Some(after) = after.filter(|&a| a >= 1 && a <= self.head) else {
+            return Ok(Vec::new());
+        };
+        let Some(held) = self
+            .store
+            .events_after(after - 1, 1)
+            .map_err(Failure::storage)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .store
+            .renamed_since(held.at)
+            .map_err(Failure::storage)?
+            .into_iter()
+            .map(|m| ServerMessage::ProfileUpdated {
+                member: Member {
+                    user_id: m.user_id,
+                    name: m.name,
+                    avatar: None,
+                },
+            })
+            .collect())
     }
 
     /// The frames that bring a client holding everything up to `after` to the present: a
@@ -686,12 +777,20 @@ impl<S: RoomStore> Room<S> {
                 duplicate: true,
             })]);
         }
-        if !allows(author.role, action) {
-            return Err(Failure::Refused(ChatError::new(
-                ErrorCode::Forbidden,
-                "Your role in this room does not allow that.",
-            )));
+        if !conn.may(action) {
+            return Err(forbidden());
         }
+        if matches!(action, Action::Post | Action::EditOwn) {
+            if let Some(left) = self
+                .store
+                .member(&author.id)
+                .map_err(Failure::storage)?
+                .and_then(|m| m.mute_left(now))
+            {
+                return Err(Failure::Refused(ChatError::muted(left)));
+            }
+        }
+        let mut moderated = None;
         let target = match &kind {
             EventKind::Edit { target, .. }
             | EventKind::Delete { target }
@@ -715,8 +814,10 @@ impl<S: RoomStore> Room<S> {
             let own = target_message.author.id == author.id;
             let permitted = !matches!(kind, EventKind::Edit { .. } | EventKind::Delete { .. })
                 || own
-                || (matches!(kind, EventKind::Delete { .. })
-                    && allows(author.role, Action::DeleteAny));
+                || (matches!(kind, EventKind::Delete { .. }) && conn.may(Action::DeleteAny));
+            if !own && matches!(kind, EventKind::Delete { .. }) {
+                moderated = Some(target_message.author.id.clone());
+            }
             if !permitted {
                 return Err(Failure::Refused(ChatError::new(
                     ErrorCode::Forbidden,
@@ -734,6 +835,15 @@ impl<S: RoomStore> Room<S> {
         self.store.append(&event).map_err(Failure::storage)?;
         self.head = event.seq;
         self.record_mentions(&event)?;
+        if let (Some(target_id), EventKind::Delete { target }) = (moderated, &event.kind) {
+            self.audit(
+                conn,
+                "delete_message",
+                Some(target_id),
+                format!("#{target}"),
+                now,
+            )?;
+        }
         Ok(vec![
             Effect::Reply(ServerMessage::Ack {
                 client_id,
@@ -743,6 +853,372 @@ impl<S: RoomStore> Room<S> {
             Effect::Broadcast(ServerMessage::Event { event }),
         ])
     }
+}
+
+fn forbidden() -> Failure {
+    Failure::Refused(ChatError::new(
+        ErrorCode::Forbidden,
+        "Your role in this room does not allow that.",
+    ))
+}
+
+fn refused(code: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure::Refused(ChatError::new(code, message))
+}
+
+/// Membership, moderation, invites and the audit log.
+impl<S: RoomStore> Room<S> {
+    /// Decides whether `conn` may join, at connect time, and stamps its room role. The room's
+    /// creator (`owner_id`) is its owner; anyone else joining a public room becomes a member;
+    /// a private room admits only members (see [`Room::accept_invite`]) and global admins; a
+    /// banned user is refused. Returns what to announce (a changed name).
+    pub fn admit(
+        &mut self,
+        conn: &mut Conn,
+        owner_id: &str,
+        now: Millis,
+    ) -> Result<Vec<Effect>, Failure> {
+        let user_id = conn.author.id.clone();
+        let record = self.store.member(&user_id).map_err(Failure::storage)?;
+        let mut effects = Vec::new();
+        let record = match record {
+            Some(record) if record.banned && !conn.admin => {
+                return Err(refused(ErrorCode::Banned, "You are banned from this room."))
+            }
+            Some(mut record) => {
+                if record.name != conn.author.name {
+                    record.name.clone_from(&conn.author.name);
+                    record.renamed_at = Some(now);
+                    self.store.put_member(&record).map_err(Failure::storage)?;
+                    effects.push(Effect::BroadcastOthers(ServerMessage::ProfileUpdated {
+                        member: conn.member(),
+                    }));
+                }
+                record
+            }
+            None if self.info.private && !conn.admin && user_id != owner_id => {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "This room is private; you need an invite to join it.",
+                ))
+            }
+            None => self.enroll(conn, owner_id, now)?,
+        };
+        conn.author.role = record.role;
+        Ok(effects)
+    }
+
+    /// Makes `conn`'s user a member: the owner if they created the room.
+    fn enroll(
+        &mut self,
+        conn: &Conn,
+        owner_id: &str,
+        now: Millis,
+    ) -> Result<MemberRecord, Failure> {
+        let record = MemberRecord {
+            user_id: conn.author.id.clone(),
+            name: conn.author.name.clone(),
+            role: if conn.author.id == owner_id {
+                Role::Owner
+            } else {
+                Role::Member
+            },
+            banned: false,
+            muted_until: None,
+            joined_at: now,
+            renamed_at: None,
+        };
+        self.store.put_member(&record).map_err(Failure::storage)?;
+        Ok(record)
+    }
+
+    /// The actor's current role from storage (the source of truth), falling back to the
+    /// connection's for someone with no record (a global admin visiting).
+    fn actor(&self, conn: &Conn) -> Result<Conn, Failure> {
+        let mut actor = conn.clone();
+        if let Some(record) = self
+            .store
+            .member(&conn.author.id)
+            .map_err(Failure::storage)?
+        {
+            actor.author.role = record.role;
+        }
+        Ok(actor)
+    }
+
+    fn audit(
+        &mut self,
+        actor: &Conn,
+        action: &str,
+        target_id: Option<String>,
+        detail: String,
+        now: Millis,
+    ) -> Result<(), Failure> {
+        self.store
+            .append_audit(&AuditEntry {
+                id: 0,
+                at: now,
+                actor_id: actor.author.id.clone(),
+                actor_name: actor.author.name.clone(),
+                action: action.to_owned(),
+                target_id,
+                detail,
+            })
+            .map_err(Failure::storage)
+    }
+
+    /// Carries out a privileged command for `conn` (over the socket or HTTP alike): checks
+    /// the permission table, the ranks (moderating someone needs a strictly higher role, except
+    /// for global admins), stores the change, logs it in the audit log, and says what to tell
+    /// or close.
+    pub fn command(
+        &mut self,
+        conn: &Conn,
+        command: Command,
+        now: Millis,
+    ) -> Result<Vec<Effect>, Failure> {
+        command.validate().map_err(Failure::Refused)?;
+        let actor = self.actor(conn)?;
+        if !actor.may(command.action()) {
+            return Err(forbidden());
+        }
+        let mut target = match command.target() {
+            Some(user_id) => {
+                if user_id == actor.author.id {
+                    return Err(refused(
+                        ErrorCode::InvalidInput,
+                        "You cannot do that to yourself.",
+                    ));
+                }
+                let record = self
+                    .store
+                    .member(user_id)
+                    .map_err(Failure::storage)?
+                    .ok_or_else(|| {
+                        refused(
+                            ErrorCode::NotFound,
+                            "That user is not a member of this room.",
+                        )
+                    })?;
+                if !outranks(actor.author.role, actor.admin, record.role) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "You can only moderate members below your own role.",
+                    ));
+                }
+                Some(record)
+            }
+            None => None,
+        };
+        let name = command.name();
+        let target_id = target.as_ref().map(|t| t.user_id.clone());
+        let mut effects = Vec::new();
+        let detail = match command {
+            Command::Kick { user_id } => {
+                effects.push(Effect::CloseUser(user_id, close::KICKED, ErrorCode::Kicked));
+                String::new()
+            }
+            Command::Ban { user_id } => {
+                if let Some(t) = target.as_mut() {
+                    t.banned = true;
+                }
+                effects.push(Effect::CloseUser(user_id, close::BANNED, ErrorCode::Banned));
+                String::new()
+            }
+            Command::Unban { .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.banned = false;
+                }
+                String::new()
+            }
+            Command::Mute { seconds, .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.muted_until = Some(now + i64::from(seconds) * 1000);
+                }
+                format!("{seconds} s")
+            }
+            Command::Unmute { .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.muted_until = None;
+                }
+                String::new()
+            }
+            Command::SetRole { user_id, role } => {
+                if !actor.admin && role == Role::Owner && actor.author.role != Role::Owner {
+                    return Err(forbidden());
+                }
+                if let Some(t) = target.as_mut() {
+                    t.role = role;
+                }
+                effects.push(Effect::SetRole(user_id, role));
+                format!("{role:?}").to_lowercase()
+            }
+            Command::UpdateRoom {
+                name: room_name,
+                topic,
+                private,
+            } => {
+                let mut info = self.info.clone();
+                if let Some(n) = room_name {
+                    info.name = crate::limits::validate_room_name(&n).map_err(Failure::Refused)?;
+                }
+                if let Some(t) = topic {
+                    info.topic = crate::limits::validate_topic(&t).map_err(Failure::Refused)?;
+                }
+                if let Some(p) = private {
+                    info.private = p;
+                }
+                let detail = format!(
+                    "name: {}, topic: {}, private: {}",
+                    info.name, info.topic, info.private
+                );
+                self.info = info.clone();
+                effects.push(Effect::InfoChanged(info.clone()));
+                effects.push(Effect::Broadcast(ServerMessage::RoomUpdated { room: info }));
+                detail
+            }
+            Command::RevokeInvite { token } => {
+                let mut invite = self
+                    .store
+                    .invite(&token)
+                    .map_err(Failure::storage)?
+                    .ok_or_else(|| refused(ErrorCode::NotFound, "There is no such invite."))?;
+                invite.revoked_at.get_or_insert(now);
+                self.store.put_invite(&invite).map_err(Failure::storage)?;
+                short(&token)
+            }
+        };
+        if let Some(t) = target {
+            self.store.put_member(&t).map_err(Failure::storage)?;
+            if matches!(name, "mute" | "unmute" | "set_role") {
+                effects.push(Effect::Broadcast(ServerMessage::MemberUpdated {
+                    user_id: t.user_id.clone(),
+                    role: t.role,
+                    muted_until: t.muted_until,
+                }));
+            }
+        }
+        self.audit(&actor, name, target_id, detail, now)?;
+        Ok(effects)
+    }
+
+    /// Creates an invite link (`token` is fresh randomness from the caller).
+    pub fn create_invite(
+        &mut self,
+        conn: &Conn,
+        request: &CreateInvite,
+        token: String,
+        now: Millis,
+    ) -> Result<Invite, Failure> {
+        request.validate().map_err(Failure::Refused)?;
+        let actor = self.actor(conn)?;
+        if !actor.may(Action::Invite) {
+            return Err(forbidden());
+        }
+        let invite = Invite {
+            token,
+            created_by: actor.author.id.clone(),
+            created_at: now,
+            expires_at: request
+                .expires_in_seconds
+                .map(|s| now + i64::from(s) * 1000),
+            max_uses: request.max_uses,
+            uses: 0,
+            revoked_at: None,
+        };
+        self.store.put_invite(&invite).map_err(Failure::storage)?;
+        let detail = short(&invite.token);
+        self.audit(&actor, "create_invite", None, detail, now)?;
+        Ok(invite)
+    }
+
+    /// The room's invites, for those who may invite.
+    pub fn invites(&self, conn: &Conn) -> Result<Vec<Invite>, Failure> {
+        if !self.actor(conn)?.may(Action::Invite) {
+            return Err(forbidden());
+        }
+        self.store.invites().map_err(Failure::storage)
+    }
+
+    /// Joins `conn`'s user to the room: with a valid invite (counted as used), or without one
+    /// for a public room. A banned user stays out; an existing member is left as they are.
+    pub fn join(
+        &mut self,
+        conn: &Conn,
+        owner_id: &str,
+        token: Option<&str>,
+        now: Millis,
+    ) -> Result<Role, Failure> {
+        let user_id = &conn.author.id;
+        if let Some(record) = self.store.member(user_id).map_err(Failure::storage)? {
+            if record.banned {
+                return Err(refused(ErrorCode::Banned, "You are banned from this room."));
+            }
+            return Ok(record.role);
+        }
+        if let Some(token) = token {
+            let mut invite = self
+                .store
+                .invite(token)
+                .map_err(Failure::storage)?
+                .ok_or_else(|| {
+                    refused(ErrorCode::InviteInvalid, "This invite link is not valid.")
+                })?;
+            invite.check(now).map_err(Failure::Refused)?;
+            invite.uses += 1;
+            self.store.put_invite(&invite).map_err(Failure::storage)?;
+        } else if self.info.private && !conn.admin && user_id != owner_id {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "This room is private; you need an invite to join it.",
+            ));
+        }
+        Ok(self.enroll(conn, owner_id, now)?.role)
+    }
+
+    /// The member list, for members (and admins).
+    pub fn members(&self, conn: &Conn) -> Result<Vec<MemberRecord>, Failure> {
+        let known = self
+            .store
+            .member(&conn.author.id)
+            .map_err(Failure::storage)?
+            .is_some_and(|m| !m.banned);
+        if !known && !conn.admin {
+            return Err(forbidden());
+        }
+        self.store.member_records().map_err(Failure::storage)
+    }
+
+    /// A page of the audit log, newest first, for those who may view it.
+    pub fn audit_log(&self, conn: &Conn, before: Option<u64>) -> Result<Vec<AuditEntry>, Failure> {
+        if !self.actor(conn)?.may(Action::ViewAudit) {
+            return Err(forbidden());
+        }
+        self.store
+            .audit_before(before, crate::moderation::AUDIT_PAGE)
+            .map_err(Failure::storage)
+    }
+
+    /// A user changed their name or avatar: remember the name and tell the room.
+    pub fn profile_changed(&mut self, member: Member, now: Millis) -> Result<Vec<Effect>, Failure> {
+        if let Some(mut record) = self
+            .store
+            .member(&member.user_id)
+            .map_err(Failure::storage)?
+        {
+            record.name.clone_from(&member.name);
+            record.renamed_at = Some(now);
+            self.store.put_member(&record).map_err(Failure::storage)?;
+        }
+        Ok(vec![Effect::Broadcast(ServerMessage::ProfileUpdated {
+            member,
+        })])
+    }
+}
+
+/// The first characters of a secret, enough to tell invites apart in a log.
+fn short(token: &str) -> String {
+    token.chars().take(6).collect()
 }
 
 /// Why a request did not complete.
@@ -757,6 +1233,20 @@ pub enum Failure {
 impl Failure {
     pub(crate) fn storage(err: impl fmt::Display) -> Self {
         Failure::Storage(err.to_string())
+    }
+
+    /// The error to send, and the detail to log (for a storage failure).
+    pub fn into_error(self) -> (ChatError, Option<String>) {
+        match self {
+            Failure::Refused(err) => (err, None),
+            Failure::Storage(detail) => (
+                ChatError::new(
+                    ErrorCode::Internal,
+                    "The room could not complete that; please try again.",
+                ),
+                Some(detail),
+            ),
+        }
     }
 }
 
@@ -787,6 +1277,7 @@ pub mod memory {
     use super::RoomStore;
     use crate::assistant::Summary;
     use crate::limits::UNREAD_COUNT_CAP;
+    use crate::moderation::{AuditEntry, Invite, MemberRecord};
     use crate::protocol::{Event, EventKind, Member, MessageView, Millis, Seq, UnreadCounts};
 
     /// Everything in maps.
@@ -802,6 +1293,9 @@ pub mod memory {
         members: Vec<(Member, Millis)>,
         mentions: BTreeSet<(String, Seq)>,
         reads: HashMap<String, Seq>,
+        records: Vec<MemberRecord>,
+        audit: Vec<AuditEntry>,
+        invites: Vec<Invite>,
     }
 
     impl RoomStore for MemoryStore {
@@ -907,6 +1401,12 @@ pub mod memory {
             let has_more = page.len() > limit;
             page.truncate(limit);
             page.reverse();
+            // As in the SQL store: pages show each author's current name.
+            for message in &mut page {
+                if let Some(m) = self.records.iter().find(|m| m.user_id == message.author.id) {
+                    message.author.name.clone_from(&m.name);
+                }
+            }
             Ok((page, has_more))
         }
 
@@ -1011,6 +1511,76 @@ pub mod memory {
             self.summary = Some(summary.clone());
             Ok(())
         }
+
+        fn member(&self, user_id: &str) -> Result<Option<MemberRecord>, Infallible> {
+            Ok(self.records.iter().find(|m| m.user_id == user_id).cloned())
+        }
+
+        fn put_member(&mut self, member: &MemberRecord) -> Result<(), Infallible> {
+            match self
+                .records
+                .iter_mut()
+                .find(|m| m.user_id == member.user_id)
+            {
+                Some(existing) => *existing = member.clone(),
+                None => self.records.push(member.clone()),
+            }
+            Ok(())
+        }
+
+        fn member_records(&self) -> Result<Vec<MemberRecord>, Infallible> {
+            Ok(self.records.clone())
+        }
+
+        fn renamed_since(
+            &self,
+            at: crate::protocol::Millis,
+        ) -> Result<Vec<MemberRecord>, Infallible> {
+            Ok(self
+                .records
+                .iter()
+                .filter(|m| m.renamed_at.is_some_and(|r| r > at))
+                .cloned()
+                .collect())
+        }
+
+        fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), Infallible> {
+            let mut entry = entry.clone();
+            entry.id = self.audit.len() as u64 + 1;
+            self.audit.push(entry);
+            Ok(())
+        }
+
+        fn audit_before(
+            &self,
+            before: Option<u64>,
+            limit: usize,
+        ) -> Result<Vec<AuditEntry>, Infallible> {
+            Ok(self
+                .audit
+                .iter()
+                .rev()
+                .filter(|e| before.is_none_or(|b| e.id < b))
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+
+        fn invite(&self, token: &str) -> Result<Option<Invite>, Infallible> {
+            Ok(self.invites.iter().find(|i| i.token == token).cloned())
+        }
+
+        fn put_invite(&mut self, invite: &Invite) -> Result<(), Infallible> {
+            match self.invites.iter_mut().find(|i| i.token == invite.token) {
+                Some(existing) => *existing = invite.clone(),
+                None => self.invites.push(invite.clone()),
+            }
+            Ok(())
+        }
+
+        fn invites(&self) -> Result<Vec<Invite>, Infallible> {
+            Ok(self.invites.iter().rev().cloned().collect())
+        }
     }
 }
 
@@ -1029,19 +1599,18 @@ mod tests {
             last_activity: None,
             message_count: 0,
             assistant: Default::default(),
+            private: false,
         }
     }
 
     fn conn(id: &str, role: Role) -> Conn {
-        Conn {
-            author: Author {
-                id: id.into(),
-                name: id.to_uppercase(),
-                role,
-            },
-            joined: true,
-            personalization: Default::default(),
-        }
+        let mut conn = Conn::new(Author {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role,
+        });
+        conn.joined = true;
+        conn
     }
 
     struct Fixture {
@@ -1848,6 +2417,37 @@ mod tests {
             fn unread_counts(&self, _: &str, _: Seq) -> Result<UnreadCounts, &'static str> {
                 Ok(UnreadCounts::default())
             }
+            fn member(&self, _: &str) -> Result<Option<MemberRecord>, &'static str> {
+                Ok(None)
+            }
+            fn put_member(&mut self, _: &MemberRecord) -> Result<(), &'static str> {
+                Ok(())
+            }
+            fn member_records(&self) -> Result<Vec<MemberRecord>, &'static str> {
+                Ok(vec![])
+            }
+            fn renamed_since(&self, _: Millis) -> Result<Vec<MemberRecord>, &'static str> {
+                Ok(vec![])
+            }
+            fn append_audit(&mut self, _: &AuditEntry) -> Result<(), &'static str> {
+                Ok(())
+            }
+            fn audit_before(
+                &self,
+                _: Option<u64>,
+                _: usize,
+            ) -> Result<Vec<AuditEntry>, &'static str> {
+                Ok(vec![])
+            }
+            fn invite(&self, _: &str) -> Result<Option<Invite>, &'static str> {
+                Ok(None)
+            }
+            fn put_invite(&mut self, _: &Invite) -> Result<(), &'static str> {
+                Ok(())
+            }
+            fn invites(&self) -> Result<Vec<Invite>, &'static str> {
+                Ok(vec![])
+            }
         }
         let mut room = Room::open(Broken, info()).unwrap();
         let ann = conn("ann", Role::Member);
@@ -1865,5 +2465,370 @@ mod tests {
             0,
             "a failed append does not advance the sequence"
         );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Membership and moderation
+
+    /// A fixture room where `owner` created it and `ann` (member) and `mod` (moderator) joined.
+    fn moderated() -> (Fixture, Conn, Conn, Conn) {
+        let mut f = Fixture::new();
+        let mut owner = conn("owner", Role::Member);
+        let mut ann = conn("ann", Role::Member);
+        let mut moderator = conn("mod", Role::Member);
+        for c in [&mut owner, &mut ann, &mut moderator] {
+            f.room.admit(c, "owner", 0).unwrap();
+        }
+        assert_eq!(owner.author.role, Role::Owner);
+        assert_eq!(ann.author.role, Role::Member);
+        f.command(
+            &owner,
+            Command::SetRole {
+                user_id: "mod".into(),
+                role: Role::Moderator,
+            },
+        )
+        .unwrap();
+        moderator.author.role = Role::Moderator;
+        (f, owner, ann, moderator)
+    }
+
+    impl Fixture {
+        fn command(&mut self, conn: &Conn, command: Command) -> Result<Vec<Effect>, ErrorCode> {
+            self.now += 1;
+            self.room
+                .command(conn, command, self.now)
+                .map_err(|f| f.into_error().0.code)
+        }
+    }
+
+    #[test]
+    fn the_creator_is_owner_and_others_join_a_public_room_as_members() {
+        let (f, ..) = moderated();
+        let roles: Vec<(String, Role)> = f
+            .room
+            .store()
+            .member_records()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_id, m.role))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("owner".into(), Role::Owner),
+                ("ann".into(), Role::Member),
+                ("mod".into(), Role::Moderator)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_kick_closes_every_connection_of_the_target_and_is_audited() {
+        let (mut f, _, _, moderator) = moderated();
+        let effects = f
+            .command(
+                &moderator,
+                Command::Kick {
+                    user_id: "ann".into(),
+                },
+            )
+            .unwrap();
+        assert!(effects.contains(&Effect::CloseUser(
+            "ann".into(),
+            close::KICKED,
+            ErrorCode::Kicked
+        )));
+        let log = f.room.store().audit_before(None, 10).unwrap();
+        assert_eq!(log[0].action, "kick");
+        assert_eq!(log[0].actor_id, "mod");
+        assert_eq!(log[0].target_id.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn a_moderator_cannot_kick_the_owner_or_another_moderator() {
+        let (mut f, owner, ann, moderator) = moderated();
+        let kick_owner = Command::Kick {
+            user_id: "owner".into(),
+        };
+        assert_eq!(
+            f.command(&moderator, kick_owner.clone()),
+            Err(ErrorCode::Forbidden)
+        );
+        // A member may not kick at all.
+        assert_eq!(f.command(&ann, kick_owner), Err(ErrorCode::Forbidden));
+        // The owner may kick the moderator.
+        assert!(f
+            .command(
+                &owner,
+                Command::Kick {
+                    user_id: "mod".into()
+                }
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn a_global_admin_may_moderate_anyone_whatever_their_room_role() {
+        let (mut f, ..) = moderated();
+        let mut admin = conn("root", Role::Member);
+        admin.admin = true;
+        f.room.admit(&mut admin, "owner", 0).unwrap();
+        assert!(f
+            .command(
+                &admin,
+                Command::Ban {
+                    user_id: "owner".into()
+                }
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn a_muted_member_gets_muted_with_the_time_left_until_the_mute_ends() {
+        let (mut f, _, ann, moderator) = moderated();
+        f.command(
+            &moderator,
+            Command::Mute {
+                user_id: "ann".into(),
+                seconds: 60,
+            },
+        )
+        .unwrap();
+        let effects = f.send(&ann, "m1", "can I talk?");
+        let Some(Effect::Reply(ServerMessage::Error {
+            code,
+            retry_after_ms,
+            ..
+        })) = effects.first()
+        else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(*code, ErrorCode::Muted);
+        let left = retry_after_ms.unwrap();
+        assert!(left > 59_000 && left <= 60_000, "{left}");
+        f.now += 60_000;
+        assert!(!ack_of(&f.send(&ann, "m2", "now?")).1);
+    }
+
+    #[test]
+    fn a_banned_user_is_refused_at_connect_and_at_join() {
+        let (mut f, owner, ann, _) = moderated();
+        f.command(
+            &owner,
+            Command::Ban {
+                user_id: "ann".into(),
+            },
+        )
+        .unwrap();
+        let mut again = ann.clone();
+        let err = f.room.admit(&mut again, "owner", 5).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::Banned);
+        let err = f.room.join(&ann, "owner", None, 5).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::Banned);
+    }
+
+    #[test]
+    fn read_only_members_cannot_post_and_role_changes_are_broadcast() {
+        let (mut f, owner, mut ann, _) = moderated();
+        let effects = f
+            .command(
+                &owner,
+                Command::SetRole {
+                    user_id: "ann".into(),
+                    role: Role::ReadOnly,
+                },
+            )
+            .unwrap();
+        assert!(effects.contains(&Effect::SetRole("ann".into(), Role::ReadOnly)));
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::Broadcast(ServerMessage::MemberUpdated {
+                role: Role::ReadOnly,
+                ..
+            })
+        )));
+        ann.author.role = Role::ReadOnly;
+        assert_eq!(error_of(&f.send(&ann, "x", "hi")), ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn a_private_room_admits_only_members_and_invitees() {
+        let (mut f, owner, ..) = moderated();
+        f.command(
+            &owner,
+            Command::UpdateRoom {
+                name: None,
+                topic: None,
+                private: Some(true),
+            },
+        )
+        .unwrap();
+        let mut eve = conn("eve", Role::Member);
+        let err = f.room.admit(&mut eve, "owner", 10).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::Forbidden);
+        let invite = f
+            .room
+            .create_invite(
+                &owner,
+                &CreateInvite {
+                    expires_in_seconds: Some(60),
+                    max_uses: Some(1),
+                },
+                "tok".into(),
+                10,
+            )
+            .unwrap();
+        assert_eq!(invite.expires_at, Some(60_010));
+        assert_eq!(
+            f.room.join(&eve, "owner", Some("tok"), 20).unwrap(),
+            Role::Member
+        );
+        assert!(f.room.admit(&mut eve, "owner", 30).is_ok());
+        // Used up now.
+        let mallory = conn("mallory", Role::Member);
+        let err = f.room.join(&mallory, "owner", Some("tok"), 20).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::InviteInvalid);
+    }
+
+    #[test]
+    fn a_revoked_invite_admits_no_one() {
+        let (mut f, owner, ..) = moderated();
+        f.room
+            .create_invite(&owner, &CreateInvite::default(), "tok".into(), 10)
+            .unwrap();
+        f.command(
+            &owner,
+            Command::RevokeInvite {
+                token: "tok".into(),
+            },
+        )
+        .unwrap();
+        let eve = conn("eve", Role::Member);
+        let err = f.room.join(&eve, "owner", Some("tok"), 20).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::InviteInvalid);
+    }
+
+    #[test]
+    fn a_rename_reaches_the_room_and_pages_show_the_current_name_on_old_messages() {
+        let (mut f, _, ann, _) = moderated();
+        f.send(&ann, "a", "hello");
+        let effects = f
+            .room
+            .profile_changed(
+                Member {
+                    user_id: "ann".into(),
+                    name: "Annie".into(),
+                    avatar: None,
+                },
+                f.now + 1,
+            )
+            .unwrap();
+        assert!(matches!(
+            &effects[0],
+            Effect::Broadcast(ServerMessage::ProfileUpdated { member }) if member.name == "Annie"
+        ));
+        let (page, _) = f.room.store().messages_before(None, 10).unwrap();
+        assert_eq!(page[0].author.name, "Annie");
+    }
+
+    #[test]
+    fn a_client_catching_up_by_replay_learns_names_changed_since_what_it_holds_and_no_others() {
+        let (mut f, _, ann, moderator) = moderated();
+        f.send(&ann, "a", "hello");
+        // A rename before the cursor's event is already in what the client holds.
+        f.now += 10;
+        f.room
+            .profile_changed(
+                Member {
+                    user_id: "mod".into(),
+                    name: "Moderator".into(),
+                    avatar: None,
+                },
+                f.now,
+            )
+            .unwrap();
+        f.send(&moderator, "b", "second");
+        f.now += 10;
+        f.room
+            .profile_changed(
+                Member {
+                    user_id: "ann".into(),
+                    name: "Annie".into(),
+                    avatar: None,
+                },
+                f.now,
+            )
+            .unwrap();
+        let mut returning = ann.clone();
+        returning.joined = false;
+        let effects = f.frame(
+            &returning,
+            serde_json::json!({"type":"hello","protocol":1,"after":2}),
+        );
+        let renamed: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Reply(ServerMessage::ProfileUpdated { member }) => {
+                    Some(member.name.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(renamed, ["Annie"]);
+        // Without a cursor the page itself carries current names: no extra frames.
+        let effects = f.frame(&returning, serde_json::json!({"type":"hello","protocol":1}));
+        assert!(!effects
+            .iter()
+            .any(|e| matches!(e, Effect::Reply(ServerMessage::ProfileUpdated { .. }))));
+    }
+
+    #[test]
+    fn only_those_allowed_read_the_audit_log() {
+        let (f, owner, ann, moderator) = moderated();
+        assert!(f.room.audit_log(&owner, None).is_ok());
+        assert!(f.room.audit_log(&moderator, None).is_ok());
+        assert_eq!(
+            f.room
+                .audit_log(&ann, None)
+                .unwrap_err()
+                .into_error()
+                .0
+                .code,
+            ErrorCode::Forbidden
+        );
+    }
+
+    #[test]
+    fn a_moderator_deleting_someone_elses_message_is_audited() {
+        let (mut f, _, ann, moderator) = moderated();
+        let seq = ack_of(&f.send(&ann, "a", "spam")).0;
+        f.frame(
+            &moderator,
+            serde_json::json!({"type":"delete","client_id":"d","target":seq}),
+        );
+        let log = f.room.store().audit_before(None, 10).unwrap();
+        assert_eq!(log[0].action, "delete_message");
+        assert_eq!(log[0].target_id.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn a_moderate_frame_is_answered_with_applied() {
+        let (mut f, _, _, moderator) = moderated();
+        let effects = f.frame(
+            &moderator,
+            serde_json::json!({"type":"moderate","client_id":"m1","command":{"action":"mute","user_id":"ann","seconds":5}}),
+        );
+        assert_eq!(
+            effects[0],
+            Effect::Reply(ServerMessage::Applied {
+                client_id: "m1".into()
+            })
+        );
+        let effects = f.frame(
+            &moderator,
+            serde_json::json!({"type":"moderate","client_id":"m2","command":{"action":"mute","user_id":"ann","seconds":0}}),
+        );
+        assert_eq!(error_of(&effects), ErrorCode::InvalidInput);
     }
 }

@@ -58,6 +58,7 @@ impl Harness {
             last_activity: None,
             message_count: 0,
             assistant: mode,
+            private: false,
         };
         let people = [
             ("ann", Role::Member),
@@ -70,15 +71,11 @@ impl Harness {
             clients: people
                 .iter()
                 .map(|(id, role)| Client {
-                    conn: Conn {
-                        author: Author {
-                            id: (*id).into(),
-                            name: id.to_uppercase(),
-                            role: *role,
-                        },
-                        joined: false,
-                        personalization: Default::default(),
-                    },
+                    conn: Conn::new(Author {
+                        id: (*id).into(),
+                        name: id.to_uppercase(),
+                        role: *role,
+                    }),
                     limiter: ConnLimiter::new(generous(), 0),
                     state: ClientRoom::new(),
                     connected: false,
@@ -155,7 +152,12 @@ impl Harness {
                 Effect::Summarize { upto, .. } => self.summaries.push(upto),
                 Effect::Record(record) => self.records.push(record),
                 Effect::Remember { user_id, .. } => self.remembered.push(user_id),
-                Effect::Close(code, _) => panic!("unexpected close {code}"),
+                Effect::Close(code, _) | Effect::CloseUser(_, code, _) => {
+                    panic!("unexpected close {code}")
+                }
+                Effect::SetRole(..) | Effect::InfoChanged(_) => {
+                    panic!("no moderation in this simulation")
+                }
                 Effect::Log(detail) => panic!("storage failure {detail}"),
             }
         }

@@ -54,6 +54,7 @@ impl Sim {
             last_activity: None,
             message_count: 0,
             assistant: Default::default(),
+            private: false,
         };
         let users = ["ann", "ann", "bob"];
         Sim {
@@ -62,15 +63,11 @@ impl Sim {
                 .iter()
                 .map(|user| Client {
                     state: ClientRoom::new(),
-                    conn: Conn {
-                        author: Author {
-                            id: (*user).into(),
-                            name: user.to_uppercase(),
-                            role: Role::Member,
-                        },
-                        joined: false,
-                        personalization: Default::default(),
-                    },
+                    conn: Conn::new(Author {
+                        id: (*user).into(),
+                        name: user.to_uppercase(),
+                        role: Role::Member,
+                    }),
                     limiter: ConnLimiter::new(generous(), 0),
                     connected: false,
                     up: VecDeque::new(),
@@ -275,7 +272,12 @@ impl Sim {
                         }
                     }
                     Effect::NewMember(_) => {}
-                    Effect::Close(code, _) => panic!("unexpected close {code}"),
+                    Effect::Close(code, _) | Effect::CloseUser(_, code, _) => {
+                        panic!("unexpected close {code}")
+                    }
+                    Effect::SetRole(..) | Effect::InfoChanged(_) => {
+                        panic!("no moderation in this simulation")
+                    }
                     Effect::Log(detail) => panic!("storage failure {detail}"),
                     other => panic!("no message here asks the assistant: {other:?}"),
                 }

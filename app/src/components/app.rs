@@ -9,9 +9,11 @@ use shared::protocol::RoomInfo;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::admin_page::AdminPage;
 use crate::components::devices::DevicesPage;
 use crate::components::login::LoginPanel;
 use crate::components::name_prompt::NamePrompt;
+use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
 use crate::components::sidebar::{link_click, Sidebar};
 use crate::route::Route;
@@ -60,6 +62,8 @@ pub fn App() -> Html {
     let unread = use_state(|| Rc::new(Vec::<RoomUnread>::new()));
     let sidebar_open = use_state(|| false);
     let login_error = use_state(take_login_error);
+    let admin = use_state(|| false);
+    let invite_error = use_state(|| None::<String>);
 
     {
         let session = session.clone();
@@ -80,6 +84,22 @@ pub fn App() -> Html {
                 route.set(current_route());
             });
             move || drop(listener)
+        });
+    }
+
+    {
+        // Whether to offer the admin page (the server checks on every admin request).
+        let admin = admin.clone();
+        let ready = matches!(*session, Session::Ready(_));
+        use_effect_with(ready, move |ready| {
+            if *ready {
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(profile) = api::profile().await {
+                        admin.set(profile.admin);
+                        web::apply_look(&profile);
+                    }
+                });
+            }
         });
     }
 
@@ -162,6 +182,41 @@ pub fn App() -> Html {
             on_navigate.emit(Route::Room(room.slug).path());
         })
     };
+    let on_profile_saved = {
+        let session = session.clone();
+        Callback::from(move |profile: shared::profile::Profile| {
+            web::apply_look(&profile);
+            if let Session::Ready(info) = &*session {
+                session.set(Session::Ready(SessionInfo {
+                    name: profile.name,
+                    ..info.clone()
+                }));
+            }
+        })
+    };
+    {
+        // `/invite/<slug>/<token>`: accept, then open the room.
+        let (on_navigate, invite_error, refresh_rooms) = (
+            on_navigate.clone(),
+            invite_error.clone(),
+            refresh_rooms.clone(),
+        );
+        let ready = matches!(*session, Session::Ready(_));
+        use_effect_with(((*route).clone(), ready), move |(route, ready)| {
+            if let (Route::Invite(slug, token), true) = (route.clone(), *ready) {
+                wasm_bindgen_futures::spawn_local(async move {
+                    match api::join(&slug, &token).await {
+                        Ok(_) => {
+                            invite_error.set(None);
+                            refresh_rooms.emit(());
+                            on_navigate.emit(Route::Room(slug).path());
+                        }
+                        Err(e) => invite_error.set(Some(e.message)),
+                    }
+                });
+            }
+        });
+    }
     let toggle_sidebar = {
         let sidebar_open = sidebar_open.clone();
         Callback::from(move |_: MouseEvent| sidebar_open.set(!*sidebar_open))
@@ -179,7 +234,7 @@ pub fn App() -> Html {
 
     let slug = match &*route {
         Route::Room(slug) => Some(AttrValue::from(slug.clone())),
-        Route::Home | Route::Devices => None,
+        _ => None,
     };
     let sign_out = {
         let session = session.clone();
@@ -209,12 +264,18 @@ pub fn App() -> Html {
                     <img src="/icon.svg" alt="" width="24" height="24" />
                     { "Durable Chat" }
                 </a>
-                <span class="whoami" title="Your display name">{ &me.name }</span>
-                if me.signed_in {
-                    <a class="topbar-link" href="/devices"
-                        onclick={link_click(Route::Devices.path(), on_navigate.clone())}>{ "Devices" }</a>
-                    <button type="button" class="topbar-link" onclick={sign_out}>{ "Sign out" }</button>
-                }
+                <nav class="topnav">
+                    if *admin {
+                        <a href="/admin" onclick={link_click("/admin".into(), on_navigate.clone())}>{ "Admin" }</a>
+                    }
+                    <a class="whoami" href="/profile" title="Edit your profile"
+                        onclick={link_click("/profile".into(), on_navigate.clone())}>{ &me.name }</a>
+                    if me.signed_in {
+                        <a class="topbar-link" href="/devices"
+                            onclick={link_click(Route::Devices.path(), on_navigate.clone())}>{ "Devices" }</a>
+                        <button type="button" class="topbar-link" onclick={sign_out}>{ "Sign out" }</button>
+                    }
+                </nav>
             </header>
             <aside id="sidebar" class="sidebar">
                 <Sidebar rooms={(*rooms).clone()} unread={(*unread).clone()} error={(*rooms_error).clone()} current={slug.clone()}
@@ -222,9 +283,21 @@ pub fn App() -> Html {
             </aside>
             <main class="main">
                 if let Some(slug) = slug {
-                    <RoomPage key={slug.to_string()} slug={slug.clone()} {on_unauthorized} on_navigate={on_navigate.clone()} />
+                    <RoomPage key={slug.to_string()} slug={slug.clone()} {on_unauthorized} on_navigate={on_navigate.clone()} admin={*admin} />
                 } else if *route == Route::Devices && me.signed_in {
                     <DevicesPage {on_unauthorized} />
+                } else if *route == Route::Profile {
+                    <ProfilePage on_saved={on_profile_saved} />
+                } else if *route == Route::Admin {
+                    <AdminPage />
+                } else if matches!(*route, Route::Invite(..)) {
+                    <section class="home-intro">
+                        if let Some(message) = &*invite_error {
+                            <p class="field-error" role="alert">{ message }</p>
+                        } else {
+                            <p class="muted" role="status">{ "Joining…" }</p>
+                        }
+                    </section>
                 } else {
                     <section class="home-intro">
                         <h1>{ format!("Hello, {}", me.name) }</h1>

@@ -290,6 +290,12 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
         Html::default()
     };
 
+    let show_profile = {
+        let on_action = props.on_action.clone();
+        let id = row.author_id.clone();
+        Callback::from(move |_: MouseEvent| on_action.emit(RowAction::ShowProfile(id.clone())))
+    };
+
     html! {
         <li class={classes!("message", row.mine.then_some("mine"), row.deleted.then_some("deleted"),
                 row.answer.is_some().then_some("answer"), row.mentions_me.then_some("mentions-me"),
@@ -298,7 +304,8 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
             data-client-id={row.client_id.clone()}
             data-status={row.status.attr()}>
             <div class="meta">
-                <span class="author">{ &row.author }</span>
+                <button type="button" class="author" title="Show profile"
+                    onclick={show_profile}>{ &row.author }</button>
                 <time datetime={web::iso(row.at)} title={web::local_date_time(row.at)}>
                     { web::local_hh_mm(row.at) }
                 </time>

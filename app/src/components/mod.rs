@@ -1,6 +1,7 @@
 //! The app's components. They render what they are given and dispatch user actions; the state
 //! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
 
+pub mod admin_page;
 pub mod answer;
 pub mod app;
 pub mod banner;
@@ -12,8 +13,11 @@ pub mod message_row;
 pub mod name_prompt;
 pub mod notice;
 pub mod pins;
+pub mod profile_card;
+pub mod profile_page;
 pub mod reactions;
 pub mod room;
+pub mod room_panel;
 pub mod search;
 pub mod sidebar;
 pub mod thread_panel;

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use shared::permissions::{allows, Action};
+use shared::permissions::{may, Action};
 use shared::protocol::close;
 use yew::prelude::*;
 
@@ -11,6 +11,8 @@ use crate::components::composer::Composer;
 use crate::components::message_list::MessageList;
 use crate::components::notice::Notice;
 use crate::components::pins::PinsPanel;
+use crate::components::profile_card::ProfileCard;
+use crate::components::room_panel::RoomPanel;
 use crate::components::search::SearchPanel;
 use crate::components::sidebar::link_click;
 use crate::components::thread_panel::ThreadPanel;
@@ -28,6 +30,9 @@ pub struct RoomPageProps {
     pub on_unauthorized: Callback<()>,
     /// Go to a path.
     pub on_navigate: Callback<String>,
+    /// Whether we are a global admin (may do everything in every room).
+    #[prop_or_default]
+    pub admin: bool,
 }
 
 /// Callbacks handed to children; created once so memoized children keep equal props.
@@ -47,6 +52,8 @@ struct Actions {
 #[function_component]
 pub fn RoomPage(props: &RoomPageProps) -> Html {
     let update = use_force_update();
+    let card = use_state(|| None::<AttrValue>);
+    let panel_open = use_state(|| false);
     let handle = {
         let slug = props.slug.to_string();
         let on_unauthorized = props.on_unauthorized.clone();
@@ -67,10 +74,14 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
     }
     let actions = {
         let h = (*handle).clone();
+        let card = card.clone();
         use_memo((), move |_| Actions {
             on_action: {
                 let h = h.clone();
-                Callback::from(move |a| h.act(a))
+                Callback::from(move |a| match a {
+                    RowAction::ShowProfile(user_id) => card.set(Some(user_id.into())),
+                    other => h.act(other),
+                })
             },
             on_load_older: {
                 let h = h.clone();
@@ -148,7 +159,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             el.scroll_into_view();
         }
     });
-    let (name, topic, present, typing, has_more, error, can_post) = handle.with_room(|room| {
+    let admin = props.admin;
+    let (name, topic, present, typing, has_more, error, can_post, my_role) = handle.with_room(|room| {
         let info = room.room();
         (
             info.map(|r| r.name.clone())
@@ -161,7 +173,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             typing_line(&room.typing(web::now())),
             room.has_more(),
             room.last_error().cloned(),
-            room.me().is_none_or(|me| allows(me.role, Action::Post)),
+            room.me().is_none_or(|me| may(me.role, admin, Action::Post)),
+            room.me().map(|me| (AttrValue::from(me.id.clone()), me.role)),
         )
     });
     {
@@ -174,6 +187,20 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
     }
 
     let not_found = matches!(stopped, Some((close::NOT_FOUND, _)));
+    let removed = match stopped {
+        Some((close::KICKED, _)) => Some("A moderator removed you from this room. Reload to come back."),
+        Some((close::BANNED, _)) => Some("You are banned from this room."),
+        Some((close::FORBIDDEN, _)) => Some("You may not be in this room (it is private, or your account was disabled)."),
+        _ => None,
+    };
+    let toggle_panel = {
+        let panel_open = panel_open.clone();
+        Callback::from(move |_: MouseEvent| panel_open.set(!*panel_open))
+    };
+    let close_card = {
+        let card = card.clone();
+        Callback::from(move |()| card.set(None))
+    };
     html! {
         <section class="room" aria-labelledby="room-title">
             <header class="room-header">
@@ -190,6 +217,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     </p>
                 }
                 <div class="room-tools">
+                    <button type="button" class="panel-toggle" aria-expanded={panel_open.to_string()}
+                        onclick={toggle_panel}>{ "Members" }</button>
                     if unread_from.is_some() {
                         <button type="button" class="jump-unread" onclick={jump}>
                             { "Jump to first unread" }
@@ -205,6 +234,15 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                 </div>
             </header>
             <Banner state={banner} on_retry={actions.on_retry.clone()} />
+            if let Some(message) = removed {
+                <div class="card empty-state" role="alert"><p>{ message }</p></div>
+            }
+            if let (true, Some((me_id, role))) = (*panel_open, my_role.clone()) {
+                <RoomPanel slug={props.slug.clone()} me={me_id} role={role} admin={admin} />
+            }
+            if let Some(user_id) = (*card).clone() {
+                <ProfileCard {user_id} on_close={close_card} />
+            }
             if let Some(error) = error {
                 <Notice {error} on_dismiss={actions.on_dismiss.clone()} />
             }

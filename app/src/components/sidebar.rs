@@ -123,11 +123,12 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
     let name_ref = use_node_ref();
     let topic_ref = use_node_ref();
     let assistant_ref = use_node_ref();
+    let private_ref = use_node_ref();
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
     let onsubmit = {
         let (name_ref, topic_ref) = (name_ref.clone(), topic_ref.clone());
-        let assistant_ref = assistant_ref.clone();
+        let (assistant_ref, private_ref) = (assistant_ref.clone(), private_ref.clone());
         let (error, busy) = (error.clone(), busy.clone());
         let on_created = props.on_created.clone();
         Callback::from(move |e: SubmitEvent| {
@@ -156,11 +157,14 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
                 Some("off") => AssistantMode::Off,
                 _ => AssistantMode::Mention,
             };
+            let private = private_ref
+                .cast::<HtmlInputElement>()
+                .is_some_and(|c| c.checked());
             busy.set(true);
             error.set(None);
             let (error, busy, on_created) = (error.clone(), busy.clone(), on_created.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api::create_room(name, topic, assistant).await {
+                match api::create_room(name, topic, assistant, private).await {
                     Ok(room) => {
                         name_field.set_value("");
                         topic_field.set_value("");
@@ -185,6 +189,10 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
                 <option value="all">{ "every message" }</option>
                 <option value="off">{ "never" }</option>
             </select>
+            <label class="check">
+                <input type="checkbox" ref={private_ref} name="private" />
+                { " Private (invite only)" }
+            </label>
             if let Some(message) = &*error {
                 <p class="field-error" role="alert">{ message }</p>
             }

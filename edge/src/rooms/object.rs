@@ -9,8 +9,13 @@ use serde::{Deserialize, Serialize};
 use shared::ai::Personalization;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits;
+use shared::moderation::http::{AuditPage, InviteList, MemberList};
+use shared::moderation::{Command, CreateInvite};
+use shared::profile::AiPrefs;
 use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
-use shared::protocol::{Author, EventKind, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME};
+use shared::protocol::{
+    Author, EventKind, Role, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME,
+};
 use shared::rate_limit::RateLimits;
 use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
 use shared::search;
@@ -46,6 +51,98 @@ pub struct Connect {
     /// session can close this socket.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The room's creator (its first owner). The connection's role is decided by the room
+    /// ([`Room::admit`]), not by the Worker: `author.role` is ignored.
+    #[serde(default)]
+    pub owner_id: String,
+    /// Whether the user is a global admin.
+    #[serde(default)]
+    pub admin: bool,
+    /// The user's avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
+}
+
+/// Who a request is, as the Worker verified it (session, D1 account and profile).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    /// User id.
+    pub id: String,
+    /// Display name now.
+    pub name: String,
+    /// Global admin.
+    #[serde(default)]
+    pub admin: bool,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// What the user asks of the assistant.
+    #[serde(default)]
+    pub prefs: AiPrefs,
+}
+
+impl Identity {
+    /// A connection for this user; its room role is decided by the room ([`Room::admit`]).
+    fn conn(&self) -> Conn {
+        let mut conn = Conn::new(Author {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            role: Role::Member,
+        });
+        conn.admin = self.admin;
+        conn.avatar.clone_from(&self.avatar);
+        self.prefs.apply_to(&mut conn.personalization);
+        conn
+    }
+}
+
+/// The Worker's internal request for a room operation over HTTP (`POST /internal/roles`).
+/// Like [`Connect`], only the Worker can send it (the public router never forwards
+/// `/internal/*`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Internal {
+    /// Who asks.
+    pub user: Identity,
+    /// The room's directory entry (none for a profile change, which only reaches rooms that
+    /// already exist).
+    pub room: Option<RoomInfo>,
+    /// The room's creator.
+    #[serde(default)]
+    pub owner_id: String,
+    /// What to do.
+    pub op: Op,
+}
+
+/// A room operation requested over HTTP; each one goes through the same checks as the socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A moderation command.
+    Command {
+        /// The command.
+        command: Command,
+    },
+    /// Create an invite link.
+    CreateInvite {
+        /// Its limits.
+        request: CreateInvite,
+    },
+    /// List invite links.
+    Invites,
+    /// Join the room (with an invite for a private room).
+    Join {
+        /// The invite token.
+        invite: Option<String>,
+    },
+    /// List members.
+    Members,
+    /// A page of the audit log.
+    Audit {
+        /// Entries with ids below this.
+        before: Option<u64>,
+    },
+    /// The user's profile changed: update their connections and tell the room.
+    Profile,
 }
 
 /// `POST https://room/internal/close`: closes the sockets of a session or a user (revoked
@@ -159,6 +256,10 @@ impl DurableObject for ChatRoom {
             let closed = self.close_matching(&request);
             return Response::from_json(&Closed { closed });
         }
+        if req.path() == "/internal/roles" && req.method() == worker::Method::Post {
+            let internal: Internal = req.json().await?;
+            return self.internal(internal).await;
+        }
         if let Some(what) = req.path().strip_prefix("/internal/") {
             let what = what.to_owned();
             let request: RoomQuery = req.json().await?;
@@ -171,17 +272,31 @@ impl DurableObject for ChatRoom {
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
         self.load(Some(connect.room))?;
 
+        // The room decides the connection's role, and refuses banned users and non-members of
+        // a private room, before the upgrade.
+        let mut conn = Conn::new(connect.author);
+        conn.personalization = connect.personalization;
+        conn.admin = connect.admin;
+        conn.avatar = connect.avatar;
+        let admitted = match self.room.borrow_mut().as_mut() {
+            Some(room) => room.admit(&mut conn, &connect.owner_id, now()),
+            None => return Response::error("room not loaded", 500),
+        };
+        match admitted {
+            Ok(announce) => {
+                for effect in announce {
+                    self.carry_out(0, effect);
+                }
+            }
+            Err(failure) => return failure_response(failure),
+        }
+
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         {
             let mut slots = self.slots.borrow_mut();
             let slots = slots.get_or_insert_with(HashMap::new);
             let id = slots.keys().max().map_or(1, |m| m + 1);
-            let conn = Conn {
-                author: connect.author,
-                joined: false,
-                personalization: connect.personalization,
-            };
             pair.server.serialize_attachment(&Attachment {
                 id,
                 conn: conn.clone(),
@@ -243,7 +358,11 @@ impl DurableObject for ChatRoom {
         let mut posted = false;
         let mut new_members = Vec::new();
         let mut stored = Vec::new();
+        let mut info_changed = None;
         for effect in effects {
+            if let Effect::InfoChanged(info) = &effect {
+                info_changed = Some(info.clone());
+            }
             if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
                 posted |= matches!(
                     event.kind,
@@ -256,6 +375,9 @@ impl DurableObject for ChatRoom {
                 continue;
             }
             self.carry_out(id, effect);
+        }
+        if let Some(info) = info_changed {
+            self.write_directory(&info).await;
         }
         if posted {
             self.schedule_directory_flush().await;
@@ -549,6 +671,19 @@ impl ChatRoom {
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
             Effect::ToUser(user_id, message) => self.send_to_user(&user_id, &message),
+            Effect::CloseUser(user_id, code, reason) => {
+                self.close_matching(&CloseSockets {
+                    session_id: None,
+                    user_id: Some(user_id),
+                    code,
+                    reason: reason.as_str().to_owned(),
+                });
+            }
+            Effect::SetRole(user_id, role) => {
+                self.update_conns(&user_id, |conn| conn.author.role = role);
+            }
+            // Written to the directory by the caller, which can await.
+            Effect::InfoChanged(_) => {}
             other => {
                 if let Some(other) = self.ai.take(other) {
                     console_error!("effect not carried out: {other:?}");
@@ -721,6 +856,115 @@ impl ChatRoom {
         closing.len() as u32
     }
 
+    /// Changes every connection of a user (and its attachment, so it survives hibernation).
+    fn update_conns(&self, user_id: &str, change: impl Fn(&mut Conn)) {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slots) = slots.as_mut() else { return };
+        for (id, slot) in slots.iter_mut() {
+            if slot.conn.author.id == user_id {
+                change(&mut slot.conn);
+                if let Err(e) = slot.ws.serialize_attachment(&Attachment {
+                    id: *id,
+                    conn: slot.conn.clone(),
+                    session: slot.session.clone(),
+                }) {
+                    console_error!("could not store socket attachment: {e}");
+                }
+            }
+        }
+    }
+
+    /// `POST /internal/roles`: one room operation for a verified user.
+    async fn internal(&self, req: Internal) -> worker::Result<Response> {
+        if req.room.is_none() && self.load(None).is_err() {
+            // Never connected to, so nothing to tell.
+            return Response::from_json(&serde_json::json!({ "ok": true }));
+        }
+        self.load(req.room)?;
+        let now = now();
+        let mut conn = req.user.conn();
+        let mut effects = Vec::new();
+        let is_profile = matches!(req.op, Op::Profile);
+        let result: Result<serde_json::Value, Failure> = {
+            let mut room = self.room.borrow_mut();
+            let Some(room) = room.as_mut() else {
+                return Response::error("room not loaded", 500);
+            };
+            // The actor's role for permission checks comes from the room's records.
+            match shared::room::RoomStore::member(room.store(), &conn.author.id) {
+                Ok(Some(record)) => conn.author.role = record.role,
+                // The creator acting before ever connecting: make them the owner now.
+                Ok(None) if conn.author.id == req.owner_id => {
+                    if let Err(failure) = room.admit(&mut conn, &req.owner_id, now) {
+                        return failure_response(failure);
+                    }
+                }
+                _ => {}
+            }
+            match req.op {
+                Op::Command { command } => room.command(&conn, command, now).map(|e| {
+                    effects = e;
+                    serde_json::json!({ "ok": true })
+                }),
+                Op::CreateInvite { request } => room
+                    .create_invite(&conn, &request, crate::random::token(), now)
+                    .map(|invite| to_value(&invite)),
+                Op::Invites => room
+                    .invites(&conn)
+                    .map(|invites| to_value(&InviteList { invites })),
+                Op::Join { invite } => room
+                    .join(&conn, &req.owner_id, invite.as_deref(), now)
+                    .map(|role| serde_json::json!({ "role": role })),
+                Op::Members => room
+                    .members(&conn)
+                    .map(|members| to_value(&MemberList { members })),
+                Op::Audit { before } => room
+                    .audit_log(&conn, before)
+                    .map(|entries| to_value(&AuditPage { entries })),
+                Op::Profile => room.profile_changed(conn.member(), now).map(|e| {
+                    effects = e;
+                    serde_json::json!({ "ok": true })
+                }),
+            }
+        };
+        let body = match result {
+            Ok(body) => body,
+            Err(failure) => return failure_response(failure),
+        };
+        if is_profile {
+            let user = req.user;
+            self.update_conns(&user.id, |c| {
+                c.author.name.clone_from(&user.name);
+                c.avatar.clone_from(&user.avatar);
+                user.prefs.apply_to(&mut c.personalization);
+                c.admin = user.admin;
+            });
+        }
+        let mut info_changed = None;
+        for effect in effects {
+            if let Effect::InfoChanged(info) = &effect {
+                info_changed = Some(info.clone());
+            }
+            self.carry_out(0, effect);
+        }
+        if let Some(info) = info_changed {
+            self.write_directory(&info).await;
+        }
+        Response::from_json(&body)
+    }
+
+    /// Writes a changed name, topic or privacy to the room's stored entry and the directory.
+    async fn write_directory(&self, info: &RoomInfo) {
+        if let Some(room) = self.room.borrow().as_ref() {
+            if let Ok(json) = to_json(info) {
+                let _ = room.store().set_meta("room_info", &json);
+            }
+        }
+        if let Err(e) = crate::directory::update_info(&self.env, info).await {
+            console_error!("directory update for {} failed: {e}", info.slug);
+        }
+    }
+
     fn drop_socket(&self, ws: &WebSocket) {
         if self.load(None).is_err() {
             return;
@@ -781,6 +1025,24 @@ fn send(ws: &WebSocket, message: &ServerMessage) {
         }
         Err(e) => console_error!("could not serialize a server frame: {e}"),
     }
+}
+
+fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// A refused room operation as the API's error response (the Worker passes it through).
+fn failure_response(failure: Failure) -> worker::Result<Response> {
+    let (error, detail): (ChatError, Option<String>) = failure.into_error();
+    if let Some(detail) = detail {
+        console_error!("room storage failure: {detail}");
+    }
+    let status = error.code.http_status();
+    Ok(Response::from_json(&ErrorBody {
+        code: error.code,
+        message: error.message,
+    })?
+    .with_status(status))
 }
 
 fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {

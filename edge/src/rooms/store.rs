@@ -7,9 +7,10 @@
 use serde::Deserialize;
 use shared::assistant::Summary;
 use shared::limits::UNREAD_COUNT_CAP;
+use shared::moderation::{AuditEntry, Invite, MemberRecord};
 use shared::protocol::http::SearchHit;
 use shared::protocol::{
-    AnswerView, Author, Event, EventKind, Member, MessageView, Millis, Reaction, Seq,
+    AnswerView, Author, Event, EventKind, Member, MessageView, Millis, Reaction, Role, Seq,
     ThreadSummary, UnreadCounts,
 };
 use shared::room::RoomStore;
@@ -92,6 +93,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
     END;",
+    // roles: who belongs to the room and how (role, ban, mute; `members` above only tracks
+    // names and last visits for mentions), its invite links, and the audit log.
+    "CREATE TABLE member_roles (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        banned INTEGER NOT NULL DEFAULT 0,
+        muted_until INTEGER,
+        joined_at INTEGER NOT NULL,
+        renamed_at INTEGER
+    );
+    CREATE INDEX member_roles_by_rename ON member_roles (renamed_at) WHERE renamed_at IS NOT NULL;
+    CREATE TABLE invites (
+        token TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        revoked_at INTEGER
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_id TEXT,
+        detail TEXT NOT NULL
+    );",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
@@ -161,12 +192,18 @@ struct MessageRow {
     last_reply_at: Option<f64>,
     reactions: Option<String>,
     pinned: f64,
+    /// The author's name now (pages only), which replaces the one stamped at posting.
+    #[serde(default)]
+    current_name: Option<String>,
 }
 
 impl MessageRow {
     fn into_view(self) -> worker::Result<MessageView> {
-        let author: Author = serde_json::from_str(&self.author)
+        let mut author: Author = serde_json::from_str(&self.author)
             .map_err(|e| worker::Error::RustError(format!("corrupt author JSON: {e}")))?;
+        if let Some(name) = self.current_name {
+            author.name = name;
+        }
         Ok(MessageView {
             seq: self.seq as Seq,
             at: self.at as i64,
@@ -506,7 +543,12 @@ impl RoomStore for SqlStore {
             .sql
             .exec(
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                    // Each author's current name (renames show on old messages too): one
+                    // primary-key lookup per row of the page.
+                    "SELECT {MESSAGE_COLUMNS},
+                        (SELECT r.name FROM member_roles r WHERE r.user_id = messages.author_id)
+                            AS current_name
+                     FROM messages
                      WHERE seq < ? AND in_main = 1 ORDER BY seq DESC LIMIT ?"
                 ),
                 vec![
@@ -688,6 +730,162 @@ impl RoomStore for SqlStore {
                 mentions: c.mentions as u32,
             }))
     }
+
+    fn member(&self, user_id: &str) -> worker::Result<Option<MemberRecord>> {
+        let rows: Vec<MemberRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {MEMBER_COLUMNS} FROM member_roles WHERE user_id = ?"),
+                vec![user_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(MemberRow::into_record))
+    }
+
+    fn put_member(&mut self, m: &MemberRecord) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO member_roles (user_id, name, role, banned, muted_until, joined_at, renamed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, role = excluded.role,
+               banned = excluded.banned, muted_until = excluded.muted_until,
+               renamed_at = excluded.renamed_at",
+            vec![
+                m.user_id.as_str().into(),
+                m.name.as_str().into(),
+                role_str(m.role).into(),
+                i64::from(m.banned).into(),
+                m.muted_until.into(),
+                m.joined_at.into(),
+                m.renamed_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn member_records(&self) -> worker::Result<Vec<MemberRecord>> {
+        // Bounded: a member list is for people, not for scanning a huge room.
+        let rows: Vec<MemberRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM member_roles ORDER BY joined_at, user_id LIMIT 1000"
+                ),
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(MemberRow::into_record).collect())
+    }
+
+    fn renamed_since(&self, at: i64) -> worker::Result<Vec<MemberRecord>> {
+        // Bounded like the member list; renames are rare next to messages.
+        let rows: Vec<MemberRow> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM member_roles WHERE renamed_at > ?
+                     ORDER BY renamed_at LIMIT 1000"
+                ),
+                vec![at.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(MemberRow::into_record).collect())
+    }
+
+    fn append_audit(&mut self, e: &AuditEntry) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO audit (at, actor_id, actor_name, action, target_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                e.at.into(),
+                e.actor_id.as_str().into(),
+                e.actor_name.as_str().into(),
+                e.action.as_str().into(),
+                e.target_id.as_deref().into(),
+                e.detail.as_str().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_before(&self, before: Option<u64>, limit: usize) -> worker::Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = self
+            .sql
+            .exec(
+                "SELECT id, at, actor_id, actor_name, action, target_id, detail FROM audit
+                 WHERE id < ? ORDER BY id DESC LIMIT ?",
+                vec![
+                    SqlStorageValue::Integer(before.map_or(MAX_SAFE_INTEGER, |b| b as i64)),
+                    int(limit as u64),
+                ],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id as u64,
+                at: r.at as i64,
+                actor_id: r.actor_id,
+                actor_name: r.actor_name,
+                action: r.action,
+                target_id: r.target_id,
+                detail: r.detail,
+            })
+            .collect())
+    }
+
+    fn invite(&self, token: &str) -> worker::Result<Option<Invite>> {
+        let rows: Vec<InviteRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {INVITE_COLUMNS} FROM invites WHERE token = ?"),
+                vec![token.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(InviteRow::into_invite))
+    }
+
+    fn put_invite(&mut self, i: &Invite) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO invites (token, created_by, created_at, expires_at, max_uses, uses, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (token) DO UPDATE SET uses = excluded.uses,
+               revoked_at = excluded.revoked_at",
+            vec![
+                i.token.as_str().into(),
+                i.created_by.as_str().into(),
+                i.created_at.into(),
+                i.expires_at.into(),
+                i.max_uses.map(i64::from).into(),
+                i64::from(i.uses).into(),
+                i.revoked_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn invites(&self) -> worker::Result<Vec<Invite>> {
+        let rows: Vec<InviteRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {INVITE_COLUMNS} FROM invites ORDER BY created_at DESC LIMIT 200"),
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(InviteRow::into_invite).collect())
+    }
+}
+
+/// The answer JSON and state columns of a message (both NULL for people's messages).
+fn answer_columns(view: &MessageView) -> worker::Result<(Option<String>, Option<String>)> {
+    let Some(answer) = &view.answer else {
+        return Ok((None, None));
+    };
+    let json = serde_json::to_string(answer)
+        .map_err(|e| worker::Error::RustError(format!("answer JSON: {e}")))?;
+    let state = serde_json::to_value(answer.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    Ok((Some(json), state))
 }
 
 #[derive(Deserialize)]
@@ -860,15 +1058,78 @@ impl SqlStore {
     }
 }
 
-/// The answer JSON and state columns of a message (both NULL for people's messages).
-fn answer_columns(view: &MessageView) -> worker::Result<(Option<String>, Option<String>)> {
-    let Some(answer) = &view.answer else {
-        return Ok((None, None));
-    };
-    let json = serde_json::to_string(answer)
-        .map_err(|e| worker::Error::RustError(format!("answer JSON: {e}")))?;
-    let state = serde_json::to_value(answer.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned));
-    Ok((Some(json), state))
+const MEMBER_COLUMNS: &str = "user_id, name, role, banned, muted_until, joined_at, renamed_at";
+const INVITE_COLUMNS: &str =
+    "token, created_by, created_at, expires_at, max_uses, uses, revoked_at";
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::Moderator => "moderator",
+        Role::Member => "member",
+        Role::ReadOnly | Role::Unknown => "read_only",
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberRow {
+    user_id: String,
+    name: String,
+    role: String,
+    banned: f64,
+    muted_until: Option<f64>,
+    joined_at: f64,
+    renamed_at: Option<f64>,
+}
+
+impl MemberRow {
+    fn into_record(self) -> MemberRecord {
+        MemberRecord {
+            user_id: self.user_id,
+            name: self.name,
+            // An unreadable role grants nothing (Unknown is refused everything).
+            role: serde_json::from_value(serde_json::Value::String(self.role))
+                .unwrap_or(Role::Unknown),
+            banned: self.banned != 0.0,
+            muted_until: self.muted_until.map(|t| t as i64),
+            joined_at: self.joined_at as i64,
+            renamed_at: self.renamed_at.map(|t| t as i64),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditRow {
+    id: f64,
+    at: f64,
+    actor_id: String,
+    actor_name: String,
+    action: String,
+    target_id: Option<String>,
+    detail: String,
+}
+
+#[derive(Deserialize)]
+struct InviteRow {
+    token: String,
+    created_by: String,
+    created_at: f64,
+    expires_at: Option<f64>,
+    max_uses: Option<f64>,
+    uses: f64,
+    revoked_at: Option<f64>,
+}
+
+impl InviteRow {
+    fn into_invite(self) -> Invite {
+        Invite {
+            token: self.token,
+            created_by: self.created_by,
+            created_at: self.created_at as i64,
+            expires_at: self.expires_at.map(|t| t as i64),
+            max_uses: self.max_uses.map(|n| n as u32),
+            uses: self.uses as u32,
+            revoked_at: self.revoked_at.map(|t| t as i64),
+        }
+    }
 }

@@ -1,0 +1,244 @@
+//! The room's side panel: members (with the moderation controls the permission table allows),
+//! invite links and the audit log. Every control is hidden when `shared::permissions` says the
+//! viewer may not use it; the server checks again.
+
+use shared::moderation::{AuditEntry, Command, CreateInvite, Invite, MemberRecord};
+use shared::permissions::{may, outranks, Action};
+use shared::protocol::Role;
+use web_sys::HtmlSelectElement;
+use yew::prelude::*;
+
+use crate::api;
+use crate::web;
+
+/// Props of [`RoomPanel`].
+#[derive(Properties, PartialEq)]
+pub struct RoomPanelProps {
+    /// The room.
+    pub slug: AttrValue,
+    /// Who we are.
+    pub me: AttrValue,
+    /// Our role in the room.
+    pub role: Role,
+    /// Whether we are a global admin.
+    pub admin: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tab {
+    Members,
+    Invites,
+    Audit,
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::Moderator => "moderator",
+        Role::Member => "member",
+        Role::ReadOnly => "read-only",
+        Role::Unknown => "unknown",
+    }
+}
+
+/// Members, invites and audit log.
+#[function_component]
+pub fn RoomPanel(props: &RoomPanelProps) -> Html {
+    let tab = use_state(|| Tab::Members);
+    let members = use_state(Vec::<MemberRecord>::new);
+    let invites = use_state(Vec::<Invite>::new);
+    let audit = use_state(Vec::<AuditEntry>::new);
+    let error = use_state(|| None::<String>);
+    let version = use_state(|| 0u32);
+
+    let can = |action| may(props.role, props.admin, action);
+    {
+        let (members, invites, audit, error) = (
+            members.clone(),
+            invites.clone(),
+            audit.clone(),
+            error.clone(),
+        );
+        let slug = props.slug.to_string();
+        let (can_invite, can_audit) = (can(Action::Invite), can(Action::ViewAudit));
+        use_effect_with((*tab, *version, props.role), move |(tab, _, _)| {
+            let tab = *tab;
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = match tab {
+                    Tab::Members => api::members(&slug).await.map(|m| members.set(m.members)),
+                    Tab::Invites if can_invite => {
+                        api::invites(&slug).await.map(|i| invites.set(i.invites))
+                    }
+                    Tab::Audit if can_audit => {
+                        api::room_audit(&slug).await.map(|a| audit.set(a.entries))
+                    }
+                    _ => Ok(()),
+                };
+                error.set(result.err().map(|e| e.message));
+            });
+        });
+    }
+
+    let run = {
+        let (error, version) = (error.clone(), version.clone());
+        let slug = props.slug.to_string();
+        Callback::from(move |command: Command| {
+            let (error, version, slug) = (error.clone(), version.clone(), slug.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::moderate(&slug, &command).await {
+                    Ok(_) => {
+                        error.set(None);
+                        version.set(*version + 1);
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        })
+    };
+    let new_invite = {
+        let (error, version) = (error.clone(), version.clone());
+        let slug = props.slug.to_string();
+        Callback::from(move |_: MouseEvent| {
+            let (error, version, slug) = (error.clone(), version.clone(), slug.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let request = CreateInvite {
+                    expires_in_seconds: Some(7 * 24 * 3600),
+                    max_uses: None,
+                };
+                match api::create_invite(&slug, &request).await {
+                    Ok(_) => version.set(*version + 1),
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        })
+    };
+
+    let select = |t: Tab| {
+        let tab = tab.clone();
+        Callback::from(move |_: MouseEvent| tab.set(t))
+    };
+    let now = web::now();
+    let origin = web::window().location().origin().unwrap_or_default();
+    let body = match *tab {
+        Tab::Members => html! {
+            <ul class="member-list">
+                { for members.iter().map(|m| {
+                    let target = m.user_id.clone();
+                    let power = m.user_id != props.me.as_str()
+                        && outranks(props.role, props.admin, m.role);
+                    let muted = m.mute_left(now).is_some();
+                    let cmd = |make: fn(String) -> Command| {
+                        let (run, target) = (run.clone(), target.clone());
+                        Callback::from(move |_: MouseEvent| run.emit(make(target.clone())))
+                    };
+                    let on_role = {
+                        let (run, target) = (run.clone(), target.clone());
+                        Callback::from(move |e: Event| {
+                            let Some(select) = e.target_dyn_into::<HtmlSelectElement>() else { return };
+                            let role = match select.value().as_str() {
+                                "owner" => Role::Owner,
+                                "moderator" => Role::Moderator,
+                                "read_only" => Role::ReadOnly,
+                                _ => Role::Member,
+                            };
+                            run.emit(Command::SetRole { user_id: target.clone(), role });
+                        })
+                    };
+                    html! {
+                        <li class="member" data-user-id={m.user_id.clone()}>
+                            <span class="member-name">{ &m.name }</span>
+                            <span class="role-badge">{ role_name(m.role) }</span>
+                            if m.banned { <span class="badge">{ "banned" }</span> }
+                            if muted { <span class="badge">{ "muted" }</span> }
+                            if power {
+                                <span class="member-actions">
+                                    if can(Action::Kick) && !m.banned {
+                                        <button type="button" onclick={cmd(|user_id| Command::Kick { user_id })}>{ "Kick" }</button>
+                                    }
+                                    if can(Action::Mute) {
+                                        if muted {
+                                            <button type="button" onclick={cmd(|user_id| Command::Unmute { user_id })}>{ "Unmute" }</button>
+                                        } else {
+                                            <button type="button" onclick={cmd(|user_id| Command::Mute { user_id, seconds: 600 })}>{ "Mute 10 min" }</button>
+                                        }
+                                    }
+                                    if can(Action::Ban) {
+                                        if m.banned {
+                                            <button type="button" onclick={cmd(|user_id| Command::Unban { user_id })}>{ "Unban" }</button>
+                                        } else {
+                                            <button type="button" class="danger" onclick={cmd(|user_id| Command::Ban { user_id })}>{ "Ban" }</button>
+                                        }
+                                    }
+                                    if can(Action::AssignRole) {
+                                        <select aria-label="Role" onchange={on_role}>
+                                            { for [Role::Owner, Role::Moderator, Role::Member, Role::ReadOnly].into_iter().map(|r| html! {
+                                                <option value={match r { Role::ReadOnly => "read_only", other => role_name(other) }}
+                                                    selected={r == m.role}>{ role_name(r) }</option>
+                                            }) }
+                                        </select>
+                                    }
+                                </span>
+                            }
+                        </li>
+                    }
+                }) }
+            </ul>
+        },
+        Tab::Invites => html! {
+            <>
+                <button type="button" class="primary" onclick={new_invite}>{ "New invite link (7 days)" }</button>
+                <ul class="invite-list">
+                    { for invites.iter().map(|i| {
+                        let link = format!("{origin}/invite/{}/{}", props.slug, i.token);
+                        let state = match i.check(now) {
+                            Ok(()) => format!("{} uses", i.uses),
+                            Err(e) => e.message,
+                        };
+                        let revoke = {
+                            let (run, token) = (run.clone(), i.token.clone());
+                            Callback::from(move |_: MouseEvent| run.emit(Command::RevokeInvite { token: token.clone() }))
+                        };
+                        html! {
+                            <li>
+                                <input readonly=true value={link} aria-label="Invite link" />
+                                <span class="muted">{ state }</span>
+                                if i.revoked_at.is_none() {
+                                    <button type="button" onclick={revoke}>{ "Revoke" }</button>
+                                }
+                            </li>
+                        }
+                    }) }
+                </ul>
+            </>
+        },
+        Tab::Audit => html! {
+            <ol class="audit-list">
+                { for audit.iter().map(|e| html! {
+                    <li>
+                        <time>{ web::local_date_time(e.at) }</time>
+                        { format!(" {} — {}", e.actor_name, e.action) }
+                        if let Some(t) = &e.target_id { { format!(" → {t}") } }
+                        if !e.detail.is_empty() { <span class="muted">{ format!(" ({})", e.detail) }</span> }
+                    </li>
+                }) }
+            </ol>
+        },
+    };
+    html! {
+        <aside class="room-panel card" aria-label="Room members and moderation">
+            <nav class="tabs">
+                <button type="button" aria-pressed={(*tab == Tab::Members).to_string()} onclick={select(Tab::Members)}>{ "Members" }</button>
+                if can(Action::Invite) {
+                    <button type="button" aria-pressed={(*tab == Tab::Invites).to_string()} onclick={select(Tab::Invites)}>{ "Invites" }</button>
+                }
+                if can(Action::ViewAudit) {
+                    <button type="button" aria-pressed={(*tab == Tab::Audit).to_string()} onclick={select(Tab::Audit)}>{ "Audit log" }</button>
+                }
+            </nav>
+            if let Some(message) = &*error {
+                <p class="field-error" role="alert">{ message }</p>
+            }
+            { body }
+        </aside>
+    }
+}
