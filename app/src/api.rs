@@ -3,15 +3,15 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use shared::auth::{DevLogin, DeviceList, LoginOptions, Revoked};
-use shared::protocol::http::{
-    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
-};
-use shared::protocol::{RoomInfo, Seq};
 use shared::moderation::http::{
     AdminRooms, AdminUsers, AuditPage, InviteList, JoinRoom, MemberList, UpdateUser,
 };
 use shared::moderation::{Command, CreateInvite, Invite};
 use shared::profile::{Profile, PublicProfile};
+use shared::protocol::http::{
+    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
+};
+use shared::protocol::{RoomInfo, Seq};
 use shared::ErrorCode;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

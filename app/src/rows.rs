@@ -615,10 +615,12 @@ mod tests {
                 shared::protocol::Member {
                     user_id: "bob".into(),
                     name: "BOB".into(),
+                    avatar: None,
                 },
                 shared::protocol::Member {
                     user_id: "me".into(),
                     name: "ME".into(),
+                    avatar: None,
                 },
             ],
         }];
@@ -659,6 +661,7 @@ mod tests {
             by: vec![shared::protocol::Member {
                 user_id: "bob".into(),
                 name: "BOB".into(),
+                avatar: None,
             }],
         }];
         let second = cache.build(&room(vec![message(1, "bob", "a"), reacted], vec![]));

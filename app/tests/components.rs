@@ -427,10 +427,12 @@ async fn typing_at_and_a_few_letters_offers_members_and_picking_one_completes_th
         shared::protocol::Member {
             user_id: "a".into(),
             name: "Ann Lee".into(),
+            avatar: None,
         },
         shared::protocol::Member {
             user_id: "b".into(),
             name: "Bob".into(),
+            avatar: None,
         },
     ]);
     let root = mount::<Composer>(ComposerProps {

@@ -160,23 +160,25 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         }
     });
     let admin = props.admin;
-    let (name, topic, present, typing, has_more, error, can_post, my_role) = handle.with_room(|room| {
-        let info = room.room();
-        (
-            info.map(|r| r.name.clone())
-                .unwrap_or_else(|| props.slug.to_string()),
-            info.map(|r| r.topic.clone()).unwrap_or_default(),
-            room.present()
-                .iter()
-                .map(|m| m.name.clone())
-                .collect::<Vec<_>>(),
-            typing_line(&room.typing(web::now())),
-            room.has_more(),
-            room.last_error().cloned(),
-            room.me().is_none_or(|me| may(me.role, admin, Action::Post)),
-            room.me().map(|me| (AttrValue::from(me.id.clone()), me.role)),
-        )
-    });
+    let (name, topic, present, typing, has_more, error, can_post, my_role) =
+        handle.with_room(|room| {
+            let info = room.room();
+            (
+                info.map(|r| r.name.clone())
+                    .unwrap_or_else(|| props.slug.to_string()),
+                info.map(|r| r.topic.clone()).unwrap_or_default(),
+                room.present()
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>(),
+                typing_line(&room.typing(web::now())),
+                room.has_more(),
+                room.last_error().cloned(),
+                room.me().is_none_or(|me| may(me.role, admin, Action::Post)),
+                room.me()
+                    .map(|me| (AttrValue::from(me.id.clone()), me.role)),
+            )
+        });
     {
         let title = format!("{name} — Durable Chat");
         use_effect_with(title, |title| {
@@ -188,9 +190,13 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
 
     let not_found = matches!(stopped, Some((close::NOT_FOUND, _)));
     let removed = match stopped {
-        Some((close::KICKED, _)) => Some("A moderator removed you from this room. Reload to come back."),
+        Some((close::KICKED, _)) => {
+            Some("A moderator removed you from this room. Reload to come back.")
+        }
         Some((close::BANNED, _)) => Some("You are banned from this room."),
-        Some((close::FORBIDDEN, _)) => Some("You may not be in this room (it is private, or your account was disabled)."),
+        Some((close::FORBIDDEN, _)) => {
+            Some("You may not be in this room (it is private, or your account was disabled).")
+        }
         _ => None,
     };
     let toggle_panel = {
