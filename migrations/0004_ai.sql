@@ -41,3 +41,9 @@ CREATE TABLE ai_memory (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX ai_memory_by_user ON ai_memory (user_id, id);
+
+-- Each user's private 1:1 room with the assistant (created on first use).
+CREATE TABLE ai_rooms (
+    user_id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL
+);

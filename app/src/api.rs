@@ -197,6 +197,46 @@ pub async fn revoke_others() -> Result<Revoked, ApiError> {
     call("POST", "/api/sessions/revoke-others", None).await
 }
 
+/// `POST /api/me/assistant`: the user's private room with the assistant (made on first use).
+pub async fn assistant_room() -> Result<RoomInfo, ApiError> {
+    call("POST", "/api/me/assistant", None).await
+}
+
+/// One fact the assistant remembers about the user.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Fact {
+    /// Id, for deleting it.
+    pub id: f64,
+    /// The fact.
+    pub fact: String,
+}
+
+/// `GET /api/me/memory`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Memory {
+    /// Oldest first.
+    pub facts: Vec<Fact>,
+}
+
+/// `GET /api/me/memory`: what the assistant remembers about the user.
+pub async fn memory() -> Result<Memory, ApiError> {
+    call("GET", "/api/me/memory", None).await
+}
+
+/// `DELETE /api/me/memory[/<id>]`: forgets one fact, or all.
+pub async fn forget(id: Option<f64>) -> Result<serde::de::IgnoredAny, ApiError> {
+    let path = match id {
+        Some(id) => format!("/api/me/memory/{id}"),
+        None => "/api/me/memory".into(),
+    };
+    call("DELETE", &path, None).await
+}
+
+/// `GET /api/admin/ai`: the assistant's aggregates (admins).
+pub async fn admin_ai() -> Result<serde_json::Value, ApiError> {
+    call("GET", "/api/admin/ai", None).await
+}
+
 /// `GET /api/profile`.
 pub async fn profile() -> Result<Profile, ApiError> {
     call("GET", "/api/profile", None).await

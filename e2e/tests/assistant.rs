@@ -383,3 +383,81 @@ async fn admins_see_answers_and_ratings_per_room_and_model_and_nobody_else_does(
     assert_eq!(low["target"], answer.seq as f64);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_private_assistant_room_answers_in_the_profile_s_language_and_remembers_on_opt_in(
+) -> Result {
+    use e2e::client::expect_error;
+    use shared::profile::Profile;
+    let w = world().await;
+    let ann = Session::create(&w.server, "Ann").await?;
+    let bob = Session::create(&w.server, "Bob").await?;
+    let mut profile: Profile = ann.get("/api/profile").await?.json().await?;
+    profile.ai.language = "Esperanto".into();
+    profile.ai.memory = true;
+    let saved = ann
+        .request(reqwest::Method::PUT, "/api/profile")
+        .json(&profile)
+        .send()
+        .await?;
+    assert_eq!(saved.status().as_u16(), 200);
+
+    // Her own room with the assistant: made once, private, answering every message.
+    let first = ann
+        .post("/api/me/assistant", &serde_json::json!({}))
+        .await?;
+    assert_eq!(first.status().as_u16(), 201);
+    let room: shared::protocol::RoomInfo = first.json().await?;
+    let again: shared::protocol::RoomInfo = ann
+        .post("/api/me/assistant", &serde_json::json!({}))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(again.slug, room.slug);
+    assert!(room.private);
+    assert!(bob.connect(&room.slug).await.is_err(), "Bob may not enter");
+
+    let marker = unique("bees");
+    w.fake.push(&marker, Script::words("Bonvolu.", GAP));
+    w.fake.push(&marker, Script::words("- Keeps bees", GAP));
+    let mut a = Watcher::join(&ann, &room.slug).await?;
+    let question = format!("I keep bees, any advice? {marker}");
+    a.say(&question).await?;
+    a.answer_in(&question, AnswerState::Done).await?;
+    let requests = w.fake.requests(&marker);
+    let system = requests[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(system.contains("Esperanto"), "{system}");
+
+    // What it learned is listed, and can be forgotten.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let facts = loop {
+        let memory: serde_json::Value = ann.get("/api/me/memory").await?.json().await?;
+        let facts = memory["facts"].as_array().cloned().unwrap_or_default();
+        if !facts.is_empty() {
+            break facts;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "nothing remembered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(facts[0]["fact"], "Keeps bees");
+    let id = facts[0]["id"].as_f64().unwrap_or_default();
+    let forgot = ann
+        .request(reqwest::Method::DELETE, &format!("/api/me/memory/{id}"))
+        .send()
+        .await?;
+    assert_eq!(forgot.status().as_u16(), 200);
+    let memory: serde_json::Value = ann.get("/api/me/memory").await?.json().await?;
+    assert_eq!(memory["facts"].as_array().map(Vec::len), Some(0));
+    let missing = ann
+        .request(reqwest::Method::DELETE, &format!("/api/me/memory/{id}"))
+        .send()
+        .await?;
+    expect_error(missing, ErrorCode::NotFound).await?;
+    // Bob opted in to nothing: nothing about him is kept.
+    let his: serde_json::Value = bob.get("/api/me/memory").await?.json().await?;
+    assert_eq!(his["facts"].as_array().map(Vec::len), Some(0));
+    Ok(())
+}

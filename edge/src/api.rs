@@ -190,6 +190,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
+        (Method::Post, ["me", "assistant"]) => assistant_room(req, env).await,
         (Method::Get, ["admin", "ai"]) => {
             let user = require_session(&req, env).await?;
             if user.role.as_deref() != Some("admin") {
@@ -534,6 +535,42 @@ async fn create_room(req: Request, env: &Env) -> ApiResult {
     .await?;
     directory::record_member(env, &info.slug, &session.user_id, now()).await?;
     Ok(json(&info, 201)?)
+}
+
+/// The user's private 1:1 room with the assistant, created on first use: invite-only, owned by
+/// them, the assistant answering every message.
+async fn assistant_room(req: Request, env: &Env) -> ApiResult {
+    check_origin(&req, false)?;
+    let session = require_session(&req, env).await?;
+    if let Some(slug) = crate::memory::assistant_room(env, &session.user_id).await? {
+        if let Some(entry) = directory::get(env, &slug).await? {
+            return Ok(json(&entry.info, 200)?);
+        }
+    }
+    rate_limit(env, "ROOM_LIMITER", session.user_id.clone()).await?;
+    let name: String = format!("{} · assistant", session.name)
+        .chars()
+        .take(limits::ROOM_NAME_MAX_CHARS)
+        .collect();
+    let name = limits::validate_room_name(&name)?;
+    let info = directory::create(
+        env,
+        &limits::slugify(&format!("assistant {}", session.name)),
+        &name,
+        "Your private conversation with the assistant",
+        directory::RoomSettings {
+            assistant: shared::protocol::AssistantMode::All,
+            private: true,
+        },
+        &session.user_id,
+        now(),
+    )
+    .await?;
+    directory::record_member(env, &info.slug, &session.user_id, now()).await?;
+    // Two tabs racing: the first mapping wins and the other's room is the spare.
+    let slug = crate::memory::set_assistant_room(env, &session.user_id, &info.slug).await?;
+    let entry = directory::get(env, &slug).await?;
+    Ok(json(&entry.map_or(info, |e| e.info), 201)?)
 }
 
 /// The verified user of a request (session, global role) with their profile's avatar and

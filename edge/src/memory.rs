@@ -68,3 +68,30 @@ pub async fn delete(env: &Env, user_id: &str, id: Option<i64>) -> worker::Result
     let result = statement.run().await?;
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }
+
+/// The slug of the user's private assistant room, if they have one.
+pub async fn assistant_room(env: &Env, user_id: &str) -> worker::Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        slug: String,
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare("SELECT slug FROM ai_rooms WHERE user_id = ?1")
+        .bind(&[user_id.into()])?
+        .first(None)
+        .await?;
+    Ok(row.map(|r| r.slug))
+}
+
+/// Records the user's assistant room unless one is recorded already; returns the one that is.
+pub async fn set_assistant_room(env: &Env, user_id: &str, slug: &str) -> worker::Result<String> {
+    env.d1("DB")?
+        .prepare("INSERT INTO ai_rooms (user_id, slug) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .bind(&[user_id.into(), slug.into()])?
+        .run()
+        .await?;
+    Ok(assistant_room(env, user_id)
+        .await?
+        .unwrap_or_else(|| slug.to_owned()))
+}

@@ -136,6 +136,7 @@ pub fn AdminPage() -> Html {
                     }) }
                 </ol>
             </section>
+            <crate::components::ai_panels::AssistantStats />
         </section>
     }
 }

@@ -2,6 +2,7 @@
 //! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
 
 pub mod admin_page;
+pub mod ai_panels;
 pub mod answer;
 pub mod app;
 pub mod banner;

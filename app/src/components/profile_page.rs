@@ -238,6 +238,7 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
                 }
                 <button type="submit" class="primary" disabled={*busy}>{ "Save profile" }</button>
             </form>
+            <crate::components::ai_panels::MemoryPanel />
         </section>
     }
 }

@@ -105,6 +105,7 @@ pub fn Sidebar(props: &SidebarProps) -> Html {
                     }) }
                 </ul>
             </nav>
+            <AssistantRoomButton on_open={props.on_created.clone()} />
             <NewRoomForm on_created={props.on_created.clone()} />
         </>
     }
@@ -198,5 +199,41 @@ pub fn NewRoomForm(props: &NewRoomFormProps) -> Html {
             }
             <button type="submit" class="primary" disabled={*busy}>{ "Create room" }</button>
         </form>
+    }
+}
+
+/// Props of [`AssistantRoomButton`].
+#[derive(Properties, PartialEq)]
+pub struct AssistantRoomButtonProps {
+    /// The room to open.
+    pub on_open: Callback<RoomInfo>,
+}
+
+/// "Your assistant": opens (creating on first use) the user's private room with the assistant.
+#[function_component]
+pub fn AssistantRoomButton(props: &AssistantRoomButtonProps) -> Html {
+    let error = use_state(|| None::<String>);
+    let onclick = {
+        let (error, on_open) = (error.clone(), props.on_open.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (error, on_open) = (error.clone(), on_open.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::assistant_room().await {
+                    Ok(room) => {
+                        error.set(None);
+                        on_open.emit(room);
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        })
+    };
+    html! {
+        <div class="assistant-room">
+            <button type="button" {onclick}>{ "Your assistant" }</button>
+            if let Some(message) = &*error {
+                <p class="field-error" role="alert">{ message }</p>
+            }
+        </div>
     }
 }
