@@ -182,40 +182,6 @@ impl DevServer {
         self.previous_secret = keep_previous.then_some(old);
     }
 
-    /// Runs one SQL statement on the server's local D1 (`wrangler d1 execute --local`) and
-    /// returns its rows, for tests that check what no API exposes (an account's role).
-    pub async fn d1_rows(&self, sql: &str) -> Result<Vec<serde_json::Value>> {
-        let mut command = self.wrangler();
-        command
-            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-            .arg(&self.persist)
-            .arg("--command")
-            .arg(sql);
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .context("joining the d1 execute task")?
-            .context("running wrangler d1 execute")?;
-        if !output.status.success() {
-            bail!(
-                "wrangler d1 execute failed ({}):\n{}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let results: Vec<serde_json::Value> =
-            serde_json::from_slice(&output.stdout).with_context(|| {
-                format!(
-                    "d1 execute output is not JSON: {}",
-                    String::from_utf8_lossy(&output.stdout)
-                )
-            })?;
-        Ok(results
-            .first()
-            .and_then(|r| r["results"].as_array().cloned())
-            .unwrap_or_default())
-    }
-
     /// The summed resident memory of the server's process tree, in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.running

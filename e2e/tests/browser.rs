@@ -159,13 +159,32 @@ struct Fixture {
 /// A server, two browsers signed in as Alice and Bob, and a room Alice created in the app and
 /// both have open.
 async fn two_people_in_a_room() -> Result<Fixture> {
-    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    two_people_in_a_room_with(false).await
+}
+
+/// As [`two_people_in_a_room`]; with `local_alice`, the server offers the local account
+/// (`DEV_LOGIN`) and Alice signs in with it instead of as a guest.
+async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
+    let mut options = DevOptions::default().with_app();
+    if local_alice {
+        options = options.var("DEV_LOGIN", "true");
+    }
+    let server = DevServer::start(options).await?;
     let driver = ChromeDriver::start().await?;
     let alice = driver.browser().await?;
     let bob = driver.browser().await?;
 
     alice.goto(&server.url()).await?;
-    sign_in(&alice, "Alice").await?;
+    if local_alice {
+        field(&alice, "Local account name")
+            .await?
+            .send_keys("Alice")
+            .await?;
+        click_button(&alice, "Sign in").await?;
+        alice.find(r#"nav[aria-label="Rooms"]"#).await?;
+    } else {
+        sign_in(&alice, "Alice").await?;
+    }
     let name = unique("Browser Room");
     field(&alice, "Room name").await?.send_keys(&name).await?;
     field(&alice, "Topic")
@@ -572,7 +591,8 @@ async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
 #[tokio::test]
 async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_another_session(
 ) -> Result {
-    let f = two_people_in_a_room().await?;
+    // Alice signs in with the local account (the issue's flow); Bob is a guest.
+    let f = two_people_in_a_room_with(true).await?;
     send_message(&f.alice, "written before the rename", true).await?;
     wait_row(
         &f.bob,

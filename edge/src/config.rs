@@ -26,26 +26,42 @@ pub struct SessionKeys {
     pub previous: Option<Vec<u8>>,
 }
 
-/// Reads `SESSION_SECRET` (and `SESSION_SECRET_PREVIOUS`). A missing or short secret is a
-/// configuration error, never a silent default.
-pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
-    let current = string(env, "SESSION_SECRET").ok_or_else(|| {
-        ChatError::new(
+/// The signing key's names, in order of preference: `HMAC_SECRET_KEY` (the name operators
+/// know from other deployments) or `SESSION_SECRET`; each with a `_PREVIOUS` twin that still
+/// verifies during a rotation.
+const KEY_NAMES: [(&str, &str); 2] = [
+    ("HMAC_SECRET_KEY", "HMAC_SECRET_KEY_PREVIOUS"),
+    ("SESSION_SECRET", "SESSION_SECRET_PREVIOUS"),
+];
+
+/// Picks the signing keys from whatever of [`KEY_NAMES`] is set. A missing or short secret is
+/// a configuration error, never a silent default.
+pub fn pick_keys(read: impl Fn(&str) -> Option<String>) -> Result<SessionKeys, ChatError> {
+    let Some((name, current, previous)) = KEY_NAMES
+        .iter()
+        .find_map(|(name, previous)| Some((*name, read(name)?, read(previous))))
+    else {
+        return Err(ChatError::new(
             ErrorCode::ConfigError,
-            "SESSION_SECRET is not configured: put it in .dev.vars locally \
-             (./scripts/dev creates one) or run `wrangler secret put SESSION_SECRET`.",
-        )
-    })?;
+            "SESSION_SECRET (or HMAC_SECRET_KEY) is not configured: put it in .dev.vars \
+             locally (./scripts/dev creates one) or run `wrangler secret put SESSION_SECRET`.",
+        ));
+    };
     if current.len() < MIN_SECRET_LEN {
         return Err(ChatError::new(
             ErrorCode::ConfigError,
-            format!("SESSION_SECRET must be at least {MIN_SECRET_LEN} characters."),
+            format!("{name} must be at least {MIN_SECRET_LEN} characters."),
         ));
     }
     Ok(SessionKeys {
         current: current.into_bytes(),
-        previous: string(env, "SESSION_SECRET_PREVIOUS").map(String::into_bytes),
+        previous: previous.map(String::into_bytes),
     })
+}
+
+/// Reads the signing keys from the environment (see [`pick_keys`]).
+pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
+    pick_keys(|name| string(env, name))
 }
 
 /// Whether the bench's bulk seed route is on (`BENCH_SEED=1`). Never set in wrangler.toml:
@@ -100,5 +116,55 @@ pub fn ai_timeouts(env: &Env) -> crate::rooms::Timeouts {
         first_token_ms: ms("AI_FIRST_TOKEN_TIMEOUT_MS", 30_000),
         idle_ms: ms("AI_IDLE_TIMEOUT_MS", 30_000),
         total_ms: ms("AI_TOTAL_TIMEOUT_MS", 180_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn hmac_secret_key_wins_over_session_secret_with_its_own_previous_key() {
+        let keys = pick_keys(vars(&[
+            ("HMAC_SECRET_KEY", &"h".repeat(32)),
+            ("HMAC_SECRET_KEY_PREVIOUS", &"p".repeat(32)),
+            ("SESSION_SECRET", &"s".repeat(32)),
+            ("SESSION_SECRET_PREVIOUS", &"q".repeat(32)),
+        ]))
+        .unwrap();
+        assert_eq!(keys.current, "h".repeat(32).into_bytes());
+        assert_eq!(keys.previous, Some("p".repeat(32).into_bytes()));
+    }
+
+    #[test]
+    fn session_secret_alone_still_works_and_nothing_or_a_short_key_is_a_config_error() {
+        let keys = pick_keys(vars(&[("SESSION_SECRET", &"s".repeat(40))])).unwrap();
+        assert_eq!(keys.current.len(), 40);
+        assert!(keys.previous.is_none());
+        assert_eq!(
+            pick_keys(vars(&[])).err().map(|e| e.code),
+            Some(ErrorCode::ConfigError)
+        );
+        let short = pick_keys(vars(&[("HMAC_SECRET_KEY", "short")]))
+            .err()
+            .expect("a short key is refused");
+        assert!(
+            short.message.contains("HMAC_SECRET_KEY"),
+            "{}",
+            short.message
+        );
     }
 }
