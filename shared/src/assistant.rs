@@ -776,6 +776,23 @@ impl<S: RoomStore> Room<S> {
             }))
     }
 
+    /// The answer `target`, if `conn` may manage it: its asker, or a moderator.
+    fn managed_answer(
+        &self,
+        conn: &Conn,
+        target: Seq,
+        verb: &str,
+    ) -> Result<(MessageView, crate::protocol::AnswerView), Failure> {
+        let (message, answer) = self.answer(target)?;
+        if answer.asker != conn.author.id && !conn.may(Action::ManageAnswers) {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                format!("Only who asked, or a moderator, can {verb} this answer."),
+            ));
+        }
+        Ok((message, answer))
+    }
+
     /// Stop: the asker or a moderator ends an answer being written (keeping its text) or
     /// takes a queued one off the queue.
     pub(crate) fn stop_answer(
@@ -788,13 +805,7 @@ impl<S: RoomStore> Room<S> {
         if let Some(effects) = self.duplicate(conn, &client_id)? {
             return Ok(effects);
         }
-        let (message, answer) = self.answer(target)?;
-        if answer.asker != conn.author.id && !conn.may(Action::ManageAnswers) {
-            return Err(refused(
-                ErrorCode::Forbidden,
-                "Only who asked, or a moderator, can stop this answer.",
-            ));
-        }
+        let (message, answer) = self.managed_answer(conn, target, "stop")?;
         if !self.assistant.is_active(target) {
             return Err(refused(
                 ErrorCode::Conflict,
@@ -862,13 +873,7 @@ impl<S: RoomStore> Room<S> {
         if let Some(effects) = self.duplicate(conn, &client_id)? {
             return Ok(effects);
         }
-        let (message, answer) = self.answer(target)?;
-        if answer.asker != conn.author.id && !conn.may(Action::ManageAnswers) {
-            return Err(refused(
-                ErrorCode::Forbidden,
-                "Only who asked, or a moderator, can regenerate this answer.",
-            ));
-        }
+        let (message, answer) = self.managed_answer(conn, target, "regenerate")?;
         if self.assistant.is_active(target) || answer.state.is_active() {
             return Err(refused(
                 ErrorCode::Conflict,
