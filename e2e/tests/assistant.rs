@@ -461,3 +461,41 @@ async fn a_private_assistant_room_answers_in_the_profile_s_language_and_remember
     assert_eq!(his["facts"].as_array().map(Vec::len), Some(0));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_owner_turns_on_answers_to_every_message_and_a_member_may_not() -> Result {
+    use e2e::client::expect_error;
+    use shared::moderation::Command;
+    use shared::protocol::{AssistantMode, RoomInfo};
+    let (slug, people) = room_with(&["Owner", "Member"]).await?;
+    let mut owner = Watcher::join(&people[0], &slug).await?;
+    let _member = Watcher::join(&people[1], &slug).await?;
+    let switch = |mode| Command::UpdateRoom {
+        name: None,
+        topic: None,
+        private: None,
+        assistant: Some(mode),
+    };
+    let path = format!("/api/rooms/{slug}/moderation");
+    let refused = people[1].post(&path, &switch(AssistantMode::All)).await?;
+    expect_error(refused, ErrorCode::Forbidden).await?;
+    let done = people[0].post(&path, &switch(AssistantMode::All)).await?;
+    assert_eq!(done.status().as_u16(), 200);
+    let info: RoomInfo = people[0]
+        .get(&format!("/api/rooms/{slug}"))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(info.assistant, AssistantMode::All);
+
+    let marker = unique("m");
+    world()
+        .await
+        .fake
+        .push(&marker, Script::words("answered without a mention", GAP));
+    let plain = format!("no mention here {marker}");
+    owner.say(&plain).await?;
+    let answer = owner.answer_in(&plain, AnswerState::Done).await?;
+    assert_eq!(answer.text, "answered without a mention");
+    Ok(())
+}

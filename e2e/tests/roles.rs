@@ -274,6 +274,7 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
         name: None,
         topic: Some("new topic".into()),
         private: None,
+        assistant: Some(shared::protocol::AssistantMode::All),
     };
     results.push((
         "edit_room",

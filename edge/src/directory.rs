@@ -210,11 +210,14 @@ pub async fn record_activity(
 /// Writes a room's name, topic and privacy (changed by its owner through the room).
 pub async fn update_info(env: &Env, info: &RoomInfo) -> worker::Result<()> {
     db(env)?
-        .prepare("UPDATE rooms SET name = ?1, topic = ?2, private = ?3 WHERE slug = ?4")
+        .prepare(
+            "UPDATE rooms SET name = ?1, topic = ?2, private = ?3, assistant = ?4 WHERE slug = ?5",
+        )
         .bind(&[
             JsValue::from(info.name.as_str()),
             JsValue::from(info.topic.as_str()),
             JsValue::from(i32::from(info.private)),
+            JsValue::from(mode_name(info.assistant)),
             JsValue::from(info.slug.as_str()),
         ])?
         .run()

@@ -85,7 +85,8 @@ pub enum Command {
         /// The new role.
         role: Role,
     },
-    /// Change the room's name, topic or privacy (absent fields stay as they are).
+    /// Change the room's name, topic, privacy or assistant mode (absent fields stay as they
+    /// are).
     UpdateRoom {
         /// New display name.
         #[serde(default)]
@@ -96,6 +97,9 @@ pub enum Command {
         /// Invite-only or not.
         #[serde(default)]
         private: Option<bool>,
+        /// When the assistant answers.
+        #[serde(default)]
+        assistant: Option<crate::protocol::AssistantMode>,
     },
     /// Revoke an invite link.
     RevokeInvite {

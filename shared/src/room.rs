@@ -1057,6 +1057,7 @@ impl<S: RoomStore> Room<S> {
                 name: room_name,
                 topic,
                 private,
+                assistant,
             } => {
                 let mut info = self.info.clone();
                 if let Some(n) = room_name {
@@ -1068,9 +1069,12 @@ impl<S: RoomStore> Room<S> {
                 if let Some(p) = private {
                     info.private = p;
                 }
+                if let Some(mode) = assistant {
+                    info.assistant = mode;
+                }
                 let detail = format!(
-                    "name: {}, topic: {}, private: {}",
-                    info.name, info.topic, info.private
+                    "name: {}, topic: {}, private: {}, assistant: {:?}",
+                    info.name, info.topic, info.private, info.assistant
                 );
                 self.info = info.clone();
                 effects.push(Effect::InfoChanged(info.clone()));
@@ -2653,6 +2657,26 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_can_switch_when_the_assistant_answers() {
+        let (mut f, owner, ..) = moderated();
+        assert_eq!(
+            f.room.info().assistant,
+            crate::protocol::AssistantMode::Mention
+        );
+        f.command(
+            &owner,
+            Command::UpdateRoom {
+                name: None,
+                topic: None,
+                private: None,
+                assistant: Some(crate::protocol::AssistantMode::All),
+            },
+        )
+        .unwrap();
+        assert_eq!(f.room.info().assistant, crate::protocol::AssistantMode::All);
+    }
+
+    #[test]
     fn a_private_room_admits_only_members_and_invitees() {
         let (mut f, owner, ..) = moderated();
         f.command(
@@ -2661,6 +2685,7 @@ mod tests {
                 name: None,
                 topic: None,
                 private: Some(true),
+                assistant: None,
             },
         )
         .unwrap();

@@ -1,10 +1,10 @@
 //! The room's side panel: members (with the moderation controls the permission table allows),
-//! invite links and the audit log. Every control is hidden when `shared::permissions` says the
+//! invite links, the audit log and the room's settings. Every control is hidden when `shared::permissions` says the
 //! viewer may not use it; the server checks again.
 
 use shared::moderation::{AuditEntry, Command, CreateInvite, Invite, MemberRecord};
 use shared::permissions::{may, outranks, Action};
-use shared::protocol::Role;
+use shared::protocol::{AssistantMode, Role};
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
@@ -29,6 +29,7 @@ enum Tab {
     Members,
     Invites,
     Audit,
+    Settings,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -113,6 +114,42 @@ pub fn RoomPanel(props: &RoomPanelProps) -> Html {
         })
     };
 
+    let topic_ref = use_node_ref();
+    let assistant_ref = use_node_ref();
+    let private_ref = use_node_ref();
+    let save_settings = {
+        let run = run.clone();
+        let (topic_ref, assistant_ref, private_ref) = (
+            topic_ref.clone(),
+            assistant_ref.clone(),
+            private_ref.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let topic = topic_ref
+                .cast::<web_sys::HtmlInputElement>()
+                .map(|i| i.value())
+                .filter(|t| !t.trim().is_empty());
+            let value = |r: &NodeRef| r.cast::<HtmlSelectElement>().map(|s| s.value());
+            let assistant = match value(&assistant_ref).as_deref() {
+                Some("mention") => Some(AssistantMode::Mention),
+                Some("all") => Some(AssistantMode::All),
+                Some("off") => Some(AssistantMode::Off),
+                _ => None,
+            };
+            let private = match value(&private_ref).as_deref() {
+                Some("private") => Some(true),
+                Some("public") => Some(false),
+                _ => None,
+            };
+            run.emit(Command::UpdateRoom {
+                name: None,
+                topic,
+                private,
+                assistant,
+            });
+        })
+    };
     let select = |t: Tab| {
         let tab = tab.clone();
         Callback::from(move |_: MouseEvent| tab.set(t))
@@ -211,6 +248,26 @@ pub fn RoomPanel(props: &RoomPanelProps) -> Html {
                 </ul>
             </>
         },
+        Tab::Settings => html! {
+            <form class="room-settings" onsubmit={save_settings}>
+                <label for="room-settings-topic">{ "New topic" }</label>
+                <input id="room-settings-topic" ref={topic_ref} maxlength="200" />
+                <label for="room-settings-assistant">{ "Assistant answers" }</label>
+                <select id="room-settings-assistant" ref={assistant_ref}>
+                    <option value="" selected=true>{ "(unchanged)" }</option>
+                    <option value="mention">{ "when @assistant is mentioned" }</option>
+                    <option value="all">{ "every message" }</option>
+                    <option value="off">{ "never" }</option>
+                </select>
+                <label for="room-settings-private">{ "Who can join" }</label>
+                <select id="room-settings-private" ref={private_ref}>
+                    <option value="" selected=true>{ "(unchanged)" }</option>
+                    <option value="public">{ "anyone" }</option>
+                    <option value="private">{ "invited people only" }</option>
+                </select>
+                <button type="submit" class="primary">{ "Save settings" }</button>
+            </form>
+        },
         Tab::Audit => html! {
             <ol class="audit-list">
                 { for audit.iter().map(|e| html! {
@@ -233,6 +290,9 @@ pub fn RoomPanel(props: &RoomPanelProps) -> Html {
                 }
                 if can(Action::ViewAudit) {
                     <button type="button" aria-pressed={(*tab == Tab::Audit).to_string()} onclick={select(Tab::Audit)}>{ "Audit log" }</button>
+                }
+                if can(Action::EditRoom) {
+                    <button type="button" aria-pressed={(*tab == Tab::Settings).to_string()} onclick={select(Tab::Settings)}>{ "Settings" }</button>
                 }
             </nav>
             if let Some(message) = &*error {
