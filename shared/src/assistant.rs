@@ -136,6 +136,8 @@ struct Running {
     last_flush_at: Option<Millis>,
     started_at: Millis,
     first_token_at: Option<Millis>,
+    /// The prompt's estimated size, for when the provider reports no usage.
+    prompt_estimate: u32,
     usage: Option<Usage>,
 }
 
@@ -384,6 +386,11 @@ impl<S: RoomStore> Room<S> {
             },
         )?;
         let request = self.answer_request(&job)?;
+        let prompt_estimate = request
+            .messages
+            .iter()
+            .map(|m| ai::estimate_tokens(&m.content))
+            .sum::<usize>() as u32;
         self.assistant.next_gen += 1;
         let gen = self.assistant.next_gen;
         let target = job.target;
@@ -395,6 +402,7 @@ impl<S: RoomStore> Room<S> {
             last_flush_at: None,
             started_at: now,
             first_token_at: None,
+            prompt_estimate,
             usage: None,
         });
         Ok(vec![
@@ -539,17 +547,10 @@ impl<S: RoomStore> Room<S> {
                 Source::default(),
             ),
         };
-        let prompt_tokens = self
-            .answer_request(&running.job)
-            .map(|r| {
-                r.messages
-                    .iter()
-                    .map(|m| ai::estimate_tokens(&m.content))
-                    .sum::<usize>()
-            })
-            .unwrap_or(0) as u32;
+        // Without the provider's counts, the estimate made when the prompt was built (building
+        // it again here would re-read the history the room has moved past).
         let usage = running.usage.unwrap_or(Usage {
-            prompt_tokens,
+            prompt_tokens: running.prompt_estimate,
             completion_tokens: ai::estimate_tokens(&running.flushed) as u32,
         });
         let meta = AnswerMeta {
