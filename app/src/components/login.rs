@@ -2,12 +2,11 @@
 //! the provider and back), and on a dev server the local account by name.
 
 use shared::auth::{LoginError, LoginOptions};
-use shared::limits::validate_display_name;
 use shared::protocol::http::SessionInfo;
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::name_prompt::{NameForm, NameKind};
 
 /// Props of [`LoginPanel`].
 #[derive(Properties, PartialEq)]
@@ -34,35 +33,6 @@ pub fn LoginPanel(props: &LoginPanelProps) -> Html {
             });
         });
     }
-    let input = use_node_ref();
-    let error = use_state(|| None::<String>);
-    let busy = use_state(|| false);
-    let onsubmit = {
-        let (input, error, busy) = (input.clone(), error.clone(), busy.clone());
-        let on_session = props.on_session.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            if *busy {
-                return;
-            }
-            let Some(field) = input.cast::<HtmlInputElement>() else {
-                return;
-            };
-            let name = match validate_display_name(&field.value()) {
-                Ok(name) => name,
-                Err(e) => return error.set(Some(e.message)),
-            };
-            busy.set(true);
-            let (error, busy, on_session) = (error.clone(), busy.clone(), on_session.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::dev_login(name).await {
-                    Ok(session) => on_session.emit(session),
-                    Err(e) => error.set(Some(e.message)),
-                }
-                busy.set(false);
-            });
-        })
-    };
     let failed = props.error.map(|code| {
         html! {
             <p class="field-error login-error" role="alert" data-code={code.as_str()}>
@@ -86,18 +56,7 @@ pub fn LoginPanel(props: &LoginPanelProps) -> Html {
                 </div>
             }
             if options.dev_login {
-                <form class="local-login" {onsubmit}>
-                    <label for="local-name">{ "Local account name" }</label>
-                    <input id="local-name" ref={input} name="local-name" autocomplete="username"
-                        required=true maxlength="40"
-                        aria-invalid={error.is_some().then_some("true")}
-                        aria-describedby="local-name-error" />
-                    <p id="local-name-error" class="field-error" role="alert">
-                        { error.as_deref().unwrap_or_default() }
-                    </p>
-                    <button type="submit" class="primary" disabled={*busy}>{ "Sign in" }</button>
-                    <p class="muted small">{ "Development server: no password, localhost only." }</p>
-                </form>
+                <NameForm kind={NameKind::Local} on_session={props.on_session.clone()} />
             }
             if !options.providers.is_empty() || options.dev_login {
                 <p class="muted or">{ "or continue as a guest" }</p>
