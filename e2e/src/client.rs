@@ -392,6 +392,27 @@ impl RoomSocket {
         .await
     }
 
+    /// Edits message `target` and waits for the ack; returns `(seq, duplicate)`.
+    pub async fn edit(&mut self, client_id: &str, target: Seq, text: &str) -> Result<(Seq, bool)> {
+        self.send_message(&ClientMessage::Edit {
+            client_id: client_id.into(),
+            target,
+            text: text.into(),
+        })
+        .await?;
+        self.await_ack(client_id).await
+    }
+
+    /// Deletes message `target` and waits for the ack; returns `(seq, duplicate)`.
+    pub async fn delete(&mut self, client_id: &str, target: Seq) -> Result<(Seq, bool)> {
+        self.send_message(&ClientMessage::Delete {
+            client_id: client_id.into(),
+            target,
+        })
+        .await?;
+        self.await_ack(client_id).await
+    }
+
     /// Sends a message and waits for its ack; returns `(seq, duplicate)`. Other frames read
     /// meanwhile stay queued for the next read. An error frame for this send fails.
     pub async fn post(&mut self, client_id: &str, text: &str) -> Result<(Seq, bool)> {

@@ -317,19 +317,8 @@ async fn an_edited_or_deleted_messages_old_text_is_never_found() -> Result {
     let (mut a, _) = ann.join(&room.slug, None).await?;
     let (edited, _) = a.post("e1", "quokkaword before the edit").await?;
     let (deleted, _) = a.post("e2", "wombatword soon deleted").await?;
-    a.send_message(&ClientMessage::Edit {
-        client_id: "e3".into(),
-        target: edited,
-        text: "now it says platypusword".into(),
-    })
-    .await?;
-    a.await_ack("e3").await?;
-    a.send_message(&ClientMessage::Delete {
-        client_id: "e4".into(),
-        target: deleted,
-    })
-    .await?;
-    a.await_ack("e4").await?;
+    a.edit("e3", edited, "now it says platypusword").await?;
+    a.delete("e4", deleted).await?;
     let base = format!("/api/rooms/{}/search?q=", room.slug);
     assert!(search(&ann, &format!("{base}quokkaword"))
         .await?

@@ -377,19 +377,8 @@ async fn history_shows_edits_in_place_and_deletions_as_tombstones() -> Result {
     let (mut a, _) = alice.join(&room.slug, None).await?;
     let (kept, _) = a.post("k", "original").await?;
     let (gone, _) = a.post("g", "regrettable").await?;
-    a.send_message(&ClientMessage::Edit {
-        client_id: "k-edit".into(),
-        target: kept,
-        text: "improved".into(),
-    })
-    .await?;
-    a.await_ack("k-edit").await?;
-    a.send_message(&ClientMessage::Delete {
-        client_id: "g-del".into(),
-        target: gone,
-    })
-    .await?;
-    a.await_ack("g-del").await?;
+    a.edit("k-edit", kept, "improved").await?;
+    a.delete("g-del", gone).await?;
 
     let (_, joined) = alice.join(&room.slug, None).await?;
     let messages = joined.history.expect("page").messages;
@@ -716,12 +705,7 @@ async fn editing_or_deleting_another_users_message_is_forbidden() -> Result {
     }
 
     // The owner may delete a member's message; an edit of a missing message is not_found.
-    a.send_message(&ClientMessage::Delete {
-        client_id: "a-del".into(),
-        target: bobs,
-    })
-    .await?;
-    a.await_ack("a-del").await?;
+    a.delete("a-del", bobs).await?;
     b.send_message(&ClientMessage::Edit {
         client_id: "b-ghost".into(),
         target: 9_999,
@@ -1334,19 +1318,8 @@ async fn a_deleted_messages_words_are_gone_from_replays_as_well_as_from_pages() 
     let room = alice.new_room().await?;
     let (mut a, _) = alice.join(&room.slug, None).await?;
     let (secret, _) = a.post("s1", "my secret words").await?;
-    a.send_message(&ClientMessage::Edit {
-        client_id: "s2".into(),
-        target: secret,
-        text: "my edited secret".into(),
-    })
-    .await?;
-    a.await_ack("s2").await?;
-    a.send_message(&ClientMessage::Delete {
-        client_id: "s3".into(),
-        target: secret,
-    })
-    .await?;
-    a.await_ack("s3").await?;
+    a.edit("s2", secret, "my edited secret").await?;
+    a.delete("s3", secret).await?;
 
     // A replay from the very start carries the post and the edit, but not their text.
     let (_, replayed) = alice.join(&room.slug, Some(0)).await?;
