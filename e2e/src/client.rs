@@ -30,10 +30,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dc_session";
 
-/// A plain HTTP client with a bounded request time.
+/// A plain HTTP client with a bounded request time. It keeps no idle connections: sessions
+/// are shared between tests (statics), each test has its own tokio runtime, and a pooled
+/// connection belongs to the runtime that opened it — reused after that test ended, it fails
+/// with "dispatch task is gone". Loopback connections are cheap to open again.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(DEFAULT_TIMEOUT)
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap_or_default()
 }

@@ -69,6 +69,8 @@ impl Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(DEFAULT_TIMEOUT)
+                // As `client::http`: no connection outlives the test runtime that opened it.
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap_or_default(),
             base: server.url(),
