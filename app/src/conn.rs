@@ -28,11 +28,43 @@ pub const DEAD_AFTER_MS: Millis = 75_000;
 /// Message changes are written to the cache at most this often.
 const PERSIST_DEBOUNCE_MS: u32 = 250;
 
-struct Socket {
-    ws: WebSocket,
+/// A WebSocket and its handlers; dropping it detaches them and closes the socket.
+pub(crate) struct Socket {
+    pub(crate) ws: WebSocket,
     _on_open: Closure<dyn FnMut()>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    /// Opens a socket to `url` with these handlers (text frames only), or `None` if the
+    /// browser refuses the URL.
+    pub(crate) fn open(
+        url: &str,
+        on_open: impl FnMut() + 'static,
+        mut on_text: impl FnMut(&str) + 'static,
+        mut on_close: impl FnMut(u16, String) + 'static,
+    ) -> Option<Socket> {
+        let ws = WebSocket::new(url).ok()?;
+        let on_open = Closure::<dyn FnMut()>::new(on_open);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(text) = e.data().as_string() {
+                on_text(&text);
+            }
+        });
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+            on_close(e.code(), e.reason());
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Some(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
 }
 
 impl Drop for Socket {
@@ -103,13 +135,14 @@ impl Conn {
     }
 }
 
-fn drop_later(socket: Option<Socket>) {
+/// Drops a socket after the current handler returns (it may be one of the socket's own).
+pub(crate) fn drop_later(socket: Option<Socket>) {
     if let Some(socket) = socket {
         wasm_bindgen_futures::spawn_local(async move { drop(socket) });
     }
 }
 
-fn socket_url(slug: &str) -> String {
+pub(crate) fn socket_url(slug: &str) -> String {
     let location = web::window().location();
     let scheme = match location.protocol().as_deref() {
         Ok("https:") => "wss:",
@@ -265,6 +298,16 @@ impl RoomHandle {
         }
     }
 
+    /// Whether we are a global admin (rows offer what that allows).
+    pub fn set_admin(&self, admin: bool) {
+        {
+            let mut c = self.0.borrow_mut();
+            c.rows.set_admin(admin);
+            c.rows_built = None;
+        }
+        self.notify();
+    }
+
     /// Connects now, skipping any backoff wait.
     pub fn retry_now(&self) {
         self.reconnect_if_down();
@@ -276,43 +319,32 @@ impl RoomHandle {
         if c.closed || c.socket.is_some() || matches!(c.link, Link::Stopped(..)) {
             return;
         }
-        let ws = match WebSocket::new(&socket_url(&c.slug)) {
-            Ok(ws) => ws,
-            Err(_) => {
-                drop(c);
-                self.schedule_reconnect();
-                return;
-            }
+        let generation = c.generation.wrapping_add(1);
+        let (open, frame, closed) = (self.weak(), self.weak(), self.weak());
+        let Some(socket) = Socket::open(
+            &socket_url(&c.slug),
+            move || {
+                if let Some(h) = Self::upgrade(&open) {
+                    h.on_open(generation);
+                }
+            },
+            move |text| {
+                if let Some(h) = Self::upgrade(&frame) {
+                    h.on_frame(generation, text);
+                }
+            },
+            move |code, reason| {
+                if let Some(h) = Self::upgrade(&closed) {
+                    h.on_close(generation, code, reason);
+                }
+            },
+        ) else {
+            drop(c);
+            self.schedule_reconnect();
+            return;
         };
-        c.generation = c.generation.wrapping_add(1);
-        let generation = c.generation;
-        let weak = self.weak();
-        let on_open = Closure::<dyn FnMut()>::new(move || {
-            if let Some(h) = Self::upgrade(&weak) {
-                h.on_open(generation);
-            }
-        });
-        let weak = self.weak();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            if let (Some(text), Some(h)) = (e.data().as_string(), Self::upgrade(&weak)) {
-                h.on_frame(generation, &text);
-            }
-        });
-        let weak = self.weak();
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-            if let Some(h) = Self::upgrade(&weak) {
-                h.on_close(generation, e.code(), e.reason());
-            }
-        });
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        c.socket = Some(Socket {
-            ws,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        });
+        c.generation = generation;
+        c.socket = Some(socket);
         c.open = false;
         c.link = Link::Connecting;
         drop(c);

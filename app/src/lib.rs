@@ -23,6 +23,8 @@ pub mod components;
 #[cfg(target_arch = "wasm32")]
 pub mod conn;
 #[cfg(target_arch = "wasm32")]
+pub mod watch;
+#[cfg(target_arch = "wasm32")]
 pub mod web;
 
 /// Mounts the app on `<body>` and registers the service worker.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
-use shared::permissions::{allows, Action};
+use shared::permissions::{may, Action};
 use shared::protocol::{AnswerState, Author, MessageView, Millis, Role, Seq, Vote};
 
 /// Where a row stands with the room, as `data-status` shows it.
@@ -225,12 +225,23 @@ fn render(text: &str) -> Rc<str> {
 #[derive(Default)]
 pub struct RowCache {
     me: Option<(String, Role)>,
+    /// Whether we are a global admin, who may do everything in every room.
+    admin: bool,
     my_name: Option<String>,
     messages: HashMap<Seq, (Fingerprint, Rc<RowView>)>,
     sends: HashMap<String, (u8, Rc<RowView>)>,
 }
 
 impl RowCache {
+    /// Whether we are a global admin; rows offer what that allows.
+    pub fn set_admin(&mut self, admin: bool) {
+        if admin != self.admin {
+            self.admin = admin;
+            self.messages.clear();
+            self.sends.clear();
+        }
+    }
+
     /// Builds the rows for the room's current timeline.
     pub fn build(&mut self, room: &ClientRoom) -> Rc<Vec<Rc<RowView>>> {
         let me = room.me().map(|a| (a.id.clone(), a.role));
@@ -353,14 +364,15 @@ impl RowCache {
             edited: m.edited_at.is_some(),
             deleted: m.deleted,
             mine,
-            can_edit: !m.deleted && mine && allows(role, Action::EditOwn),
+            can_edit: !m.deleted && mine && may(role, self.admin, Action::EditOwn),
             can_delete: !m.deleted
-                && ((mine && allows(role, Action::DeleteOwn)) || allows(role, Action::DeleteAny)),
+                && ((mine && may(role, self.admin, Action::DeleteOwn))
+                    || may(role, self.admin, Action::DeleteAny)),
             status,
             pending: pending_view,
             answer: m.answer.as_ref().map(|a| {
                 let asker = me == Some(a.asker.as_str());
-                let manage = asker || allows(role, Action::ManageAnswers);
+                let manage = asker || may(role, self.admin, Action::ManageAnswers);
                 AnswerRow {
                     state: a.state,
                     version: a.version,
@@ -379,7 +391,7 @@ impl RowCache {
                     }),
                     can_stop: manage && a.state.is_active(),
                     can_regenerate: manage && !a.state.is_active() && !m.deleted,
-                    can_rate: allows(role, Action::Rate)
+                    can_rate: may(role, self.admin, Action::Rate)
                         && matches!(a.state, AnswerState::Done | AnswerState::Stopped),
                     tally: a.tally(),
                     mine: me.and_then(|id| a.votes.get(id).copied()),
@@ -389,8 +401,8 @@ impl RowCache {
             replies: m.replies.map(|r| (r.count, r.last_at)),
             in_thread: m.thread,
             pinned: m.pinned,
-            can_pin: !m.deleted && allows(role, Action::Pin),
-            can_react: !m.deleted && allows(role, Action::React),
+            can_pin: !m.deleted && may(role, self.admin, Action::Pin),
+            can_react: !m.deleted && may(role, self.admin, Action::React),
             mentions_me: !m.deleted
                 && self
                     .my_name
@@ -636,6 +648,18 @@ mod tests {
         );
         assert!(rows[0].can_react);
         assert!(!rows[0].can_pin, "members do not pin");
+    }
+
+    #[test]
+    fn a_global_admin_is_offered_deleting_and_pinning_anyones_message_as_the_server_allows() {
+        let r = room(vec![message(1, "bob", "spam")], vec![]);
+        let mut cache = RowCache::default();
+        let rows = cache.build(&r);
+        assert!(!rows[0].can_delete && !rows[0].can_pin, "a member may not");
+        cache.set_admin(true);
+        let rows = cache.build(&r);
+        assert!(rows[0].can_delete && rows[0].can_pin);
+        assert!(!rows[0].can_edit, "not even an admin edits another's words");
     }
 
     #[test]

@@ -571,6 +571,82 @@ async fn a_reply_in_a_thread_a_reaction_and_a_search_work_across_two_browsers() 
     Ok(())
 }
 
+/// A JavaScript expression: the unread and mention badges the room list shows for `slug`
+/// ("" when none, null when the room is not listed).
+fn badges_js(slug: &str) -> String {
+    format!(
+        r#"(() => {{
+            const a = document.querySelector('nav[aria-label="Rooms"] a[href="/r/{slug}"]');
+            if (!a) return null;
+            return Array.from(a.querySelectorAll('.badge')).map(b => b.textContent.trim()).join(' ');
+        }})()"#
+    )
+}
+
+#[tokio::test]
+async fn a_room_that_is_not_open_gets_its_unread_and_mention_badges_live() -> Result {
+    let f = two_people_in_a_room().await?;
+    // Alice opens a second room; the first one is now only in her room list.
+    let other = unique("Other Room");
+    field(&f.alice, "Room name")
+        .await?
+        .send_keys(&other)
+        .await?;
+    click_button(&f.alice, "Create room").await?;
+    let other_slug = shared::limits::slugify(&other);
+    f.alice
+        .wait_for(
+            "the new room to open",
+            &format!("return location.pathname === '/r/{other_slug}';"),
+        )
+        .await?;
+    wait_phase(&f.alice, &["live"]).await?;
+    assert_eq!(
+        f.alice
+            .eval(&format!("return {};", badges_js(&f.slug)))
+            .await?,
+        ""
+    );
+
+    // Bob writes in the first room. The room list only refreshes every minute: badges that
+    // show within the UI timeout came over the room's watch.
+    send_message(&f.bob, "are you there @Alice", true).await?;
+    send_message(&f.bob, "second one", true).await?;
+    f.alice
+        .wait_for(
+            "an unread badge of 2 and a mention badge of 1",
+            &format!("return {} === '2 @1';", badges_js(&f.slug)),
+        )
+        .await?;
+
+    // Reading the room clears its badges once she has moved on again.
+    f.alice
+        .find(&format!(
+            r#"nav[aria-label="Rooms"] a[href="/r/{}"]"#,
+            f.slug
+        ))
+        .await?
+        .click()
+        .await?;
+    wait_row(&f.alice, "second one", "sent", Duration::from_secs(20)).await?;
+    f.alice
+        .find(&format!(
+            r#"nav[aria-label="Rooms"] a[href="/r/{other_slug}"]"#
+        ))
+        .await?
+        .click()
+        .await?;
+    f.alice
+        .wait_for(
+            "no badges on the room she read",
+            &format!("return {} === '';", badges_js(&f.slug)),
+        )
+        .await?;
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
 /// Waits until the row showing `text` also shows `author` (the row's text includes its author).
 async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
     let script = format!(

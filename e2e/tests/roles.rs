@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use shared::moderation::http::{AdminUsers, AuditPage, MemberList};
 use shared::moderation::{Command, Invite};
 use shared::profile::Profile;
-use shared::protocol::http::CreateRoom;
+use shared::protocol::http::{CreateRoom, SearchResults};
 use shared::protocol::{close, ClientMessage, Role, RoomInfo, ServerMessage};
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
@@ -167,6 +167,8 @@ const EXPECTED: &[(&str, [bool; 5])] = &[
     ("post", [true, true, true, false, true]),
     ("edit_own", [true, true, true, false, true]),
     ("delete_own", [true, true, true, false, true]),
+    ("react", [true, true, true, false, true]),
+    ("pin", [true, true, false, false, true]),
     ("delete_any", [true, true, false, false, true]),
     ("kick", [true, true, false, false, true]),
     ("mute", [true, true, false, false, true]),
@@ -247,6 +249,19 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
         "delete_own",
         ok(answer(&mut a, &delete, "d1").await?, "delete")?,
     ));
+    let react = ClientMessage::React {
+        client_id: "r1".into(),
+        target: victim_seq,
+        emoji: "🎉".into(),
+        add: true,
+    };
+    results.push(("react", ok(answer(&mut a, &react, "r1").await?, "react")?));
+    let pin = ClientMessage::Pin {
+        client_id: "pin1".into(),
+        target: victim_seq,
+        pinned: true,
+    };
+    results.push(("pin", ok(answer(&mut a, &pin, "pin1").await?, "pin")?));
     let delete_any = ClientMessage::Delete {
         client_id: "d2".into(),
         target: victim_seq,
@@ -374,6 +389,18 @@ async fn a_banned_user_is_closed_and_cannot_rejoin_until_unbanned() -> Result {
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body.map(|b| b.code), Some(ErrorCode::Banned));
 
+    // Nor can they read the room another way: its search and a message in context are
+    // refused, and a search across their rooms leaves this one out without calling the
+    // results partial.
+    let (seq, _) = o.post("m1", "zebracorn sighting").await?;
+    let search = format!("/api/rooms/{}/search?q=zebracorn", room.slug);
+    expect_error(target.get(&search).await?, ErrorCode::Banned).await?;
+    let context = format!("/api/rooms/{}/context?seq={seq}", room.slug);
+    expect_error(target.get(&context).await?, ErrorCode::Banned).await?;
+    let everywhere: SearchResults = target.get("/api/search?q=zebracorn").await?.json().await?;
+    assert!(everywhere.hits.is_empty(), "{everywhere:?}");
+    assert!(!everywhere.partial, "{everywhere:?}");
+
     let unban = moderate(
         "unban",
         Command::Unban {
@@ -383,6 +410,8 @@ async fn a_banned_user_is_closed_and_cannot_rejoin_until_unbanned() -> Result {
     assert_eq!(answer(&mut o, &unban, "unban").await?, Outcome::Ok);
     let (again, _) = target.join(&room.slug, None).await?;
     again.close().await;
+    let found: SearchResults = target.get(&search).await?.json().await?;
+    assert_eq!(found.hits.len(), 1, "{found:?}");
     Ok(())
 }
 

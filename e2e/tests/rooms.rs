@@ -9,6 +9,7 @@ use e2e::{DevOptions, DevServer, Result, Session};
 use shared::protocol::http::{Context, RoomList, SearchResults};
 use shared::protocol::{ClientMessage, EventKind, Seq, ServerMessage, UnreadCounts};
 use shared::search::{MARK_END, MARK_START};
+use shared::unread::UnreadTracker;
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
 
@@ -248,6 +249,95 @@ async fn unread_counts_follow_one_users_reads_across_two_sessions() -> Result {
         })
         .await?;
     assert_eq!(read, Some(last - 1));
+    Ok(())
+}
+
+/// Reads a watch's frames into `tracker` until the counts change; returns the frames read,
+/// none of which may be a message.
+async fn watch_changes(watch: &mut RoomSocket, tracker: &mut UnreadTracker) -> Result {
+    let (_, before) = watch
+        .expect_until(DEFAULT_TIMEOUT, |m| tracker.apply(m).then_some(()))
+        .await?;
+    assert!(
+        before
+            .iter()
+            .all(|m| matches!(m, ServerMessage::Activity { .. })),
+        "a watch gets notices only, got {before:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_keeps_a_closed_rooms_unread_counts_live_and_equal_to_the_room_list() -> Result {
+    let ann = user("Ann").await?;
+    let bea = user("Bea").await?;
+    let room = ann.new_room().await?;
+    let (b, _) = bea.join(&room.slug, None).await?;
+    b.close().await;
+    let (mut a, _) = ann.join(&room.slug, None).await?;
+    let server_counts = || async {
+        Ok::<_, anyhow::Error>(unread_of(&bea.rooms().await?, &room.slug).map(|u| u.1))
+    };
+
+    let mut watch = bea.connect(&room.slug).await?;
+    watch
+        .send_message(&ClientMessage::Watch {
+            protocol: shared::PROTOCOL_VERSION,
+        })
+        .await?;
+    let mut tracker = UnreadTracker::new(bea.user_id());
+    watch_changes(&mut watch, &mut tracker).await?;
+    assert_eq!(tracker.counts(), Some(UnreadCounts::default()));
+
+    let (first, _) = a.post("m1", "hey @Bea, look").await?;
+    watch_changes(&mut watch, &mut tracker).await?;
+    let expected = UnreadCounts {
+        unread: 1,
+        mentions: 1,
+    };
+    assert_eq!(tracker.counts(), Some(expected));
+    assert_eq!(server_counts().await?, Some(expected));
+
+    // A thread-only reply is not in the timeline: nothing changes; the next message does.
+    reply(&mut a, "r1", first, "in a thread", false).await?;
+    a.post("m2", "plain").await?;
+    watch_changes(&mut watch, &mut tracker).await?;
+    let expected = UnreadCounts {
+        unread: 2,
+        mentions: 1,
+    };
+    assert_eq!(tracker.counts(), Some(expected));
+    assert_eq!(server_counts().await?, Some(expected));
+
+    // Deleting the mention takes back both counts.
+    a.delete("d1", first).await?;
+    watch_changes(&mut watch, &mut tracker).await?;
+    let expected = UnreadCounts {
+        unread: 1,
+        mentions: 0,
+    };
+    assert_eq!(tracker.counts(), Some(expected));
+    assert_eq!(server_counts().await?, Some(expected));
+
+    // Reading in an open tab of the room clears the watch's counts.
+    let (mut tab, joined) = bea.join(&room.slug, None).await?;
+    tab.send_message(&ClientMessage::Read { seq: joined.head })
+        .await?;
+    watch_changes(&mut watch, &mut tracker).await?;
+    assert_eq!(tracker.counts(), Some(UnreadCounts::default()));
+    assert_eq!(server_counts().await?, Some(UnreadCounts::default()));
+
+    // A watch only listens: a send over it is refused and stores nothing.
+    watch.send("w1", "through the watch").await?;
+    let (code, _) = watch
+        .expect_until(DEFAULT_TIMEOUT, |m| match m {
+            ServerMessage::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(code, ErrorCode::InvalidFrame);
+    let (after, _) = a.post("m3", "still here").await?;
+    assert_eq!(after, joined.head + 1, "the watch's send was not stored");
     Ok(())
 }
 

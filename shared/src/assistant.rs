@@ -359,7 +359,9 @@ impl<S: RoomStore> Room<S> {
             version: 1,
             personalization: conn.personalization.clone(),
         });
+        let notify = self.activity(&answer, Vec::new(), None)?;
         let mut effects = vec![Effect::Broadcast(ServerMessage::Event { event: answer })];
+        effects.extend(notify);
         effects.extend(self.start_next(now)?);
         Ok(effects)
     }

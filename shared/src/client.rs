@@ -872,7 +872,10 @@ impl ClientRoom {
                 self.room = Some(room);
                 applied.messages_changed = true;
             }
-            ServerMessage::Applied { .. } | ServerMessage::Pong {} | ServerMessage::Unknown => {}
+            ServerMessage::Applied { .. }
+            | ServerMessage::Pong {}
+            | ServerMessage::Activity { .. }
+            | ServerMessage::Unknown => {}
         }
         applied
     }

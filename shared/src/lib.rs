@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod room;
 pub mod search;
+pub mod unread;
 
 pub use error::{ChatError, ErrorCode};
 pub use protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};

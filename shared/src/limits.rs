@@ -129,7 +129,8 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
         | ClientMessage::Pins {}
         | ClientMessage::Members {}
         | ClientMessage::Typing {}
-        | ClientMessage::Ping {} => Ok(()),
+        | ClientMessage::Ping {}
+        | ClientMessage::Watch { .. } => Ok(()),
     }
 }
 

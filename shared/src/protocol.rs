@@ -147,6 +147,13 @@ pub enum ClientMessage {
     /// Keep-alive. Sent as the exact text [`PING_FRAME`], which the runtime answers with
     /// [`PONG_FRAME`] without waking a hibernating room.
     Ping {},
+    /// First frame of a connection that only follows the room's unread counts (for a room
+    /// list): answered with [`ServerMessage::Unread`], then [`ServerMessage::Activity`] for
+    /// each message posted or deleted. A watcher is not present and gets no messages.
+    Watch {
+        /// The client's [`PROTOCOL_VERSION`].
+        protocol: u32,
+    },
     /// A privileged command (kick, ban, mute, role change, room settings). Answered by
     /// [`ServerMessage::Applied`] or an error carrying the same `client_id`; not sequenced.
     Moderate {
@@ -317,6 +324,22 @@ pub enum ServerMessage {
         /// The room's entry now.
         room: RoomInfo,
     },
+    /// To watching connections: a message that counts for unread counts was posted, or one
+    /// was deleted ([`crate::client::UnreadTracker`] keeps the counts from these).
+    Activity {
+        /// The message.
+        seq: Seq,
+        /// Its author's user id.
+        by: String,
+        /// Whether it shows in the timeline (not a thread-only reply).
+        main: bool,
+        /// User ids it mentions.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
+        /// The message was deleted (it no longer counts).
+        #[serde(default, skip_serializing_if = "is_false")]
+        removed: bool,
+    },
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
     Unknown,
 }
@@ -367,6 +390,11 @@ impl<'de> Deserialize<'de> for ServerMessage {
             counts: Option<UnreadCounts>,
             role: Option<Role>,
             muted_until: Option<Millis>,
+            by: Option<String>,
+            main: Option<bool>,
+            mentions: Option<Vec<String>>,
+            #[serde(default)]
+            removed: bool,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind.as_str() {
@@ -446,6 +474,13 @@ impl<'de> Deserialize<'de> for ServerMessage {
             },
             "room_updated" => ServerMessage::RoomUpdated {
                 room: required(f.room, "room")?,
+            },
+            "activity" => ServerMessage::Activity {
+                seq: required(f.seq, "seq")?,
+                by: required(f.by, "by")?,
+                main: required(f.main, "main")?,
+                mentions: f.mentions.unwrap_or_default(),
+                removed: f.removed,
             },
             _ => ServerMessage::Unknown,
         })
@@ -1472,6 +1507,20 @@ mod tests {
                 member: member.clone(),
             },
             ServerMessage::RoomUpdated { room: room.clone() },
+            ServerMessage::Activity {
+                seq: 9,
+                by: "u".into(),
+                main: true,
+                mentions: vec!["v".into()],
+                removed: false,
+            },
+            ServerMessage::Activity {
+                seq: 9,
+                by: "u".into(),
+                main: false,
+                mentions: vec![],
+                removed: true,
+            },
         ];
         for frame in frames {
             let json = serde_json::to_string(&frame).unwrap();

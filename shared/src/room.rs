@@ -71,6 +71,8 @@ pub trait RoomStore {
     fn members(&self, limit: usize) -> Result<Vec<Member>, Self::Error>;
     /// Records that message `seq` mentions these users.
     fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> Result<(), Self::Error>;
+    /// The users message `seq` mentions.
+    fn mentioned(&self, seq: Seq) -> Result<Vec<String>, Self::Error>;
     /// A member's read position.
     fn read_position(&self, user_id: &str) -> Result<Option<Seq>, Self::Error>;
     /// Sets a member's read position.
@@ -110,6 +112,10 @@ pub struct Conn {
     pub author: Author,
     /// Whether the connection completed the hello and receives broadcasts.
     pub joined: bool,
+    /// Whether the connection only watches unread counts ([`ClientMessage::Watch`]): it gets
+    /// [`Effect::Notify`] frames instead of broadcasts and is not present.
+    #[serde(default)]
+    pub watching: bool,
     /// The user's preferences for the assistant's answers to them.
     #[serde(default)]
     pub personalization: Personalization,
@@ -127,6 +133,7 @@ impl Conn {
         Conn {
             author,
             joined: false,
+            watching: false,
             admin: false,
             avatar: None,
             personalization: Personalization::default(),
@@ -204,6 +211,12 @@ pub enum Effect {
     Log(String),
     /// Send to every joined connection of this user (their other tabs and devices too).
     ToUser(String, ServerMessage),
+    /// The connection completed a watch: mark it watching.
+    Watching,
+    /// Send to every watching connection.
+    Notify(ServerMessage),
+    /// Send to every watching connection of this user.
+    NotifyUser(String, ServerMessage),
     /// A user joined the room for the first time: record the membership outside the room
     /// (the directory's list of each user's rooms, for cross-room search and unread counts).
     NewMember(Member),
@@ -250,6 +263,41 @@ pub struct Room<S> {
     pub(crate) info: RoomInfo,
     pub(crate) head: Seq,
     pub(crate) assistant: Assistant,
+}
+
+/// What a refused or failed frame sends back (and logs).
+fn failure_effects(failure: Failure, client_id: Option<String>) -> Vec<Effect> {
+    match failure {
+        Failure::Refused(err) => vec![error_reply(err, client_id)],
+        Failure::Storage(detail) => vec![
+            Effect::Log(detail),
+            error_reply(
+                ChatError::new(
+                    ErrorCode::Internal,
+                    "The room could not complete that; please try again.",
+                ),
+                client_id,
+            ),
+        ],
+    }
+}
+
+/// The refusal of a hello or watch that speaks another protocol version, if it does.
+fn protocol_mismatch(protocol: u32) -> Option<Vec<Effect>> {
+    (protocol != PROTOCOL_VERSION).then(|| {
+        vec![
+            error_reply(
+                ChatError::new(
+                    ErrorCode::UnsupportedProtocol,
+                    format!(
+                        "This room speaks protocol {PROTOCOL_VERSION}, the app sent {protocol}; reload the page."
+                    ),
+                ),
+                None,
+            ),
+            Effect::Close(close::UNSUPPORTED_PROTOCOL, ErrorCode::UnsupportedProtocol),
+        ]
+    })
 }
 
 fn error_reply(err: ChatError, client_id: Option<String>) -> Effect {
@@ -329,17 +377,40 @@ impl<S: RoomStore> Room<S> {
             Err(err) => return vec![error_reply(err, None)],
         };
 
-        if !conn.joined && !matches!(message, ClientMessage::Hello { .. }) {
-            return vec![
-                error_reply(
+        if conn.watching {
+            // A watcher only listens; its keep-alive is answered by the runtime.
+            return match message {
+                ClientMessage::Ping {} => vec![Effect::Reply(ServerMessage::Pong {})],
+                _ => vec![error_reply(
                     ChatError::new(
                         ErrorCode::InvalidFrame,
-                        "The first frame on a connection must be a hello.",
+                        "This connection watches unread counts only; open the room to take part.",
                     ),
                     None,
-                ),
-                Effect::Close(close::INVALID_HANDSHAKE, ErrorCode::InvalidFrame),
-            ];
+                )],
+            };
+        }
+        if !conn.joined {
+            match message {
+                ClientMessage::Hello { .. } => {}
+                ClientMessage::Watch { protocol } => {
+                    return self
+                        .watch(conn, protocol)
+                        .unwrap_or_else(|failure| failure_effects(failure, None))
+                }
+                _ => {
+                    return vec![
+                        error_reply(
+                            ChatError::new(
+                                ErrorCode::InvalidFrame,
+                                "The first frame on a connection must be a hello or a watch.",
+                            ),
+                            None,
+                        ),
+                        Effect::Close(close::INVALID_HANDSHAKE, ErrorCode::InvalidFrame),
+                    ];
+                }
+            }
         }
 
         let client_id = match &message {
@@ -361,20 +432,21 @@ impl<S: RoomStore> Room<S> {
             }
         }
 
-        match self.handle(conn, message, now, present) {
-            Ok(effects) => effects,
-            Err(Failure::Refused(err)) => vec![error_reply(err, client_id)],
-            Err(Failure::Storage(detail)) => vec![
-                Effect::Log(detail),
-                error_reply(
-                    ChatError::new(
-                        ErrorCode::Internal,
-                        "The room could not complete that; please try again.",
-                    ),
-                    client_id,
-                ),
-            ],
+        self.handle(conn, message, now, present)
+            .unwrap_or_else(|failure| failure_effects(failure, client_id))
+    }
+
+    /// A connection's first frame asked to watch unread counts: its counts now, then
+    /// [`ServerMessage::Activity`] as messages come and go.
+    fn watch(&self, conn: &Conn, protocol: u32) -> Result<Vec<Effect>, Failure> {
+        if let Some(refusal) = protocol_mismatch(protocol) {
+            return Ok(refusal);
         }
+        let (read, counts) = self.unread(&conn.author.id)?;
+        Ok(vec![
+            Effect::Watching,
+            Effect::Reply(ServerMessage::Unread { read, counts }),
+        ])
     }
 
     fn handle(
@@ -386,19 +458,8 @@ impl<S: RoomStore> Room<S> {
     ) -> Result<Vec<Effect>, Failure> {
         match message {
             ClientMessage::Hello { protocol, after } => {
-                if protocol != PROTOCOL_VERSION {
-                    return Ok(vec![
-                        error_reply(
-                            ChatError::new(
-                                ErrorCode::UnsupportedProtocol,
-                                format!(
-                                    "This room speaks protocol {PROTOCOL_VERSION}, the app sent {protocol}; reload the page."
-                                ),
-                            ),
-                            None,
-                        ),
-                        Effect::Close(close::UNSUPPORTED_PROTOCOL, ErrorCode::UnsupportedProtocol),
-                    ]);
+                if let Some(refusal) = protocol_mismatch(protocol) {
+                    return Ok(refusal);
                 }
                 let mut present = present();
                 let me = conn.member();
@@ -561,6 +622,10 @@ impl<S: RoomStore> Room<S> {
                 name: conn.author.name.clone(),
             })]),
             ClientMessage::Ping {} => Ok(vec![Effect::Reply(ServerMessage::Pong {})]),
+            ClientMessage::Watch { .. } => Err(refused(
+                ErrorCode::InvalidFrame,
+                "This connection already joined the room; a watch must be a connection's first frame.",
+            )),
             ClientMessage::Moderate { client_id, command } => {
                 let mut effects = vec![Effect::Reply(ServerMessage::Applied { client_id })];
                 effects.extend(self.command(conn, command, now)?);
@@ -702,11 +767,14 @@ impl<S: RoomStore> Room<S> {
         }
         let (read, counts) = self.unread(user)?;
         let frame = ServerMessage::Unread { read, counts };
-        Ok(vec![if moved {
-            Effect::ToUser(user.clone(), frame)
+        Ok(if moved {
+            vec![
+                Effect::NotifyUser(user.clone(), frame.clone()),
+                Effect::ToUser(user.clone(), frame),
+            ]
         } else {
-            Effect::Reply(frame)
-        }])
+            vec![Effect::Reply(frame)]
+        })
     }
 
     /// Appends `count` messages made by `make(n)` straight to the store, as sends would store
@@ -733,16 +801,16 @@ impl<S: RoomStore> Room<S> {
         Ok(self.head)
     }
 
-    /// Records who a newly posted or edited text mentions.
-    fn record_mentions(&mut self, event: &Event) -> Result<(), Failure> {
+    /// Records who a newly posted or edited text mentions, and returns them.
+    fn record_mentions(&mut self, event: &Event) -> Result<Vec<String>, Failure> {
         let (seq, text) = match &event.kind {
             EventKind::Message { text } | EventKind::Reply { text, .. } => (event.seq, text),
             EventKind::Edit { target, text } => (*target, text),
-            _ => return Ok(()),
+            _ => return Ok(Vec::new()),
         };
         // Most messages mention nobody: skip the member lookup for them.
         if !text.contains('@') {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let members = self.store.members(usize::MAX).map_err(Failure::storage)?;
         let mentioned: Vec<&str> = crate::mentions::find_mentions(text, &members)
@@ -754,7 +822,49 @@ impl<S: RoomStore> Room<S> {
                 .add_mentions(seq, &mentioned)
                 .map_err(Failure::storage)?;
         }
-        Ok(())
+        Ok(mentioned.into_iter().map(str::to_owned).collect())
+    }
+
+    /// What watchers hear of `event`: a message that counts toward unread counts arrived, or
+    /// one that did (`removed`, the deleted message as it was) went away.
+    pub(crate) fn activity(
+        &self,
+        event: &Event,
+        mentioned: Vec<String>,
+        removed: Option<&MessageView>,
+    ) -> Result<Option<Effect>, Failure> {
+        let activity = match (&event.kind, removed) {
+            (EventKind::Message { .. }, _) => ServerMessage::Activity {
+                seq: event.seq,
+                by: event.author.id.clone(),
+                main: true,
+                mentions: mentioned,
+                removed: false,
+            },
+            (EventKind::Reply { also_in_room, .. }, _) => ServerMessage::Activity {
+                seq: event.seq,
+                by: event.author.id.clone(),
+                main: *also_in_room,
+                mentions: mentioned,
+                removed: false,
+            },
+            (EventKind::Answer { thread, .. }, _) => ServerMessage::Activity {
+                seq: event.seq,
+                by: event.author.id.clone(),
+                main: thread.is_none(),
+                mentions: Vec::new(),
+                removed: false,
+            },
+            (EventKind::Delete { target }, Some(message)) => ServerMessage::Activity {
+                seq: *target,
+                by: message.author.id.clone(),
+                main: message.thread.is_none() || message.also_in_room,
+                mentions: self.store.mentioned(*target).map_err(Failure::storage)?,
+                removed: true,
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(Effect::Notify(activity)))
     }
 
     fn mutate(
@@ -791,6 +901,7 @@ impl<S: RoomStore> Room<S> {
             }
         }
         let mut moderated = None;
+        let mut target_message = None;
         let target = match &kind {
             EventKind::Edit { target, .. }
             | EventKind::Delete { target }
@@ -800,7 +911,7 @@ impl<S: RoomStore> Room<S> {
             _ => None,
         };
         if let Some(target) = &target {
-            let target_message = self
+            let message = self
                 .store
                 .message(*target)
                 .map_err(Failure::storage)?
@@ -811,12 +922,12 @@ impl<S: RoomStore> Room<S> {
                         format!("Message {target} does not exist or was deleted."),
                     ))
                 })?;
-            let own = target_message.author.id == author.id;
+            let own = message.author.id == author.id;
             let permitted = !matches!(kind, EventKind::Edit { .. } | EventKind::Delete { .. })
                 || own
                 || (matches!(kind, EventKind::Delete { .. }) && conn.may(Action::DeleteAny));
             if !own && matches!(kind, EventKind::Delete { .. }) {
-                moderated = Some(target_message.author.id.clone());
+                moderated = Some(message.author.id.clone());
             }
             if !permitted {
                 return Err(Failure::Refused(ChatError::new(
@@ -824,6 +935,7 @@ impl<S: RoomStore> Room<S> {
                     "You can only change your own messages.",
                 )));
             }
+            target_message = Some(message);
         }
         let event = Event {
             seq: self.head + 1,
@@ -834,7 +946,8 @@ impl<S: RoomStore> Room<S> {
         };
         self.store.append(&event).map_err(Failure::storage)?;
         self.head = event.seq;
-        self.record_mentions(&event)?;
+        let mentioned = self.record_mentions(&event)?;
+        let notify = self.activity(&event, mentioned, target_message.as_ref())?;
         if let (Some(target_id), EventKind::Delete { target }) = (moderated, &event.kind) {
             self.audit(
                 conn,
@@ -844,14 +957,16 @@ impl<S: RoomStore> Room<S> {
                 now,
             )?;
         }
-        Ok(vec![
+        let mut effects = vec![
             Effect::Reply(ServerMessage::Ack {
                 client_id,
                 seq: event.seq,
                 duplicate: false,
             }),
             Effect::Broadcast(ServerMessage::Event { event }),
-        ])
+        ];
+        effects.extend(notify);
+        Ok(effects)
     }
 }
 
@@ -906,6 +1021,17 @@ impl<S: RoomStore> Room<S> {
         };
         conn.author.role = record.role;
         Ok(effects)
+    }
+
+    /// Whether `user_id` may read the room's messages outside a connection (search, a
+    /// message in context): not if they are banned from it.
+    pub fn may_read(&self, user_id: &str) -> Result<(), Failure> {
+        match self.store.member(user_id).map_err(Failure::storage)? {
+            Some(record) if record.banned => {
+                Err(refused(ErrorCode::Banned, "You are banned from this room."))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Makes `conn`'s user a member: the owner if they created the room.
@@ -1476,6 +1602,15 @@ pub mod memory {
             let mut members = self.members.clone();
             members.sort_by_key(|m| std::cmp::Reverse(m.1));
             Ok(members.into_iter().take(limit).map(|(m, _)| m).collect())
+        }
+
+        fn mentioned(&self, seq: Seq) -> Result<Vec<String>, Infallible> {
+            Ok(self
+                .mentions
+                .iter()
+                .filter(|(_, s)| *s == seq)
+                .map(|(id, _)| id.clone())
+                .collect())
         }
 
         fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> Result<(), Infallible> {
@@ -2290,15 +2425,16 @@ mod tests {
             )
         );
         let effects = f.frame(&bob, serde_json::json!({"type":"read","seq":2}));
+        let counts = ServerMessage::Unread {
+            read: 2,
+            counts: UnreadCounts::default(),
+        };
         assert_eq!(
             effects,
-            vec![Effect::ToUser(
-                "bob".into(),
-                ServerMessage::Unread {
-                    read: 2,
-                    counts: UnreadCounts::default()
-                }
-            )]
+            vec![
+                Effect::NotifyUser("bob".into(), counts.clone()),
+                Effect::ToUser("bob".into(), counts)
+            ]
         );
         // Going back is a no-op answered to the asking connection only.
         let effects = f.frame(&bob, serde_json::json!({"type":"read","seq":1}));
@@ -2325,6 +2461,130 @@ mod tests {
             serde_json::json!({"type":"delete","client_id":"d","target":1}),
         );
         assert_eq!(f.room.unread("bob").unwrap().1, UnreadCounts::default());
+    }
+
+    fn notices(effects: &[Effect]) -> Vec<&ServerMessage> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_watch_gets_the_counts_and_then_only_notices_of_what_changes_them() {
+        let mut f = Fixture::new();
+        let mut bob = conn("bob", Role::Member);
+        bob.joined = false;
+        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "before");
+        let mut watcher = conn("bob", Role::Member);
+        watcher.joined = false;
+        let effects = f.frame(&watcher, serde_json::json!({"type":"watch","protocol":1}));
+        assert_eq!(
+            effects,
+            vec![
+                Effect::Watching,
+                Effect::Reply(ServerMessage::Unread {
+                    read: 0,
+                    counts: UnreadCounts {
+                        unread: 1,
+                        mentions: 0
+                    }
+                })
+            ]
+        );
+        // Not a join: no welcome, no history, no presence, no membership.
+        assert!(!effects.iter().any(|e| matches!(
+            e,
+            Effect::Joined | Effect::NewMember(_) | Effect::Broadcast(_)
+        )));
+
+        let posted = f.send(&ann, "b", "hi @bob");
+        assert_eq!(
+            notices(&posted),
+            vec![&ServerMessage::Activity {
+                seq: 2,
+                by: "ann".into(),
+                main: true,
+                mentions: vec!["bob".into()],
+                removed: false,
+            }]
+        );
+        let thread_only = reply(&mut f, &ann, "r", 1, false);
+        assert!(matches!(
+            notices(&thread_only).as_slice(),
+            [ServerMessage::Activity {
+                seq: 3,
+                main: false,
+                ..
+            }]
+        ));
+        // Reactions, edits and typing change no counts: watchers hear nothing of them.
+        assert!(notices(&react(&mut f, &ann, "e", 1, true)).is_empty());
+        let edit = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"ed","target":1,"text":"after"}),
+        );
+        assert!(notices(&edit).is_empty());
+    }
+
+    #[test]
+    fn deleting_a_message_tells_watchers_whose_it_was_and_whom_it_mentioned() {
+        let mut f = Fixture::new();
+        let mut bob = conn("bob", Role::Member);
+        bob.joined = false;
+        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        let ann = conn("ann", Role::Member);
+        f.send(&ann, "a", "@bob look");
+        let deleted = f.frame(
+            &conn("mod", Role::Moderator),
+            serde_json::json!({"type":"delete","client_id":"d","target":1}),
+        );
+        assert_eq!(
+            notices(&deleted),
+            vec![&ServerMessage::Activity {
+                seq: 1,
+                by: "ann".into(),
+                main: true,
+                mentions: vec!["bob".into()],
+                removed: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_watcher_only_listens_and_a_joined_connection_cannot_turn_into_one() {
+        let mut f = Fixture::new();
+        let mut watcher = conn("bob", Role::Member);
+        watcher.joined = false;
+        f.frame(&watcher, serde_json::json!({"type":"watch","protocol":1}));
+        watcher.watching = true;
+        assert_eq!(
+            error_of(&f.send(&watcher, "a", "sneaky")),
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(f.room.head(), 0);
+        assert_eq!(
+            f.frame(&watcher, serde_json::json!({"type":"ping"})),
+            vec![Effect::Reply(ServerMessage::Pong {})]
+        );
+        let joined = conn("ann", Role::Member);
+        assert_eq!(
+            error_of(&f.frame(&joined, serde_json::json!({"type":"watch","protocol":1}))),
+            ErrorCode::InvalidFrame
+        );
+        // A watch in another protocol version is refused and closed, like a hello.
+        let mut old = conn("cy", Role::Member);
+        old.joined = false;
+        let effects = f.frame(&old, serde_json::json!({"type":"watch","protocol":0}));
+        assert!(effects.contains(&Effect::Close(
+            close::UNSUPPORTED_PROTOCOL,
+            ErrorCode::UnsupportedProtocol
+        )));
     }
 
     #[test]
@@ -2408,6 +2668,9 @@ mod tests {
             }
             fn members(&self, _: usize) -> Result<Vec<Member>, &'static str> {
                 Ok(vec![])
+            }
+            fn mentioned(&self, _: Seq) -> Result<Vec<String>, &'static str> {
+                Err("disk full")
             }
             fn add_mentions(&mut self, _: Seq, _: &[&str]) -> Result<(), &'static str> {
                 Ok(())
@@ -2629,6 +2892,22 @@ mod tests {
         let err = f.room.admit(&mut again, "owner", 5).unwrap_err();
         assert_eq!(err.into_error().0.code, ErrorCode::Banned);
         let err = f.room.join(&ann, "owner", None, 5).unwrap_err();
+        assert_eq!(err.into_error().0.code, ErrorCode::Banned);
+    }
+
+    #[test]
+    fn a_banned_user_may_not_read_the_room_outside_a_connection_and_others_may() {
+        let (mut f, owner, _, _) = moderated();
+        assert!(f.room.may_read("ann").is_ok());
+        assert!(f.room.may_read("never-joined").is_ok());
+        f.command(
+            &owner,
+            Command::Ban {
+                user_id: "ann".into(),
+            },
+        )
+        .unwrap();
+        let err = f.room.may_read("ann").unwrap_err();
         assert_eq!(err.into_error().0.code, ErrorCode::Banned);
     }
 

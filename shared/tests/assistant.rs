@@ -138,7 +138,12 @@ impl Harness {
                         }
                     }
                 }
-                Effect::BroadcastOthers(_) | Effect::ToUser(..) | Effect::NewMember(_) => {}
+                Effect::BroadcastOthers(_)
+                | Effect::ToUser(..)
+                | Effect::NewMember(_)
+                | Effect::Notify(_)
+                | Effect::NotifyUser(..) => {}
+                Effect::Watching => panic!("no watchers in this simulation"),
                 Effect::Joined => self.clients[from.unwrap()].conn.joined = true,
                 Effect::Generate {
                     gen,

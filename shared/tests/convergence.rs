@@ -271,7 +271,8 @@ impl Sim {
                             }
                         }
                     }
-                    Effect::NewMember(_) => {}
+                    // No connection here watches counts.
+                    Effect::NewMember(_) | Effect::Notify(_) | Effect::NotifyUser(..) => {}
                     Effect::Close(code, _) | Effect::CloseUser(_, code, _) => {
                         panic!("unexpected close {code}")
                     }

@@ -1,11 +1,12 @@
 //! The root: session, routing, room list, layout.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use shared::protocol::http::RoomUnread;
-use shared::protocol::http::SessionInfo;
-use shared::protocol::RoomInfo;
+use shared::protocol::http::{RoomUnread, SessionInfo};
+use shared::protocol::{RoomInfo, UnreadCounts};
+use shared::unread::RoomCounts;
 use yew::prelude::*;
 
 use crate::api;
@@ -17,6 +18,7 @@ use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
 use crate::components::sidebar::{link_click, Sidebar};
 use crate::route::Route;
+use crate::watch::Watchers;
 use crate::web;
 use shared::auth::LoginError;
 
@@ -49,17 +51,45 @@ fn current_route() -> Route {
     Route::parse(&web::window().location().pathname().unwrap_or_default())
 }
 
-/// The whole app.
-/// How often the room list (and its unread counts) is refreshed while the app is open.
-const UNREAD_REFRESH_MS: u32 = 15_000;
+/// How often the room list is refreshed while the app is open. Unread counts are live through
+/// the rooms' watches; the list brings new rooms, activity times, and counts for rooms whose
+/// watch is down.
+const ROOM_LIST_REFRESH_MS: u32 = 60_000;
 
+enum CountsChange {
+    Listed(Vec<RoomUnread>),
+    Live(String, Option<UnreadCounts>),
+}
+
+#[derive(Default, PartialEq)]
+struct Counts(RoomCounts);
+
+impl Reducible for Counts {
+    type Action = CountsChange;
+
+    fn reduce(self: Rc<Self>, action: CountsChange) -> Rc<Self> {
+        let mut counts = self.0.clone();
+        match action {
+            CountsChange::Listed(listed) => counts.set_listed(listed),
+            CountsChange::Live(slug, live) => counts.set_live(&slug, live),
+        }
+        if counts == self.0 {
+            self
+        } else {
+            Rc::new(Counts(counts))
+        }
+    }
+}
+
+/// The whole app.
 #[function_component]
 pub fn App() -> Html {
     let session = use_state(|| Session::Loading);
     let route = use_state(current_route);
     let rooms = use_state(|| Rc::new(Vec::<RoomInfo>::new()));
     let rooms_error = use_state(|| None::<AttrValue>);
-    let unread = use_state(|| Rc::new(Vec::<RoomUnread>::new()));
+    let unread = use_reducer(Counts::default);
+    let watchers = use_mut_ref(|| None::<Watchers>);
     let sidebar_open = use_state(|| false);
     let login_error = use_state(take_login_error);
     let admin = use_state(|| false);
@@ -114,7 +144,7 @@ pub fn App() -> Html {
                 match api::rooms().await {
                     Ok(list) => {
                         rooms.set(Rc::new(list.rooms));
-                        unread.set(Rc::new(list.unread));
+                        unread.dispatch(CountsChange::Listed(list.unread));
                         rooms_error.set(None);
                     }
                     Err(e) if e.status == 401 => session.set(Session::Anonymous(None)),
@@ -133,17 +163,52 @@ pub fn App() -> Html {
         });
     }
     {
-        // Unread counts of rooms that are not open come from the room list; refresh it while
-        // the app is open (the open room's own counts arrive over its socket).
+        // Refresh the room list while the app is open.
         let refresh_rooms = refresh_rooms.clone();
         let ready = matches!(*session, Session::Ready(_));
         use_effect_with(ready, move |ready| {
             let timer = ready.then(|| {
-                gloo_timers::callback::Interval::new(UNREAD_REFRESH_MS, move || {
+                gloo_timers::callback::Interval::new(ROOM_LIST_REFRESH_MS, move || {
                     refresh_rooms.emit(())
                 })
             });
             move || drop(timer)
+        });
+    }
+
+    {
+        // Watch every joined room but the open one (whose socket carries its own counts).
+        let user_id = match &*session {
+            Session::Ready(info) => Some(info.user_id.clone()),
+            _ => None,
+        };
+        let open = match &*route {
+            Route::Room(slug) => Some(slug.clone()),
+            _ => None,
+        };
+        let wanted: BTreeSet<String> = unread
+            .0
+            .joined()
+            .filter(|slug| Some(*slug) != open.as_deref())
+            .map(str::to_owned)
+            .collect();
+        let dispatcher = unread.dispatcher();
+        use_effect_with((user_id, wanted), move |(user_id, wanted)| {
+            let mut watchers = watchers.borrow_mut();
+            let Some(me) = user_id else {
+                *watchers = None;
+                return;
+            };
+            // Another user signed in: their own counts, from new watches.
+            if watchers.as_ref().is_none_or(|w| w.me() != me) {
+                let on_counts = Callback::from(move |(slug, counts)| {
+                    dispatcher.dispatch(CountsChange::Live(slug, counts))
+                });
+                *watchers = Some(Watchers::new(me.clone(), on_counts));
+            }
+            if let Some(watchers) = watchers.as_mut() {
+                watchers.set(wanted.clone());
+            }
         });
     }
 
@@ -278,7 +343,7 @@ pub fn App() -> Html {
                 </nav>
             </header>
             <aside id="sidebar" class="sidebar">
-                <Sidebar rooms={(*rooms).clone()} unread={(*unread).clone()} error={(*rooms_error).clone()} current={slug.clone()}
+                <Sidebar rooms={(*rooms).clone()} unread={Rc::new(unread.0.shown())} error={(*rooms_error).clone()} current={slug.clone()}
                     on_navigate={on_navigate.clone()} {on_created} />
             </aside>
             <main class="main">

@@ -72,6 +72,10 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             move || handle.close()
         });
     }
+    {
+        let handle = (*handle).clone();
+        use_effect_with(props.admin, move |admin| handle.set_admin(*admin));
+    }
     let actions = {
         let h = (*handle).clone();
         let card = card.clone();

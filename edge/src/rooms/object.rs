@@ -495,6 +495,13 @@ impl ChatRoom {
             return Response::error("room not loaded", 500);
         };
         let slug = &request.room.slug;
+        if matches!(what, "search" | "context") {
+            match room.may_read(&request.user_id) {
+                Ok(()) => {}
+                Err(Failure::Refused(e)) => return refused(&e),
+                Err(f) => return Err(failure(f)),
+            }
+        }
         match what {
             "search" => {
                 let query = match search::parse_query(&request.query) {
@@ -561,6 +568,20 @@ impl ChatRoom {
             for slot in slots.values() {
                 if slot.conn.joined && slot.conn.author.id == user_id {
                     send(&slot.ws, message);
+                }
+            }
+        }
+    }
+
+    /// Sends one frame to every watching socket (of one user, if given), serialized once.
+    fn notify(&self, message: &ServerMessage, user_id: Option<&str>) {
+        let Ok(text) = serde_json::to_string(message) else {
+            return;
+        };
+        if let Some(slots) = self.slots.borrow().as_ref() {
+            for slot in slots.values() {
+                if slot.conn.watching && user_id.is_none_or(|u| slot.conn.author.id == u) {
+                    let _ = slot.ws.send_with_str(&text);
                 }
             }
         }
@@ -671,6 +692,9 @@ impl ChatRoom {
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
             Effect::ToUser(user_id, message) => self.send_to_user(&user_id, &message),
+            Effect::Watching => self.update_slot(from, |conn| conn.watching = true),
+            Effect::Notify(message) => self.notify(&message, None),
+            Effect::NotifyUser(user_id, message) => self.notify(&message, Some(&user_id)),
             Effect::CloseUser(user_id, code, reason) => {
                 self.close_matching(&CloseSockets {
                     session_id: None,
@@ -858,10 +882,20 @@ impl ChatRoom {
 
     /// Changes every connection of a user (and its attachment, so it survives hibernation).
     fn update_conns(&self, user_id: &str, change: impl Fn(&mut Conn)) {
+        self.update_slots(|_, conn| conn.author.id == user_id, change);
+    }
+
+    fn update_slot(&self, id: u64, change: impl Fn(&mut Conn)) {
+        self.update_slots(|slot, _| slot == id, change);
+    }
+
+    /// Changes the matching connections and keeps their attachments (which outlive
+    /// hibernation) in step.
+    fn update_slots(&self, matches: impl Fn(u64, &Conn) -> bool, change: impl Fn(&mut Conn)) {
         let mut slots = self.slots.borrow_mut();
         let Some(slots) = slots.as_mut() else { return };
         for (id, slot) in slots.iter_mut() {
-            if slot.conn.author.id == user_id {
+            if matches(*id, &slot.conn) {
                 change(&mut slot.conn);
                 if let Err(e) = slot.ws.serialize_attachment(&Attachment {
                     id: *id,

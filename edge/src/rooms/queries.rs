@@ -77,7 +77,8 @@ pub fn room_query(room: &RoomInfo, user_id: &str) -> RoomQuery {
 }
 
 /// Asks every room concurrently and returns the answers that came before the deadline, and the
-/// slugs of the rooms that did not answer (late or failed; failures are logged).
+/// slugs of the rooms that did not answer (late or failed; failures are logged). A room that
+/// refuses (the user is banned there) adds nothing and is not missing.
 pub async fn fan_out<T: DeserializeOwned>(
     env: &Env,
     what: &str,
@@ -88,21 +89,23 @@ pub async fn fan_out<T: DeserializeOwned>(
         let answer = Box::pin(ask::<T>(env, what, q));
         let timer = Box::pin(Delay::from(wait));
         match select(answer, timer).await {
-            Either::Left((Ok(answer), _)) => Ok(answer),
+            Either::Left((Ok(answer), _)) => Ok(Some(answer)),
             Either::Left((Err(Unanswered::Failed(e)), _)) => {
                 worker::console_error!("{what} in {} failed: {e}", q.room.slug);
                 Err(q.room.slug.clone())
             }
-            Either::Left((Err(Unanswered::Refused(_)), _)) | Either::Right(_) => {
-                Err(q.room.slug.clone())
-            }
+            // The room's answer is that this user gets nothing there (banned, say): not a
+            // missing answer.
+            Either::Left((Err(Unanswered::Refused(_)), _)) => Ok(None),
+            Either::Right(_) => Err(q.room.slug.clone()),
         }
     });
     let mut answers = Vec::new();
     let mut missing = Vec::new();
     for result in join_all(asks).await {
         match result {
-            Ok(answer) => answers.push(answer),
+            Ok(Some(answer)) => answers.push(answer),
+            Ok(None) => {}
             Err(slug) => missing.push(slug),
         }
     }

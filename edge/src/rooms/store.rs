@@ -123,6 +123,8 @@ const MIGRATIONS: &[&str] = &[
         target_id TEXT,
         detail TEXT NOT NULL
     );",
+    // watch: a deleted message's mentions, for the watchers of unread counts.
+    "CREATE INDEX mentions_by_seq ON mentions (seq);",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
@@ -670,6 +672,18 @@ impl RoomStore for SqlStore {
             )?
             .to_array()?;
         Ok(rows)
+    }
+
+    fn mentioned(&self, seq: Seq) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT user_id FROM mentions WHERE seq = ?", vec![int(seq)])?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.user_id).collect())
     }
 
     fn add_mentions(&mut self, seq: Seq, user_ids: &[&str]) -> worker::Result<()> {
