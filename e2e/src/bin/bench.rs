@@ -33,7 +33,10 @@
 //!   its triggers (`BENCH_NO_FTS`). `--search-sizes 100000,1000000` `--search-queries 200`
 //!   `--send-path-messages 2000`.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search` runs just those (all
+//! - watch: the steady load without and with 200 watching sockets (live unread counts): the
+//!   joined clients' delivery latency both ways, and send → watcher notice latency.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch` runs just those (all
 //! by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
@@ -97,10 +100,11 @@ enum Section {
     Browser,
     Assistant,
     Search,
+    Watch,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -108,6 +112,7 @@ impl Section {
         Section::Browser,
         Section::Assistant,
         Section::Search,
+        Section::Watch,
     ];
 
     fn name(self) -> &'static str {
@@ -119,6 +124,7 @@ impl Section {
             Section::Browser => "browser",
             Section::Assistant => "assistant",
             Section::Search => "search",
+            Section::Watch => "watch",
         }
     }
 
@@ -331,6 +337,21 @@ async fn run_all(
             joins.push(run_joins(&sessions, size, args.joins, args.seeders).await?);
         }
         report["join"] = json!(joins);
+    }
+
+    if args.runs(Section::Watch) {
+        say(format!(
+            "watch: {} clients at {} messages/s for {} s, with 0 and {WATCHERS} watchers",
+            args.steady_clients, args.steady_rate, args.steady_secs
+        ));
+        report["watch"] = run_watch(
+            &sessions,
+            args.steady_clients,
+            WATCHERS,
+            args.steady_rate,
+            args.steady_secs,
+        )
+        .await?;
     }
 
     if args.runs(Section::Assistant) {
@@ -615,6 +636,98 @@ async fn run_steady(
         "expected_deliveries": total * clients,
         "latency_ms": latency_json(latencies),
         "errors": errors,
+    }))
+}
+
+/// Watching sockets in the watch section (a room list's live unread counts: members who are
+/// elsewhere).
+const WATCHERS: usize = 200;
+
+/// The steady load twice, without and with `watchers` watching sockets on the room: what the
+/// watchers cost the joined clients' delivery, and how soon a watcher hears of a message.
+async fn run_watch(
+    sessions: &[Session],
+    clients: usize,
+    watchers: usize,
+    rate: f64,
+    secs: f64,
+) -> Result<serde_json::Value> {
+    let without = run_steady(sessions, clients, rate, secs).await?;
+
+    let room = sessions[0].new_room().await?;
+    let total = (rate * secs).round().max(1.0) as usize;
+    // The room is new and only the sender posts, so message n gets seq n + 1.
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let mut watching = Vec::new();
+    for w in 0..watchers {
+        let mut socket = sessions[w % sessions.len()].connect(&room.slug).await?;
+        socket
+            .send_message(&ClientMessage::Watch {
+                protocol: shared::PROTOCOL_VERSION,
+            })
+            .await?;
+        socket
+            .expect_until(Duration::from_secs(30), |m| {
+                matches!(m, ServerMessage::Unread { .. }).then_some(())
+            })
+            .await?;
+        watching.push(socket);
+    }
+    let readers: Vec<_> = watching
+        .into_iter()
+        .map(|mut socket| {
+            let sent_at = sent_at.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(total);
+                while latencies.len() < total {
+                    match socket.next_message(Duration::from_secs(30)).await {
+                        Ok(ServerMessage::Activity { seq, .. }) => {
+                            let sent = sent_at
+                                .get(seq.saturating_sub(1) as usize)
+                                .map_or(0, |t| t.load(Ordering::Relaxed));
+                            latencies.push(now_us().saturating_sub(sent));
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                socket.close().await;
+                latencies
+            })
+        })
+        .collect();
+
+    let expected = Arc::new(AtomicU64::new(total as u64));
+    let mut all = join_clients(sessions, &room.slug, clients, 0, expected).await?;
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sender = all
+        .first_mut()
+        .and_then(|c| c.sink.as_mut())
+        .context("no clients")?;
+    for n in 0..total {
+        interval.tick().await;
+        sent_at[n].store(now_us(), Ordering::Relaxed);
+        sender.send(bench_frame(0, n)?).await?;
+    }
+    let (latencies, _, errors) = collect(all).await?;
+    let mut notices = Vec::new();
+    for reader in readers {
+        notices.extend(reader.await.context("watcher task")?);
+    }
+    Ok(json!({
+        "without_watchers": without,
+        "with_watchers": {
+            "clients": clients,
+            "watchers": watchers,
+            "messages": total,
+            "deliveries": latencies.len(),
+            "latency_ms": latency_json(latencies),
+            "notices": notices.len(),
+            "expected_notices": total * watchers,
+            "notice_latency_ms": latency_json(notices),
+            "errors": errors,
+        },
     }))
 }
 
