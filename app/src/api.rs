@@ -2,7 +2,7 @@
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
-use shared::auth::{DevLogin, DeviceList, LoginOptions, Revoked};
+use shared::auth::{DevLogin, DeviceList, LoginOptions, Provider, Revoked};
 use shared::moderation::http::{
     AdminRooms, AdminUsers, AuditPage, InviteList, JoinRoom, MemberList, UpdateUser,
 };
@@ -190,6 +190,16 @@ pub async fn devices() -> Result<DeviceList, ApiError> {
 /// `DELETE /api/sessions/<id>`: signs one device out.
 pub async fn revoke(id: &str) -> Result<Revoked, ApiError> {
     call("DELETE", &format!("/api/sessions/{id}"), None).await
+}
+
+/// `DELETE /api/auth/identities/<provider>`: unlinks a provider; the session as it now is.
+pub async fn unlink(provider: Provider) -> Result<SessionInfo, ApiError> {
+    call(
+        "DELETE",
+        &format!("/api/auth/identities/{}", provider.as_str()),
+        None,
+    )
+    .await
 }
 
 /// `POST /api/sessions/revoke-others`: signs every other device out.

@@ -313,6 +313,59 @@ async fn an_unverified_email_is_never_linked_to_the_account_that_owns_it_but_a_v
 }
 
 #[tokio::test]
+async fn a_signed_in_account_links_a_second_provider_and_may_unlink_any_but_the_last() -> Result {
+    let s = oauth().await;
+    // Unverified emails, so no email rule can tie the identities together again.
+    let email = format!("{}@example.com", unique("linker"));
+    let on_github = FakeUser::verified("Linker", &email).unverified();
+    let mut browser = Browser::new(&s.server);
+    let first = browser.login("github", &on_github).await?;
+    // Signing in with another provider while signed in links it to this account.
+    let on_discord = FakeUser::verified("Linker", &email).unverified();
+    let linked = browser.login("discord", &on_discord).await?;
+    assert_eq!(linked.user_id, first.user_id);
+    assert_eq!(linked.providers, vec![Provider::Discord, Provider::Github]);
+
+    let unlink = |provider: &str| format!("/api/auth/identities/{provider}");
+    let response = browser
+        .request(reqwest::Method::DELETE, &unlink("github"))
+        .await?;
+    ensure!(response.status() == 200, "unlink: {}", response.status());
+    let after: shared::protocol::http::SessionInfo = response.json().await?;
+    assert_eq!(after.providers, vec![Provider::Discord]);
+
+    // The last way in, a provider that is not linked, and one that does not exist are refused.
+    let last = browser
+        .request(reqwest::Method::DELETE, &unlink("discord"))
+        .await?;
+    expect_error(last, ErrorCode::Conflict).await?;
+    let absent = browser
+        .request(reqwest::Method::DELETE, &unlink("google"))
+        .await?;
+    expect_error(absent, ErrorCode::NotFound).await?;
+    let unknown = browser
+        .request(reqwest::Method::DELETE, &unlink("myspace"))
+        .await?;
+    expect_error(unknown, ErrorCode::NotFound).await?;
+    assert_eq!(
+        browser.session_info().await?.providers,
+        vec![Provider::Discord]
+    );
+
+    // The unlinked GitHub identity no longer leads to this account.
+    let elsewhere = Browser::new(&s.server).login("github", &on_github).await?;
+    assert_ne!(elsewhere.user_id, first.user_id);
+    // A guest has no identities to unlink.
+    let guest = Session::create(&s.server, "Guest").await?;
+    let refused = guest
+        .request(reqwest::Method::DELETE, &unlink("github"))
+        .send()
+        .await?;
+    expect_error(refused, ErrorCode::Unauthorized).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_guest_who_signs_in_keeps_their_id_and_messages_and_the_old_guest_cookie_stops_working(
 ) -> Result {
     let s = oauth().await;

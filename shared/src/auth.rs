@@ -236,6 +236,33 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_ascii_lowercase()
 }
 
+/// Whether `which` may be unlinked from an account signed in with `linked`: it must be linked,
+/// and it must not be the last one (the account could never be signed into again).
+pub fn check_unlink(linked: &[Provider], which: Provider) -> Result<(), crate::ChatError> {
+    use crate::error::{ChatError, ErrorCode};
+    if !linked.contains(&which) {
+        return Err(ChatError::new(
+            ErrorCode::NotFound,
+            format!("{} is not linked to your account.", which.label()),
+        ));
+    }
+    if linked.len() == 1 {
+        return Err(ChatError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} is your only way to sign in; link another provider before unlinking it.",
+                which.label()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The provider a URL segment names (`local` included), if any.
+pub fn provider_named(name: &str) -> Option<Provider> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +329,25 @@ mod tests {
         assert!(!is_admin_email(list, "other@example.com", true));
         assert!(!is_admin_email(list, "", true));
         assert!(!is_admin_email("", "ops@example.com", true));
+    }
+
+    #[test]
+    fn a_linked_provider_may_be_unlinked_unless_it_is_the_last_way_to_sign_in() {
+        use crate::error::ErrorCode;
+        let both = [Provider::Github, Provider::Discord];
+        assert!(check_unlink(&both, Provider::Github).is_ok());
+        let err = check_unlink(&[Provider::Discord], Provider::Discord).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        let err = check_unlink(&both, Provider::Google).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert!(err.message.contains("Google"));
+    }
+
+    #[test]
+    fn a_provider_is_named_by_its_url_segment_and_nothing_else() {
+        assert_eq!(provider_named("github"), Some(Provider::Github));
+        assert_eq!(provider_named("local"), Some(Provider::Local));
+        assert_eq!(provider_named("GitHub"), None);
+        assert_eq!(provider_named("myspace"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The devices page: the account's signed-in sessions, with "sign out" for each other device
-//! and for all of them at once.
+//! and for all of them at once, and the providers it signs in with, to link or unlink.
 
-use shared::auth::Device;
+use shared::auth::{Device, Provider};
 use yew::prelude::*;
 
 use crate::{api, format, web};
@@ -117,6 +117,80 @@ pub fn DevicesPage(props: &DevicesPageProps) -> Html {
             if others {
                 <button type="button" onclick={revoke_others}>{ "Sign out all other devices" }</button>
             }
+            <SignInMethods />
+        </section>
+    }
+}
+
+/// The providers this account signs in with (each may be unlinked, but not the last one), and
+/// the configured ones it could link: signing in with one while signed in links it.
+#[function_component]
+fn SignInMethods() -> Html {
+    let linked = use_state(|| None::<Vec<Provider>>);
+    let offered = use_state(Vec::<Provider>::new);
+    let error = use_state(|| None::<String>);
+    {
+        let (linked, offered) = (linked.clone(), offered.clone());
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(options) = api::login_options().await {
+                    offered.set(options.providers);
+                }
+                if let Ok(session) = api::session().await {
+                    linked.set(Some(session.providers));
+                }
+            });
+        });
+    }
+    let Some(mine) = (*linked).clone() else {
+        return html! {};
+    };
+    let unlink = {
+        let (linked, error) = (linked.clone(), error.clone());
+        Callback::from(move |provider: Provider| {
+            let (linked, error) = (linked.clone(), error.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::unlink(provider).await {
+                    Ok(session) => {
+                        linked.set(Some(session.providers));
+                        error.set(None);
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        })
+    };
+    let mut shown = mine.clone();
+    shown.extend(offered.iter().filter(|p| !mine.contains(p)));
+    let last = mine.len() == 1;
+    html! {
+        <section class="sign-in-methods" aria-label="Sign-in methods">
+            <h2>{ "Sign-in methods" }</h2>
+            if let Some(message) = &*error {
+                <p class="field-error" role="alert">{ message }</p>
+            }
+            <ul>
+                { for shown.into_iter().map(|p| {
+                    let is_linked = mine.contains(&p);
+                    html! {
+                        <li data-provider={p.as_str()} data-linked={is_linked.to_string()}>
+                            <span>{ p.label() }</span>
+                            if is_linked {
+                                <span class="muted small">{ " linked " }</span>
+                                <button type="button" disabled={last}
+                                    title={last.then_some("Your only way to sign in: link another first")}
+                                    onclick={unlink.reform(move |_: MouseEvent| p)}>
+                                    { "Unlink" }
+                                </button>
+                            } else {
+                                <a class="button" href={format!("/api/auth/{}/start", p.as_str())}>
+                                    { format!("Link {}", p.label()) }
+                                </a>
+                            }
+                        </li>
+                    }
+                }) }
+            </ul>
         </section>
     }
 }

@@ -282,6 +282,16 @@ pub async fn providers(env: &Env, user_id: &str) -> worker::Result<Vec<Provider>
     Ok(rows.into_iter().map(|r| r.provider).collect())
 }
 
+/// Removes a provider's identities from a user; returns how many were removed.
+pub async fn unlink(env: &Env, user_id: &str, provider: Provider) -> worker::Result<usize> {
+    let result = db(env)?
+        .prepare("DELETE FROM identities WHERE user_id = ?1 AND provider = ?2")
+        .bind(&[JsValue::from(user_id), JsValue::from(provider.as_str())])?
+        .run()
+        .await?;
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or_default())
+}
+
 /// An account's display name.
 pub async fn name(env: &Env, user_id: &str) -> worker::Result<Option<String>> {
     #[derive(Deserialize)]

@@ -42,6 +42,7 @@ pub(crate) async fn route(req: Request, env: &Env, segments: &[&str]) -> ApiResu
         (Method::Get, ["sessions"]) => list_sessions(&req, env).await,
         (Method::Post, ["sessions", "revoke-others"]) => revoke_others(&req, env).await,
         (Method::Delete, ["sessions", id]) => revoke_one(&req, env, id).await,
+        (Method::Delete, ["auth", "identities", provider]) => unlink(&req, env, provider).await,
         _ => Err(fail(
             ErrorCode::NotFound,
             format!("No API at /api/{}.", segments.join("/")),
@@ -335,6 +336,41 @@ async fn revoke_one(req: &Request, env: &Env, id: &str) -> ApiResult {
             "No such active session on this account.",
         ))
     }
+}
+
+/// `DELETE /api/auth/identities/<provider>`: unlinks a provider from the signed-in account
+/// (never its last one). Answers with the session as it now is.
+async fn unlink(req: &Request, env: &Env, provider: &str) -> ApiResult {
+    check_origin(req, false)?;
+    let (user, _) = require_account(req, env).await?;
+    let provider = shared::auth::provider_named(provider)
+        .ok_or_else(|| fail(ErrorCode::NotFound, format!("No provider {provider:?}.")))?;
+    let linked = accounts::providers(env, &user.user_id).await?;
+    shared::auth::check_unlink(&linked, provider).map_err(|e| fail(e.code, e.message))?;
+    accounts::unlink(env, &user.user_id, provider).await?;
+    crate::profiles::audit(
+        env,
+        &shared::moderation::AuditEntry {
+            id: 0,
+            at: now(),
+            actor_id: user.user_id.clone(),
+            actor_name: user.name.clone(),
+            action: "unlink_provider".into(),
+            target_id: Some(user.user_id.clone()),
+            detail: provider.as_str().into(),
+        },
+    )
+    .await?;
+    let providers = accounts::providers(env, &user.user_id).await?;
+    Ok(json(
+        &SessionInfo {
+            user_id: user.user_id.clone(),
+            name: user.name.clone(),
+            signed_in: true,
+            providers,
+        },
+        200,
+    )?)
 }
 
 async fn revoke_others(req: &Request, env: &Env) -> ApiResult {
