@@ -491,3 +491,41 @@ async fn a_fan_out_past_its_deadline_returns_partial_results_naming_the_missing_
     assert!(unread_of(&list, &room.slug).is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_word_in_more_messages_than_the_rank_window_is_ranked_among_the_newest_only() -> Result {
+    // Its own server ranking the newest 3 matches (20,000 by default).
+    let server = DevServer::start(DevOptions::default().var("SEARCH_RANK_WINDOW", 3)).await?;
+    let ann = Session::create(&server, "Ann").await?;
+    let room = ann.new_room().await?;
+    let (mut a, _) = ann.join(&room.slug, None).await?;
+    // The oldest match would rank first by bm25 (the word four times in four words).
+    let (oldest, _) = a.post("m0", "quokka quokka quokka quokka").await?;
+    let mut newest = Vec::new();
+    for n in 1..=4 {
+        let text = format!("a quokka among many other words in message number {n}");
+        newest.push(a.post(&format!("m{n}"), &text).await?.0);
+    }
+    a.post("x", "an unrelated message").await?;
+    let path = format!("/api/rooms/{}/search?q=quokka", room.slug);
+    let mut found: Vec<Seq> = search(&ann, &path)
+        .await?
+        .hits
+        .iter()
+        .map(|h| h.seq)
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, newest[1..].to_vec(), "the 3 newest matches only");
+    assert!(!found.contains(&oldest));
+    // Filters apply before the window: Ann's matches in a thread are the newest of their kind.
+    let reply_seq = reply(&mut a, "r", oldest, "quokka in a thread", false).await?;
+    let path = format!("/api/rooms/{}/search?q=quokka%20in%3Athread", room.slug);
+    let in_thread: Vec<Seq> = search(&ann, &path)
+        .await?
+        .hits
+        .iter()
+        .map(|h| h.seq)
+        .collect();
+    assert_eq!(in_thread, vec![reply_seq]);
+    Ok(())
+}

@@ -70,6 +70,15 @@ pub fn bench_seed_enabled(env: &Env) -> bool {
     string(env, "BENCH_SEED").as_deref() == Some("1")
 }
 
+/// How many of a search's newest matches are ranked (`SEARCH_RANK_WINDOW`, default
+/// [`crate::rooms::store::RANK_WINDOW`]; tests set a small one).
+pub fn search_rank_window(env: &Env) -> u32 {
+    string(env, "SEARCH_RANK_WINDOW")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|w| *w >= 1)
+        .unwrap_or(crate::rooms::store::RANK_WINDOW)
+}
+
 /// Per-connection rate limits; each may be overridden by a var (`SEND_BURST`,
 /// `SEND_PER_SECOND`, `FRAME_BURST`, `FRAME_PER_SECOND`), for load tests and tuning.
 pub fn rate_limits(env: &Env) -> RateLimits {

@@ -57,6 +57,15 @@ impl SearchQuery {
         *self == SearchQuery::default()
     }
 
+    /// Whether any filter narrows the matches (beyond the text terms).
+    pub fn is_filtered(&self) -> bool {
+        self.from.is_some()
+            || self.in_thread
+            || self.required_flags() != 0
+            || self.after.is_some()
+            || self.before.is_some()
+    }
+
     /// The flags a message must have.
     pub fn required_flags(&self) -> u32 {
         (if self.has_link { FLAG_LINK } else { 0 })

@@ -512,7 +512,10 @@ impl ChatRoom {
                     .limit
                     .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
                     .clamp(1, limits::SEARCH_LIMIT_MAX);
-                let hits = room.store().search_hybrid(slug, &query, limit, &semantic)?;
+                let window = config::search_rank_window(&self.env);
+                let hits = room
+                    .store()
+                    .search_hybrid(slug, &query, limit, &semantic, window)?;
                 Response::from_json(&SearchResults {
                     hits,
                     partial: false,

@@ -937,6 +937,9 @@ const SEARCH_FILTERS: &str = "m.deleted = 0
     AND (?5 IS NULL OR m.at >= ?5)
     AND (?6 IS NULL OR m.at < ?6)";
 
+/// Full-text search ranks at most this many matches, the newest (see [`SqlStore::search`]).
+pub const RANK_WINDOW: u32 = 20_000;
+
 fn filter_args(first: SqlStorageValue, query: &SearchQuery, limit: u32) -> Vec<SqlStorageValue> {
     vec![
         first,
@@ -951,25 +954,67 @@ fn filter_args(first: SqlStorageValue, query: &SearchQuery, limit: u32) -> Vec<S
 
 impl SqlStore {
     /// Full-text search with filters, best first: FTS5 over the current text of messages that
-    /// are not deleted, ranked by bm25, with highlighted snippets. A query with filters only
-    /// lists the newest matching messages.
+    /// are not deleted, ranked by bm25 among the newest `window` ([`RANK_WINDOW`]) matches, with
+    /// highlighted snippets. A query with filters only lists the newest matching messages.
     pub fn search(
         &self,
         slug: &str,
         query: &SearchQuery,
         limit: u32,
+        window: u32,
     ) -> worker::Result<Vec<SearchHit>> {
         let filters = SEARCH_FILTERS;
         let mut args = filter_args(query.fts_match().unwrap_or_default().into(), query, limit);
         let sql = if query.fts_match().is_some() {
-            format!(
-                "SELECT m.seq, m.at, m.author, m.thread,
-                    snippet(messages_fts, 0, char(2), char(3), '…', 16) AS snippet,
-                    messages_fts.rank AS rank
-                 FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
-                 WHERE messages_fts MATCH ?1 AND {filters}
-                 ORDER BY messages_fts.rank LIMIT ?7"
-            )
+            // FTS5's `ORDER BY rank` scores every match, which for a word in most messages of
+            // a large room takes most of a second. So only the newest `window` matches are
+            // ranked: walking matches newest first to find where that window starts costs far
+            // less than scoring them.
+            let offset = window.max(1) - 1;
+            let walk_text = "SELECT rowid AS seq FROM messages_fts WHERE messages_fts MATCH ?1
+                             ORDER BY rowid DESC LIMIT 1 OFFSET ?2";
+            let mut rows: Vec<SeqRow> = self
+                .sql
+                .exec(walk_text, vec![args[0].clone(), int(u64::from(offset))])?
+                .to_array()?;
+            // Filters only remove matches: if the text alone has fewer than the window, so do
+            // the filtered ones, and the walk with the join (which costs more) is skipped.
+            if !rows.is_empty() && query.is_filtered() {
+                let walk_filtered = format!(
+                    "SELECT messages_fts.rowid AS seq
+                     FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+                     WHERE messages_fts MATCH ?1 AND {filters}
+                     ORDER BY messages_fts.rowid DESC LIMIT 1 OFFSET ?7"
+                );
+                rows = self
+                    .sql
+                    .exec(&walk_filtered, filter_args(args[0].clone(), query, offset))?
+                    .to_array()?;
+            }
+            match rows.first() {
+                // Fewer matches than the window: rank them all, as FTS5 does best.
+                None => format!(
+                    "SELECT m.seq, m.at, m.author, m.thread,
+                        snippet(messages_fts, 0, char(2), char(3), '…', 16) AS snippet,
+                        messages_fts.rank AS rank
+                     FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+                     WHERE messages_fts MATCH ?1 AND {filters}
+                     ORDER BY messages_fts.rank LIMIT ?7"
+                ),
+                // FTS5's rank sort would still score every match despite the rowid bound;
+                // sorting by bm25() scores only the rows in the window.
+                Some(first) => {
+                    args.push(int(first.seq as u64));
+                    format!(
+                        "SELECT m.seq, m.at, m.author, m.thread,
+                            snippet(messages_fts, 0, char(2), char(3), '…', 16) AS snippet,
+                            bm25(messages_fts) AS rank
+                         FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+                         WHERE messages_fts MATCH ?1 AND messages_fts.rowid >= ?8 AND {filters}
+                         ORDER BY rank LIMIT ?7"
+                    )
+                }
+            }
         } else {
             // `?1` is still bound (unused) so the numbering stays the same.
             args[0] = SqlStorageValue::Null;
@@ -993,8 +1038,9 @@ impl SqlStore {
         query: &SearchQuery,
         limit: u32,
         semantic: &[Seq],
+        window: u32,
     ) -> worker::Result<Vec<SearchHit>> {
-        let full_text = self.search(slug, query, crate::rooms::semantic::CANDIDATES)?;
+        let full_text = self.search(slug, query, crate::rooms::semantic::CANDIDATES, window)?;
         if semantic.is_empty() {
             return Ok(full_text.into_iter().take(limit as usize).collect());
         }
