@@ -300,7 +300,7 @@ async fn a_watch_keeps_a_closed_rooms_unread_counts_live_and_equal_to_the_room_l
 
     // A thread-only reply is not in the timeline: nothing changes; the next message does.
     reply(&mut a, "r1", first, "in a thread", false).await?;
-    a.post("m2", "plain").await?;
+    let (plain, _) = a.post("m2", "plain").await?;
     watch_changes(&mut watch, &mut tracker).await?;
     let expected = UnreadCounts {
         unread: 2,
@@ -315,6 +315,16 @@ async fn a_watch_keeps_a_closed_rooms_unread_counts_live_and_equal_to_the_room_l
     let expected = UnreadCounts {
         unread: 1,
         mentions: 0,
+    };
+    assert_eq!(tracker.counts(), Some(expected));
+    assert_eq!(server_counts().await?, Some(expected));
+
+    // An edit that newly mentions her counts as a mention, not as another unread message.
+    a.edit("e1", plain, "plain, now for @Bea").await?;
+    watch_changes(&mut watch, &mut tracker).await?;
+    let expected = UnreadCounts {
+        unread: 1,
+        mentions: 1,
     };
     assert_eq!(tracker.counts(), Some(expected));
     assert_eq!(server_counts().await?, Some(expected));

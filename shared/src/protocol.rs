@@ -324,8 +324,9 @@ pub enum ServerMessage {
         /// The room's entry now.
         room: RoomInfo,
     },
-    /// To watching connections: a message that counts for unread counts was posted, or one
-    /// was deleted ([`crate::client::UnreadTracker`] keeps the counts from these).
+    /// To watching connections: a message that counts for unread counts was posted, an edit
+    /// mentioned someone new (`main` false, only the new mentions), or a message was deleted
+    /// ([`crate::unread::UnreadTracker`] keeps the counts from these).
     Activity {
         /// The message.
         seq: Seq,

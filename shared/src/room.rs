@@ -825,15 +825,16 @@ impl<S: RoomStore> Room<S> {
         Ok(mentioned.into_iter().map(str::to_owned).collect())
     }
 
-    /// What watchers hear of `event`: a message that counts toward unread counts arrived, or
-    /// one that did (`removed`, the deleted message as it was) went away.
+    /// What watchers hear of `event`: a message that counts toward unread counts arrived, an
+    /// edit mentioned someone new (`mentioned`), or a message that counted (`target`, as it
+    /// was) was deleted.
     pub(crate) fn activity(
         &self,
         event: &Event,
         mentioned: Vec<String>,
-        removed: Option<&MessageView>,
+        target: Option<&MessageView>,
     ) -> Result<Option<Effect>, Failure> {
-        let activity = match (&event.kind, removed) {
+        let activity = match (&event.kind, target) {
             (EventKind::Message { .. }, _) => ServerMessage::Activity {
                 seq: event.seq,
                 by: event.author.id.clone(),
@@ -855,6 +856,16 @@ impl<S: RoomStore> Room<S> {
                 mentions: Vec::new(),
                 removed: false,
             },
+            // Only the mentions count: the message itself was counted when it was posted.
+            (EventKind::Edit { target, .. }, Some(message)) if !mentioned.is_empty() => {
+                ServerMessage::Activity {
+                    seq: *target,
+                    by: message.author.id.clone(),
+                    main: false,
+                    mentions: mentioned,
+                    removed: false,
+                }
+            }
             (EventKind::Delete { target }, Some(message)) => ServerMessage::Activity {
                 seq: *target,
                 by: message.author.id.clone(),
@@ -946,7 +957,15 @@ impl<S: RoomStore> Room<S> {
         };
         self.store.append(&event).map_err(Failure::storage)?;
         self.head = event.seq;
-        let mentioned = self.record_mentions(&event)?;
+        let already = match &event.kind {
+            EventKind::Edit { target, .. } => {
+                self.store.mentioned(*target).map_err(Failure::storage)?
+            }
+            _ => Vec::new(),
+        };
+        let mut mentioned = self.record_mentions(&event)?;
+        // An edit counts only for whom it newly mentions.
+        mentioned.retain(|id| !already.contains(id));
         let notify = self.activity(&event, mentioned, target_message.as_ref())?;
         if let (Some(target_id), EventKind::Delete { target }) = (moderated, &event.kind) {
             self.audit(
@@ -2523,13 +2542,33 @@ mod tests {
                 ..
             }]
         ));
-        // Reactions, edits and typing change no counts: watchers hear nothing of them.
+        // Reactions and plain edits change no counts: watchers hear nothing of them.
         assert!(notices(&react(&mut f, &ann, "e", 1, true)).is_empty());
         let edit = f.frame(
             &ann,
             serde_json::json!({"type":"edit","client_id":"ed","target":1,"text":"after"}),
         );
         assert!(notices(&edit).is_empty());
+        // An edit that mentions someone new counts as a mention of them only, once.
+        let edit = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"ed2","target":1,"text":"after @bob"}),
+        );
+        assert_eq!(
+            notices(&edit),
+            vec![&ServerMessage::Activity {
+                seq: 1,
+                by: "ann".into(),
+                main: false,
+                mentions: vec!["bob".into()],
+                removed: false,
+            }]
+        );
+        let again = f.frame(
+            &ann,
+            serde_json::json!({"type":"edit","client_id":"ed3","target":1,"text":"after @bob!"}),
+        );
+        assert!(notices(&again).is_empty());
     }
 
     #[test]
