@@ -6,28 +6,40 @@
 use std::time::Duration;
 
 use e2e::client::{expect_error, RoomSocket, DEFAULT_TIMEOUT};
+use e2e::fake_ai::FakeAi;
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use serde_json::{json, Value};
 use shared::moderation::http::{AdminUsers, AuditPage, MemberList};
 use shared::moderation::{Command, Invite};
 use shared::profile::Profile;
 use shared::protocol::http::{CreateRoom, SearchResults};
-use shared::protocol::{close, ClientMessage, Role, RoomInfo, ServerMessage};
+use shared::protocol::{
+    close, AnswerState, ClientMessage, EventKind, Role, RoomInfo, ServerMessage, Vote,
+};
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
 
-static SHARED: OnceCell<DevServer> = OnceCell::const_new();
+static SHARED: OnceCell<(DevServer, FakeAi)> = OnceCell::const_new();
 static ADMIN: OnceCell<Session> = OnceCell::const_new();
 
+/// One server for these tests, its assistant pointed at a fake provider (which answers "ok"
+/// to anything), so rating and managing answers are in the permission matrix too.
 async fn server() -> &'static DevServer {
-    SHARED
+    &SHARED
         .get_or_init(|| async {
-            match DevServer::start(DevOptions::default().var("DEV_LOGIN", "true")).await {
-                Ok(server) => server,
+            let fake = FakeAi::start().await.expect("fake provider");
+            let options = DevOptions::default()
+                .var("DEV_LOGIN", "true")
+                .var("AI_PROVIDER", "openai")
+                .var("AI_BASE_URL", fake.base_url())
+                .var("AI_MODEL", "fake-model");
+            match DevServer::start(options).await {
+                Ok(server) => (server, fake),
                 Err(e) => panic!("could not start wrangler dev: {e:#}"),
             }
         })
         .await
+        .0
 }
 
 async fn user(name: &str) -> Result<Session> {
@@ -169,6 +181,8 @@ const EXPECTED: &[(&str, [bool; 5])] = &[
     ("delete_own", [true, true, true, false, true]),
     ("react", [true, true, true, false, true]),
     ("pin", [true, true, false, false, true]),
+    ("rate", [true, true, true, false, true]),
+    ("manage_answers", [true, true, false, false, true]),
     ("delete_any", [true, true, false, false, true]),
     ("kick", [true, true, false, false, true]),
     ("mute", [true, true, false, false, true]),
@@ -197,6 +211,29 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
     // demotion).
     let (mut v, _) = victim.join(slug, None).await?;
     let (victim_seq, _) = v.post("v1", "victim's message").await?;
+    // And an answer to the victim's question, finished.
+    let (question, _) = v.post("v2", "@assistant say ok").await?;
+    let (answer_seq, _) = v
+        .expect_until(DEFAULT_TIMEOUT, |m| match m {
+            ServerMessage::Event { event } => match &event.kind {
+                EventKind::Answer { prompt, .. } if *prompt == question => Some(event.seq),
+                _ => None,
+            },
+            _ => None,
+        })
+        .await?;
+    v.expect_until(DEFAULT_TIMEOUT, |m| match m {
+        ServerMessage::Event { event } => match &event.kind {
+            EventKind::AnswerStatus {
+                target,
+                status: AnswerState::Done,
+                ..
+            } if *target == answer_seq => Some(()),
+            _ => None,
+        },
+        _ => None,
+    })
+    .await?;
     v.close().await;
     let (mut a, _) = acting.join(slug, None).await?;
     let (own_1, _) = a.post("own-1", "mine").await?;
@@ -262,6 +299,22 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
         pinned: true,
     };
     results.push(("pin", ok(answer(&mut a, &pin, "pin1").await?, "pin")?));
+    let rate = ClientMessage::Rate {
+        client_id: "rt1".into(),
+        target: answer_seq,
+        vote: Vote::Up,
+        reason: None,
+    };
+    results.push(("rate", ok(answer(&mut a, &rate, "rt1").await?, "rate")?));
+    // Regenerating someone else's answer is managing it.
+    let regenerate = ClientMessage::Regenerate {
+        client_id: "rg1".into(),
+        target: answer_seq,
+    };
+    results.push((
+        "manage_answers",
+        ok(answer(&mut a, &regenerate, "rg1").await?, "manage_answers")?,
+    ));
     let delete_any = ClientMessage::Delete {
         client_id: "d2".into(),
         target: victim_seq,
