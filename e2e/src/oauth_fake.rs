@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use rsa::pkcs8::DecodePrivateKey as _;
+use rsa::signature::{SignatureEncoding as _, Signer as _};
+use rsa::traits::PublicKeyParts as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +56,9 @@ pub struct FakeUser {
     pub email: Option<String>,
     /// Whether the provider verified it.
     pub email_verified: bool,
+    /// Their ID tokens carry a signature the published key does not verify (a forgery).
+    #[serde(default)]
+    pub forged: bool,
 }
 
 impl FakeUser {
@@ -66,7 +72,14 @@ impl FakeUser {
             name: name.to_owned(),
             email: Some(email.to_owned()),
             email_verified: true,
+            forged: false,
         }
+    }
+
+    /// The same person, whose ID tokens are signed by someone else's key.
+    pub fn forged(mut self) -> FakeUser {
+        self.forged = true;
+        self
     }
 
     /// The same person, with an unverified email.
@@ -272,6 +285,7 @@ fn handle(request: &HttpRequest, state: &Mutex<State>, base: &str) -> HttpRespon
     };
     match (request.method.as_str(), rest) {
         ("GET", "authorize") => authorize(request, &mut state, provider),
+        ("GET", "jwks") => json_response(200, jwks()),
         ("POST", "token") => token(request, &mut state, provider, base),
         ("GET", "user") if provider == "github" => with_user(request, &state, |u| {
             serde_json::json!({
@@ -416,9 +430,40 @@ fn token(request: &HttpRequest, state: &mut State, provider: &str, base: &str) -
         });
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"fake"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-        body["id_token"] = format!("{header}.{payload}.ZmFrZS1zaWduYXR1cmU").into();
+        let signed = format!("{header}.{payload}");
+        let mut signature = signing_key().sign(signed.as_bytes()).to_vec();
+        if user.forged {
+            signature[0] ^= 0x01;
+        }
+        body["id_token"] = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)).into();
     }
     json_response(200, body)
+}
+
+/// The fake's ID token signing key (a test key, committed on purpose).
+fn signing_key() -> rsa::pkcs1v15::SigningKey<Sha256> {
+    static KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("keys/fake_idp_rsa.pem"))
+            .expect("the committed test key parses")
+    });
+    rsa::pkcs1v15::SigningKey::new(key.clone())
+}
+
+/// The published key set (JWKS) with the signing key's public half.
+fn jwks() -> serde_json::Value {
+    let key = signing_key();
+    let public = key.as_ref().to_public_key();
+    serde_json::json!({
+        "keys": [{
+            "kty": "RSA",
+            "kid": "fake",
+            "alg": "RS256",
+            "use": "sig",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        }]
+    })
 }
 
 /// Apple's client secret: an ES256 JWT from the team for our client id, with Apple's audience.

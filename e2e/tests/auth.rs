@@ -181,6 +181,27 @@ async fn google_apple_and_discord_logins_each_sign_in_end_to_end() -> Result {
 }
 
 #[tokio::test]
+async fn an_id_token_whose_signature_the_providers_published_key_refuses_signs_no_one_in() -> Result
+{
+    let s = oauth().await;
+    for provider in ["google", "apple"] {
+        let mut browser = Browser::new(&s.server);
+        let authorize = browser.start(provider).await?;
+        let callback = browser
+            .consent(&authorize, Some(&someone("Mallory").forged()))
+            .await?;
+        let landed = browser.finish(&callback).await?;
+        assert_eq!(
+            login_error(&landed),
+            Some(LoginError::OauthIdTokenInvalid),
+            "{provider}"
+        );
+        assert!(!browser.has_cookie(SESSION_COOKIE), "{provider}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_callback_with_a_wrong_or_missing_state_returns_oauth_state_mismatch_and_no_session(
 ) -> Result {
     let s = oauth().await;

@@ -1,11 +1,10 @@
 //! OpenID Connect ID token checks (Google, Apple).
 //!
 //! The token comes straight from the provider's token endpoint over TLS in the code exchange,
-//! never through the browser, so per OpenID Connect Core 1.0 §3.1.3.7 (step 6) "the TLS server
-//! validation MAY be used to validate the issuer in place of checking the token signature". What
-//! binds the token to this app and this login still has to be checked, and is, here: the
-//! issuer, the audience (our client id), the expiry, and the `nonce` we put in the
-//! authorization request and kept in the signed state cookie (replay protection).
+//! never through the browser. Its signature is checked against the provider's published keys
+//! (`jwks.rs`), and what binds it to this app and this login is checked here: the issuer, the
+//! audience (our client id), the expiry, and the `nonce` we put in the authorization request and
+//! kept in the signed state cookie (replay protection).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod apple;
 pub mod id_token;
+pub mod jwks;
 pub mod oauth;
 pub mod sessions;
 

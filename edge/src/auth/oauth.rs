@@ -70,6 +70,8 @@ pub struct ProviderConfig {
     api_url: String,
     /// Accepted ID token issuers (OIDC providers).
     issuers: Vec<String>,
+    /// Where the provider publishes its ID token signing keys (OIDC providers).
+    jwks_url: String,
 }
 
 fn env_name(provider: Provider) -> &'static str {
@@ -128,6 +130,12 @@ impl ProviderConfig {
             }
             None => return None,
         };
+        let jwks_url = match (test_base, provider) {
+            (Some(base), _) => format!("{base}/{}/jwks", provider.as_str()),
+            (None, Provider::Google) => "https://www.googleapis.com/oauth2/v3/certs".into(),
+            (None, Provider::Apple) => "https://appleid.apple.com/auth/keys".into(),
+            (None, _) => String::new(),
+        };
         let (auth_url, token_url, api_url, issuers) = match (test_base, provider) {
             (Some(base), _) => {
                 let base = format!("{base}/{}", provider.as_str());
@@ -179,6 +187,7 @@ impl ProviderConfig {
             token_url,
             api_url,
             issuers,
+            jwks_url,
         })
     }
 
@@ -361,6 +370,9 @@ pub async fn finish(
                     "no id_token in the token response",
                 )
             })?;
+            super::jwks::verify_signature(id_token, &config.jwks_url, now)
+                .await
+                .map_err(|e| failure(LoginError::OauthIdTokenInvalid, e.0))?;
             let issuers: Vec<&str> = config.issuers.iter().map(String::as_str).collect();
             let claims = id_token::verify(
                 id_token,
@@ -657,6 +669,7 @@ mod tests {
             token_url: "https://idp.example/token".into(),
             api_url: String::new(),
             issuers: vec!["https://idp.example".into()],
+            jwks_url: "https://idp.example/jwks".into(),
         };
         let (url, state) = authorize(
             &config,
