@@ -1806,6 +1806,15 @@ mod tests {
             )
         }
 
+        /// A member whose connection said hello (so the room knows them, for mentions).
+        fn member_who_joined(&mut self, id: &str) -> Conn {
+            let mut member = conn(id, Role::Member);
+            member.joined = false;
+            self.frame(&member, serde_json::json!({"type":"hello","protocol":1}));
+            member.joined = true;
+            member
+        }
+
         fn send(&mut self, conn: &Conn, client_id: &str, text: &str) -> Vec<Effect> {
             self.frame(
                 conn,
@@ -2422,13 +2431,8 @@ mod tests {
     #[test]
     fn read_positions_only_move_forward_and_unread_counts_others_messages_and_mentions() {
         let mut f = Fixture::new();
-        let mut ann = conn("ann", Role::Member);
-        let mut bob = conn("bob", Role::Member);
-        for who in [&mut ann, &mut bob] {
-            who.joined = false;
-            f.frame(who, serde_json::json!({"type":"hello","protocol":1}));
-            who.joined = true;
-        }
+        let ann = f.member_who_joined("ann");
+        let bob = f.member_who_joined("bob");
         f.send(&ann, "a", "hello @BOB");
         f.send(&ann, "b", "plain");
         f.send(&bob, "c", "mine do not count");
@@ -2469,9 +2473,7 @@ mod tests {
     #[test]
     fn a_deleted_message_no_longer_counts_as_unread_or_as_a_mention() {
         let mut f = Fixture::new();
-        let mut bob = conn("bob", Role::Member);
-        bob.joined = false;
-        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        f.member_who_joined("bob");
         let ann = conn("ann", Role::Member);
         f.send(&ann, "a", "@bob look");
         assert_eq!(f.room.unread("bob").unwrap().1.mentions, 1);
@@ -2495,9 +2497,7 @@ mod tests {
     #[test]
     fn a_watch_gets_the_counts_and_then_only_notices_of_what_changes_them() {
         let mut f = Fixture::new();
-        let mut bob = conn("bob", Role::Member);
-        bob.joined = false;
-        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        f.member_who_joined("bob");
         let ann = conn("ann", Role::Member);
         f.send(&ann, "a", "before");
         let mut watcher = conn("bob", Role::Member);
@@ -2574,9 +2574,7 @@ mod tests {
     #[test]
     fn deleting_a_message_tells_watchers_whose_it_was_and_whom_it_mentioned() {
         let mut f = Fixture::new();
-        let mut bob = conn("bob", Role::Member);
-        bob.joined = false;
-        f.frame(&bob, serde_json::json!({"type":"hello","protocol":1}));
+        f.member_who_joined("bob");
         let ann = conn("ann", Role::Member);
         f.send(&ann, "a", "@bob look");
         let deleted = f.frame(

@@ -158,33 +158,22 @@ mod tests {
         UnreadCounts { unread, mentions }
     }
 
-    fn posted(seq: Seq, by: &str, main: bool, mentions: &[&str]) -> ServerMessage {
+    fn activity(seq: Seq, by: &str, main: bool, mentions: &[&str], removed: bool) -> ServerMessage {
         ServerMessage::Activity {
             seq,
             by: by.into(),
             main,
             mentions: mentions.iter().map(|m| (*m).to_owned()).collect(),
-            removed: false,
+            removed,
         }
     }
 
+    fn posted(seq: Seq, by: &str, main: bool, mentions: &[&str]) -> ServerMessage {
+        activity(seq, by, main, mentions, false)
+    }
+
     fn removed(seq: Seq, by: &str, main: bool, mentions: &[&str]) -> ServerMessage {
-        match posted(seq, by, main, mentions) {
-            ServerMessage::Activity {
-                seq,
-                by,
-                main,
-                mentions,
-                ..
-            } => ServerMessage::Activity {
-                seq,
-                by,
-                main,
-                mentions,
-                removed: true,
-            },
-            _ => unreachable!(),
-        }
+        activity(seq, by, main, mentions, true)
     }
 
     fn tracker(read: Seq, unread: u32, mentions: u32) -> UnreadTracker {
