@@ -614,19 +614,8 @@ async fn run_steady(
 ) -> Result<serde_json::Value> {
     let room = sessions[0].new_room().await?;
     let total = (rate * secs).round().max(1.0) as usize;
-    let expected = Arc::new(AtomicU64::new(total as u64));
-    let mut all = join_clients(sessions, &room.slug, clients, 0, expected).await?;
-    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sender = all
-        .first_mut()
-        .and_then(|c| c.sink.as_mut())
-        .context("no clients")?;
-    for n in 0..total {
-        interval.tick().await;
-        sender.send(bench_frame(0, n)?).await?;
-    }
-    let (latencies, _, errors) = collect(all).await?;
+    let (latencies, errors) =
+        steady_load(sessions, &room.slug, clients, rate, total, |_| {}).await?;
     Ok(json!({
         "clients": clients,
         "rate_per_s": rate,
@@ -697,20 +686,10 @@ async fn run_watch(
         })
         .collect();
 
-    let expected = Arc::new(AtomicU64::new(total as u64));
-    let mut all = join_clients(sessions, &room.slug, clients, 0, expected).await?;
-    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sender = all
-        .first_mut()
-        .and_then(|c| c.sink.as_mut())
-        .context("no clients")?;
-    for n in 0..total {
-        interval.tick().await;
-        sent_at[n].store(now_us(), Ordering::Relaxed);
-        sender.send(bench_frame(0, n)?).await?;
-    }
-    let (latencies, _, errors) = collect(all).await?;
+    let (latencies, errors) = steady_load(sessions, &room.slug, clients, rate, total, |n| {
+        sent_at[n].store(now_us(), Ordering::Relaxed)
+    })
+    .await?;
     let mut notices = Vec::new();
     for reader in readers {
         notices.extend(reader.await.context("watcher task")?);
@@ -729,6 +708,34 @@ async fn run_watch(
             "errors": errors,
         },
     }))
+}
+
+/// Joins `clients` to the room, then sends `total` messages from the first of them at `rate` a
+/// second; `sending(n)` runs just before message `n` goes out. Returns every client's delivery
+/// latencies and the errors they saw.
+async fn steady_load(
+    sessions: &[Session],
+    slug: &str,
+    clients: usize,
+    rate: f64,
+    total: usize,
+    mut sending: impl FnMut(usize),
+) -> Result<(Vec<u64>, Vec<String>)> {
+    let expected = Arc::new(AtomicU64::new(total as u64));
+    let mut all = join_clients(sessions, slug, clients, 0, expected).await?;
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sender = all
+        .first_mut()
+        .and_then(|c| c.sink.as_mut())
+        .context("no clients")?;
+    for n in 0..total {
+        interval.tick().await;
+        sending(n);
+        sender.send(bench_frame(0, n)?).await?;
+    }
+    let (latencies, _, errors) = collect(all).await?;
+    Ok((latencies, errors))
 }
 
 /// Seeds `size` messages over `seeders` connections (each keeps up to 64 sends in flight),
