@@ -567,23 +567,29 @@ impl ChatRoom {
 
     /// Sends a frame to every joined socket of one user.
     fn send_to_user(&self, user_id: &str, message: &ServerMessage) {
-        if let Some(slots) = self.slots.borrow().as_ref() {
-            for slot in slots.values() {
-                if slot.conn.joined && slot.conn.author.id == user_id {
-                    send(&slot.ws, message);
-                }
-            }
-        }
+        self.send_where(message, |_, conn| conn.joined && conn.author.id == user_id);
     }
 
-    /// Sends one frame to every watching socket (of one user, if given), serialized once.
+    /// Sends a frame to every watching socket (of one user, if given).
     fn notify(&self, message: &ServerMessage, user_id: Option<&str>) {
-        let Ok(text) = serde_json::to_string(message) else {
-            return;
+        self.send_where(message, |_, conn| {
+            conn.watching && user_id.is_none_or(|u| conn.author.id == u)
+        });
+    }
+
+    /// Sends a frame, serialized once, to every socket that `to` picks.
+    fn send_where(&self, message: &ServerMessage, to: impl Fn(u64, &Conn) -> bool) {
+        let text = match serde_json::to_string(message) {
+            Ok(text) => text,
+            Err(e) => {
+                console_error!("could not serialize a server frame: {e}");
+                return;
+            }
         };
         if let Some(slots) = self.slots.borrow().as_ref() {
-            for slot in slots.values() {
-                if slot.conn.watching && user_id.is_none_or(|u| slot.conn.author.id == u) {
+            for (id, slot) in slots {
+                if to(*id, &slot.conn) {
+                    // A socket that is closing throws; its close handler cleans up.
                     let _ = slot.ws.send_with_str(&text);
                 }
             }
@@ -806,19 +812,9 @@ impl ChatRoom {
             .unwrap_or_default()
     }
 
-    /// Sends one frame to every joined socket, serialized once.
+    /// Sends a frame to every joined socket (but `except`).
     fn broadcast(&self, message: &ServerMessage, except: Option<u64>) {
-        let Ok(text) = serde_json::to_string(message) else {
-            return;
-        };
-        if let Some(slots) = self.slots.borrow().as_ref() {
-            for (id, slot) in slots {
-                if slot.conn.joined && Some(*id) != except {
-                    // A socket that is closing throws; its close handler cleans up.
-                    let _ = slot.ws.send_with_str(&text);
-                }
-            }
-        }
+        self.send_where(message, |id, conn| conn.joined && Some(id) != except);
     }
 
     fn mark_joined(&self, id: u64) {
