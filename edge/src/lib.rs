@@ -4,6 +4,7 @@
 mod ai;
 mod ai_stats;
 mod api;
+mod audit;
 pub mod auth;
 mod config;
 mod directory;

@@ -8,6 +8,7 @@ use shared::profile::{AiPrefs, Profile, Theme};
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
+use crate::audit::AuditRow;
 use crate::directory::BINDING;
 use crate::rooms::object::Identity;
 use crate::session::SessionUser;
@@ -292,17 +293,7 @@ pub async fn audit(env: &Env, entry: &AuditEntry) -> worker::Result<()> {
 
 /// The newest global audit entries (with ids below `before`).
 pub async fn audit_page(env: &Env, before: Option<u64>) -> worker::Result<Vec<AuditEntry>> {
-    #[derive(Deserialize)]
-    struct Row {
-        id: f64,
-        at: f64,
-        actor_id: String,
-        actor_name: String,
-        action: String,
-        target_id: Option<String>,
-        detail: String,
-    }
-    let rows: Vec<Row> = db(env)?
+    let rows: Vec<AuditRow> = db(env)?
         .prepare(
             "SELECT id, at, actor_id, actor_name, action, target_id, detail FROM audit_log
              WHERE id < ?1 ORDER BY id DESC LIMIT 50",
@@ -311,16 +302,5 @@ pub async fn audit_page(env: &Env, before: Option<u64>) -> worker::Result<Vec<Au
         .all()
         .await?
         .results()?;
-    Ok(rows
-        .into_iter()
-        .map(|r| AuditEntry {
-            id: r.id as u64,
-            at: r.at as i64,
-            actor_id: r.actor_id,
-            actor_name: r.actor_name,
-            action: r.action,
-            target_id: r.target_id,
-            detail: r.detail,
-        })
-        .collect())
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
 }

@@ -17,6 +17,8 @@ use shared::room::RoomStore;
 use shared::search::{self, SearchQuery};
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::audit::AuditRow;
+
 /// Schema migrations, applied in order; index + 1 is the version they bring the room to.
 const MIGRATIONS: &[&str] = &[
     // v1: the event log, the current state of messages, and the edit history.
@@ -833,18 +835,7 @@ impl RoomStore for SqlStore {
                 ],
             )?
             .to_array()?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.id as u64,
-                at: r.at as i64,
-                actor_id: r.actor_id,
-                actor_name: r.actor_name,
-                action: r.action,
-                target_id: r.target_id,
-                detail: r.detail,
-            })
-            .collect())
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
     fn invite(&self, token: &str) -> worker::Result<Option<Invite>> {
@@ -1156,17 +1147,6 @@ impl MemberRow {
             renamed_at: self.renamed_at.map(|t| t as i64),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct AuditRow {
-    id: f64,
-    at: f64,
-    actor_id: String,
-    actor_name: String,
-    action: String,
-    target_id: Option<String>,
-    detail: String,
 }
 
 #[derive(Deserialize)]
