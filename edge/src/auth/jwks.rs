@@ -128,12 +128,14 @@ async fn fetch_keys(url: &str, now_ms: i64) -> Result<(), Invalid> {
         .json()
         .await
         .map_err(|_| Invalid("the provider's key set is unreadable"))?;
-    CACHE.with(|cache| {
-        cache
-            .borrow_mut()
-            .insert(url.to_string(), (now_ms, set.keys));
-    });
+    remember(url.as_str(), now_ms, set.keys);
     Ok(())
+}
+
+fn remember(url: &str, now_ms: i64, keys: Vec<Jwk>) {
+    CACHE.with(|cache| {
+        cache.borrow_mut().insert(url.to_owned(), (now_ms, keys));
+    });
 }
 
 /// RSASSA-PKCS1-v1_5 with SHA-256 through `crypto.subtle`.
@@ -170,4 +172,38 @@ async fn web_crypto_verify(key: &Jwk, signature: &[u8], data: &[u8]) -> Result<b
     )?)
     .await?;
     Ok(verified.as_bool().unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rsa(kid: &str) -> Jwk {
+        Jwk {
+            kty: "RSA".into(),
+            kid: Some(kid.into()),
+            n: Some("n".into()),
+            e: Some("AQAB".into()),
+        }
+    }
+
+    #[test]
+    fn a_cached_key_is_found_by_its_id_until_the_set_is_an_hour_old() {
+        let url = "https://idp.test/keys-a";
+        remember(url, 1_000, vec![rsa("k1"), rsa("k2")]);
+        let found = |kid, now| cached_key(url, Some(kid), now, CACHE_MS).and_then(|k| k.kid);
+        assert_eq!(found("k2", 2_000).as_deref(), Some("k2"));
+        assert_eq!(found("k3", 2_000), None, "an unknown key id is not guessed");
+        assert_eq!(found("k1", 1_000 + CACHE_MS + 1), None, "too old");
+        assert!(cached_key("https://idp.test/other", Some("k1"), 2_000, CACHE_MS).is_none());
+    }
+
+    #[test]
+    fn a_key_set_is_refetched_for_an_unknown_key_at_most_once_a_minute() {
+        let url = "https://idp.test/keys-b";
+        assert!(refetch_allowed(url, 0), "never fetched");
+        remember(url, 10_000, vec![rsa("k1")]);
+        assert!(!refetch_allowed(url, 10_000 + REFETCH_MS));
+        assert!(refetch_allowed(url, 10_000 + REFETCH_MS + 1));
+    }
 }
