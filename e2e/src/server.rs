@@ -70,6 +70,21 @@ struct Running {
 }
 
 impl DevServer {
+    /// The server a test file shares: started with `options` by the first test that asks for
+    /// it and kept for the others. If it cannot start, the asking test fails with the reason.
+    pub async fn shared(
+        cell: &'static tokio::sync::OnceCell<DevServer>,
+        options: impl FnOnce() -> DevOptions,
+    ) -> &'static DevServer {
+        cell.get_or_init(|| async {
+            match DevServer::start(options()).await {
+                Ok(server) => server,
+                Err(e) => panic!("could not start wrangler dev: {e:#}"),
+            }
+        })
+        .await
+    }
+
     /// Applies the D1 migrations to a fresh persist directory and starts the server on free
     /// ports; returns once `/api/health` answers 200.
     pub async fn start(options: DevOptions) -> Result<DevServer> {

@@ -551,12 +551,7 @@ async fn signing_out_ends_the_session_on_the_server_not_only_the_cookie() -> Res
 static DEV: OnceCell<DevServer> = OnceCell::const_new();
 
 async fn dev() -> &'static DevServer {
-    DEV.get_or_init(|| async {
-        DevServer::start(DevOptions::default().var("DEV_LOGIN", "true"))
-            .await
-            .expect("wrangler dev starts")
-    })
-    .await
+    DevServer::shared(&DEV, || DevOptions::default().var("DEV_LOGIN", "true")).await
 }
 
 async fn local_login(server: &DevServer, name: &str) -> Result<Browser> {

@@ -16,14 +16,7 @@ use tokio::sync::OnceCell;
 static SHARED: OnceCell<DevServer> = OnceCell::const_new();
 
 async fn server() -> &'static DevServer {
-    SHARED
-        .get_or_init(|| async {
-            match DevServer::start(DevOptions::default()).await {
-                Ok(server) => server,
-                Err(e) => panic!("could not start wrangler dev: {e:#}"),
-            }
-        })
-        .await
+    DevServer::shared(&SHARED, DevOptions::default).await
 }
 
 async fn user(name: &str) -> Result<Session> {

@@ -27,14 +27,7 @@ static SHARED: OnceCell<DevServer> = OnceCell::const_new();
 
 /// The server most tests share (default rate limits).
 async fn server() -> &'static DevServer {
-    SHARED
-        .get_or_init(|| async {
-            match DevServer::start(DevOptions::default()).await {
-                Ok(server) => server,
-                Err(e) => panic!("could not start wrangler dev: {e:#}"),
-            }
-        })
-        .await
+    DevServer::shared(&SHARED, DevOptions::default).await
 }
 
 async fn user(name: &str) -> Result<Session> {
