@@ -5,7 +5,6 @@
 #![warn(missing_docs)]
 
 pub mod ai;
-pub mod assistant;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -18,6 +17,7 @@ pub mod permissions;
 pub mod profile;
 pub mod protocol;
 pub mod rate_limit;
+#[cfg(feature = "server")]
 pub mod room;
 pub mod search;
 pub mod unread;

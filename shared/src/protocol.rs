@@ -164,6 +164,35 @@ pub enum ClientMessage {
     },
 }
 
+impl ClientMessage {
+    /// The client id of a mutation (a frame the room stores and acknowledges), `None` for the
+    /// frames it only answers. Mutations are what the send rate limit counts, so this match
+    /// names every variant: a new one cannot silently skip the limit.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Send { client_id, .. }
+            | ClientMessage::Reply { client_id, .. }
+            | ClientMessage::React { client_id, .. }
+            | ClientMessage::Pin { client_id, .. }
+            | ClientMessage::Edit { client_id, .. }
+            | ClientMessage::Delete { client_id, .. }
+            | ClientMessage::Stop { client_id, .. }
+            | ClientMessage::Regenerate { client_id, .. }
+            | ClientMessage::Rate { client_id, .. }
+            | ClientMessage::Moderate { client_id, .. } => Some(client_id),
+            ClientMessage::Hello { .. }
+            | ClientMessage::History { .. }
+            | ClientMessage::Read { .. }
+            | ClientMessage::Thread { .. }
+            | ClientMessage::Pins {}
+            | ClientMessage::Members {}
+            | ClientMessage::Typing {}
+            | ClientMessage::Ping {}
+            | ClientMessage::Watch { .. } => None,
+        }
+    }
+}
+
 /// The exact ping frame text; matched byte for byte by the runtime's auto-response.
 pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
 /// The exact pong frame text.
@@ -944,6 +973,10 @@ impl MessageView {
                 self.deleted = true;
                 self.reactions.clear();
                 self.pinned = false;
+                // An answer's earlier versions are its words too.
+                if let Some(answer) = self.answer.as_mut() {
+                    answer.previous.clear();
+                }
                 true
             }
             EventKind::Reply { thread, .. }

@@ -24,7 +24,7 @@ use crate::protocol::{
     Millis, Role, Seq, ServerMessage, Vote,
 };
 use crate::rate_limit::TokenBucket;
-use crate::room::{Conn, Effect, Failure, Room, RoomStore};
+use crate::room::{Conn, Effect, Failure, Room, Sql};
 
 /// The assistant's user id. Session ids are random hex, so no person can have it.
 pub const ASSISTANT_ID: &str = "assistant";
@@ -260,7 +260,7 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> Failure {
     Failure::Refused(ChatError::new(code, message))
 }
 
-impl<S: RoomStore> Room<S> {
+impl<D: Sql> Room<D> {
     /// Replaces the assistant's settings (keeps its queue).
     pub fn set_ai_config(&mut self, config: AiConfig) {
         self.assistant.config = config;
@@ -271,27 +271,6 @@ impl<S: RoomStore> Room<S> {
         &self.assistant
     }
 
-    fn append_event(
-        &mut self,
-        author: Author,
-        client_id: Option<String>,
-        now: Millis,
-        kind: EventKind,
-    ) -> Result<Event, Failure> {
-        let seq = self.head + 1;
-        let event = Event {
-            seq,
-            at: now,
-            author,
-            // The assistant's own events get a client id no client can send (it has no
-            // sessions), unique by construction.
-            client_id: client_id.unwrap_or_else(|| format!("ai-{seq}")),
-            kind,
-        };
-        self.store.append(&event).map_err(Failure::storage)?;
-        self.head = seq;
-        Ok(event)
-    }
 
     /// After a post's effects: if it stored a new message (not a resend), let the assistant
     /// see whether it asks for an answer.
@@ -432,13 +411,12 @@ impl<S: RoomStore> Room<S> {
             }
             None => {
                 self.store
-                    .messages_before(Some(job.prompt + 1), config.context_messages)
-                    .map_err(Failure::storage)?
+                    .messages_before(Some(job.prompt + 1), config.context_messages)?
                     .0
             }
         };
         history.retain(|m| m.answer.as_ref().is_none_or(|a| !a.state.is_active()));
-        let summary = self.store.summary().map_err(Failure::storage)?;
+        let summary = self.store.summary()?;
         let messages = ai::build_prompt(&PromptInput {
             room: &self.info,
             summary: summary.as_ref().map(|s| s.text.as_str()),
@@ -468,8 +446,7 @@ impl<S: RoomStore> Room<S> {
         running.last_flush_at = Some(now);
         let (target, version) = (running.job.target, running.job.version);
         self.store
-            .set_answer_text(target, &running.flushed)
-            .map_err(Failure::storage)?;
+            .set_answer_text(target, &running.flushed)?;
         Ok(vec![Effect::Broadcast(ServerMessage::Stream {
             target,
             version,
@@ -597,7 +574,7 @@ impl<S: RoomStore> Room<S> {
 
     /// Asks what to remember about an asker who opted in, from their question.
     fn remember(&self, job: &Job) -> Result<Option<Effect>, Failure> {
-        let Some(question) = self.store.message(job.prompt).map_err(Failure::storage)? else {
+        let Some(question) = self.store.message(job.prompt)? else {
             return Ok(None);
         };
         if question.deleted {
@@ -623,17 +600,15 @@ impl<S: RoomStore> Room<S> {
         let config = self.assistant.config;
         let (window, _) = self
             .store
-            .messages_before(Some(prompt + 1), config.context_messages)
-            .map_err(Failure::storage)?;
+            .messages_before(Some(prompt + 1), config.context_messages)?;
         let Some(oldest_in_window) = window.first().map(|m| m.seq) else {
             return Ok(vec![]);
         };
-        let summary = self.store.summary().map_err(Failure::storage)?;
+        let summary = self.store.summary()?;
         let covered = summary.as_ref().map_or(0, |s| s.upto);
         let (older, _) = self
             .store
-            .messages_before(Some(oldest_in_window), config.context_messages)
-            .map_err(Failure::storage)?;
+            .messages_before(Some(oldest_in_window), config.context_messages)?;
         let fresh: Vec<MessageView> = older.into_iter().filter(|m| m.seq > covered).collect();
         if fresh.len() < config.summary_every {
             return Ok(vec![]);
@@ -658,7 +633,7 @@ impl<S: RoomStore> Room<S> {
             Some(text) => self
                 .store
                 .set_summary(&Summary { upto, text })
-                .map_err(Failure::storage),
+                .map_err(Failure::from),
             None => Ok(()),
         }
     }
@@ -670,7 +645,7 @@ impl<S: RoomStore> Room<S> {
         if self.assistant.running.is_some() || !self.assistant.queue.is_empty() {
             return Ok(vec![]);
         }
-        let unfinished = self.store.unfinished_answers().map_err(Failure::storage)?;
+        let unfinished = self.store.unfinished_answers()?;
         let mut effects = Vec::new();
         for message in unfinished {
             let Some(answer) = message.answer else {
@@ -735,8 +710,7 @@ impl<S: RoomStore> Room<S> {
     fn answer(&self, target: Seq) -> Result<(MessageView, crate::protocol::AnswerView), Failure> {
         let message = self
             .store
-            .message(target)
-            .map_err(Failure::storage)?
+            .message(target)?
             .filter(|m| !m.deleted);
         match message {
             Some(mut m) => match m.answer.take() {
@@ -753,31 +727,7 @@ impl<S: RoomStore> Room<S> {
         }
     }
 
-    fn ack(client_id: String, event: Event) -> Vec<Effect> {
-        vec![
-            Effect::Reply(ServerMessage::Ack {
-                client_id,
-                seq: event.seq,
-                duplicate: false,
-            }),
-            Effect::Broadcast(ServerMessage::Event { event }),
-        ]
-    }
 
-    /// A resend of an already stored stop/regenerate/rate gets its ack again.
-    fn duplicate(&self, conn: &Conn, client_id: &str) -> Result<Option<Vec<Effect>>, Failure> {
-        Ok(self
-            .store
-            .find_mutation(&conn.author.id, client_id)
-            .map_err(Failure::storage)?
-            .map(|seq| {
-                vec![Effect::Reply(ServerMessage::Ack {
-                    client_id: client_id.to_owned(),
-                    seq,
-                    duplicate: true,
-                })]
-            }))
-    }
 
     /// The answer `target`, if `conn` may manage it: its asker, or a moderator.
     fn managed_answer(
@@ -805,7 +755,7 @@ impl<S: RoomStore> Room<S> {
         target: Seq,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
-        if let Some(effects) = self.duplicate(conn, &client_id)? {
+        if let Some(effects) = self.duplicate(&conn.author.id, &client_id)? {
             return Ok(effects);
         }
         let (message, answer) = self.managed_answer(conn, target, "stop")?;
@@ -859,7 +809,7 @@ impl<S: RoomStore> Room<S> {
                 meta,
             },
         )?;
-        effects.extend(Self::ack(client_id, event));
+        effects.extend(Self::acknowledged(client_id, event));
         effects.extend(self.start_next(now)?);
         Ok(effects)
     }
@@ -873,7 +823,7 @@ impl<S: RoomStore> Room<S> {
         target: Seq,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
-        if let Some(effects) = self.duplicate(conn, &client_id)? {
+        if let Some(effects) = self.duplicate(&conn.author.id, &client_id)? {
             return Ok(effects);
         }
         let (message, answer) = self.managed_answer(conn, target, "regenerate")?;
@@ -912,7 +862,7 @@ impl<S: RoomStore> Room<S> {
             version: answer.version + 1,
             personalization,
         });
-        let mut effects = Self::ack(client_id, event);
+        let mut effects = Self::acknowledged(client_id, event);
         effects.extend(self.start_next(now)?);
         Ok(effects)
     }
@@ -927,7 +877,7 @@ impl<S: RoomStore> Room<S> {
         reason: Option<String>,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
-        if let Some(effects) = self.duplicate(conn, &client_id)? {
+        if let Some(effects) = self.duplicate(&conn.author.id, &client_id)? {
             return Ok(effects);
         }
         if !conn.may(Action::Rate) {
@@ -949,7 +899,7 @@ impl<S: RoomStore> Room<S> {
             now,
             EventKind::Feedback { target, vote },
         )?;
-        let mut effects = Self::ack(client_id, event);
+        let mut effects = Self::acknowledged(client_id, event);
         effects.push(Effect::Record(Record::Feedback {
             target,
             user_id: conn.author.id.clone(),

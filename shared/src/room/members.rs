@@ -1,0 +1,369 @@
+//! Membership, roles, moderation, invites and the audit log.
+
+use super::*;
+use crate::moderation::{AuditEntry, Command, CreateInvite, Invite, MemberRecord};
+use crate::permissions::outranks;
+
+/// Membership, moderation, invites and the audit log.
+impl<D: Sql> Room<D> {
+    /// Decides whether `conn` may join, at connect time, and stamps its room role. The room's
+    /// creator (`owner_id`) is its owner; anyone else joining a public room becomes a member;
+    /// a private room admits only members (see [`Room::accept_invite`]) and global admins; a
+    /// banned user is refused. Returns what to announce (a changed name).
+    pub fn admit(
+        &mut self,
+        conn: &mut Conn,
+        owner_id: &str,
+        now: Millis,
+    ) -> Result<Vec<Effect>, Failure> {
+        let user_id = conn.author.id.clone();
+        let record = self.store.member(&user_id)?;
+        let mut effects = Vec::new();
+        let record = match record {
+            Some(record) if record.banned && !conn.admin => {
+                return Err(refused(ErrorCode::Banned, "You are banned from this room."))
+            }
+            Some(mut record) => {
+                if record.name != conn.author.name {
+                    record.name.clone_from(&conn.author.name);
+                    record.renamed_at = Some(now);
+                    self.store.put_member(&record)?;
+                    effects.push(Effect::BroadcastOthers(ServerMessage::ProfileUpdated {
+                        member: conn.member(),
+                    }));
+                }
+                record
+            }
+            None if self.info.private && !conn.admin && user_id != owner_id => {
+                return Err(refused(
+                    ErrorCode::Forbidden,
+                    "This room is private; you need an invite to join it.",
+                ))
+            }
+            None => self.enroll(conn, owner_id, now)?,
+        };
+        conn.author.role = record.role;
+        Ok(effects)
+    }
+
+    /// Whether `user_id` may read the room's messages outside a connection (search, a
+    /// message in context): not if they are banned from it.
+    pub fn may_read(&self, user_id: &str) -> Result<(), Failure> {
+        match self.store.member(user_id)? {
+            Some(record) if record.banned => {
+                Err(refused(ErrorCode::Banned, "You are banned from this room."))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes `conn`'s user a member: the owner if they created the room.
+    pub(super) fn enroll(
+        &mut self,
+        conn: &Conn,
+        owner_id: &str,
+        now: Millis,
+    ) -> Result<MemberRecord, Failure> {
+        let record = MemberRecord {
+            user_id: conn.author.id.clone(),
+            name: conn.author.name.clone(),
+            role: if conn.author.id == owner_id {
+                Role::Owner
+            } else {
+                Role::Member
+            },
+            banned: false,
+            muted_until: None,
+            joined_at: now,
+            renamed_at: None,
+        };
+        self.store.put_member(&record)?;
+        Ok(record)
+    }
+
+    /// The actor's current role from storage (the source of truth), falling back to the
+    /// connection's for someone with no record (a global admin visiting).
+    pub(super) fn actor(&self, conn: &Conn) -> Result<Conn, Failure> {
+        let mut actor = conn.clone();
+        if let Some(record) = self
+            .store
+            .member(&conn.author.id)?
+        {
+            actor.author.role = record.role;
+        }
+        Ok(actor)
+    }
+
+    pub(super) fn audit(
+        &mut self,
+        actor: &Conn,
+        action: &str,
+        target_id: Option<String>,
+        detail: String,
+        now: Millis,
+    ) -> Result<(), Failure> {
+        self.store
+            .append_audit(&AuditEntry {
+                id: 0,
+                at: now,
+                actor_id: actor.author.id.clone(),
+                actor_name: actor.author.name.clone(),
+                action: action.to_owned(),
+                target_id,
+                detail,
+            })
+            .map_err(Failure::from)
+    }
+
+    /// Carries out a privileged command for `conn` (over the socket or HTTP alike): checks
+    /// the permission table, the ranks (moderating someone needs a strictly higher role, except
+    /// for global admins), stores the change, logs it in the audit log, and says what to tell
+    /// or close.
+    pub fn command(
+        &mut self,
+        conn: &Conn,
+        command: Command,
+        now: Millis,
+    ) -> Result<Vec<Effect>, Failure> {
+        command.validate().map_err(Failure::Refused)?;
+        let actor = self.actor(conn)?;
+        if !actor.may(command.action()) {
+            return Err(forbidden());
+        }
+        let mut target = match command.target() {
+            Some(user_id) => {
+                if user_id == actor.author.id {
+                    return Err(refused(
+                        ErrorCode::InvalidInput,
+                        "You cannot do that to yourself.",
+                    ));
+                }
+                let record = self
+                    .store
+                    .member(user_id)?
+                    .ok_or_else(|| {
+                        refused(
+                            ErrorCode::NotFound,
+                            "That user is not a member of this room.",
+                        )
+                    })?;
+                if !outranks(actor.author.role, actor.admin, record.role) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "You can only moderate members below your own role.",
+                    ));
+                }
+                Some(record)
+            }
+            None => None,
+        };
+        let name = command.name();
+        let target_id = target.as_ref().map(|t| t.user_id.clone());
+        let mut effects = Vec::new();
+        let detail = match command {
+            Command::Kick { user_id } => {
+                effects.push(Effect::CloseUser(user_id, close::KICKED, ErrorCode::Kicked));
+                String::new()
+            }
+            Command::Ban { user_id } => {
+                if let Some(t) = target.as_mut() {
+                    t.banned = true;
+                }
+                effects.push(Effect::CloseUser(user_id, close::BANNED, ErrorCode::Banned));
+                String::new()
+            }
+            Command::Unban { .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.banned = false;
+                }
+                String::new()
+            }
+            Command::Mute { seconds, .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.muted_until = Some(now + i64::from(seconds) * 1000);
+                }
+                format!("{seconds} s")
+            }
+            Command::Unmute { .. } => {
+                if let Some(t) = target.as_mut() {
+                    t.muted_until = None;
+                }
+                String::new()
+            }
+            Command::SetRole { user_id, role } => {
+                if !actor.admin && role == Role::Owner && actor.author.role != Role::Owner {
+                    return Err(forbidden());
+                }
+                if let Some(t) = target.as_mut() {
+                    t.role = role;
+                }
+                effects.push(Effect::SetRole(user_id, role));
+                format!("{role:?}").to_lowercase()
+            }
+            Command::UpdateRoom {
+                name: room_name,
+                topic,
+                private,
+                assistant,
+            } => {
+                let mut info = self.info.clone();
+                if let Some(n) = room_name {
+                    info.name = crate::limits::validate_room_name(&n).map_err(Failure::Refused)?;
+                }
+                if let Some(t) = topic {
+                    info.topic = crate::limits::validate_topic(&t).map_err(Failure::Refused)?;
+                }
+                if let Some(p) = private {
+                    info.private = p;
+                }
+                if let Some(mode) = assistant {
+                    info.assistant = mode;
+                }
+                let detail = format!(
+                    "name: {}, topic: {}, private: {}, assistant: {:?}",
+                    info.name, info.topic, info.private, info.assistant
+                );
+                self.info = info.clone();
+                effects.push(Effect::InfoChanged(info.clone()));
+                effects.push(Effect::Broadcast(ServerMessage::RoomUpdated { room: info }));
+                detail
+            }
+            Command::RevokeInvite { token } => {
+                let mut invite = self
+                    .store
+                    .invite(&token)?
+                    .ok_or_else(|| refused(ErrorCode::NotFound, "There is no such invite."))?;
+                invite.revoked_at.get_or_insert(now);
+                self.store.put_invite(&invite)?;
+                short(&token)
+            }
+        };
+        if let Some(t) = target {
+            self.store.put_member(&t)?;
+            if matches!(name, "mute" | "unmute" | "set_role") {
+                effects.push(Effect::Broadcast(ServerMessage::MemberUpdated {
+                    user_id: t.user_id.clone(),
+                    role: t.role,
+                    muted_until: t.muted_until,
+                }));
+            }
+        }
+        self.audit(&actor, name, target_id, detail, now)?;
+        Ok(effects)
+    }
+
+    /// Creates an invite link (`token` is fresh randomness from the caller).
+    pub fn create_invite(
+        &mut self,
+        conn: &Conn,
+        request: &CreateInvite,
+        token: String,
+        now: Millis,
+    ) -> Result<Invite, Failure> {
+        request.validate().map_err(Failure::Refused)?;
+        let actor = self.actor(conn)?;
+        if !actor.may(Action::Invite) {
+            return Err(forbidden());
+        }
+        let invite = Invite {
+            token,
+            created_by: actor.author.id.clone(),
+            created_at: now,
+            expires_at: request
+                .expires_in_seconds
+                .map(|s| now + i64::from(s) * 1000),
+            max_uses: request.max_uses,
+            uses: 0,
+            revoked_at: None,
+        };
+        self.store.put_invite(&invite)?;
+        let detail = short(&invite.token);
+        self.audit(&actor, "create_invite", None, detail, now)?;
+        Ok(invite)
+    }
+
+    /// The room's invites, for those who may invite.
+    pub fn invites(&self, conn: &Conn) -> Result<Vec<Invite>, Failure> {
+        if !self.actor(conn)?.may(Action::Invite) {
+            return Err(forbidden());
+        }
+        self.store.invites().map_err(Failure::from)
+    }
+
+    /// Joins `conn`'s user to the room: with a valid invite (counted as used), or without one
+    /// for a public room. A banned user stays out; an existing member is left as they are.
+    pub fn join(
+        &mut self,
+        conn: &Conn,
+        owner_id: &str,
+        token: Option<&str>,
+        now: Millis,
+    ) -> Result<Role, Failure> {
+        let user_id = &conn.author.id;
+        if let Some(record) = self.store.member(user_id)? {
+            if record.banned {
+                return Err(refused(ErrorCode::Banned, "You are banned from this room."));
+            }
+            return Ok(record.role);
+        }
+        if let Some(token) = token {
+            let mut invite = self
+                .store
+                .invite(token)?
+                .ok_or_else(|| {
+                    refused(ErrorCode::InviteInvalid, "This invite link is not valid.")
+                })?;
+            invite.check(now).map_err(Failure::Refused)?;
+            invite.uses += 1;
+            self.store.put_invite(&invite)?;
+        } else if self.info.private && !conn.admin && user_id != owner_id {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "This room is private; you need an invite to join it.",
+            ));
+        }
+        Ok(self.enroll(conn, owner_id, now)?.role)
+    }
+
+    /// The member list, for members (and admins).
+    pub fn members(&self, conn: &Conn) -> Result<Vec<MemberRecord>, Failure> {
+        let known = self
+            .store
+            .member(&conn.author.id)?
+            .is_some_and(|m| !m.banned);
+        if !known && !conn.admin {
+            return Err(forbidden());
+        }
+        self.store.member_records().map_err(Failure::from)
+    }
+
+    /// A page of the audit log, newest first, for those who may view it.
+    pub fn audit_log(&self, conn: &Conn, before: Option<u64>) -> Result<Vec<AuditEntry>, Failure> {
+        if !self.actor(conn)?.may(Action::ViewAudit) {
+            return Err(forbidden());
+        }
+        self.store
+            .audit_before(before, crate::moderation::AUDIT_PAGE)
+            .map_err(Failure::from)
+    }
+
+    /// A user changed their name or avatar: remember the name and tell the room.
+    pub fn profile_changed(&mut self, member: Member, now: Millis) -> Result<Vec<Effect>, Failure> {
+        if let Some(mut record) = self
+            .store
+            .member(&member.user_id)?
+        {
+            record.name.clone_from(&member.name);
+            record.renamed_at = Some(now);
+            self.store.put_member(&record)?;
+        }
+        Ok(vec![Effect::Broadcast(ServerMessage::ProfileUpdated {
+            member,
+        })])
+    }
+}
+
+/// The first characters of a secret, enough to tell invites apart in a log.
+fn short(token: &str) -> String {
+    token.chars().take(6).collect()
+}

@@ -1,0 +1,135 @@
+//! The room's schema, created and migrated in one place and versioned by
+//! `meta.schema_version`. Migrations are only ever appended: a room stored by any earlier
+//! version opens with every step after its own applied in order.
+
+/// Schema migrations, applied in order; index + 1 is the version they bring the room to.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: the event log, the current state of messages, and the edit history.
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        author_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        target INTEGER,
+        body TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX events_by_mutation ON events (author_id, client_id);
+    CREATE INDEX events_by_target ON events (target) WHERE target IS NOT NULL;
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        edited_at INTEGER,
+        deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE message_versions (
+        seq INTEGER NOT NULL,
+        replaced_at INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (seq, replaced_at)
+    );",
+    // v2: the assistant. An answer is a message with its assistant state as JSON; the state
+    // is also a column so the few unfinished answers are found by index on wake.
+    "ALTER TABLE messages ADD COLUMN answer TEXT;
+    ALTER TABLE messages ADD COLUMN answer_state TEXT;
+    CREATE INDEX messages_unfinished ON messages (answer_state)
+        WHERE answer_state IN ('queued', 'streaming');",
+    // v3 (rooms): threads, reactions, pins, members, read positions, mentions, and full-text
+    // search. The FTS5 index reads its text from `messages` (external content, so the text is
+    // stored once) and triggers keep it true on every change of `messages.text`, from any
+    // code path: an edit replaces the indexed words, a delete (text set to '') removes them.
+    "ALTER TABLE messages ADD COLUMN author_id TEXT;
+    UPDATE messages SET author_id = json_extract(author, '$.id');
+    ALTER TABLE messages ADD COLUMN thread INTEGER;
+    ALTER TABLE messages ADD COLUMN in_main INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN reply_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN last_reply_at INTEGER;
+    ALTER TABLE messages ADD COLUMN reactions TEXT;
+    ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_by_thread ON messages (thread, seq) WHERE thread IS NOT NULL;
+    CREATE INDEX messages_pinned ON messages (seq) WHERE pinned = 1;
+    CREATE TABLE members (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        last_seen INTEGER NOT NULL
+    );
+    CREATE INDEX members_by_last_seen ON members (last_seen);
+    CREATE TABLE reads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE TABLE mentions (
+        user_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (user_id, seq)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content = 'messages', content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    END;",
+    // roles: who belongs to the room and how (role, ban, mute; `members` above only tracks
+    // names and last visits for mentions), its invite links, and the audit log.
+    "CREATE TABLE member_roles (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        banned INTEGER NOT NULL DEFAULT 0,
+        muted_until INTEGER,
+        joined_at INTEGER NOT NULL,
+        renamed_at INTEGER
+    );
+    CREATE INDEX member_roles_by_rename ON member_roles (renamed_at) WHERE renamed_at IS NOT NULL;
+    CREATE TABLE invites (
+        token TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        revoked_at INTEGER
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_id TEXT,
+        detail TEXT NOT NULL
+    );",
+    // watch: a deleted message's mentions, for the watchers of unread counts.
+    "CREATE INDEX mentions_by_seq ON mentions (seq);",
+];
+
+/// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
+/// has its own semicolons) in one statement.
+pub fn statements(migration: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for piece in migration.split(';') {
+        current.push_str(piece);
+        let open_trigger =
+            current.contains("CREATE TRIGGER") && !current.trim_end().ends_with("END");
+        if open_trigger {
+            current.push(';');
+            continue;
+        }
+        if !current.trim().is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        current.clear();
+    }
+    out
+}
+
