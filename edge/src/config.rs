@@ -1,6 +1,6 @@
 //! Configuration read from the Worker's environment (vars, secrets, `.dev.vars` locally).
 
-use shared::assistant::AiConfig;
+use shared::room::assistant::AiConfig;
 use shared::error::{ChatError, ErrorCode};
 use shared::rate_limit::RateLimits;
 use worker::Env;
@@ -71,12 +71,12 @@ pub fn bench_seed_enabled(env: &Env) -> bool {
 }
 
 /// How many of a search's newest matches are ranked (`SEARCH_RANK_WINDOW`, default
-/// [`crate::rooms::store::RANK_WINDOW`]; tests set a small one).
+/// [`shared::room::store::RANK_WINDOW`]; tests set a small one).
 pub fn search_rank_window(env: &Env) -> u32 {
     string(env, "SEARCH_RANK_WINDOW")
         .and_then(|v| v.parse::<u32>().ok())
         .filter(|w| *w >= 1)
-        .unwrap_or(crate::rooms::store::RANK_WINDOW)
+        .unwrap_or(shared::room::store::RANK_WINDOW)
 }
 
 /// Per-connection rate limits; each may be overridden by a var (`SEND_BURST`,

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic is the failure report.
 
-use shared::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
+use shared::room::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
 use shared::client::{ClientRoom, PendingOp};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{
@@ -12,8 +12,8 @@ use shared::protocol::{
     ServerMessage, Vote,
 };
 use shared::rate_limit::RateLimits;
-use shared::room::memory::MemoryStore;
-use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, RoomStore};
+use shared::room::store::sqlite::Sqlite;
+use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, SqlStore};
 
 struct Client {
     conn: Conn,
@@ -25,7 +25,7 @@ struct Client {
 }
 
 struct Harness {
-    room: Room<MemoryStore>,
+    room: Room<Sqlite>,
     clients: Vec<Client>,
     now: i64,
     next_id: u64,
@@ -67,7 +67,7 @@ impl Harness {
             ("rita", Role::ReadOnly),
         ];
         let mut h = Harness {
-            room: Room::open(MemoryStore::default(), info).unwrap(),
+            room: Room::open(SqlStore::open(Sqlite::memory().unwrap()).unwrap(), info).unwrap(),
             clients: people
                 .iter()
                 .map(|(id, role)| Client {
@@ -624,10 +624,11 @@ fn after_a_restart_a_half_written_answer_fails_visibly_and_queued_ones_resume() 
     h.say(1, "@assistant second");
     let gen = h.latest_gen();
     h.token(gen, "half", 60);
-    // The object restarts: a new Room over the same storage.
-    let store = h.room.store().clone();
+    // The object restarts: a new Room over the same storage, nothing kept in memory.
     let info = h.room.info().clone();
-    h.room = Room::open(store, info).unwrap();
+    let placeholder = Room::open(SqlStore::open(Sqlite::memory().unwrap()).unwrap(), info.clone());
+    let old = std::mem::replace(&mut h.room, placeholder.unwrap());
+    h.room = Room::open(old.into_store(), info).unwrap();
     let effects = h.room.resume_assistant(h.now).unwrap();
     h.carry(None, effects);
     let first = h.message(0, 2);

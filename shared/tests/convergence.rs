@@ -13,8 +13,9 @@ use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus};
 use shared::error::ErrorCode;
 use shared::protocol::{Author, ClientMessage, EventKind, Role, RoomInfo, Seq, ServerMessage};
 use shared::rate_limit::RateLimits;
-use shared::room::memory::MemoryStore;
-use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, RoomStore};
+use shared::room::store::sqlite::Sqlite;
+use shared::room::store::Sql;
+use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, SqlStore};
 
 struct Client {
     state: ClientRoom,
@@ -28,10 +29,42 @@ struct Client {
 }
 
 struct Sim {
-    room: Room<MemoryStore>,
+    room: Room<Sqlite>,
+    /// The room's database file, reopened by a restart.
+    db: TempDb,
     clients: Vec<Client>,
     now: i64,
     next_id: u64,
+}
+
+/// A database file of the test's own, removed when the simulation ends.
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempDb(std::env::temp_dir().join(format!(
+            "convergence-{}-{n}.sqlite",
+            std::process::id()
+        )))
+    }
+
+    /// The room over this file, as a Durable Object opens it when it wakes: schema checked,
+    /// head read back from storage.
+    fn open(&self, info: RoomInfo) -> Room<Sqlite> {
+        let db = Sqlite::open(&self.0).unwrap();
+        // A restart here is a reopen, not a power cut: durability to disk is not under test.
+        db.execute("PRAGMA synchronous = OFF", &[]).unwrap();
+        Room::open(SqlStore::open(db).unwrap(), info).unwrap()
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn generous() -> RateLimits {
@@ -57,8 +90,10 @@ impl Sim {
             private: false,
         };
         let users = ["ann", "ann", "bob"];
+        let db = TempDb::new();
         Sim {
-            room: Room::open(MemoryStore::default(), info).unwrap(),
+            room: db.open(info),
+            db,
             clients: users
                 .iter()
                 .map(|user| Client {
@@ -107,6 +142,17 @@ impl Sim {
         client.up.clear();
         client.down.clear();
         client.state.disconnected();
+    }
+
+    /// The room's object restarts: every connection drops with whatever was in flight, and the
+    /// room is opened again from its database.
+    fn restart(&mut self) {
+        for c in 0..self.clients.len() {
+            self.disconnect(c);
+        }
+        let info = self.room.info().clone();
+        // The old instance closes its connection before the new one opens the file.
+        self.room = self.db.open(info);
     }
 
     fn type_message(&mut self, c: usize) {
@@ -372,6 +418,9 @@ enum Op {
     /// Tab 1 reloads and restores the room's cache, which tab 0 wrote too (same user, same
     /// room), so both tabs hold, and may send, the same pending mutations.
     Adopt,
+    /// The room's Durable Object restarts (evicted, redeployed, crashed between events):
+    /// every socket drops and the room reopens from storage.
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -389,6 +438,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(Op::Disconnect),
         2 => c.prop_map(Op::Connect),
         1 => Just(Op::Adopt),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -408,6 +458,7 @@ fn run(ops: &[Op]) -> Sim {
             Op::Disconnect(c) => sim.disconnect(c),
             Op::Connect(c) => sim.connect(c),
             Op::Adopt => sim.adopt(),
+            Op::Restart => sim.restart(),
         }
     }
     sim.settle();
@@ -460,6 +511,26 @@ fn check_converged(sim: &Sim) {
         }
     }
     assert_eq!(stored.len(), typed, "nothing stored that nobody typed");
+
+    // Each tab's sends are stored in the order it typed them, whatever was lost and resent
+    // (and whichever tab of the user sent a restored copy).
+    let seq_of: HashMap<(&str, &str), Seq> = events
+        .iter()
+        .map(|e| ((e.author.id.as_str(), e.client_id.as_str()), e.seq))
+        .collect();
+    for (i, client) in sim.clients.iter().enumerate() {
+        let order: Vec<Seq> = client
+            .queued
+            .iter()
+            .filter_map(|id| seq_of.get(&(client.conn.author.id.as_str(), id.as_str())))
+            .copied()
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "client {i} typed {:?}, stored at {order:?}",
+            client.queued
+        );
+    }
 
     // Every client holds exactly the room's state, with nothing left pending.
     let (latest, _) = store.messages_before(None, usize::MAX).unwrap();

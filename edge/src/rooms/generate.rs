@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use shared::ai::{CompletionRequest, StreamItem, StreamReader};
-use shared::assistant::{Record, Source};
+use shared::room::assistant::{Record, Source};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{AnswerState, Seq, Vote};
 use shared::room::Effect;

@@ -26,7 +26,8 @@ use worker::{
 
 use super::generate::AiRuntime;
 use super::semantic::Semantic;
-use super::store::SqlStore;
+use super::store::DurableSql;
+use shared::room::SqlStore;
 use crate::config;
 
 /// Header on the Worker's internal connect request: a JSON [`Connect`].
@@ -224,7 +225,7 @@ pub struct ChatRoom {
     state: State,
     env: Env,
     limits: RateLimits,
-    room: RefCell<Option<Room<SqlStore>>>,
+    room: RefCell<Option<Room<DurableSql>>>,
     /// Derived from the sockets' attachments; rebuilt after the object wakes from hibernation.
     slots: RefCell<Option<HashMap<u64, Slot>>>,
     flush_scheduled: Cell<bool>,
@@ -424,8 +425,8 @@ impl DurableObject for ChatRoom {
             let store = room.store();
             (
                 room.info().slug.clone(),
-                store.message_count()?,
-                store.last_message_at()?,
+                store.message_count().map_err(stored)?,
+                store.last_message_at().map_err(stored)?,
             )
         };
         if let Err(e) = crate::directory::record_activity(&self.env, &slug, count, last).await {
@@ -515,7 +516,15 @@ impl ChatRoom {
                 let window = config::search_rank_window(&self.env);
                 let hits = room
                     .store()
-                    .search_hybrid(slug, &query, limit, &semantic, window)?;
+                    .search_hybrid(
+                        slug,
+                        &query,
+                        limit,
+                        &semantic,
+                        super::semantic::CANDIDATES,
+                        window,
+                    )
+                    .map_err(stored)?;
                 Response::from_json(&SearchResults {
                     hits,
                     partial: false,
@@ -532,7 +541,11 @@ impl ChatRoom {
             }
             "context" => {
                 let seq = request.seq.unwrap_or(0);
-                match room.store().context(seq, limits::CONTEXT_SIDE)? {
+                match room
+                    .store()
+                    .context(seq, limits::CONTEXT_SIDE)
+                    .map_err(stored)?
+                {
                     Some((thread, messages)) => Response::from_json(&Context {
                         target: seq,
                         thread,
@@ -613,28 +626,33 @@ impl ChatRoom {
         let mut room = self.room.borrow_mut();
         match (room.as_mut(), info) {
             (Some(room), Some(info)) => {
-                room.store().set_meta("room_info", &to_json(&info)?)?;
+                room.store()
+                    .set_meta("room_info", &to_json(&info)?)
+                    .map_err(stored)?;
                 room.set_info(info);
             }
             (Some(_), None) => {}
             (None, info) => {
-                let store = SqlStore::open(self.state.storage().sql())?;
+                let store = SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
                 if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
-                    store.drop_search_index_triggers()?;
+                    store.drop_search_index_triggers().map_err(stored)?;
                 }
                 let info = match info {
                     Some(info) => {
-                        store.set_meta("room_info", &to_json(&info)?)?;
+                        store
+                            .set_meta("room_info", &to_json(&info)?)
+                            .map_err(stored)?;
                         info
                     }
                     None => store
-                        .meta("room_info")?
+                        .meta("room_info")
+                        .map_err(stored)?
                         .and_then(|json| serde_json::from_str(&json).ok())
                         .ok_or_else(|| {
                             worker::Error::RustError("room has no stored directory entry".into())
                         })?,
                 };
-                let mut opened = Room::open(store, info)?;
+                let mut opened = Room::open(store, info).map_err(stored)?;
                 opened.set_ai_config(config::ai_config(&self.env));
                 // Answers left unfinished by the previous instance: fail the one that was
                 // being written, queue the waiting ones again.
@@ -740,7 +758,7 @@ impl ChatRoom {
     /// Runs one assistant step on the room and carries out its effects.
     pub(super) fn with_room(
         &self,
-        step: impl FnOnce(&mut Room<SqlStore>, i64) -> Result<Vec<Effect>, Failure>,
+        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
     ) {
         let effects = {
             let mut room = self.room.borrow_mut();
@@ -752,13 +770,13 @@ impl ChatRoom {
         self.carry_effects(effects);
     }
 
-    pub(super) fn with_room_quiet(&self, step: impl FnOnce(&mut Room<SqlStore>)) {
+    pub(super) fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>)) {
         if let Some(room) = self.room.borrow_mut().as_mut() {
             step(room);
         }
     }
 
-    pub(super) fn room_mut(&self) -> RefMut<'_, Option<Room<SqlStore>>> {
+    pub(super) fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>> {
         self.room.borrow_mut()
     }
 
@@ -924,7 +942,7 @@ impl ChatRoom {
                 return Response::error("room not loaded", 500);
             };
             // The actor's role for permission checks comes from the room's records.
-            match shared::room::RoomStore::member(room.store(), &conn.author.id) {
+            match room.store().member(&conn.author.id) {
                 Ok(Some(record)) => conn.author.role = record.role,
                 // The creator acting before ever connecting: make them the owner now.
                 Ok(None) if conn.author.id == req.owner_id => {
@@ -1076,6 +1094,11 @@ fn failure_response(failure: Failure) -> worker::Result<Response> {
         message: error.message,
     })?
     .with_status(status))
+}
+
+/// A storage failure as the runtime's error (logged by the caller, never sent to a client).
+fn stored(e: shared::room::StoreError) -> worker::Error {
+    worker::Error::RustError(format!("room storage: {e}"))
 }
 
 fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {

@@ -255,6 +255,11 @@ impl<D: Sql> Room<D> {
         })
     }
 
+    /// The store, given up by a room that stops (a restart reopens a new room over it).
+    pub fn into_store(self) -> SqlStore<D> {
+        self.store
+    }
+
     /// The highest sequence number.
     pub fn head(&self) -> Seq {
         self.head

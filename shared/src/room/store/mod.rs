@@ -440,7 +440,7 @@ impl<D: Sql> SqlStore<D> {
             ),
             sql_params![
                 before.map_or(MAX_SAFE_INTEGER, |b| b as i64),
-                limit as u64 + 1
+                (limit as u64).saturating_add(1)
             ],
         )?;
         page_of(rows, limit)
@@ -493,7 +493,7 @@ impl<D: Sql> SqlStore<D> {
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread = ?
                  ORDER BY seq DESC LIMIT ?"
             ),
-            sql_params![root, limit as u64 + 1],
+            sql_params![root, (limit as u64).saturating_add(1)],
         )?;
         page_of(rows, limit)
     }

@@ -29,8 +29,9 @@ impl From<i64> for SqlValue {
 
 impl From<u64> for SqlValue {
     fn from(v: u64) -> Self {
-        // Sequence numbers and counts stay far below 2^63.
-        SqlValue::Integer(v as i64)
+        // Sequence numbers and counts stay far below 2^63; "no limit" (u64::MAX) stays the
+        // largest limit rather than wrapping to a negative one.
+        SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
     }
 }
 
