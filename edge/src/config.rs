@@ -1,8 +1,8 @@
 //! Configuration read from the Worker's environment (vars, secrets, `.dev.vars` locally).
 
-use shared::room::assistant::AiConfig;
 use shared::error::{ChatError, ErrorCode};
 use shared::rate_limit::RateLimits;
+use shared::room::assistant::AiConfig;
 use worker::Env;
 
 /// Shortest acceptable session secret, in bytes.

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic is the failure report.
 
-use shared::room::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
 use shared::client::{ClientRoom, PendingOp};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{
@@ -12,6 +11,7 @@ use shared::protocol::{
     ServerMessage, Vote,
 };
 use shared::rate_limit::RateLimits;
+use shared::room::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
 use shared::room::store::sqlite::Sqlite;
 use shared::room::{presence, Conn, ConnLimiter, Effect, Frame, Room, SqlStore};
 
@@ -626,7 +626,10 @@ fn after_a_restart_a_half_written_answer_fails_visibly_and_queued_ones_resume() 
     h.token(gen, "half", 60);
     // The object restarts: a new Room over the same storage, nothing kept in memory.
     let info = h.room.info().clone();
-    let placeholder = Room::open(SqlStore::open(Sqlite::memory().unwrap()).unwrap(), info.clone());
+    let placeholder = Room::open(
+        SqlStore::open(Sqlite::memory().unwrap()).unwrap(),
+        info.clone(),
+    );
     let old = std::mem::replace(&mut h.room, placeholder.unwrap());
     h.room = Room::open(old.into_store(), info).unwrap();
     let effects = h.room.resume_assistant(h.now).unwrap();

@@ -45,10 +45,7 @@ impl TempDb {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        TempDb(std::env::temp_dir().join(format!(
-            "convergence-{}-{n}.sqlite",
-            std::process::id()
-        )))
+        TempDb(std::env::temp_dir().join(format!("convergence-{}-{n}.sqlite", std::process::id())))
     }
 
     /// The room over this file, as a Durable Object opens it when it wakes: schema checked,

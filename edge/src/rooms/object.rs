@@ -27,8 +27,8 @@ use worker::{
 use super::generate::AiRuntime;
 use super::semantic::Semantic;
 use super::store::DurableSql;
-use shared::room::SqlStore;
 use crate::config;
+use shared::room::SqlStore;
 
 /// Header on the Worker's internal connect request: a JSON [`Connect`].
 pub const CONNECT_HEADER: &str = "X-Chat-Connect";
@@ -633,7 +633,8 @@ impl ChatRoom {
             }
             (Some(_), None) => {}
             (None, info) => {
-                let store = SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
+                let store =
+                    SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
                 if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
                     store.drop_search_index_triggers().map_err(stored)?;
                 }

@@ -271,7 +271,6 @@ impl<D: Sql> Room<D> {
         &self.assistant
     }
 
-
     /// After a post's effects: if it stored a new message (not a resend), let the assistant
     /// see whether it asks for an answer.
     pub(crate) fn maybe_ask(
@@ -445,8 +444,7 @@ impl<D: Sql> Room<D> {
         running.flushed.push_str(&text);
         running.last_flush_at = Some(now);
         let (target, version) = (running.job.target, running.job.version);
-        self.store
-            .set_answer_text(target, &running.flushed)?;
+        self.store.set_answer_text(target, &running.flushed)?;
         Ok(vec![Effect::Broadcast(ServerMessage::Stream {
             target,
             version,
@@ -708,10 +706,7 @@ impl<D: Sql> Room<D> {
 
     /// The answer message `target`, or `not_found`.
     fn answer(&self, target: Seq) -> Result<(MessageView, crate::protocol::AnswerView), Failure> {
-        let message = self
-            .store
-            .message(target)?
-            .filter(|m| !m.deleted);
+        let message = self.store.message(target)?.filter(|m| !m.deleted);
         match message {
             Some(mut m) => match m.answer.take() {
                 Some(answer) => Ok((m, answer)),
@@ -726,8 +721,6 @@ impl<D: Sql> Room<D> {
             )),
         }
     }
-
-
 
     /// The answer `target`, if `conn` may manage it: its asker, or a moderator.
     fn managed_answer(

@@ -15,7 +15,12 @@ impl<D: Sql> Room<D> {
     ) -> Result<Seq, Failure> {
         for _ in 0..count {
             let (author, at, text) = make(self.head + 1);
-            self.append_with(author, |seq| format!("seed-{seq}"), at, EventKind::Message { text })?;
+            self.append_with(
+                author,
+                |seq| format!("seed-{seq}"),
+                at,
+                EventKind::Message { text },
+            )?;
         }
         Ok(self.head)
     }
@@ -102,8 +107,7 @@ impl<D: Sql> Room<D> {
             .filter(|id| *id != event.author.id)
             .collect();
         if !mentioned.is_empty() {
-            self.store
-                .add_mentions(seq, &mentioned)?;
+            self.store.add_mentions(seq, &mentioned)?;
         }
         Ok(mentioned.into_iter().map(str::to_owned).collect())
     }
@@ -223,9 +227,7 @@ impl<D: Sql> Room<D> {
         }
         let event = self.append_event(author.clone(), Some(client_id.clone()), now, kind)?;
         let already = match &event.kind {
-            EventKind::Edit { target, .. } => {
-                self.store.mentioned(*target)?
-            }
+            EventKind::Edit { target, .. } => self.store.mentioned(*target)?,
             _ => Vec::new(),
         };
         let mut mentioned = self.record_mentions(&event)?;

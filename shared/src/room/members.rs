@@ -85,10 +85,7 @@ impl<D: Sql> Room<D> {
     /// connection's for someone with no record (a global admin visiting).
     pub(super) fn actor(&self, conn: &Conn) -> Result<Conn, Failure> {
         let mut actor = conn.clone();
-        if let Some(record) = self
-            .store
-            .member(&conn.author.id)?
-        {
+        if let Some(record) = self.store.member(&conn.author.id)? {
             actor.author.role = record.role;
         }
         Ok(actor)
@@ -138,15 +135,12 @@ impl<D: Sql> Room<D> {
                         "You cannot do that to yourself.",
                     ));
                 }
-                let record = self
-                    .store
-                    .member(user_id)?
-                    .ok_or_else(|| {
-                        refused(
-                            ErrorCode::NotFound,
-                            "That user is not a member of this room.",
-                        )
-                    })?;
+                let record = self.store.member(user_id)?.ok_or_else(|| {
+                    refused(
+                        ErrorCode::NotFound,
+                        "That user is not a member of this room.",
+                    )
+                })?;
                 if !outranks(actor.author.role, actor.admin, record.role) {
                     return Err(refused(
                         ErrorCode::Forbidden,
@@ -307,12 +301,9 @@ impl<D: Sql> Room<D> {
             return Ok(record.role);
         }
         if let Some(token) = token {
-            let mut invite = self
-                .store
-                .invite(token)?
-                .ok_or_else(|| {
-                    refused(ErrorCode::InviteInvalid, "This invite link is not valid.")
-                })?;
+            let mut invite = self.store.invite(token)?.ok_or_else(|| {
+                refused(ErrorCode::InviteInvalid, "This invite link is not valid.")
+            })?;
             invite.check(now).map_err(Failure::Refused)?;
             invite.uses += 1;
             self.store.put_invite(&invite)?;
@@ -349,10 +340,7 @@ impl<D: Sql> Room<D> {
 
     /// A user changed their name or avatar: remember the name and tell the room.
     pub fn profile_changed(&mut self, member: Member, now: Millis) -> Result<Vec<Effect>, Failure> {
-        if let Some(mut record) = self
-            .store
-            .member(&member.user_id)?
-        {
+        if let Some(mut record) = self.store.member(&member.user_id)? {
             record.name.clone_from(&member.name);
             record.renamed_at = Some(now);
             self.store.put_member(&record)?;

@@ -23,8 +23,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-pub use store::{Sql, SqlStore, StoreError};
 use assistant::{Assistant, Record};
+pub use store::{Sql, SqlStore, StoreError};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,11 +33,10 @@ use crate::error::{ChatError, ErrorCode};
 use crate::limits::{self, PAGE_DEFAULT, PAGE_MAX};
 use crate::permissions::{may, Action};
 use crate::protocol::{
-    close, Author, ClientMessage, EventKind, HistoryReason, Member, RoomInfo, Seq, ServerMessage,
-    PROTOCOL_VERSION, Millis, Role,
+    close, Author, ClientMessage, EventKind, HistoryReason, Member, Millis, Role, RoomInfo, Seq,
+    ServerMessage, PROTOCOL_VERSION,
 };
 use crate::rate_limit::{RateLimits, TokenBucket};
-
 
 /// Per-connection state that must survive hibernation (kept in the socket's attachment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,12 +12,7 @@ impl<D: Sql> Room<D> {
         let Some(after) = after.filter(|&a| a >= 1 && a <= self.head) else {
             return Ok(Vec::new());
         };
-        let Some(held) = self
-            .store
-            .events_after(after - 1, 1)?
-            .into_iter()
-            .next()
-        else {
+        let Some(held) = self.store.events_after(after - 1, 1)?.into_iter().next() else {
             return Ok(Vec::new());
         };
         Ok(self
@@ -40,9 +35,7 @@ impl<D: Sql> Room<D> {
         let replayable = after.filter(|&a| a <= self.head && self.head - a <= REPLAY_MAX_EVENTS);
         match (after, replayable) {
             (_, Some(after)) => {
-                let events = self
-                    .store
-                    .events_after(after, REPLAY_MAX_EVENTS as usize)?;
+                let events = self.store.events_after(after, REPLAY_MAX_EVENTS as usize)?;
                 if events.is_empty() {
                     return Ok(vec![ServerMessage::Replay { events, done: true }]);
                 }
@@ -57,9 +50,8 @@ impl<D: Sql> Room<D> {
                     .collect())
             }
             (requested, None) => {
-                let (messages, has_more) = self
-                    .store
-                    .messages_before(None, PAGE_DEFAULT as usize)?;
+                let (messages, has_more) =
+                    self.store.messages_before(None, PAGE_DEFAULT as usize)?;
                 Ok(vec![ServerMessage::History {
                     messages,
                     has_more,
@@ -83,15 +75,9 @@ impl<D: Sql> Room<D> {
                 format!("Message {root} does not exist."),
             ))
         };
-        let mut message = self
-            .store
-            .message(root)?
-            .ok_or_else(not_found)?;
+        let mut message = self.store.message(root)?.ok_or_else(not_found)?;
         if let Some(thread) = message.thread {
-            message = self
-                .store
-                .message(thread)?
-                .ok_or_else(not_found)?;
+            message = self.store.message(thread)?.ok_or_else(not_found)?;
         }
         let (replies, has_more) = self
             .store
@@ -101,13 +87,8 @@ impl<D: Sql> Room<D> {
 
     /// A member's unread counts after their read position.
     pub fn unread(&self, user_id: &str) -> Result<(Seq, UnreadCounts), Failure> {
-        let read = self
-            .store
-            .read_position(user_id)?
-            .unwrap_or(0);
-        let counts = self
-            .store
-            .unread_counts(user_id, read)?;
+        let read = self.store.read_position(user_id)?.unwrap_or(0);
+        let counts = self.store.unread_counts(user_id, read)?;
         Ok((read, counts))
     }
 
@@ -115,15 +96,11 @@ impl<D: Sql> Room<D> {
     /// all their connections; a read that moves nothing answers the asking connection only.
     pub(super) fn read(&mut self, conn: &Conn, seq: Seq) -> Result<Vec<Effect>, Failure> {
         let user = &conn.author.id;
-        let current = self
-            .store
-            .read_position(user)?
-            .unwrap_or(0);
+        let current = self.store.read_position(user)?.unwrap_or(0);
         let seq = seq.min(self.head);
         let moved = seq > current;
         if moved {
-            self.store
-                .set_read_position(user, seq)?;
+            self.store.set_read_position(user, seq)?;
         }
         let (read, counts) = self.unread(user)?;
         let frame = ServerMessage::Unread { read, counts };

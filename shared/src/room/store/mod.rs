@@ -9,13 +9,13 @@
 //! Every query is parameterised and pages by key (`seq`), never by OFFSET: on Durable Objects
 //! every row scanned is billed, and a join must not slow down as history grows.
 
-mod schema;
+pub mod schema;
 mod search;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use search::RANK_WINDOW;
+pub use search::{MessageContext, RANK_WINDOW};
 pub use sql::{Row, Sql, SqlValue, StoreError};
 
 use crate::limits::UNREAD_COUNT_CAP;
@@ -252,7 +252,11 @@ impl<D: Sql> SqlStore<D> {
     }
 
     /// The event a mutation with this author and client id became, if it was stored.
-    pub fn find_mutation(&self, author_id: &str, client_id: &str) -> Result<Option<Seq>, StoreError> {
+    pub fn find_mutation(
+        &self,
+        author_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Seq>, StoreError> {
         let rows = self.db.query(
             "SELECT seq FROM events WHERE author_id = ? AND client_id = ?",
             sql_params![author_id, client_id],
@@ -572,9 +576,10 @@ impl<D: Sql> SqlStore<D> {
 
     /// A member's read position.
     pub fn read_position(&self, user_id: &str) -> Result<Option<Seq>, StoreError> {
-        let rows = self
-            .db
-            .query("SELECT seq FROM reads WHERE user_id = ?", sql_params![user_id])?;
+        let rows = self.db.query(
+            "SELECT seq FROM reads WHERE user_id = ?",
+            sql_params![user_id],
+        )?;
         rows.first().map(|r| r.uint(0)).transpose()
     }
 
@@ -697,10 +702,7 @@ impl<D: Sql> SqlStore<D> {
             .query(
                 "SELECT id, at, actor_id, actor_name, action, target_id, detail FROM audit
                  WHERE id < ? ORDER BY id DESC LIMIT ?",
-                sql_params![
-                    before.map_or(MAX_SAFE_INTEGER, |b| b as i64),
-                    limit as u64
-                ],
+                sql_params![before.map_or(MAX_SAFE_INTEGER, |b| b as i64), limit as u64],
             )?
             .iter()
             .map(|r| {

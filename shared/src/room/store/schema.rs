@@ -132,4 +132,3 @@ pub fn statements(migration: &str) -> Vec<String> {
     }
     out
 }
-

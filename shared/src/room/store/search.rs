@@ -6,6 +6,10 @@ use crate::protocol::{MessageView, Seq};
 use crate::search::{self, SearchQuery};
 use crate::sql_params;
 
+/// A message in context: the thread's root when it is a thread-only reply, and the messages
+/// to show, oldest first.
+pub type MessageContext = (Option<Seq>, Vec<MessageView>);
+
 /// Full-text search ranks at most this many matches, the newest (see [`SqlStore::search`]).
 pub const RANK_WINDOW: u32 = 20_000;
 
@@ -173,11 +177,7 @@ impl<D: Sql> SqlStore<D> {
     /// The page around message `seq`: for a timeline message, up to `side` timeline messages
     /// on each side; for a thread-only reply, its thread (root first). `None` if there is no
     /// such message.
-    pub fn context(
-        &self,
-        seq: Seq,
-        side: usize,
-    ) -> Result<Option<(Option<Seq>, Vec<MessageView>)>, StoreError> {
+    pub fn context(&self, seq: Seq, side: usize) -> Result<Option<MessageContext>, StoreError> {
         let Some(target) = self.message(seq)? else {
             return Ok(None);
         };

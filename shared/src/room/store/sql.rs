@@ -162,7 +162,8 @@ impl Row {
     /// A JSON text column, decoded.
     pub fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, StoreError> {
         let text = self.text(i)?;
-        serde_json::from_str(&text).map_err(|e| StoreError(format!("column {i}: corrupt JSON: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError(format!("column {i}: corrupt JSON: {e}")))
     }
 
     /// A nullable JSON text column, decoded.

@@ -60,8 +60,8 @@ fn sends_beyond_the_burst_are_rate_limited_with_the_client_id_and_a_retry_time()
     let mut limiter = ConnLimiter::new(RateLimits::default(), 0);
     let burst = RateLimits::default().send_burst as usize;
     for i in 0..burst {
-        let raw = serde_json::json!({"type":"send","client_id":format!("c{i}"),"text":"x"})
-            .to_string();
+        let raw =
+            serde_json::json!({"type":"send","client_id":format!("c{i}"),"text":"x"}).to_string();
         let effects = room.on_frame(&ann, &mut limiter, Frame::Text(&raw), 0, Vec::new);
         ack_of(&effects);
     }

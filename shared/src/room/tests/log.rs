@@ -69,7 +69,10 @@ fn editing_keeps_previous_versions_and_only_the_author_may_edit() {
     let message = f.room.store().message(1).unwrap().unwrap();
     assert_eq!(message.text, "second");
     assert!(message.edited_at.is_some());
-    assert_eq!(f.room.store().versions(1).unwrap(), vec!["first".to_string()]);
+    assert_eq!(
+        f.room.store().versions(1).unwrap(),
+        vec!["first".to_string()]
+    );
 }
 
 #[test]
@@ -208,8 +211,7 @@ fn reactions_toggle_per_user_and_are_replayed_after_a_reconnect() {
     // the same view.
     let events = replayed(&mut f, &ann, 1);
     assert_eq!(events.len(), 3);
-    let mut view =
-        MessageView::from_event(&f.room.store().events_after(0, 1).unwrap()[0]).unwrap();
+    let mut view = MessageView::from_event(&f.room.store().events_after(0, 1).unwrap()[0]).unwrap();
     for e in &events {
         view.apply(e);
     }
@@ -275,7 +277,11 @@ fn a_failing_store_gives_the_client_a_generic_internal_error_and_logs_the_detail
             }
             self.0.execute(sql, params)
         }
-        fn query(&self, sql: &str, params: &[store::SqlValue]) -> Result<Vec<store::Row>, StoreError> {
+        fn query(
+            &self,
+            sql: &str,
+            params: &[store::SqlValue],
+        ) -> Result<Vec<store::Row>, StoreError> {
             self.0.query(sql, params)
         }
     }

@@ -306,9 +306,7 @@ fn a_client_catching_up_by_replay_learns_names_changed_since_what_it_holds_and_n
     let renamed: Vec<&str> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Reply(ServerMessage::ProfileUpdated { member }) => {
-                Some(member.name.as_str())
-            }
+            Effect::Reply(ServerMessage::ProfileUpdated { member }) => Some(member.name.as_str()),
             _ => None,
         })
         .collect();

@@ -7,8 +7,8 @@ mod sync;
 
 use super::store::sqlite::Sqlite;
 use super::*;
-use crate::moderation::{Command, CreateInvite};
 use crate::limits::REPLAY_MAX_EVENTS;
+use crate::moderation::{Command, CreateInvite};
 use crate::protocol::{Event, MessageView, Role, UnreadCounts};
 use crate::rate_limit::RateLimits;
 
@@ -97,9 +97,7 @@ fn ack_of(effects: &[Effect]) -> (Seq, bool) {
     effects
         .iter()
         .find_map(|e| match e {
-            Effect::Reply(ServerMessage::Ack { seq, duplicate, .. }) => {
-                Some((*seq, *duplicate))
-            }
+            Effect::Reply(ServerMessage::Ack { seq, duplicate, .. }) => Some((*seq, *duplicate)),
             _ => None,
         })
         .expect("an ack")
@@ -121,29 +119,6 @@ fn broadcasts(effects: &[Effect]) -> usize {
         .filter(|e| matches!(e, Effect::Broadcast(_) | Effect::BroadcastOthers(_)))
         .count()
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 fn reply(f: &mut Fixture, who: &Conn, id: &str, target: Seq, also: bool) -> Vec<Effect> {
     f.frame(
@@ -173,14 +148,6 @@ fn replayed(f: &mut Fixture, who: &Conn, after: Seq) -> Vec<Event> {
     .collect()
 }
 
-
-
-
-
-
-
-
-
 fn notices(effects: &[Effect]) -> Vec<&ServerMessage> {
     effects
         .iter()
@@ -190,11 +157,6 @@ fn notices(effects: &[Effect]) -> Vec<&ServerMessage> {
         })
         .collect()
 }
-
-
-
-
-
 
 // -----------------------------------------------------------------------------------------
 // Membership and moderation
@@ -206,7 +168,10 @@ fn moderated() -> (Fixture, Conn, Conn, Conn) {
     let mut ann = conn("ann", Role::Member);
     let mut moderator = conn("mod", Role::Member);
     // One after the other, so the member list (by join time) has an order to check.
-    for (joined_at, c) in [&mut owner, &mut ann, &mut moderator].into_iter().enumerate() {
+    for (joined_at, c) in [&mut owner, &mut ann, &mut moderator]
+        .into_iter()
+        .enumerate()
+    {
         f.room.admit(c, "owner", joined_at as Millis).unwrap();
     }
     assert_eq!(owner.author.role, Role::Owner);
@@ -231,19 +196,3 @@ impl Fixture {
             .map_err(|f| f.into_error().0.code)
     }
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
