@@ -1,65 +1,30 @@
 //! The HTTP API: sessions, the room directory, and the WebSocket upgrade that hands a verified
 //! connection to the room's Durable Object.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use shared::error::{ChatError, ErrorCode};
-use shared::limits::{self, BODY_MAX_BYTES};
+use shared::error::ErrorCode;
+use shared::limits;
 use shared::moderation::http::{AdminRooms, AdminUsers, AuditPage, JoinRoom, UpdateUser};
 use shared::moderation::{AuditEntry, Command, CreateInvite};
 use shared::profile::{self, Profile};
 use shared::protocol::close;
-use shared::protocol::http::{
-    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
-};
+use shared::protocol::http::{CreateRoom, CreateSession, RoomList, SessionInfo};
 use shared::protocol::{Author, Role, RoomInfo, Seq};
-use worker::{
-    console_error, Date, Env, Headers, HttpMetadata, Method, Request, RequestInit, Response, Url,
-};
+use worker::{console_error, Env, HttpMetadata, Method, Request, Response};
 
 use crate::config;
 use crate::directory;
+use crate::http::{
+    check_origin, client_ip, error_response, fail, is_https, json, now, query_param, rate_limit,
+    read_json, ApiError, ApiResult,
+};
 use crate::profiles;
-use crate::rooms::object::{Connect, Identity, Internal, Op, RoomQuery, CONNECT_HEADER};
+use crate::rooms::contract::{
+    self, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites, ListMembers, Moderate,
+    NewInvite, ProfileChanged, RoomCall, Search, Seed,
+};
 use crate::rooms::queries;
 use crate::session::{self, Session, SessionUser};
 use crate::{auth, auth::accounts};
-
-/// The Durable Object namespace binding of the rooms.
-pub const ROOMS_BINDING: &str = "ROOMS";
-
-/// An API failure: the code and message go to the client; `detail` only to the log.
-pub(crate) struct ApiError {
-    error: ChatError,
-    detail: Option<String>,
-}
-
-impl From<ChatError> for ApiError {
-    fn from(error: ChatError) -> Self {
-        ApiError {
-            error,
-            detail: None,
-        }
-    }
-}
-
-impl From<worker::Error> for ApiError {
-    fn from(e: worker::Error) -> Self {
-        ApiError {
-            error: ChatError::new(
-                ErrorCode::Internal,
-                "Something went wrong on the server; please try again.",
-            ),
-            detail: Some(e.to_string()),
-        }
-    }
-}
-
-pub(crate) fn fail(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ChatError::new(code, message).into()
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Routes one request under `/api/`.
 pub async fn handle(req: Request, env: &Env) -> Response {
@@ -83,19 +48,7 @@ pub async fn handle(req: Request, env: &Env) -> Response {
                     })
                 );
             }
-            let mut response = json(
-                &ErrorBody {
-                    code: error.code,
-                    message: error.message,
-                },
-                status,
-            );
-            if let (Some(ms), Ok(r)) = (error.retry_after_ms, response.as_mut()) {
-                let _ = r
-                    .headers_mut()
-                    .set("Retry-After", &ms.div_ceil(1000).to_string());
-            }
-            response
+            error_response(&error)
         }
     };
     response.unwrap_or_else(|_| Response::error("internal error", 500).expect("static response"))
@@ -141,12 +94,13 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let (query, limit) = search_params(&req)?;
             let me = profiles::identity(env, &user).await?;
             let entry = visible_room(env, slug, &me).await?;
-            let request = RoomQuery {
+            let request = Search {
+                room: entry.info,
+                user_id: user.user_id,
                 query,
-                limit: Some(limit),
-                ..queries::room_query(&entry.info, &user.user_id)
+                limit,
             };
-            let results: SearchResults = queries::ask(env, "search", &request)
+            let results = contract::call(env, slug, request)
                 .await
                 .map_err(queries::unanswered_error)?;
             Ok(json(&results, 200)?)
@@ -158,27 +112,28 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 .ok_or_else(|| fail(ErrorCode::InvalidInput, "Give ?seq=<message number>."))?;
             let me = profiles::identity(env, &user).await?;
             let entry = visible_room(env, slug, &me).await?;
-            let request = RoomQuery {
-                seq: Some(seq),
-                ..queries::room_query(&entry.info, &user.user_id)
+            let request = ContextOf {
+                room: entry.info,
+                user_id: user.user_id,
+                seq,
             };
-            let context: Context = queries::ask(env, "context", &request)
+            let context = contract::call(env, slug, request)
                 .await
                 .map_err(queries::unanswered_error)?;
             Ok(json(&context, 200)?)
         }
         (Method::Post, ["rooms", slug, "seed"]) if config::bench_seed_enabled(env) => {
             // The bench's bulk seed (BENCH_SEED=1 only, never in wrangler.toml).
-            let user = require_session(&req, env).await?;
+            require_session(&req, env).await?;
             let count = query_param(&req, "count")
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(0);
             let entry = find_room(env, slug).await?;
-            let request = RoomQuery {
-                count: Some(count),
-                ..queries::room_query(&entry.info, &user.user_id)
+            let request = Seed {
+                room: entry.info,
+                count,
             };
-            let head: serde_json::Value = queries::ask(env, "seed", &request)
+            let head = contract::call(env, slug, request)
                 .await
                 .map_err(queries::unanswered_error)?;
             Ok(json(&head, 200)?)
@@ -205,32 +160,28 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             check_origin(&req, false)?;
             let me = identity(&req, env).await?;
             let command: Command = read_json(req).await?;
-            room_op(env, slug, me, Op::Command { command }).await
+            let caller = caller(env, slug, me).await?;
+            room_call(env, slug, Moderate { caller, command }, 200).await
         }
         (Method::Get, ["rooms", slug, "members"]) => {
-            let me = identity(&req, env).await?;
-            room_op(env, slug, me, Op::Members).await
+            let caller = caller(env, slug, identity(&req, env).await?).await?;
+            room_call(env, slug, ListMembers { caller }, 200).await
         }
         (Method::Get, ["rooms", slug, "audit"]) => {
-            let me = identity(&req, env).await?;
-            let before = query(&req, "before").and_then(|b| b.parse().ok());
-            room_op(env, slug, me, Op::Audit { before }).await
+            let caller = caller(env, slug, identity(&req, env).await?).await?;
+            let before = query_param(&req, "before").and_then(|b| b.parse().ok());
+            room_call(env, slug, AuditLog { caller, before }, 200).await
         }
         (Method::Get, ["rooms", slug, "invites"]) => {
-            let me = identity(&req, env).await?;
-            room_op(env, slug, me, Op::Invites).await
+            let caller = caller(env, slug, identity(&req, env).await?).await?;
+            room_call(env, slug, ListInvites { caller }, 200).await
         }
         (Method::Post, ["rooms", slug, "invites"]) => {
             check_origin(&req, false)?;
             let me = identity(&req, env).await?;
             let request: CreateInvite = read_json(req).await?;
-            let response = room_op(env, slug, me, Op::CreateInvite { request }).await?;
-            // Created, unless the room refused (its error status passes through).
-            if response.status_code() == 200 {
-                Ok(response.with_status(201))
-            } else {
-                Ok(response)
-            }
+            let caller = caller(env, slug, me).await?;
+            room_call(env, slug, NewInvite { caller, request }, 201).await
         }
         (Method::Delete, ["rooms", slug, "invites", token]) => {
             check_origin(&req, false)?;
@@ -238,26 +189,24 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let command = Command::RevokeInvite {
                 token: (*token).to_owned(),
             };
-            room_op(env, slug, me, Op::Command { command }).await
+            let caller = caller(env, slug, me).await?;
+            room_call(env, slug, Moderate { caller, command }, 200).await
         }
         (Method::Post, ["rooms", slug, "join"]) => {
             check_origin(&req, false)?;
             let me = identity(&req, env).await?;
             let body: JoinRoom = read_json(req).await?;
-            let user_id = me.id.clone();
-            let response = room_op(
-                env,
-                slug,
-                me,
-                Op::Join {
-                    invite: body.invite,
-                },
-            )
-            .await?;
-            if response.status_code() == 200 {
-                directory::record_member(env, slug, &user_id, now()).await?;
-            }
-            Ok(response)
+            let caller = caller(env, slug, me).await?;
+            let user_id = caller.user.id.clone();
+            let join = Join {
+                caller,
+                invite: body.invite,
+            };
+            let joined = contract::call(env, slug, join)
+                .await
+                .map_err(queries::unanswered_error)?;
+            directory::record_member(env, slug, &user_id, now()).await?;
+            Ok(json(&joined, 200)?)
         }
         (Method::Get, ["profile"]) => {
             let me = identity(&req, env).await?;
@@ -280,7 +229,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         }
         (Method::Get, ["admin", "users"]) => {
             require_admin(&req, env).await?;
-            let q = query(&req, "q").unwrap_or_default();
+            let q = query_param(&req, "q").unwrap_or_default();
             let users = profiles::search(env, q.trim()).await?;
             Ok(json(&AdminUsers { users }, 200)?)
         }
@@ -292,7 +241,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         }
         (Method::Get, ["admin", "audit"]) => {
             require_admin(&req, env).await?;
-            let before = query(&req, "before").and_then(|b| b.parse().ok());
+            let before = query_param(&req, "before").and_then(|b| b.parse().ok());
             let entries = profiles::audit_page(env, before).await?;
             Ok(json(&AuditPage { entries }, 200)?)
         }
@@ -331,14 +280,6 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
     }
 }
 
-fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.url()
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// `?q=` (validated, and parsed once here so a malformed filter is refused before any room is
 /// asked) and `?limit=`.
 fn search_params(req: &Request) -> Result<(String, u32), ApiError> {
@@ -352,43 +293,6 @@ fn search_params(req: &Request) -> Result<(String, u32), ApiError> {
         .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
         .clamp(1, limits::SEARCH_LIMIT_MAX);
     Ok((query, limit))
-}
-
-pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
-    let mut response = Response::from_json(body)?.with_status(status);
-    let headers = response.headers_mut();
-    headers.set("Cache-Control", "no-store")?;
-    headers.set("X-Content-Type-Options", "nosniff")?;
-    Ok(response)
-}
-
-pub(crate) fn now() -> i64 {
-    Date::now().as_millis() as i64
-}
-
-pub(crate) fn is_https(req: &Request) -> bool {
-    req.url().is_ok_and(|u| u.scheme() == "https")
-}
-
-/// The request's own origin, as a browser on this site would send it.
-fn own_origin(req: &Request) -> Option<String> {
-    let url: Url = req.url().ok()?;
-    Some(url.origin().ascii_serialization())
-}
-
-/// Refuses requests made by another site's page. `required` for WebSocket upgrades (browsers
-/// always send Origin there; cookies ride along cross-site, hence CSWSH); for other requests a
-/// missing Origin is a non-browser client and is allowed.
-pub(crate) fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
-    let origin = req.headers().get("Origin").ok().flatten();
-    match origin {
-        None if !required => Ok(()),
-        Some(origin) if Some(&origin) == own_origin(req).as_ref() => Ok(()),
-        _ => Err(fail(
-            ErrorCode::BadOrigin,
-            "Requests must come from this site's own pages.",
-        )),
-    }
 }
 
 async fn require_session(req: &Request, env: &Env) -> Result<SessionUser, ApiError> {
@@ -412,56 +316,6 @@ async fn session_info(env: &Env, user: SessionUser) -> Result<SessionInfo, ApiEr
         name: user.name,
         providers,
     })
-}
-
-pub(crate) async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!("Body is {declared} bytes; the limit is {BODY_MAX_BYTES}."),
-        ));
-    }
-    let body = req.text().await?;
-    if body.len() > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!(
-                "Body is {} bytes; the limit is {BODY_MAX_BYTES}.",
-                body.len()
-            ),
-        ));
-    }
-    serde_json::from_str(&body).map_err(|e| {
-        fail(
-            ErrorCode::InvalidFrame,
-            format!("Body is not valid JSON of the expected shape: {e}"),
-        )
-    })
-}
-
-/// Applies the Workers rate-limiting binding, when configured, to a key.
-pub(crate) async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
-    let Ok(limiter) = env.rate_limiter(binding) else {
-        return Ok(()); // Not configured: nothing to enforce.
-    };
-    if limiter.limit(key).await?.success {
-        Ok(())
-    } else {
-        Err(ChatError::rate_limited(10_000).into())
-    }
-}
-
-pub(crate) fn client_ip(req: &Request) -> String {
-    req.headers()
-        .get("CF-Connecting-IP")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "local".into())
 }
 
 async fn get_session(req: &Request, env: &Env) -> ApiResult {
@@ -591,13 +445,6 @@ async fn require_admin(req: &Request, env: &Env) -> Result<Identity, ApiError> {
     Ok(me)
 }
 
-fn query(req: &Request, name: &str) -> Option<String> {
-    let url = req.url().ok()?;
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// A room entry the user may know about: private rooms exist only for their members (and
 /// admins); to anyone else they are `not_found`, like a room that does not exist.
 async fn visible_room(
@@ -618,38 +465,23 @@ async fn visible_room(
     Ok(entry)
 }
 
-/// Sends one operation to the room's object, which checks it against the permission table
-/// exactly as it checks socket frames, and passes its answer through.
-async fn room_op(env: &Env, slug: &str, me: Identity, op: Op) -> ApiResult {
+/// The verified user acting in room `slug`, with the room's directory entry.
+async fn caller(env: &Env, slug: &str, user: Identity) -> Result<Caller, ApiError> {
     let entry = find_room(env, slug).await?;
-    let internal = Internal {
-        user: me,
-        room: Some(entry.info),
+    Ok(Caller {
+        user,
+        room: entry.info,
         owner_id: entry.created_by,
-        op,
-    };
-    Ok(room_fetch(env, slug, "/internal/roles", &internal).await?)
+    })
 }
 
-async fn room_fetch<T: Serialize>(
-    env: &Env,
-    slug: &str,
-    path: &str,
-    body: &T,
-) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(
-            serde_json::to_string(body)
-                .map_err(|e| worker::Error::RustError(e.to_string()))?
-                .into(),
-        ));
-    let inner = Request::new_with_init(&format!("https://room{path}"), &init)?;
-    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
-    stub.fetch_with_request(inner).await
+/// Sends one operation to the room's object, which checks it against the permission table
+/// exactly as it checks socket frames, and answers with its response (or its refusal).
+async fn room_call<R: RoomCall>(env: &Env, slug: &str, request: R, status: u16) -> ApiResult {
+    let response = contract::call(env, slug, request)
+        .await
+        .map_err(queries::unanswered_error)?;
+    Ok(json(&response, status)?)
 }
 
 /// `PUT /api/profile`: validates and stores the profile, renews the session cookie's name, and
@@ -707,14 +539,9 @@ async fn announce_profile(env: &Env, profile: &Profile) {
         prefs: profile.ai.clone(),
     };
     for slug in rooms {
-        let internal = Internal {
-            user: user.clone(),
-            room: None,
-            owner_id: String::new(),
-            op: Op::Profile,
-        };
-        if let Err(e) = room_fetch(env, &slug, "/internal/roles", &internal).await {
-            console_error!("could not tell {slug} about a profile change: {e}");
+        let changed = ProfileChanged { user: user.clone() };
+        if let Err(e) = contract::call(env, &slug, changed).await {
+            console_error!("could not tell {slug} about a profile change: {e:?}");
         }
     }
 }
@@ -923,18 +750,7 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         admin: me.admin,
         avatar: me.avatar,
     };
-    // A fresh request: nothing the client sent besides the upgrade reaches the room.
-    let headers = Headers::new();
-    headers.set("Upgrade", "websocket")?;
-    headers.set(
-        CONNECT_HEADER,
-        &serde_json::to_string(&connect).map_err(|e| worker::Error::RustError(e.to_string()))?,
-    )?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let inner = Request::new_with_init("https://room.internal/connect", &init)?;
-    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
-    let response = stub.fetch_with_request(inner).await?;
+    let response = contract::connect(env, slug, &connect).await?;
     if response.status_code() == 101 {
         profiles::record_connect(env, &user_id, &session.name, now()).await?;
     }

@@ -8,6 +8,7 @@ mod audit;
 pub mod auth;
 mod config;
 mod directory;
+mod http;
 mod memory;
 mod profiles;
 mod random;

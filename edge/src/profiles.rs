@@ -10,7 +10,7 @@ use worker::{D1Database, D1PreparedStatement, Env};
 
 use crate::audit::AuditRow;
 use crate::directory::BINDING;
-use crate::rooms::object::Identity;
+use crate::rooms::contract::Identity;
 use crate::session::SessionUser;
 
 /// The R2 bucket of avatar images.

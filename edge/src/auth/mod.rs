@@ -23,10 +23,10 @@ use shared::limits;
 use shared::protocol::http::SessionInfo;
 use worker::{console_error, Env, Method, Request, Response};
 
-use crate::api::{
+use crate::config::{self, SessionKeys};
+use crate::http::{
     check_origin, client_ip, fail, is_https, json, now, rate_limit, read_json, ApiError, ApiResult,
 };
-use crate::config::{self, SessionKeys};
 use crate::session::{self, SessionUser};
 use accounts::{ExternalIdentity, SignIn, SignInContext};
 use oauth::{LoginState, ProviderConfig};

@@ -12,7 +12,7 @@ use worker::{console_error, D1Database, Env, Request};
 
 use crate::config::{self, SessionKeys};
 use crate::directory::BINDING;
-use crate::rooms::object::{close_sockets, CloseSockets};
+use crate::rooms::contract::{self, CloseSockets};
 use crate::session::{self, cookie_value};
 
 /// The session cookie. `__Host-`: only ever set by this origin, over a secure context, for `/`.
@@ -337,7 +337,7 @@ pub async fn end_all_of_user(
         reason: reason.to_owned(),
     };
     for RoomRow { room } in rooms {
-        close_sockets(env, &room, &request).await?;
+        contract::call(env, &room, request.clone()).await?;
     }
     Ok(())
 }
@@ -356,7 +356,7 @@ async fn close_session_sockets(env: &Env, db: &D1Database, session_id: &str) -> 
         reason: shared::ErrorCode::Unauthorized.as_str().to_owned(),
     };
     for RoomRow { room } in rooms {
-        close_sockets(env, &room, &request).await?;
+        contract::call(env, &room, request.clone()).await?;
     }
     db.prepare("DELETE FROM session_rooms WHERE session_id = ?1")
         .bind(&[JsValue::from(session_id)])?

@@ -1,5 +1,6 @@
 //! A room: its Durable Object and its storage.
 
+pub mod contract;
 mod generate;
 pub mod object;
 pub mod queries;

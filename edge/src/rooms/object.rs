@@ -6,13 +6,10 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use shared::ai::Personalization;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits;
 use shared::moderation::http::{AuditPage, InviteList, MemberList};
-use shared::moderation::{Command, CreateInvite};
-use shared::profile::AiPrefs;
-use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
+use shared::protocol::http::{Context, RoomUnread, SearchResults};
 use shared::protocol::{
     Author, EventKind, Role, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME,
 };
@@ -24,63 +21,21 @@ use worker::{
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use super::contract::{
+    AuditLog, Caller, CloseSockets, Closed, Connect, ContextOf, Done, Identity, Join, Joined,
+    ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest, Search,
+    Seed, Seeded, Unread, CONNECT_HEADER,
+};
 use super::generate::AiRuntime;
 use super::semantic::Semantic;
 use super::store::DurableSql;
 use crate::config;
+use crate::http::error_response;
 use shared::room::SqlStore;
-
-/// Header on the Worker's internal connect request: a JSON [`Connect`].
-pub const CONNECT_HEADER: &str = "X-Chat-Connect";
 
 /// How long after a message the room writes its count and last activity to the directory. One
 /// D1 write per burst, not per message.
 const DIRECTORY_FLUSH_MS: i64 = 5_000;
-
-/// What the Worker tells the room about a new connection, from the verified session and the
-/// directory. The Durable Object is reachable only through the Worker, so this is trusted.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Connect {
-    /// Who connects.
-    pub author: Author,
-    /// The room's directory entry.
-    pub room: RoomInfo,
-    /// The user's preferences for the assistant (from their profile).
-    #[serde(default)]
-    pub personalization: Personalization,
-    /// The signed-in session behind the connection (`None` for a guest), so ending that
-    /// session can close this socket.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// The room's creator (its first owner). The connection's role is decided by the room
-    /// ([`Room::admit`]), not by the Worker: `author.role` is ignored.
-    #[serde(default)]
-    pub owner_id: String,
-    /// Whether the user is a global admin.
-    #[serde(default)]
-    pub admin: bool,
-    /// The user's avatar URL.
-    #[serde(default)]
-    pub avatar: Option<String>,
-}
-
-/// Who a request is, as the Worker verified it (session, D1 account and profile).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Identity {
-    /// User id.
-    pub id: String,
-    /// Display name now.
-    pub name: String,
-    /// Global admin.
-    #[serde(default)]
-    pub admin: bool,
-    /// Avatar URL.
-    #[serde(default)]
-    pub avatar: Option<String>,
-    /// What the user asks of the assistant.
-    #[serde(default)]
-    pub prefs: AiPrefs,
-}
 
 impl Identity {
     /// A connection for this user; its room role is decided by the room ([`Room::admit`]).
@@ -95,112 +50,6 @@ impl Identity {
         self.prefs.apply_to(&mut conn.personalization);
         conn
     }
-}
-
-/// The Worker's internal request for a room operation over HTTP (`POST /internal/roles`).
-/// Like [`Connect`], only the Worker can send it (the public router never forwards
-/// `/internal/*`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Internal {
-    /// Who asks.
-    pub user: Identity,
-    /// The room's directory entry (none for a profile change, which only reaches rooms that
-    /// already exist).
-    pub room: Option<RoomInfo>,
-    /// The room's creator.
-    #[serde(default)]
-    pub owner_id: String,
-    /// What to do.
-    pub op: Op,
-}
-
-/// A room operation requested over HTTP; each one goes through the same checks as the socket.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// A moderation command.
-    Command {
-        /// The command.
-        command: Command,
-    },
-    /// Create an invite link.
-    CreateInvite {
-        /// Its limits.
-        request: CreateInvite,
-    },
-    /// List invite links.
-    Invites,
-    /// Join the room (with an invite for a private room).
-    Join {
-        /// The invite token.
-        invite: Option<String>,
-    },
-    /// List members.
-    Members,
-    /// A page of the audit log.
-    Audit {
-        /// Entries with ids below this.
-        before: Option<u64>,
-    },
-    /// The user's profile changed: update their connections and tell the room.
-    Profile,
-}
-
-/// `POST https://room/internal/close`: closes the sockets of a session or a user (revoked
-/// session, disabled or banned user). Only the Worker reaches it, through the Durable Object
-/// stub: the public router never forwards `/internal/*`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CloseSockets {
-    /// Close the sockets opened by this session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Close every socket of this user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    /// The close code (4xxx, see `shared::protocol::close`).
-    pub code: u16,
-    /// The close reason: the matching error code string.
-    pub reason: String,
-}
-
-impl CloseSockets {
-    fn matches(&self, session: Option<&str>, user_id: &str) -> bool {
-        let by_session = self
-            .session_id
-            .as_deref()
-            .is_some_and(|s| session == Some(s));
-        let by_user = self.user_id.as_deref() == Some(user_id);
-        by_session || by_user
-    }
-}
-
-/// How many sockets a [`CloseSockets`] closed.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Closed {
-    /// Sockets closed.
-    pub closed: u32,
-}
-
-const INTERNAL_CLOSE_URL: &str = "https://room.internal/internal/close";
-
-/// Tells a room's object to close the matching sockets (from the Worker).
-pub async fn close_sockets(
-    env: &Env,
-    slug: &str,
-    request: &CloseSockets,
-) -> worker::Result<Closed> {
-    let mut init = worker::RequestInit::new();
-    let headers = worker::Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    init.with_method(worker::Method::Post)
-        .with_headers(headers)
-        .with_body(Some(to_json(request)?.into()));
-    let req = Request::new_with_init(INTERNAL_CLOSE_URL, &init)?;
-    let stub = env
-        .durable_object(crate::api::ROOMS_BINDING)?
-        .get_by_name(slug)?;
-    let mut response = stub.fetch_with_request(req).await?;
-    response.json().await
 }
 
 /// Stored in each socket's attachment, so it survives hibernation.
@@ -252,19 +101,14 @@ impl DurableObject for ChatRoom {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        if req.path() == "/internal/close" && req.method() == worker::Method::Post {
-            let request: CloseSockets = req.json().await?;
-            let closed = self.close_matching(&request);
-            return Response::from_json(&Closed { closed });
-        }
-        if req.path() == "/internal/roles" && req.method() == worker::Method::Post {
-            let internal: Internal = req.json().await?;
-            return self.internal(internal).await;
-        }
-        if let Some(what) = req.path().strip_prefix("/internal/") {
-            let what = what.to_owned();
-            let request: RoomQuery = req.json().await?;
-            return self.query(&what, request).await;
+        if req.path() == "/call" && req.method() == worker::Method::Post {
+            return match req.json::<RoomRequest>().await {
+                Ok(request) => self.dispatch(request).await,
+                Err(e) => error_response(&ChatError::new(
+                    ErrorCode::InvalidFrame,
+                    format!("Not a room request: {e}"),
+                )),
+            };
         }
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
             return Response::error("not found", 404);
@@ -440,124 +284,205 @@ impl DurableObject for ChatRoom {
     }
 }
 
-/// A question the Worker asks a room for a verified user (search, unread counts, context, and
-/// the bench's bulk seed). Like [`Connect`], trusted: only the Worker reaches the object.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RoomQuery {
-    /// The room's directory entry (lets a room that never had a connection open its storage).
-    pub room: RoomInfo,
-    /// Who asks.
-    pub user_id: String,
-    /// `search`: the query text.
-    #[serde(default)]
-    pub query: String,
-    /// `search`: results wanted.
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// `context`: the message.
-    #[serde(default)]
-    pub seq: Option<Seq>,
-    /// `seed`: how many messages to add.
-    #[serde(default)]
-    pub count: Option<u64>,
-}
-
 impl ChatRoom {
-    /// Answers a [`RoomQuery`] at `/internal/<what>`.
-    async fn query(&self, what: &str, request: RoomQuery) -> worker::Result<Response> {
+    /// Answers one [`RoomRequest`] from the Worker: each variant with the response type its
+    /// [`RoomCall`] names, or a refusal as the API's error body.
+    async fn dispatch(&self, request: RoomRequest) -> worker::Result<Response> {
+        match request {
+            RoomRequest::Close(r) => reply::<CloseSockets>(Ok(Closed {
+                closed: self.close_matching(&r),
+            })),
+            RoomRequest::Moderate(r) => reply::<Moderate>(self.moderate(r).await),
+            RoomRequest::NewInvite(r) => {
+                reply::<NewInvite>(self.as_caller(&r.caller, |room, conn, now| {
+                    room.create_invite(conn, &r.request, crate::random::token(), now)
+                }))
+            }
+            RoomRequest::ListInvites(r) => {
+                reply::<ListInvites>(self.as_caller(&r.caller, |room, conn, _| {
+                    room.invites(conn).map(|invites| InviteList { invites })
+                }))
+            }
+            RoomRequest::Join(r) => reply::<Join>(self.as_caller(&r.caller, |room, conn, now| {
+                room.join(conn, &r.caller.owner_id, r.invite.as_deref(), now)
+                    .map(|role| Joined { role })
+            })),
+            RoomRequest::ListMembers(r) => {
+                reply::<ListMembers>(self.as_caller(&r.caller, |room, conn, _| {
+                    room.members(conn).map(|members| MemberList { members })
+                }))
+            }
+            RoomRequest::AuditLog(r) => {
+                reply::<AuditLog>(self.as_caller(&r.caller, |room, conn, _| {
+                    room.audit_log(conn, r.before)
+                        .map(|entries| AuditPage { entries })
+                }))
+            }
+            RoomRequest::ProfileChanged(r) => reply::<ProfileChanged>(self.profile_changed(r)),
+            RoomRequest::Search(r) => reply::<Search>(self.search(r).await),
+            RoomRequest::Unread(r) => reply::<Unread>(self.read_room(&r.room, |room| {
+                let (read, counts) = room.unread(&r.user_id)?;
+                Ok(RoomUnread {
+                    slug: r.room.slug.clone(),
+                    read,
+                    counts,
+                })
+            })),
+            RoomRequest::ContextOf(r) => reply::<ContextOf>(self.read_room(&r.room, |room| {
+                room.may_read(&r.user_id)?;
+                let (thread, messages) = room
+                    .store()
+                    .context(r.seq, limits::CONTEXT_SIDE)?
+                    .ok_or_else(|| {
+                        Failure::Refused(ChatError::new(
+                            ErrorCode::NotFound,
+                            format!("Message {} does not exist.", r.seq),
+                        ))
+                    })?;
+                Ok(Context {
+                    target: r.seq,
+                    thread,
+                    messages,
+                })
+            })),
+            RoomRequest::Seed(r) => reply::<Seed>(self.seed_request(r)),
+        }
+    }
+
+    /// Loads the room with `info`, the directory's entry for it.
+    fn load_for(&self, info: &RoomInfo) -> Result<(), Failure> {
+        self.load(Some(info.clone()))
+            .map_err(|e| Failure::Storage(e.to_string()))
+    }
+
+    /// Runs `read` on the room loaded with `info`.
+    fn read_room<T>(
+        &self,
+        info: &RoomInfo,
+        read: impl FnOnce(&Room<DurableSql>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        self.load_for(info)?;
+        let room = self.room.borrow();
+        let room = room.as_ref().ok_or_else(not_loaded)?;
+        read(room)
+    }
+
+    /// Runs `act` for a verified caller as a connection of this room, its role taken from the
+    /// room's own records ([`Room::act_as`]).
+    fn as_caller<T>(
+        &self,
+        caller: &Caller,
+        act: impl FnOnce(&mut Room<DurableSql>, &Conn, i64) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        self.load_for(&caller.room)?;
+        let now = now();
+        let mut conn = caller.user.conn();
+        let mut room = self.room.borrow_mut();
+        let room = room.as_mut().ok_or_else(not_loaded)?;
+        room.act_as(&mut conn, &caller.owner_id, now)?;
+        act(room, &conn, now)
+    }
+
+    /// A moderation command over HTTP: the same [`Room::command`] as the socket's, its effects
+    /// carried out the same way.
+    async fn moderate(&self, r: Moderate) -> Result<Done, Failure> {
+        let effects = self.as_caller(&r.caller, |room, conn, now| {
+            room.command(conn, r.command, now)
+        })?;
+        self.carry_out_all(effects).await;
+        Ok(Done { ok: true })
+    }
+
+    /// A user's profile changed: their open connections take the new name, avatar and
+    /// preferences, and the room is told. A room that was never opened has nothing to tell.
+    fn profile_changed(&self, r: ProfileChanged) -> Result<Done, Failure> {
+        if self.load(None).is_err() {
+            return Ok(Done { ok: true });
+        }
+        let user = r.user;
+        let effects = {
+            let mut room = self.room.borrow_mut();
+            let room = room.as_mut().ok_or_else(not_loaded)?;
+            room.profile_changed(user.conn().member(), now())?
+        };
+        self.update_conns(&user.id, |c| {
+            c.author.name.clone_from(&user.name);
+            c.avatar.clone_from(&user.avatar);
+            user.prefs.apply_to(&mut c.personalization);
+            c.admin = user.admin;
+        });
+        for effect in effects {
+            self.carry_out(0, effect);
+        }
+        Ok(Done { ok: true })
+    }
+
+    /// Search in this room for a member who may read it.
+    async fn search(&self, r: Search) -> Result<SearchResults, Failure> {
         if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
             .and_then(|v| v.parse::<u64>().ok())
         {
             // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
             worker::Delay::from(std::time::Duration::from_millis(ms)).await;
         }
-        self.load(Some(request.room.clone()))?;
+        let query = search::parse_query(&r.query).map_err(Failure::Refused)?;
         // Semantic candidates first: no borrow of the room may be held across an await.
-        let semantic = match (what, Semantic::from_env(&self.env)) {
-            ("search", Some(semantic)) => match search::parse_query(&request.query) {
-                Ok(query) if query.fts_match().is_some() => semantic
-                    .query(&request.room.slug, &query.text())
-                    .await
-                    .unwrap_or_else(|e| {
-                        console_error!("semantic search failed, full-text only: {e}");
-                        Vec::new()
-                    }),
-                _ => Vec::new(),
-            },
+        let semantic = match Semantic::from_env(&self.env) {
+            Some(semantic) if query.fts_match().is_some() => semantic
+                .query(&r.room.slug, &query.text())
+                .await
+                .unwrap_or_else(|e| {
+                    console_error!("semantic search failed, full-text only: {e}");
+                    Vec::new()
+                }),
             _ => Vec::new(),
         };
-        if what == "seed" && config::bench_seed_enabled(&self.env) {
-            let count = request.count.unwrap_or(0).min(SEED_MAX);
-            let head = self.seed(count)?;
-            return Response::from_json(&serde_json::json!({ "head": head }));
+        let limit = r.limit.clamp(1, limits::SEARCH_LIMIT_MAX);
+        let window = config::search_rank_window(&self.env);
+        self.read_room(&r.room, |room| {
+            room.may_read(&r.user_id)?;
+            let hits = room.store().search_hybrid(
+                &r.room.slug,
+                &query,
+                limit,
+                &semantic,
+                super::semantic::CANDIDATES,
+                window,
+            )?;
+            Ok(SearchResults {
+                hits,
+                partial: false,
+                missing: Vec::new(),
+            })
+        })
+    }
+
+    /// The bench's bulk seed, when enabled.
+    fn seed_request(&self, r: Seed) -> Result<Seeded, Failure> {
+        if !config::bench_seed_enabled(&self.env) {
+            return Err(Failure::Refused(ChatError::new(
+                ErrorCode::NotFound,
+                "Seeding is not enabled on this server.",
+            )));
         }
-        let room = self.room.borrow();
-        let Some(room) = room.as_ref() else {
-            return Response::error("room not loaded", 500);
-        };
-        let slug = &request.room.slug;
-        if matches!(what, "search" | "context") {
-            match room.may_read(&request.user_id) {
-                Ok(()) => {}
-                Err(Failure::Refused(e)) => return refused(&e),
-                Err(f) => return Err(failure(f)),
+        self.load_for(&r.room)?;
+        let head = self
+            .seed(r.count.min(SEED_MAX))
+            .map_err(|e| Failure::Storage(e.to_string()))?;
+        Ok(Seeded { head })
+    }
+
+    /// Carries out effects that answer no particular socket, writing a changed directory entry.
+    async fn carry_out_all(&self, effects: Vec<Effect>) {
+        let mut info_changed = None;
+        for effect in effects {
+            if let Effect::InfoChanged(info) = &effect {
+                info_changed = Some(info.clone());
             }
+            self.carry_out(0, effect);
         }
-        match what {
-            "search" => {
-                let query = match search::parse_query(&request.query) {
-                    Ok(query) => query,
-                    Err(e) => return refused(&e),
-                };
-                let limit = request
-                    .limit
-                    .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
-                    .clamp(1, limits::SEARCH_LIMIT_MAX);
-                let window = config::search_rank_window(&self.env);
-                let hits = room
-                    .store()
-                    .search_hybrid(
-                        slug,
-                        &query,
-                        limit,
-                        &semantic,
-                        super::semantic::CANDIDATES,
-                        window,
-                    )
-                    .map_err(stored)?;
-                Response::from_json(&SearchResults {
-                    hits,
-                    partial: false,
-                    missing: Vec::new(),
-                })
-            }
-            "unread" => {
-                let (read, counts) = room.unread(&request.user_id).map_err(failure)?;
-                Response::from_json(&RoomUnread {
-                    slug: slug.clone(),
-                    read,
-                    counts,
-                })
-            }
-            "context" => {
-                let seq = request.seq.unwrap_or(0);
-                match room
-                    .store()
-                    .context(seq, limits::CONTEXT_SIDE)
-                    .map_err(stored)?
-                {
-                    Some((thread, messages)) => Response::from_json(&Context {
-                        target: seq,
-                        thread,
-                        messages,
-                    }),
-                    None => refused(&ChatError::new(
-                        ErrorCode::NotFound,
-                        format!("Message {seq} does not exist."),
-                    )),
-                }
-            }
-            _ => Response::error("not found", 404),
+        if let Some(info) = info_changed {
+            self.write_directory(&info).await;
         }
     }
 
@@ -926,85 +851,6 @@ impl ChatRoom {
         }
     }
 
-    /// `POST /internal/roles`: one room operation for a verified user.
-    async fn internal(&self, req: Internal) -> worker::Result<Response> {
-        if req.room.is_none() && self.load(None).is_err() {
-            // Never connected to, so nothing to tell.
-            return Response::from_json(&serde_json::json!({ "ok": true }));
-        }
-        self.load(req.room)?;
-        let now = now();
-        let mut conn = req.user.conn();
-        let mut effects = Vec::new();
-        let is_profile = matches!(req.op, Op::Profile);
-        let result: Result<serde_json::Value, Failure> = {
-            let mut room = self.room.borrow_mut();
-            let Some(room) = room.as_mut() else {
-                return Response::error("room not loaded", 500);
-            };
-            // The actor's role for permission checks comes from the room's records.
-            match room.store().member(&conn.author.id) {
-                Ok(Some(record)) => conn.author.role = record.role,
-                // The creator acting before ever connecting: make them the owner now.
-                Ok(None) if conn.author.id == req.owner_id => {
-                    if let Err(failure) = room.admit(&mut conn, &req.owner_id, now) {
-                        return failure_response(failure);
-                    }
-                }
-                _ => {}
-            }
-            match req.op {
-                Op::Command { command } => room.command(&conn, command, now).map(|e| {
-                    effects = e;
-                    serde_json::json!({ "ok": true })
-                }),
-                Op::CreateInvite { request } => room
-                    .create_invite(&conn, &request, crate::random::token(), now)
-                    .map(|invite| to_value(&invite)),
-                Op::Invites => room
-                    .invites(&conn)
-                    .map(|invites| to_value(&InviteList { invites })),
-                Op::Join { invite } => room
-                    .join(&conn, &req.owner_id, invite.as_deref(), now)
-                    .map(|role| serde_json::json!({ "role": role })),
-                Op::Members => room
-                    .members(&conn)
-                    .map(|members| to_value(&MemberList { members })),
-                Op::Audit { before } => room
-                    .audit_log(&conn, before)
-                    .map(|entries| to_value(&AuditPage { entries })),
-                Op::Profile => room.profile_changed(conn.member(), now).map(|e| {
-                    effects = e;
-                    serde_json::json!({ "ok": true })
-                }),
-            }
-        };
-        let body = match result {
-            Ok(body) => body,
-            Err(failure) => return failure_response(failure),
-        };
-        if is_profile {
-            let user = req.user;
-            self.update_conns(&user.id, |c| {
-                c.author.name.clone_from(&user.name);
-                c.avatar.clone_from(&user.avatar);
-                user.prefs.apply_to(&mut c.personalization);
-                c.admin = user.admin;
-            });
-        }
-        let mut info_changed = None;
-        for effect in effects {
-            if let Effect::InfoChanged(info) = &effect {
-                info_changed = Some(info.clone());
-            }
-            self.carry_out(0, effect);
-        }
-        if let Some(info) = info_changed {
-            self.write_directory(&info).await;
-        }
-        Response::from_json(&body)
-    }
-
     /// Writes a changed name, topic or privacy to the room's stored entry and the directory.
     async fn write_directory(&self, info: &RoomInfo) {
         if let Some(room) = self.room.borrow().as_ref() {
@@ -1079,22 +925,25 @@ fn send(ws: &WebSocket, message: &ServerMessage) {
     }
 }
 
-fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
+/// A room's answer to the Worker: the response, or the refusal as the API's error body (the
+/// Worker passes it through), with a storage failure's detail logged here only.
+fn reply<R: RoomCall>(result: Result<R::Response, Failure>) -> worker::Result<Response> {
+    match result {
+        Ok(response) => Response::from_json(&response),
+        Err(failure) => failure_response(failure),
+    }
 }
 
-/// A refused room operation as the API's error response (the Worker passes it through).
 fn failure_response(failure: Failure) -> worker::Result<Response> {
-    let (error, detail): (ChatError, Option<String>) = failure.into_error();
+    let (error, detail) = failure.into_error();
     if let Some(detail) = detail {
         console_error!("room storage failure: {detail}");
     }
-    let status = error.code.http_status();
-    Ok(Response::from_json(&ErrorBody {
-        code: error.code,
-        message: error.message,
-    })?
-    .with_status(status))
+    error_response(&error)
+}
+
+fn not_loaded() -> Failure {
+    Failure::Storage("the room could not be loaded".into())
 }
 
 /// A storage failure as the runtime's error (logged by the caller, never sent to a client).
@@ -1128,57 +977,9 @@ pub fn seed_text(n: u64) -> String {
     words.join(" ")
 }
 
-/// A refusal as the Worker passes it on: the error body with its HTTP status.
-fn refused(e: &ChatError) -> worker::Result<Response> {
-    Ok(Response::from_json(&ErrorBody {
-        code: e.code,
-        message: e.message.clone(),
-    })?
-    .with_status(e.code.http_status()))
-}
-
-fn failure(f: Failure) -> worker::Error {
-    match f {
-        Failure::Refused(e) => worker::Error::RustError(e.to_string()),
-        Failure::Storage(detail) => worker::Error::RustError(detail),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(session_id: Option<&str>, user_id: Option<&str>) -> CloseSockets {
-        CloseSockets {
-            session_id: session_id.map(Into::into),
-            user_id: user_id.map(Into::into),
-            code: 4001,
-            reason: "unauthorized".into(),
-        }
-    }
-
-    #[test]
-    fn a_session_close_matches_only_that_sessions_sockets() {
-        let request = close(Some("s1"), None);
-        assert!(request.matches(Some("s1"), "u1"));
-        assert!(!request.matches(Some("s2"), "u1"));
-        assert!(
-            !request.matches(None, "u1"),
-            "a guest socket has no session"
-        );
-    }
-
-    #[test]
-    fn a_user_close_matches_every_socket_of_that_user_guest_or_signed_in() {
-        let request = close(None, Some("u1"));
-        assert!(request.matches(Some("s1"), "u1"));
-        assert!(request.matches(None, "u1"));
-        assert!(!request.matches(Some("s1"), "u2"));
-        assert!(
-            !close(None, None).matches(None, "u1"),
-            "an empty request closes nothing"
-        );
-    }
 
     #[test]
     fn attachments_written_before_sessions_existed_still_read() {

@@ -1,19 +1,16 @@
-//! The Worker asking rooms questions on a user's behalf: one room's search or context, and the
-//! fan-outs over every room the user belongs to (cross-room search, the room list's unread
-//! counts), which run concurrently and stop waiting at a deadline, marking what is missing.
+//! The Worker's fan-outs over every room a user belongs to (cross-room search, the room list's
+//! unread counts): concurrent, cut at a deadline, with the rooms that did not answer named.
 
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
-use serde::de::DeserializeOwned;
 use shared::error::{ChatError, ErrorCode};
-use shared::protocol::http::{ErrorBody, RoomUnread, SearchHit, SearchResults};
+use shared::protocol::http::{RoomUnread, SearchHit, SearchResults};
 use shared::protocol::RoomInfo;
 use shared::search;
-use worker::{Delay, Env, Method, Request, RequestInit, Response};
+use worker::{Delay, Env};
 
-use super::object::RoomQuery;
-use crate::api::ROOMS_BINDING;
+use super::contract::{call, RoomCall, Search, Unanswered, Unread};
 use crate::config;
 
 /// How long a fan-out waits for the slowest room unless `SEARCH_DEADLINE_MS` says otherwise.
@@ -27,77 +24,33 @@ pub fn deadline(env: &Env) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Why a room did not answer.
-pub enum Unanswered {
-    /// It refused (the message is safe to show).
-    Refused(ChatError),
-    /// It failed (detail for the log).
-    Failed(worker::Error),
-}
-
-impl From<worker::Error> for Unanswered {
-    fn from(e: worker::Error) -> Self {
-        Unanswered::Failed(e)
-    }
-}
-
-/// Asks one room `/internal/<what>` and reads its JSON answer.
-pub async fn ask<T: DeserializeOwned>(
-    env: &Env,
-    what: &str,
-    query: &RoomQuery,
-) -> Result<T, Unanswered> {
-    let body = serde_json::to_string(query).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init(&format!("https://room.internal/internal/{what}"), &init)?;
-    let stub = env
-        .durable_object(ROOMS_BINDING)?
-        .get_by_name(&query.room.slug)?;
-    let mut response: Response = stub.fetch_with_request(req).await?;
-    if response.status_code() >= 400 {
-        return Err(match response.json::<ErrorBody>().await {
-            Ok(body) => Unanswered::Refused(ChatError::new(body.code, body.message)),
-            Err(e) => Unanswered::Failed(e),
-        });
-    }
-    Ok(response.json().await?)
-}
-
-/// The query for one room.
-pub fn room_query(room: &RoomInfo, user_id: &str) -> RoomQuery {
-    RoomQuery {
-        room: room.clone(),
-        user_id: user_id.to_owned(),
-        query: String::new(),
-        limit: None,
-        seq: None,
-        count: None,
-    }
-}
-
 /// Asks every room concurrently and returns the answers that came before the deadline, and the
 /// slugs of the rooms that did not answer (late or failed; failures are logged). A room that
 /// refuses (the user is banned there) adds nothing and is not missing.
-pub async fn fan_out<T: DeserializeOwned>(
+pub async fn fan_out<R: RoomCall>(
     env: &Env,
-    what: &str,
-    queries: Vec<RoomQuery>,
-) -> (Vec<T>, Vec<String>) {
+    requests: Vec<(String, R)>,
+) -> (Vec<R::Response>, Vec<String>) {
     let wait = deadline(env);
-    let asks = queries.iter().map(|q| async move {
-        let answer = Box::pin(ask::<T>(env, what, q));
+    let asks = requests.into_iter().map(|(slug, request)| async move {
+        let answer = Box::pin(call(env, &slug, request));
         let timer = Box::pin(Delay::from(wait));
-        match select(answer, timer).await {
-            Either::Left((Ok(answer), _)) => Ok(Some(answer)),
-            Either::Left((Err(Unanswered::Failed(e)), _)) => {
-                worker::console_error!("{what} in {} failed: {e}", q.room.slug);
-                Err(q.room.slug.clone())
+        // Resolved before matching, so the late answer's future (which borrows the slug) is
+        // dropped first.
+        let outcome = match select(answer, timer).await {
+            Either::Left((answer, _)) => Some(answer),
+            Either::Right(_) => None,
+        };
+        match outcome {
+            Some(Ok(answer)) => Ok(Some(answer)),
+            Some(Err(Unanswered::Failed(e))) => {
+                worker::console_error!("a fan-out to {slug} failed: {e}");
+                Err(slug)
             }
             // The room's answer is that this user gets nothing there (banned, say): not a
             // missing answer.
-            Either::Left((Err(Unanswered::Refused(_)), _)) => Ok(None),
-            Either::Right(_) => Err(q.room.slug.clone()),
+            Some(Err(Unanswered::Refused(_))) => Ok(None),
+            None => Err(slug),
         }
     });
     let mut answers = Vec::new();
@@ -120,15 +73,19 @@ pub async fn search_all(
     query: &str,
     limit: u32,
 ) -> SearchResults {
-    let queries = rooms
+    let requests = rooms
         .iter()
-        .map(|room| RoomQuery {
-            query: query.to_owned(),
-            limit: Some(limit),
-            ..room_query(room, user_id)
+        .map(|room| {
+            let search = Search {
+                room: room.clone(),
+                user_id: user_id.to_owned(),
+                query: query.to_owned(),
+                limit,
+            };
+            (room.slug.clone(), search)
         })
         .collect();
-    let (answers, missing): (Vec<SearchResults>, _) = fan_out(env, "search", queries).await;
+    let (answers, missing) = fan_out(env, requests).await;
     let per_room: Vec<Vec<SearchHit>> = answers.into_iter().map(|a| a.hits).collect();
     SearchResults {
         hits: search::merge_rooms(per_room, limit as usize),
@@ -139,12 +96,21 @@ pub async fn search_all(
 
 /// The user's unread counts in each of their rooms that answered in time.
 pub async fn unread_all(env: &Env, rooms: &[RoomInfo], user_id: &str) -> Vec<RoomUnread> {
-    let queries = rooms.iter().map(|room| room_query(room, user_id)).collect();
-    fan_out(env, "unread", queries).await.0
+    let requests = rooms
+        .iter()
+        .map(|room| {
+            let unread = Unread {
+                room: room.clone(),
+                user_id: user_id.to_owned(),
+            };
+            (room.slug.clone(), unread)
+        })
+        .collect();
+    fan_out(env, requests).await.0
 }
 
 /// A refusal from a room, or a failure, as an API error.
-pub fn unanswered_error(e: Unanswered) -> crate::api::ApiError {
+pub fn unanswered_error(e: Unanswered) -> crate::http::ApiError {
     match e {
         Unanswered::Refused(e) => e.into(),
         Unanswered::Failed(e) => e.into(),

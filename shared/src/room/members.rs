@@ -46,6 +46,21 @@ impl<D: Sql> Room<D> {
         Ok(effects)
     }
 
+    /// Stamps the role of a caller acting over HTTP (not through a socket) from the room's
+    /// records, as [`Room::admit`] does for a socket: the creator acting before ever connecting
+    /// becomes the owner now; someone with no record keeps no role beyond what a global admin
+    /// has.
+    pub fn act_as(&mut self, conn: &mut Conn, owner_id: &str, now: Millis) -> Result<(), Failure> {
+        match self.store.member(&conn.author.id)? {
+            Some(record) => conn.author.role = record.role,
+            None if conn.author.id == owner_id => {
+                self.admit(conn, owner_id, now)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Whether `user_id` may read the room's messages outside a connection (search, a
     /// message in context): not if they are banned from it.
     pub fn may_read(&self, user_id: &str) -> Result<(), Failure> {

@@ -1,0 +1,156 @@
+//! HTTP helpers every route shares: the API's error type and its one error body, JSON
+//! responses, request bodies, query parameters, origin checks and rate limits.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shared::error::{ChatError, ErrorCode};
+use shared::limits::BODY_MAX_BYTES;
+use shared::protocol::http::ErrorBody;
+use worker::{Date, Env, Request, Response, Url};
+
+/// A refusal or failure as the API's error response: `{code, message}` with the code's HTTP
+/// status (and `Retry-After` for a rate limit). The Worker's routes and the room's object both
+/// answer errors with this, so a room's refusal passes through the Worker unchanged.
+pub(crate) fn error_response(error: &ChatError) -> worker::Result<Response> {
+    let mut response = json(
+        &ErrorBody {
+            code: error.code,
+            message: error.message.clone(),
+        },
+        error.code.http_status(),
+    )?;
+    if let Some(ms) = error.retry_after_ms {
+        response
+            .headers_mut()
+            .set("Retry-After", &ms.div_ceil(1000).to_string())?;
+    }
+    Ok(response)
+}
+
+/// An API failure: the code and message go to the client; `detail` only to the log.
+pub(crate) struct ApiError {
+    pub(crate) error: ChatError,
+    pub(crate) detail: Option<String>,
+}
+
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        ApiError {
+            error,
+            detail: None,
+        }
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError {
+            error: ChatError::new(
+                ErrorCode::Internal,
+                "Something went wrong on the server; please try again.",
+            ),
+            detail: Some(e.to_string()),
+        }
+    }
+}
+
+pub(crate) fn fail(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ChatError::new(code, message).into()
+}
+
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+pub(crate) fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.url()
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Response> {
+    let mut response = Response::from_json(body)?.with_status(status);
+    let headers = response.headers_mut();
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    Ok(response)
+}
+
+pub(crate) fn now() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+pub(crate) fn is_https(req: &Request) -> bool {
+    req.url().is_ok_and(|u| u.scheme() == "https")
+}
+
+/// The request's own origin, as a browser on this site would send it.
+fn own_origin(req: &Request) -> Option<String> {
+    let url: Url = req.url().ok()?;
+    Some(url.origin().ascii_serialization())
+}
+
+/// Refuses requests made by another site's page. `required` for WebSocket upgrades (browsers
+/// always send Origin there; cookies ride along cross-site, hence CSWSH); for other requests a
+/// missing Origin is a non-browser client and is allowed.
+pub(crate) fn check_origin(req: &Request, required: bool) -> Result<(), ApiError> {
+    let origin = req.headers().get("Origin").ok().flatten();
+    match origin {
+        None if !required => Ok(()),
+        Some(origin) if Some(&origin) == own_origin(req).as_ref() => Ok(()),
+        _ => Err(fail(
+            ErrorCode::BadOrigin,
+            "Requests must come from this site's own pages.",
+        )),
+    }
+}
+
+pub(crate) async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > BODY_MAX_BYTES {
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!("Body is {declared} bytes; the limit is {BODY_MAX_BYTES}."),
+        ));
+    }
+    let body = req.text().await?;
+    if body.len() > BODY_MAX_BYTES {
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "Body is {} bytes; the limit is {BODY_MAX_BYTES}.",
+                body.len()
+            ),
+        ));
+    }
+    serde_json::from_str(&body).map_err(|e| {
+        fail(
+            ErrorCode::InvalidFrame,
+            format!("Body is not valid JSON of the expected shape: {e}"),
+        )
+    })
+}
+
+/// Applies the Workers rate-limiting binding, when configured, to a key.
+pub(crate) async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), ApiError> {
+    let Ok(limiter) = env.rate_limiter(binding) else {
+        return Ok(()); // Not configured: nothing to enforce.
+    };
+    if limiter.limit(key).await?.success {
+        Ok(())
+    } else {
+        Err(ChatError::rate_limited(10_000).into())
+    }
+}
+
+pub(crate) fn client_ip(req: &Request) -> String {
+    req.headers()
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "local".into())
+}

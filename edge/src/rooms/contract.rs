@@ -1,0 +1,420 @@
+//! The Worker ↔ room contract. Every call the Worker makes to a room's Durable Object is one
+//! [`RoomRequest`] variant, bound to the type it answers with by [`RoomCall`], so a call site
+//! cannot ask for one thing and decode another. One client function ([`call`]) sends them, one
+//! dispatcher in the object (`ChatRoom::dispatch`) answers them, and a refusal travels as the
+//! API's one error body ([`crate::http::error_response`]). The socket upgrade is the only other
+//! way in ([`connect`]), because a WebSocket must be handed over as a response to a fetch.
+//!
+//! The object is reachable only through the Worker (the public router never forwards to it), so
+//! what a request says about the caller is trusted: the Worker verified it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use shared::ai::Personalization;
+use shared::error::ChatError;
+use shared::moderation::http::{AuditPage, InviteList, MemberList};
+use shared::moderation::{Command, CreateInvite, Invite};
+use shared::profile::AiPrefs;
+use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
+use shared::protocol::{Author, Role, RoomInfo, Seq};
+use worker::{Env, Headers, Method, Request, RequestInit, Response};
+
+/// The Durable Object namespace binding of the rooms.
+pub const ROOMS_BINDING: &str = "ROOMS";
+
+/// Header on the upgrade request: a JSON [`Connect`].
+pub const CONNECT_HEADER: &str = "X-Chat-Connect";
+
+const CALL_URL: &str = "https://room.internal/call";
+const CONNECT_URL: &str = "https://room.internal/connect";
+
+/// Who a request is, as the Worker verified it (session, D1 account and profile).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    /// User id.
+    pub id: String,
+    /// Display name now.
+    pub name: String,
+    /// Global admin.
+    #[serde(default)]
+    pub admin: bool,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// What the user asks of the assistant.
+    #[serde(default)]
+    pub prefs: AiPrefs,
+}
+
+/// A verified user acting in a room: who, and the room's directory entry (which lets a room
+/// that never had a connection open its storage) with its creator, its first owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Caller {
+    /// Who asks.
+    pub user: Identity,
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// The room's creator.
+    pub owner_id: String,
+}
+
+/// What the Worker tells the room about a new socket, from the verified session and the
+/// directory.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Connect {
+    /// Who connects.
+    pub author: Author,
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// The user's preferences for the assistant (from their profile).
+    #[serde(default)]
+    pub personalization: Personalization,
+    /// The signed-in session behind the connection (`None` for a guest), so ending that
+    /// session can close this socket.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The room's creator (its first owner). The connection's role is decided by the room
+    /// (`Room::admit`), not by the Worker: `author.role` is ignored.
+    #[serde(default)]
+    pub owner_id: String,
+    /// Whether the user is a global admin.
+    #[serde(default)]
+    pub admin: bool,
+    /// The user's avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
+}
+
+/// Close the sockets of a session or a user (revoked session, disabled or banned user).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseSockets {
+    /// Close the sockets opened by this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Close every socket of this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The close code (4xxx, see `shared::protocol::close`).
+    pub code: u16,
+    /// The close reason: the matching error code string.
+    pub reason: String,
+}
+
+impl CloseSockets {
+    /// Whether a socket opened by `session` for `user_id` is one to close.
+    pub fn matches(&self, session: Option<&str>, user_id: &str) -> bool {
+        let by_session = self
+            .session_id
+            .as_deref()
+            .is_some_and(|s| session == Some(s));
+        let by_user = self.user_id.as_deref() == Some(user_id);
+        by_session || by_user
+    }
+}
+
+/// How many sockets a [`CloseSockets`] closed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Closed {
+    /// Sockets closed.
+    pub closed: u32,
+}
+
+/// A moderation command (kick, ban, mute, roles, room settings, revoking an invite).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Moderate {
+    /// Who asks.
+    pub caller: Caller,
+    /// The command.
+    pub command: Command,
+}
+
+/// Create an invite link.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewInvite {
+    /// Who asks.
+    pub caller: Caller,
+    /// Its limits.
+    pub request: CreateInvite,
+}
+
+/// List the room's invite links.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListInvites {
+    /// Who asks.
+    pub caller: Caller,
+}
+
+/// Join the room (with an invite for a private room).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Join {
+    /// Who asks.
+    pub caller: Caller,
+    /// The invite token.
+    pub invite: Option<String>,
+}
+
+/// The role a [`Join`] gave.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Joined {
+    /// The user's role in the room.
+    pub role: Role,
+}
+
+/// List the room's members.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListMembers {
+    /// Who asks.
+    pub caller: Caller,
+}
+
+/// A page of the room's audit log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditLog {
+    /// Who asks.
+    pub caller: Caller,
+    /// Entries with ids below this.
+    pub before: Option<u64>,
+}
+
+/// A user's profile changed: update their connections and tell the room. Sent only to rooms
+/// that exist (the user's), so it carries no directory entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileChanged {
+    /// The user as they are now.
+    pub user: Identity,
+}
+
+/// Full-text (and in production semantic) search in the room.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Search {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// Who asks.
+    pub user_id: String,
+    /// The query text (validated by the Worker).
+    pub query: String,
+    /// Results wanted.
+    pub limit: u32,
+}
+
+/// A member's unread counts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unread {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// Whose counts.
+    pub user_id: String,
+}
+
+/// A message with the messages around it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ContextOf {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// Who asks.
+    pub user_id: String,
+    /// The message.
+    pub seq: Seq,
+}
+
+/// The bench's bulk seed (`BENCH_SEED=1` only, never in wrangler.toml).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Seed {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// How many messages to add.
+    pub count: u64,
+}
+
+/// The room's head after a [`Seed`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Seeded {
+    /// The new head.
+    pub head: Seq,
+}
+
+/// An operation that succeeded and has nothing more to say.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Done {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// A request the Worker can send a room, with the type the room answers it with.
+pub trait RoomCall: Into<RoomRequest> {
+    /// What the room answers.
+    type Response: Serialize + DeserializeOwned;
+}
+
+/// Declares the request enum and binds each request type to its response, once.
+macro_rules! room_calls {
+    ($($variant:ident($request:ty) => $response:ty,)*) => {
+        /// Every call the Worker makes to a room, by name.
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(tag = "call", content = "body", rename_all = "snake_case")]
+        pub enum RoomRequest {
+            $(
+                #[allow(missing_docs)]
+                $variant($request),
+            )*
+        }
+        $(
+            impl From<$request> for RoomRequest {
+                fn from(request: $request) -> Self {
+                    RoomRequest::$variant(request)
+                }
+            }
+            impl RoomCall for $request {
+                type Response = $response;
+            }
+        )*
+    };
+}
+
+room_calls! {
+    Close(CloseSockets) => Closed,
+    Moderate(Moderate) => Done,
+    NewInvite(NewInvite) => Invite,
+    ListInvites(ListInvites) => InviteList,
+    Join(Join) => Joined,
+    ListMembers(ListMembers) => MemberList,
+    AuditLog(AuditLog) => AuditPage,
+    ProfileChanged(ProfileChanged) => Done,
+    Search(Search) => SearchResults,
+    Unread(Unread) => RoomUnread,
+    ContextOf(ContextOf) => Context,
+    Seed(Seed) => Seeded,
+}
+
+/// Why a room did not answer with its response.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// It refused (the error is safe to show).
+    Refused(ChatError),
+    /// It failed (detail for the log).
+    Failed(worker::Error),
+}
+
+impl From<worker::Error> for Unanswered {
+    fn from(e: worker::Error) -> Self {
+        Unanswered::Failed(e)
+    }
+}
+
+impl From<Unanswered> for worker::Error {
+    fn from(e: Unanswered) -> Self {
+        match e {
+            Unanswered::Refused(e) => worker::Error::RustError(format!("refused: {e}")),
+            Unanswered::Failed(e) => e,
+        }
+    }
+}
+
+fn json_body<T: Serialize>(value: &T) -> worker::Result<String> {
+    serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Sends `request` to the room `slug` and reads its typed answer.
+pub async fn call<R: RoomCall>(
+    env: &Env,
+    slug: &str,
+    request: R,
+) -> Result<R::Response, Unanswered> {
+    let body = json_body(&request.into())?;
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let req = Request::new_with_init(CALL_URL, &init)?;
+    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
+    let mut response = stub.fetch_with_request(req).await?;
+    if response.status_code() >= 400 {
+        return Err(match response.json::<ErrorBody>().await {
+            Ok(body) => Unanswered::Refused(ChatError::new(body.code, body.message)),
+            Err(e) => Unanswered::Failed(e),
+        });
+    }
+    Ok(response.json().await?)
+}
+
+/// Hands a verified WebSocket upgrade to the room `slug`: its answer is the socket (101), or
+/// the room's refusal as an error body.
+pub async fn connect(env: &Env, slug: &str, connect: &Connect) -> worker::Result<Response> {
+    // A fresh request: nothing the client sent besides the upgrade reaches the room.
+    let headers = Headers::new();
+    headers.set("Upgrade", "websocket")?;
+    headers.set(CONNECT_HEADER, &json_body(connect)?)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let inner = Request::new_with_init(CONNECT_URL, &init)?;
+    let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
+    stub.fetch_with_request(inner).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(session_id: Option<&str>, user_id: Option<&str>) -> CloseSockets {
+        CloseSockets {
+            session_id: session_id.map(Into::into),
+            user_id: user_id.map(Into::into),
+            code: 4001,
+            reason: "unauthorized".into(),
+        }
+    }
+
+    #[test]
+    fn a_session_close_matches_only_that_sessions_sockets() {
+        let request = close(Some("s1"), None);
+        assert!(request.matches(Some("s1"), "u1"));
+        assert!(!request.matches(Some("s2"), "u1"));
+        assert!(
+            !request.matches(None, "u1"),
+            "a guest socket has no session"
+        );
+    }
+
+    #[test]
+    fn a_user_close_matches_every_socket_of_that_user_guest_or_signed_in() {
+        let request = close(None, Some("u1"));
+        assert!(request.matches(Some("s1"), "u1"));
+        assert!(request.matches(None, "u1"));
+        assert!(!request.matches(Some("s1"), "u2"));
+        assert!(
+            !close(None, None).matches(None, "u1"),
+            "an empty request closes nothing"
+        );
+    }
+
+    #[test]
+    fn a_request_travels_as_its_call_name_and_body_and_comes_back_the_same() {
+        let request: RoomRequest = Seed {
+            room: RoomInfo {
+                slug: "r".into(),
+                name: "R".into(),
+                topic: String::new(),
+                created_at: 0,
+                last_activity: None,
+                message_count: 0,
+                assistant: Default::default(),
+                private: false,
+            },
+            count: 3,
+        }
+        .into();
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["call"], "seed");
+        assert_eq!(json["body"]["count"], 3);
+        let back: RoomRequest = serde_json::from_value(json).unwrap();
+        assert!(matches!(back, RoomRequest::Seed(Seed { count: 3, .. })));
+    }
+
+    #[test]
+    fn an_unknown_call_is_not_mistaken_for_another() {
+        let unknown = serde_json::json!({"call": "drop_tables", "body": {}});
+        assert!(serde_json::from_value::<RoomRequest>(unknown).is_err());
+    }
+}
