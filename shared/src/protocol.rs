@@ -374,6 +374,67 @@ pub enum ServerMessage {
     Unknown,
 }
 
+/// The `type` tag of each [`ServerMessage`] variant, as a closed list: the hand-written deserializer
+/// matches on it without a wildcard, and [`ServerMessage::server_type`] maps every variant to it
+/// without one, so a variant added to the enum without its deserializer arm does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // Each variant names the variant of the same name.
+pub enum ServerType {
+    Welcome,
+    History,
+    Replay,
+    Event,
+    Ack,
+    Error,
+    PresenceJoin,
+    PresenceLeave,
+    Typing,
+    Stream,
+    Thread,
+    Pinned,
+    Members,
+    Unread,
+    Pong,
+    Applied,
+    MemberUpdated,
+    ProfileUpdated,
+    RoomUpdated,
+    Activity,
+    /// A tag this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerMessage {
+    /// This frame's `type` tag.
+    pub fn server_type(&self) -> ServerType {
+        match self {
+            ServerMessage::Welcome { .. } => ServerType::Welcome,
+            ServerMessage::History { .. } => ServerType::History,
+            ServerMessage::Replay { .. } => ServerType::Replay,
+            ServerMessage::Event { .. } => ServerType::Event,
+            ServerMessage::Ack { .. } => ServerType::Ack,
+            ServerMessage::Error { .. } => ServerType::Error,
+            ServerMessage::PresenceJoin { .. } => ServerType::PresenceJoin,
+            ServerMessage::PresenceLeave { .. } => ServerType::PresenceLeave,
+            ServerMessage::Typing { .. } => ServerType::Typing,
+            ServerMessage::Stream { .. } => ServerType::Stream,
+            ServerMessage::Thread { .. } => ServerType::Thread,
+            ServerMessage::Pinned { .. } => ServerType::Pinned,
+            ServerMessage::Members { .. } => ServerType::Members,
+            ServerMessage::Unread { .. } => ServerType::Unread,
+            ServerMessage::Pong { .. } => ServerType::Pong,
+            ServerMessage::Applied { .. } => ServerType::Applied,
+            ServerMessage::MemberUpdated { .. } => ServerType::MemberUpdated,
+            ServerMessage::ProfileUpdated { .. } => ServerType::ProfileUpdated,
+            ServerMessage::RoomUpdated { .. } => ServerType::RoomUpdated,
+            ServerMessage::Activity { .. } => ServerType::Activity,
+            ServerMessage::Unknown => ServerType::Unknown,
+        }
+    }
+}
+
 fn required<T, E: de::Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
     value.ok_or_else(|| E::missing_field(field))
 }
@@ -387,7 +448,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
         #[derive(Deserialize)]
         struct Flat {
             #[serde(rename = "type")]
-            kind: String,
+            kind: ServerType,
             protocol: Option<u32>,
             you: Option<Author>,
             room: Option<RoomInfo>,
@@ -427,8 +488,8 @@ impl<'de> Deserialize<'de> for ServerMessage {
             removed: bool,
         }
         let f = Flat::deserialize(deserializer)?;
-        Ok(match f.kind.as_str() {
-            "welcome" => ServerMessage::Welcome {
+        Ok(match f.kind {
+            ServerType::Welcome => ServerMessage::Welcome {
                 protocol: required(f.protocol, "protocol")?,
                 you: required(f.you, "you")?,
                 room: required(f.room, "room")?,
@@ -436,83 +497,83 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 present: required(f.present, "present")?,
                 read: f.read,
             },
-            "history" => ServerMessage::History {
+            ServerType::History => ServerMessage::History {
                 messages: required(f.messages, "messages")?,
                 has_more: required(f.has_more, "has_more")?,
                 reason: required(f.reason, "reason")?,
             },
-            "replay" => ServerMessage::Replay {
+            ServerType::Replay => ServerMessage::Replay {
                 events: required(f.events, "events")?,
                 done: required(f.done, "done")?,
             },
-            "event" => ServerMessage::Event {
+            ServerType::Event => ServerMessage::Event {
                 event: required(f.event, "event")?,
             },
-            "ack" => ServerMessage::Ack {
+            ServerType::Ack => ServerMessage::Ack {
                 client_id: required(f.client_id, "client_id")?,
                 seq: required(f.seq, "seq")?,
                 duplicate: f.duplicate,
             },
-            "error" => ServerMessage::Error {
+            ServerType::Error => ServerMessage::Error {
                 code: required(f.code, "code")?,
                 message: required(f.message, "message")?,
                 client_id: f.client_id,
                 retry_after_ms: f.retry_after_ms,
             },
-            "presence_join" => ServerMessage::PresenceJoin {
+            ServerType::PresenceJoin => ServerMessage::PresenceJoin {
                 member: required(f.member, "member")?,
             },
-            "presence_leave" => ServerMessage::PresenceLeave {
+            ServerType::PresenceLeave => ServerMessage::PresenceLeave {
                 user_id: required(f.user_id, "user_id")?,
             },
-            "typing" => ServerMessage::Typing {
+            ServerType::Typing => ServerMessage::Typing {
                 user_id: required(f.user_id, "user_id")?,
                 name: required(f.name, "name")?,
             },
-            "stream" => ServerMessage::Stream {
+            ServerType::Stream => ServerMessage::Stream {
                 target: required(f.target, "target")?,
                 version: required(f.version, "version")?,
                 offset: required(f.offset, "offset")?,
                 text: required(f.text, "text")?,
             },
-            "thread" => ServerMessage::Thread {
+            ServerType::Thread => ServerMessage::Thread {
                 root: required(f.root, "root")?,
                 replies: required(f.replies, "replies")?,
                 has_more: required(f.has_more, "has_more")?,
             },
-            "pinned" => ServerMessage::Pinned {
+            ServerType::Pinned => ServerMessage::Pinned {
                 messages: required(f.messages, "messages")?,
             },
-            "members" => ServerMessage::Members {
+            ServerType::Members => ServerMessage::Members {
                 members: required(f.members, "members")?,
             },
-            "unread" => ServerMessage::Unread {
+            ServerType::Unread => ServerMessage::Unread {
                 read: required(f.read, "read")?,
                 counts: required(f.counts, "counts")?,
             },
-            "pong" => ServerMessage::Pong {},
-            "applied" => ServerMessage::Applied {
+            ServerType::Pong => ServerMessage::Pong {},
+            ServerType::Applied => ServerMessage::Applied {
                 client_id: required(f.client_id, "client_id")?,
             },
-            "member_updated" => ServerMessage::MemberUpdated {
+            ServerType::MemberUpdated => ServerMessage::MemberUpdated {
                 user_id: required(f.user_id, "user_id")?,
                 role: required(f.role, "role")?,
                 muted_until: f.muted_until,
             },
-            "profile_updated" => ServerMessage::ProfileUpdated {
+            ServerType::ProfileUpdated => ServerMessage::ProfileUpdated {
                 member: required(f.member, "member")?,
             },
-            "room_updated" => ServerMessage::RoomUpdated {
+            ServerType::RoomUpdated => ServerMessage::RoomUpdated {
                 room: required(f.room, "room")?,
             },
-            "activity" => ServerMessage::Activity {
+            ServerType::Activity => ServerMessage::Activity {
                 seq: required(f.seq, "seq")?,
                 by: required(f.by, "by")?,
                 main: required(f.main, "main")?,
                 mentions: f.mentions.unwrap_or_default(),
                 removed: f.removed,
             },
-            _ => ServerMessage::Unknown,
+            ServerType::Unknown => ServerMessage::Unknown,
         })
     }
 }
@@ -718,13 +779,52 @@ pub enum EventKind {
     Unknown,
 }
 
+/// The `type` tag of each [`EventKind`] variant, as a closed list: the hand-written deserializer
+/// matches on it without a wildcard, and [`EventKind::event_type`] maps every variant to it
+/// without one, so a variant added to the enum without its deserializer arm does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // Each variant names the variant of the same name.
+pub enum EventType {
+    Message,
+    Edit,
+    Delete,
+    Answer,
+    AnswerStatus,
+    Feedback,
+    Reply,
+    React,
+    Pin,
+    /// A tag this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventKind {
+    /// This event's `kind` tag.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventKind::Message { .. } => EventType::Message,
+            EventKind::Edit { .. } => EventType::Edit,
+            EventKind::Delete { .. } => EventType::Delete,
+            EventKind::Answer { .. } => EventType::Answer,
+            EventKind::AnswerStatus { .. } => EventType::AnswerStatus,
+            EventKind::Feedback { .. } => EventType::Feedback,
+            EventKind::Reply { .. } => EventType::Reply,
+            EventKind::React { .. } => EventType::React,
+            EventKind::Pin { .. } => EventType::Pin,
+            EventKind::Unknown => EventType::Unknown,
+        }
+    }
+}
+
 /// One pass through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
 /// [`EventKind::Unknown`].
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Flat {
-            kind: String,
+            kind: EventType,
             text: Option<String>,
             target: Option<Seq>,
             prompt: Option<Seq>,
@@ -742,23 +842,23 @@ impl<'de> Deserialize<'de> for EventKind {
             pinned: Option<bool>,
         }
         let f = Flat::deserialize(deserializer)?;
-        Ok(match f.kind.as_str() {
-            "message" => EventKind::Message {
+        Ok(match f.kind {
+            EventType::Message => EventKind::Message {
                 text: required(f.text, "text")?,
             },
-            "edit" => EventKind::Edit {
+            EventType::Edit => EventKind::Edit {
                 target: required(f.target, "target")?,
                 text: required(f.text, "text")?,
             },
-            "delete" => EventKind::Delete {
+            EventType::Delete => EventKind::Delete {
                 target: required(f.target, "target")?,
             },
-            "answer" => EventKind::Answer {
+            EventType::Answer => EventKind::Answer {
                 prompt: required(f.prompt, "prompt")?,
                 asker: required(f.asker, "asker")?,
                 thread: f.thread,
             },
-            "answer_status" => EventKind::AnswerStatus {
+            EventType::AnswerStatus => EventKind::AnswerStatus {
                 target: required(f.target, "target")?,
                 version: required(f.version, "version")?,
                 status: required(f.status, "status")?,
@@ -766,25 +866,25 @@ impl<'de> Deserialize<'de> for EventKind {
                 error: f.error,
                 meta: f.meta,
             },
-            "feedback" => EventKind::Feedback {
+            EventType::Feedback => EventKind::Feedback {
                 target: required(f.target, "target")?,
                 vote: required(f.vote, "vote")?,
             },
-            "reply" => EventKind::Reply {
+            EventType::Reply => EventKind::Reply {
                 thread: required(f.thread, "thread")?,
                 text: required(f.text, "text")?,
                 also_in_room: f.also_in_room,
             },
-            "react" => EventKind::React {
+            EventType::React => EventKind::React {
                 target: required(f.target, "target")?,
                 emoji: required(f.emoji, "emoji")?,
                 add: required(f.add, "add")?,
             },
-            "pin" => EventKind::Pin {
+            EventType::Pin => EventKind::Pin {
                 target: required(f.target, "target")?,
                 pinned: required(f.pinned, "pinned")?,
             },
-            _ => EventKind::Unknown,
+            EventType::Unknown => EventKind::Unknown,
         })
     }
 }
@@ -1560,7 +1660,28 @@ mod tests {
             let json = serde_json::to_string(&frame).unwrap();
             let back: ServerMessage = serde_json::from_str(&json).unwrap();
             assert_eq!(back, frame, "{json}");
+            // The tag the deserializer matches on is the name the serializer writes.
+            let written = serde_json::to_value(&frame).unwrap();
+            let tag = serde_json::to_value(frame.server_type()).unwrap();
+            assert_eq!(written["type"], tag, "{json}");
+            if let ServerMessage::Replay { events, .. } = &frame {
+                for event in events {
+                    let written = serde_json::to_value(&event.kind).unwrap();
+                    let tag = serde_json::to_value(event.kind.event_type()).unwrap();
+                    assert_eq!(written["kind"], tag, "{written}");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn a_frame_or_event_of_a_type_this_build_does_not_know_reads_as_unknown() {
+        let frame: ServerMessage = serde_json::from_str(r#"{"type":"hologram","seq":1}"#).unwrap();
+        assert_eq!(frame, ServerMessage::Unknown);
+        assert_eq!(frame.server_type(), ServerType::Unknown);
+        let kind: EventKind = serde_json::from_str(r#"{"kind":"poll","options":[]}"#).unwrap();
+        assert_eq!(kind, EventKind::Unknown);
+        assert_eq!(kind.event_type(), EventType::Unknown);
     }
 
     #[test]
