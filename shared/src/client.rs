@@ -110,14 +110,18 @@ impl PendingOp {
     /// finished meanwhile, ...) there is nothing to retry, so it leaves the outbox and the
     /// refusal is shown as the room's last error.
     pub fn is_command(&self) -> bool {
-        matches!(
-            self,
+        // Every variant named: a new op must decide.
+        match self {
             PendingOp::Stop { .. }
-                | PendingOp::Regenerate { .. }
-                | PendingOp::Rate { .. }
-                | PendingOp::React { .. }
-                | PendingOp::Pin { .. }
-        )
+            | PendingOp::Regenerate { .. }
+            | PendingOp::Rate { .. }
+            | PendingOp::React { .. }
+            | PendingOp::Pin { .. } => true,
+            PendingOp::Send { .. }
+            | PendingOp::Edit { .. }
+            | PendingOp::Delete { .. }
+            | PendingOp::Reply { .. } => false,
+        }
     }
 }
 

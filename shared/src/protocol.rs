@@ -801,6 +801,33 @@ pub enum EventType {
 }
 
 impl EventKind {
+    /// The message this event acts on by its `target` field (an edit, delete, reaction, pin,
+    /// answer status or rating), if any.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => Some(*target),
+            EventKind::Message { .. }
+            | EventKind::Answer { .. }
+            | EventKind::Reply { .. }
+            | EventKind::Unknown => None,
+        }
+    }
+
+    /// The existing message this event changes ([`MessageView::apply`]): its target, or the
+    /// root of the thread a reply (or an answer in a thread) joins.
+    pub fn changes(&self) -> Option<Seq> {
+        match self {
+            EventKind::Reply { thread, .. } => Some(*thread),
+            EventKind::Answer { thread, .. } => *thread,
+            other => other.target(),
+        }
+    }
+
     /// This event's `kind` tag.
     pub fn event_type(&self) -> EventType {
         match self {

@@ -191,14 +191,7 @@ impl<D: Sql> Room<D> {
         }
         let mut moderated = None;
         let mut target_message = None;
-        let target = match &kind {
-            EventKind::Edit { target, .. }
-            | EventKind::Delete { target }
-            | EventKind::React { target, .. }
-            | EventKind::Pin { target, .. } => Some(*target),
-            EventKind::Reply { thread, .. } => Some(*thread),
-            _ => None,
-        };
+        let target = kind.changes();
         if let Some(target) = &target {
             let message = self
                 .store

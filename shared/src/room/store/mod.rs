@@ -127,22 +127,6 @@ fn answer_columns(view: &MessageView) -> Result<(Option<String>, Option<String>)
     Ok((Some(json(answer)?), state))
 }
 
-/// The message a stored event changes, if it targets one.
-fn target_of(kind: &EventKind) -> Option<Seq> {
-    match kind {
-        EventKind::Edit { target, .. }
-        | EventKind::Delete { target }
-        | EventKind::AnswerStatus { target, .. }
-        | EventKind::Feedback { target, .. }
-        | EventKind::React { target, .. }
-        | EventKind::Pin { target, .. } => Some(*target),
-        EventKind::Message { .. }
-        | EventKind::Answer { .. }
-        | EventKind::Reply { .. }
-        | EventKind::Unknown => None,
-    }
-}
-
 impl<D: Sql> SqlStore<D> {
     /// Opens the store, creating or migrating the schema.
     pub fn open(db: D) -> Result<Self, StoreError> {
@@ -293,24 +277,14 @@ impl<D: Sql> SqlStore<D> {
                     event.at,
                     event.author.id.as_str(),
                     event.client_id.as_str(),
-                    target_of(&event.kind),
+                    event.kind.target(),
                     json(event)?
                 ],
             )?;
             if let Some(view) = MessageView::from_event(event) {
                 self.insert_message(event, &view)?;
             }
-            // The message the event changes: a target, or the root of the thread a reply or
-            // an answer in a thread joins (its reply count).
-            let changed = match &event.kind {
-                EventKind::Reply { thread, .. }
-                | EventKind::Answer {
-                    thread: Some(thread),
-                    ..
-                } => Some(*thread),
-                kind => target_of(kind),
-            };
-            if let Some(seq) = changed {
+            if let Some(seq) = event.kind.changes() {
                 self.apply_to_message(seq, event)?;
             }
             Ok(())
