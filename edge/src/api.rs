@@ -14,7 +14,7 @@ use worker::{console_error, Env, HttpMetadata, Method, Request, Response};
 use crate::config;
 use crate::directory;
 use crate::http::{
-    check_origin, client_ip, error_response, fail, is_https, json, now, query_param, rate_limit,
+    check_origin, client_ip, error_response, fail, is_https, json, query_param, rate_limit,
     read_json, ApiError, ApiResult,
 };
 use crate::profiles;
@@ -24,6 +24,7 @@ use crate::rooms::contract::{
 };
 use crate::rooms::queries;
 use crate::session::{self, Session, SessionUser};
+use crate::time::now;
 use crate::{auth, auth::accounts};
 
 /// Routes one request under `/api/`.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits::BODY_MAX_BYTES;
 use shared::protocol::http::ErrorBody;
-use worker::{Date, Env, Request, Response, Url};
+use worker::{Env, Request, Response, Url};
 
 /// A refusal or failure as the API's error response: `{code, message}` with the code's HTTP
 /// status (and `Retry-After` for a rate limit). The Worker's routes and the room's object both
@@ -74,10 +74,6 @@ pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Respon
     headers.set("Cache-Control", "no-store")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
     Ok(response)
-}
-
-pub(crate) fn now() -> i64 {
-    Date::now().as_millis() as i64
 }
 
 pub(crate) fn is_https(req: &Request) -> bool {

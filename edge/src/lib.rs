@@ -14,6 +14,7 @@ mod profiles;
 mod random;
 mod rooms;
 pub mod session;
+mod time;
 
 pub use rooms::object::ChatRoom;
 

@@ -25,9 +25,10 @@ use worker::{console_error, Env, Method, Request, Response};
 
 use crate::config::{self, SessionKeys};
 use crate::http::{
-    check_origin, client_ip, fail, is_https, json, now, rate_limit, read_json, ApiError, ApiResult,
+    check_origin, client_ip, fail, is_https, json, rate_limit, read_json, ApiError, ApiResult,
 };
 use crate::session::{self, SessionUser};
+use crate::time::now;
 use accounts::{ExternalIdentity, SignIn, SignInContext};
 use oauth::{LoginState, ProviderConfig};
 

@@ -7,7 +7,7 @@
 //! object stays awake while a provider call is open, and other sockets' frames are handled in
 //! between, because the runtime delivers events while a handler awaits the network.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -17,12 +17,13 @@ use shared::ai::{CompletionRequest, StreamItem, StreamReader};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{AnswerState, Seq, Vote};
 use shared::room::assistant::{Record, Source};
-use shared::room::Effect;
+use shared::room::{Effect, Failure, Room};
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, AbortController, Delay, Env};
 
-use super::object::{now, ChatRoom};
+use super::store::DurableSql;
 use crate::ai::Provider;
+use crate::time::now;
 
 /// A provider call to make.
 pub enum Work {
@@ -108,14 +109,42 @@ impl AiRuntime {
 }
 
 /// What ended a stream early.
-enum Ended {
+pub(super) enum Ended {
     /// The provider finished (or the room stopped the answer).
     Finished,
 }
 
-impl ChatRoom {
+/// What the assistant's runtime needs of the room object: the room to step, the socket-side
+/// effects of memory it learned, and the environment. The object implements it, so this module
+/// does not depend on the object.
+pub(super) trait AiHost {
+    /// The runtime's state.
+    fn ai(&self) -> &AiRuntime;
+    /// The Worker's environment (provider settings, D1).
+    fn env(&self) -> &Env;
+    /// The room's slug.
+    fn slug(&self) -> String;
+    /// Runs one assistant step on the room and carries out its effects.
+    fn with_room(
+        &self,
+        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
+    );
+    /// Runs a step that has no effects to carry out.
+    fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>));
+    /// The room, borrowed mutably.
+    fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>>;
+    /// Whether generation `gen` is still the one being written.
+    fn is_running(&self, gen: u64) -> bool;
+    /// When generation `gen`'s buffered text must go out.
+    fn room_deadline(&self, gen: u64) -> Option<i64>;
+    /// Adds facts to the memory every open connection of `user_id` carries.
+    fn learned(&self, user_id: &str, facts: &[String]);
+}
+
+/// The assistant's provider work, for any [`AiHost`].
+pub(super) trait AiWork: AiHost {
     /// Runs queued assistant work until none is left (a finished answer may start the next).
-    pub(super) async fn run_ai_work(&self) {
+    async fn run_ai_work(&self) {
         loop {
             let work = self.ai().work.borrow_mut().pop_front();
             match work {
@@ -329,6 +358,8 @@ impl ChatRoom {
         self.learned(user_id, &facts);
     }
 }
+
+impl<T: AiHost> AiWork for T {}
 
 /// Writes one analytics record to D1 (tables from migrations/0004_ai.sql).
 async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<()> {

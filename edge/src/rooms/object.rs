@@ -17,8 +17,8 @@ use shared::rate_limit::RateLimits;
 use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
 use shared::search;
 use worker::{
-    console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
-    State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    console_error, console_warn, durable_object, DurableObject, Env, Request, Response, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 use super::contract::{
@@ -26,11 +26,12 @@ use super::contract::{
     ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest, Search,
     Seed, Seeded, Unread, CONNECT_HEADER,
 };
-use super::generate::AiRuntime;
+use super::generate::{AiHost, AiRuntime, AiWork};
 use super::semantic::Semantic;
 use super::store::DurableSql;
 use crate::config;
 use crate::http::error_response;
+use crate::time::now;
 use shared::room::SqlStore;
 
 /// How long after a message the room writes its count and last activity to the directory. One
@@ -681,81 +682,6 @@ impl ChatRoom {
         }
     }
 
-    /// Runs one assistant step on the room and carries out its effects.
-    pub(super) fn with_room(
-        &self,
-        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
-    ) {
-        let effects = {
-            let mut room = self.room.borrow_mut();
-            match room.as_mut() {
-                Some(room) => step(room, now()),
-                None => return,
-            }
-        };
-        self.carry_effects(effects);
-    }
-
-    pub(super) fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>)) {
-        if let Some(room) = self.room.borrow_mut().as_mut() {
-            step(room);
-        }
-    }
-
-    pub(super) fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>> {
-        self.room.borrow_mut()
-    }
-
-    /// Whether generation `gen` is still the one being written.
-    pub(super) fn is_running(&self, gen: u64) -> bool {
-        self.room
-            .borrow()
-            .as_ref()
-            .and_then(|r| r.assistant().running())
-            .is_some_and(|(_, g)| g == gen)
-    }
-
-    /// When generation `gen`'s buffered text must go out.
-    pub(super) fn room_deadline(&self, gen: u64) -> Option<i64> {
-        self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
-    }
-
-    /// Adds facts to the memory every open connection of `user_id` carries.
-    pub(super) fn learned(&self, user_id: &str, facts: &[String]) {
-        let mut slots = self.slots.borrow_mut();
-        let Some(slots) = slots.as_mut() else { return };
-        for (id, slot) in slots.iter_mut() {
-            if slot.conn.author.id != user_id {
-                continue;
-            }
-            let memory = &mut slot.conn.personalization.memory;
-            memory.extend(facts.iter().cloned());
-            let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
-            memory.drain(..excess);
-            let _ = slot.ws.serialize_attachment(&Attachment {
-                id: *id,
-                conn: slot.conn.clone(),
-                session: slot.session.clone(),
-            });
-        }
-    }
-
-    pub(super) fn ai(&self) -> &AiRuntime {
-        &self.ai
-    }
-
-    pub(super) fn env(&self) -> &Env {
-        &self.env
-    }
-
-    pub(super) fn slug(&self) -> String {
-        self.room
-            .borrow()
-            .as_ref()
-            .map(|r| r.info().slug.clone())
-            .unwrap_or_default()
-    }
-
     /// Sends a frame to every joined socket (but `except`).
     fn broadcast(&self, message: &ServerMessage, except: Option<u64>) {
         self.send_where(message, |id, conn| conn.joined && Some(id) != except);
@@ -916,6 +842,84 @@ impl ChatRoom {
     }
 }
 
+/// What the assistant's runtime ([`super::generate`]) needs of the room object.
+impl AiHost for ChatRoom {
+    /// Runs one assistant step on the room and carries out its effects.
+    fn with_room(
+        &self,
+        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
+    ) {
+        let effects = {
+            let mut room = self.room.borrow_mut();
+            match room.as_mut() {
+                Some(room) => step(room, now()),
+                None => return,
+            }
+        };
+        self.carry_effects(effects);
+    }
+
+    fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>)) {
+        if let Some(room) = self.room.borrow_mut().as_mut() {
+            step(room);
+        }
+    }
+
+    fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>> {
+        self.room.borrow_mut()
+    }
+
+    /// Whether generation `gen` is still the one being written.
+    fn is_running(&self, gen: u64) -> bool {
+        self.room
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.assistant().running())
+            .is_some_and(|(_, g)| g == gen)
+    }
+
+    /// When generation `gen`'s buffered text must go out.
+    fn room_deadline(&self, gen: u64) -> Option<i64> {
+        self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
+    }
+
+    /// Adds facts to the memory every open connection of `user_id` carries.
+    fn learned(&self, user_id: &str, facts: &[String]) {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slots) = slots.as_mut() else { return };
+        for (id, slot) in slots.iter_mut() {
+            if slot.conn.author.id != user_id {
+                continue;
+            }
+            let memory = &mut slot.conn.personalization.memory;
+            memory.extend(facts.iter().cloned());
+            let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
+            memory.drain(..excess);
+            let _ = slot.ws.serialize_attachment(&Attachment {
+                id: *id,
+                conn: slot.conn.clone(),
+                session: slot.session.clone(),
+            });
+        }
+    }
+
+    fn ai(&self) -> &AiRuntime {
+        &self.ai
+    }
+
+    fn env(&self) -> &Env {
+        &self.env
+    }
+
+    fn slug(&self) -> String {
+        self.room
+            .borrow()
+            .as_ref()
+            .map(|r| r.info().slug.clone())
+            .unwrap_or_default()
+    }
+}
+
 fn send(ws: &WebSocket, message: &ServerMessage) {
     match serde_json::to_string(message) {
         Ok(text) => {
@@ -953,10 +957,6 @@ fn stored(e: shared::room::StoreError) -> worker::Error {
 
 fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
     serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
-}
-
-pub(super) fn now() -> i64 {
-    Date::now().as_millis() as i64
 }
 
 /// Most messages one seed request adds (the bench sends several).
