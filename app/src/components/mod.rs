@@ -11,6 +11,7 @@ pub mod devices;
 pub mod login;
 pub mod message_list;
 pub mod message_row;
+pub mod name_form;
 pub mod name_prompt;
 pub mod notice;
 pub mod pins;
