@@ -38,6 +38,13 @@ pub const REPLAY_BATCH: usize = 100;
 pub const EMOJI_MAX_BYTES: usize = 32;
 /// Replies in a [`crate::protocol::ServerMessage::Thread`] answer (the newest ones).
 pub const THREAD_PAGE: usize = 200;
+/// Distinct reactions one message may carry (each may have any number of people).
+pub const REACTIONS_PER_MESSAGE: usize = 20;
+/// Sockets one user may hold open to one room (tabs, devices, the watching socket of each).
+pub const SOCKETS_PER_USER: usize = 20;
+/// Sockets one room holds at most: room for 5,000-person rooms with a tab or two each, and
+/// well under the 32,768 hibernated WebSockets Cloudflare documents per Durable Object.
+pub const SOCKETS_PER_ROOM: usize = 12_000;
 /// Pinned messages listed per room.
 pub const PINS_MAX: usize = 50;
 /// Members listed for mention autocomplete.
