@@ -49,7 +49,11 @@ async fn admin() -> Result<Session> {
     Ok(session.clone())
 }
 
-async fn moderate_http(session: &Session, slug: &str, command: &Command) -> Result<reqwest::Response> {
+async fn moderate_http(
+    session: &Session,
+    slug: &str,
+    command: &Command,
+) -> Result<reqwest::Response> {
     session
         .post(&format!("/api/rooms/{slug}/moderation"), command)
         .await
@@ -73,7 +77,11 @@ async fn visit(session: &Session, slug: &str) -> Result {
 }
 
 /// Sends a mutation and reads whether it was acknowledged, or its error code.
-async fn outcome(socket: &mut RoomSocket, message: &ClientMessage, id: &str) -> Result<Option<ErrorCode>> {
+async fn outcome(
+    socket: &mut RoomSocket,
+    message: &ClientMessage,
+    id: &str,
+) -> Result<Option<ErrorCode>> {
     socket.send_message(message).await?;
     let (found, _) = socket
         .expect_until(DEFAULT_TIMEOUT, |m| match m {
@@ -152,7 +160,11 @@ async fn a_banned_moderator_has_no_power_left_over_http() -> Result {
             user_id: member.user_id().into(),
         },
     ] {
-        expect_error(moderate_http(&moderator, slug, &command).await?, ErrorCode::Banned).await?;
+        expect_error(
+            moderate_http(&moderator, slug, &command).await?,
+            ErrorCode::Banned,
+        )
+        .await?;
     }
     // And the owner's own powers are untouched.
     let invite: Invite = owner.post(&invites, &json!({})).await?.json().await?;

@@ -499,10 +499,15 @@ impl<D: Sql> SqlStore<D> {
             sql_params![member.user_id.as_str()],
         )?;
         self.db.execute(
-            "INSERT INTO members (user_id, name, last_seen) VALUES (?, ?, ?)
+            "INSERT INTO members (user_id, name, last_seen, name_key) VALUES (?, ?, ?, ?)
              ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,
-                 last_seen = excluded.last_seen",
-            sql_params![member.user_id.as_str(), member.name.as_str(), now],
+                 last_seen = excluded.last_seen, name_key = excluded.name_key",
+            sql_params![
+                member.user_id.as_str(),
+                member.name.as_str(),
+                now,
+                crate::mentions::name_key(&member.name)
+            ],
         )?;
         Ok(known.is_empty())
     }
@@ -513,6 +518,30 @@ impl<D: Sql> SqlStore<D> {
             .query(
                 "SELECT user_id, name FROM members ORDER BY last_seen DESC LIMIT ?",
                 sql_params![limit.min(MAX_SAFE_INTEGER as usize) as u64],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Member {
+                    user_id: r.text(0)?,
+                    name: r.text(1)?,
+                    avatar: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The members whose name has one of these keys ([`crate::mentions::name_key`]), most
+    /// recently seen first: the candidates a text's mentions could name.
+    pub fn members_named(&self, keys: &[String]) -> Result<Vec<Member>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db
+            .query(
+                "SELECT user_id, name FROM members
+                 WHERE name_key IN (SELECT value FROM json_each(?))
+                 ORDER BY last_seen DESC",
+                sql_params![json(&keys)?],
             )?
             .iter()
             .map(|r| {
