@@ -649,6 +649,11 @@ async fn update_user(req: Request, env: &Env, user_id: &str) -> ApiResult {
             return Err(fail(ErrorCode::NotFound, "There is no such user."));
         }
         done.push(("set_global_role", role.clone()));
+        // Open sockets hold the user's powers from when they connected: every room they are in
+        // gets the new identity now, so a demoted admin keeps no admin power anywhere.
+        if let Some(profile) = profiles::get(env, user_id).await? {
+            announce_profile(env, &profile).await;
+        }
     }
     if let Some(disabled) = body.disabled {
         if !profiles::set_disabled(env, user_id, disabled, now()).await? {

@@ -40,6 +40,11 @@ pub const EMOJI_MAX_BYTES: usize = 32;
 pub const THREAD_PAGE: usize = 200;
 /// Distinct reactions one message may carry (each may have any number of people).
 pub const REACTIONS_PER_MESSAGE: usize = 20;
+/// Typing notices one user may send at once in a room, then this many a second (the rest are
+/// dropped: each one fans out to every socket).
+pub const TYPING_BURST: f64 = 2.0;
+/// See [`TYPING_BURST`].
+pub const TYPING_PER_SECOND: f64 = 0.5;
 /// Sockets one user may hold open to one room (tabs, devices, the watching socket of each).
 pub const SOCKETS_PER_USER: usize = 20;
 /// Sockets one room holds at most: room for 5,000-person rooms with a tab or two each, and

@@ -14,7 +14,9 @@ use shared::protocol::{
     Author, EventKind, Role, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME,
 };
 use shared::rate_limit::RateLimits;
-use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
+use shared::room::{
+    is_present, may_open_socket, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room,
+};
 use shared::search;
 use worker::{
     console_error, console_warn, durable_object, DurableObject, Env, Request, Response, State,
@@ -67,7 +69,6 @@ struct Slot {
     ws: WebSocket,
     conn: Conn,
     session: Option<String>,
-    limiter: ConnLimiter,
 }
 
 #[durable_object]
@@ -78,6 +79,8 @@ pub struct ChatRoom {
     room: RefCell<Option<Room<DurableSql>>>,
     /// Derived from the sockets' attachments; rebuilt after the object wakes from hibernation.
     slots: RefCell<Option<HashMap<u64, Slot>>>,
+    /// Rate limits per user (not per socket), in memory: a woken room starts them full.
+    limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
     ai: AiRuntime,
 }
@@ -95,6 +98,7 @@ impl DurableObject for ChatRoom {
             limits,
             room: RefCell::new(None),
             slots: RefCell::new(None),
+            limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             env,
@@ -117,6 +121,22 @@ impl DurableObject for ChatRoom {
         let connect: Connect = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
         self.load(Some(connect.room))?;
+
+        // One person cannot hold more than their share of the room's sockets, nor the room more
+        // than it can serve.
+        let open = {
+            let slots = self.slots.borrow();
+            let slots = slots.as_ref();
+            let mine = slots.map_or(0, |s| {
+                s.values()
+                    .filter(|slot| slot.conn.author.id == connect.author.id)
+                    .count()
+            });
+            may_open_socket(mine, slots.map_or(0, HashMap::len))
+        };
+        if let Err(refusal) = open {
+            return error_response(&refusal);
+        }
 
         // The room decides the connection's role, and refuses banned users and non-members of
         // a private room, before the upgrade.
@@ -154,7 +174,6 @@ impl DurableObject for ChatRoom {
                     ws: pair.server,
                     conn,
                     session: connect.session_id,
-                    limiter: ConnLimiter::new(self.limits, now()),
                 },
             );
         }
@@ -187,14 +206,19 @@ impl DurableObject for ChatRoom {
             let mut slots_ref = self.slots.borrow_mut();
             let slots = slots_ref.get_or_insert_with(HashMap::new);
             // Take the sender's slot out so the presence closure can read the others.
-            let Some(mut slot) = slots.remove(&id) else {
+            let Some(slot) = slots.remove(&id) else {
                 return Ok(());
             };
             let mut room_ref = self.room.borrow_mut();
             let Some(room) = room_ref.as_mut() else {
                 return Ok(());
             };
-            let effects = room.on_frame(&slot.conn, &mut slot.limiter, frame, now, || {
+            // One limiter per user, shared by all their sockets here.
+            let mut limiters = self.limiters.borrow_mut();
+            let limiter = limiters
+                .entry(slot.conn.author.id.clone())
+                .or_insert_with(|| ConnLimiter::new(self.limits, now));
+            let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
                 presence(slots.values().map(|s| &s.conn))
             });
             slots.insert(id, slot);
@@ -598,7 +622,6 @@ impl ChatRoom {
     fn rebuild_slots(&self) -> worker::Result<()> {
         let mut slots = self.slots.borrow_mut();
         if slots.is_none() {
-            let now = now();
             let mut rebuilt = HashMap::new();
             for ws in self.state.get_websockets() {
                 match ws.deserialize_attachment::<Attachment>() {
@@ -609,7 +632,6 @@ impl ChatRoom {
                                 ws,
                                 conn: att.conn,
                                 session: att.session,
-                                limiter: ConnLimiter::new(self.limits, now),
                             },
                         );
                     }
@@ -806,6 +828,14 @@ impl ChatRoom {
     }
 
     fn announce_leave(&self, conn: &Conn) {
+        let has_sockets = self
+            .slots
+            .borrow()
+            .as_ref()
+            .is_some_and(|slots| slots.values().any(|s| s.conn.author.id == conn.author.id));
+        if !has_sockets {
+            self.limiters.borrow_mut().remove(&conn.author.id);
+        }
         if !conn.joined {
             return;
         }
