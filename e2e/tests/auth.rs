@@ -601,9 +601,10 @@ async fn the_local_account_is_refused_unless_the_request_is_addressed_to_localho
 }
 
 #[tokio::test]
-async fn a_server_without_dev_login_offers_no_local_account() -> Result {
+async fn a_server_with_providers_configured_offers_no_local_account_even_with_dev_login() -> Result {
     let s = oauth().await;
-    // (Configured providers switch it off; see also the wrangler.toml check in tests/config.rs.)
+    // This server sets DEV_LOGIN=true, and its configured providers switch the local account
+    // off. (A server without DEV_LOGIN: the wrangler.toml check in tests/config.rs.)
     let response = e2e::client::http()
         .post(format!("{}/api/auth/local", s.server.url()))
         .json(&serde_json::json!({ "name": "Eve" }))
