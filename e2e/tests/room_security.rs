@@ -433,3 +433,65 @@ async fn typing_notices_are_rate_limited() -> Result {
     );
     Ok(())
 }
+
+static AI_SERVER: OnceCell<(DevServer, e2e::fake_ai::FakeAi)> = OnceCell::const_new();
+
+/// A server whose assistant answers through the fake provider ("ok" to anything).
+async fn ai_server() -> &'static DevServer {
+    &AI_SERVER
+        .get_or_init(|| async {
+            let fake = e2e::fake_ai::FakeAi::start().await.expect("fake provider");
+            let options = DevOptions::default()
+                .var("AI_PROVIDER", "openai")
+                .var("AI_BASE_URL", fake.base_url())
+                .var("AI_MODEL", "fake-model");
+            match DevServer::start(options).await {
+                Ok(server) => (server, fake),
+                Err(e) => panic!("could not start wrangler dev: {e:#}"),
+            }
+        })
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn the_assistant_budget_is_one_per_user_across_all_rooms() -> Result {
+    use shared::protocol::AnswerState;
+    let server = ai_server().await;
+    let asker = Session::create(server, "Asker").await?;
+    // Each room's own limit allows 5 questions at once; six rooms would allow 30. The budget
+    // all rooms share allows fewer (`AI_LIMITER` in wrangler.toml: 20 a minute).
+    let (mut answered, mut limited) = (0, 0);
+    for r in 0..6 {
+        let room = asker.create_room(&unique("budget"), "").await?;
+        let mut w = e2e::watcher::Watcher::join(&asker, &room.slug).await?;
+        for q in 0..4 {
+            let question = format!("@assistant question {r}.{q}");
+            w.say(&question).await?;
+            let q2 = question.clone();
+            w.until(move |room| {
+                let prompt = room.messages().find(|m| m.text == q2).map(|m| m.seq);
+                room.messages().any(|m| {
+                    m.answer.as_ref().is_some_and(|a| {
+                        Some(a.prompt) == prompt
+                            && matches!(a.state, AnswerState::Done | AnswerState::Failed)
+                    })
+                })
+            })
+            .await?;
+            let answer = w.answer_to(&question).expect("answered");
+            match answer.answer.and_then(|a| a.error) {
+                None => answered += 1,
+                Some(error) => {
+                    assert_eq!(error.code, ErrorCode::RateLimited, "{error:?}");
+                    limited += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        answered <= 20 && limited >= 4,
+        "24 questions in six rooms: {answered} answered, {limited} refused for the budget"
+    );
+    Ok(())
+}
