@@ -601,7 +601,8 @@ async fn the_local_account_is_refused_unless_the_request_is_addressed_to_localho
 }
 
 #[tokio::test]
-async fn a_server_with_providers_configured_offers_no_local_account_even_with_dev_login() -> Result {
+async fn a_server_with_providers_configured_offers_no_local_account_even_with_dev_login() -> Result
+{
     let s = oauth().await;
     // This server sets DEV_LOGIN=true, and its configured providers switch the local account
     // off. (A server without DEV_LOGIN: the wrangler.toml check in tests/config.rs.)

@@ -25,10 +25,14 @@ use super::store::DurableSql;
 use crate::ai::Provider;
 use crate::time::now;
 
+/// The rate-limiting binding that holds each user's assistant budget across rooms.
+const AI_LIMITER: &str = "AI_LIMITER";
+
 /// A provider call to make.
 pub enum Work {
     Generate {
         gen: u64,
+        target: Seq,
         request: CompletionRequest,
     },
     Summarize {
@@ -77,10 +81,16 @@ impl AiRuntime {
     /// Takes an assistant effect; returns it back if it is not one.
     pub fn take(&self, effect: Effect) -> Option<Effect> {
         match effect {
-            Effect::Generate { gen, request, .. } => {
-                self.work
-                    .borrow_mut()
-                    .push_back(Work::Generate { gen, request });
+            Effect::Generate {
+                gen,
+                target,
+                request,
+            } => {
+                self.work.borrow_mut().push_back(Work::Generate {
+                    gen,
+                    target,
+                    request,
+                });
             }
             Effect::Summarize { upto, request } => {
                 self.work
@@ -149,13 +159,22 @@ pub(super) trait AiWork: AiHost {
             let work = self.ai().work.borrow_mut().pop_front();
             match work {
                 None => return,
-                Some(Work::Generate { gen, request }) => self.generate(gen, request).await,
+                Some(Work::Generate {
+                    gen,
+                    target,
+                    request,
+                }) => self.generate(gen, target, request).await,
                 Some(Work::Summarize { upto, request }) => self.summarize(upto, request).await,
                 Some(Work::Remember {
                     user_id,
                     request,
                     known,
-                }) => self.remember(&user_id, request, &known).await,
+                }) => {
+                    // Memory calls count against the user's budget like answers.
+                    if self.within_budget(&user_id).await {
+                        self.remember(&user_id, request, &known).await;
+                    }
+                }
                 Some(Work::Record(record)) => {
                     let slug = self.slug();
                     if let Err(e) = write_record(self.env(), &slug, &record).await {
@@ -166,7 +185,40 @@ pub(super) trait AiWork: AiHost {
         }
     }
 
-    async fn generate(&self, gen: u64, request: CompletionRequest) {
+    /// Whether `user_id` may make one more assistant call: the `AI_LIMITER` rate-limiting
+    /// binding keyed by user, which every room consults, so the budget neither multiplies with
+    /// the rooms a user is in nor resets when a room restarts (each room also keeps its own
+    /// short-term limit). Without the binding, or if it fails, only the room's limit applies.
+    async fn within_budget(&self, user_id: &str) -> bool {
+        let Ok(limiter) = self.env().rate_limiter(AI_LIMITER) else {
+            return true;
+        };
+        match limiter.limit(format!("ai:{user_id}")).await {
+            Ok(outcome) => outcome.success,
+            Err(e) => {
+                console_error!("the assistant budget could not be checked: {e}");
+                true
+            }
+        }
+    }
+
+    async fn generate(&self, gen: u64, target: Seq, request: CompletionRequest) {
+        let asker = self
+            .room_mut()
+            .as_ref()
+            .and_then(|room| room.store().message(target).ok().flatten())
+            .and_then(|m| m.answer.map(|a| a.asker));
+        if let Some(asker) = asker {
+            if !self.within_budget(&asker).await {
+                let refused = ChatError::new(
+                    ErrorCode::RateLimited,
+                    "You have asked the assistant too often in the last minute; try again shortly.",
+                );
+                self.ai().aborts.borrow_mut().remove(&gen);
+                self.with_room(|room, now| room.ai_finish(gen, Err(refused), now));
+                return;
+            }
+        }
         let outcome = match Provider::from_env(self.env()) {
             Ok(provider) => {
                 self.stream_answer(&provider, gen, &request)
