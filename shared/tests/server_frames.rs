@@ -427,7 +427,7 @@ fn feed(frames: Vec<ServerMessage>) {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(1500))]
 
     #[test]
     fn a_frame_of_an_unknown_type_reads_as_unknown_whatever_its_fields(
@@ -483,6 +483,12 @@ proptest! {
         let _ = serde_json::from_slice::<ServerMessage>(&bytes);
         decode(&String::from_utf8_lossy(&bytes))?;
     }
+
+}
+
+proptest! {
+    // Each case is up to a dozen frames.
+    #![proptest_config(config(400))]
 
     #[test]
     fn the_client_takes_any_sequence_of_decoded_frames_without_panicking(

@@ -68,7 +68,7 @@ pub fn edge_string() -> impl Strategy<Value = String> {
 /// Any string: mostly short arbitrary ones, sometimes an [`edge_string`] or a long run.
 pub fn any_string() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => any::<String>(),
+        6 => any::<String>(),
         3 => edge_string(),
         // Runs a little past every limit (the 20 KiB frame, 4,000 characters), kept short
         // enough that thousands of cases stay fast.
@@ -107,7 +107,8 @@ pub fn json_value(keys: &'static [&'static str]) -> impl Strategy<Value = Value>
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         edge_number(),
-        any_string().prop_map(Value::String),
+        // Short strings inside structures: the long ones are tried at the top level.
+        prop_oneof!["\\PC{0,12}", edge_string()].prop_map(Value::String),
         prop::sample::select(keys).prop_map(|k| Value::String(k.to_owned())),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
