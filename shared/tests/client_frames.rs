@@ -464,7 +464,7 @@ fn mutated_frame() -> impl Strategy<Value = String> {
 // The properties.
 
 proptest! {
-    #![proptest_config(config(2500))]
+    #![proptest_config(config(2000))]
 
     #[test]
     fn a_mutated_valid_frame_is_accepted_only_within_the_rules_and_refused_with_its_code(
@@ -485,7 +485,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(1000))]
+    #![proptest_config(config(800))]
 
     #[test]
     fn a_valid_frame_of_every_variant_is_accepted_as_itself(message in valid_message()) {

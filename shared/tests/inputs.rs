@@ -72,7 +72,7 @@ fn check_label(
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn a_display_name_is_refused_with_its_code_or_normalized_within_its_limit(raw in label()) {
@@ -306,7 +306,7 @@ fn image_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(800))]
 
     #[test]
     fn a_profile_update_is_refused_with_its_code_or_normalized_within_every_limit(p in profile()) {
@@ -418,7 +418,7 @@ fn moderation_body() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn a_moderation_command_is_refused_with_its_code_or_keeps_its_limits(value in moderation_body()) {
@@ -485,7 +485,7 @@ proptest! {
 // Login codes, provider names and User-Agents (from URLs and headers).
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(800))]
 
     #[test]
     fn a_login_error_code_from_a_url_is_known_exactly_or_unknown(raw in prop_oneof![
@@ -547,7 +547,7 @@ fn members() -> impl Strategy<Value = Vec<Member>> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn mentions_in_any_text_name_only_members_once_each(
@@ -603,7 +603,7 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn a_provider_stream_decodes_the_same_however_it_is_split(

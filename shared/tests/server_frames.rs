@@ -427,7 +427,7 @@ fn feed(frames: Vec<ServerMessage>) {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn a_frame_of_an_unknown_type_reads_as_unknown_whatever_its_fields(
@@ -488,7 +488,7 @@ proptest! {
 
 proptest! {
     // Each case is up to a dozen frames.
-    #![proptest_config(config(400))]
+    #![proptest_config(config(300))]
 
     #[test]
     fn the_client_takes_any_sequence_of_decoded_frames_without_panicking(
