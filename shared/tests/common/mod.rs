@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // Each suite uses a different part of this module.
 
+pub mod frames;
+
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
