@@ -1,8 +1,8 @@
 //! Generators and settings shared by the decoder property suites (`client_frames`,
-//! `server_frames`, `markdown_safety`, `search_queries`, `inputs`).
+//! `server_frames`, `markdown_safety`, `search_queries`, `inputs`, `room_frames`).
 //!
 //! Case counts: each property names its count for the normal run (`scripts/test`: 300 to
-//! 3,000, about 22 s of CPU time for the five suites in a debug build). Setting
+//! 3,000, about 25 s of CPU time for the six suites in a debug build). Setting
 //! `PROPTEST_CASES` replaces every count, for a long run:
 //! `PROPTEST_CASES=200000 cargo test -p shared --all-features --release --test client_frames`
 //! (README, "Testing").
