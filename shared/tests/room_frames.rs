@@ -105,7 +105,7 @@ fn run(frames: &[(bool, String)]) -> Result<(usize, usize), TestCaseError> {
     let (mut events, mut errors) = (0, 0);
     for (now, (first, raw)) in (1_000i64..).zip(script.iter().chain(frames)) {
         let i = usize::from(!*first);
-        let others: Vec<Conn> = conns.iter().cloned().collect();
+        let others: Vec<Conn> = conns.to_vec();
         let effects = room.on_frame(
             &conns[i],
             &mut limiters[i],
