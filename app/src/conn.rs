@@ -411,7 +411,7 @@ impl RoomHandle {
         }
         let t = now();
         c.last_frame = t;
-        let message: ServerMessage = match serde_json::from_str(text) {
+        let message = match ServerMessage::from_json(text) {
             Ok(m) => m,
             Err(e) => {
                 warn(&format!("ignoring an unreadable frame: {e}"));

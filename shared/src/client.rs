@@ -536,8 +536,9 @@ impl ClientRoom {
     pub fn first_unread(&self) -> Option<Seq> {
         let read = self.read?;
         let me = self.me.as_ref().map(|a| a.id.as_str());
+        // `read` comes from the room; at the largest seq nothing can follow it.
         self.messages
-            .range(read + 1..)
+            .range(read.checked_add(1)?..)
             .find(|(_, m)| Some(m.author.id.as_str()) != me && !m.deleted)
             .map(|(seq, _)| *seq)
     }
@@ -777,7 +778,12 @@ impl ClientRoom {
                     }
                     Some(p) if code.is_retryable() => {
                         p.status = PendingStatus::Queued {
-                            not_before: now + retry_after_ms.unwrap_or(1_000) as Millis,
+                            // The delay comes from the room: a huge one waits "forever"
+                            // instead of wrapping into the past or overflowing.
+                            not_before: now.saturating_add(
+                                Millis::try_from(retry_after_ms.unwrap_or(1_000))
+                                    .unwrap_or(Millis::MAX),
+                            ),
                         };
                         applied.outbox_changed = true;
                     }

@@ -433,6 +433,27 @@ impl ServerMessage {
             ServerMessage::Unknown => ServerType::Unknown,
         }
     }
+
+    /// Reads one frame as the app receives it. A frame whose `type` this build does not know
+    /// is [`ServerMessage::Unknown`] whatever its other fields hold: the one-pass reader types
+    /// each field name once for all frame types, so a newer room's frame that uses a known
+    /// name for another type of value (`"seq": "…"`) fails there, and is recognized here by
+    /// its tag alone (the compatibility rule in the module docs).
+    pub fn from_json(text: &str) -> serde_json::Result<ServerMessage> {
+        serde_json::from_str(text).or_else(|err| {
+            #[derive(Deserialize)]
+            struct Tag {
+                #[serde(rename = "type")]
+                kind: ServerType,
+            }
+            match serde_json::from_str::<Tag>(text) {
+                Ok(Tag {
+                    kind: ServerType::Unknown,
+                }) => Ok(ServerMessage::Unknown),
+                _ => Err(err),
+            }
+        })
+    }
 }
 
 fn required<T, E: de::Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
@@ -845,8 +866,8 @@ impl EventKind {
     }
 }
 
-/// One pass through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
-/// [`EventKind::Unknown`].
+/// Through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
+/// [`EventKind::Unknown`] whatever their other fields hold.
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -868,7 +889,15 @@ impl<'de> Deserialize<'de> for EventKind {
             add: Option<bool>,
             pinned: Option<bool>,
         }
-        let f = Flat::deserialize(deserializer)?;
+        // An event is small: it is read into a value first, so that a kind this build does
+        // not know is `Unknown` whatever its other fields hold (a newer room may use a known
+        // field name for another type of value) and the client moves its cursor past it. A
+        // known kind is then read from the value in one pass through the flat struct.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(Ok(EventType::Unknown)) = value.get("kind").map(EventType::deserialize) {
+            return Ok(EventKind::Unknown);
+        }
+        let f = Flat::deserialize(value).map_err(de::Error::custom)?;
         Ok(match f.kind {
             EventType::Message => EventKind::Message {
                 text: required(f.text, "text")?,
@@ -1113,7 +1142,8 @@ impl MessageView {
             } if *thread == self.seq => {
                 let count = self.replies.map_or(0, |r| r.count);
                 self.replies = Some(ThreadSummary {
-                    count: count + 1,
+                    // The count comes from the room; at the top it stays there.
+                    count: count.saturating_add(1),
                     last_at: event.at,
                 });
                 true
