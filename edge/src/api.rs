@@ -732,7 +732,7 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
     me.prefs.apply_to(&mut personalization);
     if me.prefs.memory {
         // What the assistant learned about this user (they opted in), capped as it grows.
-        let facts = crate::memory::list(env, &me.id).await?;
+        let facts = crate::memory::for_room(env, &me.id, &entry.info.slug).await?;
         personalization.memory = facts.into_iter().map(|f| f.fact).collect();
         let excess = personalization
             .memory
