@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
-use shared::permissions::{may, Action};
+use shared::permissions::{may, outranks, Action};
 use shared::protocol::{AnswerState, Author, MessageView, Millis, Role, Seq, Vote};
 
 /// Where a row stands with the room, as `data-status` shows it.
@@ -367,7 +367,10 @@ impl RowCache {
             can_edit: !m.deleted && mine && may(role, self.admin, Action::EditOwn),
             can_delete: !m.deleted
                 && ((mine && may(role, self.admin, Action::DeleteOwn))
-                    || may(role, self.admin, Action::DeleteAny)),
+                    // Deleting someone's message is moderating them: only above their role
+                    // (as they posted; the room checks their role now).
+                    || (may(role, self.admin, Action::DeleteAny)
+                        && outranks(role, self.admin, m.author.role))),
             status,
             pending: pending_view,
             answer: m.answer.as_ref().map(|a| {
@@ -660,6 +663,27 @@ mod tests {
         let rows = cache.build(&r);
         assert!(rows[0].can_delete && rows[0].can_pin);
         assert!(!rows[0].can_edit, "not even an admin edits another's words");
+    }
+
+    #[test]
+    fn a_moderator_is_offered_deleting_only_messages_of_members_below_them() {
+        let mut by_owner = message(1, "bob", "owner's");
+        by_owner.author.role = Role::Owner;
+        let mut by_mod = message(2, "cy", "moderator's");
+        by_mod.author.role = Role::Moderator;
+        let by_member = message(3, "dee", "member's");
+        let mut me = author("me");
+        me.role = Role::Moderator;
+        let r = ClientRoom::from_cache(CachedRoom {
+            head: Some(3),
+            messages: vec![by_owner, by_mod, by_member],
+            me: Some(me),
+            ..CachedRoom::default()
+        });
+        let rows = RowCache::default().build(&r);
+        assert!(!rows[0].can_delete, "not the owner's");
+        assert!(!rows[1].can_delete, "not another moderator's");
+        assert!(rows[2].can_delete, "a member's");
     }
 
     #[test]
