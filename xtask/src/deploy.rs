@@ -36,6 +36,8 @@ pub struct Options {
     pub pages: bool,
     /// The wrangler environment (`production`).
     pub env: String,
+    /// Secrets to upload with the deployment (`wrangler deploy --secrets-file`, JSON or .env).
+    pub secrets_file: Option<PathBuf>,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -174,6 +176,32 @@ pub fn missing_required(set: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The secret names in a JSON object or `.env` file (never their values).
+pub fn secret_names(text: &str) -> Result<Vec<String>, String> {
+    if text.trim_start().starts_with('{') {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("secrets file: not JSON: {e}"))?;
+        let object = value.as_object().ok_or("secrets file: not a JSON object")?;
+        return Ok(object.keys().cloned().collect());
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect())
+}
+
+/// Whether wrangler's output carries its diagnostics of the configuration file
+/// ("Processing wrangler.toml configuration:", followed by the problems).
+pub fn config_warning(output: &str) -> bool {
+    output
+        .lines()
+        .any(|l| l.contains("Processing ") && l.contains(" configuration:"))
+}
+
 /// Gzipped and raw sizes of the files wrangler would upload (its dry run's `--outdir`).
 pub fn bundle_size(dir: &Path) -> Result<(u64, u64), String> {
     let mut files = Vec::new();
@@ -252,6 +280,33 @@ impl Wrangler {
         }
     }
 
+    /// Runs, printing its output once it ends, and fails on a warning about the configuration
+    /// too: wrangler only warns about a misspelled key, and the binding it meant is then absent.
+    fn checked(&self, args: &[&str]) -> Result<(), String> {
+        say(format!("$ wrangler {}", args.join(" ")));
+        let out = self
+            .command(args)
+            .output()
+            .map_err(|e| format!("wrangler: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("{text}");
+        if !out.status.success() {
+            return Err(format!(
+                "`wrangler {}` failed ({})",
+                args.join(" "),
+                out.status
+            ));
+        }
+        if config_warning(&text) {
+            return Err("wrangler warned about the configuration (above)".into());
+        }
+        Ok(())
+    }
+
     /// Runs and returns its stdout.
     fn output(&self, args: &[&str]) -> Result<String, String> {
         let out = self
@@ -301,7 +356,7 @@ fn bundle(wrangler: &Wrangler, env_name: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&outdir);
     let outdir_str = outdir.to_string_lossy().into_owned();
     let result = wrangler
-        .run(&[
+        .checked(&[
             "deploy",
             "--dry-run",
             "--outdir",
@@ -385,15 +440,36 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     }
     bundle(&wrangler, &options.env)?;
 
+    let from_file = match &options.secrets_file {
+        Some(path) => secret_names(
+            &std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        )?,
+        None => Vec::new(),
+    };
     if options.dry_run {
         heading("secrets (dry run: the account is not read)");
-        let missing = missing_required(&[]);
-        say("  missing unless already set on the account (a deploy stops without them):");
-        for m in &missing {
-            say(format!("    {m}"));
+        if let Some(path) = &options.secrets_file {
+            say(format!(
+                "  in {} (uploaded with the deployment): {}",
+                path.display(),
+                if from_file.is_empty() {
+                    "none".into()
+                } else {
+                    from_file.join(", ")
+                }
+            ));
         }
-        say("  optional (each turns a feature on):");
-        for s in settings::optional_secrets() {
+        let missing = missing_required(&from_file);
+        if missing.is_empty() {
+            say("  required: all set");
+        } else {
+            say("  required, MISSING unless already set on the account (a deploy stops without them):");
+            for m in &missing {
+                say(format!("    {m}"));
+            }
+        }
+        say("  optional, not set (each turns a feature on):");
+        for s in settings::optional_secrets().filter(|s| !from_file.iter().any(|n| n == s.name)) {
             say(format!("    {}: {}", s.name, s.about));
         }
         say(format!("\nversion: {}", build_version(root)));
@@ -424,7 +500,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     }
 
     heading("secrets");
-    let set: Vec<String> =
+    let mut set: Vec<String> =
         match wrangler.json(&["secret", "list", "--format", "json", "--env", &options.env]) {
             Ok(list) => list
                 .as_array()
@@ -435,6 +511,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
             // The first deploy: the Worker does not exist yet, so it has no secrets.
             Err(_) => Vec::new(),
         };
+    set.extend(from_file);
     let missing = missing_required(&set);
     for s in settings::optional_secrets() {
         if !set.iter().any(|n| n == s.name) {
@@ -451,14 +528,25 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
                 options.env
             );
         }
-        message.push_str("then run ./scripts/deploy again.");
+        message.push_str(
+            "then run ./scripts/deploy again (or pass them in a file: --secrets-file FILE).",
+        );
         return Err(message);
     }
     say("  required secrets: set");
 
     heading("deploy");
     let version = build_version(root);
-    wrangler.run(&["deploy", "--env", &options.env])?;
+    let message = format!("build {version}");
+    let mut args = vec!["deploy", "--env", &options.env, "--message", &message];
+    let file = options
+        .secrets_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    if let Some(file) = &file {
+        args.extend(["--secrets-file", file]);
+    }
+    wrangler.run(&args)?;
     say(format!("deployed version {version}"));
     if !ids_written.is_empty() {
         say(format!(
@@ -696,6 +784,28 @@ mod tests {
         );
         assert!(missing_required(&["HMAC_SECRET_KEY".into()]).is_empty());
         assert!(missing_required(&["SESSION_SECRET".into(), "X".into()]).is_empty());
+    }
+
+    #[test]
+    fn secret_names_are_read_from_json_or_env_files_without_their_values() {
+        assert_eq!(
+            secret_names(r#"{"SESSION_SECRET": "x", "GITHUB_CLIENT_ID": "y"}"#).expect("json"),
+            ["GITHUB_CLIENT_ID", "SESSION_SECRET"]
+        );
+        assert_eq!(
+            secret_names("# comment\nSESSION_SECRET=a=b\n\nexport AI_API_KEY = k\n").expect("env"),
+            ["SESSION_SECRET", "AI_API_KEY"]
+        );
+        assert!(secret_names("{ not json").is_err());
+    }
+
+    #[test]
+    fn wranglers_configuration_diagnostics_are_recognised_and_its_bindings_table_is_not() {
+        let warned = "\u{1b}[33m▲ [WARNING]\u{1b}[0m \u{1b}[1mProcessing wrangler.toml configuration:\u{1b}[0m\n    - Unexpected fields found in env.production field: \"kv_namespace\"\n";
+        assert!(config_warning(warned));
+        assert!(!config_warning(
+            "Total Upload: 0.37 KiB / gzip: 0.26 KiB\nenv.DB (durable-chat)   D1 Database\n"
+        ));
     }
 
     #[test]

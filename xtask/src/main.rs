@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use xtask::{deploy, notices, repo_root};
 
 const USAGE: &str = "usage:
-  xtask deploy [--dry-run] [--no-build] [--pages] [--env NAME]
+  xtask deploy [--dry-run] [--no-build] [--pages] [--env NAME] [--secrets-file FILE]
       Creates what production lacks, checks its secrets, builds and deploys (README \"Deploy\").
       --dry-run   only what needs no account, offline: the bindings check, the build, wrangler's
                   own dry-run bundle and its size budget, and every resource and secret a
@@ -14,6 +14,9 @@ const USAGE: &str = "usage:
       --no-build  use the current build (edge/build, dist)
       --pages     also deploy the Pages project (there is none yet)
       --env NAME  the wrangler environment (production)
+      --secrets-file FILE
+                  secrets to upload with the deployment (JSON or .env, like `wrangler secret
+                  bulk`); they count as set, so a dry run names exactly the missing ones
   xtask notices [--check]
       Writes the crate licenses into THIRD_PARTY_NOTICES.md; --check only compares, and fails
       when it is out of date or a shipped crate's license is not on the allowlist.";
@@ -46,6 +49,7 @@ fn deploy_command(args: &[String]) -> Result<(), String> {
             "--no-build" => options.no_build = true,
             "--pages" => options.pages = true,
             "--env" => options.env = args.next().ok_or(USAGE)?.clone(),
+            "--secrets-file" => options.secrets_file = Some(args.next().ok_or(USAGE)?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
