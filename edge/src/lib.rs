@@ -13,6 +13,7 @@ mod profiles;
 mod random;
 mod rooms;
 pub mod session;
+mod version;
 
 pub use rooms::object::ChatRoom;
 

@@ -6,6 +6,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::about::About;
 use crate::components::login::LoginPanel;
 use shared::auth::LoginError;
 
@@ -34,6 +35,7 @@ pub fn NamePrompt(props: &NamePromptProps) -> Html {
                 }
                 <LoginPanel on_session={props.on_session.clone()} error={props.login_error} />
                 <NameForm kind={NameKind::Guest} on_session={props.on_session.clone()} />
+                <About />
             </div>
         </main>
     }
