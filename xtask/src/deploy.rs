@@ -38,6 +38,8 @@ pub struct Options {
     pub env: String,
     /// Secrets to upload with the deployment (`wrangler deploy --secrets-file`, JSON or .env).
     pub secrets_file: Option<PathBuf>,
+    /// Another wrangler than `node_modules/.bin/wrangler` (the tests' fake account).
+    pub wrangler: Option<PathBuf>,
 }
 
 fn say(line: impl AsRef<str>) {
@@ -244,8 +246,11 @@ struct Wrangler {
 }
 
 impl Wrangler {
-    fn new(root: &Path) -> Result<Wrangler, String> {
-        let bin = root.join("node_modules/.bin/wrangler");
+    fn new(root: &Path, bin: Option<&Path>) -> Result<Wrangler, String> {
+        let bin = bin.map_or_else(
+            || root.join("node_modules/.bin/wrangler"),
+            Path::to_path_buf,
+        );
         if !bin.exists() {
             return Err("node_modules/.bin/wrangler is missing: run ./scripts/setup".into());
         }
@@ -434,7 +439,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         say(format!("  {line}"));
     }
 
-    let wrangler = Wrangler::new(root)?;
+    let wrangler = Wrangler::new(root, options.wrangler.as_deref())?;
     if !options.no_build {
         build(root)?;
     }
