@@ -430,6 +430,32 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
 }
 
 #[tokio::test]
+async fn the_footer_shows_the_build_version_that_the_worker_reports_before_and_after_sign_in(
+) -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let health: serde_json::Value = e2e::client::http()
+        .get(format!("{}/api/health", server.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let version = health["version"].as_str().unwrap_or_default().to_owned();
+    assert!(!version.is_empty(), "{health}");
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    let shown = browser
+        .find(".name-prompt footer.about .build-version")
+        .await?;
+    assert_eq!(shown.text().await?, version);
+    sign_in(&browser, &unique("Reader")).await?;
+    let shown = browser.find(".sidebar footer.about .build-version").await?;
+    assert_eq!(shown.text().await?, version);
+    browser.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_page() -> Result {
     let server =
         DevServer::start(DevOptions::default().with_app().var("DEV_LOGIN", "true")).await?;

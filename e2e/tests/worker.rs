@@ -101,6 +101,22 @@ async fn seed(session: &Session, slug: &str, sockets: usize, per_socket: usize) 
 // Messages between clients
 
 #[tokio::test]
+async fn health_reports_the_build_version_that_scripts_build_recorded() -> Result {
+    let built = std::fs::read_to_string(e2e::repo_root().join("edge/build/BUILD_VERSION"))?;
+    let built = built.trim();
+    assert!(!built.is_empty(), "scripts/build recorded no version");
+    let health: serde_json::Value = e2e::client::http()
+        .get(format!("{}/api/health", server().await.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["ok"], true, "{health}");
+    assert_eq!(health["version"].as_str(), Some(built), "{health}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn two_clients_exchange_messages_and_the_sender_gets_its_ack_before_the_event() -> Result {
     let alice = user("Alice").await?;
     let bob = user("Bob").await?;

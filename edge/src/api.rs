@@ -62,7 +62,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
         .filter(|s| !s.is_empty())
         .collect();
     match (req.method(), segments.as_slice()) {
-        (Method::Get, ["health"]) => Ok(json(&serde_json::json!({"ok": true}), 200)?),
+        (Method::Get, ["health"]) => Ok(json(&crate::version::health(), 200)?),
         (Method::Get, ["session"]) => get_session(&req, env).await,
         (Method::Post, ["session"]) => create_session(req, env).await,
         (Method::Delete, ["session"]) => auth::sign_out(&req, env).await,

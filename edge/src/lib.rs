@@ -15,6 +15,7 @@ mod random;
 mod rooms;
 pub mod session;
 mod time;
+mod version;
 
 pub use rooms::object::ChatRoom;
 

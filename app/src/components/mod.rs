@@ -1,6 +1,7 @@
 //! The app's components. They render what they are given and dispatch user actions; the state
 //! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
 
+pub mod about;
 pub mod admin_page;
 pub mod ai_panels;
 pub mod answer;

@@ -3,6 +3,7 @@
 use shared::protocol::http::SessionInfo;
 use yew::prelude::*;
 
+use crate::components::about::About;
 use crate::components::login::LoginPanel;
 use crate::components::name_form::{NameForm, NameKind};
 use shared::auth::LoginError;
@@ -32,6 +33,7 @@ pub fn NamePrompt(props: &NamePromptProps) -> Html {
                 }
                 <LoginPanel on_session={props.on_session.clone()} error={props.login_error} />
                 <NameForm kind={NameKind::Guest} on_session={props.on_session.clone()} />
+                <About />
             </div>
         </main>
     }
