@@ -222,20 +222,27 @@ impl Peer {
     }
 
     /// Reads one frame: `Some(true)` applied, `Some(false)` the socket closed, `None` nothing
-    /// within `timeout`.
+    /// within `timeout`. A broken promise fails at once, with what was seen (a client that
+    /// saw a gap would otherwise only wait for a replay that never completes).
     async fn read_one(
         &mut self,
         socket: &mut RoomSocket,
         timeout: Duration,
     ) -> Result<Option<bool>> {
-        match socket.try_next_frame(timeout).await? {
-            None => Ok(None),
-            Some(Incoming::Closed { .. }) => Ok(Some(false)),
+        let read = match socket.try_next_frame(timeout).await? {
+            None => None,
+            Some(Incoming::Closed { .. }) => Some(false),
             Some(Incoming::Message(message)) => {
                 self.receive(message);
-                Ok(Some(true))
+                Some(true)
             }
-        }
+        };
+        ensure!(
+            self.faults.is_empty(),
+            "broken promises: {:#?}",
+            self.faults
+        );
+        Ok(read)
     }
 
     /// Sends the hello and reads until the client is live.
