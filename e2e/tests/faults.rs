@@ -524,17 +524,29 @@ struct AtKill {
     peer: Peer,
     in_flight: usize,
     answer: Option<MessageView>,
+    second: Option<MessageView>,
 }
 
-/// Keeps the client's window full until its socket dies (the kill).
-async fn send_until_cut(
-    mut peer: Peer,
-    mut socket: RoomSocket,
+/// What the senders watch for, shared with the test.
+#[derive(Clone)]
+struct Watch {
+    /// The question whose answer is held mid-stream.
     question: String,
+    /// A second question, asked once the first answer streams, so its answer waits in the
+    /// room's queue at the kill.
+    second: String,
     acks: Arc<AtomicUsize>,
+    /// Someone saw the first answer partly written, still streaming.
     partial: Arc<AtomicBool>,
-) -> Result<AtKill> {
+    /// Someone saw the second answer queued.
+    queued: Arc<AtomicBool>,
+}
+
+/// Keeps the client's window full until its socket dies (the kill). The second client asks
+/// the second question once it sees the first answer streaming.
+async fn send_until_cut(mut peer: Peer, mut socket: RoomSocket, watch: Watch) -> Result<AtKill> {
     let deadline = Instant::now() + PHASE_LIMIT;
+    let mut asks = peer.name.ends_with('1');
     loop {
         ensure!(
             Instant::now() < deadline,
@@ -551,22 +563,36 @@ async fn send_until_cut(
         }
         match peer.read_one(&mut socket, Duration::from_millis(100)).await {
             Ok(Some(true)) | Ok(None) => {}
-            // Closed, or reset mid-frame: the runtime is gone.
+            // Closed, or reset mid-frame: the runtime is gone. (A broken promise is kept in
+            // `faults` and reported after the restart.)
             Ok(Some(false)) | Err(_) => break,
         }
-        acks.fetch_add(peer.acked.len() - before, Ordering::SeqCst);
-        if answer_to(&peer.room, &question).is_some_and(|a| {
+        watch
+            .acks
+            .fetch_add(peer.acked.len() - before, Ordering::SeqCst);
+        if answer_to(&peer.room, &watch.question).is_some_and(|a| {
             a.answer
                 .as_ref()
                 .is_some_and(|x| x.state == AnswerState::Streaming)
                 && !a.text.is_empty()
         }) {
-            partial.store(true, Ordering::SeqCst);
+            watch.partial.store(true, Ordering::SeqCst);
+            if std::mem::take(&mut asks) {
+                peer.queue_text("second-question".into(), watch.second.clone());
+            }
+        }
+        if answer_to(&peer.room, &watch.second).is_some_and(|a| {
+            a.answer
+                .as_ref()
+                .is_some_and(|x| x.state == AnswerState::Queued)
+        }) {
+            watch.queued.store(true, Ordering::SeqCst);
         }
     }
     Ok(AtKill {
         in_flight: peer.in_flight(),
-        answer: answer_to(&peer.room, &question),
+        answer: answer_to(&peer.room, &watch.question),
+        second: answer_to(&peer.room, &watch.second),
         peer,
     })
 }
@@ -639,9 +665,22 @@ async fn a_runtime_killed_mid_burst_and_mid_answer_loses_no_acknowledged_message
     fake.push(&marker, Script::words(retried, Duration::from_millis(20)));
     let question = format!("@assistant tell me something {marker}");
     peers[0].queue_text("question".into(), question.clone());
-
-    let acks = Arc::new(AtomicUsize::new(0));
-    let partial = Arc::new(AtomicBool::new(false));
+    // The room writes one answer at a time: this one waits in its queue at the kill, and the
+    // restarted room must take it up again by itself.
+    let waiting = unique("waiting");
+    let queued_answer = "the one that waited";
+    fake.push(
+        &waiting,
+        Script::words(queued_answer, Duration::from_millis(20)),
+    );
+    let watch = Watch {
+        question: question.clone(),
+        second: format!("@assistant and then? {waiting}"),
+        acks: Arc::default(),
+        partial: Arc::default(),
+        queued: Arc::default(),
+    };
+    let second = watch.second.clone();
     // Everyone live first: a client joining while the others flood the room would only
     // measure how long its hello queues behind them.
     let mut live = Vec::new();
@@ -652,29 +691,30 @@ async fn a_runtime_killed_mid_burst_and_mid_answer_loses_no_acknowledged_message
     }
     let mut tasks = Vec::new();
     for (peer, socket) in live {
-        tasks.push(tokio::spawn(send_until_cut(
-            peer,
-            socket,
-            question.clone(),
-            Arc::clone(&acks),
-            Arc::clone(&partial),
-        )));
+        tasks.push(tokio::spawn(send_until_cut(peer, socket, watch.clone())));
     }
-    // Kill once the answer is visibly partial and the burst is well under way.
+    // Kill once the answer is visibly partial, the second one queued, and the burst well
+    // under way.
     let deadline = Instant::now() + PHASE_LIMIT;
-    while !(partial.load(Ordering::SeqCst) && acks.load(Ordering::SeqCst) >= 300) {
+    let ready = || {
+        watch.partial.load(Ordering::SeqCst)
+            && watch.queued.load(Ordering::SeqCst)
+            && watch.acks.load(Ordering::SeqCst) >= 300
+    };
+    while !ready() {
         ensure!(
             Instant::now() < deadline,
-            "no partial answer and 300 acks: partial {}, acks {}",
-            partial.load(Ordering::SeqCst),
-            acks.load(Ordering::SeqCst)
+            "not ready to kill: partial answer {}, second queued {}, acks {}",
+            watch.partial.load(Ordering::SeqCst),
+            watch.queued.load(Ordering::SeqCst),
+            watch.acks.load(Ordering::SeqCst)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
         "killing workerd {:.1} s in, after {} acks",
         started.elapsed().as_secs_f64(),
-        acks.load(Ordering::SeqCst)
+        watch.acks.load(Ordering::SeqCst)
     );
     let killed = server.kill_runtime().await?;
     let killed_at = Instant::now();
@@ -697,6 +737,15 @@ async fn a_runtime_killed_mid_burst_and_mid_answer_loses_no_acknowledged_message
             && written.starts_with(&seen.text),
         "not mid-answer at the kill: {seen:?}"
     );
+    // Someone saw the second answer waiting (the watch), and nobody saw it start.
+    for k in &at_kill {
+        if let Some(waited) = &k.second {
+            ensure!(
+                waited.answer.as_ref().map(|a| a.state) == Some(AnswerState::Queued),
+                "the second answer was not waiting at the kill: {waited:?}"
+            );
+        }
+    }
 
     server.restart().await?;
     let restarted_in = killed_at.elapsed();
@@ -739,6 +788,25 @@ async fn a_runtime_killed_mid_burst_and_mid_answer_loses_no_acknowledged_message
                 answer_to(r, &q)
                     .and_then(|a| a.answer)
                     .is_some_and(|a| matches!(a.state, AnswerState::Done | AnswerState::Failed))
+            },
+        )
+        .await?;
+    }
+    // The answer that waited is taken up again by the restarted room, by itself, and written.
+    for (peer, socket) in peers.iter_mut().zip(&mut sockets) {
+        let q = second.clone();
+        until(
+            peer,
+            socket,
+            Duration::from_secs(30),
+            "the answer that waited",
+            move |r| {
+                answer_to(r, &q).is_some_and(|m| {
+                    m.text == queued_answer
+                        && m.answer
+                            .as_ref()
+                            .is_some_and(|a| a.state == AnswerState::Done)
+                })
             },
         )
         .await?;
