@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use e2e::fake_ai::{FakeAi, Script};
+use e2e::fake_ai::{FakeAi, Gate, Script};
 use e2e::watcher::Watcher;
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use shared::client::PendingOp;
@@ -91,26 +91,41 @@ async fn a_mention_is_streamed_to_two_clients_who_end_with_the_same_text_and_num
 async fn a_client_that_reconnects_mid_answer_gets_the_whole_answer_exactly_once() -> Result {
     let (slug, people) = room_with(&["Ann", "Bob"]).await?;
     let marker = unique("m");
-    let reply = "one two three four five six seven eight nine ten eleven twelve";
+    let before = "one two three four five six ";
+    let after = "seven eight nine ten eleven twelve";
+    // The provider holds the rest of the answer until Bob is back: he reconnects mid-answer
+    // however slow the machine.
+    let gate = Gate::new();
     world()
         .await
         .fake
-        .push(&marker, Script::words(reply, Duration::from_millis(120)));
+        .push(&marker, Script::gated(before, after, GAP, &gate));
     let mut ann = Watcher::join(&people[0], &slug).await?;
     let mut bob = Watcher::join(&people[1], &slug).await?;
     let question = format!("@assistant count {marker}");
     ann.say(&question).await?;
-    // Bob sees the start, then loses his connection mid-answer.
-    bob.until(|r| {
-        r.messages()
-            .any(|m| m.answer.is_some() && m.text.split(' ').count() >= 3)
-    })
-    .await?;
+    // Bob sees the start, still being written, then loses his connection.
+    bob.until(|r| r.messages().any(|m| m.answer.is_some() && m.text == before))
+        .await?;
+    let partial = bob.answer_to(&question).expect("answer");
+    assert_eq!(
+        partial.answer.map(|a| a.state),
+        Some(AnswerState::Streaming),
+        "a partial answer, seen before the reconnect"
+    );
     let mut held = std::mem::take(&mut bob.room);
     held.disconnected();
     bob.socket.close().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut bob = Watcher::rejoin(&people[1], &slug, held).await?;
+    // Back while it is still being written: the text so far, once.
+    let back = bob
+        .answer_to(&question)
+        .expect("answer after the reconnect");
+    assert_eq!(back.answer.map(|a| a.state), Some(AnswerState::Streaming));
+    assert_eq!(back.text, before);
+    gate.open();
+    let reply = format!("{before}{after}");
     let b = bob.answer_in(&question, AnswerState::Done).await?;
     assert_eq!(b.text, reply);
     assert_eq!(
