@@ -34,8 +34,9 @@ pub const REPLAY_MAX_EVENTS: u64 = 500;
 /// Events per replay frame (keeps each frame well under the runtime's message size limit).
 pub const REPLAY_BATCH: usize = 100;
 
-/// Longest reaction emoji, in bytes (a flag or a family emoji with modifiers fits).
-pub const EMOJI_MAX_BYTES: usize = 32;
+/// Longest reaction emoji, in bytes: every standard emoji fits (the longest, a couple with two
+/// skin tones, is 35 bytes); the grammar of [`crate::emoji`] bounds the rest.
+pub const EMOJI_MAX_BYTES: usize = 48;
 /// Replies in a [`crate::protocol::ServerMessage::Thread`] answer (the newest ones).
 pub const THREAD_PAGE: usize = 200;
 /// Pinned messages listed per room.
@@ -134,9 +135,10 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
     }
 }
 
-/// A reaction: one short run of non-ASCII, non-control, non-whitespace characters (emoji and
-/// their modifiers), at most [`EMOJI_MAX_BYTES`]. Plain text is refused so reactions stay
-/// emoji, not a side channel for messages.
+/// A reaction: exactly one emoji ([`crate::emoji::is_emoji`]: a pictograph with its skin tone,
+/// VS16 and tags, a ZWJ sequence of them, a flag or a keycap), at most [`EMOJI_MAX_BYTES`].
+/// Text, symbols that are not emoji, and invisible or bidi characters are refused: reactions
+/// ride in every page, so they must not be a side channel for text or for reordering it.
 pub fn validate_emoji(emoji: &str) -> Result<(), ChatError> {
     if emoji.is_empty() || emoji.len() > EMOJI_MAX_BYTES {
         return Err(ChatError::new(
@@ -144,13 +146,10 @@ pub fn validate_emoji(emoji: &str) -> Result<(), ChatError> {
             format!("A reaction is one emoji of at most {EMOJI_MAX_BYTES} bytes."),
         ));
     }
-    if emoji
-        .chars()
-        .any(|c| c.is_ascii() || c.is_control() || c.is_whitespace() || c.is_alphanumeric())
-    {
+    if !crate::emoji::is_emoji(emoji) {
         return Err(ChatError::new(
             ErrorCode::InvalidInput,
-            "A reaction must be an emoji.",
+            "A reaction must be one emoji.",
         ));
     }
     Ok(())
@@ -334,6 +333,80 @@ mod tests {
         }
         for bad in ["", "ok", "+1", "👍 ", "é", "日本", &"👍".repeat(9)] {
             assert!(validate_emoji(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_real_emoji_is_a_valid_reaction() {
+        for ok in [
+            "👍",
+            "👍🏽",                                                       // skin tone
+            "❤️",                                                       // VS16
+            "❤",  // text-default pictograph without VS16
+            "©️", // a pictograph outside the emoji blocks
+            "🇫🇷", // flag
+            "1️⃣", // keycap with VS16
+            "#⃣",  // keycap without
+            "👩‍👩‍👧", // ZWJ family
+            "🏳️‍🌈", // ZWJ with VS16
+            "🧑🏽‍❤️‍💋‍🧑🏻", // ZWJ with skin tones and VS16 (35 bytes)
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // tag sequence (Scotland)
+            "🫠",
+        ] {
+            assert!(
+                validate_emoji(ok).is_ok(),
+                "{ok:?} {:x?}",
+                ok.chars().collect::<Vec<_>>()
+            );
+        }
+        for app_quick_reaction in ["👍", "❤️", "😂", "🎉", "😮", "👀"] {
+            assert!(validate_emoji(app_quick_reaction).is_ok());
+        }
+    }
+
+    #[test]
+    fn invisible_bidi_and_non_emoji_symbols_are_not_reactions() {
+        for bad in [
+            "\u{202E}",   // right-to-left override
+            "\u{202E}👍", // ... before an emoji
+            "👍\u{202E}",
+            "\u{200B}",   // zero-width space
+            "\u{200D}",   // a lone zero-width joiner
+            "👍\u{200D}", // a dangling one
+            "\u{200D}👍",
+            "👍\u{200D}\u{200D}👍",
+            "\u{2060}",  // word joiner
+            "\u{FEFF}",  // byte order mark
+            "\u{00AD}",  // soft hyphen
+            "\u{E0067}", // a tag character alone
+            "\u{FE0F}",  // a lone variation selector
+            "\u{1F3FD}", // a lone skin tone
+            "👍\u{1F3FD}\u{1F3FD}",
+            "👍\u{FE0E}", // text presentation asked for
+            "🇫",          // half a flag
+            "🇫🇷🇫",
+            "→",
+            "∑",
+            "★",
+            "♪",
+            "€",
+            "¯",
+            "\u{0301}", // a combining accent
+            "👍\u{0301}",
+            "👍👍", // two emoji
+            "1",
+            "1\u{20E3}\u{20E3}",
+            "a\u{20E3}",
+            "🏴\u{E0067}",          // tag sequence without its end
+            "👍\u{E0067}\u{E007F}", // tags on a non-flag
+            "é",
+            "日本",
+        ] {
+            assert!(
+                validate_emoji(bad).is_err(),
+                "{bad:?} {:x?}",
+                bad.chars().map(u32::from).collect::<Vec<_>>()
+            );
         }
     }
 
