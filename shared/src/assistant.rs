@@ -29,11 +29,15 @@ use crate::room::{Conn, Effect, Failure, Room, RoomStore};
 /// The assistant's user id. Session ids are random hex, so no person can have it.
 pub const ASSISTANT_ID: &str = "assistant";
 
+/// The assistant's display name; reserved, so no person can take it
+/// ([`crate::limits::validate_display_name`]).
+pub const ASSISTANT_NAME: &str = "Assistant";
+
 /// The assistant as an author.
 pub fn assistant_author() -> Author {
     Author {
         id: ASSISTANT_ID.into(),
-        name: "Assistant".into(),
+        name: ASSISTANT_NAME.into(),
         role: Role::Member,
     }
 }

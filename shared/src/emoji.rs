@@ -186,7 +186,8 @@ const CANCEL_TAG: char = '\u{E007F}';
 /// Joined elements allowed in one sequence (the longest standard ones have 4).
 const MAX_ELEMENTS: usize = 8;
 
-fn is_pictographic(c: char) -> bool {
+/// Whether `c` is an `Extended_Pictographic` code point (an emoji base).
+pub fn is_pictographic(c: char) -> bool {
     let c = u32::from(c);
     PICTOGRAPHIC
         .binary_search_by(|&(lo, hi)| {
