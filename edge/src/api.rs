@@ -7,7 +7,7 @@ use shared::error::{ChatError, ErrorCode};
 use shared::limits::{self, BODY_MAX_BYTES};
 use shared::moderation::http::{AdminRooms, AdminUsers, AuditPage, JoinRoom, UpdateUser};
 use shared::moderation::{AuditEntry, Command, CreateInvite};
-use shared::profile::{self, Profile};
+use shared::profile::{self, Profile, PublicProfile};
 use shared::protocol::close;
 use shared::protocol::http::{
     Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
@@ -23,7 +23,7 @@ use crate::profiles;
 use crate::rooms::object::{Connect, Identity, Internal, Op, RoomQuery, CONNECT_HEADER};
 use crate::rooms::queries;
 use crate::session::{self, Session, SessionUser};
-use crate::{auth, auth::accounts};
+use crate::{auth, auth::accounts, auth::guests};
 
 /// The Durable Object namespace binding of the rooms.
 pub const ROOMS_BINDING: &str = "ROOMS";
@@ -276,7 +276,14 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let profile = profiles::get(env, user_id)
                 .await?
                 .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
-            Ok(json(&profile.public(), 200)?)
+            // Guest or account, and how they sign in: names are not unique, this is.
+            let providers = accounts::providers(env, user_id).await?;
+            let card = PublicProfile {
+                signed_in: accounts::is_account(env, user_id).await?,
+                providers,
+                ..profile.public()
+            };
+            Ok(json(&card, 200)?)
         }
         (Method::Get, ["admin", "users"]) => {
             require_admin(&req, env).await?;
@@ -477,6 +484,11 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
     let existing = session::current_with_keys(&req, env, &keys).await?;
     let secure = is_https(&req);
+    // The valid guest session in the cookie (`existing` vouches it is not revoked).
+    let current_guest = existing
+        .as_ref()
+        .filter(|u| !u.signed_in())
+        .and_then(|_| guests::from_request(&req, env, &keys, now()));
     let body: CreateSession = read_json(req).await?;
     let name = limits::validate_display_name(&body.name)?;
     if let Some(account) = existing.as_ref().filter(|u| u.signed_in()) {
@@ -491,10 +503,16 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
         .await?;
         return Ok(json(&info, 200)?);
     }
-    let session = Session {
-        uid: existing.map_or_else(accounts::random_id, |s| s.user_id),
-        name,
-        iat: now(),
+    // A guest who renames keeps their session (id and start), so renaming never extends it.
+    let lifetime = guests::lifetime_seconds(env);
+    let session = match current_guest {
+        Some(current) => Session { name, ..current },
+        None => Session {
+            uid: accounts::random_id(),
+            name,
+            iat: now(),
+            sid: accounts::random_id(),
+        },
     };
     let mut response = json(
         &SessionInfo {
@@ -507,7 +525,11 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     )?;
     response.headers_mut().set(
         "Set-Cookie",
-        &session::set_cookie(&session::encode(&session, &keys), secure),
+        &session::set_cookie(
+            &session::encode(&session, &keys),
+            secure,
+            session.remaining_seconds(lifetime, now()),
+        ),
     )?;
     Ok(response)
 }
@@ -660,6 +682,9 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
     let session = require_session(&req, env).await?;
     rate_limit(env, "PROFILE_LIMITER", session.user_id.clone()).await?;
     let secure = is_https(&req);
+    let guest = (!session.signed_in())
+        .then(|| guests::from_request(&req, env, &keys, now()))
+        .flatten();
     let body: Profile = read_json(req).await?;
     let mut profile = body.validated()?;
     profile.user_id.clone_from(&session.user_id);
@@ -674,16 +699,23 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
     announce_profile(env, &stored).await;
     let mut response = json(&stored, 200)?;
     if !session.signed_in() {
-        // A guest's name lives in their signed cookie: renew it with the new name.
-        let renewed = Session {
-            uid: session.user_id,
-            name: stored.name.clone(),
-            iat: now(),
-        };
-        response.headers_mut().set(
-            "Set-Cookie",
-            &session::set_cookie(&session::encode(&renewed, &keys), secure),
-        )?;
+        // A guest's name lives in their signed cookie: renew it with the new name, keeping
+        // the session's id and start (a rename does not extend it).
+        if let Some(current) = guest {
+            let lifetime = guests::lifetime_seconds(env);
+            let renewed = Session {
+                name: stored.name.clone(),
+                ..current
+            };
+            response.headers_mut().set(
+                "Set-Cookie",
+                &session::set_cookie(
+                    &session::encode(&renewed, &keys),
+                    secure,
+                    renewed.remaining_seconds(lifetime, now()),
+                ),
+            )?;
+        }
     }
     Ok(response)
 }

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod apple;
+pub mod guests;
 pub mod id_token;
 pub mod jwks;
 pub mod oauth;
@@ -242,10 +243,9 @@ async fn start_session(
     user_id: &str,
 ) -> worker::Result<Vec<String>> {
     let (token, max_age_ms) = sessions::create(req, env, user_id, now()).await?;
-    Ok(vec![
-        sessions::set_cookie(&token, keys, max_age_ms),
-        session::clear_cookie(is_https(req)),
-    ])
+    let mut cookies = vec![sessions::set_cookie(&token, keys, max_age_ms)];
+    cookies.extend(session::clear_cookies(is_https(req)));
+    Ok(cookies)
 }
 
 /// `POST /api/auth/local {name}`: signs in to (or creates) the local account with that name.
@@ -384,14 +384,25 @@ async fn revoke_others(req: &Request, env: &Env) -> ApiResult {
 /// Signs out: ends the current session (closing its sockets) and clears both cookies.
 pub(crate) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
     check_origin(req, false)?;
-    if let Some(user) = session::current(req, env).await? {
+    let keys = config::session_keys(env)?;
+    if let Some(user) = session::current_with_keys(req, env, &keys).await? {
         if let Some(id) = &user.session_id {
             sessions::revoke(env, &user.user_id, id, now()).await?;
+        }
+    }
+    // The guest session too (also when an account was signed in beside it): a copy of the
+    // cookie must not outlive signing out.
+    if let Some(guest) = guests::from_request(req, env, &keys, now()) {
+        if !guest.sid.is_empty() {
+            let expires_at = guest.expires_at(guests::lifetime_seconds(env));
+            guests::revoke(env, &guest.uid, &guest.sid, expires_at, now()).await?;
         }
     }
     let mut response = Response::empty()?.with_status(204);
     let headers = response.headers_mut();
     headers.append("Set-Cookie", &sessions::clear_cookie())?;
-    headers.append("Set-Cookie", &session::clear_cookie(is_https(req)))?;
+    for cleared in session::clear_cookies(is_https(req)) {
+        headers.append("Set-Cookie", &cleared)?;
+    }
     Ok(response)
 }
