@@ -1156,6 +1156,12 @@ async fn html_responses_carry_the_security_headers() -> Result {
         assert!(!csp.contains("'unsafe-eval'"), "{path}: {csp}");
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
         assert!(!header("referrer-policy").is_empty(), "{path}");
+        // HTTPS only from now on (browsers ignore the header on plain http, as here).
+        let hsts = header("strict-transport-security");
+        assert!(
+            hsts.contains("max-age=63072000") && hsts.contains("includeSubDomains"),
+            "{path}: {hsts:?}"
+        );
         let body = response.text().await?;
         assert!(body.contains("<title>Durable Chat</title>"), "{path}");
     }

@@ -65,7 +65,31 @@ pub(crate) type ApiResult = Result<Response, ApiError>;
 pub async fn handle(req: Request, env: &Env) -> Response {
     let path = req.path();
     let method = req.method();
-    let result = route(req, env, &path).await;
+    let https = is_https(&req);
+    let mut response = respond(req, env, &path, method).await;
+    // The API's answers say "HTTPS only" like the static files' (`assets/_headers`); not on a
+    // socket upgrade, whose headers belong to the runtime.
+    if let Some(hsts) = strict_transport_security(https) {
+        if response.status_code() != 101 {
+            let _ = response
+                .headers_mut()
+                .set("Strict-Transport-Security", hsts);
+        }
+    }
+    response
+}
+
+/// The `Strict-Transport-Security` value for a response: only over HTTPS (a plain-http
+/// answer is the dev server's, and browsers ignore the header there anyway).
+fn strict_transport_security(https: bool) -> Option<&'static str> {
+    https.then_some(HSTS)
+}
+
+/// Two years, subdomains included: the same as `assets/_headers`.
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+
+async fn respond(req: Request, env: &Env, path: &str, method: Method) -> Response {
+    let result = route(req, env, path).await;
     let response = match result {
         Ok(response) => Ok(response),
         Err(ApiError { error, detail }) => {
@@ -122,7 +146,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 .into_iter()
                 .map(|e| e.info)
                 .collect();
-            let unread = queries::unread_all(env, &mine, &user.user_id).await;
+            let unread = queries::unread_all(env, &mine, &user.user_id, loopback(&req)).await;
             Ok(json(&RoomList { rooms, unread }, 200)?)
         }
         (Method::Get, ["search"]) => {
@@ -133,7 +157,8 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 .into_iter()
                 .map(|e| e.info)
                 .collect();
-            let results = queries::search_all(env, &mine, &user.user_id, &query, limit).await;
+            let results =
+                queries::search_all(env, &mine, &user.user_id, &query, limit, loopback(&req)).await;
             Ok(json(&results, 200)?)
         }
         (Method::Get, ["rooms", slug, "search"]) => {
@@ -144,6 +169,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let request = RoomQuery {
                 query,
                 limit: Some(limit),
+                loopback: loopback(&req),
                 ..queries::room_query(&entry.info, &user.user_id)
             };
             let results: SearchResults = queries::ask(env, "search", &request)
@@ -160,6 +186,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let entry = visible_room(env, slug, &me).await?;
             let request = RoomQuery {
                 seq: Some(seq),
+                loopback: loopback(&req),
                 ..queries::room_query(&entry.info, &user.user_id)
             };
             let context: Context = queries::ask(env, "context", &request)
@@ -167,7 +194,9 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
                 .map_err(queries::unanswered_error)?;
             Ok(json(&context, 200)?)
         }
-        (Method::Post, ["rooms", slug, "seed"]) if config::bench_seed_enabled(env) => {
+        (Method::Post, ["rooms", slug, "seed"])
+            if config::bench_seed_enabled(env) && loopback(&req) =>
+        {
             // The bench's bulk seed (BENCH_SEED=1 only, never in wrangler.toml).
             let user = require_session(&req, env).await?;
             let count = query_param(&req, "count")
@@ -176,6 +205,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let entry = find_room(env, slug).await?;
             let request = RoomQuery {
                 count: Some(count),
+                loopback: loopback(&req),
                 ..queries::room_query(&entry.info, &user.user_id)
             };
             let head: serde_json::Value = queries::ask(env, "seed", &request)
@@ -371,6 +401,12 @@ pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Respon
 
 pub(crate) fn now() -> i64 {
     Date::now().as_millis() as i64
+}
+
+/// Whether the request is addressed to localhost: the room honours test-only switches only
+/// then (see `Connect::loopback`).
+fn loopback(req: &Request) -> bool {
+    auth::oauth::is_loopback(req)
 }
 
 pub(crate) fn is_https(req: &Request) -> bool {
@@ -954,6 +990,7 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         owner_id: entry.created_by,
         admin: me.admin,
         avatar: me.avatar,
+        loopback: loopback(&req),
     };
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();
@@ -971,4 +1008,27 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         profiles::record_connect(env, &user_id, &session.name, now()).await?;
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_responses_over_https_say_https_only_and_over_plain_http_do_not() {
+        assert_eq!(
+            strict_transport_security(true),
+            Some("max-age=63072000; includeSubDomains")
+        );
+        assert_eq!(strict_transport_security(false), None);
+    }
+
+    #[test]
+    fn the_api_and_the_static_files_ask_for_the_same_transport_security() {
+        let headers = include_str!("../../assets/_headers");
+        assert!(
+            headers.contains(&format!("Strict-Transport-Security: {HSTS}")),
+            "assets/_headers and api::HSTS differ"
+        );
+    }
 }

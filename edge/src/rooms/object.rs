@@ -61,6 +61,10 @@ pub struct Connect {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// The user's request was addressed to localhost (decided by the Worker): only then does
+    /// the room honour test-only switches (`BENCH_NO_FTS`). Issue 10 item 14.
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// Who a request is, as the Worker verified it (session, D1 account and profile).
@@ -229,6 +233,9 @@ pub struct ChatRoom {
     slots: RefCell<Option<HashMap<u64, Slot>>>,
     flush_scheduled: Cell<bool>,
     ai: AiRuntime,
+    /// Whether the request being handled came to the Worker at localhost (`Connect::loopback`,
+    /// `RoomQuery::loopback`): test-only switches act only then.
+    test_switches: Cell<bool>,
 }
 
 impl DurableObject for ChatRoom {
@@ -246,6 +253,7 @@ impl DurableObject for ChatRoom {
             slots: RefCell::new(None),
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
+            test_switches: Cell::new(false),
             env,
         }
     }
@@ -263,6 +271,7 @@ impl DurableObject for ChatRoom {
         if let Some(what) = req.path().strip_prefix("/internal/") {
             let what = what.to_owned();
             let request: RoomQuery = req.json().await?;
+            self.test_switches.set(request.loopback);
             return self.query(&what, request).await;
         }
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
@@ -270,6 +279,7 @@ impl DurableObject for ChatRoom {
         };
         let connect: Connect = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
+        self.test_switches.set(connect.loopback);
         self.load(Some(connect.room))?;
 
         // The room decides the connection's role, and refuses banned users and non-members of
@@ -459,12 +469,17 @@ pub struct RoomQuery {
     /// `seed`: how many messages to add.
     #[serde(default)]
     pub count: Option<u64>,
+    /// The user's request was addressed to localhost (decided by the Worker): only then does
+    /// the room honour test-only switches (`ROOM_QUERY_TEST_DELAY_MS`, `BENCH_NO_FTS`).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 impl ChatRoom {
     /// Answers a [`RoomQuery`] at `/internal/<what>`.
     async fn query(&self, what: &str, request: RoomQuery) -> worker::Result<Response> {
         if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
+            .filter(|_| request.loopback)
             .and_then(|v| v.parse::<u64>().ok())
         {
             // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
@@ -485,7 +500,7 @@ impl ChatRoom {
             },
             _ => Vec::new(),
         };
-        if what == "seed" && config::bench_seed_enabled(&self.env) {
+        if what == "seed" && config::bench_seed_enabled(&self.env) && request.loopback {
             let count = request.count.unwrap_or(0).min(SEED_MAX);
             let head = self.seed(count)?;
             return Response::from_json(&serde_json::json!({ "head": head }));
@@ -619,7 +634,9 @@ impl ChatRoom {
             (Some(_), None) => {}
             (None, info) => {
                 let store = SqlStore::open(self.state.storage().sql())?;
-                if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
+                if self.test_switches.get()
+                    && config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1")
+                {
                     store.drop_search_index_triggers()?;
                 }
                 let info = match info {

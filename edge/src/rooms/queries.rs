@@ -73,6 +73,7 @@ pub fn room_query(room: &RoomInfo, user_id: &str) -> RoomQuery {
         limit: None,
         seq: None,
         count: None,
+        loopback: false,
     }
 }
 
@@ -119,12 +120,14 @@ pub async fn search_all(
     user_id: &str,
     query: &str,
     limit: u32,
+    loopback: bool,
 ) -> SearchResults {
     let queries = rooms
         .iter()
         .map(|room| RoomQuery {
             query: query.to_owned(),
             limit: Some(limit),
+            loopback,
             ..room_query(room, user_id)
         })
         .collect();
@@ -138,8 +141,19 @@ pub async fn search_all(
 }
 
 /// The user's unread counts in each of their rooms that answered in time.
-pub async fn unread_all(env: &Env, rooms: &[RoomInfo], user_id: &str) -> Vec<RoomUnread> {
-    let queries = rooms.iter().map(|room| room_query(room, user_id)).collect();
+pub async fn unread_all(
+    env: &Env,
+    rooms: &[RoomInfo],
+    user_id: &str,
+    loopback: bool,
+) -> Vec<RoomUnread> {
+    let queries = rooms
+        .iter()
+        .map(|room| RoomQuery {
+            loopback,
+            ..room_query(room, user_id)
+        })
+        .collect();
     fan_out(env, "unread", queries).await.0
 }
 
