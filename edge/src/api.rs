@@ -17,6 +17,7 @@ use worker::{
     console_error, Date, Env, Headers, HttpMetadata, Method, Request, RequestInit, Response, Url,
 };
 
+use crate::body;
 use crate::config;
 use crate::directory;
 use crate::profiles;
@@ -458,28 +459,11 @@ async fn session_info(env: &Env, user: SessionUser) -> Result<SessionInfo, ApiEr
 }
 
 pub(crate) async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!("Body is {declared} bytes; the limit is {BODY_MAX_BYTES}."),
-        ));
-    }
-    let body = req.text().await?;
-    if body.len() > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!(
-                "Body is {} bytes; the limit is {BODY_MAX_BYTES}.",
-                body.len()
-            ),
-        ));
-    }
-    serde_json::from_str(&body).map_err(|e| {
+    // Capped while streaming: a chunked body without Content-Length is not buffered whole.
+    let body = body::read_capped(&mut req, BODY_MAX_BYTES)
+        .await
+        .or_else(|e| Err(ApiError::from(e.into_chat_error("The request body")?)))?;
+    serde_json::from_slice(&body).map_err(|e| {
         fail(
             ErrorCode::InvalidFrame,
             format!("Body is not valid JSON of the expected shape: {e}"),
@@ -793,23 +777,10 @@ async fn upload_avatar(mut req: Request, env: &Env) -> ApiResult {
     check_origin(&req, false)?;
     let me = identity(&req, env).await?;
     rate_limit(env, "PROFILE_LIMITER", me.id.clone()).await?;
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > profile::AVATAR_MAX_BYTES {
-        // Refused before reading the body.
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!(
-                "The image is {} KB; the limit is {} KB.",
-                declared.div_ceil(1024),
-                profile::AVATAR_MAX_BYTES / 1024
-            ),
-        ));
-    }
-    let bytes = req.bytes().await?;
+    // Capped while streaming (a chunked upload has no Content-Length to refuse up front).
+    let bytes = body::read_capped(&mut req, profile::AVATAR_MAX_BYTES)
+        .await
+        .or_else(|e| Err(ApiError::from(e.into_chat_error("The image")?)))?;
     let avatar = profile::check_avatar(&bytes)?;
     let key = format!("avatars/{}/{}", me.id, crate::random::token());
     let bucket = env.bucket(profiles::AVATARS)?;

@@ -125,13 +125,19 @@ async fn start(req: Request, env: &Env, provider: &str) -> ApiResult {
     Ok(redirect(&url, &[state.set_cookie(&keys)])?)
 }
 
+/// The largest callback form body read.
+const CALLBACK_FORM_MAX_BYTES: usize = 16 * 1024;
+
 /// The callback's parameters: the query (GET) or the form body (Apple's `form_post`).
 async fn callback_params(req: &mut Request) -> worker::Result<Vec<(String, String)>> {
     let mut params: Vec<(String, String)> = req.url()?.query_pairs().into_owned().collect();
     if req.method() == Method::Post {
-        let body = req.text().await?;
-        if body.len() <= 16 * 1024 {
-            params.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
+        // Apple's form is a few KB; a larger one is ignored (the callback then fails on its
+        // missing state), read with a cap so it is never buffered whole.
+        match crate::body::read_capped(req, CALLBACK_FORM_MAX_BYTES).await {
+            Ok(body) => params.extend(url::form_urlencoded::parse(&body).into_owned()),
+            Err(crate::body::BodyError::TooLarge { .. }) => {}
+            Err(crate::body::BodyError::Read(e)) => return Err(e),
         }
     }
     Ok(params)
