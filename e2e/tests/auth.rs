@@ -546,6 +546,52 @@ async fn signing_out_ends_the_session_on_the_server_not_only_the_cookie() -> Res
     Ok(())
 }
 
+#[tokio::test]
+async fn a_link_started_before_signing_out_never_completes_for_that_account_or_the_next_person(
+) -> Result {
+    let s = oauth().await;
+    let email = format!("{}@example.com", unique("leaver"));
+    let mut first = Browser::new(&s.server);
+    let me = first
+        .login("github", &FakeUser::verified("Leaver", &email).unverified())
+        .await?;
+    // A link to Discord is started, then the person signs out before finishing it.
+    let authorize = first.start("discord").await?;
+    assert!(first.has_cookie(STATE_COOKIE));
+    let state_cookie = first
+        .cookie_header()
+        .split("; ")
+        .find(|c| c.starts_with(&format!("{STATE_COOKIE}=")))
+        .map(str::to_owned)
+        .expect("the state cookie");
+    let response = first
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(
+        !first.has_cookie(STATE_COOKIE),
+        "signing out clears the pending link's cookie"
+    );
+
+    // Someone else at the same browser, holding a copy of that state cookie, completes the
+    // provider's consent with their own Discord account: it must not join the first account.
+    let other = FakeUser::verified("Next", &format!("{}@example.com", unique("next"))).unverified();
+    let mut next = Browser::with_cookies(&s.server, &state_cookie);
+    let callback = next.consent(&authorize, Some(&other)).await?;
+    let landed = next.finish(&callback).await?;
+    assert_eq!(
+        login_error(&landed),
+        Some(LoginError::OauthStateMismatch),
+        "landed at {landed}"
+    );
+    assert!(!next.has_cookie(SESSION_COOKIE));
+    // Their Discord identity leads to an account of its own, not to the one that signed out.
+    let theirs = Browser::new(&s.server).login("discord", &other).await?;
+    assert_ne!(theirs.user_id, me.user_id);
+    assert_eq!(theirs.providers, vec![Provider::Discord]);
+    Ok(())
+}
+
 // ---- The local account of a dev server ----
 
 static DEV: OnceCell<DevServer> = OnceCell::const_new();

@@ -114,14 +114,21 @@ async fn start(req: Request, env: &Env, provider: &str) -> ApiResult {
     };
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
     let me = session::current_with_keys(&req, env, &keys).await?;
-    let (guest_id, account_id) = match me {
-        Some(user) if user.signed_in() => (None, Some(user.user_id)),
-        Some(user) => (Some(user.user_id), None),
-        None => (None, None),
+    let (guest_id, account_id, session_id) = match me {
+        Some(user) if user.signed_in() => (None, Some(user.user_id), user.session_id),
+        Some(user) => (Some(user.user_id), None, None),
+        None => (None, None, None),
     };
     let redirect_to = redirect_uri(&req, config.provider)?;
-    let (url, state) = oauth::authorize(&config, &redirect_to, now(), guest_id, account_id)
-        .map_err(|e| ApiError::from(worker::Error::RustError(e)))?;
+    let (url, state) = oauth::authorize(
+        &config,
+        &redirect_to,
+        now(),
+        guest_id,
+        account_id,
+        session_id,
+    )
+    .map_err(|e| ApiError::from(worker::Error::RustError(e)))?;
     Ok(redirect(&url, &[state.set_cookie(&keys)])?)
 }
 
@@ -216,6 +223,23 @@ async fn finish_login(req: &mut Request, env: &Env, provider: &str) -> LoginResu
     let identity = oauth::finish(&config, &redirect_to, &state, code, param("user"), now())
         .await
         .map_err(|f| (f.code, f.detail))?;
+    // A link completes only for the account that started it, while that session is still
+    // signed in: after a sign-out (or a revoke from the devices page) the pending link is
+    // dead, so nobody signing in next on this browser links their provider to that account.
+    if let Some(account) = &state.account_id {
+        let active = match &state.session_id {
+            Some(id) => sessions::is_active(env, id, account, now())
+                .await
+                .map_err(internal)?,
+            None => false,
+        };
+        if !active {
+            return Err((
+                LoginError::OauthStateMismatch,
+                "the account that started this link is no longer signed in".to_owned(),
+            ));
+        }
+    }
     let context = SignInContext {
         guest_id: state.guest_id,
         account_id: state.account_id,
@@ -407,6 +431,8 @@ pub(crate) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
     let mut response = Response::empty()?.with_status(204);
     let headers = response.headers_mut();
     headers.append("Set-Cookie", &sessions::clear_cookie())?;
+    // A login or link started before signing out must not finish after it.
+    headers.append("Set-Cookie", &oauth::clear_state_cookie())?;
     for cleared in session::clear_cookies(is_https(req)) {
         headers.append("Set-Cookie", &cleared)?;
     }
