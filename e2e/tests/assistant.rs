@@ -213,13 +213,62 @@ async fn a_provider_error_becomes_a_failed_answer_and_regenerate_retries_it() ->
     let failed = ann.answer_in(&question, AnswerState::Failed).await?;
     let error = failed.answer.and_then(|a| a.error).expect("error");
     assert_eq!(error.code, ErrorCode::AiUnavailable);
-    assert!(error.message.contains("503"), "{}", error.message);
+    assert!(
+        !error.message.contains("model loading"),
+        "{}",
+        error.message
+    );
 
     ann.queue(PendingOp::Regenerate { target: failed.seq })
         .await?;
     let done = ann.answer_in(&question, AnswerState::Done).await?;
     assert_eq!(done.text, "second try works");
     assert_eq!(done.answer.map(|a| a.version), Some(2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_error_shows_the_room_a_stable_code_and_a_generic_message_never_its_text(
+) -> Result {
+    let (slug, people) = room_with(&["Ann"]).await?;
+    let fake = &world().await.fake;
+    let secret = "upstream http://10.1.2.3:9000/v1 said: key sk-live-123 over quota";
+    let cases = [
+        (500, ErrorCode::AiUnavailable),
+        (400, ErrorCode::AiFailed),
+        (404, ErrorCode::AiFailed),
+        (401, ErrorCode::AiFailed),
+    ];
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let mut messages = Vec::new();
+    for (status, code) in cases {
+        let marker = unique("m");
+        fake.push(&marker, Script::Status(status, secret.into()));
+        let question = format!("@assistant fail {marker}");
+        ann.say(&question).await?;
+        let failed = ann.answer_in(&question, AnswerState::Failed).await?;
+        let error = failed.answer.and_then(|a| a.error).expect("error");
+        assert_eq!(error.code, code, "{status}: {}", error.message);
+        for leak in [
+            "10.1.2.3",
+            "sk-live",
+            "quota",
+            "http",
+            "AI_API_KEY",
+            &status.to_string(),
+        ] {
+            assert!(
+                !error.message.contains(leak),
+                "{status}: the room sees {leak:?} in {:?}",
+                error.message
+            );
+        }
+        assert!(!error.message.is_empty());
+        messages.push((code, error.message));
+    }
+    // One message per code: the room learns the kind of failure, nothing more.
+    assert_eq!(messages[1].1, messages[2].1);
+    assert_eq!(messages[1].1, messages[3].1);
     Ok(())
 }
 
@@ -291,7 +340,20 @@ async fn the_provider_gets_the_topic_the_recent_messages_and_others_words_as_quo
     assert_eq!(messages[0]["role"], "system");
     assert!(messages[0]["content"]
         .as_str()
-        .is_some_and(|s| s.contains("assistant tests") && s.contains("not instructions")));
+        .is_some_and(|s| s.contains("not instructions")));
+    // The topic is there as quoted data in a user turn, never in the system's own words.
+    let topic = messages
+        .iter()
+        .find(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("assistant tests"))
+        })
+        .expect("the topic is in the context");
+    assert_eq!(topic["role"], "user");
+    assert!(topic["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("<<message from=\"the room's topic\">>")));
     let injected = messages
         .iter()
         .find(|m| {
@@ -312,8 +374,8 @@ async fn the_provider_gets_the_topic_the_recent_messages_and_others_words_as_quo
 }
 
 #[tokio::test]
-async fn without_a_provider_a_mention_gets_a_failed_answer_that_says_how_to_configure_one() -> Result
-{
+async fn without_a_provider_a_mention_gets_a_failed_answer_saying_the_assistant_is_unavailable(
+) -> Result {
     let server = DevServer::start(DevOptions::default()).await?;
     let ann = Session::create(&server, "Ann").await?;
     let room = ann.create_room(&unique("noai"), "").await?;
@@ -323,7 +385,9 @@ async fn without_a_provider_a_mention_gets_a_failed_answer_that_says_how_to_conf
     let failed = w.answer_in(question, AnswerState::Failed).await?;
     let error = failed.answer.and_then(|a| a.error).expect("error");
     assert_eq!(error.code, ErrorCode::AiUnavailable);
-    assert!(error.message.contains("AI_BASE_URL"), "{}", error.message);
+    // How to configure one is the server log's business, not the room's.
+    assert!(!error.message.contains("AI_BASE_URL"), "{}", error.message);
+    assert!(error.message.contains("unavailable"), "{}", error.message);
     Ok(())
 }
 

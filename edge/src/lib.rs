@@ -6,6 +6,7 @@ mod ai_stats;
 mod api;
 mod audit;
 pub mod auth;
+mod body;
 mod config;
 mod directory;
 mod http;

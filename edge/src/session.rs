@@ -2,6 +2,11 @@
 //! (a D1 session behind the `__Host-dc_sid` cookie, see `auth::sessions`) if there is one, else
 //! a guest (a display name bound to a random user id in a signed, HttpOnly cookie).
 //!
+//! The guest cookie is `__Host-dc_session` over HTTPS (like the account's `__Host-dc_sid`: set
+//! only by this origin, `Secure`, for `/`, so a sibling subdomain or a plain-HTTP response
+//! cannot plant one) and `dc_session` on a plain-HTTP dev server. It lasts 30 days from its
+//! creation (`auth::guests`), and carries a random session id that signing out revokes.
+//!
 //! A guest id that has since become an account no longer acts as a guest: that person signs in.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +18,7 @@ use sha2::Sha256;
 use shared::error::{ChatError, ErrorCode};
 use worker::{console_error, Date, Env, Request};
 
-use crate::auth::{accounts, sessions};
+use crate::auth::{guests, sessions};
 use crate::config::{self, SessionKeys};
 
 /// The user behind a request.
@@ -68,13 +73,13 @@ pub async fn current_with_keys(
             role: Some(active.role),
         }));
     }
-    let Some(guest) = guest(req, keys, now) else {
+    let Some(guest) = guest(req, keys, now, guests::lifetime_seconds(env)) else {
         return Ok(None);
     };
-    if accounts::is_account(env, &guest.uid)
+    let standing = guests::standing(env, &guest.uid, &guest.sid)
         .await
-        .map_err(internal)?
-    {
+        .map_err(internal)?;
+    if standing.account || standing.revoked {
         return Ok(None);
     }
     Ok(Some(SessionUser {
@@ -86,22 +91,38 @@ pub async fn current_with_keys(
 }
 
 /// The guest session in a request's cookie (signature and age checked; not whether it has
-/// become an account).
-pub fn guest(req: &Request, keys: &SessionKeys, now_ms: i64) -> Option<Session> {
+/// become an account or was revoked). Over HTTPS only the `__Host-` cookie counts.
+pub fn guest(
+    req: &Request,
+    keys: &SessionKeys,
+    now_ms: i64,
+    max_age_seconds: i64,
+) -> Option<Session> {
     let cookies = req
         .headers()
         .get("Cookie")
         .ok()
         .flatten()
         .unwrap_or_default();
-    cookie_value(&cookies, COOKIE).and_then(|value| decode(value, keys, now_ms))
+    cookie_value(&cookies, cookie_name(crate::http::is_https(req)))
+        .and_then(|value| decode(value, keys, now_ms, max_age_seconds))
 }
 
-/// The session cookie's name.
+/// The guest cookie's name on a plain-HTTP dev server.
 pub const COOKIE: &str = "dc_session";
-/// How long a session lasts.
-pub const MAX_AGE_SECONDS: i64 = 365 * 24 * 60 * 60;
+/// The guest cookie's name over HTTPS.
+pub const SECURE_COOKIE: &str = "__Host-dc_session";
 const FORMAT: &str = "v1";
+
+/// The guest cookie's name: `__Host-` needs `Secure`, which a browser refuses on plain HTTP
+/// (except localhost, where the dev server's tests are not browsers).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// Who a request is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +131,24 @@ pub struct Session {
     pub uid: String,
     /// Display name.
     pub name: String,
-    /// Issued at (ms since the epoch).
+    /// When the session began (ms since the epoch); a rename keeps it, so the lifetime holds.
     pub iat: i64,
+    /// The guest session's random id, which signing out revokes. Empty in cookies issued
+    /// before sessions had ids (they still expire 30 days after `iat`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+}
+
+impl Session {
+    /// When its cookie expires (ms since the epoch).
+    pub fn expires_at(&self, max_age_seconds: i64) -> i64 {
+        self.iat + max_age_seconds * 1000
+    }
+
+    /// The cookie's `Max-Age` at `now_ms`: what is left of its lifetime.
+    pub fn remaining_seconds(&self, max_age_seconds: i64, now_ms: i64) -> i64 {
+        ((self.expires_at(max_age_seconds) - now_ms) / 1000).clamp(0, max_age_seconds)
+    }
 }
 
 fn sign(key: &[u8], payload: &str) -> Vec<u8> {
@@ -143,7 +180,12 @@ pub fn encode(session: &Session, keys: &SessionKeys) -> String {
 
 /// The session in a cookie value, if it is well-formed, signed by a current or previous key,
 /// and not expired.
-pub fn decode(value: &str, keys: &SessionKeys, now_ms: i64) -> Option<Session> {
+pub fn decode(
+    value: &str,
+    keys: &SessionKeys,
+    now_ms: i64,
+    max_age_seconds: i64,
+) -> Option<Session> {
     let mut parts = value.split('.');
     let (Some(FORMAT), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -161,7 +203,7 @@ pub fn decode(value: &str, keys: &SessionKeys, now_ms: i64) -> Option<Session> {
     }
     let session: Session = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     let age_ms = now_ms - session.iat;
-    (0..=MAX_AGE_SECONDS * 1000)
+    (0..max_age_seconds * 1000)
         .contains(&age_ms)
         .then_some(session)
 }
@@ -198,21 +240,30 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// A `Set-Cookie` header value. `Secure` when served over https (browsers treat
-/// http://localhost as secure, but other local hosts are not).
-pub fn set_cookie(value: &str, secure: bool) -> String {
+/// A `Set-Cookie` header value for `max_age_seconds`. Over https it is the `__Host-` cookie,
+/// `Secure` (plain http is only a dev server: browsers treat http://localhost as secure, but
+/// other local hosts are not).
+pub fn set_cookie(value: &str, secure: bool, max_age_seconds: i64) -> String {
     format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECONDS}{}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
+        cookie_name(secure),
         if secure { "; Secure" } else { "" }
     )
 }
 
-/// A `Set-Cookie` header value that removes the session cookie.
-pub fn clear_cookie(secure: bool) -> String {
-    format!(
+/// `Set-Cookie` header values that remove the guest cookie (over https also the unprefixed
+/// one earlier versions set).
+pub fn clear_cookies(secure: bool) -> Vec<String> {
+    let mut cleared = vec![format!(
         "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
         if secure { "; Secure" } else { "" }
-    )
+    )];
+    if secure {
+        cleared.push(format!(
+            "{SECURE_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+        ));
+    }
+    cleared
 }
 
 #[cfg(test)]
@@ -226,11 +277,15 @@ mod tests {
         }
     }
 
+    const DAY: i64 = 24 * 60 * 60;
+    const LIFETIME: i64 = 30 * DAY;
+
     fn session() -> Session {
         Session {
             uid: "u1".into(),
             name: "Ann".into(),
             iat: 1_000,
+            sid: "s1".into(),
         }
     }
 
@@ -238,7 +293,7 @@ mod tests {
     fn a_signed_cookie_decodes_to_its_session() {
         let k = keys("k".repeat(32).as_str(), None);
         let cookie = encode(&session(), &k);
-        assert_eq!(decode(&cookie, &k, 2_000), Some(session()));
+        assert_eq!(decode(&cookie, &k, 2_000, LIFETIME), Some(session()));
     }
 
     #[test]
@@ -252,12 +307,23 @@ mod tests {
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let signature = cookie.rsplit('.').next().unwrap();
         assert_eq!(
-            decode(&format!("v1.{forged_payload}.{signature}"), &k, 2_000),
+            decode(
+                &format!("v1.{forged_payload}.{signature}"),
+                &k,
+                2_000,
+                LIFETIME
+            ),
             None
         );
-        assert_eq!(decode(&cookie, &keys(&"x".repeat(32), None), 2_000), None);
-        assert_eq!(decode("garbage", &k, 2_000), None);
-        assert_eq!(decode(&format!("{cookie}.extra"), &k, 2_000), None);
+        assert_eq!(
+            decode(&cookie, &keys(&"x".repeat(32), None), 2_000, LIFETIME),
+            None
+        );
+        assert_eq!(decode("garbage", &k, 2_000, LIFETIME), None);
+        assert_eq!(
+            decode(&format!("{cookie}.extra"), &k, 2_000, LIFETIME),
+            None
+        );
     }
 
     #[test]
@@ -265,15 +331,25 @@ mod tests {
         let old = keys(&"o".repeat(32), None);
         let cookie = encode(&session(), &old);
         let rotated = keys(&"n".repeat(32), Some(&"o".repeat(32)));
-        assert_eq!(decode(&cookie, &rotated, 2_000), Some(session()));
+        assert_eq!(decode(&cookie, &rotated, 2_000, LIFETIME), Some(session()));
     }
 
     #[test]
     fn an_expired_session_is_refused() {
         let k = keys(&"k".repeat(32), None);
         let cookie = encode(&session(), &k);
+        assert_eq!(decode(&cookie, &k, 1_000 + LIFETIME * 1000, LIFETIME), None);
+        assert!(decode(&cookie, &k, 1_000 + LIFETIME * 1000 - 1, LIFETIME).is_some());
+        // A cookie from before session ids still decodes, within the same lifetime.
+        let legacy = Session {
+            sid: String::new(),
+            ..session()
+        };
+        let cookie = encode(&legacy, &k);
+        assert!(!cookie.contains("sid"));
+        assert_eq!(decode(&cookie, &k, 2_000, LIFETIME), Some(legacy));
         assert_eq!(
-            decode(&cookie, &k, 1_000 + MAX_AGE_SECONDS * 1000 + 1),
+            decode(&cookie, &k, 1_000 + 365 * DAY * 1000, LIFETIME),
             None
         );
     }
@@ -308,10 +384,43 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_and_same_site_lax() {
-        let header = set_cookie("v", true);
+        let header = set_cookie("v", true, LIFETIME);
         assert!(header.contains("HttpOnly"));
         assert!(header.contains("SameSite=Lax"));
         assert!(header.contains("Secure"));
-        assert!(!set_cookie("v", false).contains("Secure"));
+        assert!(!set_cookie("v", false, LIFETIME).contains("Secure"));
+    }
+
+    #[test]
+    fn over_https_the_guest_cookie_is_host_prefixed_secure_for_the_whole_site_and_bounded() {
+        let header = set_cookie("v", true, LIFETIME);
+        assert!(header.starts_with("__Host-dc_session=v;"), "{header}");
+        let attributes: Vec<&str> = header.split(';').map(str::trim).collect();
+        for needed in ["Secure", "Path=/", "HttpOnly", "Max-Age=2592000"] {
+            assert!(attributes.contains(&needed), "{needed} in {header}");
+        }
+        assert!(
+            !attributes.iter().any(|a| a.starts_with("Domain")),
+            "__Host- cookies may not name a domain"
+        );
+        // Plain http (the dev server) keeps the unprefixed name, which needs no Secure.
+        assert!(set_cookie("v", false, LIFETIME).starts_with("dc_session=v;"));
+        // Over https an unprefixed cookie (planted by a sibling subdomain) is not read.
+        assert_eq!(cookie_value("dc_session=v1.a.b", cookie_name(true)), None);
+        // Clearing over https removes both names.
+        let cleared = clear_cookies(true);
+        assert!(cleared.iter().any(|c| c.starts_with("__Host-dc_session=;")));
+        assert!(cleared.iter().any(|c| c.starts_with("dc_session=;")));
+    }
+
+    #[test]
+    fn a_cookies_max_age_is_what_is_left_of_its_lifetime() {
+        let s = session();
+        assert_eq!(s.remaining_seconds(LIFETIME, 1_000), LIFETIME);
+        assert_eq!(
+            s.remaining_seconds(LIFETIME, 1_000 + DAY * 1000),
+            LIFETIME - DAY
+        );
+        assert_eq!(s.remaining_seconds(LIFETIME, 1_000 + 40 * DAY * 1000), 0);
     }
 }

@@ -59,6 +59,10 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+/// The assistant's display name; reserved, so no person can take it
+/// ([`crate::limits::validate_display_name`]).
+pub const ASSISTANT_NAME: &str = "Assistant";
+
 /// The user's preferences that shape the assistant's answers to them (from their profile).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

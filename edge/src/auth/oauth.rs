@@ -234,6 +234,10 @@ pub struct LoginState {
     pub guest_id: Option<String>,
     /// The account signed in at the start, which the new identity is linked to.
     pub account_id: Option<String>,
+    /// The signed-in session that started the link (`sessions.id`): the link completes only
+    /// while it is still signed in (issue 10 item 9).
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl LoginState {
@@ -293,6 +297,7 @@ pub fn authorize(
     now: i64,
     guest_id: Option<String>,
     account_id: Option<String>,
+    session_id: Option<String>,
 ) -> Result<(String, LoginState), String> {
     let client = config.client(redirect_uri, now / 1000)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -319,6 +324,7 @@ pub fn authorize(
             expires_at: now + STATE_LIFETIME_MS,
             guest_id,
             account_id,
+            session_id,
         },
     ))
 }
@@ -582,6 +588,7 @@ mod tests {
             expires_at: 10_000,
             guest_id: Some("g".into()),
             account_id: None,
+            session_id: None,
         }
     }
 
@@ -675,6 +682,7 @@ mod tests {
             &config,
             "https://chat.example/api/auth/google/callback",
             1_000,
+            None,
             None,
             None,
         )

@@ -161,6 +161,31 @@ pub async fn from_request(
     }))
 }
 
+/// Whether session `id` of `user_id` is still signed in (not revoked, not expired, the account
+/// not disabled). For a link that finishes on Apple's cross-site POST, which carries no
+/// session cookie: the login state names the session that started it.
+pub async fn is_active(env: &Env, id: &str, user_id: &str, now: i64) -> worker::Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct One {
+        #[allow(dead_code)]
+        one: f64,
+    }
+    let row: Option<One> = db(env)?
+        .prepare(
+            "SELECT 1 AS one FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
+               AND s.idle_expires_at > ?3 AND u.disabled_at IS NULL",
+        )
+        .bind(&[
+            JsValue::from(id),
+            JsValue::from(user_id),
+            JsValue::from(now as f64),
+        ])?
+        .first(None)
+        .await?;
+    Ok(row.is_some())
+}
+
 /// A new session for `user_id` (a fresh random token at every sign-in). Returns the cookie
 /// token and the absolute lifetime (the cookie's Max-Age).
 pub async fn create(

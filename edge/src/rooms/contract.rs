@@ -83,6 +83,10 @@ pub struct Connect {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// The original request came to localhost: the room may honour test-only switches
+    /// (`BENCH_NO_FTS`), which it ignores for any other host.
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// Close the sockets of a session or a user (revoked session, disabled or banned user).
@@ -195,6 +199,9 @@ pub struct Search {
     pub query: String,
     /// Results wanted.
     pub limit: u32,
+    /// The original request came to localhost (test-only switches apply).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// A member's unread counts.
@@ -204,6 +211,9 @@ pub struct Unread {
     pub room: RoomInfo,
     /// Whose counts.
     pub user_id: String,
+    /// The original request came to localhost (test-only switches apply).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// A message with the messages around it.
@@ -224,6 +234,9 @@ pub struct Seed {
     pub room: RoomInfo,
     /// How many messages to add.
     pub count: u64,
+    /// The original request came to localhost: seeding is a test-only switch.
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// The room's head after a [`Seed`].
@@ -403,6 +416,7 @@ mod tests {
                 private: false,
             },
             count: 3,
+            loopback: true,
         }
         .into();
         let json = serde_json::to_value(&request).unwrap();

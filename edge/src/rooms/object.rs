@@ -83,6 +83,9 @@ pub struct ChatRoom {
     limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
     ai: AiRuntime,
+    /// Whether the request being handled came to the Worker at localhost (`Connect::loopback`,
+    /// `RoomQuery::loopback`): test-only switches act only then.
+    test_switches: Cell<bool>,
 }
 
 impl DurableObject for ChatRoom {
@@ -101,6 +104,7 @@ impl DurableObject for ChatRoom {
             limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
+            test_switches: Cell::new(false),
             env,
         }
     }
@@ -120,6 +124,7 @@ impl DurableObject for ChatRoom {
         };
         let connect: Connect = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
+        self.test_switches.set(connect.loopback);
         self.load(Some(connect.room))?;
 
         // One person cannot hold more than their share of the room's sockets, nor the room more
@@ -345,14 +350,17 @@ impl ChatRoom {
             }
             RoomRequest::ProfileChanged(r) => reply::<ProfileChanged>(self.profile_changed(r)),
             RoomRequest::Search(r) => reply::<Search>(self.search(r).await),
-            RoomRequest::Unread(r) => reply::<Unread>(self.read_room(&r.room, |room| {
-                let (read, counts) = room.unread(&r.user_id)?;
-                Ok(RoomUnread {
-                    slug: r.room.slug.clone(),
-                    read,
-                    counts,
-                })
-            })),
+            RoomRequest::Unread(r) => {
+                self.test_delay(r.loopback).await;
+                reply::<Unread>(self.read_room(&r.room, |room| {
+                    let (read, counts) = room.unread(&r.user_id)?;
+                    Ok(RoomUnread {
+                        slug: r.room.slug.clone(),
+                        read,
+                        counts,
+                    })
+                }))
+            }
             RoomRequest::ContextOf(r) => reply::<ContextOf>(self.read_room(&r.room, |room| {
                 room.may_read(&r.user_id)?;
                 let (thread, messages) = room
@@ -371,6 +379,18 @@ impl ChatRoom {
                 })
             })),
             RoomRequest::Seed(r) => reply::<Seed>(self.seed_request(r)),
+        }
+    }
+
+    /// Test-only (never in wrangler.toml, and only for requests the Worker got at localhost):
+    /// a slow room, to test a fan-out's deadline (`ROOM_QUERY_TEST_DELAY_MS`).
+    async fn test_delay(&self, loopback: bool) {
+        self.test_switches.set(loopback);
+        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
+            .filter(|_| loopback)
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
         }
     }
 
@@ -444,12 +464,7 @@ impl ChatRoom {
 
     /// Search in this room for a member who may read it.
     async fn search(&self, r: Search) -> Result<SearchResults, Failure> {
-        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
-            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
-        }
+        self.test_delay(r.loopback).await;
         let query = search::parse_query(&r.query).map_err(Failure::Refused)?;
         // Semantic candidates first: no borrow of the room may be held across an await.
         let semantic = match Semantic::from_env(&self.env) {
@@ -484,7 +499,8 @@ impl ChatRoom {
 
     /// The bench's bulk seed, when enabled.
     fn seed_request(&self, r: Seed) -> Result<Seeded, Failure> {
-        if !config::bench_seed_enabled(&self.env) {
+        self.test_switches.set(r.loopback);
+        if !(config::bench_seed_enabled(&self.env) && r.loopback) {
             return Err(Failure::Refused(ChatError::new(
                 ErrorCode::NotFound,
                 "Seeding is not enabled on this server.",
@@ -585,7 +601,9 @@ impl ChatRoom {
             (None, info) => {
                 let store =
                     SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
-                if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
+                if self.test_switches.get()
+                    && config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1")
+                {
                     store.drop_search_index_triggers().map_err(stored)?;
                 }
                 let info = match info {

@@ -29,11 +29,31 @@ use crate::room::{Conn, Effect, Failure, Room, Sql};
 /// The assistant's user id. Session ids are random hex, so no person can have it.
 pub const ASSISTANT_ID: &str = "assistant";
 
+pub use crate::ai::ASSISTANT_NAME;
+
+/// What the room is told when an answer fails: the stable code and a generic sentence for it.
+/// The provider's own text (its URL, status, error body, a key's prefix) goes to the server
+/// log only (`edge/src/rooms/generate.rs` logs it), because every member of the room reads
+/// this and the provider's words are not the room's business.
+pub fn public_failure(code: ErrorCode) -> AnswerError {
+    let message = match code {
+        ErrorCode::AiUnavailable => "The assistant is unavailable right now; try again later.",
+        ErrorCode::AiTimeout => "The assistant took too long to answer; try again.",
+        ErrorCode::AiFailed => "The assistant could not answer this; try again.",
+        ErrorCode::ConfigError => "The assistant is not set up correctly on this server.",
+        _ => "Something went wrong while the assistant was answering; try again.",
+    };
+    AnswerError {
+        code,
+        message: message.into(),
+    }
+}
+
 /// The assistant as an author.
 pub fn assistant_author() -> Author {
     Author {
         id: ASSISTANT_ID.into(),
-        name: "Assistant".into(),
+        name: ASSISTANT_NAME.into(),
         role: Role::Member,
     }
 }
@@ -517,10 +537,7 @@ impl<D: Sql> Room<D> {
             Ok(source) => (AnswerState::Done, None, source),
             Err(err) => (
                 AnswerState::Failed,
-                Some(AnswerError {
-                    code: err.code,
-                    message: err.message,
-                }),
+                Some(public_failure(err.code)),
                 Source::default(),
             ),
         };
