@@ -13,6 +13,7 @@ use worker::{console_error, Env, HttpMetadata, Method, Request, Response};
 
 use crate::body;
 use crate::config;
+use crate::cookies::{self, Session};
 use crate::directory;
 use crate::http::{
     check_origin, client_ip, error_response, fail, is_https, json, query_param, rate_limit,
@@ -24,7 +25,7 @@ use crate::rooms::contract::{
     NewInvite, ProfileChanged, RoomCall, Search, Seed,
 };
 use crate::rooms::queries;
-use crate::session::{self, Session, SessionUser};
+use crate::session::{self, SessionUser};
 use crate::time::now;
 use crate::{auth, auth::accounts, auth::guests};
 
@@ -416,8 +417,8 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     )?;
     response.headers_mut().set(
         "Set-Cookie",
-        &session::set_cookie(
-            &session::encode(&session, &keys),
+        &cookies::set_cookie(
+            &cookies::encode(&session, &keys),
             secure,
             session.remaining_seconds(lifetime, now()),
         ),
@@ -578,8 +579,8 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
             };
             response.headers_mut().set(
                 "Set-Cookie",
-                &session::set_cookie(
-                    &session::encode(&renewed, &keys),
+                &cookies::set_cookie(
+                    &cookies::encode(&renewed, &keys),
                     secure,
                     renewed.remaining_seconds(lifetime, now()),
                 ),

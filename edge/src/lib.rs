@@ -8,6 +8,7 @@ mod audit;
 pub mod auth;
 mod body;
 mod config;
+mod cookies;
 mod directory;
 mod http;
 mod memory;

@@ -95,6 +95,6 @@ pub fn from_request(
     env: &Env,
     keys: &config::SessionKeys,
     now_ms: i64,
-) -> Option<crate::session::Session> {
-    crate::session::guest(req, keys, now_ms, lifetime_seconds(env))
+) -> Option<crate::cookies::Session> {
+    crate::cookies::guest(req, keys, now_ms, lifetime_seconds(env))
 }

@@ -25,6 +25,7 @@ use shared::protocol::http::SessionInfo;
 use worker::{console_error, Env, Method, Request, Response};
 
 use crate::config::{self, SessionKeys};
+use crate::cookies;
 use crate::http::{
     check_origin, client_ip, fail, is_https, json, rate_limit, read_json, ApiError, ApiResult,
 };
@@ -208,7 +209,7 @@ async fn finish_login(req: &mut Request, env: &Env, provider: &str) -> LoginResu
         .ok()
         .flatten()
         .unwrap_or_default();
-    let state = session::cookie_value(&cookies, oauth::STATE_COOKIE)
+    let state = cookies::cookie_value(&cookies, oauth::STATE_COOKIE)
         .and_then(|cookie| {
             LoginState::open(cookie, &keys, provider, param("state").unwrap_or(""), now())
         })
@@ -275,7 +276,7 @@ async fn start_session(
 ) -> worker::Result<Vec<String>> {
     let (token, max_age_ms) = sessions::create(req, env, user_id, now()).await?;
     let mut cookies = vec![sessions::set_cookie(&token, keys, max_age_ms)];
-    cookies.extend(session::clear_cookies(is_https(req)));
+    cookies.extend(cookies::clear_cookies(is_https(req)));
     Ok(cookies)
 }
 
@@ -434,7 +435,7 @@ pub(crate) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
     headers.append("Set-Cookie", &sessions::clear_cookie())?;
     // A login or link started before signing out must not finish after it.
     headers.append("Set-Cookie", &oauth::clear_state_cookie())?;
-    for cleared in session::clear_cookies(is_https(req)) {
+    for cleared in cookies::clear_cookies(is_https(req)) {
         headers.append("Set-Cookie", &cleared)?;
     }
     Ok(response)

@@ -23,7 +23,7 @@ use super::accounts::ExternalIdentity;
 use super::apple::AppleKey;
 use super::id_token;
 use crate::config::{self, SessionKeys};
-use crate::session;
+use crate::cookies;
 
 /// The state cookie: what the callback needs to finish this browser's login.
 pub const STATE_COOKIE: &str = "__Host-dc_oauth";
@@ -244,7 +244,7 @@ impl LoginState {
     /// The signed cookie value.
     pub fn seal(&self, keys: &SessionKeys) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        session::seal(STATE_PURPOSE, &URL_SAFE_NO_PAD.encode(json), keys)
+        cookies::seal(STATE_PURPOSE, &URL_SAFE_NO_PAD.encode(json), keys)
     }
 
     /// The state in a cookie, if signed by us, for this provider, not expired, and holding the
@@ -256,7 +256,7 @@ impl LoginState {
         returned_state: &str,
         now: i64,
     ) -> Option<LoginState> {
-        let payload = session::open(STATE_PURPOSE, cookie, keys)?;
+        let payload = cookies::open(STATE_PURPOSE, cookie, keys)?;
         let state: LoginState =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         let same = state.state.len() == returned_state.len()

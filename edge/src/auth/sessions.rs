@@ -11,9 +11,9 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_error, D1Database, Env, Request};
 
 use crate::config::{self, SessionKeys};
+use crate::cookies::{self, cookie_value};
 use crate::directory::BINDING;
 use crate::rooms::contract::{self, CloseSockets};
-use crate::session::{self, cookie_value};
 
 /// The session cookie. `__Host-`: only ever set by this origin, over a secure context, for `/`.
 pub const COOKIE: &str = "__Host-dc_sid";
@@ -82,7 +82,7 @@ pub fn hash_token(token: &str) -> String {
 
 /// The token inside a signed cookie value.
 pub fn token_in_cookie<'a>(value: &'a str, keys: &SessionKeys) -> Option<&'a str> {
-    session::open(PURPOSE, value, keys)
+    cookies::open(PURPOSE, value, keys)
 }
 
 /// The `Set-Cookie` value for a new session token. `__Host-` needs `Secure`, `Path=/` and no
@@ -91,7 +91,7 @@ pub fn token_in_cookie<'a>(value: &'a str, keys: &SessionKeys) -> Option<&'a str
 pub fn set_cookie(token: &str, keys: &SessionKeys, max_age_ms: i64) -> String {
     format!(
         "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
-        session::seal(PURPOSE, token, keys),
+        cookies::seal(PURPOSE, token, keys),
         max_age_ms / 1000
     )
 }
