@@ -83,6 +83,9 @@ pub struct Connect {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`] on its socket URL).
+    #[serde(default)]
+    pub batch: bool,
 }
 
 /// Close the sockets of a session or a user (revoked session, disabled or banned user).
