@@ -51,9 +51,9 @@ impl<K: Eq + Hash + Clone> Outbox<K> {
 
     /// A frame for socket `to` (`batch`: it asked for batches). Returns what to send to it now,
     /// if anything; otherwise it waits for the next [`Outbox::flush`].
-    pub fn offer(&mut self, to: &K, batch: bool, message: &Rc<str>) -> Option<String> {
+    pub fn offer(&mut self, to: &K, batch: bool, message: &Rc<str>) -> Option<Rc<str>> {
         if !batch {
-            return Some(message.to_string());
+            return Some(Rc::clone(message));
         }
         if self.open {
             self.queues
@@ -65,17 +65,18 @@ impl<K: Eq + Hash + Clone> Outbox<K> {
         // A quiet room: this frame leaves now (to every socket it is for), and what follows it
         // soon is coalesced once the caller opens the window with `take_opened`.
         self.opened = true;
-        Some(message.to_string())
+        Some(Rc::clone(message))
     }
 
     /// A reply to socket `to`: leaves now, behind anything queued for that socket.
-    pub fn reply(&mut self, to: &K, batch: bool, message: &Rc<str>) -> String {
-        if !batch {
-            return message.to_string();
+    pub fn reply(&mut self, to: &K, batch: bool, message: &Rc<str>) -> Rc<str> {
+        match self.queues.remove(to) {
+            Some(mut queued) if batch => {
+                queued.push(Rc::clone(message));
+                Rc::from(batch_frame(&queued))
+            }
+            _ => Rc::clone(message),
         }
-        let mut queued = self.queues.remove(to).unwrap_or_default();
-        queued.push(Rc::clone(message));
-        batch_frame(&queued)
     }
 
     /// Called after each fan-out: opens the window if that fan-out left at once, and says so;
@@ -178,7 +179,7 @@ mod tests {
         for message in &sent {
             for socket in [1, 2, 3] {
                 if let Some(frame) = outbox.offer(&socket, true, message) {
-                    got.entry(socket).or_default().push(frame);
+                    got.entry(socket).or_default().push(frame.to_string());
                 }
             }
             outbox.take_opened();
@@ -202,7 +203,7 @@ mod tests {
             let frame = outbox.offer(&2, false, &typing(n));
             assert_eq!(frame.as_deref(), Some(&*typing(n)));
         }
-        assert_eq!(outbox.reply(&2, false, &ack(9)), ack(9).to_string());
+        assert_eq!(outbox.reply(&2, false, &ack(9)), ack(9));
         assert!(outbox.flush().is_empty(), "nothing was queued for either");
     }
 
@@ -215,8 +216,13 @@ mod tests {
         outbox.offer(&2, true, &typing(2));
         outbox.offer(&1, true, &typing(3));
         let frame = outbox.reply(&1, true, &ack(3));
-        assert_eq!(decoded(&[frame]), expected(&[typing(2), typing(3), ack(3)]));
-        // The other socket's queue is untouched, and socket 1 has nothing left.
+        assert_eq!(
+            decoded(&[frame.to_string()]),
+            expected(&[typing(2), typing(3), ack(3)])
+        );
+        // With nothing left queued for it, a reply is the message itself.
+        assert_eq!(outbox.reply(&1, true, &ack(4)), ack(4));
+        // The other socket's queue is untouched.
         assert_eq!(outbox.flush(), vec![(2, typing(2).to_string())]);
     }
 
