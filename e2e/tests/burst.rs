@@ -2,8 +2,6 @@
 //! that asked for batched frames and one that did not both get every message, once, in order,
 //! and an ack never overtakes the event it acknowledges. Nothing asserts on elapsed time.
 
-use std::collections::HashSet;
-
 use e2e::client::{RoomSocket, DEFAULT_TIMEOUT};
 use e2e::{DevOptions, DevServer, Result, Session};
 use shared::protocol::{EventKind, ServerMessage};
@@ -70,25 +68,44 @@ async fn a_burst_arrives_complete_and_in_order_whether_or_not_the_client_asked_f
         "the client that did not ask got no batch"
     );
 
-    // The sender: each of its acks comes after the event it acknowledges, and none is lost.
-    let mut seen = HashSet::new();
-    let mut acked = 0;
-    while acked < BURST {
+    // The sender: every ack and every event arrives, and an ack (which the room sends just
+    // before its own event) never overtakes an event that came before it: when the ack of seq s
+    // arrives, every event below s has.
+    let mut arrivals = Vec::new();
+    let (mut acks, mut events) = (0, 0);
+    while acks < BURST || events < BURST {
         match sender.next_message(DEFAULT_TIMEOUT).await? {
             ServerMessage::Event { event } => {
-                seen.insert(event.client_id);
+                events += 1;
+                arrivals.push((false, event.seq));
             }
-            ServerMessage::Ack { client_id, .. } => {
-                assert!(
-                    seen.contains(&client_id),
-                    "{client_id} acked before its event"
-                );
-                acked += 1;
+            ServerMessage::Ack { seq, .. } => {
+                acks += 1;
+                arrivals.push((true, seq));
             }
             ServerMessage::Error { code, message, .. } => {
                 anyhow::bail!("the burst was refused: {code}: {message}")
             }
             _ => {}
+        }
+    }
+    let event_seqs: Vec<u64> = arrivals
+        .iter()
+        .filter(|(ack, _)| !ack)
+        .map(|(_, seq)| *seq)
+        .collect();
+    assert!(
+        event_seqs.windows(2).all(|w| w[0] < w[1]),
+        "the sender's events arrive in order"
+    );
+    for (i, (ack, seq)) in arrivals.iter().enumerate() {
+        if *ack {
+            let before = arrivals[..i].iter().filter(|(a, s)| !a && s < seq).count();
+            let all = event_seqs.iter().filter(|s| *s < seq).count();
+            assert_eq!(
+                before, all,
+                "the ack of seq {seq} overtook an earlier event"
+            );
         }
     }
     Ok(())
