@@ -13,6 +13,7 @@ pub mod route;
 pub mod rows;
 pub mod scroll;
 pub mod status;
+pub mod version;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;

@@ -3,12 +3,12 @@
 //! their props by pointer and skip re-rendering. Markdown is rendered here, once per message
 //! text, never during a render.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
-use shared::permissions::{may, Action};
-use shared::protocol::{AnswerState, Author, MessageView, Millis, Role, Seq, Vote};
+use shared::permissions::{may, outranks, Action};
+use shared::protocol::{AnswerState, Author, Member, MessageView, Millis, Role, Seq, Vote};
 
 /// Where a row stands with the room, as `data-status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub struct RowView {
     pub author: String,
     /// Author's user id (for their profile card).
     pub author_id: String,
+    /// A short id after the name (`#a1b2c3`) when another author or member of the room has
+    /// the same name (display names are not unique: this tells an impersonator apart).
+    pub author_tag: Option<String>,
     /// Posted at (server time), or queued at for a pending send.
     pub at: Millis,
     /// Markdown source as shown (a pending edit's new text while it is unconfirmed).
@@ -193,6 +196,7 @@ pub enum RowAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {
     author: String,
+    tagged: bool,
     edited_at: Option<Millis>,
     deleted: bool,
     text_len: usize,
@@ -230,6 +234,53 @@ pub struct RowCache {
     my_name: Option<String>,
     messages: HashMap<Seq, (Fingerprint, Rc<RowView>)>,
     sends: HashMap<String, (u8, Rc<RowView>)>,
+    /// Names (folded) that two or more different people in the room have.
+    twins: HashSet<String>,
+}
+
+/// A name as people read it: case and spacing do not tell two names apart.
+fn fold(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The names shared by different user ids among the loaded messages and the member list.
+fn twin_names(timeline: &[Row<'_>], members: &[Member]) -> HashSet<String> {
+    let mut first_id: HashMap<String, &str> = HashMap::new();
+    let mut twins = HashSet::new();
+    let people = timeline
+        .iter()
+        .filter_map(|row| match row {
+            Row::Message { message, .. } => {
+                Some((message.author.name.as_str(), message.author.id.as_str()))
+            }
+            Row::Pending(_) => None,
+        })
+        .chain(
+            members
+                .iter()
+                .map(|m| (m.name.as_str(), m.user_id.as_str())),
+        );
+    for (name, id) in people {
+        let name = fold(name);
+        match first_id.get(&name) {
+            Some(first) if *first != id => {
+                twins.insert(name);
+            }
+            Some(_) => {}
+            None => {
+                first_id.insert(name, id);
+            }
+        }
+    }
+    twins
+}
+
+/// `#` and the first 6 characters of a user id.
+fn short_id(id: &str) -> String {
+    format!("#{}", id.chars().take(6).collect::<String>())
 }
 
 impl RowCache {
@@ -252,14 +303,17 @@ impl RowCache {
             self.sends.clear();
             self.me = me;
         }
+        let timeline = room.timeline();
+        self.twins = twin_names(&timeline, room.members());
         let mut messages = HashMap::with_capacity(self.messages.len() + 8);
         let mut sends = HashMap::new();
         let mut rows = Vec::new();
-        for row in room.timeline() {
+        for row in timeline {
             match row {
                 Row::Message { message, pending } => {
                     let fp = Fingerprint {
                         author: message.author.name.clone(),
+                        tagged: self.twins.contains(&fold(&message.author.name)),
                         edited_at: message.edited_at,
                         deleted: message.deleted,
                         text_len: message.text.len(),
@@ -358,6 +412,10 @@ impl RowCache {
             client_id: m.client_id.clone(),
             author: m.author.name.clone(),
             author_id: m.author.id.clone(),
+            author_tag: self
+                .twins
+                .contains(&fold(&m.author.name))
+                .then(|| short_id(&m.author.id)),
             at: m.at,
             html: if m.deleted { "".into() } else { render(&text) },
             text,
@@ -367,7 +425,10 @@ impl RowCache {
             can_edit: !m.deleted && mine && may(role, self.admin, Action::EditOwn),
             can_delete: !m.deleted
                 && ((mine && may(role, self.admin, Action::DeleteOwn))
-                    || may(role, self.admin, Action::DeleteAny)),
+                    // Deleting someone's message is moderating them: only above their role
+                    // (as they posted; the room checks their role now).
+                    || (may(role, self.admin, Action::DeleteAny)
+                        && outranks(role, self.admin, m.author.role))),
             status,
             pending: pending_view,
             answer: m.answer.as_ref().map(|a| {
@@ -421,6 +482,9 @@ impl RowCache {
             client_id: p.client_id.clone(),
             author: me.map(|a| a.name.clone()).unwrap_or_else(|| "You".into()),
             author_id: me.map(|a| a.id.clone()).unwrap_or_default(),
+            author_tag: me
+                .filter(|a| self.twins.contains(&fold(&a.name)))
+                .map(|a| short_id(&a.id)),
             at: p.created_at,
             html: render(&text),
             text,
@@ -513,6 +577,59 @@ mod tests {
         let after = cache.build(&r);
         assert_eq!(after[0].author, "Robert");
         assert_eq!(after[0].author_id, "bob");
+    }
+
+    #[test]
+    fn two_authors_sharing_a_name_are_told_apart_by_a_short_id_and_others_are_not_tagged() {
+        let mut cache = RowCache::default();
+        let twin = |seq: Seq, id: &str| MessageView {
+            author: Author {
+                id: id.into(),
+                name: "Sam".into(),
+                role: Role::Member,
+            },
+            ..message(seq, id, "hi")
+        };
+        let r = room(
+            vec![
+                twin(1, "a1b2c3d4e5"),
+                twin(2, "f6e5d4c3b2"),
+                message(3, "bob", "yo"),
+            ],
+            vec![],
+        );
+        let rows = cache.build(&r);
+        assert_eq!(rows[0].author, "Sam");
+        assert_eq!(rows[0].author_tag.as_deref(), Some("#a1b2c3"));
+        assert_eq!(rows[1].author_tag.as_deref(), Some("#f6e5d4"));
+        assert_eq!(rows[2].author_tag, None, "a unique name needs no tag");
+
+        // A twin known only from the member list (their messages not loaded) counts too.
+        let mut cache = RowCache::default();
+        let mut r = room(vec![twin(1, "a1b2c3d4e5")], vec![]);
+        assert_eq!(cache.build(&r)[0].author_tag, None);
+        r.apply(
+            shared::protocol::ServerMessage::Members {
+                members: vec![
+                    shared::protocol::Member {
+                        user_id: "a1b2c3d4e5".into(),
+                        name: "Sam".into(),
+                        avatar: None,
+                    },
+                    shared::protocol::Member {
+                        user_id: "0000ffff".into(),
+                        name: "sam".into(),
+                        avatar: None,
+                    },
+                ],
+            },
+            0,
+        );
+        assert_eq!(
+            cache.build(&r)[0].author_tag.as_deref(),
+            Some("#a1b2c3"),
+            "names differing only in case are twins too"
+        );
     }
 
     #[test]
@@ -660,6 +777,27 @@ mod tests {
         let rows = cache.build(&r);
         assert!(rows[0].can_delete && rows[0].can_pin);
         assert!(!rows[0].can_edit, "not even an admin edits another's words");
+    }
+
+    #[test]
+    fn a_moderator_is_offered_deleting_only_messages_of_members_below_them() {
+        let mut by_owner = message(1, "bob", "owner's");
+        by_owner.author.role = Role::Owner;
+        let mut by_mod = message(2, "cy", "moderator's");
+        by_mod.author.role = Role::Moderator;
+        let by_member = message(3, "dee", "member's");
+        let mut me = author("me");
+        me.role = Role::Moderator;
+        let r = ClientRoom::from_cache(CachedRoom {
+            head: Some(3),
+            messages: vec![by_owner, by_mod, by_member],
+            me: Some(me),
+            ..CachedRoom::default()
+        });
+        let rows = RowCache::default().build(&r);
+        assert!(!rows[0].can_delete, "not the owner's");
+        assert!(!rows[1].can_delete, "not another moderator's");
+        assert!(rows[2].can_delete, "a member's");
     }
 
     #[test]

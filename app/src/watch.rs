@@ -141,7 +141,7 @@ fn connect(state: &Rc<RefCell<State>>) {
 
 fn on_frame(state: &Weak<RefCell<State>>, text: &str) {
     let Some(state) = state.upgrade() else { return };
-    let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
+    let Ok(message) = ServerMessage::from_json(text) else {
         return;
     };
     let mut s = state.borrow_mut();

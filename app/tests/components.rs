@@ -463,3 +463,16 @@ async fn typing_at_and_a_few_letters_offers_members_and_picking_one_completes_th
         .expect("a query")
         .is_none());
 }
+
+#[wasm_bindgen_test]
+async fn the_footer_shows_the_build_version_and_the_license() {
+    let root = mount::<app::components::about::About>(()).await;
+    let version = root
+        .query_selector("footer.about .build-version")
+        .expect("query")
+        .expect("the version element");
+    assert_eq!(version.text_content().as_deref(), Some(app::version::BUILD));
+    assert!(!app::version::BUILD.is_empty());
+    let text = root.text_content().unwrap_or_default();
+    assert!(text.contains("MIT"), "{text}");
+}

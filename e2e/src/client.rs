@@ -566,6 +566,33 @@ impl RoomSocket {
         self.batches
     }
 
+    /// The next frame or the close, or `None` when nothing arrived within `timeout` (for
+    /// loops that poll several things; a frame that is not a `ServerMessage` is still an
+    /// error).
+    pub async fn try_next_frame(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(Some(Incoming::Message(message)));
+        }
+        if self.closed {
+            bail!("the socket is already closed");
+        }
+        let text =
+            match tokio::time::timeout(timeout, self.next_raw(timeout + Duration::from_secs(1)))
+                .await
+            {
+                Err(_) => return Ok(None),
+                Ok(raw) => match raw? {
+                    RawIncoming::Text(text) => text,
+                    RawIncoming::Closed { code, reason } => {
+                        return Ok(Some(Incoming::Closed { code, reason }))
+                    }
+                },
+            };
+        let message = serde_json::from_str(&text)
+            .with_context(|| format!("server sent a frame that is not a ServerMessage: {text}"))?;
+        Ok(Some(Incoming::Message(message)))
+    }
+
     /// The next server message within `timeout`; a close is an error.
     pub async fn next_message(&mut self, timeout: Duration) -> Result<ServerMessage> {
         self.read_next(timeout).await
@@ -650,6 +677,36 @@ impl RoomSocket {
         }
     }
 
+    /// Whether the server closed the socket or the connection ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Writes the first `cut` bytes of a client text frame carrying `text` straight to the TCP
+    /// stream, as a client cut off mid-write would, leaving the frame unfinished. `cut` is
+    /// clamped to leave at least one byte out.
+    pub async fn send_partial_frame(&mut self, text: &str, cut: usize) -> Result {
+        use tokio::io::AsyncWriteExt as _;
+        let frame = masked_text_frame(text.as_bytes());
+        let cut = cut.clamp(1, frame.len() - 1);
+        match self.ws.get_mut() {
+            MaybeTlsStream::Plain(tcp) => {
+                tcp.write_all(&frame[..cut])
+                    .await
+                    .context("writing part of a frame")?;
+                tcp.flush().await.context("flushing part of a frame")?;
+                Ok(())
+            }
+            _ => bail!("only plain ws:// sockets are written to directly"),
+        }
+    }
+
+    /// Drops the connection without a close handshake, as a lost network or a killed tab
+    /// does: the server learns it from the TCP connection ending.
+    pub fn abort(self) {
+        drop(self.ws);
+    }
+
     /// Closes the socket politely.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
@@ -701,6 +758,29 @@ impl RoomSocket {
             }
         }
     }
+}
+
+/// One masked client text frame (RFC 6455 section 5.2), FIN set.
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut mask = [0u8; 4];
+    if getrandom::fill(&mut mask).is_err() {
+        mask = [0x5a, 0x17, 0xc3, 0x88];
+    }
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// tungstenite keeps only the body bytes that arrived with the refusal's headers, which may be

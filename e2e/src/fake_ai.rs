@@ -31,6 +31,20 @@ pub enum Script {
     Hang,
     /// Send these tokens, then drop the connection mid-stream.
     Break(Vec<String>),
+    /// Stream `before`, then hold the stream open (an SSE comment every 250 ms, so the room's
+    /// idle timeout does not fire) until the test opens `gate`, then stream `after` and end.
+    /// A test that reconnects, reloads or crashes while the gate is shut is mid-stream by
+    /// construction, however slow the machine.
+    Gated {
+        /// Tokens sent before the gate.
+        before: Vec<String>,
+        /// Tokens sent once the gate opens.
+        after: Vec<String>,
+        /// Pause before each token.
+        gap: Duration,
+        /// Opened by the test.
+        gate: Gate,
+    },
     /// Stream `count` tokens `gap` apart, each the time it was sent (`t<unix µs> `), so a
     /// client measures how long each token took to reach it (the bench).
     Clock {
@@ -48,21 +62,60 @@ pub fn unix_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Where a [`Script::Gated`] stream waits. Opening it before the stream reaches it is
+/// remembered, so the order of the two does not matter.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<tokio::sync::Notify>);
+
+impl Gate {
+    /// A shut gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets the waiting (or next) stream go on.
+    pub fn open(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// How long a gated stream waits at most, so a test that never opens its gate (one that
+/// crashes the server mid-answer) leaves no connection behind for long.
+const GATE_LIMIT: Duration = Duration::from_secs(120);
+
+/// `text` split at spaces (keeping them): one token per word.
+pub fn split_words(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        word.push(c);
+        if c == ' ' {
+            tokens.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    tokens
+}
+
 impl Script {
     /// Tokens split from `text` at spaces (keeping them), `gap` apart.
     pub fn words(text: &str, gap: Duration) -> Script {
-        let mut tokens = Vec::new();
-        let mut word = String::new();
-        for c in text.chars() {
-            word.push(c);
-            if c == ' ' {
-                tokens.push(std::mem::take(&mut word));
-            }
+        Script::Tokens {
+            tokens: split_words(text),
+            gap,
         }
-        if !word.is_empty() {
-            tokens.push(word);
+    }
+
+    /// `before` word by word, then a pause until `gate` opens, then `after`.
+    pub fn gated(before: &str, after: &str, gap: Duration, gate: &Gate) -> Script {
+        Script::Gated {
+            before: split_words(before),
+            after: split_words(after),
+            gap,
+            gate: gate.clone(),
         }
-        Script::Tokens { tokens, gap }
     }
 }
 
@@ -203,6 +256,19 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> Result {
                 state.lock().unwrap_or_else(|e| e.into_inner()).abandoned += 1;
             }
         }
+        Script::Gated {
+            before,
+            after,
+            gap,
+            gate,
+        } => {
+            if stream_gated(&mut stream, &before, &after, gap, &gate)
+                .await
+                .is_err()
+            {
+                state.lock().unwrap_or_else(|e| e.into_inner()).abandoned += 1;
+            }
+        }
         Script::Break(tokens) => {
             let _ = stream_tokens(&mut stream, &tokens, Duration::ZERO, false).await;
         }
@@ -220,6 +286,48 @@ async fn chunk(stream: &mut TcpStream, data: &str) -> Result {
         .context("client went away")?;
     stream.flush().await?;
     Ok(())
+}
+
+async fn stream_gated(
+    stream: &mut TcpStream,
+    before: &[String],
+    after: &[String],
+    gap: Duration,
+    gate: &Gate,
+) -> Result {
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        .await?;
+    for token in before {
+        tokio::time::sleep(gap).await;
+        token_chunk(stream, token).await?;
+    }
+    let deadline = tokio::time::Instant::now() + GATE_LIMIT;
+    loop {
+        tokio::select! {
+            _ = gate.0.notified() => break,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                anyhow::ensure!(tokio::time::Instant::now() < deadline, "the gate stayed shut");
+                chunk(stream, ": waiting at the gate\n\n").await?;
+            }
+        }
+    }
+    for token in after {
+        tokio::time::sleep(gap).await;
+        token_chunk(stream, token).await?;
+    }
+    let tokens = before.len() + after.len();
+    let usage = json!({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": tokens}});
+    chunk(stream, &format!("data: {usage}\n\n")).await?;
+    chunk(stream, "data: [DONE]\n\n").await?;
+    stream.write_all(b"0\r\n\r\n").await?;
+    Ok(())
+}
+
+async fn token_chunk(stream: &mut TcpStream, token: &str) -> Result {
+    let event =
+        json!({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null}]});
+    chunk(stream, &format!("data: {event}\n\n")).await
 }
 
 async fn stream_tokens(

@@ -88,6 +88,13 @@ impl Browser {
         browser
     }
 
+    /// A browser holding the cookies of a `Cookie` header (a copy another browser kept).
+    pub fn with_cookies(server: &DevServer, header: &str) -> Browser {
+        let mut browser = Browser::new(server);
+        browser.take_cookie_header(header);
+        browser
+    }
+
     fn take_cookie_header(&mut self, header: &str) {
         for pair in header.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {

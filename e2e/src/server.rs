@@ -174,6 +174,45 @@ impl DevServer {
         Ok(())
     }
 
+    /// Kills the runtime as a crash would: SIGKILL to every `workerd` process of the server
+    /// (no graceful shutdown, nothing flushed), and waits until they are gone. The rest of the
+    /// tree (wrangler's node process) is left to [`DevServer::restart`], which also clears it.
+    /// Returns how many processes were killed; none is an error.
+    pub async fn kill_runtime(&mut self) -> Result<usize> {
+        let Some(running) = self.running.as_ref() else {
+            bail!("the server is not running");
+        };
+        let runtime: Vec<u32> = live_group_members(running.pgid)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "workerd")
+            })
+            .collect();
+        if runtime.is_empty() {
+            bail!("no workerd process in group {}", running.pgid);
+        }
+        for pid in &runtime {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while live_group_members(running.pgid)
+            .iter()
+            .any(|pid| runtime.contains(pid))
+        {
+            if Instant::now() > deadline {
+                bail!("workerd {runtime:?} still alive after SIGKILL");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(runtime.len())
+    }
+
     /// Starts the server again on the same port, persist directory and vars.
     pub async fn start_again(&mut self) -> Result {
         if self.running.is_some() {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use e2e::fake_ai::{FakeAi, Script};
+use e2e::fake_ai::{FakeAi, Gate, Script};
 use e2e::watcher::Watcher;
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use shared::client::PendingOp;
@@ -91,26 +91,41 @@ async fn a_mention_is_streamed_to_two_clients_who_end_with_the_same_text_and_num
 async fn a_client_that_reconnects_mid_answer_gets_the_whole_answer_exactly_once() -> Result {
     let (slug, people) = room_with(&["Ann", "Bob"]).await?;
     let marker = unique("m");
-    let reply = "one two three four five six seven eight nine ten eleven twelve";
+    let before = "one two three four five six ";
+    let after = "seven eight nine ten eleven twelve";
+    // The provider holds the rest of the answer until Bob is back: he reconnects mid-answer
+    // however slow the machine.
+    let gate = Gate::new();
     world()
         .await
         .fake
-        .push(&marker, Script::words(reply, Duration::from_millis(120)));
+        .push(&marker, Script::gated(before, after, GAP, &gate));
     let mut ann = Watcher::join(&people[0], &slug).await?;
     let mut bob = Watcher::join(&people[1], &slug).await?;
     let question = format!("@assistant count {marker}");
     ann.say(&question).await?;
-    // Bob sees the start, then loses his connection mid-answer.
-    bob.until(|r| {
-        r.messages()
-            .any(|m| m.answer.is_some() && m.text.split(' ').count() >= 3)
-    })
-    .await?;
+    // Bob sees the start, still being written, then loses his connection.
+    bob.until(|r| r.messages().any(|m| m.answer.is_some() && m.text == before))
+        .await?;
+    let partial = bob.answer_to(&question).expect("answer");
+    assert_eq!(
+        partial.answer.map(|a| a.state),
+        Some(AnswerState::Streaming),
+        "a partial answer, seen before the reconnect"
+    );
     let mut held = std::mem::take(&mut bob.room);
     held.disconnected();
     bob.socket.close().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut bob = Watcher::rejoin(&people[1], &slug, held).await?;
+    // Back while it is still being written: the text so far, once.
+    let back = bob
+        .answer_to(&question)
+        .expect("answer after the reconnect");
+    assert_eq!(back.answer.map(|a| a.state), Some(AnswerState::Streaming));
+    assert_eq!(back.text, before);
+    gate.open();
+    let reply = format!("{before}{after}");
     let b = bob.answer_in(&question, AnswerState::Done).await?;
     assert_eq!(b.text, reply);
     assert_eq!(
@@ -198,13 +213,62 @@ async fn a_provider_error_becomes_a_failed_answer_and_regenerate_retries_it() ->
     let failed = ann.answer_in(&question, AnswerState::Failed).await?;
     let error = failed.answer.and_then(|a| a.error).expect("error");
     assert_eq!(error.code, ErrorCode::AiUnavailable);
-    assert!(error.message.contains("503"), "{}", error.message);
+    assert!(
+        !error.message.contains("model loading"),
+        "{}",
+        error.message
+    );
 
     ann.queue(PendingOp::Regenerate { target: failed.seq })
         .await?;
     let done = ann.answer_in(&question, AnswerState::Done).await?;
     assert_eq!(done.text, "second try works");
     assert_eq!(done.answer.map(|a| a.version), Some(2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_error_shows_the_room_a_stable_code_and_a_generic_message_never_its_text(
+) -> Result {
+    let (slug, people) = room_with(&["Ann"]).await?;
+    let fake = &world().await.fake;
+    let secret = "upstream http://10.1.2.3:9000/v1 said: key sk-live-123 over quota";
+    let cases = [
+        (500, ErrorCode::AiUnavailable),
+        (400, ErrorCode::AiFailed),
+        (404, ErrorCode::AiFailed),
+        (401, ErrorCode::AiFailed),
+    ];
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let mut messages = Vec::new();
+    for (status, code) in cases {
+        let marker = unique("m");
+        fake.push(&marker, Script::Status(status, secret.into()));
+        let question = format!("@assistant fail {marker}");
+        ann.say(&question).await?;
+        let failed = ann.answer_in(&question, AnswerState::Failed).await?;
+        let error = failed.answer.and_then(|a| a.error).expect("error");
+        assert_eq!(error.code, code, "{status}: {}", error.message);
+        for leak in [
+            "10.1.2.3",
+            "sk-live",
+            "quota",
+            "http",
+            "AI_API_KEY",
+            &status.to_string(),
+        ] {
+            assert!(
+                !error.message.contains(leak),
+                "{status}: the room sees {leak:?} in {:?}",
+                error.message
+            );
+        }
+        assert!(!error.message.is_empty());
+        messages.push((code, error.message));
+    }
+    // One message per code: the room learns the kind of failure, nothing more.
+    assert_eq!(messages[1].1, messages[2].1);
+    assert_eq!(messages[1].1, messages[3].1);
     Ok(())
 }
 
@@ -276,7 +340,20 @@ async fn the_provider_gets_the_topic_the_recent_messages_and_others_words_as_quo
     assert_eq!(messages[0]["role"], "system");
     assert!(messages[0]["content"]
         .as_str()
-        .is_some_and(|s| s.contains("assistant tests") && s.contains("not instructions")));
+        .is_some_and(|s| s.contains("not instructions")));
+    // The topic is there as quoted data in a user turn, never in the system's own words.
+    let topic = messages
+        .iter()
+        .find(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("assistant tests"))
+        })
+        .expect("the topic is in the context");
+    assert_eq!(topic["role"], "user");
+    assert!(topic["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("<<message from=\"the room's topic\">>")));
     let injected = messages
         .iter()
         .find(|m| {
@@ -297,8 +374,8 @@ async fn the_provider_gets_the_topic_the_recent_messages_and_others_words_as_quo
 }
 
 #[tokio::test]
-async fn without_a_provider_a_mention_gets_a_failed_answer_that_says_how_to_configure_one() -> Result
-{
+async fn without_a_provider_a_mention_gets_a_failed_answer_saying_the_assistant_is_unavailable(
+) -> Result {
     let server = DevServer::start(DevOptions::default()).await?;
     let ann = Session::create(&server, "Ann").await?;
     let room = ann.create_room(&unique("noai"), "").await?;
@@ -308,7 +385,9 @@ async fn without_a_provider_a_mention_gets_a_failed_answer_that_says_how_to_conf
     let failed = w.answer_in(question, AnswerState::Failed).await?;
     let error = failed.answer.and_then(|a| a.error).expect("error");
     assert_eq!(error.code, ErrorCode::AiUnavailable);
-    assert!(error.message.contains("AI_BASE_URL"), "{}", error.message);
+    // How to configure one is the server log's business, not the room's.
+    assert!(!error.message.contains("AI_BASE_URL"), "{}", error.message);
+    assert!(error.message.contains("unavailable"), "{}", error.message);
     Ok(())
 }
 

@@ -546,6 +546,52 @@ async fn signing_out_ends_the_session_on_the_server_not_only_the_cookie() -> Res
     Ok(())
 }
 
+#[tokio::test]
+async fn a_link_started_before_signing_out_never_completes_for_that_account_or_the_next_person(
+) -> Result {
+    let s = oauth().await;
+    let email = format!("{}@example.com", unique("leaver"));
+    let mut first = Browser::new(&s.server);
+    let me = first
+        .login("github", &FakeUser::verified("Leaver", &email).unverified())
+        .await?;
+    // A link to Discord is started, then the person signs out before finishing it.
+    let authorize = first.start("discord").await?;
+    assert!(first.has_cookie(STATE_COOKIE));
+    let state_cookie = first
+        .cookie_header()
+        .split("; ")
+        .find(|c| c.starts_with(&format!("{STATE_COOKIE}=")))
+        .map(str::to_owned)
+        .expect("the state cookie");
+    let response = first
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(
+        !first.has_cookie(STATE_COOKIE),
+        "signing out clears the pending link's cookie"
+    );
+
+    // Someone else at the same browser, holding a copy of that state cookie, completes the
+    // provider's consent with their own Discord account: it must not join the first account.
+    let other = FakeUser::verified("Next", &format!("{}@example.com", unique("next"))).unverified();
+    let mut next = Browser::with_cookies(&s.server, &state_cookie);
+    let callback = next.consent(&authorize, Some(&other)).await?;
+    let landed = next.finish(&callback).await?;
+    assert_eq!(
+        login_error(&landed),
+        Some(LoginError::OauthStateMismatch),
+        "landed at {landed}"
+    );
+    assert!(!next.has_cookie(SESSION_COOKIE));
+    // Their Discord identity leads to an account of its own, not to the one that signed out.
+    let theirs = Browser::new(&s.server).login("discord", &other).await?;
+    assert_ne!(theirs.user_id, me.user_id);
+    assert_eq!(theirs.providers, vec![Provider::Discord]);
+    Ok(())
+}
+
 // ---- The local account of a dev server ----
 
 static DEV: OnceCell<DevServer> = OnceCell::const_new();
@@ -601,9 +647,11 @@ async fn the_local_account_is_refused_unless_the_request_is_addressed_to_localho
 }
 
 #[tokio::test]
-async fn a_server_without_dev_login_offers_no_local_account() -> Result {
+async fn a_server_with_providers_configured_offers_no_local_account_even_with_dev_login() -> Result
+{
     let s = oauth().await;
-    // (Configured providers switch it off; see also the wrangler.toml check in tests/config.rs.)
+    // This server sets DEV_LOGIN=true, and its configured providers switch the local account
+    // off. (A server without DEV_LOGIN: the wrangler.toml check in tests/config.rs.)
     let response = e2e::client::http()
         .post(format!("{}/api/auth/local", s.server.url()))
         .json(&serde_json::json!({ "name": "Eve" }))
@@ -692,5 +740,191 @@ async fn only_a_verified_email_on_the_admin_list_makes_a_new_account_an_admin() 
     assert_ne!(verified.user_id, unverified.user_id);
     assert_eq!(role(&mut boss_browser).await?, "admin");
 
+    Ok(())
+}
+
+// ---- Guests and the author card (issue 10: items 6 and 7) ----
+
+/// The `Max-Age` of the `Set-Cookie` named `name`.
+fn max_age(set_cookies: &[String], name: &str) -> Option<i64> {
+    set_cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))?
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age=")?.parse().ok())
+}
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_guest_cookie_lives_thirty_days_at_most_not_a_year() -> Result {
+    let server = dev().await;
+    let response = e2e::client::http()
+        .post(format!("{}/api/session", server.url()))
+        .json(&serde_json::json!({ "name": "Gus" }))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let age = max_age(&set_cookies(&response), e2e::client::COOKIE_NAME);
+    assert!(
+        age.is_some_and(|a| a > 0 && a <= 30 * 24 * 3600),
+        "guest cookie Max-Age {age:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guest_session_ends_at_its_lifetime_even_if_the_browser_keeps_the_cookie() -> Result {
+    let server = DevServer::start(DevOptions::default().var("GUEST_SESSION_SECONDS", 2)).await?;
+    let guest = Session::create(&server, "Brief").await?;
+    let room = guest.new_room().await?;
+    // Past the lifetime (not a timing assertion: the session must be over after it).
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    expect_error(guest.get("/api/session").await?, ErrorCode::Unauthorized).await?;
+    let refused = RoomSocket::open(
+        &guest.ws_url(&room.slug),
+        Some(guest.origin()),
+        Some(guest.cookie()),
+    )
+    .await?;
+    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_signed_out_guests_cookie_is_revoked_on_the_server_not_only_cleared() -> Result {
+    let server = dev().await;
+    let guest = Session::create(server, "Leaving").await?;
+    let copy = guest.cookie().to_owned();
+    let mut browser = Browser::with_guest(server, &guest);
+    let response = browser
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(!browser.has_cookie(e2e::client::COOKIE_NAME));
+    // A copy of the cookie (another tab's, or a stolen one) opens nothing any more.
+    let replay = e2e::client::http()
+        .get(format!("{}/api/session", server.url()))
+        .header("Cookie", &copy)
+        .send()
+        .await?;
+    expect_error(replay, ErrorCode::Unauthorized).await?;
+    // Another guest is unaffected.
+    let other = Session::create(server, "Staying").await?;
+    assert_eq!(other.get("/api/session").await?.status().as_u16(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_renamed_guest_keeps_the_cookies_lifetime_and_revocation() -> Result {
+    let server = dev().await;
+    let guest = Session::create(server, "Before").await?;
+    let response = guest
+        .post("/api/session", &serde_json::json!({ "name": "After" }))
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let renamed = set_cookies(&response)
+        .into_iter()
+        .filter_map(|c| c.split(';').next().map(String::from))
+        .find(|c| c.starts_with(&format!("{}=", e2e::client::COOKIE_NAME)))
+        .expect("a renewed guest cookie");
+    // Signing out with the renamed cookie also revokes the one issued before the rename.
+    let response = e2e::client::http()
+        .delete(format!("{}/api/session", server.url()))
+        .header("Cookie", &renamed)
+        .header("Origin", server.origin())
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    for cookie in [renamed.as_str(), guest.cookie()] {
+        let replay = e2e::client::http()
+            .get(format!("{}/api/session", server.url()))
+            .header("Cookie", cookie)
+            .send()
+            .await?;
+        expect_error(replay, ErrorCode::Unauthorized).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn display_names_with_bidi_or_invisible_characters_or_the_assistants_name_are_refused(
+) -> Result {
+    let server = dev().await;
+    for name in [
+        "\u{202E}nimda",
+        "Ann\u{200B}",
+        "\u{3164}",
+        "Assistant",
+        "assistant 🤖",
+    ] {
+        let response = e2e::client::http()
+            .post(format!("{}/api/session", server.url()))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await?;
+        expect_error(response, ErrorCode::InvalidInput)
+            .await
+            .map_err(|e| e.context(format!("POST /api/session {name:?}")))?;
+    }
+    // The profile page's rename and the local account take the same rule.
+    let guest = Session::create(server, "Fine").await?;
+    let response = guest
+        .request(reqwest::Method::PUT, "/api/profile")
+        .json(&serde_json::json!({ "name": "Assistant" }))
+        .send()
+        .await?;
+    expect_error(response, ErrorCode::InvalidInput).await?;
+    let response = e2e::client::http()
+        .post(format!("{}/api/auth/local", server.url()))
+        .json(&serde_json::json!({ "name": "A\u{2066}ssistant" }))
+        .send()
+        .await?;
+    expect_error(response, ErrorCode::InvalidInput).await?;
+    Ok(())
+}
+
+/// `GET /api/users/<id>` as `who`.
+async fn card(who: &Session, id: &str) -> Result<serde_json::Value> {
+    let response = who.get(&format!("/api/users/{id}")).await?;
+    ensure!(
+        response.status().as_u16() == 200,
+        "card: {}",
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+#[tokio::test]
+async fn the_author_card_says_whether_someone_is_a_guest_or_signed_in_and_with_what() -> Result {
+    let server = dev().await;
+    // Two people with the same name: one a guest, one signed in.
+    let name = unique("Twin");
+    let guest = Session::create(server, &name).await?;
+    let mut browser = local_login(server, &name).await?;
+    let account = browser.session(server).await?;
+    let room = guest.new_room().await?;
+    let (_a, _) = guest.join(&room.slug, None).await?;
+    let (_b, _) = account.join(&room.slug, None).await?;
+
+    let of_guest = card(&account, guest.user_id()).await?;
+    assert_eq!(of_guest["name"], name.as_str());
+    assert_eq!(of_guest["signed_in"], false, "{of_guest}");
+    assert_eq!(of_guest["providers"], serde_json::json!([]), "{of_guest}");
+    let of_account = card(&guest, account.user_id()).await?;
+    assert_eq!(of_account["name"], name.as_str());
+    assert_eq!(of_account["signed_in"], true, "{of_account}");
+    assert_eq!(
+        of_account["providers"],
+        serde_json::json!(["local"]),
+        "{of_account}"
+    );
     Ok(())
 }

@@ -366,9 +366,26 @@ async fn wait_answer(browser: &Browser, state: &str, timeout: Duration) -> Resul
     }
 }
 
+/// Waits until the answer shows `state` with `text` (the typing cursor aside), which proves
+/// what was on the page at that moment; fails after 20 s with what it showed.
+async fn wait_answer_text(browser: &Browser, state: &str, text: &str) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (now, shown) = answer_state(browser).await?;
+        let bare = shown.trim_end_matches('▍').trim();
+        if now.as_deref() == Some(state) && bare == text.trim() {
+            return Ok(bare.to_owned());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the answer is {now:?} ({shown:?}), not {state} with {text:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be_rated() -> Result {
-    use e2e::fake_ai::{FakeAi, Script};
+    use e2e::fake_ai::{FakeAi, Gate, Script};
     let fake = FakeAi::start().await?;
     let server = DevServer::start(
         DevOptions::default()
@@ -379,9 +396,16 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
     )
     .await?;
     let words: Vec<String> = (1..=40).map(|i| format!("word{i} ")).collect();
+    let (before, after) = (words[..10].concat(), words[10..].concat());
     let reply = words.concat();
     let marker = unique("story");
-    fake.push(&marker, Script::words(&reply, Duration::from_millis(100)));
+    // The provider holds the rest until the page is back: the reload is mid-answer by
+    // construction.
+    let gate = Gate::new();
+    fake.push(
+        &marker,
+        Script::gated(&before, &after, Duration::from_millis(50), &gate),
+    );
 
     let driver = ChromeDriver::start().await?;
     let alice = driver.browser().await?;
@@ -400,14 +424,23 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
         true,
     )
     .await?;
-    let partial = wait_answer(&alice, "streaming", Duration::from_secs(20)).await?;
-    assert!(
-        reply.starts_with(partial.trim_end_matches('▍').trim()),
-        "{partial:?}"
+    let partial = wait_answer_text(&alice, "streaming", &before).await?;
+    assert_eq!(
+        partial.trim(),
+        before.trim(),
+        "a partial answer before the reload"
     );
-    // Reload while it is being written: the page comes back with the text so far, then the rest.
+    // Reload while it is being written: the page comes back with the text so far, still
+    // streaming, then the rest.
     alice.reload().await?;
     wait_phase(&alice, &["live"]).await?;
+    let back = wait_answer_text(&alice, "streaming", &before).await?;
+    assert_eq!(
+        back.trim(),
+        before.trim(),
+        "the text so far, once, after the reload"
+    );
+    gate.open();
     let done = wait_answer(&alice, "done", Duration::from_secs(30)).await?;
     assert_eq!(
         done.trim(),
@@ -426,6 +459,32 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
         )
         .await?;
     alice.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_footer_shows_the_build_version_that_the_worker_reports_before_and_after_sign_in(
+) -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let health: serde_json::Value = e2e::client::http()
+        .get(format!("{}/api/health", server.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let version = health["version"].as_str().unwrap_or_default().to_owned();
+    assert!(!version.is_empty(), "{health}");
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    let shown = browser
+        .find(".name-prompt footer.about .build-version")
+        .await?;
+    assert_eq!(shown.text().await?, version);
+    sign_in(&browser, &unique("Reader")).await?;
+    let shown = browser.find(".sidebar footer.about .build-version").await?;
+    assert_eq!(shown.text().await?, version);
+    browser.quit().await?;
     Ok(())
 }
 

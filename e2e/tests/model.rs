@@ -67,12 +67,24 @@ async fn the_local_model_answers_a_mention_streamed_to_two_clients_and_one_that_
     let question = "@assistant Write three short sentences about bread.";
     a.say(question).await?;
 
-    // Bob drops while the answer is being written, holding what he had, and comes back.
+    // Bob drops while the answer is being written, holding what he had, and comes back. The
+    // first text he sees must still be streaming, or the test never reached the mid-answer
+    // path (a real model cannot be held at a gate; 96 tokens leave the reconnect time).
     b.until(|r| {
-        r.messages()
-            .any(|m| m.answer.is_some() && !m.text.is_empty())
+        r.messages().any(|m| {
+            m.answer.as_ref().is_some_and(|a| {
+                !m.text.is_empty()
+                    || !matches!(a.state, AnswerState::Queued | AnswerState::Streaming)
+            })
+        })
     })
     .await?;
+    let partial = b.answer_to(question).expect("answer");
+    assert_eq!(
+        partial.answer.as_ref().map(|a| a.state),
+        Some(AnswerState::Streaming),
+        "the answer had ended before a partial one was seen: {partial:?}"
+    );
     let mut held = std::mem::take(&mut b.room);
     held.disconnected();
     b.socket.close().await;
@@ -84,6 +96,12 @@ async fn the_local_model_answers_a_mention_streamed_to_two_clients_and_one_that_
     assert_eq!(
         from_a.text, from_b.text,
         "the reconnecting client has the same text, once"
+    );
+    assert!(
+        from_b.text.starts_with(&partial.text),
+        "{:?} does not continue the partial {:?}",
+        from_b.text,
+        partial.text
     );
     let meta = from_a.answer.and_then(|x| x.meta).expect("meta");
     assert_eq!(meta.model, model.model());

@@ -5,16 +5,18 @@ use shared::error::ErrorCode;
 use shared::limits;
 use shared::moderation::http::{AdminRooms, AdminUsers, AuditPage, JoinRoom, UpdateUser};
 use shared::moderation::{AuditEntry, Command, CreateInvite};
-use shared::profile::{self, Profile};
+use shared::profile::{self, Profile, PublicProfile};
 use shared::protocol::close;
 use shared::protocol::http::{CreateRoom, CreateSession, RoomList, SessionInfo};
 use shared::protocol::{Author, Role, RoomInfo, Seq};
 use worker::{console_error, Context, Env, HttpMetadata, Method, Request, Response};
 
+use crate::body;
 use crate::config;
+use crate::cookies::{self, Session};
 use crate::directory;
 use crate::http::{
-    check_origin, client_ip, error_response, fail, is_https, json, now, query_param, rate_limit,
+    check_origin, client_ip, error_response, fail, is_https, json, query_param, rate_limit,
     read_json, ApiError, ApiResult,
 };
 use crate::profiles;
@@ -23,14 +25,39 @@ use crate::rooms::contract::{
     NewInvite, ProfileChanged, RoomCall, Search, Seed,
 };
 use crate::rooms::queries;
-use crate::session::{self, Session, SessionUser};
-use crate::{auth, auth::accounts};
+use crate::session::{self, SessionUser};
+use crate::time::now;
+use crate::{auth, auth::accounts, auth::guests};
 
 /// Routes one request under `/api/`.
 pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     let path = req.path();
     let method = req.method();
-    let result = route(req, env, ctx, &path).await;
+    let https = is_https(&req);
+    let mut response = respond(req, env, ctx, &path, method).await;
+    // The API's answers say "HTTPS only" like the static files' (`assets/_headers`); not on a
+    // socket upgrade, whose headers belong to the runtime.
+    if let Some(hsts) = strict_transport_security(https) {
+        if response.status_code() != 101 {
+            let _ = response
+                .headers_mut()
+                .set("Strict-Transport-Security", hsts);
+        }
+    }
+    response
+}
+
+/// The `Strict-Transport-Security` value for a response: only over HTTPS (a plain-http
+/// answer is the dev server's, and browsers ignore the header there anyway).
+fn strict_transport_security(https: bool) -> Option<&'static str> {
+    https.then_some(HSTS)
+}
+
+/// Two years, subdomains included: the same as `assets/_headers`.
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+
+async fn respond(req: Request, env: &Env, ctx: &Context, path: &str, method: Method) -> Response {
+    let result = route(req, env, ctx, path).await;
     let response = match result {
         Ok(response) => Ok(response),
         Err(ApiError { error, detail }) => {
@@ -61,7 +88,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         .filter(|s| !s.is_empty())
         .collect();
     match (req.method(), segments.as_slice()) {
-        (Method::Get, ["health"]) => Ok(json(&serde_json::json!({"ok": true}), 200)?),
+        (Method::Get, ["health"]) => Ok(json(&crate::version::health(), 200)?),
         (Method::Get, ["session"]) => get_session(&req, env).await,
         (Method::Post, ["session"]) => create_session(req, env).await,
         (Method::Delete, ["session"]) => auth::sign_out(&req, env).await,
@@ -75,7 +102,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 .into_iter()
                 .map(|e| e.info)
                 .collect();
-            let unread = queries::unread_all(env, &mine, &user.user_id).await;
+            let unread = queries::unread_all(env, &mine, &user.user_id, loopback(&req)).await;
             Ok(json(&RoomList { rooms, unread }, 200)?)
         }
         (Method::Get, ["search"]) => {
@@ -86,7 +113,8 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 .into_iter()
                 .map(|e| e.info)
                 .collect();
-            let results = queries::search_all(env, &mine, &user.user_id, &query, limit).await;
+            let results =
+                queries::search_all(env, &mine, &user.user_id, &query, limit, loopback(&req)).await;
             Ok(json(&results, 200)?)
         }
         (Method::Get, ["rooms", slug, "search"]) => {
@@ -99,6 +127,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 user_id: user.user_id,
                 query,
                 limit,
+                loopback: loopback(&req),
             };
             let results = contract::call(env, slug, request)
                 .await
@@ -122,7 +151,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 .map_err(queries::unanswered_error)?;
             Ok(json(&context, 200)?)
         }
-        (Method::Post, ["rooms", slug, "seed"]) if config::bench_seed_enabled(env) => {
+        (Method::Post, ["rooms", slug, "seed"])
+            if config::bench_seed_enabled(env) && loopback(&req) =>
+        {
             // The bench's bulk seed (BENCH_SEED=1 only, never in wrangler.toml).
             require_session(&req, env).await?;
             let count = query_param(&req, "count")
@@ -132,6 +163,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             let request = Seed {
                 room: entry.info,
                 count,
+                loopback: loopback(&req),
             };
             let head = contract::call(env, slug, request)
                 .await
@@ -225,7 +257,14 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             let profile = profiles::get(env, user_id)
                 .await?
                 .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
-            Ok(json(&profile.public(), 200)?)
+            // Guest or account, and how they sign in: names are not unique, this is.
+            let providers = accounts::providers(env, user_id).await?;
+            let card = PublicProfile {
+                signed_in: accounts::is_account(env, user_id).await?,
+                providers,
+                ..profile.public()
+            };
+            Ok(json(&card, 200)?)
         }
         (Method::Get, ["admin", "users"]) => {
             require_admin(&req, env).await?;
@@ -295,6 +334,12 @@ fn search_params(req: &Request) -> Result<(String, u32), ApiError> {
     Ok((query, limit))
 }
 
+/// Whether the request is addressed to localhost: the room honours test-only switches only
+/// then (see `Connect::loopback`).
+fn loopback(req: &Request) -> bool {
+    auth::oauth::is_loopback(req)
+}
+
 async fn require_session(req: &Request, env: &Env) -> Result<SessionUser, ApiError> {
     session::current(req, env).await?.ok_or_else(|| {
         fail(
@@ -331,6 +376,11 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
     let existing = session::current_with_keys(&req, env, &keys).await?;
     let secure = is_https(&req);
+    // The valid guest session in the cookie (`existing` vouches it is not revoked).
+    let current_guest = existing
+        .as_ref()
+        .filter(|u| !u.signed_in())
+        .and_then(|_| guests::from_request(&req, env, &keys, now()));
     let body: CreateSession = read_json(req).await?;
     let name = limits::validate_display_name(&body.name)?;
     if let Some(account) = existing.as_ref().filter(|u| u.signed_in()) {
@@ -345,10 +395,16 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
         .await?;
         return Ok(json(&info, 200)?);
     }
-    let session = Session {
-        uid: existing.map_or_else(accounts::random_id, |s| s.user_id),
-        name,
-        iat: now(),
+    // A guest who renames keeps their session (id and start), so renaming never extends it.
+    let lifetime = guests::lifetime_seconds(env);
+    let session = match current_guest {
+        Some(current) => Session { name, ..current },
+        None => Session {
+            uid: accounts::random_id(),
+            name,
+            iat: now(),
+            sid: accounts::random_id(),
+        },
     };
     let mut response = json(
         &SessionInfo {
@@ -361,7 +417,11 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     )?;
     response.headers_mut().set(
         "Set-Cookie",
-        &session::set_cookie(&session::encode(&session, &keys), secure),
+        &cookies::set_cookie(
+            &cookies::encode(&session, &keys),
+            secure,
+            session.remaining_seconds(lifetime, now()),
+        ),
     )?;
     Ok(response)
 }
@@ -492,6 +552,9 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
     let session = require_session(&req, env).await?;
     rate_limit(env, "PROFILE_LIMITER", session.user_id.clone()).await?;
     let secure = is_https(&req);
+    let guest = (!session.signed_in())
+        .then(|| guests::from_request(&req, env, &keys, now()))
+        .flatten();
     let body: Profile = read_json(req).await?;
     let mut profile = body.validated()?;
     profile.user_id.clone_from(&session.user_id);
@@ -506,16 +569,23 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
     announce_profile(env, &stored).await;
     let mut response = json(&stored, 200)?;
     if !session.signed_in() {
-        // A guest's name lives in their signed cookie: renew it with the new name.
-        let renewed = Session {
-            uid: session.user_id,
-            name: stored.name.clone(),
-            iat: now(),
-        };
-        response.headers_mut().set(
-            "Set-Cookie",
-            &session::set_cookie(&session::encode(&renewed, &keys), secure),
-        )?;
+        // A guest's name lives in their signed cookie: renew it with the new name, keeping
+        // the session's id and start (a rename does not extend it).
+        if let Some(current) = guest {
+            let lifetime = guests::lifetime_seconds(env);
+            let renewed = Session {
+                name: stored.name.clone(),
+                ..current
+            };
+            response.headers_mut().set(
+                "Set-Cookie",
+                &cookies::set_cookie(
+                    &cookies::encode(&renewed, &keys),
+                    secure,
+                    renewed.remaining_seconds(lifetime, now()),
+                ),
+            )?;
+        }
     }
     Ok(response)
 }
@@ -552,23 +622,10 @@ async fn upload_avatar(mut req: Request, env: &Env) -> ApiResult {
     check_origin(&req, false)?;
     let me = identity(&req, env).await?;
     rate_limit(env, "PROFILE_LIMITER", me.id.clone()).await?;
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > profile::AVATAR_MAX_BYTES {
-        // Refused before reading the body.
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!(
-                "The image is {} KB; the limit is {} KB.",
-                declared.div_ceil(1024),
-                profile::AVATAR_MAX_BYTES / 1024
-            ),
-        ));
-    }
-    let bytes = req.bytes().await?;
+    // Capped while streaming (a chunked upload has no Content-Length to refuse up front).
+    let bytes = body::read_capped(&mut req, profile::AVATAR_MAX_BYTES)
+        .await
+        .or_else(|e| Err(ApiError::from(e.into_chat_error("The image")?)))?;
     let avatar = profile::check_avatar(&bytes)?;
     let key = format!("avatars/{}/{}", me.id, crate::random::token());
     let bucket = env.bucket(profiles::AVATARS)?;
@@ -648,6 +705,11 @@ async fn update_user(req: Request, env: &Env, user_id: &str) -> ApiResult {
             return Err(fail(ErrorCode::NotFound, "There is no such user."));
         }
         done.push(("set_global_role", role.clone()));
+        // Open sockets hold the user's powers from when they connected: every room they are in
+        // gets the new identity now, so a demoted admin keeps no admin power anywhere.
+        if let Some(profile) = profiles::get(env, user_id).await? {
+            announce_profile(env, &profile).await;
+        }
     }
     if let Some(disabled) = body.disabled {
         if !profiles::set_disabled(env, user_id, disabled, now()).await? {
@@ -738,9 +800,10 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     };
     let profile = async {
         let me = profiles::identity(env, &session).await?;
-        // What the assistant learned about this user (they opted in).
+        // What the assistant learned about this user (they opted in), and only what this room
+        // may use: facts from a private room stay in that room.
         let facts = if me.prefs.memory {
-            crate::memory::list(env, &me.id).await?
+            crate::memory::for_room(env, &me.id, slug).await?
         } else {
             Vec::new()
         };
@@ -775,6 +838,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         admin: me.admin,
         avatar: me.avatar,
         batch: asks_for_batches(&req),
+        loopback: loopback(&req),
     };
     let response = contract::connect(env, slug, &connect).await?;
     if response.status_code() == 101 {
@@ -787,4 +851,27 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         });
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_responses_over_https_say_https_only_and_over_plain_http_do_not() {
+        assert_eq!(
+            strict_transport_security(true),
+            Some("max-age=63072000; includeSubDomains")
+        );
+        assert_eq!(strict_transport_security(false), None);
+    }
+
+    #[test]
+    fn the_api_and_the_static_files_ask_for_the_same_transport_security() {
+        let headers = include_str!("../../assets/_headers");
+        assert!(
+            headers.contains(&format!("Strict-Transport-Security: {HSTS}")),
+            "assets/_headers and api::HSTS differ"
+        );
+    }
 }

@@ -65,7 +65,8 @@ pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
 }
 
 /// Whether the bench's bulk seed route is on (`BENCH_SEED=1`). Never set in wrangler.toml:
-/// only the bench's own dev server sets it.
+/// only the bench's own dev server sets it, and its callers honour it only for requests
+/// addressed to localhost, like every test-only switch.
 pub fn bench_seed_enabled(env: &Env) -> bool {
     string(env, "BENCH_SEED").as_deref() == Some("1")
 }

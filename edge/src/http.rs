@@ -6,7 +6,7 @@ use serde::Serialize;
 use shared::error::{ChatError, ErrorCode};
 use shared::limits::BODY_MAX_BYTES;
 use shared::protocol::http::ErrorBody;
-use worker::{Date, Env, Request, Response, Url};
+use worker::{Env, Request, Response, Url};
 
 /// A refusal or failure as the API's error response: `{code, message}` with the code's HTTP
 /// status (and `Retry-After` for a rate limit). The Worker's routes and the room's object both
@@ -76,10 +76,6 @@ pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Respon
     Ok(response)
 }
 
-pub(crate) fn now() -> i64 {
-    Date::now().as_millis() as i64
-}
-
 pub(crate) fn is_https(req: &Request) -> bool {
     req.url().is_ok_and(|u| u.scheme() == "https")
 }
@@ -106,28 +102,11 @@ pub(crate) fn check_origin(req: &Request, required: bool) -> Result<(), ApiError
 }
 
 pub(crate) async fn read_json<T: DeserializeOwned>(mut req: Request) -> Result<T, ApiError> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!("Body is {declared} bytes; the limit is {BODY_MAX_BYTES}."),
-        ));
-    }
-    let body = req.text().await?;
-    if body.len() > BODY_MAX_BYTES {
-        return Err(fail(
-            ErrorCode::TooLarge,
-            format!(
-                "Body is {} bytes; the limit is {BODY_MAX_BYTES}.",
-                body.len()
-            ),
-        ));
-    }
-    serde_json::from_str(&body).map_err(|e| {
+    // Capped while streaming: a chunked body without Content-Length is not buffered whole.
+    let body = crate::body::read_capped(&mut req, BODY_MAX_BYTES)
+        .await
+        .or_else(|e| Err(ApiError::from(e.into_chat_error("The request body")?)))?;
+    serde_json::from_slice(&body).map_err(|e| {
         fail(
             ErrorCode::InvalidFrame,
             format!("Body is not valid JSON of the expected shape: {e}"),

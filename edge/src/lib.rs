@@ -6,7 +6,9 @@ mod ai_stats;
 mod api;
 mod audit;
 pub mod auth;
+mod body;
 mod config;
+mod cookies;
 mod directory;
 mod http;
 mod memory;
@@ -14,6 +16,8 @@ mod profiles;
 mod random;
 mod rooms;
 pub mod session;
+mod time;
+mod version;
 
 pub use rooms::object::ChatRoom;
 

@@ -54,6 +54,23 @@ pub async fn list(env: &Env, user_id: &str) -> worker::Result<Vec<Fact>> {
         .results()
 }
 
+/// The facts the assistant may use for `user_id` in room `slug`, oldest first: everything
+/// learned in public rooms, and what was learned in a private room only in that same room (a
+/// private conversation, the user's own assistant room included, does not leak into others).
+pub async fn for_room(env: &Env, user_id: &str, slug: &str) -> worker::Result<Vec<Fact>> {
+    env.d1("DB")?
+        .prepare(
+            "SELECT m.id, m.fact, m.room, m.created_at FROM ai_memory m
+             LEFT JOIN rooms r ON r.slug = m.room
+             WHERE m.user_id = ?1 AND (m.room = ?2 OR COALESCE(r.private, 1) = 0)
+             ORDER BY m.id",
+        )
+        .bind(&[user_id.into(), slug.into()])?
+        .all()
+        .await?
+        .results()
+}
+
 /// Deletes one fact (`Some(id)`) or all of them; returns how many went.
 pub async fn delete(env: &Env, user_id: &str, id: Option<i64>) -> worker::Result<usize> {
     let db = env.d1("DB")?;

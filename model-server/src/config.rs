@@ -31,6 +31,11 @@ pub struct Config {
     pub threads: usize,
     /// Waiting requests allowed before `server_busy`.
     pub queue: usize,
+    /// Host names requests may address besides the listen address (`Host` header; see
+    /// [`crate::access`]).
+    pub allowed_hosts: Vec<String>,
+    /// The bearer token every request must carry (`--api-key`, or `MODEL_SERVER_API_KEY`).
+    pub api_key: Option<String>,
     /// Exit when standard input reaches end of file: a parent (test harness, `scripts/dev`) that
     /// dies without cleaning up takes the server with it, because its end of the pipe closes.
     pub exit_on_stdin_eof: bool,
@@ -59,6 +64,11 @@ OPTIONS:
   --ctx N             context window in tokens, prompt plus answer (default 2048)
   --threads N         llama.cpp threads (default and maximum: the number of physical cores)
   --queue N           requests that may wait for the model before `server_busy` (default 16)
+  --allowed-host NAME a host name requests may address besides the listen address and, for
+                      loopback, localhost (repeatable; requests naming any other `Host` are
+                      refused with 403 host_not_allowed, against DNS rebinding)
+  --api-key KEY       require `Authorization: Bearer KEY` on every request (env
+                      MODEL_SERVER_API_KEY, which keeps the key out of the process list)
   --exit-on-stdin-eof exit when standard input closes (for parents that start it as a child)
   -h, --help          this text
 
@@ -83,6 +93,8 @@ pub fn parse_args(
         ctx: DEFAULT_CTX,
         threads: physical_cores.max(1),
         queue: DEFAULT_QUEUE,
+        allowed_hosts: Vec::new(),
+        api_key: None,
         exit_on_stdin_eof: false,
     };
     let mut it = args.iter();
@@ -119,6 +131,14 @@ pub fn parse_args(
                 config.threads = threads.min(physical_cores.max(1));
             }
             "--queue" => config.queue = number(flag, &value()?)?,
+            "--allowed-host" => config.allowed_hosts.push(value()?),
+            "--api-key" => {
+                let key = value()?;
+                if key.is_empty() {
+                    return Err("--api-key must not be empty".into());
+                }
+                config.api_key = Some(key);
+            }
             "--exit-on-stdin-eof" => config.exit_on_stdin_eof = true,
             other => return Err(format!("unknown option {other} (see --help)")),
         }
@@ -194,6 +214,29 @@ mod tests {
             .model
             .ends_with("shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
         assert!(!config.exit_on_stdin_eof);
+        assert!(config.allowed_hosts.is_empty());
+        assert_eq!(config.api_key, None);
+    }
+
+    #[test]
+    fn allowed_hosts_repeat_and_an_api_key_is_taken_but_never_empty() {
+        let config = serve(
+            &[
+                "--allowed-host",
+                "a.lan",
+                "--allowed-host=b.lan",
+                "--api-key",
+                "k",
+            ],
+            None,
+            2,
+        );
+        assert_eq!(
+            config.allowed_hosts,
+            vec!["a.lan".to_string(), "b.lan".into()]
+        );
+        assert_eq!(config.api_key.as_deref(), Some("k"));
+        assert!(parse_args(&args(&["--api-key="]), None, 2).is_err());
     }
 
     #[test]

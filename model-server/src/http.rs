@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::access::Access;
 use crate::engine::{collect, Engine, Event};
 use crate::openai::{
     models_list, parse_chat_request, ApiError, Completion, ErrorCode, MAX_BODY_BYTES,
@@ -31,7 +32,11 @@ use crate::openai::{
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until the listener fails, serving each on its own task.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    access: Arc<Access>,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -44,10 +49,20 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Resul
             }
         };
         let engine = Arc::clone(&engine);
+        let access = Arc::clone(&access);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let engine = Arc::clone(&engine);
-                async move { Ok::<_, Infallible>(route(request, engine).await) }
+                let access = Arc::clone(&access);
+                async move {
+                    // Refused before the body is read or any route runs.
+                    let response =
+                        match access.check(request.method(), request.uri(), request.headers()) {
+                            Ok(()) => route(request, engine).await,
+                            Err(e) => error_response(&e),
+                        };
+                    Ok::<_, Infallible>(response)
+                }
             });
             // A client that disconnects mid-response ends its connection; nothing to report.
             let _ = hyper::server::conn::http1::Builder::new()

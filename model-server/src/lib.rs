@@ -6,8 +6,10 @@
 //!   tokens), pure and unit-tested;
 //! - [`engine`]: the model, loaded once, generating one answer at a time from a queue;
 //! - [`http`]: the HTTP routes and the server-sent event stream;
+//! - [`access`]: who may use the server (host, content type, API key);
 //! - [`config`]: the command line.
 
+pub mod access;
 pub mod config;
 pub mod engine;
 pub mod http;

@@ -4,6 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use model_server::access::Access;
 use model_server::config::{detect_physical_cores, parse_args, Command, Config, USAGE};
 use model_server::engine::{Engine, EngineConfig};
 
@@ -15,7 +16,15 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Ok(Command::Serve(config)) => run(config),
+        Ok(Command::Serve(mut config)) => {
+            // The environment keeps the key out of `ps`; a flag wins over it.
+            if config.api_key.is_none() {
+                config.api_key = std::env::var("MODEL_SERVER_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty());
+            }
+            run(config)
+        }
         Err(message) => {
             eprintln!("model-server: {message}");
             ExitCode::from(2)
@@ -82,7 +91,12 @@ fn run(config: Config) -> ExitCode {
             if threads == 1 { "" } else { "s" },
             engine.template_source()
         );
-        match model_server::http::serve(listener, engine).await {
+        let access = Arc::new(Access::new(
+            &config.host,
+            &config.allowed_hosts,
+            config.api_key.clone(),
+        ));
+        match model_server::http::serve(listener, engine, access).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("model-server: {e}");

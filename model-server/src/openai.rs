@@ -36,6 +36,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The queue of waiting requests is full.
     ServerBusy,
+    /// The `Host` header names a host this server is not (DNS rebinding: a web page whose own
+    /// domain now resolves to this machine).
+    HostNotAllowed,
+    /// `--api-key` is set and the request does not carry it as a bearer token.
+    InvalidApiKey,
+    /// A POST whose `Content-Type` is not `application/json` (what a web page can send
+    /// cross-origin without a preflight).
+    UnsupportedMediaType,
     /// Something failed inside the server (logged there).
     Internal,
 }
@@ -51,6 +59,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::HostNotAllowed => "host_not_allowed",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -64,6 +75,9 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ServerBusy => 503,
+            ErrorCode::HostNotAllowed => 403,
+            ErrorCode::InvalidApiKey => 401,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
         }
     }
@@ -76,7 +90,10 @@ impl ErrorCode {
             | ErrorCode::ContextLengthExceeded
             | ErrorCode::RequestTooLarge
             | ErrorCode::NotFound
-            | ErrorCode::MethodNotAllowed => "invalid_request_error",
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::HostNotAllowed
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::UnsupportedMediaType => "invalid_request_error",
             ErrorCode::ServerBusy | ErrorCode::Internal => "server_error",
         }
     }

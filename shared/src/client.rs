@@ -110,14 +110,18 @@ impl PendingOp {
     /// finished meanwhile, ...) there is nothing to retry, so it leaves the outbox and the
     /// refusal is shown as the room's last error.
     pub fn is_command(&self) -> bool {
-        matches!(
-            self,
+        // Every variant named: a new op must decide.
+        match self {
             PendingOp::Stop { .. }
-                | PendingOp::Regenerate { .. }
-                | PendingOp::Rate { .. }
-                | PendingOp::React { .. }
-                | PendingOp::Pin { .. }
-        )
+            | PendingOp::Regenerate { .. }
+            | PendingOp::Rate { .. }
+            | PendingOp::React { .. }
+            | PendingOp::Pin { .. } => true,
+            PendingOp::Send { .. }
+            | PendingOp::Edit { .. }
+            | PendingOp::Delete { .. }
+            | PendingOp::Reply { .. } => false,
+        }
     }
 }
 
@@ -532,8 +536,9 @@ impl ClientRoom {
     pub fn first_unread(&self) -> Option<Seq> {
         let read = self.read?;
         let me = self.me.as_ref().map(|a| a.id.as_str());
+        // `read` comes from the room; at the largest seq nothing can follow it.
         self.messages
-            .range(read + 1..)
+            .range(read.checked_add(1)?..)
             .find(|(_, m)| Some(m.author.id.as_str()) != me && !m.deleted)
             .map(|(seq, _)| *seq)
     }
@@ -773,7 +778,12 @@ impl ClientRoom {
                     }
                     Some(p) if code.is_retryable() => {
                         p.status = PendingStatus::Queued {
-                            not_before: now + retry_after_ms.unwrap_or(1_000) as Millis,
+                            // The delay comes from the room: a huge one waits "forever"
+                            // instead of wrapping into the past or overflowing.
+                            not_before: now.saturating_add(
+                                Millis::try_from(retry_after_ms.unwrap_or(1_000))
+                                    .unwrap_or(Millis::MAX),
+                            ),
                         };
                         applied.outbox_changed = true;
                     }

@@ -53,6 +53,11 @@ pub enum ErrorCode {
     InviteInvalid,
     /// An upload's content is not one of the accepted types (checked by its bytes, not its name).
     UnsupportedMedia,
+    /// You already have as many connections to this room as one person may
+    /// ([`crate::limits::SOCKETS_PER_USER`]); close a tab or device first.
+    TooManyConnections,
+    /// The room holds as many connections as it can ([`crate::limits::SOCKETS_PER_ROOM`]).
+    RoomFull,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -83,6 +88,8 @@ impl ErrorCode {
             ErrorCode::Kicked => "kicked",
             ErrorCode::InviteInvalid => "invite_invalid",
             ErrorCode::UnsupportedMedia => "unsupported_media",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::RoomFull => "room_full",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -103,7 +110,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedProtocol => 426,
             ErrorCode::Conflict => 409,
-            ErrorCode::RateLimited | ErrorCode::AiBusy => 429,
+            ErrorCode::RateLimited | ErrorCode::AiBusy | ErrorCode::TooManyConnections => 429,
+            ErrorCode::RoomFull => 503,
             ErrorCode::ConfigError | ErrorCode::Internal | ErrorCode::Unknown => 500,
             ErrorCode::AiFailed => 502,
             ErrorCode::AiUnavailable => 503,

@@ -7,6 +7,7 @@
 pub mod ai;
 pub mod auth;
 pub mod client;
+pub mod emoji;
 pub mod error;
 pub mod limits;
 #[cfg(feature = "markdown")]

@@ -34,10 +34,23 @@ pub const REPLAY_MAX_EVENTS: u64 = 500;
 /// Events per replay frame (keeps each frame well under the runtime's message size limit).
 pub const REPLAY_BATCH: usize = 100;
 
-/// Longest reaction emoji, in bytes (a flag or a family emoji with modifiers fits).
-pub const EMOJI_MAX_BYTES: usize = 32;
+/// Longest reaction emoji, in bytes: every standard emoji fits (the longest, a couple with two
+/// skin tones, is 35 bytes); the grammar of [`crate::emoji`] bounds the rest.
+pub const EMOJI_MAX_BYTES: usize = 48;
 /// Replies in a [`crate::protocol::ServerMessage::Thread`] answer (the newest ones).
 pub const THREAD_PAGE: usize = 200;
+/// Distinct reactions one message may carry (each may have any number of people).
+pub const REACTIONS_PER_MESSAGE: usize = 20;
+/// Typing notices one user may send at once in a room, then this many a second (the rest are
+/// dropped: each one fans out to every socket).
+pub const TYPING_BURST: f64 = 2.0;
+/// See [`TYPING_BURST`].
+pub const TYPING_PER_SECOND: f64 = 0.5;
+/// Sockets one user may hold open to one room (tabs, devices, the watching socket of each).
+pub const SOCKETS_PER_USER: usize = 20;
+/// Sockets one room holds at most: room for 5,000-person rooms with a tab or two each, and
+/// well under the 32,768 hibernated WebSockets Cloudflare documents per Durable Object.
+pub const SOCKETS_PER_ROOM: usize = 12_000;
 /// Pinned messages listed per room.
 pub const PINS_MAX: usize = 50;
 /// Members listed for mention autocomplete.
@@ -134,9 +147,10 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
     }
 }
 
-/// A reaction: one short run of non-ASCII, non-control, non-whitespace characters (emoji and
-/// their modifiers), at most [`EMOJI_MAX_BYTES`]. Plain text is refused so reactions stay
-/// emoji, not a side channel for messages.
+/// A reaction: exactly one emoji ([`crate::emoji::is_emoji`]: a pictograph with its skin tone,
+/// VS16 and tags, a ZWJ sequence of them, a flag or a keycap), at most [`EMOJI_MAX_BYTES`].
+/// Text, symbols that are not emoji, and invisible or bidi characters are refused: reactions
+/// ride in every page, so they must not be a side channel for text or for reordering it.
 pub fn validate_emoji(emoji: &str) -> Result<(), ChatError> {
     if emoji.is_empty() || emoji.len() > EMOJI_MAX_BYTES {
         return Err(ChatError::new(
@@ -144,13 +158,10 @@ pub fn validate_emoji(emoji: &str) -> Result<(), ChatError> {
             format!("A reaction is one emoji of at most {EMOJI_MAX_BYTES} bytes."),
         ));
     }
-    if emoji
-        .chars()
-        .any(|c| c.is_ascii() || c.is_control() || c.is_whitespace() || c.is_alphanumeric())
-    {
+    if !crate::emoji::is_emoji(emoji) {
         return Err(ChatError::new(
             ErrorCode::InvalidInput,
-            "A reaction must be an emoji.",
+            "A reaction must be one emoji.",
         ));
     }
     Ok(())
@@ -219,8 +230,97 @@ pub fn validate_text(text: &str) -> Result<(), ChatError> {
     Ok(())
 }
 
+/// Format characters (Unicode category `Cf`): bidi controls and marks, zero-width spaces and
+/// joiners, the soft hyphen, invisible operators, tags. Compact and closed: the whole category.
+const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Letters and marks that draw nothing: fillers, the braille blank, the combining grapheme
+/// joiner, Khmer's invisible vowels, Mongolian and supplementary variation selectors.
+const BLANK_CHARS: &[(char, char)] = &[
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180D}'),
+    ('\u{180F}', '\u{180F}'),
+    ('\u{2800}', '\u{2800}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{E0100}', '\u{E01EF}'),
+];
+
+/// The generic combining diacritics (any script's letters take them; "zalgo" text stacks them).
+const COMBINING_MARKS: &[(char, char)] = &[
+    ('\u{0300}', '\u{036F}'),
+    ('\u{1AB0}', '\u{1AFF}'),
+    ('\u{1DC0}', '\u{1DFF}'),
+    ('\u{20D0}', '\u{20FF}'),
+    ('\u{FE20}', '\u{FE2F}'),
+];
+
+/// Most generic combining marks on one character (Vietnamese needs two).
+const MAX_STACKED_MARKS: usize = 3;
+
+fn in_ranges(c: char, ranges: &[(char, char)]) -> bool {
+    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// The first character of `value` that is invisible where it stands: a format character (but a
+/// zero-width joiner inside an emoji sequence), a blank letter, or a variation selector that
+/// does not follow an emoji base.
+fn invisible_char(value: &str) -> Option<char> {
+    let chars: Vec<char> = value.chars().collect();
+    // The emoji base a joiner or selector may follow: skip back over selectors and skin tones.
+    let emoji_before = |i: usize| {
+        chars[..i]
+            .iter()
+            .rev()
+            .find(|c| !matches!(c, '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}'))
+            .is_some_and(|c| {
+                crate::emoji::is_pictographic(*c) || matches!(c, '0'..='9' | '#' | '*')
+            })
+    };
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let allowed = match c {
+            '\u{200D}' => {
+                emoji_before(i)
+                    && chars
+                        .get(i + 1)
+                        .is_some_and(|n| crate::emoji::is_pictographic(*n))
+            }
+            '\u{FE0F}' => emoji_before(i),
+            '\u{FE00}'..='\u{FE0E}' => false,
+            _ => !in_ranges(c, FORMAT_CHARS) && !in_ranges(c, BLANK_CHARS),
+        };
+        (!allowed).then_some(c)
+    })
+}
+
 /// A single-line label (display name, room name, topic): trimmed, inner whitespace runs folded
-/// to one space, no control characters, within `max` characters. Returns the normalized label.
+/// to one space, no control characters, no invisible or bidi characters (which let a name
+/// reorder or hide its text), no stacked diacritics, something visible, within `max`
+/// characters. Returns the normalized label.
 fn validate_label(
     what: &str,
     value: &str,
@@ -233,11 +333,43 @@ fn validate_label(
             format!("{what} contains control characters."),
         ));
     }
+    if let Some(c) = invisible_char(value) {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{what} contains an invisible or text-direction character (U+{:04X}).",
+                u32::from(c)
+            ),
+        ));
+    }
+    let mut stacked = 0;
+    for c in value.chars() {
+        stacked = if in_ranges(c, COMBINING_MARKS) {
+            stacked + 1
+        } else {
+            0
+        };
+        if stacked > MAX_STACKED_MARKS {
+            return Err(ChatError::new(
+                ErrorCode::InvalidInput,
+                format!("{what} stacks too many accents on one letter."),
+            ));
+        }
+    }
     let normalized = value.split_whitespace().collect::<Vec<_>>().join(" ");
-    if normalized.is_empty() && !allow_empty {
+    let visible = normalized
+        .chars()
+        .any(|c| c != ' ' && !in_ranges(c, COMBINING_MARKS));
+    if !visible && !allow_empty {
         return Err(ChatError::new(
             ErrorCode::InvalidInput,
             format!("{what} is empty."),
+        ));
+    }
+    if !visible && !normalized.is_empty() {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("{what} shows nothing."),
         ));
     }
     let chars = normalized.chars().count();
@@ -250,9 +382,22 @@ fn validate_label(
     Ok(normalized)
 }
 
-/// A display name, normalized.
+/// A display name, normalized. The assistant's name (in any case, spacing or decoration) is
+/// reserved, so nobody can post as if the assistant said it.
 pub fn validate_display_name(name: &str) -> Result<String, ChatError> {
-    validate_label("Display name", name, DISPLAY_NAME_MAX_CHARS, false)
+    let name = validate_label("Display name", name, DISPLAY_NAME_MAX_CHARS, false)?;
+    let folded: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if folded == crate::ai::ASSISTANT_NAME.to_lowercase() {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            format!("\"{name}\" is the assistant's name; please pick another."),
+        ));
+    }
+    Ok(name)
 }
 
 /// A room name, normalized. It must also yield a usable slug.
@@ -338,6 +483,80 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_real_emoji_is_a_valid_reaction() {
+        for ok in [
+            "👍",
+            "👍🏽",                                                       // skin tone
+            "❤️",                                                       // VS16
+            "❤",  // text-default pictograph without VS16
+            "©️", // a pictograph outside the emoji blocks
+            "🇫🇷", // flag
+            "1️⃣", // keycap with VS16
+            "#⃣",  // keycap without
+            "👩‍👩‍👧", // ZWJ family
+            "🏳️‍🌈", // ZWJ with VS16
+            "🧑🏽‍❤️‍💋‍🧑🏻", // ZWJ with skin tones and VS16 (35 bytes)
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // tag sequence (Scotland)
+            "🫠",
+        ] {
+            assert!(
+                validate_emoji(ok).is_ok(),
+                "{ok:?} {:x?}",
+                ok.chars().collect::<Vec<_>>()
+            );
+        }
+        for app_quick_reaction in ["👍", "❤️", "😂", "🎉", "😮", "👀"] {
+            assert!(validate_emoji(app_quick_reaction).is_ok());
+        }
+    }
+
+    #[test]
+    fn invisible_bidi_and_non_emoji_symbols_are_not_reactions() {
+        for bad in [
+            "\u{202E}",   // right-to-left override
+            "\u{202E}👍", // ... before an emoji
+            "👍\u{202E}",
+            "\u{200B}",   // zero-width space
+            "\u{200D}",   // a lone zero-width joiner
+            "👍\u{200D}", // a dangling one
+            "\u{200D}👍",
+            "👍\u{200D}\u{200D}👍",
+            "\u{2060}",  // word joiner
+            "\u{FEFF}",  // byte order mark
+            "\u{00AD}",  // soft hyphen
+            "\u{E0067}", // a tag character alone
+            "\u{FE0F}",  // a lone variation selector
+            "\u{1F3FD}", // a lone skin tone
+            "👍\u{1F3FD}\u{1F3FD}",
+            "👍\u{FE0E}", // text presentation asked for
+            "🇫",          // half a flag
+            "🇫🇷🇫",
+            "→",
+            "∑",
+            "★",
+            "♪",
+            "€",
+            "¯",
+            "\u{0301}", // a combining accent
+            "👍\u{0301}",
+            "👍👍", // two emoji
+            "1",
+            "1\u{20E3}\u{20E3}",
+            "a\u{20E3}",
+            "🏴\u{E0067}",          // tag sequence without its end
+            "👍\u{E0067}\u{E007F}", // tags on a non-flag
+            "é",
+            "日本",
+        ] {
+            assert!(
+                validate_emoji(bad).is_err(),
+                "{bad:?} {:x?}",
+                bad.chars().map(u32::from).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
     fn a_search_query_is_trimmed_and_bounded() {
         assert_eq!(validate_search_query("  hello ").unwrap(), "hello");
         let long = "x".repeat(SEARCH_QUERY_MAX_CHARS + 1);
@@ -413,6 +632,75 @@ mod tests {
             ErrorCode::TooLarge
         );
         assert_eq!(validate_topic("").unwrap(), "");
+    }
+
+    #[test]
+    fn names_with_bidi_controls_or_invisible_characters_are_refused() {
+        for bad in [
+            "\u{202E}nnA",         // right-to-left override
+            "Ann\u{202C}",         // pop directional formatting
+            "\u{2067}Ann\u{2069}", // isolates
+            "A\u{200F}nn",         // right-to-left mark
+            "A\u{200B}nn",         // zero-width space
+            "A\u{200C}nn",         // zero-width non-joiner
+            "A\u{200D}nn",         // a joiner between letters
+            "A\u{2060}nn",         // word joiner
+            "\u{FEFF}Ann",         // byte order mark
+            "An\u{00AD}n",         // soft hyphen
+            "Ann\u{E0041}",        // a tag character
+            "Ann\u{034F}",         // combining grapheme joiner
+            "A\u{115F}nn",         // Hangul choseong filler
+        ] {
+            let error = validate_display_name(bad).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidInput, "{bad:?}");
+        }
+        // Emoji sequences keep their joiners and selectors.
+        assert_eq!(validate_display_name("Ann 👩‍💻").unwrap(), "Ann 👩‍💻");
+        assert_eq!(validate_display_name("❤️ Ann").unwrap(), "❤️ Ann");
+        // Scripts that need combining marks still work.
+        assert_eq!(validate_display_name("Nguyễn").unwrap(), "Nguyễn");
+        assert_eq!(validate_display_name("José").unwrap(), "José");
+        assert_eq!(validate_display_name("ราชา").unwrap(), "ราชา");
+        // Room names and topics are labels too.
+        assert!(validate_room_name("Lobby\u{202E}").is_err());
+        assert!(validate_topic("news\u{200B}").is_err());
+    }
+
+    #[test]
+    fn names_that_show_nothing_are_refused() {
+        for blank in [
+            "\u{3164}", // Hangul filler
+            "\u{3164} \u{3164}",
+            "\u{2800}",         // braille blank
+            "\u{FFA0}",         // halfwidth Hangul filler
+            "\u{0301}\u{0301}", // only combining marks
+            "\u{3000}",         // ideographic space
+        ] {
+            assert!(validate_display_name(blank).is_err(), "{blank:?}");
+        }
+        // Stacked combining marks (\"zalgo\") are not a name either.
+        assert!(validate_display_name("A\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}").is_err());
+    }
+
+    #[test]
+    fn the_assistants_name_is_reserved_in_any_case_or_spacing() {
+        for taken in [
+            "Assistant",
+            "assistant",
+            "ASSISTANT",
+            " Assistant ",
+            "Assistant.",
+            "A ssistant",
+            "Assistant 🤖",
+        ] {
+            let error = validate_display_name(taken).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidInput, "{taken:?}");
+        }
+        for free in ["Assistant Ann", "Ann the assistant", "Assist"] {
+            assert!(validate_display_name(free).is_ok(), "{free:?}");
+        }
+        // Only display names: a room may be called that.
+        assert!(validate_room_name("Assistant").is_ok());
     }
 
     #[test]

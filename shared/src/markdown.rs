@@ -6,15 +6,28 @@
 //! gives the safety of a sanitizer such as ammonia at a fraction of its wasm size (see
 //! ARCHITECTURE.md).
 
-use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{html, CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 /// Link schemes a message may use. Relative links stay within the app.
 const ALLOWED_SCHEMES: [&str; 3] = ["http:", "https:", "mailto:"];
 
 /// Whether a link target is safe to put in `href`.
 pub fn is_safe_url(url: &str) -> bool {
-    let trimmed = url.trim_start();
-    let lower = trimmed.to_ascii_lowercase();
+    // Read the target as a browser's URL parser does: controls and spaces around it are
+    // trimmed, tabs and newlines anywhere are dropped, and in an http(s) page's links `\` is
+    // `/` (so `/\host` is protocol-relative too).
+    let lower: String = url
+        .trim_matches(|c: char| c <= ' ' || c.is_whitespace())
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .map(|c| {
+            if c == '\\' {
+                '/'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
     // Anything before the first '/', '?' or '#' that contains ':' is a scheme.
     let scheme_end = lower.find([':', '/', '?', '#']);
     match scheme_end {
@@ -22,7 +35,7 @@ pub fn is_safe_url(url: &str) -> bool {
             ALLOWED_SCHEMES.iter().any(|s| lower.starts_with(s))
         }
         // Protocol-relative ("//host") leaves the app; refuse it like an unknown scheme.
-        _ => !lower.starts_with("//") && !lower.starts_with("\\\\"),
+        _ => !lower.starts_with("//"),
     }
 }
 
@@ -57,6 +70,15 @@ pub fn render(source: &str) -> String {
                 )))]
             }
             Event::End(TagEnd::Link) => vec![Event::InlineHtml(CowStr::Borrowed("</a>"))],
+            // pulldown-cmark names the language by the info string up to its first space; a
+            // tab or form feed before that would start a second class on the code element
+            // (any class the app's stylesheet knows). Keep the first word only.
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                let lang = info.split(char::is_whitespace).next().unwrap_or_default();
+                vec![Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(
+                    CowStr::from(lang.to_owned()),
+                )))]
+            }
             Event::Start(Tag::Image { dest_url, .. }) => {
                 in_image += 1;
                 let href = if is_safe_url(&dest_url) {

@@ -44,6 +44,44 @@ fn mention_starts(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Mention starts looked at in one text: past this many `@`s the rest are not mentions (a text
+/// of `@`s must not cost a lookup per character).
+pub const MENTIONS_MAX: usize = 20;
+
+/// The lowercased names `text` could be mentioning: for each `@` that can start a mention, the
+/// text after it cut at each word end, up to a display name's length. A room looks up only
+/// members with these names ([`name_key`]), then [`find_mentions`] picks among them, so a
+/// mention costs a few index lookups however large the room.
+pub fn candidate_keys(text: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for rest in mention_starts(text).take(MENTIONS_MAX) {
+        let mut prefix = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if prefix.chars().count() >= crate::limits::DISPLAY_NAME_MAX_CHARS {
+                break;
+            }
+            prefix.push(c);
+            let ends_word = !chars.peek().copied().is_some_and(is_word);
+            if ends_word && !prefix.trim().is_empty() {
+                let key = name_key(&prefix);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            if c == '\n' {
+                break;
+            }
+        }
+    }
+    keys
+}
+
+/// The key a member's name is looked up by: lowercased, as [`find_mentions`] compares.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// The user ids `text` mentions, among `members`, each once, in member order.
 pub fn find_mentions<'a>(text: &str, members: &'a [Member]) -> Vec<&'a str> {
     let mut found: Vec<&str> = Vec::new();
@@ -183,5 +221,36 @@ mod tests {
             .map(|m| m.name.as_str())
             .collect();
         assert_eq!(names, vec!["Ann", "Annie", "Joanna"]);
+    }
+
+    #[test]
+    fn the_candidate_names_of_a_mention_are_the_text_after_the_at_cut_at_each_word_end() {
+        assert_eq!(
+            candidate_keys("hi @Ann Lee, bye"),
+            vec!["ann", "ann lee", "ann lee,", "ann lee, bye"]
+        );
+        assert!(candidate_keys("mail ann@example.com").is_empty());
+        assert!(candidate_keys("no mention here").is_empty());
+        let many = "@a ".repeat(100);
+        assert!(candidate_keys(&many).len() <= MENTIONS_MAX * 2);
+    }
+
+    #[test]
+    fn every_mention_find_mentions_would_make_is_among_the_candidates() {
+        let members = [
+            member("a", "Ann Lee"),
+            member("b", "Émile"),
+            member("c", "bob"),
+        ];
+        let text = "ping @ann lee and @ÉMILE and @Bob!";
+        let keys = candidate_keys(text);
+        for m in &members {
+            assert!(
+                keys.contains(&name_key(&m.name)),
+                "{} among {keys:?}",
+                m.name
+            );
+        }
+        assert_eq!(find_mentions(text, &members), vec!["a", "b", "c"]);
     }
 }

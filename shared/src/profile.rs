@@ -118,6 +118,11 @@ pub struct PublicProfile {
     pub status: String,
     /// Time zone.
     pub time_zone: String,
+    /// Whether this is a signed-in account (false: a guest, who only picked a name). Filled by
+    /// the server, not stored: two people may share a name, the card tells them apart.
+    pub signed_in: bool,
+    /// The sign-in methods linked to the account (empty for a guest).
+    pub providers: Vec<crate::auth::Provider>,
 }
 
 impl Profile {
@@ -131,6 +136,8 @@ impl Profile {
             pronouns: self.pronouns.clone(),
             status: self.status.clone(),
             time_zone: self.time_zone.clone(),
+            signed_in: false,
+            providers: Vec::new(),
         }
     }
 

@@ -232,11 +232,18 @@ pub fn batch_frame<S: AsRef<str>>(messages: &[S]) -> String {
 /// The server messages in one WebSocket frame, in order: one object, or (for a client that sent
 /// [`BATCH_QUERY`]) an array of them.
 pub fn decode_frames(frame: &str) -> Result<Vec<ServerMessage>, serde_json::Error> {
-    if frame.trim_start().starts_with('[') {
-        serde_json::from_str(frame)
-    } else {
-        serde_json::from_str(frame).map(|message| vec![message])
+    if !frame.trim_start().starts_with('[') {
+        return ServerMessage::from_json(frame).map(|message| vec![message]);
     }
+    // One pass for the usual batch; only a batch that does not read that way (a newer
+    // server's frame of an unknown type reusing a known field name) is read frame by frame,
+    // so one unknown frame never costs the others.
+    serde_json::from_str(frame).or_else(|_| {
+        serde_json::from_str::<Vec<serde_json::Value>>(frame)?
+            .iter()
+            .map(|value| ServerMessage::from_json(&value.to_string()))
+            .collect()
+    })
 }
 
 /// Frames a room sends to a client.
@@ -473,6 +480,27 @@ impl ServerMessage {
             ServerMessage::Activity { .. } => ServerType::Activity,
             ServerMessage::Unknown => ServerType::Unknown,
         }
+    }
+
+    /// Reads one frame as the app receives it. A frame whose `type` this build does not know
+    /// is [`ServerMessage::Unknown`] whatever its other fields hold: the one-pass reader types
+    /// each field name once for all frame types, so a newer room's frame that uses a known
+    /// name for another type of value (`"seq": "…"`) fails there, and is recognized here by
+    /// its tag alone (the compatibility rule in the module docs).
+    pub fn from_json(text: &str) -> serde_json::Result<ServerMessage> {
+        serde_json::from_str(text).or_else(|err| {
+            #[derive(Deserialize)]
+            struct Tag {
+                #[serde(rename = "type")]
+                kind: ServerType,
+            }
+            match serde_json::from_str::<Tag>(text) {
+                Ok(Tag {
+                    kind: ServerType::Unknown,
+                }) => Ok(ServerMessage::Unknown),
+                _ => Err(err),
+            }
+        })
     }
 }
 
@@ -842,6 +870,33 @@ pub enum EventType {
 }
 
 impl EventKind {
+    /// The message this event acts on by its `target` field (an edit, delete, reaction, pin,
+    /// answer status or rating), if any.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            EventKind::Edit { target, .. }
+            | EventKind::Delete { target }
+            | EventKind::AnswerStatus { target, .. }
+            | EventKind::Feedback { target, .. }
+            | EventKind::React { target, .. }
+            | EventKind::Pin { target, .. } => Some(*target),
+            EventKind::Message { .. }
+            | EventKind::Answer { .. }
+            | EventKind::Reply { .. }
+            | EventKind::Unknown => None,
+        }
+    }
+
+    /// The existing message this event changes ([`MessageView::apply`]): its target, or the
+    /// root of the thread a reply (or an answer in a thread) joins.
+    pub fn changes(&self) -> Option<Seq> {
+        match self {
+            EventKind::Reply { thread, .. } => Some(*thread),
+            EventKind::Answer { thread, .. } => *thread,
+            other => other.target(),
+        }
+    }
+
     /// This event's `kind` tag.
     pub fn event_type(&self) -> EventType {
         match self {
@@ -859,8 +914,8 @@ impl EventKind {
     }
 }
 
-/// One pass through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
-/// [`EventKind::Unknown`].
+/// Through a flat struct, like [`ServerMessage`]'s impl; unknown kinds become
+/// [`EventKind::Unknown`] whatever their other fields hold.
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -882,7 +937,15 @@ impl<'de> Deserialize<'de> for EventKind {
             add: Option<bool>,
             pinned: Option<bool>,
         }
-        let f = Flat::deserialize(deserializer)?;
+        // An event is small: it is read into a value first, so that a kind this build does
+        // not know is `Unknown` whatever its other fields hold (a newer room may use a known
+        // field name for another type of value) and the client moves its cursor past it. A
+        // known kind is then read from the value in one pass through the flat struct.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(Ok(EventType::Unknown)) = value.get("kind").map(EventType::deserialize) {
+            return Ok(EventKind::Unknown);
+        }
+        let f = Flat::deserialize(value).map_err(de::Error::custom)?;
         Ok(match f.kind {
             EventType::Message => EventKind::Message {
                 text: required(f.text, "text")?,
@@ -1127,7 +1190,8 @@ impl MessageView {
             } if *thread == self.seq => {
                 let count = self.replies.map_or(0, |r| r.count);
                 self.replies = Some(ThreadSummary {
-                    count: count + 1,
+                    // The count comes from the room; at the top it stays there.
+                    count: count.saturating_add(1),
                     last_at: event.at,
                 });
                 true

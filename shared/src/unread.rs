@@ -65,7 +65,8 @@ impl UnreadTracker {
                     *n = if *removed {
                         n.saturating_sub(1)
                     } else {
-                        (*n + 1).min(UNREAD_COUNT_CAP)
+                        // The room's counts may start above the cap.
+                        n.saturating_add(1).min(UNREAD_COUNT_CAP)
                     }
                 };
                 if *main {

@@ -10,6 +10,7 @@ use shared::unread::RoomCounts;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::about::About;
 use crate::components::admin_page::AdminPage;
 use crate::components::devices::DevicesPage;
 use crate::components::login::LoginPanel;
@@ -345,6 +346,7 @@ pub fn App() -> Html {
             <aside id="sidebar" class="sidebar">
                 <Sidebar rooms={(*rooms).clone()} unread={Rc::new(unread.0.shown())} error={(*rooms_error).clone()} current={slug.clone()}
                     on_navigate={on_navigate.clone()} {on_created} />
+                <About />
             </aside>
             <main class="main">
                 if let Some(slug) = slug {

@@ -6,7 +6,7 @@ use shared::protocol::http::SessionInfo;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::name_prompt::{NameForm, NameKind};
+use crate::components::name_form::{NameForm, NameKind};
 
 /// Props of [`LoginPanel`].
 #[derive(Properties, PartialEq)]

@@ -306,6 +306,11 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
             <div class="meta">
                 <button type="button" class="author" title="Show profile"
                     onclick={show_profile}>{ &row.author }</button>
+                if let Some(tag) = &row.author_tag {
+                    <span class="author-tag" title="Someone else here has this name: this is their id">
+                        { tag }
+                    </span>
+                }
                 <time datetime={web::iso(row.at)} title={web::local_date_time(row.at)}>
                     { web::local_hh_mm(row.at) }
                 </time>

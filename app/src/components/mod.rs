@@ -1,6 +1,7 @@
 //! The app's components. They render what they are given and dispatch user actions; the state
 //! lives in `shared::client::ClientRoom` behind [`crate::conn::RoomHandle`].
 
+pub mod about;
 pub mod admin_page;
 pub mod ai_panels;
 pub mod answer;
@@ -11,6 +12,7 @@ pub mod devices;
 pub mod login;
 pub mod message_list;
 pub mod message_row;
+pub mod name_form;
 pub mod name_prompt;
 pub mod notice;
 pub mod pins;

@@ -14,7 +14,26 @@ pub struct ProfileCardProps {
     pub on_close: Callback<()>,
 }
 
-/// A small dialog with someone's name, avatar, pronouns, status, time zone and bio.
+/// "Guest" or "Signed in with GitHub, Google", and the short id: two people may share a
+/// name, so the card says which kind of person this is.
+fn account_kind(p: &PublicProfile) -> String {
+    let short: String = p.user_id.chars().take(6).collect();
+    if p.signed_in && !p.providers.is_empty() {
+        let with: Vec<&str> = p
+            .providers
+            .iter()
+            .map(|provider| provider.label())
+            .collect();
+        format!("Signed in with {} · #{short}", with.join(", "))
+    } else if p.signed_in {
+        format!("Signed-in account · #{short}")
+    } else {
+        format!("Guest (not signed in) · #{short}")
+    }
+}
+
+/// A small dialog with someone's name, avatar, pronouns, status, time zone and bio, and
+/// whether they are a guest or signed in (and with what).
 #[function_component]
 pub fn ProfileCard(props: &ProfileCardProps) -> Html {
     let profile = use_state(|| None::<Result<PublicProfile, String>>);
@@ -43,6 +62,7 @@ pub fn ProfileCard(props: &ProfileCardProps) -> Html {
                     }
                     <div>
                         <h2 class="card-name">{ &p.name }</h2>
+                        <p class="card-kind muted">{ account_kind(p) }</p>
                         if !p.pronouns.is_empty() {
                             <p class="muted">{ &p.pronouns }</p>
                         }

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod apple;
+pub mod guests;
 pub mod id_token;
 pub mod jwks;
 pub mod oauth;
@@ -24,10 +25,12 @@ use shared::protocol::http::SessionInfo;
 use worker::{console_error, Env, Method, Request, Response};
 
 use crate::config::{self, SessionKeys};
+use crate::cookies;
 use crate::http::{
-    check_origin, client_ip, fail, is_https, json, now, rate_limit, read_json, ApiError, ApiResult,
+    check_origin, client_ip, fail, is_https, json, rate_limit, read_json, ApiError, ApiResult,
 };
 use crate::session::{self, SessionUser};
+use crate::time::now;
 use accounts::{ExternalIdentity, SignIn, SignInContext};
 use oauth::{LoginState, ProviderConfig};
 
@@ -113,24 +116,37 @@ async fn start(req: Request, env: &Env, provider: &str) -> ApiResult {
     };
     rate_limit(env, "SESSION_LIMITER", client_ip(&req)).await?;
     let me = session::current_with_keys(&req, env, &keys).await?;
-    let (guest_id, account_id) = match me {
-        Some(user) if user.signed_in() => (None, Some(user.user_id)),
-        Some(user) => (Some(user.user_id), None),
-        None => (None, None),
+    let (guest_id, account_id, session_id) = match me {
+        Some(user) if user.signed_in() => (None, Some(user.user_id), user.session_id),
+        Some(user) => (Some(user.user_id), None, None),
+        None => (None, None, None),
     };
     let redirect_to = redirect_uri(&req, config.provider)?;
-    let (url, state) = oauth::authorize(&config, &redirect_to, now(), guest_id, account_id)
-        .map_err(|e| ApiError::from(worker::Error::RustError(e)))?;
+    let (url, state) = oauth::authorize(
+        &config,
+        &redirect_to,
+        now(),
+        guest_id,
+        account_id,
+        session_id,
+    )
+    .map_err(|e| ApiError::from(worker::Error::RustError(e)))?;
     Ok(redirect(&url, &[state.set_cookie(&keys)])?)
 }
+
+/// The largest callback form body read.
+const CALLBACK_FORM_MAX_BYTES: usize = 16 * 1024;
 
 /// The callback's parameters: the query (GET) or the form body (Apple's `form_post`).
 async fn callback_params(req: &mut Request) -> worker::Result<Vec<(String, String)>> {
     let mut params: Vec<(String, String)> = req.url()?.query_pairs().into_owned().collect();
     if req.method() == Method::Post {
-        let body = req.text().await?;
-        if body.len() <= 16 * 1024 {
-            params.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
+        // Apple's form is a few KB; a larger one is ignored (the callback then fails on its
+        // missing state), read with a cap so it is never buffered whole.
+        match crate::body::read_capped(req, CALLBACK_FORM_MAX_BYTES).await {
+            Ok(body) => params.extend(url::form_urlencoded::parse(&body).into_owned()),
+            Err(crate::body::BodyError::TooLarge { .. }) => {}
+            Err(crate::body::BodyError::Read(e)) => return Err(e),
         }
     }
     Ok(params)
@@ -193,7 +209,7 @@ async fn finish_login(req: &mut Request, env: &Env, provider: &str) -> LoginResu
         .ok()
         .flatten()
         .unwrap_or_default();
-    let state = session::cookie_value(&cookies, oauth::STATE_COOKIE)
+    let state = cookies::cookie_value(&cookies, oauth::STATE_COOKIE)
         .and_then(|cookie| {
             LoginState::open(cookie, &keys, provider, param("state").unwrap_or(""), now())
         })
@@ -209,6 +225,23 @@ async fn finish_login(req: &mut Request, env: &Env, provider: &str) -> LoginResu
     let identity = oauth::finish(&config, &redirect_to, &state, code, param("user"), now())
         .await
         .map_err(|f| (f.code, f.detail))?;
+    // A link completes only for the account that started it, while that session is still
+    // signed in: after a sign-out (or a revoke from the devices page) the pending link is
+    // dead, so nobody signing in next on this browser links their provider to that account.
+    if let Some(account) = &state.account_id {
+        let active = match &state.session_id {
+            Some(id) => sessions::is_active(env, id, account, now())
+                .await
+                .map_err(internal)?,
+            None => false,
+        };
+        if !active {
+            return Err((
+                LoginError::OauthStateMismatch,
+                "the account that started this link is no longer signed in".to_owned(),
+            ));
+        }
+    }
     let context = SignInContext {
         guest_id: state.guest_id,
         account_id: state.account_id,
@@ -242,10 +275,9 @@ async fn start_session(
     user_id: &str,
 ) -> worker::Result<Vec<String>> {
     let (token, max_age_ms) = sessions::create(req, env, user_id, now()).await?;
-    Ok(vec![
-        sessions::set_cookie(&token, keys, max_age_ms),
-        session::clear_cookie(is_https(req)),
-    ])
+    let mut cookies = vec![sessions::set_cookie(&token, keys, max_age_ms)];
+    cookies.extend(cookies::clear_cookies(is_https(req)));
+    Ok(cookies)
 }
 
 /// `POST /api/auth/local {name}`: signs in to (or creates) the local account with that name.
@@ -384,14 +416,27 @@ async fn revoke_others(req: &Request, env: &Env) -> ApiResult {
 /// Signs out: ends the current session (closing its sockets) and clears both cookies.
 pub(crate) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
     check_origin(req, false)?;
-    if let Some(user) = session::current(req, env).await? {
+    let keys = config::session_keys(env)?;
+    if let Some(user) = session::current_with_keys(req, env, &keys).await? {
         if let Some(id) = &user.session_id {
             sessions::revoke(env, &user.user_id, id, now()).await?;
+        }
+    }
+    // The guest session too (also when an account was signed in beside it): a copy of the
+    // cookie must not outlive signing out.
+    if let Some(guest) = guests::from_request(req, env, &keys, now()) {
+        if !guest.sid.is_empty() {
+            let expires_at = guest.expires_at(guests::lifetime_seconds(env));
+            guests::revoke(env, &guest.uid, &guest.sid, expires_at, now()).await?;
         }
     }
     let mut response = Response::empty()?.with_status(204);
     let headers = response.headers_mut();
     headers.append("Set-Cookie", &sessions::clear_cookie())?;
-    headers.append("Set-Cookie", &session::clear_cookie(is_https(req)))?;
+    // A login or link started before signing out must not finish after it.
+    headers.append("Set-Cookie", &oauth::clear_state_cookie())?;
+    for cleared in cookies::clear_cookies(is_https(req)) {
+        headers.append("Set-Cookie", &cleared)?;
+    }
     Ok(response)
 }

@@ -23,7 +23,7 @@ use super::accounts::ExternalIdentity;
 use super::apple::AppleKey;
 use super::id_token;
 use crate::config::{self, SessionKeys};
-use crate::session;
+use crate::cookies;
 
 /// The state cookie: what the callback needs to finish this browser's login.
 pub const STATE_COOKIE: &str = "__Host-dc_oauth";
@@ -234,13 +234,17 @@ pub struct LoginState {
     pub guest_id: Option<String>,
     /// The account signed in at the start, which the new identity is linked to.
     pub account_id: Option<String>,
+    /// The signed-in session that started the link (`sessions.id`): the link completes only
+    /// while it is still signed in (issue 10 item 9).
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl LoginState {
     /// The signed cookie value.
     pub fn seal(&self, keys: &SessionKeys) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        session::seal(STATE_PURPOSE, &URL_SAFE_NO_PAD.encode(json), keys)
+        cookies::seal(STATE_PURPOSE, &URL_SAFE_NO_PAD.encode(json), keys)
     }
 
     /// The state in a cookie, if signed by us, for this provider, not expired, and holding the
@@ -252,7 +256,7 @@ impl LoginState {
         returned_state: &str,
         now: i64,
     ) -> Option<LoginState> {
-        let payload = session::open(STATE_PURPOSE, cookie, keys)?;
+        let payload = cookies::open(STATE_PURPOSE, cookie, keys)?;
         let state: LoginState =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         let same = state.state.len() == returned_state.len()
@@ -293,6 +297,7 @@ pub fn authorize(
     now: i64,
     guest_id: Option<String>,
     account_id: Option<String>,
+    session_id: Option<String>,
 ) -> Result<(String, LoginState), String> {
     let client = config.client(redirect_uri, now / 1000)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -319,6 +324,7 @@ pub fn authorize(
             expires_at: now + STATE_LIFETIME_MS,
             guest_id,
             account_id,
+            session_id,
         },
     ))
 }
@@ -582,6 +588,7 @@ mod tests {
             expires_at: 10_000,
             guest_id: Some("g".into()),
             account_id: None,
+            session_id: None,
         }
     }
 
@@ -675,6 +682,7 @@ mod tests {
             &config,
             "https://chat.example/api/auth/google/callback",
             1_000,
+            None,
             None,
             None,
         )

@@ -11,9 +11,9 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_error, D1Database, Env, Request};
 
 use crate::config::{self, SessionKeys};
+use crate::cookies::{self, cookie_value};
 use crate::directory::BINDING;
 use crate::rooms::contract::{self, CloseSockets};
-use crate::session::{self, cookie_value};
 
 /// The session cookie. `__Host-`: only ever set by this origin, over a secure context, for `/`.
 pub const COOKIE: &str = "__Host-dc_sid";
@@ -82,7 +82,7 @@ pub fn hash_token(token: &str) -> String {
 
 /// The token inside a signed cookie value.
 pub fn token_in_cookie<'a>(value: &'a str, keys: &SessionKeys) -> Option<&'a str> {
-    session::open(PURPOSE, value, keys)
+    cookies::open(PURPOSE, value, keys)
 }
 
 /// The `Set-Cookie` value for a new session token. `__Host-` needs `Secure`, `Path=/` and no
@@ -91,7 +91,7 @@ pub fn token_in_cookie<'a>(value: &'a str, keys: &SessionKeys) -> Option<&'a str
 pub fn set_cookie(token: &str, keys: &SessionKeys, max_age_ms: i64) -> String {
     format!(
         "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
-        session::seal(PURPOSE, token, keys),
+        cookies::seal(PURPOSE, token, keys),
         max_age_ms / 1000
     )
 }
@@ -159,6 +159,31 @@ pub async fn from_request(
         name: row.name,
         role: row.role,
     }))
+}
+
+/// Whether session `id` of `user_id` is still signed in (not revoked, not expired, the account
+/// not disabled). For a link that finishes on Apple's cross-site POST, which carries no
+/// session cookie: the login state names the session that started it.
+pub async fn is_active(env: &Env, id: &str, user_id: &str, now: i64) -> worker::Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct One {
+        #[allow(dead_code)]
+        one: f64,
+    }
+    let row: Option<One> = db(env)?
+        .prepare(
+            "SELECT 1 AS one FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
+               AND s.idle_expires_at > ?3 AND u.disabled_at IS NULL",
+        )
+        .bind(&[
+            JsValue::from(id),
+            JsValue::from(user_id),
+            JsValue::from(now as f64),
+        ])?
+        .first(None)
+        .await?;
+    Ok(row.is_some())
 }
 
 /// A new session for `user_id` (a fresh random token at every sign-in). Returns the cookie

@@ -86,6 +86,10 @@ pub struct Connect {
     /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`] on its socket URL).
     #[serde(default)]
     pub batch: bool,
+    /// The original request came to localhost: the room may honour test-only switches
+    /// (`BENCH_NO_FTS`), which it ignores for any other host.
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// Close the sockets of a session or a user (revoked session, disabled or banned user).
@@ -198,6 +202,9 @@ pub struct Search {
     pub query: String,
     /// Results wanted.
     pub limit: u32,
+    /// The original request came to localhost (test-only switches apply).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// A member's unread counts.
@@ -207,6 +214,9 @@ pub struct Unread {
     pub room: RoomInfo,
     /// Whose counts.
     pub user_id: String,
+    /// The original request came to localhost (test-only switches apply).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// A message with the messages around it.
@@ -227,6 +237,9 @@ pub struct Seed {
     pub room: RoomInfo,
     /// How many messages to add.
     pub count: u64,
+    /// The original request came to localhost: seeding is a test-only switch.
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// The room's head after a [`Seed`].
@@ -406,6 +419,7 @@ mod tests {
                 private: false,
             },
             count: 3,
+            loopback: true,
         }
         .into();
         let json = serde_json::to_value(&request).unwrap();

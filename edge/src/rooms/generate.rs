@@ -7,7 +7,7 @@
 //! object stays awake while a provider call is open, and other sockets' frames are handled in
 //! between, because the runtime delivers events while a handler awaits the network.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -17,17 +17,22 @@ use shared::ai::{CompletionRequest, StreamItem, StreamReader};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{AnswerState, Seq, Vote};
 use shared::room::assistant::{Record, Source};
-use shared::room::Effect;
+use shared::room::{Effect, Failure, Room};
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, AbortController, Delay, Env};
 
-use super::object::{now, ChatRoom};
+use super::store::DurableSql;
 use crate::ai::Provider;
+use crate::time::now;
+
+/// The rate-limiting binding that holds each user's assistant budget across rooms.
+const AI_LIMITER: &str = "AI_LIMITER";
 
 /// A provider call to make.
 pub enum Work {
     Generate {
         gen: u64,
+        target: Seq,
         request: CompletionRequest,
     },
     Summarize {
@@ -76,10 +81,16 @@ impl AiRuntime {
     /// Takes an assistant effect; returns it back if it is not one.
     pub fn take(&self, effect: Effect) -> Option<Effect> {
         match effect {
-            Effect::Generate { gen, request, .. } => {
-                self.work
-                    .borrow_mut()
-                    .push_back(Work::Generate { gen, request });
+            Effect::Generate {
+                gen,
+                target,
+                request,
+            } => {
+                self.work.borrow_mut().push_back(Work::Generate {
+                    gen,
+                    target,
+                    request,
+                });
             }
             Effect::Summarize { upto, request } => {
                 self.work
@@ -108,25 +119,62 @@ impl AiRuntime {
 }
 
 /// What ended a stream early.
-enum Ended {
+pub(super) enum Ended {
     /// The provider finished (or the room stopped the answer).
     Finished,
 }
 
-impl ChatRoom {
+/// What the assistant's runtime needs of the room object: the room to step, the socket-side
+/// effects of memory it learned, and the environment. The object implements it, so this module
+/// does not depend on the object.
+pub(super) trait AiHost {
+    /// The runtime's state.
+    fn ai(&self) -> &AiRuntime;
+    /// The Worker's environment (provider settings, D1).
+    fn env(&self) -> &Env;
+    /// The room's slug.
+    fn slug(&self) -> String;
+    /// Runs one assistant step on the room and carries out its effects.
+    fn with_room(
+        &self,
+        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
+    );
+    /// Runs a step that has no effects to carry out.
+    fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>));
+    /// The room, borrowed mutably.
+    fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>>;
+    /// Whether generation `gen` is still the one being written.
+    fn is_running(&self, gen: u64) -> bool;
+    /// When generation `gen`'s buffered text must go out.
+    fn room_deadline(&self, gen: u64) -> Option<i64>;
+    /// Adds facts to the memory every open connection of `user_id` carries.
+    fn learned(&self, user_id: &str, facts: &[String]);
+}
+
+/// The assistant's provider work, for any [`AiHost`].
+pub(super) trait AiWork: AiHost {
     /// Runs queued assistant work until none is left (a finished answer may start the next).
-    pub(super) async fn run_ai_work(&self) {
+    async fn run_ai_work(&self) {
         loop {
             let work = self.ai().work.borrow_mut().pop_front();
             match work {
                 None => return,
-                Some(Work::Generate { gen, request }) => self.generate(gen, request).await,
+                Some(Work::Generate {
+                    gen,
+                    target,
+                    request,
+                }) => self.generate(gen, target, request).await,
                 Some(Work::Summarize { upto, request }) => self.summarize(upto, request).await,
                 Some(Work::Remember {
                     user_id,
                     request,
                     known,
-                }) => self.remember(&user_id, request, &known).await,
+                }) => {
+                    // Memory calls count against the user's budget like answers.
+                    if self.within_budget(&user_id).await {
+                        self.remember(&user_id, request, &known).await;
+                    }
+                }
                 Some(Work::Record(record)) => {
                     let slug = self.slug();
                     if let Err(e) = write_record(self.env(), &slug, &record).await {
@@ -137,7 +185,40 @@ impl ChatRoom {
         }
     }
 
-    async fn generate(&self, gen: u64, request: CompletionRequest) {
+    /// Whether `user_id` may make one more assistant call: the `AI_LIMITER` rate-limiting
+    /// binding keyed by user, which every room consults, so the budget neither multiplies with
+    /// the rooms a user is in nor resets when a room restarts (each room also keeps its own
+    /// short-term limit). Without the binding, or if it fails, only the room's limit applies.
+    async fn within_budget(&self, user_id: &str) -> bool {
+        let Ok(limiter) = self.env().rate_limiter(AI_LIMITER) else {
+            return true;
+        };
+        match limiter.limit(format!("ai:{user_id}")).await {
+            Ok(outcome) => outcome.success,
+            Err(e) => {
+                console_error!("the assistant budget could not be checked: {e}");
+                true
+            }
+        }
+    }
+
+    async fn generate(&self, gen: u64, target: Seq, request: CompletionRequest) {
+        let asker = self
+            .room_mut()
+            .as_ref()
+            .and_then(|room| room.store().message(target).ok().flatten())
+            .and_then(|m| m.answer.map(|a| a.asker));
+        if let Some(asker) = asker {
+            if !self.within_budget(&asker).await {
+                let refused = ChatError::new(
+                    ErrorCode::RateLimited,
+                    "You have asked the assistant too often in the last minute; try again shortly.",
+                );
+                self.ai().aborts.borrow_mut().remove(&gen);
+                self.with_room(|room, now| room.ai_finish(gen, Err(refused), now));
+                return;
+            }
+        }
         let outcome = match Provider::from_env(self.env()) {
             Ok(provider) => {
                 self.stream_answer(&provider, gen, &request)
@@ -329,6 +410,8 @@ impl ChatRoom {
         self.learned(user_id, &facts);
     }
 }
+
+impl<T: AiHost> AiWork for T {}
 
 /// Writes one analytics record to D1 (tables from migrations/0004_ai.sql).
 async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<()> {

@@ -16,11 +16,13 @@ use shared::protocol::{
 };
 use shared::rate_limit::RateLimits;
 use shared::room::outbox::{Outbox, COALESCE_MS};
-use shared::room::{is_present, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room};
+use shared::room::{
+    is_present, may_open_socket, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room,
+};
 use shared::search;
 use worker::{
-    console_error, console_warn, durable_object, Date, DurableObject, Env, Request, Response,
-    State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    console_error, console_warn, durable_object, DurableObject, Env, Request, Response, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 use super::contract::{
@@ -28,11 +30,12 @@ use super::contract::{
     ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest, Search,
     Seed, Seeded, Unread, CONNECT_HEADER,
 };
-use super::generate::AiRuntime;
+use super::generate::{AiHost, AiRuntime, AiWork};
 use super::semantic::Semantic;
 use super::store::DurableSql;
 use crate::config;
 use crate::http::error_response;
+use crate::time::now;
 use shared::room::SqlStore;
 
 /// How long after a message the room writes its count and last activity to the directory. One
@@ -71,7 +74,6 @@ struct Slot {
     ws: WebSocket,
     conn: Conn,
     session: Option<String>,
-    limiter: ConnLimiter,
     batch: bool,
 }
 
@@ -99,8 +101,13 @@ pub struct ChatRoom {
     slots: Slots,
     /// Frames coalesced per socket during a burst ([`Outbox`]).
     outbox: Rc<RefCell<Outbox<u64>>>,
+    /// Rate limits per user (not per socket), in memory: a woken room starts them full.
+    limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
     ai: AiRuntime,
+    /// Whether the request being handled came to the Worker at localhost (`Connect::loopback`,
+    /// `RoomQuery::loopback`): test-only switches act only then.
+    test_switches: Cell<bool>,
 }
 
 impl DurableObject for ChatRoom {
@@ -117,8 +124,10 @@ impl DurableObject for ChatRoom {
             room: RefCell::new(None),
             slots: Rc::new(RefCell::new(None)),
             outbox: Rc::new(RefCell::new(Outbox::new())),
+            limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
+            test_switches: Cell::new(false),
             env,
         }
     }
@@ -138,7 +147,24 @@ impl DurableObject for ChatRoom {
         };
         let connect: Connect = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
+        self.test_switches.set(connect.loopback);
         self.load(Some(connect.room))?;
+
+        // One person cannot hold more than their share of the room's sockets, nor the room more
+        // than it can serve.
+        let open = {
+            let slots = self.slots.borrow();
+            let slots = slots.as_ref();
+            let mine = slots.map_or(0, |s| {
+                s.values()
+                    .filter(|slot| slot.conn.author.id == connect.author.id)
+                    .count()
+            });
+            may_open_socket(mine, slots.map_or(0, HashMap::len))
+        };
+        if let Err(refusal) = open {
+            return error_response(&refusal);
+        }
 
         // The room decides the connection's role, and refuses banned users and non-members of
         // a private room, before the upgrade.
@@ -169,7 +195,6 @@ impl DurableObject for ChatRoom {
                 ws: pair.server,
                 conn,
                 session: connect.session_id,
-                limiter: ConnLimiter::new(self.limits, now()),
                 batch: connect.batch,
             };
             slot.ws.serialize_attachment(slot.attachment(id))?;
@@ -204,14 +229,19 @@ impl DurableObject for ChatRoom {
             let mut slots_ref = self.slots.borrow_mut();
             let slots = slots_ref.get_or_insert_with(HashMap::new);
             // Take the sender's slot out so the presence closure can read the others.
-            let Some(mut slot) = slots.remove(&id) else {
+            let Some(slot) = slots.remove(&id) else {
                 return Ok(());
             };
             let mut room_ref = self.room.borrow_mut();
             let Some(room) = room_ref.as_mut() else {
                 return Ok(());
             };
-            let effects = room.on_frame(&slot.conn, &mut slot.limiter, frame, now, || {
+            // One limiter per user, shared by all their sockets here.
+            let mut limiters = self.limiters.borrow_mut();
+            let limiter = limiters
+                .entry(slot.conn.author.id.clone())
+                .or_insert_with(|| ConnLimiter::new(self.limits, now));
+            let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
                 presence(slots.values().map(|s| &s.conn))
             });
             slots.insert(id, slot);
@@ -338,14 +368,17 @@ impl ChatRoom {
             }
             RoomRequest::ProfileChanged(r) => reply::<ProfileChanged>(self.profile_changed(r)),
             RoomRequest::Search(r) => reply::<Search>(self.search(r).await),
-            RoomRequest::Unread(r) => reply::<Unread>(self.read_room(&r.room, |room| {
-                let (read, counts) = room.unread(&r.user_id)?;
-                Ok(RoomUnread {
-                    slug: r.room.slug.clone(),
-                    read,
-                    counts,
-                })
-            })),
+            RoomRequest::Unread(r) => {
+                self.test_delay(r.loopback).await;
+                reply::<Unread>(self.read_room(&r.room, |room| {
+                    let (read, counts) = room.unread(&r.user_id)?;
+                    Ok(RoomUnread {
+                        slug: r.room.slug.clone(),
+                        read,
+                        counts,
+                    })
+                }))
+            }
             RoomRequest::ContextOf(r) => reply::<ContextOf>(self.read_room(&r.room, |room| {
                 room.may_read(&r.user_id)?;
                 let (thread, messages) = room
@@ -364,6 +397,18 @@ impl ChatRoom {
                 })
             })),
             RoomRequest::Seed(r) => reply::<Seed>(self.seed_request(r)),
+        }
+    }
+
+    /// Test-only (never in wrangler.toml, and only for requests the Worker got at localhost):
+    /// a slow room, to test a fan-out's deadline (`ROOM_QUERY_TEST_DELAY_MS`).
+    async fn test_delay(&self, loopback: bool) {
+        self.test_switches.set(loopback);
+        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
+            .filter(|_| loopback)
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
         }
     }
 
@@ -437,12 +482,7 @@ impl ChatRoom {
 
     /// Search in this room for a member who may read it.
     async fn search(&self, r: Search) -> Result<SearchResults, Failure> {
-        if let Some(ms) = config::string(&self.env, "ROOM_QUERY_TEST_DELAY_MS")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            // Test-only (never in wrangler.toml): a slow room, to test a fan-out's deadline.
-            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
-        }
+        self.test_delay(r.loopback).await;
         let query = search::parse_query(&r.query).map_err(Failure::Refused)?;
         // Semantic candidates first: no borrow of the room may be held across an await.
         let semantic = match Semantic::from_env(&self.env) {
@@ -477,7 +517,8 @@ impl ChatRoom {
 
     /// The bench's bulk seed, when enabled.
     fn seed_request(&self, r: Seed) -> Result<Seeded, Failure> {
-        if !config::bench_seed_enabled(&self.env) {
+        self.test_switches.set(r.loopback);
+        if !(config::bench_seed_enabled(&self.env) && r.loopback) {
             return Err(Failure::Refused(ChatError::new(
                 ErrorCode::NotFound,
                 "Seeding is not enabled on this server.",
@@ -615,7 +656,9 @@ impl ChatRoom {
             (None, info) => {
                 let store =
                     SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
-                if config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1") {
+                if self.test_switches.get()
+                    && config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1")
+                {
                     store.drop_search_index_triggers().map_err(stored)?;
                 }
                 let info = match info {
@@ -652,7 +695,6 @@ impl ChatRoom {
     fn rebuild_slots(&self) -> worker::Result<()> {
         let mut slots = self.slots.borrow_mut();
         if slots.is_none() {
-            let now = now();
             let mut rebuilt = HashMap::new();
             for ws in self.state.get_websockets() {
                 match ws.deserialize_attachment::<Attachment>() {
@@ -663,7 +705,6 @@ impl ChatRoom {
                                 ws,
                                 conn: att.conn,
                                 session: att.session,
-                                limiter: ConnLimiter::new(self.limits, now),
                                 batch: att.batch,
                             },
                         );
@@ -740,77 +781,6 @@ impl ChatRoom {
             }
             Err(e) => console_error!("assistant step failed: {e:?}"),
         }
-    }
-
-    /// Runs one assistant step on the room and carries out its effects.
-    pub(super) fn with_room(
-        &self,
-        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
-    ) {
-        let effects = {
-            let mut room = self.room.borrow_mut();
-            match room.as_mut() {
-                Some(room) => step(room, now()),
-                None => return,
-            }
-        };
-        self.carry_effects(effects);
-    }
-
-    pub(super) fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>)) {
-        if let Some(room) = self.room.borrow_mut().as_mut() {
-            step(room);
-        }
-    }
-
-    pub(super) fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>> {
-        self.room.borrow_mut()
-    }
-
-    /// Whether generation `gen` is still the one being written.
-    pub(super) fn is_running(&self, gen: u64) -> bool {
-        self.room
-            .borrow()
-            .as_ref()
-            .and_then(|r| r.assistant().running())
-            .is_some_and(|(_, g)| g == gen)
-    }
-
-    /// When generation `gen`'s buffered text must go out.
-    pub(super) fn room_deadline(&self, gen: u64) -> Option<i64> {
-        self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
-    }
-
-    /// Adds facts to the memory every open connection of `user_id` carries.
-    pub(super) fn learned(&self, user_id: &str, facts: &[String]) {
-        let mut slots = self.slots.borrow_mut();
-        let Some(slots) = slots.as_mut() else { return };
-        for (id, slot) in slots.iter_mut() {
-            if slot.conn.author.id != user_id {
-                continue;
-            }
-            let memory = &mut slot.conn.personalization.memory;
-            memory.extend(facts.iter().cloned());
-            let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
-            memory.drain(..excess);
-            let _ = slot.ws.serialize_attachment(slot.attachment(*id));
-        }
-    }
-
-    pub(super) fn ai(&self) -> &AiRuntime {
-        &self.ai
-    }
-
-    pub(super) fn env(&self) -> &Env {
-        &self.env
-    }
-
-    pub(super) fn slug(&self) -> String {
-        self.room
-            .borrow()
-            .as_ref()
-            .map(|r| r.info().slug.clone())
-            .unwrap_or_default()
     }
 
     /// Sends a frame to every joined socket (but `except`).
@@ -933,6 +903,14 @@ impl ChatRoom {
     }
 
     fn announce_leave(&self, conn: &Conn) {
+        let has_sockets = self
+            .slots
+            .borrow()
+            .as_ref()
+            .is_some_and(|slots| slots.values().any(|s| s.conn.author.id == conn.author.id));
+        if !has_sockets {
+            self.limiters.borrow_mut().remove(&conn.author.id);
+        }
         if !conn.joined {
             return;
         }
@@ -966,6 +944,80 @@ impl ChatRoom {
             self.flush_scheduled.set(false);
             console_error!("could not schedule the directory update: {e}");
         }
+    }
+}
+
+/// What the assistant's runtime ([`super::generate`]) needs of the room object.
+impl AiHost for ChatRoom {
+    /// Runs one assistant step on the room and carries out its effects.
+    fn with_room(
+        &self,
+        step: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<Vec<Effect>, Failure>,
+    ) {
+        let effects = {
+            let mut room = self.room.borrow_mut();
+            match room.as_mut() {
+                Some(room) => step(room, now()),
+                None => return,
+            }
+        };
+        self.carry_effects(effects);
+    }
+
+    fn with_room_quiet(&self, step: impl FnOnce(&mut Room<DurableSql>)) {
+        if let Some(room) = self.room.borrow_mut().as_mut() {
+            step(room);
+        }
+    }
+
+    fn room_mut(&self) -> RefMut<'_, Option<Room<DurableSql>>> {
+        self.room.borrow_mut()
+    }
+
+    /// Whether generation `gen` is still the one being written.
+    fn is_running(&self, gen: u64) -> bool {
+        self.room
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.assistant().running())
+            .is_some_and(|(_, g)| g == gen)
+    }
+
+    /// When generation `gen`'s buffered text must go out.
+    fn room_deadline(&self, gen: u64) -> Option<i64> {
+        self.room.borrow().as_ref().and_then(|r| r.ai_deadline(gen))
+    }
+
+    /// Adds facts to the memory every open connection of `user_id` carries.
+    fn learned(&self, user_id: &str, facts: &[String]) {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slots) = slots.as_mut() else { return };
+        for (id, slot) in slots.iter_mut() {
+            if slot.conn.author.id != user_id {
+                continue;
+            }
+            let memory = &mut slot.conn.personalization.memory;
+            memory.extend(facts.iter().cloned());
+            let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
+            memory.drain(..excess);
+            let _ = slot.ws.serialize_attachment(slot.attachment(*id));
+        }
+    }
+
+    fn ai(&self) -> &AiRuntime {
+        &self.ai
+    }
+
+    fn env(&self) -> &Env {
+        &self.env
+    }
+
+    fn slug(&self) -> String {
+        self.room
+            .borrow()
+            .as_ref()
+            .map(|r| r.info().slug.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -1007,10 +1059,6 @@ fn stored(e: shared::room::StoreError) -> worker::Error {
 
 fn to_json<T: Serialize>(value: &T) -> worker::Result<String> {
     serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
-}
-
-pub(super) fn now() -> i64 {
-    Date::now().as_millis() as i64
 }
 
 /// Most messages one seed request adds (the bench sends several).

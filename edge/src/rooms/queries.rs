@@ -72,6 +72,7 @@ pub async fn search_all(
     user_id: &str,
     query: &str,
     limit: u32,
+    loopback: bool,
 ) -> SearchResults {
     let requests = rooms
         .iter()
@@ -81,6 +82,7 @@ pub async fn search_all(
                 user_id: user_id.to_owned(),
                 query: query.to_owned(),
                 limit,
+                loopback,
             };
             (room.slug.clone(), search)
         })
@@ -95,13 +97,19 @@ pub async fn search_all(
 }
 
 /// The user's unread counts in each of their rooms that answered in time.
-pub async fn unread_all(env: &Env, rooms: &[RoomInfo], user_id: &str) -> Vec<RoomUnread> {
+pub async fn unread_all(
+    env: &Env,
+    rooms: &[RoomInfo],
+    user_id: &str,
+    loopback: bool,
+) -> Vec<RoomUnread> {
     let requests = rooms
         .iter()
         .map(|room| {
             let unread = Unread {
                 room: room.clone(),
                 user_id: user_id.to_owned(),
+                loopback,
             };
             (room.slug.clone(), unread)
         })

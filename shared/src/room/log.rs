@@ -101,7 +101,9 @@ impl<D: Sql> Room<D> {
         if !text.contains('@') {
             return Ok(Vec::new());
         }
-        let members = self.store.members(usize::MAX)?;
+        let members = self
+            .store
+            .members_named(&crate::mentions::candidate_keys(text))?;
         let mentioned: Vec<&str> = crate::mentions::find_mentions(text, &members)
             .into_iter()
             .filter(|id| *id != event.author.id)
@@ -191,14 +193,7 @@ impl<D: Sql> Room<D> {
         }
         let mut moderated = None;
         let mut target_message = None;
-        let target = match &kind {
-            EventKind::Edit { target, .. }
-            | EventKind::Delete { target }
-            | EventKind::React { target, .. }
-            | EventKind::Pin { target, .. } => Some(*target),
-            EventKind::Reply { thread, .. } => Some(*thread),
-            _ => None,
-        };
+        let target = kind.changes();
         if let Some(target) = &target {
             let message = self
                 .store
@@ -211,17 +206,47 @@ impl<D: Sql> Room<D> {
                     ))
                 })?;
             let own = message.author.id == author.id;
-            let permitted = !matches!(kind, EventKind::Edit { .. } | EventKind::Delete { .. })
-                || own
-                || (matches!(kind, EventKind::Delete { .. }) && conn.may(Action::DeleteAny));
-            if !own && matches!(kind, EventKind::Delete { .. }) {
-                moderated = Some(message.author.id.clone());
-            }
-            if !permitted {
-                return Err(Failure::Refused(ChatError::new(
+            let only_own = || {
+                refused(
                     ErrorCode::Forbidden,
                     "You can only change your own messages.",
-                )));
+                )
+            };
+            match &kind {
+                EventKind::Edit { .. } if !own => return Err(only_own()),
+                EventKind::Delete { .. } if !own => {
+                    if !conn.may(Action::DeleteAny) {
+                        return Err(only_own());
+                    }
+                    // Deleting someone's message is moderating them: like every other
+                    // moderation action, it needs a higher role than theirs (now, not when
+                    // they posted). Authors with no standing (the assistant) count as members.
+                    let theirs = self
+                        .store
+                        .member(&message.author.id)?
+                        .map_or(Role::Member, |m| m.role);
+                    if !crate::permissions::outranks(conn.author.role, conn.admin, theirs) {
+                        return Err(refused(
+                            ErrorCode::Forbidden,
+                            "You can only delete messages of members below your own role.",
+                        ));
+                    }
+                    moderated = Some(message.author.id.clone());
+                }
+                EventKind::React {
+                    emoji, add: true, ..
+                } if message.reactions.len() >= limits::REACTIONS_PER_MESSAGE
+                    && !message.reactions.iter().any(|r| &r.emoji == emoji) =>
+                {
+                    return Err(refused(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "A message can carry {} different reactions; add one of those.",
+                            limits::REACTIONS_PER_MESSAGE
+                        ),
+                    ));
+                }
+                _ => {}
             }
             target_message = Some(message);
         }

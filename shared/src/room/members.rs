@@ -20,9 +20,7 @@ impl<D: Sql> Room<D> {
         let record = self.store.member(&user_id)?;
         let mut effects = Vec::new();
         let record = match record {
-            Some(record) if record.banned && !conn.admin => {
-                return Err(refused(ErrorCode::Banned, "You are banned from this room."))
-            }
+            Some(record) if record.banned && !conn.admin => return Err(banned()),
             Some(mut record) => {
                 if record.name != conn.author.name {
                     record.name.clone_from(&conn.author.name);
@@ -52,22 +50,22 @@ impl<D: Sql> Room<D> {
     /// has.
     pub fn act_as(&mut self, conn: &mut Conn, owner_id: &str, now: Millis) -> Result<(), Failure> {
         match self.store.member(&conn.author.id)? {
-            Some(record) => conn.author.role = record.role,
-            None if conn.author.id == owner_id => {
-                self.admit(conn, owner_id, now)?;
+            // A ban takes every power in the room, whatever role the record still names.
+            Some(record) if record.banned && !conn.admin => Err(banned()),
+            Some(record) => {
+                conn.author.role = record.role;
+                Ok(())
             }
-            None => {}
+            None if conn.author.id == owner_id => self.admit(conn, owner_id, now).map(drop),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether `user_id` may read the room's messages outside a connection (search, a
     /// message in context): not if they are banned from it.
     pub fn may_read(&self, user_id: &str) -> Result<(), Failure> {
         match self.store.member(user_id)? {
-            Some(record) if record.banned => {
-                Err(refused(ErrorCode::Banned, "You are banned from this room."))
-            }
+            Some(record) if record.banned => Err(banned()),
             _ => Ok(()),
         }
     }
@@ -101,6 +99,9 @@ impl<D: Sql> Room<D> {
     pub(super) fn actor(&self, conn: &Conn) -> Result<Conn, Failure> {
         let mut actor = conn.clone();
         if let Some(record) = self.store.member(&conn.author.id)? {
+            if record.banned && !conn.admin {
+                return Err(banned());
+            }
             actor.author.role = record.role;
         }
         Ok(actor)
@@ -311,7 +312,7 @@ impl<D: Sql> Room<D> {
         let user_id = &conn.author.id;
         if let Some(record) = self.store.member(user_id)? {
             if record.banned {
-                return Err(refused(ErrorCode::Banned, "You are banned from this room."));
+                return Err(banned());
             }
             return Ok(record.role);
         }
@@ -364,6 +365,10 @@ impl<D: Sql> Room<D> {
             member,
         })])
     }
+}
+
+fn banned() -> Failure {
+    refused(ErrorCode::Banned, "You are banned from this room.")
 }
 
 /// The first characters of a secret, enough to tell invites apart in a log.

@@ -89,12 +89,16 @@ impl Conn {
     }
 }
 
-/// Per-connection rate limiting. Lives in memory: after hibernation a connection starts with
-/// full buckets, which is what an idle connection would have anyway.
+/// Rate limiting of one user in one room, shared by all of that user's connections there (one
+/// cookie opening many sockets gets no more than one socket would). Lives in memory: after
+/// hibernation a user starts with full buckets, which is what an idle user would have anyway.
 #[derive(Debug, Clone)]
 pub struct ConnLimiter {
     sends: TokenBucket,
     frames: TokenBucket,
+    /// Typing notices fan out to everyone: a few pass, the rest are dropped silently (they
+    /// are best-effort hints, not requests to refuse).
+    typing: TokenBucket,
     strikes: u32,
 }
 
@@ -107,6 +111,7 @@ impl ConnLimiter {
         ConnLimiter {
             sends: TokenBucket::new(limits.send_burst, limits.send_per_second, now),
             frames: TokenBucket::new(limits.frame_burst, limits.frame_per_second, now),
+            typing: TokenBucket::new(limits::TYPING_BURST, limits::TYPING_PER_SECOND, now),
             strikes: 0,
         }
     }
@@ -359,6 +364,10 @@ impl<D: Sql> Room<D> {
             }
         }
 
+        if matches!(message, ClientMessage::Typing {}) && limiter.typing.try_take(now).is_err() {
+            return Vec::new();
+        }
+
         self.handle(conn, message, now, present)
             .unwrap_or_else(|failure| failure_effects(failure, client_id))
     }
@@ -596,6 +605,28 @@ impl Failure {
             ),
         }
     }
+}
+
+/// Whether one more socket of a user may open in a room where that user holds `user_sockets`
+/// and the room `room_sockets`: refused with `too_many_connections` past
+/// [`limits::SOCKETS_PER_USER`], and `room_full` past [`limits::SOCKETS_PER_ROOM`].
+pub fn may_open_socket(user_sockets: usize, room_sockets: usize) -> Result<(), ChatError> {
+    if user_sockets >= limits::SOCKETS_PER_USER {
+        return Err(ChatError::new(
+            ErrorCode::TooManyConnections,
+            format!(
+                "You already have {} connections to this room; close a tab or device first.",
+                limits::SOCKETS_PER_USER
+            ),
+        ));
+    }
+    if room_sockets >= limits::SOCKETS_PER_ROOM {
+        return Err(ChatError::new(
+            ErrorCode::RoomFull,
+            "This room is full right now; try again later.",
+        ));
+    }
+    Ok(())
 }
 
 /// Who is present, one entry per user, given the room's joined connections.

@@ -127,22 +127,6 @@ fn answer_columns(view: &MessageView) -> Result<(Option<String>, Option<String>)
     Ok((Some(json(answer)?), state))
 }
 
-/// The message a stored event changes, if it targets one.
-fn target_of(kind: &EventKind) -> Option<Seq> {
-    match kind {
-        EventKind::Edit { target, .. }
-        | EventKind::Delete { target }
-        | EventKind::AnswerStatus { target, .. }
-        | EventKind::Feedback { target, .. }
-        | EventKind::React { target, .. }
-        | EventKind::Pin { target, .. } => Some(*target),
-        EventKind::Message { .. }
-        | EventKind::Answer { .. }
-        | EventKind::Reply { .. }
-        | EventKind::Unknown => None,
-    }
-}
-
 impl<D: Sql> SqlStore<D> {
     /// Opens the store, creating or migrating the schema.
     pub fn open(db: D) -> Result<Self, StoreError> {
@@ -293,24 +277,14 @@ impl<D: Sql> SqlStore<D> {
                     event.at,
                     event.author.id.as_str(),
                     event.client_id.as_str(),
-                    target_of(&event.kind),
+                    event.kind.target(),
                     json(event)?
                 ],
             )?;
             if let Some(view) = MessageView::from_event(event) {
                 self.insert_message(event, &view)?;
             }
-            // The message the event changes: a target, or the root of the thread a reply or
-            // an answer in a thread joins (its reply count).
-            let changed = match &event.kind {
-                EventKind::Reply { thread, .. }
-                | EventKind::Answer {
-                    thread: Some(thread),
-                    ..
-                } => Some(*thread),
-                kind => target_of(kind),
-            };
-            if let Some(seq) = changed {
+            if let Some(seq) = event.kind.changes() {
                 self.apply_to_message(seq, event)?;
             }
             Ok(())
@@ -525,10 +499,15 @@ impl<D: Sql> SqlStore<D> {
             sql_params![member.user_id.as_str()],
         )?;
         self.db.execute(
-            "INSERT INTO members (user_id, name, last_seen) VALUES (?, ?, ?)
+            "INSERT INTO members (user_id, name, last_seen, name_key) VALUES (?, ?, ?, ?)
              ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,
-                 last_seen = excluded.last_seen",
-            sql_params![member.user_id.as_str(), member.name.as_str(), now],
+                 last_seen = excluded.last_seen, name_key = excluded.name_key",
+            sql_params![
+                member.user_id.as_str(),
+                member.name.as_str(),
+                now,
+                crate::mentions::name_key(&member.name)
+            ],
         )?;
         Ok(known.is_empty())
     }
@@ -539,6 +518,30 @@ impl<D: Sql> SqlStore<D> {
             .query(
                 "SELECT user_id, name FROM members ORDER BY last_seen DESC LIMIT ?",
                 sql_params![limit.min(MAX_SAFE_INTEGER as usize) as u64],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Member {
+                    user_id: r.text(0)?,
+                    name: r.text(1)?,
+                    avatar: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The members whose name has one of these keys ([`crate::mentions::name_key`]), most
+    /// recently seen first: the candidates a text's mentions could name.
+    pub fn members_named(&self, keys: &[String]) -> Result<Vec<Member>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db
+            .query(
+                "SELECT user_id, name FROM members
+                 WHERE name_key IN (SELECT value FROM json_each(?))
+                 ORDER BY last_seen DESC",
+                sql_params![json(&keys)?],
             )?
             .iter()
             .map(|r| {

@@ -110,6 +110,12 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // watch: a deleted message's mentions, for the watchers of unread counts.
     "CREATE INDEX mentions_by_seq ON mentions (seq);",
+    // mentions by name: a mention looks up only the members it could name (their lowercased
+    // name, `mentions::name_key`), not every member of the room. Rows from before get SQLite's
+    // `lower` (ASCII) until the member's next join writes the full key.
+    "ALTER TABLE members ADD COLUMN name_key TEXT;
+    UPDATE members SET name_key = lower(name);
+    CREATE INDEX members_by_name_key ON members (name_key);",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which

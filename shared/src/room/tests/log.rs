@@ -303,3 +303,80 @@ fn a_failing_store_gives_the_client_a_generic_internal_error_and_logs_the_detail
         "a failed append does not advance the sequence"
     );
 }
+
+#[test]
+fn resolving_a_mention_reads_only_the_members_it_could_name_not_the_whole_room() {
+    /// SQLite that counts the member rows its queries return.
+    struct Counting {
+        db: Sqlite,
+        member_rows: std::cell::Cell<usize>,
+    }
+    impl Sql for Counting {
+        fn execute(&self, sql: &str, params: &[store::SqlValue]) -> Result<(), StoreError> {
+            self.db.execute(sql, params)
+        }
+        fn query(
+            &self,
+            sql: &str,
+            params: &[store::SqlValue],
+        ) -> Result<Vec<store::Row>, StoreError> {
+            let rows = self.db.query(sql, params)?;
+            if sql.contains("FROM members") {
+                self.member_rows.set(self.member_rows.get() + rows.len());
+            }
+            Ok(rows)
+        }
+    }
+    let db = Counting {
+        db: Sqlite::memory().unwrap(),
+        member_rows: std::cell::Cell::new(0),
+    };
+    let mut room = Room::open(SqlStore::open(db).unwrap(), info()).unwrap();
+    for i in 0..300 {
+        let member = Member {
+            user_id: format!("u{i}"),
+            name: format!("Member {i}"),
+            avatar: None,
+        };
+        room.store().record_member(&member, i).unwrap();
+    }
+    let ann = conn("ann", Role::Member);
+    let mut limiter = ConnLimiter::new(RateLimits::default(), 0);
+    room.store().db().member_rows.set(0);
+    let raw = r#"{"type":"send","client_id":"c","text":"thanks @member 7 and @Member 42!"}"#;
+    let effects = room.on_frame(&ann, &mut limiter, Frame::Text(raw), 1, Vec::new);
+    let mentioned = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Notify(ServerMessage::Activity { mentions, .. }) => Some(mentions.clone()),
+            _ => None,
+        })
+        .expect("an activity notice");
+    assert_eq!(mentioned, vec!["u42".to_string(), "u7".to_string()]);
+    let read = room.store().db().member_rows.get();
+    assert!(
+        read <= 4,
+        "a mention read {read} member rows; only the named candidates should be read"
+    );
+}
+
+#[test]
+fn a_message_takes_at_most_twenty_distinct_reactions_but_more_people_on_each() {
+    let mut f = Fixture::new();
+    let ann = conn("ann", Role::Member);
+    let bob = conn("bob", Role::Member);
+    let seq = ack_of(&f.send(&ann, "p", "react")).0;
+    let react = |id: String, emoji: String| serde_json::json!({"type":"react","client_id":id,"target":seq,"emoji":emoji,"add":true});
+    // Twenty distinct emoji from one block of real emoji.
+    let emoji: Vec<String> = ('😀'..='😔').map(String::from).collect();
+    for (i, e) in emoji.iter().take(20).enumerate() {
+        assert!(!ack_of(&f.frame(&ann, react(format!("r{i}"), e.clone()))).1);
+    }
+    let over = f.frame(&ann, react("r20".into(), emoji[20].clone()));
+    assert_eq!(error_of(&over), ErrorCode::TooLarge);
+    let joined = f.frame(&bob, react("b".into(), emoji[0].clone()));
+    assert!(
+        !ack_of(&joined).1,
+        "another person on an existing one is fine"
+    );
+}

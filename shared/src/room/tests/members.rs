@@ -366,3 +366,54 @@ fn a_moderate_frame_is_answered_with_applied() {
     );
     assert_eq!(error_of(&effects), ErrorCode::InvalidInput);
 }
+
+#[test]
+fn a_banned_moderator_keeps_no_power_on_any_path() {
+    let (mut f, owner, ann, moderator) = moderated();
+    f.command(
+        &owner,
+        Command::Ban {
+            user_id: "mod".into(),
+        },
+    )
+    .unwrap();
+    // Over HTTP: the caller's standing is read from the room's records.
+    let mut caller = conn("mod", Role::Member);
+    let err = f.room.act_as(&mut caller, "owner", 9).unwrap_err();
+    assert_eq!(err.into_error().0.code, ErrorCode::Banned);
+    // A connection still holding the moderator role (opened before the ban) cannot use it.
+    let kick = Command::Kick {
+        user_id: ann.author.id.clone(),
+    };
+    assert_eq!(f.command(&moderator, kick), Err(ErrorCode::Banned));
+    let invite = f
+        .room
+        .create_invite(&moderator, &CreateInvite::default(), "t".into(), 9)
+        .unwrap_err();
+    assert_eq!(invite.into_error().0.code, ErrorCode::Banned);
+    assert_eq!(
+        f.room
+            .audit_log(&moderator, None)
+            .unwrap_err()
+            .into_error()
+            .0
+            .code,
+        ErrorCode::Banned
+    );
+}
+
+#[test]
+fn a_moderator_deletes_only_messages_of_members_below_them_and_the_owner_anyones() {
+    let (mut f, owner, ann, moderator) = moderated();
+    let by_owner = ack_of(&f.send(&owner, "o", "owner's")).0;
+    let by_ann = ack_of(&f.send(&ann, "a", "ann's")).0;
+    let by_mod = ack_of(&f.send(&moderator, "m", "moderator's")).0;
+    let delete =
+        |id: &str, target: Seq| serde_json::json!({"type":"delete","client_id":id,"target":target});
+    let refused = f.frame(&moderator, delete("d1", by_owner));
+    assert_eq!(error_of(&refused), ErrorCode::Forbidden);
+    let done = f.frame(&moderator, delete("d2", by_ann));
+    assert!(!ack_of(&done).1);
+    let done = f.frame(&owner, delete("d3", by_mod));
+    assert!(!ack_of(&done).1);
+}

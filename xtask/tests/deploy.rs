@@ -1,0 +1,176 @@
+//! The deploy against a fake account: a stand-in for wrangler that keeps the account's
+//! resources in files, so creating, writing ids back and idempotency are tested without one.
+
+// The fake wrangler is a bash script.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+
+use xtask::deploy::{run, Options};
+use xtask::repo_root;
+
+/// A wrangler that answers the commands the deploy uses from a state directory beside it.
+const FAKE_WRANGLER: &str = r#"#!/usr/bin/env bash
+state="$(dirname "$0")/state"
+mkdir -p "$state"
+echo "$*" >> "$state/calls"
+case "$1 $2" in
+  "deploy --dry-run")
+    mkdir -p "$4" && head -c 4096 /dev/urandom > "$4/index.wasm" && echo "Total Upload" ;;
+  "deploy --env") echo "Deployed" ;;
+  "whoami "*) echo "logged in" ;;
+  "d1 list")
+    if [ -f "$state/d1" ]; then echo '[{"uuid":"11111111-2222-3333-4444-555555555555","name":"durable-chat"}]'; else echo '[]'; fi ;;
+  "d1 create") touch "$state/d1" ;;
+  "d1 migrations") echo "No migrations to apply" ;;
+  "kv namespace")
+    case "$3" in
+      list) if [ -f "$state/kv" ]; then echo '[{"id":"abcdefabcdefabcdefabcdefabcdefab","title":"durable-chat-logs"}]'; else echo '[]'; fi ;;
+      create) touch "$state/kv" ;;
+    esac ;;
+  "r2 bucket")
+    case "$3" in
+      list) echo "Listing buckets..."; if [ -f "$state/r2" ]; then cat "$state/r2"; fi ;;
+      create) printf 'name:           %s\ncreation_date:  2026-01-01\n\n' "$4" >> "$state/r2" ;;
+    esac ;;
+  "vectorize list")
+    if [ -f "$state/vectorize" ]; then echo '[{"name":"durable-chat-messages","config":{"dimensions":384,"metric":"cosine"}}]'; else echo '[]'; fi ;;
+  "vectorize create") touch "$state/vectorize" ;;
+  "secret list")
+    if [ -f "$state/secrets" ]; then cat "$state/secrets"; else echo "Worker not found" >&2; exit 1; fi ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"#;
+
+/// A copy of what the deploy reads (wrangler.toml, the Worker's source, the migrations) and
+/// the fake wrangler.
+fn workspace(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("xtask-deploy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("repo");
+    copy_dir(&repo_root().join("edge/src"), &root.join("edge/src"));
+    copy_dir(&repo_root().join("migrations"), &root.join("migrations"));
+    std::fs::copy(
+        repo_root().join("wrangler.toml"),
+        root.join("wrangler.toml"),
+    )
+    .expect("copy");
+    let bin = dir.join("bin/wrangler");
+    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    std::fs::write(&bin, FAKE_WRANGLER).expect("fake wrangler");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (root, bin)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
+fn options(bin: &Path) -> Options {
+    Options {
+        env: "production".into(),
+        no_build: true,
+        wrangler: Some(bin.to_owned()),
+        ..Options::default()
+    }
+}
+
+fn calls(bin: &Path) -> Vec<String> {
+    std::fs::read_to_string(bin.with_file_name("state").join("calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_first_deploy_creates_every_resource_and_writes_their_ids_and_a_second_creates_nothing() {
+    let (root, bin) = workspace("twice");
+    std::fs::create_dir_all(bin.with_file_name("state")).expect("state");
+    std::fs::write(
+        bin.with_file_name("state").join("secrets"),
+        r#"[{"name":"SESSION_SECRET","type":"secret_text"}]"#,
+    )
+    .expect("secrets");
+
+    run(&root, &options(&bin)).expect("first deploy");
+    let first = calls(&bin);
+    for created in [
+        "d1 create durable-chat",
+        "kv namespace create durable-chat-logs",
+        "r2 bucket create durable-chat-avatars",
+        "r2 bucket create durable-chat-attachments",
+        "vectorize create durable-chat-messages --dimensions=384 --metric=cosine",
+    ] {
+        assert!(
+            first.iter().any(|c| c == created),
+            "{created} in {first:#?}"
+        );
+    }
+    assert!(first
+        .iter()
+        .any(|c| c.starts_with("d1 migrations apply DB --remote --env production")));
+    assert!(first
+        .iter()
+        .any(|c| c.starts_with("deploy --env production --message build ")));
+    let config = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
+    assert!(config.contains("database_id = \"11111111-2222-3333-4444-555555555555\""));
+    assert!(config.contains("id = \"abcdefabcdefabcdefabcdefabcdefab\""));
+    // The local configuration keeps its placeholder: only production's ids are written.
+    assert!(config.contains("database_id = \"00000000-0000-0000-0000-000000000000\""));
+
+    run(&root, &options(&bin)).expect("second deploy");
+    let second = &calls(&bin)[first.len()..];
+    assert!(
+        !second.iter().any(|c| c.contains(" create ")),
+        "the second run created {second:#?}"
+    );
+    let again = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
+    assert_eq!(again, config, "the second run changed wrangler.toml");
+    let _ = std::fs::remove_dir_all(root.parent().expect("dir"));
+}
+
+#[test]
+fn a_deploy_without_the_session_secret_stops_before_uploading_and_names_it() {
+    let (root, bin) = workspace("no-secret");
+    // A first deploy: the Worker, and so its secrets, do not exist yet.
+    let error = run(&root, &options(&bin)).expect_err("refused");
+    assert!(
+        error.contains("SESSION_SECRET or HMAC_SECRET_KEY"),
+        "{error}"
+    );
+    assert!(
+        error.contains("npx wrangler secret put SESSION_SECRET --env production"),
+        "{error}"
+    );
+    assert!(!calls(&bin).iter().any(|c| c.starts_with("deploy --env")));
+
+    // Given in a secrets file, it is uploaded with the deployment.
+    let secrets = root.join("prod.env");
+    std::fs::write(
+        &secrets,
+        "SESSION_SECRET=0123456789abcdef0123456789abcdef\n",
+    )
+    .expect("file");
+    let with_file = Options {
+        secrets_file: Some(secrets.clone()),
+        ..options(&bin)
+    };
+    run(&root, &with_file).expect("deploy with a secrets file");
+    let last = calls(&bin).pop().unwrap_or_default();
+    assert!(
+        last.ends_with(&format!("--secrets-file {}", secrets.display())),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(root.parent().expect("dir"));
+}
