@@ -9,7 +9,9 @@ use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use shared::client::{CachedRoom, ClientRoom, PendingOp, Phase};
 use shared::limits::validate_text;
-use shared::protocol::{close, ClientMessage, Millis, Seq, ServerMessage, PING_FRAME};
+use shared::protocol::{
+    close, decode_frames, ClientMessage, Millis, Seq, ServerMessage, BATCH_QUERY, PING_FRAME,
+};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -151,6 +153,11 @@ pub(crate) fn socket_url(slug: &str) -> String {
     let host = location.host().unwrap_or_default();
     let slug = String::from(js_sys::encode_uri_component(slug));
     format!("{scheme}//{host}/api/rooms/{slug}/ws")
+}
+
+/// A joined room's socket URL: it accepts batched frames, which [`RoomHandle`] decodes.
+fn room_socket_url(slug: &str) -> String {
+    format!("{}?{BATCH_QUERY}", socket_url(slug))
 }
 
 impl RoomHandle {
@@ -322,7 +329,7 @@ impl RoomHandle {
         let generation = c.generation.wrapping_add(1);
         let (open, frame, closed) = (self.weak(), self.weak(), self.weak());
         let Some(socket) = Socket::open(
-            &socket_url(&c.slug),
+            &room_socket_url(&c.slug),
             move || {
                 if let Some(h) = Self::upgrade(&open) {
                     h.on_open(generation);
@@ -404,20 +411,30 @@ impl RoomHandle {
         self.notify();
     }
 
+    /// One WebSocket frame: a message, or a batch of them (we ask for batches in
+    /// [`room_socket_url`]), applied in order.
     fn on_frame(&self, generation: u32, text: &str) {
+        let messages = match decode_frames(text) {
+            Ok(messages) => messages,
+            Err(e) => {
+                warn(&format!("ignoring an unreadable frame: {e}"));
+                return;
+            }
+        };
+        for message in messages {
+            // A message that resynced the room dropped this socket: the rest of the batch
+            // belongs to it and is not applied (the generation moved on).
+            self.on_message(generation, message);
+        }
+    }
+
+    fn on_message(&self, generation: u32, message: ServerMessage) {
         let mut c = self.0.borrow_mut();
         if c.generation != generation {
             return;
         }
         let t = now();
         c.last_frame = t;
-        let message = match ServerMessage::from_json(text) {
-            Ok(m) => m,
-            Err(e) => {
-                warn(&format!("ignoring an unreadable frame: {e}"));
-                return;
-            }
-        };
         if matches!(message, ServerMessage::Pong {} | ServerMessage::Unknown) {
             return;
         }

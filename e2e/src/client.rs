@@ -234,6 +234,26 @@ impl Session {
         let joined = socket.hello(after).await?;
         Ok((socket, joined))
     }
+
+    /// Opens a room's socket asking for batched frames ([`shared::protocol::BATCH_QUERY`]), as
+    /// the app does; the socket reads a batch as its messages, in order.
+    pub async fn connect_batched(&self, slug: &str) -> Result<RoomSocket> {
+        let url = format!("{}?{}", self.ws_url(slug), shared::protocol::BATCH_QUERY);
+        RoomSocket::open(&url, Some(&self.origin), Some(&self.cookie))
+            .await?
+            .map_err(|refusal| anyhow!("upgrade to {slug} refused: {refusal:?}"))
+    }
+
+    /// [`Session::join`] over a socket that asked for batched frames.
+    pub async fn join_batched(
+        &self,
+        slug: &str,
+        after: Option<Seq>,
+    ) -> Result<(RoomSocket, Joined)> {
+        let mut socket = self.connect_batched(slug).await?;
+        let joined = socket.hello(after).await?;
+        Ok((socket, joined))
+    }
 }
 
 fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -310,6 +330,8 @@ pub struct RoomSocket {
     /// Frames a helper read past while waiting for something else; read first.
     stash: VecDeque<ServerMessage>,
     closed: bool,
+    /// Frames read that carried more than one message (a batch).
+    batches: u64,
 }
 
 impl RoomSocket {
@@ -338,6 +360,7 @@ impl RoomSocket {
             Ok(Ok((ws, _))) => Ok(Ok(RoomSocket {
                 ws,
                 stash: VecDeque::new(),
+                batches: 0,
                 closed: false,
             })),
             Ok(Err(tungstenite::Error::Http(response))) => {
@@ -523,9 +546,24 @@ impl RoomSocket {
             RawIncoming::Text(text) => text,
             RawIncoming::Closed { code, reason } => return Ok(Incoming::Closed { code, reason }),
         };
-        let message = serde_json::from_str(&text)
-            .with_context(|| format!("server sent a frame that is not a ServerMessage: {text}"))?;
-        Ok(Incoming::Message(message))
+        // One message, or several in one frame for a socket that asked for batches; the rest wait
+        // in the stash, in order.
+        let mut messages = shared::protocol::decode_frames(&text)
+            .with_context(|| format!("server sent a frame that is not a ServerMessage: {text}"))?
+            .into_iter();
+        let first = messages
+            .next()
+            .with_context(|| format!("server sent an empty batch: {text}"))?;
+        if messages.len() > 0 {
+            self.batches += 1;
+        }
+        self.stash.extend(messages);
+        Ok(Incoming::Message(first))
+    }
+
+    /// How many frames read so far carried more than one message.
+    pub fn batches_read(&self) -> u64 {
+        self.batches
     }
 
     /// The next frame or the close, or `None` when nothing arrived within `timeout` (for

@@ -20,6 +20,7 @@ pub mod fake_ai;
 pub mod login;
 pub mod model;
 pub mod oauth_fake;
+pub mod peer;
 pub mod server;
 pub mod watcher;
 

@@ -236,6 +236,11 @@ impl DevServer {
         self.previous_secret = keep_previous.then_some(old);
     }
 
+    /// The CPU time (user + system) the server's process tree has used so far, in ms.
+    pub fn cpu_ms(&self) -> f64 {
+        self.running.as_ref().map_or(0.0, |r| group_cpu_ms(r.pgid))
+    }
+
     /// The summed resident memory of the server's process tree, in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.running
@@ -463,6 +468,40 @@ pub fn live_group_members(pgid: u32) -> Vec<u32> {
             group == Some(pgid) && state != Some("Z") && state != Some("X")
         })
         .collect()
+}
+
+/// The CPU time (user + system, from `/proc/<pid>/stat`) the live processes of a group have
+/// used so far, in milliseconds. A process that exits between two readings takes its time with
+/// it, so measure around work that keeps the tree alive.
+pub fn group_cpu_ms(pgid: u32) -> f64 {
+    let ticks: u64 = live_group_members(pgid)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+            // cmajflt utime stime.
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum();
+    ticks as f64 * 1000.0 / clock_ticks_per_second()
+}
+
+/// `getconf CLK_TCK` (100 on Linux almost everywhere), read once.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {

@@ -9,7 +9,7 @@ use shared::profile::{self, Profile, PublicProfile};
 use shared::protocol::close;
 use shared::protocol::http::{CreateRoom, CreateSession, RoomList, SessionInfo};
 use shared::protocol::{Author, Role, RoomInfo, Seq};
-use worker::{console_error, Env, HttpMetadata, Method, Request, Response};
+use worker::{console_error, Context, Env, HttpMetadata, Method, Request, Response};
 
 use crate::body;
 use crate::config;
@@ -30,11 +30,11 @@ use crate::time::now;
 use crate::{auth, auth::accounts, auth::guests};
 
 /// Routes one request under `/api/`.
-pub async fn handle(req: Request, env: &Env) -> Response {
+pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     let path = req.path();
     let method = req.method();
     let https = is_https(&req);
-    let mut response = respond(req, env, &path, method).await;
+    let mut response = respond(req, env, ctx, &path, method).await;
     // The API's answers say "HTTPS only" like the static files' (`assets/_headers`); not on a
     // socket upgrade, whose headers belong to the runtime.
     if let Some(hsts) = strict_transport_security(https) {
@@ -56,8 +56,8 @@ fn strict_transport_security(https: bool) -> Option<&'static str> {
 /// Two years, subdomains included: the same as `assets/_headers`.
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 
-async fn respond(req: Request, env: &Env, path: &str, method: Method) -> Response {
-    let result = route(req, env, path).await;
+async fn respond(req: Request, env: &Env, ctx: &Context, path: &str, method: Method) -> Response {
+    let result = route(req, env, ctx, path).await;
     let response = match result {
         Ok(response) => Ok(response),
         Err(ApiError { error, detail }) => {
@@ -81,7 +81,7 @@ async fn respond(req: Request, env: &Env, path: &str, method: Method) -> Respons
     response.unwrap_or_else(|_| Response::error("internal error", 500).expect("static response"))
 }
 
-async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
+async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult {
     let segments: Vec<&str> = path
         .trim_start_matches("/api/")
         .split('/')
@@ -176,7 +176,7 @@ async fn route(req: Request, env: &Env, path: &str) -> ApiResult {
             let entry = visible_room(env, slug, &me).await?;
             Ok(json(&entry.info, 200)?)
         }
-        (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, slug).await,
+        (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, ctx, slug).await,
         (Method::Post, ["me", "assistant"]) => assistant_room(req, env).await,
         (Method::Get, ["admin", "ai"]) => {
             let user = require_session(&req, env).await?;
@@ -766,9 +766,19 @@ async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, A
     directory::get(env, slug).await?.ok_or_else(not_found)
 }
 
+/// Whether the socket URL's query carries [`shared::protocol::BATCH_QUERY`].
+fn asks_for_batches(req: &Request) -> bool {
+    req.url().is_ok_and(|url| {
+        url.query().is_some_and(|q| {
+            q.split('&')
+                .any(|pair| pair == shared::protocol::BATCH_QUERY)
+        })
+    })
+}
+
 /// Verifies the upgrade (origin, session, room) and hands it to the room's Durable Object with
 /// the identity the server stamps on everything the connection does.
-async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
+async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResult {
     let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(fail(
@@ -778,17 +788,33 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
     }
     check_origin(&req, true)?;
     let session = require_session(&req, env).await?;
-    let entry = find_room(env, slug).await?;
-    if let Some(session_id) = &session.session_id {
-        // Before the socket exists, so a revocation racing this upgrade still finds the room.
-        auth::sessions::record_room(env, session_id, &entry.info.slug).await?;
-    }
-    let me = profiles::identity(env, &session).await?;
+    // The room (and recording it for the session) and the user's profile do not depend on
+    // each other: looked up at the same time, every check still done before the upgrade.
+    let room = async {
+        let entry = find_room(env, slug).await?;
+        if let Some(session_id) = &session.session_id {
+            // Before the socket exists, so a revocation racing this upgrade still finds the room.
+            auth::sessions::record_room(env, session_id, &entry.info.slug).await?;
+        }
+        Ok::<_, ApiError>(entry)
+    };
+    let profile = async {
+        let me = profiles::identity(env, &session).await?;
+        // What the assistant learned about this user (they opted in), and only what this room
+        // may use: facts from a private room stay in that room.
+        let facts = if me.prefs.memory {
+            crate::memory::for_room(env, &me.id, slug).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, ApiError>((me, facts))
+    };
+    let (entry, profile) = futures_util::future::join(room, profile).await;
+    let (entry, (me, facts)) = (entry?, profile?);
     let mut personalization = shared::ai::Personalization::default();
     me.prefs.apply_to(&mut personalization);
     if me.prefs.memory {
-        // What the assistant learned about this user (they opted in), capped as it grows.
-        let facts = crate::memory::for_room(env, &me.id, &entry.info.slug).await?;
+        // Capped as it grows.
         personalization.memory = facts.into_iter().map(|f| f.fact).collect();
         let excess = personalization
             .memory
@@ -811,11 +837,18 @@ async fn connect(req: Request, env: &Env, slug: &str) -> ApiResult {
         owner_id: entry.created_by,
         admin: me.admin,
         avatar: me.avatar,
+        batch: asks_for_batches(&req),
         loopback: loopback(&req),
     };
     let response = contract::connect(env, slug, &connect).await?;
     if response.status_code() == 101 {
-        profiles::record_connect(env, &user_id, &session.name, now()).await?;
+        // The user's last-seen time is no check: written after the upgrade is answered.
+        let (env, name, at) = (env.clone(), session.name.clone(), now());
+        ctx.wait_until(async move {
+            if let Err(e) = profiles::record_connect(&env, &user_id, &name, at).await {
+                console_error!("recording the connect of {user_id} failed: {e}");
+            }
+        });
     }
     Ok(response)
 }

@@ -31,6 +31,6 @@ fn start() {
 /// Static assets are served by the runtime (Workers static assets, `run_worker_first` only for
 /// `/api/*`), so everything that reaches this handler is an API request.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(api::handle(req, &env).await)
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    Ok(api::handle(req, &env, &ctx).await)
 }

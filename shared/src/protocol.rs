@@ -4,6 +4,11 @@
 //! variants and fields are only ever added; a new field is optional (`#[serde(default)]`) so an
 //! old peer's frames still parse; a client ignores server frames whose `type` it does not know
 //! ([`ServerMessage::Unknown`]). A change that breaks those rules bumps [`PROTOCOL_VERSION`].
+//!
+//! One exception to "one object per frame", opt-in: a client whose socket URL carries
+//! [`BATCH_QUERY`] may receive a JSON array of server messages in one WebSocket frame (the room
+//! coalesces a burst; see [`batch_frame`]). It reads every frame with [`decode_frames`]. A
+//! client that does not ask never sees an array.
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -197,6 +202,49 @@ impl ClientMessage {
 pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
 /// The exact pong frame text.
 pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+/// The query a client appends to a room's socket URL (`/api/rooms/<slug>/ws?batch=1`) to accept
+/// batched frames. A query, not a hello field: it is known before the first frame is sent, and a
+/// server that does not know it ignores it (a hello with an unknown field would be refused).
+pub const BATCH_QUERY: &str = "batch=1";
+
+/// One WebSocket frame carrying `messages` (each already a serialized [`ServerMessage`]), in
+/// order: the message itself when there is one, else a JSON array of them.
+pub fn batch_frame<S: AsRef<str>>(messages: &[S]) -> String {
+    match messages {
+        [one] => one.as_ref().to_owned(),
+        many => {
+            let len = many.iter().map(|m| m.as_ref().len() + 1).sum::<usize>() + 1;
+            let mut frame = String::with_capacity(len);
+            frame.push('[');
+            for (i, message) in many.iter().enumerate() {
+                if i > 0 {
+                    frame.push(',');
+                }
+                frame.push_str(message.as_ref());
+            }
+            frame.push(']');
+            frame
+        }
+    }
+}
+
+/// The server messages in one WebSocket frame, in order: one object, or (for a client that sent
+/// [`BATCH_QUERY`]) an array of them.
+pub fn decode_frames(frame: &str) -> Result<Vec<ServerMessage>, serde_json::Error> {
+    if !frame.trim_start().starts_with('[') {
+        return ServerMessage::from_json(frame).map(|message| vec![message]);
+    }
+    // One pass for the usual batch; only a batch that does not read that way (a newer
+    // server's frame of an unknown type reusing a known field name) is read frame by frame,
+    // so one unknown frame never costs the others.
+    serde_json::from_str(frame).or_else(|_| {
+        serde_json::from_str::<Vec<serde_json::Value>>(frame)?
+            .iter()
+            .map(|value| ServerMessage::from_json(&value.to_string()))
+            .collect()
+    })
+}
 
 /// Frames a room sends to a client.
 ///

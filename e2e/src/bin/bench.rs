@@ -36,7 +36,17 @@
 //! - watch: the steady load without and with 200 watching sockets (live unread counts): the
 //!   joined clients' delivery latency both ways, and send → watcher notice latency.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch` runs just those (all
+//! - burst: senders that never wait for acks, against this server without and with coalescing
+//!   (the clients ask for batched frames, `?batch=1`, or not) and against the peer,
+//!   Cloudflare's durable-chat-template (set up by `scripts/peer`; pass `--peer-dir` and
+//!   `--peer-node`, or `PEER_DIR` and `PEER_NODE`, as that script prints them), side by side in
+//!   one run: deliveries counted at the receivers, delivery latency, and each server's CPU time
+//!   (its whole process tree, `/proc/<pid>/stat`) per 1,000 deliveries. `--bursts 50x200,200x100`
+//!   (clients x messages in the burst) `--burst-senders 5`.
+//! - joincost: open → first room frame for the peer's empty room and ours at `--joincost-sizes
+//!   0,10000,100000` messages (bulk-seeded), `--join-samples 50` each.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost` runs just those (all
 //! by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
@@ -51,6 +61,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use e2e::browser::{Browser, ChromeDriver};
 use e2e::fake_ai::{unix_us, FakeAi, Script};
+use e2e::peer::PeerServer;
 use e2e::{require_build, DevOptions, DevServer, Result, RoomSocket, Session};
 use fantoccini::Locator;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -88,6 +99,12 @@ struct Args {
     search_sizes: Vec<u64>,
     search_queries: usize,
     send_path_messages: u64,
+    bursts: Vec<(usize, usize)>,
+    burst_senders: usize,
+    join_samples: usize,
+    joincost_sizes: Vec<u64>,
+    peer_dir: Option<std::path::PathBuf>,
+    peer_node: Option<std::path::PathBuf>,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -101,10 +118,12 @@ enum Section {
     Assistant,
     Search,
     Watch,
+    Burst,
+    Joincost,
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 10] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -113,6 +132,8 @@ impl Section {
         Section::Assistant,
         Section::Search,
         Section::Watch,
+        Section::Burst,
+        Section::Joincost,
     ];
 
     fn name(self) -> &'static str {
@@ -125,6 +146,8 @@ impl Section {
             Section::Assistant => "assistant",
             Section::Search => "search",
             Section::Watch => "watch",
+            Section::Burst => "burst",
+            Section::Joincost => "joincost",
         }
     }
 
@@ -159,6 +182,12 @@ impl Args {
             search_sizes: vec![100_000, 1_000_000],
             search_queries: 200,
             send_path_messages: 2_000,
+            bursts: vec![(50, 200), (200, 100)],
+            burst_senders: 5,
+            join_samples: 50,
+            joincost_sizes: vec![0, 10_000, 100_000],
+            peer_dir: std::env::var_os("PEER_DIR").map(Into::into),
+            peer_node: std::env::var_os("PEER_NODE").map(Into::into),
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -198,6 +227,22 @@ impl Args {
                 "--search-sizes" => args.search_sizes = list(&value)?,
                 "--search-queries" => args.search_queries = value.parse()?,
                 "--send-path-messages" => args.send_path_messages = value.parse()?,
+                "--bursts" => {
+                    args.bursts = value
+                        .split(',')
+                        .map(|b| {
+                            let (c, m) = b
+                                .split_once('x')
+                                .context("a burst is CLIENTSxMESSAGES, e.g. 50x200")?;
+                            Ok((c.trim().parse()?, m.trim().parse()?))
+                        })
+                        .collect::<Result<_>>()?
+                }
+                "--burst-senders" => args.burst_senders = value.parse()?,
+                "--join-samples" => args.join_samples = value.parse()?,
+                "--joincost-sizes" => args.joincost_sizes = list(&value)?,
+                "--peer-dir" => args.peer_dir = Some(value.into()),
+                "--peer-node" => args.peer_node = Some(value.into()),
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -205,6 +250,9 @@ impl Args {
         }
         if no_browser {
             args.sections.retain(|s| *s != Section::Browser);
+        }
+        if args.burst_senders == 0 || args.join_samples == 0 {
+            bail!("--burst-senders and --join-samples must be at least 1");
         }
         if args.senders == 0 || args.sessions == 0 || args.seeders == 0 {
             bail!("--senders, --sessions and --seeders must be at least 1");
@@ -361,6 +409,10 @@ async fn run_all(
 
     if args.runs(Section::Search) {
         report["search"] = run_search(args, &sessions, lifted).await?;
+    }
+
+    if args.runs(Section::Burst) || args.runs(Section::Joincost) {
+        run_burst_sections(args, server, &sessions, &mut report).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -1532,13 +1584,26 @@ async fn bulk_seed(session: &Session, slug: &str, count: u64) -> Result<u64> {
     let mut left = count;
     while left > 0 {
         let n = left.min(SEED_CHUNK);
-        let response = session
+        let mut response = session
             .request(
                 reqwest::Method::POST,
                 &format!("/api/rooms/{slug}/seed?count={n}"),
             )
             .send()
             .await?;
+        if response.status().as_u16() == 503 {
+            // wrangler dev answers 503 when its runtime restarted under the request (seen once
+            // after a long seed): the chunk was not stored; send it again, once.
+            say("seed answered 503 (runtime restarted); retrying the chunk once");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            response = session
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/api/rooms/{slug}/seed?count={n}"),
+                )
+                .send()
+                .await?;
+        }
         if !response.status().is_success() {
             bail!(
                 "seed answered {}: {}",
@@ -1672,4 +1737,356 @@ async fn send_path(session: &Session, count: u64) -> Result<Value> {
         "burst_messages": count,
         "burst_messages_per_s": (count as f64 / seconds.max(1e-9)).round(),
     }))
+}
+
+/// Where the peer (Cloudflare's durable-chat-template, set up by `scripts/peer`) is, if it is
+/// to be measured: `--peer-dir` and `--peer-node`, or `PEER_DIR` and `PEER_NODE`.
+fn peer_paths(args: &Args) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = args.peer_dir.clone()?;
+    let node = args.peer_node.clone()?;
+    Some((dir, node))
+}
+
+/// Who a burst runs against.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// This server; `batch`: the clients ask for batched frames (coalescing on).
+    Ours {
+        sessions: &'a [Session],
+        batch: bool,
+    },
+    /// The peer.
+    Peer(&'a PeerServer),
+}
+
+impl Target<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Ours { batch: true, .. } => "ours_coalesced",
+            Target::Ours { batch: false, .. } => "ours_uncoalesced",
+            Target::Peer(_) => "peer",
+        }
+    }
+}
+
+/// One burst: `clients` sockets in a fresh room; `senders` of them send `messages` in all,
+/// back to back, never waiting for an ack; every client (senders too: both servers echo to the
+/// sender) counts the bench messages it receives. Server CPU is the whole process tree's
+/// user + system time from just before the first send to the last delivery.
+async fn run_burst(
+    target: Target<'_>,
+    server: &DevServer,
+    clients: usize,
+    senders: usize,
+    messages: usize,
+) -> Result<Value> {
+    let room_name = e2e::unique("burst");
+    let (slug, cpu): (String, Box<dyn Fn() -> f64 + '_>) = match target {
+        Target::Ours { sessions, .. } => (
+            sessions[0].new_room().await?.slug,
+            Box::new(|| server.cpu_ms()),
+        ),
+        Target::Peer(peer) => (room_name, Box::new(|| peer.cpu_ms())),
+    };
+    let expected = messages as u64;
+    let opened: Vec<Result<(usize, Ws)>> = futures_util::stream::iter(0..clients)
+        .map(|i| {
+            let slug = slug.clone();
+            async move {
+                let ws = match target {
+                    Target::Ours { sessions, batch } => {
+                        let session = &sessions[i % sessions.len()];
+                        let (socket, _) = if batch {
+                            session.join_batched(&slug, None).await?
+                        } else {
+                            session.join(&slug, None).await?
+                        };
+                        socket.into_stream()?
+                    }
+                    Target::Peer(peer) => {
+                        let (mut ws, _) = tokio_tungstenite::connect_async(peer.ws_url(&slug))
+                            .await
+                            .context("connecting to the peer")?;
+                        // Its first frame is the room's messages ("all").
+                        tokio::time::timeout(Duration::from_secs(30), ws.next())
+                            .await
+                            .context("no first frame from the peer")?;
+                        ws
+                    }
+                };
+                Ok((i, ws))
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut streams = Vec::new();
+    for r in opened {
+        streams.push(r?);
+    }
+    streams.sort_by_key(|(i, _)| *i);
+    let peer = matches!(target, Target::Peer(_));
+    let mut sinks = Vec::new();
+    let mut readers = Vec::new();
+    for (_, ws) in streams {
+        let (sink, stream) = ws.split();
+        sinks.push(sink);
+        readers.push(tokio::spawn(read_burst(stream, expected, peer)));
+    }
+
+    let cpu_before = cpu();
+    let start = now_us();
+    let mut tasks = Vec::new();
+    for (s, mut sink) in sinks.drain(..senders.min(clients)).enumerate() {
+        let share = messages / senders + usize::from(s < messages % senders);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..share {
+                let frame = if peer {
+                    let id = format!("b-{s}-{n}");
+                    Message::text(
+                        json!({
+                            "type": "add", "id": id, "user": format!("Bench {s}"),
+                            "role": "user", "content": format!("b {s}-{n} x {}", now_us()),
+                        })
+                        .to_string(),
+                    )
+                } else {
+                    bench_frame(s, n)?
+                };
+                sink.feed(frame).await?;
+            }
+            sink.flush().await?;
+            Ok::<Sink, e2e::Error>(sink)
+        }));
+    }
+    let mut sender_sinks = Vec::new();
+    for task in tasks {
+        sender_sinks.push(task.await.context("sender task")??);
+    }
+    let send_done = now_us();
+    let mut latencies = Vec::new();
+    let mut frames = 0u64;
+    let mut last = 0;
+    let mut errors = Vec::new();
+    for reader in readers {
+        let got = reader.await.context("reader task")?;
+        latencies.extend(got.received.latencies_us);
+        last = last.max(got.received.last_us);
+        errors.extend(got.received.errors);
+        frames += got.frames;
+    }
+    let cpu_ms = cpu() - cpu_before;
+    for mut sink in sender_sinks.into_iter().chain(sinks) {
+        let _ = sink.close().await;
+    }
+    errors.sort();
+    errors.dedup();
+    let deliveries = latencies.len() as u64;
+    let seconds = (last.saturating_sub(start)) as f64 / 1e6;
+    Ok(json!({
+        "server": target.name(),
+        "clients": clients,
+        "senders": senders,
+        "messages": messages,
+        "deliveries": deliveries,
+        "expected_deliveries": expected * clients as u64,
+        "frames_received": frames,
+        "send_seconds": round2((send_done - start) as f64 / 1e6),
+        "seconds": round2(seconds),
+        "deliveries_per_s": (deliveries as f64 / seconds.max(1e-9)).round(),
+        "latency_ms": latency_json(latencies),
+        "server_cpu_ms": round2(cpu_ms),
+        "server_cpu_ms_per_1000_deliveries": round2(cpu_ms * 1000.0 / (deliveries.max(1) as f64)),
+        "errors": errors,
+    }))
+}
+
+struct BurstReceived {
+    received: Received,
+    /// WebSocket frames read (fewer than messages when batched).
+    frames: u64,
+}
+
+/// Reads bench messages (ours, batched or not, or the peer's `add` frames) until `expected`.
+async fn read_burst(mut stream: Stream, expected: u64, peer: bool) -> BurstReceived {
+    let mut got = Received::default();
+    let mut frames = 0;
+    let deadline = tokio::time::Instant::now() + RUN_DEADLINE;
+    let record = |text: &str, got: &mut Received| {
+        if let Some(sent) = text
+            .strip_prefix("b ")
+            .and_then(|rest| rest.split(' ').nth(2))
+            .and_then(|t| t.parse::<u64>().ok())
+        {
+            let now = now_us();
+            got.latencies_us.push(now.saturating_sub(sent));
+            got.last_us = now;
+        }
+    };
+    while (got.latencies_us.len() as u64) < expected {
+        let text = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                got.errors.push("run deadline reached".into());
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                got.errors.push("socket ended".into());
+                break;
+            }
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+        };
+        frames += 1;
+        if peer {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) if v["type"] == "add" => {
+                    record(v["content"].as_str().unwrap_or_default(), &mut got)
+                }
+                Ok(_) => {}
+                Err(_) => got.errors.push(format!("unparsable frame: {text}")),
+            }
+            continue;
+        }
+        let Ok(messages) = shared::protocol::decode_frames(&text) else {
+            got.errors.push(format!("unparsable frame: {text}"));
+            continue;
+        };
+        for message in messages {
+            match message {
+                ServerMessage::Event { event } => {
+                    if let EventKind::Message { text } = &event.kind {
+                        record(text, &mut got);
+                    }
+                }
+                ServerMessage::Error { code, message, .. } => {
+                    got.errors.push(format!("{code}: {message}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    BurstReceived {
+        received: got,
+        frames,
+    }
+}
+
+/// Open → first room frame, `samples` times, in a room of `size` messages (ours: bulk-seeded;
+/// the welcome, then the page; the peer: its `all` frame, which carries the whole room).
+async fn time_joins_ours(sessions: &[Session], size: u64, samples: usize) -> Result<Value> {
+    let room = sessions[0].new_room().await?;
+    if size > 0 {
+        bulk_seed(&sessions[0], &room.slug, size).await?;
+    }
+    say(format!("join cost: seeded {size}"));
+    // The first join wakes the room and loads its storage: not a join a user usually pays.
+    let (warm, _) = sessions[0].join(&room.slug, None).await?;
+    warm.close().await;
+    let mut us = Vec::new();
+    for j in 0..samples {
+        let session = &sessions[j % sessions.len()];
+        let start = Instant::now();
+        let (socket, joined) = session.join_batched(&room.slug, None).await?;
+        us.push(start.elapsed().as_micros() as u64);
+        if joined.head != size {
+            bail!("joined a room of {size} messages at head {}", joined.head);
+        }
+        socket.close().await;
+    }
+    Ok(json!({
+        "server": "ours",
+        "history_messages": size,
+        "joins": samples,
+        "join_ms": latency_json(us),
+        "measured": "connect start (TCP + upgrade with session and room checks + hello) to the first History frame",
+    }))
+}
+
+async fn time_joins_peer(peer: &PeerServer, samples: usize) -> Result<Value> {
+    let room = e2e::unique("join");
+    let (mut warm, _) = tokio_tungstenite::connect_async(peer.ws_url(&room)).await?;
+    warm.next().await;
+    let _ = warm.close(None).await;
+    let mut us = Vec::new();
+    for _ in 0..samples {
+        let start = Instant::now();
+        let (mut ws, _) = tokio_tungstenite::connect_async(peer.ws_url(&room)).await?;
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => {}
+            other => bail!("the peer's first frame: {other:?}"),
+        }
+        us.push(start.elapsed().as_micros() as u64);
+        let _ = ws.close(None).await;
+    }
+    Ok(json!({
+        "server": "peer",
+        "history_messages": 0,
+        "joins": samples,
+        "join_ms": latency_json(us),
+        "measured": "connect start (TCP + upgrade) to the first frame (`all`)",
+    }))
+}
+
+/// The burst and join-cost sections: this server with and without coalescing, and the peer,
+/// in one run.
+async fn run_burst_sections(
+    args: &Args,
+    server: &DevServer,
+    sessions: &[Session],
+    report: &mut Value,
+) -> Result {
+    let peer = match peer_paths(args) {
+        Some((dir, node)) => {
+            say("starting the peer (durable-chat-template) under its wrangler dev");
+            Some(PeerServer::start(&dir, &node).await?)
+        }
+        None => {
+            say("no peer (--peer-dir/--peer-node or PEER_DIR/PEER_NODE): ours only");
+            None
+        }
+    };
+    if args.runs(Section::Burst) {
+        let mut runs = Vec::new();
+        for &(clients, messages) in &args.bursts {
+            let mut targets = vec![
+                Target::Ours {
+                    sessions,
+                    batch: false,
+                },
+                Target::Ours {
+                    sessions,
+                    batch: true,
+                },
+            ];
+            if let Some(peer) = &peer {
+                targets.push(Target::Peer(peer));
+            }
+            for target in targets {
+                say(format!(
+                    "burst: {} with {clients} clients, {messages} messages from {} senders",
+                    target.name(),
+                    args.burst_senders
+                ));
+                runs.push(run_burst(target, server, clients, args.burst_senders, messages).await?);
+                // Let the previous room's closes settle before the next measurement.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        // On stderr too: a later section's failure must not lose these.
+        say(format!("burst results: {}", json!(runs)));
+        report["burst"] = json!(runs);
+    }
+    if args.runs(Section::Joincost) {
+        let mut joins = Vec::new();
+        if let Some(peer) = &peer {
+            say("join cost: the peer's empty room");
+            joins.push(time_joins_peer(peer, args.join_samples).await?);
+        }
+        for &size in &args.joincost_sizes {
+            say(format!("join cost: ours at {size} messages"));
+            joins.push(time_joins_ours(sessions, size, args.join_samples).await?);
+        }
+        report["joincost"] = json!(joins);
+    }
+    Ok(())
 }

@@ -83,6 +83,9 @@ pub struct Connect {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`] on its socket URL).
+    #[serde(default)]
+    pub batch: bool,
     /// The original request came to localhost: the room may honour test-only switches
     /// (`BENCH_NO_FTS`), which it ignores for any other host.
     #[serde(default)]

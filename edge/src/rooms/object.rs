@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use shared::error::{ChatError, ErrorCode};
@@ -14,6 +15,7 @@ use shared::protocol::{
     Author, EventKind, Role, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME,
 };
 use shared::rate_limit::RateLimits;
+use shared::room::outbox::{Outbox, COALESCE_MS};
 use shared::room::{
     is_present, may_open_socket, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room,
 };
@@ -63,13 +65,30 @@ struct Attachment {
     /// The signed-in session that opened it (attachments written before sessions had none).
     #[serde(default)]
     session: Option<String>,
+    /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch: bool,
 }
 
 struct Slot {
     ws: WebSocket,
     conn: Conn,
     session: Option<String>,
+    batch: bool,
 }
+
+impl Slot {
+    fn attachment(&self, id: u64) -> Attachment {
+        Attachment {
+            id,
+            conn: self.conn.clone(),
+            session: self.session.clone(),
+            batch: self.batch,
+        }
+    }
+}
+
+type Slots = Rc<RefCell<Option<HashMap<u64, Slot>>>>;
 
 #[durable_object]
 pub struct ChatRoom {
@@ -78,7 +97,10 @@ pub struct ChatRoom {
     limits: RateLimits,
     room: RefCell<Option<Room<DurableSql>>>,
     /// Derived from the sockets' attachments; rebuilt after the object wakes from hibernation.
-    slots: RefCell<Option<HashMap<u64, Slot>>>,
+    /// Shared with the task that flushes the outbox.
+    slots: Slots,
+    /// Frames coalesced per socket during a burst ([`Outbox`]).
+    outbox: Rc<RefCell<Outbox<u64>>>,
     /// Rate limits per user (not per socket), in memory: a woken room starts them full.
     limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
@@ -100,7 +122,8 @@ impl DurableObject for ChatRoom {
             state,
             limits,
             room: RefCell::new(None),
-            slots: RefCell::new(None),
+            slots: Rc::new(RefCell::new(None)),
+            outbox: Rc::new(RefCell::new(Outbox::new())),
             limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
@@ -168,19 +191,14 @@ impl DurableObject for ChatRoom {
             let mut slots = self.slots.borrow_mut();
             let slots = slots.get_or_insert_with(HashMap::new);
             let id = slots.keys().max().map_or(1, |m| m + 1);
-            pair.server.serialize_attachment(&Attachment {
-                id,
-                conn: conn.clone(),
-                session: connect.session_id.clone(),
-            })?;
-            slots.insert(
-                id,
-                Slot {
-                    ws: pair.server,
-                    conn,
-                    session: connect.session_id,
-                },
-            );
+            let slot = Slot {
+                ws: pair.server,
+                conn,
+                session: connect.session_id,
+                batch: connect.batch,
+            };
+            slot.ws.serialize_attachment(slot.attachment(id))?;
+            slots.insert(id, slot);
         }
         if self.ai.has_work() {
             // Assistant work found on wake (a queued answer) cannot run in this handler,
@@ -556,22 +574,59 @@ impl ChatRoom {
         });
     }
 
-    /// Sends a frame, serialized once, to every socket that `to` picks.
+    /// Sends a frame, serialized once, to every socket that `to` picks: at once, or (during a
+    /// burst, to a socket that accepts batches) with the others of the next few milliseconds.
     fn send_where(&self, message: &ServerMessage, to: impl Fn(u64, &Conn) -> bool) {
-        let text = match serde_json::to_string(message) {
-            Ok(text) => text,
-            Err(e) => {
-                console_error!("could not serialize a server frame: {e}");
-                return;
-            }
+        let Some(text) = serialize(message) else {
+            return;
         };
-        if let Some(slots) = self.slots.borrow().as_ref() {
-            for (id, slot) in slots {
-                if to(*id, &slot.conn) {
-                    // A socket that is closing throws; its close handler cleans up.
-                    let _ = slot.ws.send_with_str(&text);
+        let opened = {
+            let mut outbox = self.outbox.borrow_mut();
+            if let Some(slots) = self.slots.borrow().as_ref() {
+                for (id, slot) in slots {
+                    if to(*id, &slot.conn) {
+                        if let Some(frame) = outbox.offer(id, slot.batch, &text) {
+                            // A socket that is closing throws; its close handler cleans up.
+                            let _ = slot.ws.send_with_str(&frame);
+                        }
+                    }
                 }
             }
+            outbox.take_opened()
+        };
+        if opened {
+            self.flush_while_busy();
+        }
+    }
+
+    /// Sends what the outbox holds every [`COALESCE_MS`] until a window passes with nothing
+    /// queued. A task of its own (it holds only the outbox and the sockets), so no handler
+    /// waits for it and it never holds a borrow across its sleep.
+    fn flush_while_busy(&self) {
+        let outbox = Rc::clone(&self.outbox);
+        let slots = Rc::clone(&self.slots);
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                worker::Delay::from(std::time::Duration::from_millis(COALESCE_MS)).await;
+                let frames = outbox.borrow_mut().flush();
+                if frames.is_empty() {
+                    return;
+                }
+                if let Some(slots) = slots.borrow().as_ref() {
+                    for (id, frame) in frames {
+                        if let Some(slot) = slots.get(&id) {
+                            let _ = slot.ws.send_with_str(&frame);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Sends what is queued for a socket that is about to close.
+    fn send_queued(&self, id: u64, ws: &WebSocket) {
+        if let Some(frame) = self.outbox.borrow_mut().take(&id) {
+            let _ = ws.send_with_str(&frame);
         }
     }
 
@@ -650,6 +705,7 @@ impl ChatRoom {
                                 ws,
                                 conn: att.conn,
                                 session: att.session,
+                                batch: att.batch,
                             },
                         );
                     }
@@ -667,7 +723,11 @@ impl ChatRoom {
         match effect {
             Effect::Reply(message) => {
                 if let Some(slot) = self.slots.borrow().as_ref().and_then(|s| s.get(&from)) {
-                    send(&slot.ws, &message);
+                    if let Some(text) = serialize(&message) {
+                        // Behind what was queued for this socket, never after the window.
+                        let frame = self.outbox.borrow_mut().reply(&from, slot.batch, &text);
+                        let _ = slot.ws.send_with_str(&frame);
+                    }
                 }
             }
             Effect::Broadcast(message) => self.broadcast(&message, None),
@@ -680,6 +740,7 @@ impl ChatRoom {
                     .as_mut()
                     .and_then(|s| s.remove(&from));
                 if let Some(slot) = slot {
+                    self.send_queued(from, &slot.ws);
                     let _ = slot.ws.close(Some(code), Some(reason.as_str()));
                     self.announce_leave(&slot.conn);
                 }
@@ -746,11 +807,7 @@ impl ChatRoom {
                 return;
             };
             slot.conn.joined = true;
-            if let Err(e) = slot.ws.serialize_attachment(&Attachment {
-                id,
-                conn: slot.conn.clone(),
-                session: slot.session.clone(),
-            }) {
+            if let Err(e) = slot.ws.serialize_attachment(slot.attachment(id)) {
                 console_error!("could not store socket attachment: {e}");
             }
             first.then(|| slot.conn.member())
@@ -766,7 +823,7 @@ impl ChatRoom {
         if self.load(None).is_err() {
             return 0;
         }
-        let closing: Vec<Slot> = {
+        let closing: Vec<(u64, Slot)> = {
             let mut slots = self.slots.borrow_mut();
             let Some(slots) = slots.as_mut() else {
                 return 0;
@@ -776,14 +833,17 @@ impl ChatRoom {
                 .filter(|(_, s)| request.matches(s.session.as_deref(), &s.conn.author.id))
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| slots.remove(id)).collect()
+            ids.iter()
+                .filter_map(|id| slots.remove(id).map(|slot| (*id, slot)))
+                .collect()
         };
-        for slot in &closing {
+        for (id, slot) in &closing {
+            self.send_queued(*id, &slot.ws);
             let _ = slot
                 .ws
                 .close(Some(request.code), Some(request.reason.as_str()));
         }
-        for slot in &closing {
+        for (_, slot) in &closing {
             self.announce_leave(&slot.conn);
         }
         closing.len() as u32
@@ -806,11 +866,7 @@ impl ChatRoom {
         for (id, slot) in slots.iter_mut() {
             if matches(*id, &slot.conn) {
                 change(&mut slot.conn);
-                if let Err(e) = slot.ws.serialize_attachment(&Attachment {
-                    id: *id,
-                    conn: slot.conn.clone(),
-                    session: slot.session.clone(),
-                }) {
+                if let Err(e) = slot.ws.serialize_attachment(slot.attachment(*id)) {
                     console_error!("could not store socket attachment: {e}");
                 }
             }
@@ -838,6 +894,7 @@ impl ChatRoom {
             _ => return,
         };
         let slot = self.slots.borrow_mut().as_mut().and_then(|s| s.remove(&id));
+        self.outbox.borrow_mut().forget(&id);
         // Complete the closing handshake; the socket may already be closed.
         let _ = ws.close(Some(1000), Some("closed"));
         if let Some(slot) = slot {
@@ -943,11 +1000,7 @@ impl AiHost for ChatRoom {
             memory.extend(facts.iter().cloned());
             let excess = memory.len().saturating_sub(shared::ai::MEMORY_MAX_FACTS);
             memory.drain(..excess);
-            let _ = slot.ws.serialize_attachment(&Attachment {
-                id: *id,
-                conn: slot.conn.clone(),
-                session: slot.session.clone(),
-            });
+            let _ = slot.ws.serialize_attachment(slot.attachment(*id));
         }
     }
 
@@ -968,12 +1021,13 @@ impl AiHost for ChatRoom {
     }
 }
 
-fn send(ws: &WebSocket, message: &ServerMessage) {
+fn serialize(message: &ServerMessage) -> Option<Rc<str>> {
     match serde_json::to_string(message) {
-        Ok(text) => {
-            let _ = ws.send_with_str(&text);
+        Ok(text) => Some(Rc::from(text)),
+        Err(e) => {
+            console_error!("could not serialize a server frame: {e}");
+            None
         }
-        Err(e) => console_error!("could not serialize a server frame: {e}"),
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod assistant;
 mod log;
 mod members;
+pub mod outbox;
 pub mod store;
 mod sync;
 #[cfg(test)]
