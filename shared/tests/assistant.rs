@@ -662,8 +662,12 @@ fn the_summary_is_refreshed_once_enough_history_left_the_prompt_window() {
     // The next prompt carries it, and only the recent window of messages.
     h.say(0, "@assistant again");
     let request = h.requests.last().unwrap();
-    assert!(request.messages[0].content.contains("Bob chattered a lot."));
-    assert!(request.messages.len() <= 11, "{}", request.messages.len());
+    // As quoted data in the turn after the instructions, never in the system's own words.
+    assert!(!request.messages[0].content.contains("Bob chattered a lot."));
+    assert_eq!(request.messages[1].role, shared::ai::ChatRole::User);
+    assert!(request.messages[1].content.contains("Bob chattered a lot."));
+    // Instructions, that context turn, and at most the recent window.
+    assert!(request.messages.len() <= 12, "{}", request.messages.len());
     assert!(!request
         .messages
         .iter()
