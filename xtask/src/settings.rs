@@ -113,11 +113,32 @@ pub const SETTINGS: &[Setting] = &[
         Need::Var,
         "search embeddings (the Vectorize index must match its dimensions)",
     ),
-    s("SEND_BURST", Need::Var, "per-connection rate limit"),
-    s("SEND_PER_SECOND", Need::Var, "per-connection rate limit"),
-    s("FRAME_BURST", Need::Var, "per-connection rate limit"),
-    s("FRAME_PER_SECOND", Need::Var, "per-connection rate limit"),
+    s(
+        "SEND_BURST",
+        Need::Var,
+        "rate limit per user in a room, across their sockets",
+    ),
+    s(
+        "SEND_PER_SECOND",
+        Need::Var,
+        "rate limit per user in a room, across their sockets",
+    ),
+    s(
+        "FRAME_BURST",
+        Need::Var,
+        "rate limit per user in a room, across their sockets",
+    ),
+    s(
+        "FRAME_PER_SECOND",
+        Need::Var,
+        "rate limit per user in a room, across their sockets",
+    ),
     s("SESSION_IDLE_SECONDS", Need::Var, "session idle expiry"),
+    s(
+        "GUEST_SESSION_SECONDS",
+        Need::Var,
+        "guest session lifetime (default 30 days)",
+    ),
     s("SESSION_MAX_SECONDS", Need::Var, "session absolute expiry"),
     s(
         "SEARCH_DEADLINE_MS",
