@@ -357,7 +357,10 @@ fn bundle(wrangler: &Wrangler, env_name: &str) -> Result<(), String> {
     heading(&format!(
         "bundle (wrangler deploy --dry-run --env {env_name})"
     ));
-    let outdir = std::env::temp_dir().join(format!("dc-deploy-dry-run-{}", std::process::id()));
+    // One directory per bundle, not per process: tests bundle at once in one process.
+    static BUNDLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = BUNDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let outdir = std::env::temp_dir().join(format!("dc-deploy-dry-run-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&outdir);
     let outdir_str = outdir.to_string_lossy().into_owned();
     let result = wrangler
