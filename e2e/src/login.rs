@@ -273,6 +273,19 @@ impl Browser {
     }
 }
 
+/// Signs in the dev server's local account `name` (a server started with `DEV_LOGIN=true`) and
+/// returns it as an API session.
+pub async fn local_account(server: &DevServer, name: &str) -> Result<Session> {
+    let mut browser = Browser::new(server);
+    let response = browser
+        .http_post_json("/api/auth/local", &serde_json::json!({ "name": name }))
+        .await?;
+    if response.status().as_u16() != 200 {
+        bail!("local login answered {}", response.status());
+    }
+    browser.session(server).await
+}
+
 /// The `Location` of a redirect with the expected status.
 pub fn location(response: &reqwest::Response, status: u16) -> Result<String> {
     let got = response.status().as_u16();

@@ -48,17 +48,7 @@ async fn user(name: &str) -> Result<Session> {
 
 /// Signs in a local account (the dev server's login) and returns it as an API session.
 async fn local_account(name: &str) -> Result<Session> {
-    let server = server().await;
-    let mut browser = e2e::login::Browser::new(server);
-    let response = browser
-        .http_post_json("/api/auth/local", &json!({ "name": name }))
-        .await?;
-    anyhow::ensure!(
-        response.status().as_u16() == 200,
-        "local login answered {}",
-        response.status()
-    );
-    browser.session(server).await
+    e2e::login::local_account(server().await, name).await
 }
 
 /// The global admin: the install's first account (auth makes it admin), created before any

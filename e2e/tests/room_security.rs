@@ -32,13 +32,7 @@ async fn user(name: &str) -> Result<Session> {
 }
 
 async fn local_account(name: &str) -> Result<Session> {
-    let server = server().await;
-    let mut browser = e2e::login::Browser::new(server);
-    let response = browser
-        .http_post_json("/api/auth/local", &json!({ "name": name }))
-        .await?;
-    anyhow::ensure!(response.status().as_u16() == 200, "local login failed");
-    browser.session(server).await
+    e2e::login::local_account(server().await, name).await
 }
 
 /// The install's first account: a global admin.
