@@ -203,6 +203,7 @@ pub(super) trait AiWork: AiHost {
     }
 
     async fn generate(&self, gen: u64, target: Seq, request: CompletionRequest) {
+        // Who asked: their budget, not the room's, pays for the answer.
         let asker = self
             .room_mut()
             .as_ref()

@@ -143,3 +143,15 @@ fn presence_lists_each_joined_user_once() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].user_id, "ann");
 }
+
+#[test]
+fn a_socket_past_the_per_user_or_the_per_room_cap_is_refused_with_its_code() {
+    use crate::limits::{SOCKETS_PER_ROOM, SOCKETS_PER_USER};
+    assert!(may_open_socket(SOCKETS_PER_USER - 1, SOCKETS_PER_ROOM - 1).is_ok());
+    let mine = may_open_socket(SOCKETS_PER_USER, 0).unwrap_err();
+    assert_eq!(mine.code, ErrorCode::TooManyConnections);
+    assert_eq!(mine.code.http_status(), 429);
+    let full = may_open_socket(0, SOCKETS_PER_ROOM).unwrap_err();
+    assert_eq!(full.code, ErrorCode::RoomFull);
+    assert_eq!(full.code.http_status(), 503);
+}
