@@ -479,3 +479,62 @@ fn reopening_a_database_file_keeps_everything_a_restart_needs() {
     drop(s);
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn reactions_pins_and_replies_leave_the_messages_text_and_its_search_index_alone() {
+    let s = store();
+    // Counts every write of `messages.text`: each one also rewrites the FTS5 index entry.
+    s.db()
+        .execute("CREATE TABLE text_writes (seq INTEGER)", &[])
+        .unwrap();
+    s.db()
+        .execute(
+            "CREATE TRIGGER count_text_writes AFTER UPDATE OF text ON messages BEGIN
+                INSERT INTO text_writes (seq) VALUES (new.seq);
+             END",
+            &[],
+        )
+        .unwrap();
+    s.append(&say(1, "ann", "root words")).unwrap();
+    let react = EventKind::React {
+        target: 1,
+        emoji: "👍".into(),
+        add: true,
+    };
+    s.append(&event(2, "bob", "c2", react)).unwrap();
+    s.append(&event(
+        3,
+        "ann",
+        "c3",
+        EventKind::Pin {
+            target: 1,
+            pinned: true,
+        },
+    ))
+    .unwrap();
+    let reply = EventKind::Reply {
+        thread: 1,
+        text: "a reply".into(),
+        also_in_room: false,
+    };
+    s.append(&event(4, "bob", "c4", reply)).unwrap();
+    let writes = s
+        .db()
+        .query("SELECT COUNT(*) FROM text_writes", &[])
+        .unwrap();
+    assert_eq!(writes[0].int(0).unwrap(), 0, "no text was rewritten");
+    let m = s.message(1).unwrap().unwrap();
+    assert!(m.pinned && m.reactions.len() == 1 && m.replies.map(|r| r.count) == Some(1));
+    // An edit does write it, once.
+    let edit = EventKind::Edit {
+        target: 1,
+        text: "new words".into(),
+    };
+    s.append(&event(5, "ann", "c5", edit)).unwrap();
+    let writes = s
+        .db()
+        .query("SELECT COUNT(*) FROM text_writes", &[])
+        .unwrap();
+    assert_eq!(writes[0].int(0).unwrap(), 1);
+    assert_eq!(search(&s, "new"), vec![1]);
+}

@@ -333,12 +333,10 @@ impl<D: Sql> SqlStore<D> {
             .then(|| json(&view.reactions))
             .transpose()?;
         self.db.execute(
-            "UPDATE messages SET text = ?, edited_at = ?, deleted = ?, answer = ?,
-                answer_state = ?, reply_count = ?, last_reply_at = ?, reactions = ?, pinned = ?,
-                flags = ?
+            "UPDATE messages SET edited_at = ?, deleted = ?, answer = ?, answer_state = ?,
+                reply_count = ?, last_reply_at = ?, reactions = ?, pinned = ?
              WHERE seq = ?",
             sql_params![
-                view.text.as_str(),
                 view.edited_at,
                 view.deleted,
                 answer,
@@ -347,10 +345,18 @@ impl<D: Sql> SqlStore<D> {
                 view.replies.map(|r| r.last_at),
                 reactions,
                 view.pinned,
-                crate::search::flags(&view.text),
                 seq
             ],
         )?;
+        // Only when the text changed: writing `text` re-indexes it for search (the FTS5
+        // triggers fire on any write of the column), which reactions, pins and replies to a
+        // thread must not cost.
+        if view.text != previous {
+            self.db.execute(
+                "UPDATE messages SET text = ?, flags = ? WHERE seq = ?",
+                sql_params![view.text.as_str(), crate::search::flags(&view.text), seq],
+            )?;
+        }
         match &event.kind {
             EventKind::Edit { .. } => self.db.execute(
                 "INSERT OR REPLACE INTO message_versions (seq, replaced_at, text) VALUES (?, ?, ?)",
