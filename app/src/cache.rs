@@ -5,9 +5,16 @@
 //! own and deletes only those it saw confirmed (the room de-duplicates a mutation both send).
 //! Every failure degrades to "no cache" (private browsing, storage quota, a blocked upgrade):
 //! the app still works, only without offline history.
+//!
+//! Each user has a database of their own (`durable-chat-user-<id>`), opened only while their
+//! session is the page's: a second person on the same browser profile never loads the first
+//! one's rooms, and never sends the first one's unsent messages under their own session.
+//! Signing out deletes the database; a session that merely ended (expired, revoked elsewhere)
+//! keeps it, so its owner's unsent messages go out when they sign in again.
 
 use std::rc::Rc;
 
+use gloo_timers::callback::Timeout;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
@@ -15,10 +22,16 @@ use shared::client::{CachedRoom, Pending};
 
 use crate::web::warn;
 
-const DB_NAME: &str = "durable-chat";
+/// Each user's database is this prefix and their user id.
+const DB_PREFIX: &str = "durable-chat-user-";
+/// The single database earlier versions shared between everyone on the browser: it cannot be
+/// attributed to a user, so it is deleted.
+const LEGACY_DB: &str = "durable-chat";
 const DB_VERSION: u8 = 2;
 const STORE: &str = "rooms";
 const OUTBOX: &str = "outbox";
+/// How long a closed session's database stays open for writes already under way.
+const CLOSE_GRACE_MS: u32 = 500;
 
 /// One outbox record.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -27,9 +40,10 @@ struct OutboxRecord {
     pending: Pending,
 }
 
-/// An open cache database.
+/// An open cache database: one user's.
 #[derive(Clone)]
 pub struct Cache {
+    user_id: Rc<str>,
     db: Rc<Database>,
 }
 
@@ -37,13 +51,22 @@ thread_local! {
     static OPEN: std::cell::RefCell<Option<Cache>> = const { std::cell::RefCell::new(None) };
 }
 
+fn db_name(user_id: &str) -> String {
+    format!("{DB_PREFIX}{user_id}")
+}
+
 impl Cache {
-    /// Opens the cache (once per page), or `None` when IndexedDB is unavailable.
-    pub async fn open() -> Option<Cache> {
+    /// Opens `user_id`'s cache (once per page and user), or `None` when IndexedDB is
+    /// unavailable. Another user's database open in this page is closed first.
+    pub async fn open(user_id: &str) -> Option<Cache> {
         if let Some(cache) = OPEN.with(|c| c.borrow().clone()) {
-            return Some(cache);
+            if *cache.user_id == *user_id {
+                return Some(cache);
+            }
+            Self::close();
         }
-        let opened = Database::open(DB_NAME)
+        delete_in_background(LEGACY_DB);
+        let opened = Database::open(&db_name(user_id))
             .with_version(DB_VERSION)
             .with_on_upgrade_needed(|_event, db| {
                 for name in [STORE, OUTBOX] {
@@ -56,7 +79,10 @@ impl Cache {
             .await;
         match opened {
             Ok(db) => {
-                let cache = Cache { db: Rc::new(db) };
+                let cache = Cache {
+                    user_id: user_id.into(),
+                    db: Rc::new(db),
+                };
                 OPEN.with(|c| *c.borrow_mut() = Some(cache.clone()));
                 Some(cache)
             }
@@ -65,6 +91,27 @@ impl Cache {
                 None
             }
         }
+    }
+
+    /// Closes the database this page has open, if any: the session it belonged to has ended.
+    /// The connection closes after [`CLOSE_GRACE_MS`], so the writes a closing room page has
+    /// just started (its outbox above all) still land; nothing reopens it but [`Cache::open`].
+    pub fn close() {
+        if let Some(cache) = OPEN.with(|c| c.borrow_mut().take()) {
+            // Closing a clone closes the one connection every holder of this `Cache` shares.
+            let db = Database::clone(&cache.db);
+            Timeout::new(CLOSE_GRACE_MS, move || db.close()).forget();
+        }
+    }
+
+    /// Deletes `user_id`'s cache and outbox (they signed out). The deletion completes once no
+    /// page has the database open: this page's connection is closed here, and other tabs
+    /// close theirs when their sockets end with the session.
+    pub fn forget(user_id: &str) {
+        if OPEN.with(|c| c.borrow().as_ref().is_some_and(|c| *c.user_id == *user_id)) {
+            Self::close();
+        }
+        delete_in_background(&db_name(user_id));
     }
 
     /// The cached state of a room with every unconfirmed mutation for it, if any.
@@ -162,4 +209,21 @@ impl Cache {
             warn(&format!("writing the cache failed: {e}"));
         }
     }
+}
+
+/// Asks the browser to delete a database; a failure is logged, a deletion blocked by another
+/// tab's open connection completes when that tab closes it.
+fn delete_in_background(name: &str) {
+    // The request is made now, so that an open of the same name made after this call waits for
+    // the deletion (IndexedDB runs requests for one name in order); only its outcome is awaited.
+    let request = match Database::delete_by_name(name) {
+        Ok(request) => request,
+        Err(e) => return warn(&format!("deleting the offline cache {name} failed: {e}")),
+    };
+    let name = name.to_owned();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = request.await {
+            warn(&format!("deleting the offline cache {name} failed: {e}"));
+        }
+    });
 }

@@ -95,6 +95,8 @@ struct Conn {
     last_ping: Millis,
     typing: Throttle,
     typing_shown: usize,
+    /// Whose room this is: the cache and outbox are theirs alone.
+    user_id: String,
     cache: Option<Cache>,
     /// Client ids of the outbox records this tab last wrote or loaded: the ones that have left
     /// the outbox since are confirmed (or discarded) and their records are deleted.
@@ -161,10 +163,17 @@ fn room_socket_url(slug: &str) -> String {
 }
 
 impl RoomHandle {
-    /// A room that is not connected yet; [`RoomHandle::start`] loads the cache and connects.
-    pub fn new(slug: String, notify: Callback<()>, on_unauthorized: Callback<()>) -> Self {
+    /// `user_id`'s view of a room, not connected yet; [`RoomHandle::start`] loads their cache
+    /// and connects.
+    pub fn new(
+        slug: String,
+        user_id: String,
+        notify: Callback<()>,
+        on_unauthorized: Callback<()>,
+    ) -> Self {
         RoomHandle(Rc::new(RefCell::new(Conn {
             slug,
+            user_id,
             room: ClientRoom::new(),
             rows: RowCache::default(),
             rows_built: None,
@@ -217,8 +226,11 @@ impl RoomHandle {
         }));
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let slug = this.0.borrow().slug.clone();
-            let cache = Cache::open().await;
+            let (slug, user_id) = {
+                let c = this.0.borrow();
+                (c.slug.clone(), c.user_id.clone())
+            };
+            let cache = Cache::open(&user_id).await;
             let cached = match &cache {
                 Some(cache) => cache.load(&slug).await,
                 None => None,

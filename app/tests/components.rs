@@ -364,7 +364,7 @@ async fn the_banner_counts_down_and_offers_retry_now_while_waiting() {
 
 #[wasm_bindgen_test]
 async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
-    let Some(cache) = app::cache::Cache::open().await else {
+    let Some(cache) = app::cache::Cache::open("round-trip-user").await else {
         panic!("IndexedDB is available in Chromium");
     };
     let room = CachedRoom {
@@ -419,6 +419,40 @@ async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
         .expect("the room is cached")
         .outbox
         .is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn each_user_has_their_own_offline_cache_and_signing_out_deletes_it() {
+    use app::cache::Cache;
+    let ann_room = CachedRoom {
+        messages: vec![message(3, &author("ann", "Ann"), "ann's private note")],
+        head: Some(3),
+        outbox: vec![Pending {
+            client_id: "ann-unsent".into(),
+            op: PendingOp::Send {
+                text: "ann's unsent message".into(),
+            },
+            created_at: 1,
+            status: PendingStatus::Queued { not_before: 0 },
+        }],
+        ..CachedRoom::default()
+    };
+    let ann = Cache::open("ann-id").await.expect("IndexedDB works");
+    ann.save("shared-room", &ann_room, &[]).await;
+
+    // Bob on the same browser sees neither Ann's messages nor her outbox.
+    let bob = Cache::open("bob-id").await.expect("IndexedDB works");
+    assert_eq!(bob.load("shared-room").await, None);
+
+    // A session that merely ended keeps Ann's cache for her next sign-in.
+    let ann = Cache::open("ann-id").await.expect("IndexedDB works");
+    assert_eq!(ann.load("shared-room").await, Some(ann_room));
+
+    // Signing out deletes it: the deletion waits for the open connection to close, and a later
+    // open of the same name waits for the deletion.
+    Cache::forget("ann-id");
+    let ann = Cache::open("ann-id").await.expect("IndexedDB works");
+    assert_eq!(ann.load("shared-room").await, None);
 }
 
 #[wasm_bindgen_test]

@@ -98,9 +98,17 @@ async fn wait_phase(browser: &Browser, phases: &[&str]) -> Result {
         "#,
         phases = serde_json::to_string(phases)?
     );
-    browser
+    if let Err(e) = browser
         .wait_for(&format!("the banner to say {phases:?}"), &script)
-        .await?;
+        .await
+    {
+        let shown = browser
+            .eval(r#"const b = document.querySelector('[role="status"].banner');
+                     const dbs = (await indexedDB.databases()).map(d => d.name + '@' + d.version);
+                     return (b ? b.dataset.phase + ': ' + b.textContent : 'no banner') + ' dbs ' + dbs.join(',');"#)
+            .await?;
+        return Err(e.context(format!("the banner shows {shown}")));
+    }
     Ok(())
 }
 
@@ -176,12 +184,7 @@ async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
 
     alice.goto(&server.url()).await?;
     if local_alice {
-        field(&alice, "Local account name")
-            .await?
-            .send_keys("Alice")
-            .await?;
-        click_button(&alice, "Sign in").await?;
-        alice.find(r#"nav[aria-label="Rooms"]"#).await?;
+        sign_in_locally(&alice, "Alice").await?;
     } else {
         sign_in(&alice, "Alice").await?;
     }
@@ -828,6 +831,209 @@ async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Res
     let avatar = shared::profile::check_avatar(&bytes)?;
     assert_eq!(avatar.kind, shared::profile::ImageType::Jpeg);
     assert_eq!((avatar.width, avatar.height), (512, 384));
+    browser.quit().await?;
+    Ok(())
+}
+
+/// Whether any IndexedDB database of the page's origin holds `needle` anywhere in its values
+/// (every store of every database, read in full).
+async fn indexed_db_holds(browser: &Browser, needle: &str) -> Result<bool> {
+    let script = format!(
+        r#"
+        const needle = {needle};
+        const read = (name) => new Promise((resolve, reject) => {{
+            const open = indexedDB.open(name);
+            open.onerror = () => reject(open.error);
+            open.onsuccess = () => {{
+                const db = open.result;
+                const stores = Array.from(db.objectStoreNames);
+                if (stores.length === 0) {{ db.close(); return resolve(''); }}
+                const tx = db.transaction(stores, 'readonly');
+                const parts = [];
+                for (const s of stores) {{
+                    const all = tx.objectStore(s).getAll();
+                    all.onsuccess = () => parts.push(JSON.stringify(all.result));
+                }}
+                tx.oncomplete = () => {{ db.close(); resolve(parts.join('')); }};
+                tx.onerror = () => {{ db.close(); reject(tx.error); }};
+            }};
+        }});
+        const names = (await indexedDB.databases()).map(d => d.name);
+        for (const name of names) if ((await read(name)).includes(needle)) return true;
+        return false;
+        "#,
+        needle = serde_json::to_string(needle)?
+    );
+    Ok(browser.eval(&script).await? == true)
+}
+
+/// Signs in with the local account (the server runs with `DEV_LOGIN`).
+async fn sign_in_locally(browser: &Browser, name: &str) -> Result {
+    field(browser, "Local account name")
+        .await?
+        .send_keys(name)
+        .await?;
+    click_button(browser, "Sign in").await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    Ok(())
+}
+
+async fn sign_out(browser: &Browser) -> Result {
+    click_button(browser, "Sign out").await?;
+    field(browser, "Display name").await?;
+    Ok(())
+}
+
+/// The texts and author names of a room's history, as a fresh guest reads it.
+async fn history(server: &DevServer, slug: &str) -> Result<Vec<(String, String)>> {
+    let reader = Session::create(server, &unique("Reader")).await?;
+    let (_, joined) = reader.join(slug, None).await?;
+    let page = joined.history.expect("a join without cursor gets a page");
+    Ok(page
+        .messages
+        .into_iter()
+        .map(|m| (m.text, m.author.name))
+        .collect())
+}
+
+#[tokio::test]
+async fn signing_out_deletes_the_offline_copy_so_the_next_person_on_the_browser_cannot_read_a_private_room(
+) -> Result {
+    let server =
+        DevServer::start(DevOptions::default().with_app().var("DEV_LOGIN", "true")).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    sign_in_locally(&browser, "Alice").await?;
+    let name = unique("Private Room");
+    field(&browser, "Room name").await?.send_keys(&name).await?;
+    browser
+        .find(r#"input[type="checkbox"][name="private"]"#)
+        .await?
+        .click()
+        .await?;
+    click_button(&browser, "Create room").await?;
+    let slug = shared::limits::slugify(&name);
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_phase(&browser, &["live"]).await?;
+    let secret = "the launch moves to March, keep it quiet";
+    send_message(&browser, secret, true).await?;
+    wait_row(&browser, secret, "sent", Duration::from_secs(20)).await?;
+    // The offline copy holds it (so the check below can see it when it is there).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !indexed_db_holds(&browser, secret).await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the sent message never reached IndexedDB"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    sign_out(&browser).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while indexed_db_holds(&browser, secret).await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "ten seconds after signing out, IndexedDB still holds Alice's private message"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Bob, next on this browser, opens the private room's address: refused, and nothing of
+    // Alice's shows from a cache.
+    sign_in(&browser, "Bob").await?;
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    // The room page connects only after reading its cache: a failed connection proves the
+    // cache was read (the upgrade is refused with 403, which a browser reports only as a close).
+    wait_phase(&browser, &["reconnecting", "offline"]).await?;
+    let shown = rows(&browser).await?;
+    assert!(
+        shown.iter().all(|r| !r.text.contains(secret)),
+        "Bob's page shows Alice's private message: {shown:?}"
+    );
+    assert!(!indexed_db_holds(&browser, secret).await?);
+
+    browser.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_signs_in_on_the_same_browser(
+) -> Result {
+    let mut server =
+        DevServer::start(DevOptions::default().with_app().var("DEV_LOGIN", "true")).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    sign_in_locally(&browser, "Alice").await?;
+    let name = unique("Shared Room");
+    field(&browser, "Room name").await?.send_keys(&name).await?;
+    click_button(&browser, "Create room").await?;
+    let slug = shared::limits::slugify(&name);
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_phase(&browser, &["live"]).await?;
+    send_message(&browser, "alice was here", true).await?;
+    wait_row(&browser, "alice was here", "sent", Duration::from_secs(20)).await?;
+
+    // Alice writes while the server is down; her session then ends without a sign-out (its
+    // cookie is gone, as when it expires or is revoked from another device).
+    server.stop().await?;
+    wait_phase(&browser, &["reconnecting", "offline"]).await?;
+    let draft = "alice's message written offline";
+    send_message(&browser, draft, true).await?;
+    wait_row(&browser, draft, "pending", Duration::from_secs(20)).await?;
+    browser.client.delete_all_cookies().await?;
+    server.start_again().await?;
+
+    // The reconnect finds no session: the page asks for a name, and Bob takes the browser.
+    let deadline = tokio::time::Instant::now() + REDELIVERY_TIMEOUT;
+    while browser
+        .eval(
+            r#"const retry = Array.from(document.querySelectorAll('button'))
+                   .find(b => b.textContent.trim() === 'Retry now');
+               if (retry) retry.click();
+               return !document.querySelector('form.name-prompt, [aria-label="Display name"], #display-name');"#,
+        )
+        .await?
+        == true
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the page never noticed that the session ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sign_in(&browser, "Bob").await?;
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_phase(&browser, &["live"]).await?;
+    send_message(&browser, "bob here", true).await?;
+    wait_row(&browser, "bob here", "sent", Duration::from_secs(20)).await?;
+    // A leaked outbox would have been sent on connect, before Bob's own message.
+    assert_eq!(
+        history(&server, &slug).await?,
+        [
+            ("alice was here".to_string(), "Alice".to_string()),
+            ("bob here".into(), "Bob".into()),
+        ],
+        "only what each person sent, under their own name"
+    );
+
+    // Alice signs in again on the same browser (Bob, a guest, just leaves: his session ends):
+    // her message goes out, as hers, once.
+    browser.client.delete_all_cookies().await?;
+    browser.goto(&server.url()).await?;
+    sign_in_locally(&browser, "Alice").await?;
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
+    wait_row(&browser, draft, "sent", REDELIVERY_TIMEOUT).await?;
+    assert_eq!(
+        history(&server, &slug).await?,
+        [
+            ("alice was here".to_string(), "Alice".to_string()),
+            ("bob here".into(), "Bob".into()),
+            (draft.into(), "Alice".into()),
+        ]
+    );
+
     browser.quit().await?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use shared::unread::RoomCounts;
 use yew::prelude::*;
 
 use crate::api;
+use crate::cache::Cache;
 use crate::components::about::About;
 use crate::components::admin_page::AdminPage;
 use crate::components::devices::DevicesPage;
@@ -236,6 +237,9 @@ pub fn App() -> Html {
     let on_unauthorized = {
         let session = session.clone();
         Callback::from(move |()| {
+            // The session's cache stays on disk (its unsent messages go out when the same
+            // person signs in again) but this page lets go of it.
+            Cache::close();
             session.set(Session::Anonymous(Some(
                 "Your session has ended. Choose a display name to continue.".into(),
             )))
@@ -304,11 +308,17 @@ pub fn App() -> Html {
     };
     let sign_out = {
         let session = session.clone();
+        let user_id = me.user_id.clone();
         Callback::from(move |_: MouseEvent| {
-            let session = session.clone();
+            let (session, user_id) = (session.clone(), user_id.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 match api::sign_out().await {
-                    Ok(()) => session.set(Session::Anonymous(Some("You have signed out.".into()))),
+                    Ok(()) => {
+                        // Whoever uses this browser next must not see this user's rooms nor
+                        // send their unsent messages.
+                        Cache::forget(&user_id);
+                        session.set(Session::Anonymous(Some("You have signed out.".into())))
+                    }
                     Err(e) => web::warn(&format!("sign-out failed: {}", e.message)),
                 }
             });
@@ -350,7 +360,7 @@ pub fn App() -> Html {
             </aside>
             <main class="main">
                 if let Some(slug) = slug {
-                    <RoomPage key={slug.to_string()} slug={slug.clone()} {on_unauthorized} on_navigate={on_navigate.clone()} admin={*admin} />
+                    <RoomPage key={format!("{}/{slug}", me.user_id)} slug={slug.clone()} user_id={AttrValue::from(me.user_id.clone())} {on_unauthorized} on_navigate={on_navigate.clone()} admin={*admin} />
                 } else if *route == Route::Devices && me.signed_in {
                     <DevicesPage {on_unauthorized} />
                 } else if *route == Route::Profile {

@@ -26,6 +26,8 @@ use crate::web;
 pub struct RoomPageProps {
     /// The room.
     pub slug: AttrValue,
+    /// Who is signed in: the page's offline cache is theirs.
+    pub user_id: AttrValue,
     /// The room closed with `unauthorized`: ask for a name again.
     pub on_unauthorized: Callback<()>,
     /// Go to a path.
@@ -56,10 +58,12 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
     let panel_open = use_state(|| false);
     let handle = {
         let slug = props.slug.to_string();
+        let user_id = props.user_id.to_string();
         let on_unauthorized = props.on_unauthorized.clone();
         use_memo((), move |_| {
             RoomHandle::new(
                 slug,
+                user_id,
                 Callback::from(move |()| update.force_update()),
                 on_unauthorized,
             )
