@@ -52,7 +52,11 @@ mod tests {
         assert_eq!(home, "v6:2001:db8:1:2::/64");
         assert_eq!(network_of("2001:0DB8:0001:0002:abcd:ef01:2345:6789"), home);
         assert_eq!(network_of(" 2001:db8:1:2:ffff:ffff:ffff:ffff "), home);
-        assert_ne!(network_of("2001:db8:1:3::1"), home, "the next /64 is another");
+        assert_ne!(
+            network_of("2001:db8:1:3::1"),
+            home,
+            "the next /64 is another"
+        );
     }
 
     #[test]
