@@ -30,6 +30,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "dc_session";
 
+/// The header that carries the client's address to the Worker.
+pub const CLIENT_IP_HEADER: &str = "CF-Connecting-IP";
+
 /// A plain HTTP client with a bounded request time. It keeps no idle connections: sessions
 /// are shared between tests (statics), each test has its own tokio runtime, and a pooled
 /// connection belongs to the runtime that opened it — reused after that test ended, it fails
@@ -228,6 +231,22 @@ impl Session {
             .map_err(|refusal| anyhow!("upgrade to {slug} refused: {refusal:?}"))
     }
 
+    /// Opens a room's socket as if from the client address `client_ip` (see
+    /// [`RoomSocket::open_from`]): the socket, or the server's refusal of the upgrade.
+    pub async fn connect_from(
+        &self,
+        slug: &str,
+        client_ip: Option<&str>,
+    ) -> Result<Result<RoomSocket, Refusal>> {
+        RoomSocket::open_from(
+            &self.ws_url(slug),
+            Some(&self.origin),
+            Some(&self.cookie),
+            client_ip,
+        )
+        .await
+    }
+
     /// Opens a room's socket and completes the hello.
     pub async fn join(&self, slug: &str, after: Option<Seq>) -> Result<(RoomSocket, Joined)> {
         let mut socket = self.connect(slug).await?;
@@ -343,6 +362,18 @@ impl RoomSocket {
         origin: Option<&str>,
         cookie: Option<&str>,
     ) -> Result<Result<RoomSocket, Refusal>> {
+        Self::open_from(url, origin, cookie, None).await
+    }
+
+    /// [`RoomSocket::open`] as if from the client address `client_ip` (`CF-Connecting-IP`,
+    /// which the dev server sets to the peer's address only when a request carries none;
+    /// Cloudflare's edge always sets it itself). `None`: the test's own address.
+    pub async fn open_from(
+        url: &str,
+        origin: Option<&str>,
+        cookie: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<Result<RoomSocket, Refusal>> {
         let mut request = url.into_client_request()?;
         if let Some(origin) = origin {
             request
@@ -353,6 +384,11 @@ impl RoomSocket {
             request
                 .headers_mut()
                 .insert("Cookie", HeaderValue::from_str(cookie)?);
+        }
+        if let Some(ip) = client_ip {
+            request
+                .headers_mut()
+                .insert(CLIENT_IP_HEADER, HeaderValue::from_str(ip)?);
         }
         let connect = tokio_tungstenite::connect_async(request);
         match tokio::time::timeout(DEFAULT_TIMEOUT, connect).await {
@@ -371,7 +407,7 @@ impl RoomSocket {
                     .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
                 {
                     Some(body) => Some(body),
-                    None => refusal_body(url, origin, cookie, status).await?,
+                    None => refusal_body(url, origin, cookie, client_ip, status).await?,
                 };
                 Ok(Err(Refusal { status, body }))
             }
@@ -790,6 +826,7 @@ async fn refusal_body(
     url: &str,
     origin: Option<&str>,
     cookie: Option<&str>,
+    client_ip: Option<&str>,
     status: u16,
 ) -> Result<Option<ErrorBody>> {
     let http_url = url.replacen("ws://", "http://", 1);
@@ -804,6 +841,9 @@ async fn refusal_body(
     }
     if let Some(cookie) = cookie {
         request = request.header("Cookie", cookie);
+    }
+    if let Some(ip) = client_ip {
+        request = request.header(CLIENT_IP_HEADER, ip);
     }
     let response = request.send().await.context("re-reading a refusal")?;
     let again = response.status().as_u16();

@@ -1,6 +1,7 @@
 //! The room's security rules against the real Worker under `wrangler dev`: a ban removes every
-//! power on every path, a role change reaches open sockets at once, limits hold per user (not
-//! per socket), reactions are capped, and deleting others' messages follows the rank rule.
+//! power on every path, a guest's ban also keeps new guests from their network out for a while
+//! (never accounts), a role change reaches open sockets at once, limits hold per user (not per
+//! socket), reactions are capped, and deleting others' messages follows the rank rule.
 
 use std::time::Duration;
 
@@ -163,6 +164,122 @@ async fn a_banned_moderator_has_no_power_left_over_http() -> Result {
     // And the owner's own powers are untouched.
     let invite: Invite = owner.post(&invites, &json!({})).await?.json().await?;
     assert!(!invite.token.is_empty());
+    Ok(())
+}
+
+/// The upgrade of `session` to `slug` as if from `client_ip` must be refused with `code`.
+async fn refused_from(
+    session: &Session,
+    slug: &str,
+    client_ip: Option<&str>,
+    code: ErrorCode,
+) -> Result {
+    let refusal = match session.connect_from(slug, client_ip).await? {
+        Ok(socket) => {
+            socket.close().await;
+            anyhow::bail!("the upgrade from {client_ip:?} was accepted; expected {code}");
+        }
+        Err(refusal) => refusal,
+    };
+    assert_eq!(refusal.status, code.http_status(), "{refusal:?}");
+    assert_eq!(refusal.body.map(|b| b.code), Some(code));
+    Ok(())
+}
+
+/// The upgrade of `session` to `slug` as if from `client_ip` is accepted and says hello.
+async fn joins_from(session: &Session, slug: &str, client_ip: Option<&str>) -> Result {
+    let mut socket = session
+        .connect_from(slug, client_ip)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("upgrade from {client_ip:?} refused: {refusal:?}"))?;
+    socket.hello(None).await?;
+    socket.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn banning_a_guest_keeps_new_guests_from_their_network_out_but_not_accounts() -> Result {
+    let owner = user("Owner").await?;
+    let room = owner.new_room().await?;
+    let slug = room.slug.as_str();
+    let guest = user("Gus").await?;
+    visit(&guest, slug).await?;
+    ok(moderate_http(
+        &owner,
+        slug,
+        &Command::Ban {
+            user_id: guest.user_id().into(),
+        },
+    )
+    .await?)
+    .await?;
+
+    // The same person mints a fresh guest (a new id, the same machine) and tries to walk back
+    // in: over the socket and over the HTTP join alike.
+    let fresh = user("Gus again").await?;
+    refused_from(&fresh, slug, None, ErrorCode::NetworkBanned).await?;
+    let refusal = expect_error(
+        fresh
+            .post(&format!("/api/rooms/{slug}/join"), &json!({}))
+            .await?,
+        ErrorCode::NetworkBanned,
+    )
+    .await?;
+    assert!(refusal.message.contains("sign in"), "{}", refusal.message);
+
+    // A signed-in account on the same machine is never kept out by a network ban.
+    let account = local_account(&unique("Colleague")).await?;
+    let (socket, joined) = account.join(slug, None).await?;
+    assert_eq!(joined.you.role, Role::Member);
+    socket.close().await;
+    // Nor is a guest from another address (the dev server keeps a CF-Connecting-IP the request
+    // carries, as Cloudflare's edge would set it).
+    let elsewhere = user("Elsewhere").await?;
+    joins_from(&elsewhere, slug, Some("203.0.113.9")).await?;
+
+    // Unbanning the guest lifts the network ban their ban made.
+    ok(moderate_http(
+        &owner,
+        slug,
+        &Command::Unban {
+            user_id: guest.user_id().into(),
+        },
+    )
+    .await?)
+    .await?;
+    joins_from(&fresh, slug, None).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guests_network_ban_covers_their_ipv6_slash_64_and_no_other() -> Result {
+    let owner = user("Owner").await?;
+    let room = owner.new_room().await?;
+    let slug = room.slug.as_str();
+    let guest = user("Gus").await?;
+    joins_from(&guest, slug, Some("2001:db8:7:7::1")).await?;
+    ok(moderate_http(
+        &owner,
+        slug,
+        &Command::Ban {
+            user_id: guest.user_id().into(),
+        },
+    )
+    .await?)
+    .await?;
+    // A new guest with another address of the same /64 is the same network...
+    let fresh = user("Gus again").await?;
+    refused_from(
+        &fresh,
+        slug,
+        Some("2001:db8:7:7:abcd::42"),
+        ErrorCode::NetworkBanned,
+    )
+    .await?;
+    // ...the neighbouring /64 and the test's own address are not.
+    joins_from(&fresh, slug, Some("2001:db8:7:8::1")).await?;
+    let other = user("Other").await?;
+    joins_from(&other, slug, None).await?;
     Ok(())
 }
 

@@ -226,13 +226,16 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         }
         (Method::Post, ["rooms", slug, "join"]) => {
             check_origin(&req, false)?;
-            let me = identity(&req, env).await?;
+            let session = require_session(&req, env).await?;
+            let network = guest_network(&req, env, slug, &session)?;
+            let me = profiles::identity(env, &session).await?;
             let body: JoinRoom = read_json(req).await?;
             let caller = caller(env, slug, me).await?;
             let user_id = caller.user.id.clone();
             let join = Join {
                 caller,
                 invite: body.invite,
+                network,
             };
             let joined = contract::call(env, slug, join)
                 .await
@@ -332,6 +335,22 @@ fn search_params(req: &Request) -> Result<(String, u32), ApiError> {
         .unwrap_or(limits::SEARCH_LIMIT_DEFAULT)
         .clamp(1, limits::SEARCH_LIMIT_MAX);
     Ok((query, limit))
+}
+
+/// A guest's network as room `slug` knows it (`crate::network::key` of `CF-Connecting-IP`),
+/// or `None` for a signed-in account: a moderator's ban of a guest also keeps new guests from
+/// their network out of the room for a while, and never an account (shared networks).
+fn guest_network(
+    req: &Request,
+    env: &Env,
+    slug: &str,
+    session: &SessionUser,
+) -> Result<Option<String>, ApiError> {
+    if session.signed_in() {
+        return Ok(None);
+    }
+    let keys = config::session_keys(env)?;
+    Ok(Some(crate::network::key(&keys, slug, &client_ip(req))))
 }
 
 /// Whether the request is addressed to localhost: the room honours test-only switches only
@@ -823,8 +842,9 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         personalization.memory.drain(..excess);
     }
     let user_id = me.id.clone();
-    // The room decides the role (`author.role` is ignored) and refuses banned users and
-    // non-members of private rooms.
+    let network = guest_network(&req, env, slug, &session)?;
+    // The room decides the role (`author.role` is ignored) and refuses banned users,
+    // non-members of private rooms and new guests from a banned guest's network.
     let connect = Connect {
         author: Author {
             id: me.id,
@@ -839,6 +859,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         avatar: me.avatar,
         batch: asks_for_batches(&req),
         loopback: loopback(&req),
+        network,
     };
     let response = contract::connect(env, slug, &connect).await?;
     if response.status_code() == 101 {

@@ -12,6 +12,7 @@ mod cookies;
 mod directory;
 mod http;
 mod memory;
+mod network;
 mod profiles;
 mod random;
 mod rooms;

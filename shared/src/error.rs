@@ -58,6 +58,9 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The room holds as many connections as it can ([`crate::limits::SOCKETS_PER_ROOM`]).
     RoomFull,
+    /// New guests from your network are banned from this room for a while (a moderator banned
+    /// a guest who connected from it); a signed-in account is not.
+    NetworkBanned,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMedia => "unsupported_media",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::NetworkBanned => "network_banned",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -103,6 +107,7 @@ impl ErrorCode {
             | ErrorCode::BadOrigin
             | ErrorCode::Muted
             | ErrorCode::Banned
+            | ErrorCode::NetworkBanned
             | ErrorCode::Kicked => 403,
             ErrorCode::InviteInvalid => 410,
             ErrorCode::UnsupportedMedia => 415,
@@ -222,6 +227,9 @@ mod tests {
             ErrorCode::Kicked,
             ErrorCode::InviteInvalid,
             ErrorCode::UnsupportedMedia,
+            ErrorCode::TooManyConnections,
+            ErrorCode::RoomFull,
+            ErrorCode::NetworkBanned,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod markdown;
 pub mod mentions;
 pub mod moderation;
+pub mod network;
 pub mod permissions;
 pub mod profile;
 pub mod protocol;

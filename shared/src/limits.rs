@@ -51,6 +51,9 @@ pub const SOCKETS_PER_USER: usize = 20;
 /// Sockets one room holds at most: room for 5,000-person rooms with a tab or two each, and
 /// well under the 32,768 hibernated WebSockets Cloudflare documents per Durable Object.
 pub const SOCKETS_PER_ROOM: usize = 12_000;
+/// How long a moderator's ban of a guest also keeps new guests from that guest's network out of
+/// the room (24 hours). Signed-in accounts from the network are never kept out.
+pub const GUEST_NETWORK_BAN_SECONDS: i64 = 24 * 60 * 60;
 /// Pinned messages listed per room.
 pub const PINS_MAX: usize = 50;
 /// Members listed for mention autocomplete.

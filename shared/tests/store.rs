@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic is the failure report.
 
+use shared::moderation::MemberRecord;
 use shared::protocol::{Author, Event, EventKind, Member, Role, Seq};
 use shared::room::store::schema::{statements, MIGRATIONS};
 use shared::room::store::sqlite::Sqlite;
@@ -377,6 +378,36 @@ fn members_mentions_and_read_positions_give_unread_counts_that_ignore_deleted_me
     assert_eq!(s.mentioned(1).unwrap(), vec!["bob".to_string()]);
 }
 
+#[test]
+fn network_bans_end_on_time_lift_per_banned_user_and_ended_ones_are_dropped_by_the_next_ban() {
+    let s = store();
+    let rows = |s: &SqlStore<Sqlite>| {
+        s.db()
+            .query(
+                "SELECT network, user_id FROM network_bans ORDER BY 1, 2",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}/{}", r.text(0).unwrap(), r.text(1).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    s.ban_network("net-a", "gus", 0, 100).unwrap();
+    s.ban_network("net-a", "gil", 0, 200).unwrap();
+    s.ban_network("net-b", "ned", 0, 50).unwrap();
+    assert!(s.network_banned("net-b", 49).unwrap());
+    assert!(!s.network_banned("net-b", 50).unwrap(), "ended");
+    assert!(!s.network_banned("net-c", 0).unwrap(), "never banned");
+    // Lifting gus's ban leaves gil's ban of the same network in force.
+    s.lift_network_bans("gus").unwrap();
+    assert!(s.network_banned("net-a", 150).unwrap());
+    // Banning gus again (a second ban moves the end) drops the rows that ended by then.
+    s.ban_network("net-a", "gus", 60, 300).unwrap();
+    s.ban_network("net-a", "gus", 60, 400).unwrap();
+    assert_eq!(rows(&s), ["net-a/gil", "net-a/gus"]);
+    assert!(s.network_banned("net-a", 399).unwrap());
+}
+
 /// Builds a database at schema version `version` (0: nothing), with one message as that
 /// version stored it, the way an older deploy left it.
 fn database_at(version: usize) -> Sqlite {
@@ -413,6 +444,15 @@ fn database_at(version: usize) -> Sqlite {
         ],
     )
     .unwrap();
+    if version >= 4 {
+        // v4 made `member_roles`: a guest banned before network bans existed.
+        db.execute(
+            "INSERT INTO member_roles (user_id, name, role, banned, joined_at)
+             VALUES ('gus', 'Gus', 'member', 1, 1)",
+            &[],
+        )
+        .unwrap();
+    }
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
         &[SqlValue::Text(version.to_string())],
@@ -448,6 +488,32 @@ fn a_room_stored_by_any_earlier_schema_version_opens_migrated_with_its_history_i
         let mut found = search(&s, "upgrade");
         found.sort_unstable();
         assert_eq!(found, (1..=next).collect::<Vec<_>>(), "from v{version}");
+        // A member from before keeps their standing and has no network; the migrated store
+        // remembers members' networks and bans networks for a time.
+        if version >= 4 {
+            let gus = s.member("gus").unwrap().expect("kept");
+            assert!(gus.banned, "from v{version}");
+            assert_eq!(s.member_network("gus").unwrap(), None, "from v{version}");
+        }
+        s.put_member(&MemberRecord {
+            user_id: "gil".into(),
+            name: "Gil".into(),
+            role: Role::Member,
+            banned: false,
+            muted_until: None,
+            joined_at: 2,
+            renamed_at: None,
+        })
+        .unwrap();
+        s.set_member_network("gil", Some("net-a")).unwrap();
+        assert_eq!(
+            s.member_network("gil").unwrap().as_deref(),
+            Some("net-a"),
+            "from v{version}"
+        );
+        s.ban_network("net-a", "gil", 10, 20).unwrap();
+        assert!(s.network_banned("net-a", 19).unwrap(), "from v{version}");
+        assert!(!s.network_banned("net-a", 20).unwrap(), "from v{version}");
     }
 }
 

@@ -90,6 +90,10 @@ pub struct Connect {
     /// (`BENCH_NO_FTS`), which it ignores for any other host.
     #[serde(default)]
     pub loopback: bool,
+    /// A guest's network as a keyed hash (`crate::network::key`), `None` for a signed-in
+    /// account: the room refuses a new guest from a network under a guest's ban.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// Close the sockets of a session or a user (revoked session, disabled or banned user).
@@ -158,6 +162,9 @@ pub struct Join {
     pub caller: Caller,
     /// The invite token.
     pub invite: Option<String>,
+    /// A guest's network, as in [`Connect::network`] (`None` for a signed-in account).
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// The role a [`Join`] gave.

@@ -166,14 +166,19 @@ impl DurableObject for ChatRoom {
             return error_response(&refusal);
         }
 
-        // The room decides the connection's role, and refuses banned users and non-members of
-        // a private room, before the upgrade.
+        // The room decides the connection's role, and refuses banned users, non-members of a
+        // private room and new guests from a banned guest's network, before the upgrade.
         let mut conn = Conn::new(connect.author);
         conn.personalization = connect.personalization;
         conn.admin = connect.admin;
         conn.avatar = connect.avatar;
         let admitted = match self.room.borrow_mut().as_mut() {
-            Some(room) => room.admit(&mut conn, &connect.owner_id, now()),
+            Some(room) => room.admit(
+                &mut conn,
+                &connect.owner_id,
+                connect.network.as_deref(),
+                now(),
+            ),
             None => return Response::error("room not loaded", 500),
         };
         match admitted {
@@ -352,8 +357,14 @@ impl ChatRoom {
                 }))
             }
             RoomRequest::Join(r) => reply::<Join>(self.as_caller(&r.caller, |room, conn, now| {
-                room.join(conn, &r.caller.owner_id, r.invite.as_deref(), now)
-                    .map(|role| Joined { role })
+                room.join(
+                    conn,
+                    &r.caller.owner_id,
+                    r.invite.as_deref(),
+                    r.network.as_deref(),
+                    now,
+                )
+                .map(|role| Joined { role })
             })),
             RoomRequest::ListMembers(r) => {
                 reply::<ListMembers>(self.as_caller(&r.caller, |room, conn, _| {

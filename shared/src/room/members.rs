@@ -8,12 +8,18 @@ use crate::permissions::outranks;
 impl<D: Sql> Room<D> {
     /// Decides whether `conn` may join, at connect time, and stamps its room role. The room's
     /// creator (`owner_id`) is its owner; anyone else joining a public room becomes a member;
-    /// a private room admits only members (see [`Room::accept_invite`]) and global admins; a
-    /// banned user is refused. Returns what to announce (a changed name).
+    /// a private room admits only members (see [`Room::join`]) and global admins; a
+    /// banned user is refused, and so is a new guest from a network under a guest's ban.
+    /// Returns what to announce (a changed name).
+    ///
+    /// `network` is the Worker's keyed hash of a guest's network (`None` for a signed-in
+    /// account): the room remembers a guest member's latest one, so that banning the guest
+    /// also bans, for [`crate::limits::GUEST_NETWORK_BAN_SECONDS`], new guests from it.
     pub fn admit(
         &mut self,
         conn: &mut Conn,
         owner_id: &str,
+        network: Option<&str>,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
         let user_id = conn.author.id.clone();
@@ -38,10 +44,42 @@ impl<D: Sql> Room<D> {
                     "This room is private; you need an invite to join it.",
                 ))
             }
-            None => self.enroll(conn, owner_id, now)?,
+            None => {
+                self.check_network(conn, owner_id, network, now)?;
+                self.enroll(conn, owner_id, now)?
+            }
         };
+        self.store.set_member_network(&user_id, network)?;
         conn.author.role = record.role;
         Ok(effects)
+    }
+
+    /// Refuses a new guest (someone with no member record, arriving with a `network`) whose
+    /// network is under a live network ban. Accounts never are (offices and universities share
+    /// one address), nor the room's creator or a global admin (both are accounts anyway), and
+    /// members keep their access: only newcomers are refused, which is what stops a banned
+    /// guest minting a new id and walking back in.
+    fn check_network(
+        &self,
+        conn: &Conn,
+        owner_id: &str,
+        network: Option<&str>,
+        now: Millis,
+    ) -> Result<(), Failure> {
+        let Some(network) = network else {
+            return Ok(());
+        };
+        if conn.admin || conn.author.id == owner_id {
+            return Ok(());
+        }
+        if self.store.network_banned(network, now)? {
+            return Err(refused(
+                ErrorCode::NetworkBanned,
+                "Guests from your network are banned from this room for now; sign in with an \
+                 account to join.",
+            ));
+        }
+        Ok(())
     }
 
     /// Stamps the role of a caller acting over HTTP (not through a socket) from the room's
@@ -56,7 +94,7 @@ impl<D: Sql> Room<D> {
                 conn.author.role = record.role;
                 Ok(())
             }
-            None if conn.author.id == owner_id => self.admit(conn, owner_id, now).map(drop),
+            None if conn.author.id == owner_id => self.admit(conn, owner_id, None, now).map(drop),
             None => Ok(()),
         }
     }
@@ -179,13 +217,28 @@ impl<D: Sql> Room<D> {
                 if let Some(t) = target.as_mut() {
                     t.banned = true;
                 }
+                // A guest can mint another id at will: their ban also covers, for a while, new
+                // guests from the network they last connected from. An account has none.
+                let network = self.store.member_network(&user_id)?;
+                if let Some(network) = &network {
+                    let until = now + crate::limits::GUEST_NETWORK_BAN_SECONDS * 1000;
+                    self.store.ban_network(network, &user_id, now, until)?;
+                }
                 effects.push(Effect::CloseUser(user_id, close::BANNED, ErrorCode::Banned));
-                String::new()
+                if network.is_some() {
+                    format!(
+                        "and new guests from their network for {} h",
+                        crate::limits::GUEST_NETWORK_BAN_SECONDS / 3600
+                    )
+                } else {
+                    String::new()
+                }
             }
-            Command::Unban { .. } => {
+            Command::Unban { user_id } => {
                 if let Some(t) = target.as_mut() {
                     t.banned = false;
                 }
+                self.store.lift_network_bans(&user_id)?;
                 String::new()
             }
             Command::Mute { seconds, .. } => {
@@ -301,12 +354,14 @@ impl<D: Sql> Room<D> {
     }
 
     /// Joins `conn`'s user to the room: with a valid invite (counted as used), or without one
-    /// for a public room. A banned user stays out; an existing member is left as they are.
+    /// for a public room. A banned user stays out, and so does a new guest from a network
+    /// under a guest's ban (see [`Room::admit`]); an existing member is left as they are.
     pub fn join(
         &mut self,
         conn: &Conn,
         owner_id: &str,
         token: Option<&str>,
+        network: Option<&str>,
         now: Millis,
     ) -> Result<Role, Failure> {
         let user_id = &conn.author.id;
@@ -314,8 +369,11 @@ impl<D: Sql> Room<D> {
             if record.banned {
                 return Err(banned());
             }
+            self.store.set_member_network(user_id, network)?;
             return Ok(record.role);
         }
+        // Before an invite is counted as used.
+        self.check_network(conn, owner_id, network, now)?;
         if let Some(token) = token {
             let mut invite = self.store.invite(token)?.ok_or_else(|| {
                 refused(ErrorCode::InviteInvalid, "This invite link is not valid.")
@@ -329,7 +387,9 @@ impl<D: Sql> Room<D> {
                 "This room is private; you need an invite to join it.",
             ));
         }
-        Ok(self.enroll(conn, owner_id, now)?.role)
+        let role = self.enroll(conn, owner_id, now)?.role;
+        self.store.set_member_network(user_id, network)?;
+        Ok(role)
     }
 
     /// The member list, for members (and admins).

@@ -654,6 +654,69 @@ impl<D: Sql> SqlStore<D> {
         )
     }
 
+    /// Remembers the network a member's latest connection came from (`None`: a signed-in
+    /// account, which has none). Writes only when it changed.
+    pub fn set_member_network(
+        &self,
+        user_id: &str,
+        network: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE member_roles SET network = ? WHERE user_id = ? AND network IS NOT ?",
+            sql_params![network, user_id, network],
+        )
+    }
+
+    /// The network a member's latest connection came from, if they connected as a guest.
+    pub fn member_network(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self.db.query(
+            "SELECT network FROM member_roles WHERE user_id = ?",
+            sql_params![user_id],
+        )?;
+        rows.first()
+            .map(|r| r.opt_text(0))
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    /// Bans new guests from `network` until `until` because `user_id` was banned (a second ban
+    /// of the same user moves the end). Drops the bans that ended before `now` on the way.
+    pub fn ban_network(
+        &self,
+        network: &str,
+        user_id: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM network_bans WHERE until_ms <= ?",
+            sql_params![now],
+        )?;
+        self.db.execute(
+            "INSERT INTO network_bans (network, user_id, until_ms) VALUES (?, ?, ?)
+             ON CONFLICT (network, user_id) DO UPDATE SET until_ms = excluded.until_ms",
+            sql_params![network, user_id, until],
+        )
+    }
+
+    /// Lifts the network bans that banning `user_id` made.
+    pub fn lift_network_bans(&self, user_id: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM network_bans WHERE user_id = ?",
+            sql_params![user_id],
+        )
+    }
+
+    /// Whether new guests from `network` are banned at `now` (a ban that has ended counts for
+    /// nothing, whether or not its row is gone yet).
+    pub fn network_banned(&self, network: &str, now: Millis) -> Result<bool, StoreError> {
+        let rows = self.db.query(
+            "SELECT 1 FROM network_bans WHERE network = ? AND until_ms > ? LIMIT 1",
+            sql_params![network, now],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
     /// Member records by join time (bounded: a member list is for people, not for scanning a
     /// huge room).
     pub fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError> {

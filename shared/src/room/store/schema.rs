@@ -116,6 +116,18 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE members ADD COLUMN name_key TEXT;
     UPDATE members SET name_key = lower(name);
     CREATE INDEX members_by_name_key ON members (name_key);",
+    // network bans (security issue, item 3): the network (a keyed hash the Worker computes;
+    // never an address) a guest member last connected from, and the timed bans of networks
+    // that a moderator's ban of a guest makes. One row per (network, banned user), so lifting
+    // one ban leaves another guest's ban of the same network in force.
+    "ALTER TABLE member_roles ADD COLUMN network TEXT;
+    CREATE TABLE network_bans (
+        network TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        PRIMARY KEY (network, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX network_bans_by_user ON network_bans (user_id);",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which

@@ -73,7 +73,7 @@ fn a_global_admin_may_moderate_anyone_whatever_their_room_role() {
     let (mut f, ..) = moderated();
     let mut admin = conn("root", Role::Member);
     admin.admin = true;
-    f.room.admit(&mut admin, "owner", 0).unwrap();
+    f.room.admit(&mut admin, "owner", None, 0).unwrap();
     assert!(f
         .command(
             &admin,
@@ -122,9 +122,9 @@ fn a_banned_user_is_refused_at_connect_and_at_join() {
     )
     .unwrap();
     let mut again = ann.clone();
-    let err = f.room.admit(&mut again, "owner", 5).unwrap_err();
+    let err = f.room.admit(&mut again, "owner", None, 5).unwrap_err();
     assert_eq!(err.into_error().0.code, ErrorCode::Banned);
-    let err = f.room.join(&ann, "owner", None, 5).unwrap_err();
+    let err = f.room.join(&ann, "owner", None, None, 5).unwrap_err();
     assert_eq!(err.into_error().0.code, ErrorCode::Banned);
 }
 
@@ -202,7 +202,7 @@ fn a_private_room_admits_only_members_and_invitees() {
     )
     .unwrap();
     let mut eve = conn("eve", Role::Member);
-    let err = f.room.admit(&mut eve, "owner", 10).unwrap_err();
+    let err = f.room.admit(&mut eve, "owner", None, 10).unwrap_err();
     assert_eq!(err.into_error().0.code, ErrorCode::Forbidden);
     let invite = f
         .room
@@ -218,13 +218,16 @@ fn a_private_room_admits_only_members_and_invitees() {
         .unwrap();
     assert_eq!(invite.expires_at, Some(60_010));
     assert_eq!(
-        f.room.join(&eve, "owner", Some("tok"), 20).unwrap(),
+        f.room.join(&eve, "owner", Some("tok"), None, 20).unwrap(),
         Role::Member
     );
-    assert!(f.room.admit(&mut eve, "owner", 30).is_ok());
+    assert!(f.room.admit(&mut eve, "owner", None, 30).is_ok());
     // Used up now.
     let mallory = conn("mallory", Role::Member);
-    let err = f.room.join(&mallory, "owner", Some("tok"), 20).unwrap_err();
+    let err = f
+        .room
+        .join(&mallory, "owner", Some("tok"), None, 20)
+        .unwrap_err();
     assert_eq!(err.into_error().0.code, ErrorCode::InviteInvalid);
 }
 
@@ -242,7 +245,10 @@ fn a_revoked_invite_admits_no_one() {
     )
     .unwrap();
     let eve = conn("eve", Role::Member);
-    let err = f.room.join(&eve, "owner", Some("tok"), 20).unwrap_err();
+    let err = f
+        .room
+        .join(&eve, "owner", Some("tok"), None, 20)
+        .unwrap_err();
     assert_eq!(err.into_error().0.code, ErrorCode::InviteInvalid);
 }
 
@@ -416,4 +422,200 @@ fn a_moderator_deletes_only_messages_of_members_below_them_and_the_owner_anyones
     assert!(!ack_of(&done).1);
     let done = f.frame(&owner, delete("d3", by_mod));
     assert!(!ack_of(&done).1);
+}
+
+// -----------------------------------------------------------------------------------------
+// A guest's ban also covers their network for a while (security issue, item 3)
+
+/// Admits `id` at the fixture's time: a guest connecting from `network`, or a signed-in
+/// account with `None` (the Worker sends accounts no network).
+fn admit_from(f: &mut Fixture, id: &str, network: Option<&str>) -> Result<Conn, ErrorCode> {
+    let mut c = conn(id, Role::Member);
+    f.room
+        .admit(&mut c, "owner", network, f.now)
+        .map(|_| c)
+        .map_err(|e| e.into_error().0.code)
+}
+
+fn ban(f: &mut Fixture, by: &Conn, user_id: &str) {
+    f.command(
+        by,
+        Command::Ban {
+            user_id: user_id.into(),
+        },
+    )
+    .unwrap();
+}
+
+fn unban(f: &mut Fixture, by: &Conn, user_id: &str) {
+    f.command(
+        by,
+        Command::Unban {
+            user_id: user_id.into(),
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn banning_a_guest_refuses_new_guests_from_their_network_with_network_banned() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    // The same person minting a fresh guest id walks into the network ban.
+    let mut fresh = conn("gus-again", Role::Member);
+    let refusal = f
+        .room
+        .admit(&mut fresh, "owner", Some("net-a"), f.now + 1)
+        .unwrap_err()
+        .into_error()
+        .0;
+    assert_eq!(refusal.code, ErrorCode::NetworkBanned);
+    assert!(refusal.message.contains("sign in"), "{}", refusal.message);
+    // Joining over HTTP is no way around it, and no member record is left behind.
+    let err = f
+        .room
+        .join(&fresh, "owner", None, Some("net-a"), f.now + 1)
+        .unwrap_err();
+    assert_eq!(err.into_error().0.code, ErrorCode::NetworkBanned);
+    assert!(f.room.store().member("gus-again").unwrap().is_none());
+    // The audit log says the ban reached further than the guest.
+    let log = f.room.store().audit_before(None, 1).unwrap();
+    assert_eq!(log[0].action, "ban");
+    assert!(log[0].detail.contains("network"), "{:?}", log[0]);
+}
+
+#[test]
+fn an_invite_does_not_let_a_new_guest_from_a_banned_network_in_nor_is_it_used_up() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    f.room
+        .create_invite(
+            &owner,
+            &CreateInvite {
+                expires_in_seconds: None,
+                max_uses: Some(1),
+            },
+            "tok".into(),
+            f.now,
+        )
+        .unwrap();
+    let fresh = conn("gus-again", Role::Member);
+    let err = f
+        .room
+        .join(&fresh, "owner", Some("tok"), Some("net-a"), f.now + 1)
+        .unwrap_err();
+    assert_eq!(err.into_error().0.code, ErrorCode::NetworkBanned);
+    assert_eq!(f.room.store().invite("tok").unwrap().unwrap().uses, 0);
+}
+
+#[test]
+fn a_signed_in_account_from_a_banned_guests_network_is_admitted() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    // Shared networks (offices, universities): accounts are never kept out by a network ban.
+    let account = admit_from(&mut f, "colleague", None).unwrap();
+    assert_eq!(account.author.role, Role::Member);
+    assert!(f.room.join(&account, "owner", None, None, f.now).is_ok());
+}
+
+#[test]
+fn a_guest_from_another_network_is_admitted_after_a_guest_ban() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    assert!(admit_from(&mut f, "stranger", Some("net-b")).is_ok());
+    let other = conn("other", Role::Member);
+    assert!(f
+        .room
+        .join(&other, "owner", None, Some("net-b"), f.now)
+        .is_ok());
+}
+
+#[test]
+fn guests_who_were_members_before_the_ban_keep_their_access_from_the_same_network() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "flatmate", Some("net-a")).unwrap();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    assert!(admit_from(&mut f, "flatmate", Some("net-a")).is_ok());
+    // The banned guest themself stays out as a banned member.
+    assert_eq!(
+        admit_from(&mut f, "gus", Some("net-a")).unwrap_err(),
+        ErrorCode::Banned
+    );
+}
+
+#[test]
+fn the_network_ban_ends_when_its_time_is_up() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    ban(&mut f, &owner, "gus");
+    let banned_at = f.now;
+    let ends = banned_at + crate::limits::GUEST_NETWORK_BAN_SECONDS * 1000;
+    f.now = ends - 1;
+    assert_eq!(
+        admit_from(&mut f, "late", Some("net-a")).unwrap_err(),
+        ErrorCode::NetworkBanned
+    );
+    f.now = ends;
+    assert!(admit_from(&mut f, "late", Some("net-a")).is_ok());
+    // The guest's own ban has no end.
+    assert_eq!(
+        admit_from(&mut f, "gus", Some("net-a")).unwrap_err(),
+        ErrorCode::Banned
+    );
+}
+
+#[test]
+fn unbanning_a_guest_lifts_the_network_ban_their_ban_made_and_no_other() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    admit_from(&mut f, "gil", Some("net-a")).unwrap();
+    admit_from(&mut f, "ned", Some("net-b")).unwrap();
+    ban(&mut f, &owner, "gus");
+    ban(&mut f, &owner, "gil");
+    ban(&mut f, &owner, "ned");
+    unban(&mut f, &owner, "ned");
+    assert!(admit_from(&mut f, "new-b", Some("net-b")).is_ok());
+    // Two guests of one network were banned: lifting one ban leaves the other's in force.
+    unban(&mut f, &owner, "gus");
+    assert_eq!(
+        admit_from(&mut f, "new-a", Some("net-a")).unwrap_err(),
+        ErrorCode::NetworkBanned
+    );
+    unban(&mut f, &owner, "gil");
+    assert!(admit_from(&mut f, "new-a", Some("net-a")).is_ok());
+}
+
+#[test]
+fn banning_a_signed_in_account_bans_no_network_even_one_it_used_as_a_guest() {
+    let (mut f, owner, ..) = moderated();
+    // A guest from net-a who has since signed in (the account keeps the guest's id).
+    admit_from(&mut f, "ada", Some("net-a")).unwrap();
+    admit_from(&mut f, "ada", None).unwrap();
+    admit_from(&mut f, "bob", None).unwrap();
+    ban(&mut f, &owner, "ada");
+    ban(&mut f, &owner, "bob");
+    assert!(admit_from(&mut f, "guest", Some("net-a")).is_ok());
+    let log = f.room.store().audit_before(None, 1).unwrap();
+    assert_eq!(
+        (log[0].action.as_str(), log[0].detail.as_str()),
+        ("ban", "")
+    );
+}
+
+#[test]
+fn the_network_banned_is_the_one_of_the_guests_latest_connection() {
+    let (mut f, owner, ..) = moderated();
+    admit_from(&mut f, "gus", Some("net-home")).unwrap();
+    admit_from(&mut f, "gus", Some("net-cafe")).unwrap();
+    ban(&mut f, &owner, "gus");
+    assert_eq!(
+        admit_from(&mut f, "fresh", Some("net-cafe")).unwrap_err(),
+        ErrorCode::NetworkBanned
+    );
+    assert!(admit_from(&mut f, "fresh", Some("net-home")).is_ok());
 }

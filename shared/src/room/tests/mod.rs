@@ -172,7 +172,7 @@ fn moderated() -> (Fixture, Conn, Conn, Conn) {
         .into_iter()
         .enumerate()
     {
-        f.room.admit(c, "owner", joined_at as Millis).unwrap();
+        f.room.admit(c, "owner", None, joined_at as Millis).unwrap();
     }
     assert_eq!(owner.author.role, Role::Owner);
     assert_eq!(ann.author.role, Role::Member);
