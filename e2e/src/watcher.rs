@@ -15,6 +15,10 @@ pub struct Watcher {
     pub room: ClientRoom,
     /// Every frame received, in order.
     pub frames: Vec<ServerMessage>,
+    /// Client ids are this and a counter: unique per watcher, since the room de-duplicates a
+    /// user's mutations by client id (a second watcher of the same user counting from 1
+    /// would only get acks for the first one's messages).
+    id_prefix: String,
     next_id: u32,
 }
 
@@ -31,6 +35,7 @@ impl Watcher {
             socket,
             room,
             frames: Vec::new(),
+            id_prefix: crate::unique("op"),
             next_id: 0,
         };
         w.until(|r| r.phase() == Phase::Live).await?;
@@ -59,7 +64,8 @@ impl Watcher {
 
     pub async fn queue(&mut self, op: PendingOp) -> Result {
         self.next_id += 1;
-        self.room.queue(format!("op{}", self.next_id), op, 0);
+        self.room
+            .queue(format!("{}-{}", self.id_prefix, self.next_id), op, 0);
         self.flush().await
     }
 

@@ -578,3 +578,111 @@ async fn the_owner_turns_on_answers_to_every_message_and_a_member_may_not() -> R
     assert_eq!(answer.text, "answered without a mention");
     Ok(())
 }
+
+/// Waits until the user's memory lists a fact containing `text`.
+async fn remembered(who: &Session, text: &str) -> Result {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let memory: serde_json::Value = who.get("/api/me/memory").await?.json().await?;
+        let facts = memory["facts"].as_array().cloned().unwrap_or_default();
+        if facts
+            .iter()
+            .any(|f| f["fact"].as_str().is_some_and(|f| f.contains(text)))
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{text:?} not remembered: {memory}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn what_the_assistant_learns_in_a_private_room_is_used_only_there_and_public_facts_everywhere(
+) -> Result {
+    use anyhow::Context;
+    use shared::profile::Profile;
+    let w = world().await;
+    let ann = Session::create(&w.server, "Ann").await?;
+    let mut profile: Profile = ann.get("/api/profile").await?.json().await?;
+    profile.ai.memory = true;
+    let saved = ann
+        .request(reqwest::Method::PUT, "/api/profile")
+        .json(&profile)
+        .send()
+        .await?;
+    assert_eq!(saved.status().as_u16(), 200);
+    let private: shared::protocol::RoomInfo = ann
+        .post("/api/me/assistant", &serde_json::json!({}))
+        .await?
+        .json()
+        .await?;
+    assert!(private.private);
+    let public = ann
+        .create_room(&unique("ai"), "assistant tests")
+        .await?
+        .slug;
+
+    // One fact learned in each room.
+    let secret = unique("sees-a-therapist");
+    let m1 = unique("p");
+    w.fake.push(&m1, Script::words("Noted.", GAP));
+    w.fake.push(&m1, Script::words(&format!("- {secret}"), GAP));
+    let mut room = Watcher::join(&ann, &private.slug).await?;
+    let question = format!("something personal {m1}");
+    room.say(&question).await?;
+    room.answer_in(&question, AnswerState::Done)
+        .await
+        .context("answer 1")?;
+    remembered(&ann, &secret).await?;
+
+    let open = unique("writes-rust");
+    let m2 = unique("q");
+    w.fake.push(&m2, Script::words("Nice.", GAP));
+    w.fake.push(&m2, Script::words(&format!("- {open}"), GAP));
+    let mut room = Watcher::join(&ann, &public).await?;
+    let question = format!("@assistant I write Rust {m2}");
+    room.say(&question).await?;
+    room.answer_in(&question, AnswerState::Done)
+        .await
+        .context("answer 2")?;
+    remembered(&ann, &open).await?;
+
+    // A new connection to each room carries what it may use, and the prompt shows it.
+    let prompt_of = |marker: &str| {
+        w.fake
+            .requests(marker)
+            .first()
+            .map(|r| r["messages"].to_string())
+            .unwrap_or_default()
+    };
+    let m3 = unique("r");
+    let mut room = Watcher::join(&ann, &public).await?;
+    let question = format!("@assistant advice? {m3}");
+    room.say(&question).await?;
+    room.answer_in(&question, AnswerState::Done)
+        .await
+        .context("answer 3")?;
+    let prompt = prompt_of(&m3);
+    assert!(prompt.contains(&open), "public facts are used: {prompt}");
+    assert!(
+        !prompt.contains(&secret),
+        "a fact from a private room reached a public room's prompt: {prompt}"
+    );
+
+    let m4 = unique("s");
+    let mut room = Watcher::join(&ann, &private.slug).await?;
+    let question = format!("advice? {m4}");
+    room.say(&question).await?;
+    room.answer_in(&question, AnswerState::Done)
+        .await
+        .context("answer 4")?;
+    let prompt = prompt_of(&m4);
+    assert!(
+        prompt.contains(&open) && prompt.contains(&secret),
+        "the private room uses both: {prompt}"
+    );
+    Ok(())
+}

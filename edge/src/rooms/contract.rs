@@ -337,6 +337,28 @@ fn json_body<T: Serialize>(value: &T) -> worker::Result<String> {
     serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
+/// JSON with every non-ASCII character escaped (`\uXXXX`, surrogate pairs past the BMP): a
+/// header value must be a byte string, and names like "Zoë" or "Ann · assistant" are not. The
+/// room's JSON decoder reads the escapes back as the same text.
+fn ascii_json<T: Serialize>(value: &T) -> worker::Result<String> {
+    let json = json_body(value)?;
+    if json.is_ascii() {
+        return Ok(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            // Outside ASCII only string contents occur in JSON, where escapes are valid.
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Sends `request` to the room `slug` and reads its typed answer.
 pub async fn call<R: RoomCall>(
     env: &Env,
@@ -368,7 +390,7 @@ pub async fn connect(env: &Env, slug: &str, connect: &Connect) -> worker::Result
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
-    headers.set(CONNECT_HEADER, &json_body(connect)?)?;
+    headers.set(CONNECT_HEADER, &ascii_json(connect)?)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let inner = Request::new_with_init(CONNECT_URL, &init)?;
@@ -387,6 +409,15 @@ mod tests {
             code: 4001,
             reason: "unauthorized".into(),
         }
+    }
+
+    #[test]
+    fn the_connect_header_is_ascii_and_reads_back_as_the_same_names() {
+        let value = serde_json::json!({ "name": "Zoë · 日本 🐝", "topic": "plain \"quoted\"" });
+        let header = ascii_json(&value).expect("serializes");
+        assert!(header.is_ascii(), "{header}");
+        let back: serde_json::Value = serde_json::from_str(&header).expect("parses");
+        assert_eq!(back, value);
     }
 
     #[test]
