@@ -21,6 +21,7 @@ pub mod login;
 pub mod model;
 pub mod oauth_fake;
 pub mod peer;
+pub mod profiler;
 pub mod server;
 pub mod watcher;
 

@@ -128,6 +128,11 @@ impl DevServer {
         self.port
     }
 
+    /// The port of the Worker's V8 inspector (Chrome DevTools protocol), for CPU profiles.
+    pub fn inspector_port(&self) -> u16 {
+        self.inspector_port
+    }
+
     /// The persist directory (D1, Durable Object storage).
     pub fn persist_dir(&self) -> &Path {
         &self.persist

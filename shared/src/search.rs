@@ -233,12 +233,27 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// The [`FLAG_LINK`] / [`FLAG_ATTACHMENT`] bits of a message text.
+/// The [`FLAG_LINK`] / [`FLAG_ATTACHMENT`] bits of a message text: a link is `http://`,
+/// `https://` or `www.` in any ASCII case; an attachment is `![` and `](` anywhere. One pass
+/// over the bytes with no allocation: it runs on every stored message.
 pub fn flags(text: &str) -> u32 {
-    let lower = text.to_ascii_lowercase();
-    let link = lower.contains("http://") || lower.contains("https://") || lower.contains("www.");
-    let attachment = text.contains("![") && text.contains("](");
-    (if link { FLAG_LINK } else { 0 }) | (if attachment { FLAG_ATTACHMENT } else { 0 })
+    let bytes = text.as_bytes();
+    let at = |i: usize, pattern: &[u8]| {
+        bytes
+            .get(i..i + pattern.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(pattern))
+    };
+    let (mut link, mut image, mut target) = (false, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'h' | b'H' if !link => link = at(i, b"http://") || at(i, b"https://"),
+            b'w' | b'W' if !link => link = at(i, b"www."),
+            b'!' if !image => image = bytes.get(i + 1) == Some(&b'['),
+            b']' if !target => target = bytes.get(i + 1) == Some(&b'('),
+            _ => {}
+        }
+    }
+    (if link { FLAG_LINK } else { 0 }) | (if image && target { FLAG_ATTACHMENT } else { 0 })
 }
 
 /// A snippet split into (text, highlighted) parts, for rendering without HTML.
@@ -393,6 +408,9 @@ mod tests {
             FLAG_LINK | FLAG_ATTACHMENT
         );
         assert_eq!(flags("just words [x]"), 0);
+        assert_eq!(flags("HTTPS://EXAMPLE.COM"), FLAG_LINK);
+        assert_eq!(flags("a ](b) then ![c"), FLAG_ATTACHMENT);
+        assert_eq!(flags("http:/ www nope ![ only"), 0);
     }
 
     #[test]

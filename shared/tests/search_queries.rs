@@ -11,7 +11,10 @@ use common::{any_string, config};
 use proptest::prelude::*;
 use shared::error::ErrorCode;
 use shared::limits::{validate_search_query, SEARCH_QUERY_MAX_CHARS};
-use shared::search::{parse_day, parse_query, snippet_parts, Term, MARK_END, MARK_START};
+use shared::search::{
+    flags, parse_day, parse_query, snippet_parts, Term, FLAG_ATTACHMENT, FLAG_LINK, MARK_END,
+    MARK_START,
+};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -203,5 +206,25 @@ fn fts5_operators_typed_in_a_query_stay_inside_strings() {
     // The reader itself refuses what is not only strings.
     for bad in [r#""a" OR "b""#, r#""a"#, r#"a"#, r#""a"  "b""#, r#""a"**"#] {
         assert!(fts_strings(bad).is_err(), "{bad}");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2_000))]
+
+    /// The one-pass [`flags`] says what its plain definition says, for texts full of near
+    /// misses (`htp://`, `WWW`, `!]`, `[(`) and for any text.
+    #[test]
+    fn a_message_is_flagged_as_its_plain_definition_says(
+        text in prop_oneof![
+            "[hHtTpPsS:/wW.!\\[\\]() xé]{0,30}",
+            any_string(),
+        ]
+    ) {
+        let lower = text.to_ascii_lowercase();
+        let link = lower.contains("http://") || lower.contains("https://") || lower.contains("www.");
+        let attachment = text.contains("![") && text.contains("](");
+        let expected = (if link { FLAG_LINK } else { 0 }) | (if attachment { FLAG_ATTACHMENT } else { 0 });
+        prop_assert_eq!(flags(&text), expected, "{:?}", text);
     }
 }

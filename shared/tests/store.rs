@@ -7,7 +7,7 @@ use shared::moderation::MemberRecord;
 use shared::protocol::{Author, Event, EventKind, Member, Role, Seq};
 use shared::room::store::schema::{statements, MIGRATIONS};
 use shared::room::store::sqlite::Sqlite;
-use shared::room::store::{Sql, SqlValue, RANK_WINDOW};
+use shared::room::store::{Sql, SqlValue, RANK_WINDOW, SEARCH_INDEX_BATCH};
 use shared::room::SqlStore;
 use shared::search::parse_query;
 
@@ -84,6 +84,33 @@ fn an_appended_event_is_read_back_in_order_and_the_head_follows() {
     assert_eq!(s.message(3).unwrap().unwrap().text, "hello 3");
     assert_eq!(s.message_count().unwrap(), 3);
     assert_eq!(s.last_message_at().unwrap(), Some(1_003));
+}
+
+#[test]
+fn the_message_count_includes_every_message_stored_before_each_read_and_reading_again_writes_nothing(
+) {
+    let s = store();
+    assert_eq!(s.message_count().unwrap(), 0);
+    s.append(&say(1, "ann", "one")).unwrap();
+    s.append(&say(2, "ann", "two")).unwrap();
+    assert_eq!(s.message_count().unwrap(), 2);
+    // Non-message events are not messages.
+    let react = EventKind::React {
+        target: 1,
+        emoji: "👍".into(),
+        add: true,
+    };
+    s.append(&event(3, "bob", "c3", react)).unwrap();
+    s.append(&say(4, "bob", "three")).unwrap();
+    assert_eq!(s.message_count().unwrap(), 3);
+    let counter = || s.meta("message_count").unwrap();
+    let before = counter();
+    assert_eq!(s.message_count().unwrap(), 3);
+    assert_eq!(counter(), before);
+    // A deleted message was still posted.
+    let delete = EventKind::Delete { target: 4 };
+    s.append(&event(5, "bob", "c5", delete)).unwrap();
+    assert_eq!(s.message_count().unwrap(), 3);
 }
 
 #[test]
@@ -410,6 +437,10 @@ fn network_bans_end_on_time_lift_per_banned_user_and_ended_ones_are_dropped_by_t
 
 /// Builds a database at schema version `version` (0: nothing), with one message as that
 /// version stored it, the way an older deploy left it.
+/// The schema version from which the message counter is brought up to date when read (the
+/// versions before wrote it with every message).
+const LAZY_MESSAGE_COUNT: usize = 8;
+
 fn database_at(version: usize) -> Sqlite {
     let db = Sqlite::memory().unwrap();
     if version == 0 {
@@ -444,6 +475,14 @@ fn database_at(version: usize) -> Sqlite {
         ],
     )
     .unwrap();
+    if version < LAZY_MESSAGE_COUNT {
+        // Versions before counted each message as it was stored.
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('message_count', '1')",
+            &[],
+        )
+        .unwrap();
+    }
     if version >= 4 {
         // v4 made `member_roles`: a guest banned before network bans existed.
         db.execute(
@@ -488,6 +527,7 @@ fn a_room_stored_by_any_earlier_schema_version_opens_migrated_with_its_history_i
         let mut found = search(&s, "upgrade");
         found.sort_unstable();
         assert_eq!(found, (1..=next).collect::<Vec<_>>(), "from v{version}");
+        assert_eq!(s.message_count().unwrap(), next, "from v{version}");
         // A member from before keeps their standing and has no network; the migrated store
         // remembers members' networks and bans networks for a time.
         if version >= 4 {
@@ -603,4 +643,86 @@ fn reactions_pins_and_replies_leave_the_messages_text_and_its_search_index_alone
         .unwrap();
     assert_eq!(writes[0].int(0).unwrap(), 1);
     assert_eq!(search(&s, "new"), vec![1]);
+}
+
+/// FTS5's own check that its index matches the `messages` text it indexes.
+fn index_is_consistent(s: &SqlStore<Sqlite>) -> bool {
+    s.db()
+        .execute(
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+            &[],
+        )
+        .is_ok()
+}
+
+#[test]
+fn search_sees_every_stored_message_while_the_index_is_written_in_batches_and_stays_consistent() {
+    let s = store();
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    // Across several batches: each message is found by its current text at once, whether or
+    // not its batch was indexed yet; edits and deletes land on indexed and pending messages.
+    for round in 0..(3 * SEARCH_INDEX_BATCH) {
+        let n = next();
+        s.append(&say(n, "ann", &format!("alpha{round} common")))
+            .unwrap();
+        assert_eq!(
+            search(&s, &format!("alpha{round}")),
+            vec![n],
+            "round {round}"
+        );
+        match round % 5 {
+            1 => {
+                let edit = EventKind::Edit {
+                    target: n,
+                    text: format!("beta{round} common"),
+                };
+                s.append(&event(next(), "ann", &format!("e{n}"), edit))
+                    .unwrap();
+                assert!(
+                    search(&s, &format!("alpha{round}")).is_empty(),
+                    "round {round}"
+                );
+                assert_eq!(
+                    search(&s, &format!("beta{round}")),
+                    vec![n],
+                    "round {round}"
+                );
+            }
+            3 => {
+                let delete = EventKind::Delete { target: n };
+                s.append(&event(next(), "ann", &format!("d{n}"), delete))
+                    .unwrap();
+                assert!(
+                    search(&s, &format!("alpha{round}")).is_empty(),
+                    "round {round}"
+                );
+            }
+            _ => {}
+        }
+        assert!(index_is_consistent(&s), "round {round}");
+    }
+    // Edits and deletes of messages that were pending when they happened, indexed afterwards
+    // by a batch rather than by a search.
+    let s = store();
+    s.append(&say(1, "ann", "gamma first")).unwrap();
+    let edit = EventKind::Edit {
+        target: 1,
+        text: "delta second".into(),
+    };
+    s.append(&event(2, "ann", "e1", edit)).unwrap();
+    s.append(&say(3, "bob", "epsilon")).unwrap();
+    s.append(&event(4, "bob", "d3", EventKind::Delete { target: 3 }))
+        .unwrap();
+    for n in 5..=SEARCH_INDEX_BATCH {
+        s.append(&say(n, "cy", "filler")).unwrap();
+    }
+    assert!(index_is_consistent(&s));
+    assert!(search(&s, "gamma").is_empty());
+    assert_eq!(search(&s, "delta"), vec![1]);
+    assert!(search(&s, "epsilon").is_empty());
+    assert!(index_is_consistent(&s));
 }

@@ -42,7 +42,9 @@
 //!   `--peer-node`, or `PEER_DIR` and `PEER_NODE`, as that script prints them), side by side in
 //!   one run: deliveries counted at the receivers, delivery latency, and each server's CPU time
 //!   (its whole process tree, `/proc/<pid>/stat`) per 1,000 deliveries. `--bursts 50x200,200x100`
-//!   (clients x messages in the burst) `--burst-senders 5`.
+//!   (clients x messages in the burst) `--burst-senders 5`. `--cpu-profile DIR` also writes a
+//!   V8 CPU profile of the server's isolate during each coalesced burst of ours
+//!   (`DIR/burst-CxM.cpuprofile`, for Chrome DevTools) and prints its top functions.
 //! - joincost: open → first room frame for the peer's empty room and ours at `--joincost-sizes
 //!   0,10000,100000` messages (bulk-seeded), `--join-samples 50` each.
 //!
@@ -105,6 +107,8 @@ struct Args {
     joincost_sizes: Vec<u64>,
     peer_dir: Option<std::path::PathBuf>,
     peer_node: Option<std::path::PathBuf>,
+    /// Where to write a CPU profile of the server during each coalesced burst of ours.
+    cpu_profile: Option<std::path::PathBuf>,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -188,6 +192,7 @@ impl Args {
             joincost_sizes: vec![0, 10_000, 100_000],
             peer_dir: std::env::var_os("PEER_DIR").map(Into::into),
             peer_node: std::env::var_os("PEER_NODE").map(Into::into),
+            cpu_profile: None,
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -243,6 +248,7 @@ impl Args {
                 "--joincost-sizes" => args.joincost_sizes = list(&value)?,
                 "--peer-dir" => args.peer_dir = Some(value.into()),
                 "--peer-node" => args.peer_node = Some(value.into()),
+                "--cpu-profile" => args.cpu_profile = Some(value.into()),
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -295,6 +301,7 @@ async fn main() -> Result {
     if browser {
         options = options.with_app();
     }
+
     // The assistant section's provider: a scripted OpenAI-compatible server in this process.
     let fake = FakeAi::start().await?;
     options = options
@@ -1779,6 +1786,7 @@ async fn run_burst(
     clients: usize,
     senders: usize,
     messages: usize,
+    cpu_profile: Option<&std::path::Path>,
 ) -> Result<Value> {
     let room_name = e2e::unique("burst");
     let (slug, cpu): (String, Box<dyn Fn() -> f64 + '_>) = match target {
@@ -1834,6 +1842,12 @@ async fn run_burst(
         readers.push(tokio::spawn(read_burst(stream, expected, peer)));
     }
 
+    let profiler = match (cpu_profile, &target) {
+        (Some(_), Target::Ours { batch: true, .. }) => {
+            Some(e2e::profiler::Profiler::start(server.inspector_port(), 100).await?)
+        }
+        _ => None,
+    };
     let cpu_before = cpu();
     let start = now_us();
     let mut tasks = Vec::new();
@@ -1876,6 +1890,21 @@ async fn run_burst(
         frames += got.frames;
     }
     let cpu_ms = cpu() - cpu_before;
+    if let (Some(profiler), Some(dir)) = (profiler, cpu_profile) {
+        let profile = profiler.stop().await?;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("burst-{clients}x{messages}.cpuprofile"));
+        std::fs::write(&path, profile.to_string())?;
+        let top = e2e::profiler::self_time_by_function(&profile);
+        let total: f64 = top.iter().map(|(_, ms)| ms).sum();
+        say(format!(
+            "CPU profile of the isolate ({total:.0} ms sampled) in {}; self time:",
+            path.display()
+        ));
+        for (name, ms) in top.iter().take(30) {
+            say(format!("  {ms:8.1} ms  {name}"));
+        }
+    }
     for mut sink in sender_sinks.into_iter().chain(sinks) {
         let _ = sink.close().await;
     }
@@ -2067,7 +2096,17 @@ async fn run_burst_sections(
                     target.name(),
                     args.burst_senders
                 ));
-                runs.push(run_burst(target, server, clients, args.burst_senders, messages).await?);
+                runs.push(
+                    run_burst(
+                        target,
+                        server,
+                        clients,
+                        args.burst_senders,
+                        messages,
+                        args.cpu_profile.as_deref(),
+                    )
+                    .await?,
+                );
                 // Let the previous room's closes settle before the next measurement.
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }

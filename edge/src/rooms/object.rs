@@ -15,7 +15,7 @@ use shared::protocol::{
     Author, EventKind, Role, RoomInfo, Seq, ServerMessage, PING_FRAME, PONG_FRAME,
 };
 use shared::rate_limit::RateLimits;
-use shared::room::outbox::{Outbox, COALESCE_MS};
+use shared::room::outbox::{IdMap, Outbox, COALESCE_MS};
 use shared::room::{
     is_present, may_open_socket, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room,
 };
@@ -88,7 +88,7 @@ impl Slot {
     }
 }
 
-type Slots = Rc<RefCell<Option<HashMap<u64, Slot>>>>;
+type Slots = Rc<RefCell<Option<IdMap<u64, Slot>>>>;
 
 #[durable_object]
 pub struct ChatRoom {
@@ -108,6 +108,9 @@ pub struct ChatRoom {
     /// Whether the request being handled came to the Worker at localhost (`Connect::loopback`,
     /// `RoomQuery::loopback`): test-only switches act only then.
     test_switches: Cell<bool>,
+    /// Workers AI and Vectorize, when both are bound (production): looked up once, since
+    /// every stored message asks (a missing binding is an error built on each lookup).
+    semantic: Option<Semantic>,
 }
 
 impl DurableObject for ChatRoom {
@@ -128,6 +131,7 @@ impl DurableObject for ChatRoom {
             flush_scheduled: Cell::new(false),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             test_switches: Cell::new(false),
+            semantic: Semantic::from_env(&env),
             env,
         }
     }
@@ -160,7 +164,7 @@ impl DurableObject for ChatRoom {
                     .filter(|slot| slot.conn.author.id == connect.author.id)
                     .count()
             });
-            may_open_socket(mine, slots.map_or(0, HashMap::len))
+            may_open_socket(mine, slots.map_or(0, IdMap::len))
         };
         if let Err(refusal) = open {
             return error_response(&refusal);
@@ -194,7 +198,7 @@ impl DurableObject for ChatRoom {
         self.state.accept_web_socket(&pair.server);
         {
             let mut slots = self.slots.borrow_mut();
-            let slots = slots.get_or_insert_with(HashMap::new);
+            let slots = slots.get_or_insert_with(IdMap::default);
             let id = slots.keys().max().map_or(1, |m| m + 1);
             let slot = Slot {
                 ws: pair.server,
@@ -232,7 +236,7 @@ impl DurableObject for ChatRoom {
 
         let effects = {
             let mut slots_ref = self.slots.borrow_mut();
-            let slots = slots_ref.get_or_insert_with(HashMap::new);
+            let slots = slots_ref.get_or_insert_with(IdMap::default);
             // Take the sender's slot out so the presence closure can read the others.
             let Some(slot) = slots.remove(&id) else {
                 return Ok(());
@@ -285,10 +289,10 @@ impl DurableObject for ChatRoom {
             self.record_membership(&member.user_id).await;
         }
         // Production only (Workers AI + Vectorize bound): keep the semantic index true.
-        if let (Some(semantic), false) = (Semantic::from_env(&self.env), stored.is_empty()) {
+        if let (Some(semantic), false) = (&self.semantic, stored.is_empty()) {
             let slug = self.room.borrow().as_ref().map(|r| r.info().slug.clone());
             if let Some(slug) = slug {
-                super::semantic::index_events(&semantic, &slug, &stored).await;
+                super::semantic::index_events(semantic, &slug, &stored).await;
             }
         }
         self.run_ai_work().await;
@@ -496,7 +500,7 @@ impl ChatRoom {
         self.test_delay(r.loopback).await;
         let query = search::parse_query(&r.query).map_err(Failure::Refused)?;
         // Semantic candidates first: no borrow of the room may be held across an await.
-        let semantic = match Semantic::from_env(&self.env) {
+        let semantic = match &self.semantic {
             Some(semantic) if query.fts_match().is_some() => semantic
                 .query(&r.room.slug, &query.text())
                 .await
@@ -706,7 +710,7 @@ impl ChatRoom {
     fn rebuild_slots(&self) -> worker::Result<()> {
         let mut slots = self.slots.borrow_mut();
         if slots.is_none() {
-            let mut rebuilt = HashMap::new();
+            let mut rebuilt = IdMap::default();
             for ws in self.state.get_websockets() {
                 match ws.deserialize_attachment::<Attachment>() {
                     Ok(Some(att)) => {

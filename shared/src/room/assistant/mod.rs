@@ -63,6 +63,10 @@ pub fn assistant_author() -> Author {
 
 /// Whether a message mentions the assistant: `@assistant` (any case) not inside a word.
 pub fn mentions_assistant(text: &str) -> bool {
+    // Most messages mention no one: skip lowercasing a copy of every message.
+    if !text.contains('@') {
+        return false;
+    }
     let lower = text.to_lowercase();
     let bytes = lower.as_bytes();
     lower.match_indices("@assistant").any(|(i, m)| {

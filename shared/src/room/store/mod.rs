@@ -18,6 +18,10 @@ pub mod sqlite;
 pub use search::{MessageContext, RANK_WINDOW};
 pub use sql::{Row, Sql, SqlValue, StoreError};
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use crate::limits::UNREAD_COUNT_CAP;
 use crate::moderation::{AuditEntry, Invite, MemberRecord};
 use crate::protocol::{Event, EventKind, Member, MessageView, Millis, Role, Seq, UnreadCounts};
@@ -36,11 +40,24 @@ const MEMBER_COLUMNS: &str = "user_id, name, role, banned, muted_until, joined_a
 const INVITE_COLUMNS: &str =
     "token, created_by, created_at, expires_at, max_uses, uses, revoked_at";
 
+/// Every this many events the messages stored since the last batch are added to the search
+/// index (see [`SqlStore::index_pending`]).
+pub const SEARCH_INDEX_BATCH: u64 = 16;
+/// The `meta` key of the last message in the search index.
+const SEARCH_INDEXED_UPTO: &str = "fts_indexed_upto";
+
 /// The room's SQLite storage.
 #[derive(Clone)]
 pub struct SqlStore<D> {
     db: D,
+    /// Members read so far, by user id (`None`: not a member). Every post checks its author's
+    /// standing (a mute), and [`SqlStore::put_member`] is the only writer of what it holds, so
+    /// it stays true; shared by clones of the store.
+    members: Rc<RefCell<HashMap<String, Option<MemberRecord>>>>,
 }
+
+/// At most this many members are remembered; past it the cache starts over.
+const MEMBER_CACHE_MAX: usize = 4_096;
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError(format!("JSON: {e}")))
@@ -130,7 +147,10 @@ fn answer_columns(view: &MessageView) -> Result<(Option<String>, Option<String>)
 impl<D: Sql> SqlStore<D> {
     /// Opens the store, creating or migrating the schema.
     pub fn open(db: D) -> Result<Self, StoreError> {
-        let store = SqlStore { db };
+        let store = SqlStore {
+            db,
+            members: Rc::default(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -176,18 +196,15 @@ impl<D: Sql> SqlStore<D> {
             .unwrap_or(0))
     }
 
-    /// Drops the triggers that keep the search index, so the bench can measure the send path
-    /// without it (`BENCH_NO_FTS=1`, never in wrangler.toml). Search then misses new messages.
+    /// Stops keeping the search index, so the bench can measure the send path without it
+    /// (`BENCH_NO_FTS=1`, never in wrangler.toml): its triggers go, and every message counts as
+    /// indexed already. Search then misses new messages.
     pub fn drop_search_index_triggers(&self) -> Result<(), StoreError> {
-        for trigger in [
-            "messages_fts_insert",
-            "messages_fts_update",
-            "messages_fts_delete",
-        ] {
+        for trigger in ["messages_fts_update", "messages_fts_delete"] {
             self.db
                 .execute(&format!("DROP TRIGGER IF EXISTS {trigger}"), &[])?;
         }
-        Ok(())
+        self.set_meta(SEARCH_INDEXED_UPTO, &i64::MAX.to_string())
     }
 
     /// A value from the room's key-value metadata.
@@ -207,13 +224,32 @@ impl<D: Sql> SqlStore<D> {
         )
     }
 
-    /// Messages ever posted (deleted ones included), kept as a counter so the directory update
-    /// never scans the table.
+    /// Messages ever posted (deleted ones included). A counter brought up to date here, when
+    /// the directory asks (every few seconds of activity at most), rather than written with
+    /// every message: it adds the messages stored after `message_count_upto` (a primary-key
+    /// range, never a scan of the table) and records the new total.
     pub fn message_count(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .meta("message_count")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        let number = |key| -> Result<u64, StoreError> {
+            Ok(self.meta(key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+        };
+        let (counted, upto) = (number("message_count")?, number("message_count_upto")?);
+        let rows = self.db.query(
+            "SELECT count(*), COALESCE(max(seq), 0) FROM messages WHERE seq > ?",
+            sql_params![upto as i64],
+        )?;
+        let (newer, newest) = match rows.first() {
+            Some(row) => (row.uint(0)?, row.uint(1)?),
+            None => (0, 0),
+        };
+        if newer == 0 {
+            return Ok(counted);
+        }
+        let total = counted + newer;
+        self.db.transaction(|| {
+            self.set_meta("message_count", &total.to_string())?;
+            self.set_meta("message_count_upto", &newest.to_string())
+        })?;
+        Ok(total)
     }
 
     /// When the newest message was posted.
@@ -287,7 +323,33 @@ impl<D: Sql> SqlStore<D> {
             if let Some(seq) = event.kind.changes() {
                 self.apply_to_message(seq, event)?;
             }
+            if event.seq.is_multiple_of(SEARCH_INDEX_BATCH) {
+                self.index_pending()?;
+            }
             Ok(())
+        })
+    }
+
+    /// Adds the messages stored since the last batch to the search index, with their current
+    /// text. Runs every [`SEARCH_INDEX_BATCH`] events and before every search, so a search
+    /// always sees every stored message.
+    pub fn index_pending(&self) -> Result<(), StoreError> {
+        let upto: i64 = self
+            .meta(SEARCH_INDEXED_UPTO)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.db.transaction(|| {
+            self.db.execute(
+                "INSERT INTO messages_fts (rowid, text)
+                 SELECT seq, text FROM messages WHERE seq > ? ORDER BY seq",
+                sql_params![upto],
+            )?;
+            self.db.execute(
+                "INSERT INTO meta (key, value)
+                 SELECT ?, CAST(COALESCE(MAX(seq), ?) AS TEXT) FROM messages WHERE seq > ?
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                sql_params![SEARCH_INDEXED_UPTO, upto, upto],
+            )
         })
     }
 
@@ -310,11 +372,6 @@ impl<D: Sql> SqlStore<D> {
                 view.in_timeline(),
                 crate::search::flags(&view.text)
             ],
-        )?;
-        self.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('message_count', '1')
-             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            &[],
         )
     }
 
@@ -627,15 +684,26 @@ impl<D: Sql> SqlStore<D> {
 
     /// A user's standing in the room.
     pub fn member(&self, user_id: &str) -> Result<Option<MemberRecord>, StoreError> {
+        if let Some(known) = self.members.borrow().get(user_id) {
+            return Ok(known.clone());
+        }
         let rows = self.db.query(
             &format!("SELECT {MEMBER_COLUMNS} FROM member_roles WHERE user_id = ?"),
             sql_params![user_id],
         )?;
-        rows.first().map(member_from_row).transpose()
+        let member = rows.first().map(member_from_row).transpose()?;
+        let mut members = self.members.borrow_mut();
+        if members.len() >= MEMBER_CACHE_MAX {
+            members.clear();
+        }
+        members.insert(user_id.to_owned(), member.clone());
+        Ok(member)
     }
 
     /// Stores a user's standing (insert or replace).
     pub fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
+        // Forgotten first, so a failed write leaves the next read to the database.
+        self.members.borrow_mut().remove(&m.user_id);
         self.db.execute(
             "INSERT INTO member_roles (user_id, name, role, banned, muted_until, joined_at, renamed_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)

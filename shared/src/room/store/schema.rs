@@ -128,6 +128,34 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (network, user_id)
     ) WITHOUT ROWID;
     CREATE INDEX network_bans_by_user ON network_bans (user_id);",
+    // The message counter is no longer written with every message (a third write per message
+    // on the busiest path): `message_count` counts the messages up to `message_count_upto`,
+    // and reading it adds the few stored since (a range of the primary key).
+    "INSERT INTO meta (key, value)
+        SELECT 'message_count_upto', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM messages WHERE true
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+    // The search index is written in batches (`SqlStore::index_pending`), not by a trigger on
+    // every message: each write of an FTS5 index ends as a new index segment when its
+    // transaction commits, and a room commits once per message. Messages after
+    // `fts_indexed_upto` are not in the index yet, so an edit or delete of one leaves the index
+    // alone (the batch reads the current text); every search indexes what is pending first.
+    "DROP TRIGGER messages_fts_insert;
+    DROP TRIGGER messages_fts_update;
+    DROP TRIGGER messages_fts_delete;
+    INSERT INTO meta (key, value)
+        SELECT 'fts_indexed_upto', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM messages WHERE true
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages
+    WHEN old.seq <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'fts_indexed_upto')
+    BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+    WHEN old.seq <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'fts_indexed_upto')
+    BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    END;",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which

@@ -62,6 +62,7 @@ impl<D: Sql> SqlStore<D> {
         limit: u32,
         window: u32,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        self.index_pending()?;
         let filters = SEARCH_FILTERS;
         let Some(fts) = query.fts_match() else {
             // `?1` is still bound (unused) so the numbering stays the same.

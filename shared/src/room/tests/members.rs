@@ -87,6 +87,8 @@ fn a_global_admin_may_moderate_anyone_whatever_their_room_role() {
 #[test]
 fn a_muted_member_gets_muted_with_the_time_left_until_the_mute_ends() {
     let (mut f, _, ann, moderator) = moderated();
+    // Ann posted before: the room read her standing then, and the mute must still reach her.
+    assert!(!ack_of(&f.send(&ann, "m0", "before the mute")).1);
     f.command(
         &moderator,
         Command::Mute {
@@ -109,6 +111,30 @@ fn a_muted_member_gets_muted_with_the_time_left_until_the_mute_ends() {
     assert!(left > 59_000 && left <= 60_000, "{left}");
     f.now += 60_000;
     assert!(!ack_of(&f.send(&ann, "m2", "now?")).1);
+    // And an unmute reaches her at once.
+    f.command(
+        &moderator,
+        Command::Mute {
+            user_id: "ann".into(),
+            seconds: 60,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        f.send(&ann, "m3", "muted again").first(),
+        Some(Effect::Reply(ServerMessage::Error {
+            code: ErrorCode::Muted,
+            ..
+        }))
+    ));
+    f.command(
+        &moderator,
+        Command::Unmute {
+            user_id: "ann".into(),
+        },
+    )
+    .unwrap();
+    assert!(!ack_of(&f.send(&ann, "m4", "unmuted")).1);
 }
 
 #[test]
