@@ -139,9 +139,9 @@ pub const MIGRATIONS: &[&str] = &[
     // transaction commits, and a room commits once per message. Messages after
     // `fts_indexed_upto` are not in the index yet, so an edit or delete of one leaves the index
     // alone (the batch reads the current text); every search indexes what is pending first.
-    "DROP TRIGGER messages_fts_insert;
-    DROP TRIGGER messages_fts_update;
-    DROP TRIGGER messages_fts_delete;
+    "DROP TRIGGER IF EXISTS messages_fts_insert;
+    DROP TRIGGER IF EXISTS messages_fts_update;
+    DROP TRIGGER IF EXISTS messages_fts_delete;
     INSERT INTO meta (key, value)
         SELECT 'fts_indexed_upto', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM messages WHERE true
         ON CONFLICT (key) DO UPDATE SET value = excluded.value;
