@@ -122,6 +122,12 @@ pub async fn session() -> Result<SessionInfo, ApiError> {
     call("GET", "/api/session", None).await
 }
 
+/// `GET /api/rooms/{slug}/admission`: whether the room would take our socket now (204), or
+/// why not — the refusal its upgrade gave, which a browser cannot read from the socket.
+pub async fn admission(slug: &str) -> Result<(), ApiError> {
+    call("GET", &format!("/api/rooms/{slug}/admission"), None).await
+}
+
 /// `POST /api/session`: choose a display name.
 pub async fn create_session(name: String) -> Result<SessionInfo, ApiError> {
     call("POST", "/api/session", json(&CreateSession { name })).await

@@ -20,7 +20,7 @@ use yew::Callback;
 use crate::backoff::{self, Throttle, TYPING_EVERY_MS};
 use crate::cache::Cache;
 use crate::rows::{RowAction, RowCache, RowView};
-use crate::status::{banner_state, BannerState, Link};
+use crate::status::{after_refusal, banner_state, ended, AfterRefusal, BannerState, Ended, Link};
 use crate::web::{self, now, warn};
 
 /// Keep-alive interval while a socket is open.
@@ -310,7 +310,7 @@ impl RoomHandle {
     fn reconnect_if_down(&self) {
         let down = {
             let c = self.0.borrow();
-            c.socket.is_none() && !c.closed && !matches!(c.link, Link::Stopped(..) | Link::Idle)
+            c.socket.is_none() && !c.closed && !c.link.is_final() && c.link != Link::Idle
         };
         if down {
             self.connect();
@@ -335,7 +335,7 @@ impl RoomHandle {
     fn connect(&self) {
         let mut c = self.0.borrow_mut();
         c.reconnect_timer = None;
-        if c.closed || c.socket.is_some() || matches!(c.link, Link::Stopped(..)) {
+        if c.closed || c.socket.is_some() || c.link.is_final() {
             return;
         }
         let generation = c.generation.wrapping_add(1);
@@ -372,12 +372,12 @@ impl RoomHandle {
 
     fn schedule_reconnect(&self) {
         let mut c = self.0.borrow_mut();
-        if c.closed || matches!(c.link, Link::Stopped(..)) {
+        if c.closed || c.link.is_final() {
             return;
         }
         let delay = backoff::delay_ms(c.attempt, js_sys::Math::random());
         c.attempt = c.attempt.saturating_add(1);
-        c.link = Link::Waiting(now() + delay);
+        c.link = Link::Waiting(now() + delay, None);
         let weak = self.weak();
         c.reconnect_timer = Some(Timeout::new(delay as u32, move || {
             if let Some(h) = Self::upgrade(&weak) {
@@ -498,20 +498,26 @@ impl RoomHandle {
     }
 
     fn on_close(&self, generation: u32, code: u16, reason: String) {
-        let unauthorized = {
+        let (unauthorized, never_opened) = {
             let mut c = self.0.borrow_mut();
             if c.generation != generation {
                 return;
             }
+            let never_opened = !c.open;
             c.lose_socket();
             if close::is_terminal(code) {
                 c.link = Link::Stopped(code, reason);
                 c.reconnect_timer = None;
             }
-            code == close::UNAUTHORIZED
+            (code == close::UNAUTHORIZED, never_opened)
         };
-        if !matches!(self.0.borrow().link, Link::Stopped(..)) {
+        if !self.0.borrow().link.is_final() {
             self.schedule_reconnect();
+            if never_opened && web::online() {
+                // Refused before it opened: the browser hides the upgrade's answer (this
+                // close is 1006 whatever the reason), so ask the room why, once per attempt.
+                self.ask_why_refused(generation);
+            }
         }
         if unauthorized {
             let cb = self.0.borrow().on_unauthorized.clone();
@@ -521,13 +527,70 @@ impl RoomHandle {
         self.notify();
     }
 
+    /// Asks the room whether it would admit us now, after the socket of `generation` closed
+    /// before it opened; the answer is read by [`RoomHandle::on_admission`].
+    fn ask_why_refused(&self, generation: u32) {
+        let slug = self.0.borrow().slug.clone();
+        let weak = self.weak();
+        wasm_bindgen_futures::spawn_local(async move {
+            let answer = crate::api::admission(&slug).await;
+            if let Some(h) = Self::upgrade(&weak) {
+                h.on_admission(generation, answer);
+            }
+        });
+    }
+
+    /// The room's admission answer: a refusal for good stops the reconnects and says why; an
+    /// ended session goes to the name prompt; anything passing leaves the backoff running.
+    fn on_admission(&self, generation: u32, answer: Result<(), crate::api::ApiError>) {
+        let after = after_refusal(
+            answer
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| (e.code, e.message.as_str())),
+        );
+        let unauthorized = {
+            let mut c = self.0.borrow_mut();
+            // Only while still waiting after that attempt: a newer socket speaks for itself.
+            if c.closed || c.generation != generation || c.socket.is_some() || c.link.is_final() {
+                return;
+            }
+            match after {
+                AfterRefusal::Stop(code, message) => {
+                    c.link = Link::Refused(code, message);
+                    c.reconnect_timer = None;
+                    false
+                }
+                AfterRefusal::SessionEnded => {
+                    c.link = Link::Stopped(
+                        close::UNAUTHORIZED,
+                        shared::ErrorCode::Unauthorized.as_str().into(),
+                    );
+                    c.reconnect_timer = None;
+                    true
+                }
+                AfterRefusal::KeepTrying(note) => {
+                    if let Link::Waiting(_, shown) = &mut c.link {
+                        *shown = note;
+                    }
+                    false
+                }
+            }
+        };
+        if unauthorized {
+            let cb = self.0.borrow().on_unauthorized.clone();
+            cb.emit(());
+        }
+        self.notify();
+    }
+
     fn on_tick(&self) {
         let t = now();
         let mut c = self.0.borrow_mut();
         if c.closed {
             return;
         }
-        let mut changed = matches!(c.link, Link::Waiting(_));
+        let mut changed = matches!(c.link, Link::Waiting(..));
         if c.open {
             if t - c.last_frame > DEAD_AFTER_MS {
                 warn("no frame for 75 s; reconnecting");
@@ -792,11 +855,8 @@ impl RoomHandle {
         banner_state(&c.link, c.ever_live || c.attempt > 0, web::online(), now())
     }
 
-    /// The close code and reason when the room refused us for good.
-    pub fn stopped(&self) -> Option<(u16, String)> {
-        match &self.0.borrow().link {
-            Link::Stopped(code, reason) => Some((*code, reason.clone())),
-            _ => None,
-        }
+    /// How the link ended, when it ended for good (the room refused or removed us, or is gone).
+    pub fn ended(&self) -> Option<Ended> {
+        ended(&self.0.borrow().link)
     }
 }

@@ -345,7 +345,7 @@ async fn the_banner_counts_down_and_offers_retry_now_while_waiting() {
         Callback::from(move |()| *retried.borrow_mut() = true)
     };
     let root = mount::<Banner>(BannerProps {
-        state: banner_state(&Link::Waiting(3_000), true, true, 0),
+        state: banner_state(&Link::Waiting(3_000, None), true, true, 0),
         on_retry,
     })
     .await;

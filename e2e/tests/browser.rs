@@ -1037,3 +1037,146 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     browser.quit().await?;
     Ok(())
 }
+
+/// The banner as the page shows it: its phase, its text and whether it offers "Retry now".
+async fn banner(browser: &Browser) -> Result<(String, String, bool)> {
+    let value = browser
+        .eval(
+            r#"
+            const b = document.querySelector('[role="status"].banner');
+            if (!b) return null;
+            const text = b.querySelector('.banner-text');
+            const retry = Array.from(b.querySelectorAll('button'))
+                .some(x => x.textContent.trim() === 'Retry now');
+            return [b.dataset.phase, text ? text.textContent : '', retry];
+            "#,
+        )
+        .await?;
+    serde_json::from_value::<Option<(String, String, bool)>>(value)?
+        .ok_or_else(|| anyhow::anyhow!("the page shows no banner"))
+}
+
+/// From now on, counts the page's attempts to reach room `slug`: sockets opened to it and
+/// questions about its admission (the app's `new WebSocket` and `fetch` resolve these globals
+/// at each call).
+async fn count_attempts(browser: &Browser, slug: &str) -> Result {
+    let script = format!(
+        r#"
+        const slug = {slug};
+        window.__attempts = 0;
+        const Real = window.WebSocket;
+        window.WebSocket = function (url, protocols) {{
+            if (String(url).includes(`/api/rooms/${{slug}}/ws`)) window.__attempts++;
+            return protocols === undefined ? new Real(url) : new Real(url, protocols);
+        }};
+        window.WebSocket.prototype = Real.prototype;
+        Object.assign(window.WebSocket, {{ CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 }});
+        const realFetch = window.fetch.bind(window);
+        window.fetch = (input, init) => {{
+            const url = typeof input === 'string' ? input : input.url;
+            if (String(url).includes(`/api/rooms/${{slug}}/`)) window.__attempts++;
+            return realFetch(input, init);
+        }};
+        return true;
+        "#,
+        slug = serde_json::to_string(slug)?
+    );
+    browser.eval(&script).await?;
+    Ok(())
+}
+
+/// A page that was refused for good: the banner says `expected` (in phase `offline`, with no
+/// "Retry now"), and over the next seconds — with the browser saying it came back online,
+/// which reconnects a page that is only waiting — it neither opens a socket to the room nor
+/// asks about it again, and the banner stays as it was.
+async fn stays_refused(browser: &Browser, slug: &str, expected: &str) -> Result {
+    wait_phase(browser, &["offline"]).await?;
+    let (phase, text, retry) = banner(browser).await?;
+    assert_eq!(phase, "offline");
+    assert!(
+        text.contains(expected),
+        "the banner says {text:?}, not {expected:?}"
+    );
+    assert!(!retry, "a refused page offers Retry now: {text:?}");
+    count_attempts(browser, slug).await?;
+    browser
+        .eval("window.dispatchEvent(new Event('online')); return true;")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let attempts = browser.eval("return window.__attempts;").await?;
+    assert_eq!(attempts, 0, "the page kept trying to reach the room");
+    assert_eq!(banner(browser).await?, (phase, text, retry));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guest_who_opens_a_private_room_he_is_not_in_is_told_he_may_not_join_and_the_page_stops_trying(
+) -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let owner = Session::create(&server, "Owner").await?;
+    let response = owner
+        .post(
+            "/api/rooms",
+            &shared::protocol::http::CreateRoom {
+                name: unique("Private Room"),
+                topic: String::new(),
+                assistant: Default::default(),
+                private: true,
+            },
+        )
+        .await?;
+    anyhow::ensure!(response.status().as_u16() == 201, "{}", response.status());
+    let room: shared::protocol::RoomInfo = response.json().await?;
+
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    let url = format!("{}/r/{}", server.url(), room.slug);
+    browser.goto(&url).await?;
+    sign_in(&browser, "Guest").await?;
+    browser.goto(&url).await?;
+    // The room's own refusal (the upgrade answers 403 `forbidden`, which the page cannot read).
+    stays_refused(
+        &browser,
+        &room.slug,
+        "This room is private; you need an invite to join it.",
+    )
+    .await?;
+    browser.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_member_the_owner_banned_reloads_the_room_and_is_told_he_is_banned() -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let owner = Session::create(&server, "Owner").await?;
+    let room = owner.create_room(&unique("Banning Room"), "").await?;
+
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    let url = format!("{}/r/{}", server.url(), room.slug);
+    browser.goto(&url).await?;
+    sign_in(&browser, "Troll").await?;
+    browser.goto(&url).await?;
+    wait_phase(&browser, &["live"]).await?;
+    let me = browser
+        .eval("return (await (await fetch('/api/session')).json()).user_id;")
+        .await?;
+    let me = me.as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(!me.is_empty(), "the page has no session");
+
+    let response = owner
+        .post(
+            &format!("/api/rooms/{}/moderation", room.slug),
+            &shared::moderation::Command::Ban { user_id: me },
+        )
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "{}", response.status());
+    // The open socket is closed with `banned`; the page stops there.
+    wait_phase(&browser, &["offline"]).await?;
+
+    // A reload connects afresh: the upgrade is refused (403 `banned`), and the page says why.
+    browser.reload().await?;
+    stays_refused(&browser, &room.slug, "You are banned from this room.").await?;
+    browser.quit().await?;
+    Ok(())
+}

@@ -1,15 +1,18 @@
 //! The room's security rules against the real Worker under `wrangler dev`: a ban removes every
 //! power on every path, a guest's ban also keeps new guests from their network out for a while
 //! (never accounts), a role change reaches open sockets at once, limits hold per user (not per
-//! socket), reactions are capped, and deleting others' messages follows the rank rule.
+//! socket), reactions are capped, deleting others' messages follows the rank rule, and asking
+//! whether a connect would be admitted answers exactly as the upgrade does, storing nothing.
 
 use std::time::Duration;
 
-use e2e::client::{expect_error, RoomSocket, DEFAULT_TIMEOUT};
+use e2e::client::{error_body, expect_error, Refusal, RoomSocket, DEFAULT_TIMEOUT};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use serde_json::json;
+use shared::moderation::http::MemberList;
 use shared::moderation::{Command, Invite};
 use shared::profile::Profile;
+use shared::protocol::http::CreateRoom;
 use shared::protocol::{ClientMessage, Role, ServerMessage};
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
@@ -283,6 +286,164 @@ async fn a_guests_network_ban_covers_their_ipv6_slash_64_and_no_other() -> Resul
     Ok(())
 }
 
+/// `GET /api/rooms/<slug>/admission` as `session` (or as nobody): `None` when it answers 204
+/// (a connect would be admitted now), else its status and error body.
+async fn admission(session: Option<&Session>, slug: &str) -> Result<Option<Refusal>> {
+    let path = format!("/api/rooms/{slug}/admission");
+    let response = match session {
+        Some(session) => session.get(&path).await?,
+        None => {
+            e2e::client::http()
+                .get(format!("{}{path}", server().await.url()))
+                .send()
+                .await?
+        }
+    };
+    if response.status().as_u16() == 204 {
+        return Ok(None);
+    }
+    let (status, body) = error_body(response).await?;
+    Ok(Some(Refusal {
+        status,
+        body: Some(body),
+    }))
+}
+
+/// The upgrade of `session` (or of nobody) to `slug`: `None` when accepted (then closed).
+async fn upgrade(session: Option<&Session>, slug: &str) -> Result<Option<Refusal>> {
+    let server = server().await;
+    let opened = RoomSocket::open(
+        &server.ws_url(slug),
+        Some(&server.origin()),
+        session.map(Session::cookie),
+    )
+    .await?;
+    Ok(match opened {
+        Ok(socket) => {
+            socket.close().await;
+            None
+        }
+        Err(refusal) => Some(refusal),
+    })
+}
+
+/// Asks the admission route and then tries the upgrade: both must give the same answer (204 and
+/// 101, or the same status, code and message), and it must be `code`.
+async fn admission_matches_upgrade(
+    session: Option<&Session>,
+    slug: &str,
+    code: Option<ErrorCode>,
+) -> Result {
+    let asked = admission(session, slug).await?;
+    let tried = upgrade(session, slug).await?;
+    let summary = |r: &Option<Refusal>| {
+        r.as_ref().map(|r| {
+            (
+                r.status,
+                r.body.as_ref().map(|b| (b.code, b.message.clone())),
+            )
+        })
+    };
+    assert_eq!(
+        summary(&asked),
+        summary(&tried),
+        "the admission route and the upgrade disagree in {slug}"
+    );
+    assert_eq!(
+        asked.as_ref().and_then(|r| r.body.as_ref()).map(|b| b.code),
+        code,
+        "{asked:?}"
+    );
+    if let (Some(asked), Some(code)) = (&asked, code) {
+        assert_eq!(asked.status, code.http_status());
+    }
+    Ok(())
+}
+
+/// Whether `user_id` is in the room's member list as its owner reads it.
+async fn is_listed(owner: &Session, slug: &str, user_id: &str) -> Result<bool> {
+    let response = owner.get(&format!("/api/rooms/{slug}/members")).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "members: {}",
+        response.status()
+    );
+    let list: MemberList = response.json().await?;
+    Ok(list.members.iter().any(|m| m.user_id == user_id))
+}
+
+#[tokio::test]
+async fn the_admission_route_answers_as_the_upgrade_would_and_makes_no_one_a_member() -> Result {
+    let owner = user("Owner").await?;
+    let public = owner.new_room().await?;
+    let slug = public.slug.as_str();
+
+    // A member is admitted: 204, as the upgrade's 101.
+    let member = user("Member").await?;
+    visit(&member, slug).await?;
+    admission_matches_upgrade(Some(&member), slug, None).await?;
+
+    // Someone who never came may come to a public room, and asking does not enroll them.
+    let passer = user("Passer-by").await?;
+    assert_eq!(
+        admission(Some(&passer), slug).await?.map(|r| r.status),
+        None
+    );
+    assert!(!is_listed(&owner, slug, passer.user_id()).await?);
+
+    // A banned member: `banned`, as the upgrade says.
+    let banned = user("Banned").await?;
+    visit(&banned, slug).await?;
+    ok(moderate_http(
+        &owner,
+        slug,
+        &Command::Ban {
+            user_id: banned.user_id().into(),
+        },
+    )
+    .await?)
+    .await?;
+    admission_matches_upgrade(Some(&banned), slug, Some(ErrorCode::Banned)).await?;
+    // The guest's ban covers their network: a new guest from it is told `network_banned`.
+    let fresh = user("Banned again").await?;
+    admission_matches_upgrade(Some(&fresh), slug, Some(ErrorCode::NetworkBanned)).await?;
+
+    // A private room refuses a non-member with `forbidden`; asking (twice) makes them no
+    // member, so the upgrade still refuses them and the owner's list does not name them.
+    let private = {
+        let response = owner
+            .post(
+                "/api/rooms",
+                &CreateRoom {
+                    name: unique("Private"),
+                    topic: String::new(),
+                    assistant: Default::default(),
+                    private: true,
+                },
+            )
+            .await?;
+        anyhow::ensure!(response.status().as_u16() == 201, "{}", response.status());
+        response.json::<shared::protocol::RoomInfo>().await?
+    };
+    // A guest (the first account of a server is its admin, whom no room refuses).
+    let outsider = user("Outsider").await?;
+    admission_matches_upgrade(Some(&outsider), &private.slug, Some(ErrorCode::Forbidden)).await?;
+    admission_matches_upgrade(Some(&outsider), &private.slug, Some(ErrorCode::Forbidden)).await?;
+    admission_matches_upgrade(Some(&owner), &private.slug, None).await?;
+    assert!(!is_listed(&owner, &private.slug, outsider.user_id()).await?);
+    let rooms = outsider.rooms().await?;
+    assert!(
+        rooms.rooms.iter().all(|r| r.slug != private.slug),
+        "the private room is listed for the outsider"
+    );
+
+    // A room that does not exist, and nobody at all.
+    let missing = unique("no-such-room");
+    admission_matches_upgrade(Some(&member), &missing, Some(ErrorCode::NotFound)).await?;
+    admission_matches_upgrade(None, slug, Some(ErrorCode::Unauthorized)).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_demoted_admin_loses_admin_powers_on_sockets_opened_before() -> Result {
     let root = admin().await?;
@@ -449,9 +610,14 @@ async fn one_user_cannot_open_more_than_the_per_user_socket_cap_in_a_room() -> R
     .expect("the socket past the cap is refused");
     assert_eq!(refused.status, 429);
     assert_eq!(
-        refused.body.map(|b| b.code),
+        refused.body.as_ref().map(|b| b.code),
         Some(ErrorCode::TooManyConnections)
     );
+    // Asking why gives the same answer.
+    let asked = admission(Some(&owner), &room.slug)
+        .await?
+        .expect("a refusal");
+    assert_eq!((asked.status, asked.body), (refused.status, refused.body));
     // Closing one makes room for another.
     if let Some(socket) = open.pop() {
         socket.close().await;

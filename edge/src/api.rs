@@ -21,8 +21,8 @@ use crate::http::{
 };
 use crate::profiles;
 use crate::rooms::contract::{
-    self, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites, ListMembers, Moderate,
-    NewInvite, ProfileChanged, RoomCall, Search, Seed,
+    self, Admission, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites,
+    ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, Search, Seed,
 };
 use crate::rooms::queries;
 use crate::session::{self, SessionUser};
@@ -177,6 +177,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             Ok(json(&entry.info, 200)?)
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, ctx, slug).await,
+        (Method::Get, ["rooms", slug, "admission"]) => admission(&req, env, slug).await,
         (Method::Post, ["me", "assistant"]) => assistant_room(req, env).await,
         (Method::Get, ["admin", "ai"]) => {
             let user = require_session(&req, env).await?;
@@ -871,6 +872,36 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
             }
         });
     }
+    Ok(response)
+}
+
+/// `GET /api/rooms/<slug>/admission`: whether an upgrade to the room would be admitted now —
+/// 204, or the refusal the upgrade would answer (its code, status and message). A browser
+/// cannot read a refused upgrade (the socket only closes), so the app asks this after a socket
+/// closed before it opened. Decided as [`connect`] decides: the session, the room, then the
+/// room's own checks (socket caps, bans, network bans, private membership), with nothing
+/// recorded anywhere. A GET that changes nothing and whose answer another site cannot read, so
+/// no Origin check; and no limit of its own: the app asks at most once per refused attempt,
+/// and its reconnects back off.
+async fn admission(req: &Request, env: &Env, slug: &str) -> ApiResult {
+    let session = require_session(req, env).await?;
+    let entry = find_room(env, slug).await?;
+    let me = profiles::identity(env, &session).await?;
+    let network = guest_network(req, env, slug, &session)?;
+    let request = Admission {
+        caller: Caller {
+            user: me,
+            room: entry.info,
+            owner_id: entry.created_by,
+        },
+        network,
+        loopback: loopback(req),
+    };
+    contract::call(env, slug, request)
+        .await
+        .map_err(queries::unanswered_error)?;
+    let mut response = Response::empty()?.with_status(204);
+    response.headers_mut().set("Cache-Control", "no-store")?;
     Ok(response)
 }
 

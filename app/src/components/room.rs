@@ -3,7 +3,6 @@
 use std::rc::Rc;
 
 use shared::permissions::{may, Action};
-use shared::protocol::close;
 use yew::prelude::*;
 
 use crate::components::banner::Banner;
@@ -19,6 +18,7 @@ use crate::components::thread_panel::ThreadPanel;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
 use crate::rows::RowAction;
+use crate::status::Ended;
 use crate::web;
 
 /// Props of [`RoomPage`].
@@ -138,7 +138,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
 
     let rows = handle.rows();
     let banner = handle.banner();
-    let stopped = handle.stopped();
+    let ended = handle.ended();
     let thread_rows = handle.thread_rows();
     let pins_open = handle.pins_open();
     let pinned_rows = if pins_open {
@@ -196,15 +196,9 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         });
     }
 
-    let not_found = matches!(stopped, Some((close::NOT_FOUND, _)));
-    let removed = match stopped {
-        Some((close::KICKED, _)) => {
-            Some("A moderator removed you from this room. Reload to come back.")
-        }
-        Some((close::BANNED, _)) => Some("You are banned from this room."),
-        Some((close::FORBIDDEN, _)) => {
-            Some("You may not be in this room (it is private, or your account was disabled).")
-        }
+    let not_found = ended == Some(Ended::NotFound);
+    let removed = match ended {
+        Some(Ended::Removed(notice)) => Some(notice),
         _ => None,
     };
     let toggle_panel = {
@@ -274,13 +268,13 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                             on_load_older={actions.on_load_older.clone()} />
                         <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
                         <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
-                            disabled={!can_post || stopped.is_some()}
+                            disabled={!can_post || ended.is_some()}
                             members={members.clone()} me={me.clone()} />
                     </div>
                     if thread_open {
                         <ThreadPanel rows={thread_rows} on_action={actions.on_action.clone()}
                             on_reply={actions.on_reply.clone()} on_close={actions.on_close_thread.clone()}
-                            disabled={!can_post || stopped.is_some()} members={members} me={me} />
+                            disabled={!can_post || ended.is_some()} members={members} me={me} />
                     }
                     if pins_open {
                         <PinsPanel rows={pinned_rows} on_action={actions.on_action.clone()}

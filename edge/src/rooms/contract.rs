@@ -96,6 +96,22 @@ pub struct Connect {
     pub network: Option<String>,
 }
 
+/// Would a [`Connect`] of this caller be admitted now? The room answers as the upgrade would —
+/// its socket caps, then `Room::may_admit` — and stores nothing. A browser cannot read why an
+/// upgrade was refused (its socket only closes), so the app asks this afterwards.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Admission {
+    /// Who would connect, and the room's directory entry and creator.
+    pub caller: Caller,
+    /// A guest's network, as in [`Connect::network`] (`None` for a signed-in account).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// The original request came to localhost (test-only switches apply), as in
+    /// [`Connect::loopback`].
+    #[serde(default)]
+    pub loopback: bool,
+}
+
 /// Close the sockets of a session or a user (revoked session, disabled or banned user).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CloseSockets {
@@ -300,6 +316,7 @@ room_calls! {
     NewInvite(NewInvite) => Invite,
     ListInvites(ListInvites) => InviteList,
     Join(Join) => Joined,
+    Admission(Admission) => Done,
     ListMembers(ListMembers) => MemberList,
     AuditLog(AuditLog) => AuditPage,
     ProfileChanged(ProfileChanged) => Done,

@@ -26,9 +26,9 @@ use worker::{
 };
 
 use super::contract::{
-    AuditLog, Caller, CloseSockets, Closed, Connect, ContextOf, Done, Identity, Join, Joined,
-    ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest, Search,
-    Seed, Seeded, Unread, CONNECT_HEADER,
+    Admission, AuditLog, Caller, CloseSockets, Closed, Connect, ContextOf, Done, Identity, Join,
+    Joined, ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest,
+    Search, Seed, Seeded, Unread, CONNECT_HEADER,
 };
 use super::generate::{AiHost, AiRuntime, AiWork};
 use super::semantic::Semantic;
@@ -154,19 +154,7 @@ impl DurableObject for ChatRoom {
         self.test_switches.set(connect.loopback);
         self.load(Some(connect.room))?;
 
-        // One person cannot hold more than their share of the room's sockets, nor the room more
-        // than it can serve.
-        let open = {
-            let slots = self.slots.borrow();
-            let slots = slots.as_ref();
-            let mine = slots.map_or(0, |s| {
-                s.values()
-                    .filter(|slot| slot.conn.author.id == connect.author.id)
-                    .count()
-            });
-            may_open_socket(mine, slots.map_or(0, IdMap::len))
-        };
-        if let Err(refusal) = open {
+        if let Err(refusal) = self.may_open_socket(&connect.author.id) {
             return error_response(&refusal);
         }
 
@@ -370,6 +358,7 @@ impl ChatRoom {
                 )
                 .map(|role| Joined { role })
             })),
+            RoomRequest::Admission(r) => reply::<Admission>(self.admission(&r)),
             RoomRequest::ListMembers(r) => {
                 reply::<ListMembers>(self.as_caller(&r.caller, |room, conn, _| {
                     room.members(conn).map(|members| MemberList { members })
@@ -459,6 +448,34 @@ impl ChatRoom {
         let room = room.as_mut().ok_or_else(not_loaded)?;
         room.act_as(&mut conn, &caller.owner_id, now)?;
         act(room, &conn, now)
+    }
+
+    /// One person cannot hold more than their share of the room's sockets, nor the room more
+    /// than it can serve.
+    fn may_open_socket(&self, user_id: &str) -> Result<(), ChatError> {
+        let slots = self.slots.borrow();
+        let slots = slots.as_ref();
+        let mine = slots.map_or(0, |s| {
+            s.values()
+                .filter(|slot| slot.conn.author.id == user_id)
+                .count()
+        });
+        may_open_socket(mine, slots.map_or(0, IdMap::len))
+    }
+
+    /// Whether an upgrade of this caller would be admitted now: the same checks, in the same
+    /// order, as `fetch` makes before it accepts a socket (the socket caps, then
+    /// [`Room::may_admit`]), with nothing stored and no membership made.
+    fn admission(&self, r: &Admission) -> Result<Done, Failure> {
+        self.test_switches.set(r.loopback);
+        self.load_for(&r.caller.room)?;
+        self.may_open_socket(&r.caller.user.id)
+            .map_err(Failure::Refused)?;
+        let conn = r.caller.user.conn();
+        let room = self.room.borrow();
+        let room = room.as_ref().ok_or_else(not_loaded)?;
+        room.may_admit(&conn, &r.caller.owner_id, r.network.as_deref(), now())?;
+        Ok(Done { ok: true })
     }
 
     /// A moderation command over HTTP: the same [`Room::command`] as the socket's, its effects

@@ -10,7 +10,7 @@ impl<D: Sql> Room<D> {
     /// creator (`owner_id`) is its owner; anyone else joining a public room becomes a member;
     /// a private room admits only members (see [`Room::join`]) and global admins; a
     /// banned user is refused, and so is a new guest from a network under a guest's ban.
-    /// Returns what to announce (a changed name).
+    /// Returns what to announce (a changed name). The decision is [`Room::may_admit`]'s.
     ///
     /// `network` is the Worker's keyed hash of a guest's network (`None` for a signed-in
     /// account): the room remembers a guest member's latest one, so that banning the guest
@@ -23,10 +23,8 @@ impl<D: Sql> Room<D> {
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
         let user_id = conn.author.id.clone();
-        let record = self.store.member(&user_id)?;
         let mut effects = Vec::new();
-        let record = match record {
-            Some(record) if record.banned && !conn.admin => return Err(banned()),
+        let record = match self.admission(conn, owner_id, network, now)? {
             Some(mut record) => {
                 if record.name != conn.author.name {
                     record.name.clone_from(&conn.author.name);
@@ -38,20 +36,48 @@ impl<D: Sql> Room<D> {
                 }
                 record
             }
-            None if self.info.private && !conn.admin && user_id != owner_id => {
-                return Err(refused(
-                    ErrorCode::Forbidden,
-                    "This room is private; you need an invite to join it.",
-                ))
-            }
-            None => {
-                self.check_network(conn, owner_id, network, now)?;
-                self.enroll(conn, owner_id, now)?
-            }
+            None => self.enroll(conn, owner_id, now)?,
         };
         self.store.set_member_network(&user_id, network)?;
         conn.author.role = record.role;
         Ok(effects)
+    }
+
+    /// Whether [`Room::admit`] would admit `conn` now, with the refusal it would give, and
+    /// nothing stored: no member record, no name, no network. A browser cannot read why an
+    /// upgrade was refused (the socket just closes), so the app asks this afterwards, over
+    /// HTTP, and it must answer exactly as the upgrade did.
+    pub fn may_admit(
+        &self,
+        conn: &Conn,
+        owner_id: &str,
+        network: Option<&str>,
+        now: Millis,
+    ) -> Result<(), Failure> {
+        self.admission(conn, owner_id, network, now).map(drop)
+    }
+
+    /// The admission rule, once, reading only: the member record `conn` would be admitted
+    /// on, `None` for a newcomer who would be enrolled, or the refusal.
+    fn admission(
+        &self,
+        conn: &Conn,
+        owner_id: &str,
+        network: Option<&str>,
+        now: Millis,
+    ) -> Result<Option<MemberRecord>, Failure> {
+        match self.store.member(&conn.author.id)? {
+            Some(record) if record.banned && !conn.admin => Err(banned()),
+            Some(record) => Ok(Some(record)),
+            None if self.info.private && !conn.admin && conn.author.id != owner_id => Err(refused(
+                ErrorCode::Forbidden,
+                "This room is private; you need an invite to join it.",
+            )),
+            None => {
+                self.check_network(conn, owner_id, network, now)?;
+                Ok(None)
+            }
+        }
     }
 
     /// Refuses a new guest (someone with no member record, arriving with a `network`) whose

@@ -645,3 +645,116 @@ fn the_network_banned_is_the_one_of_the_guests_latest_connection() {
     );
     assert!(admit_from(&mut f, "fresh", Some("net-home")).is_ok());
 }
+
+// -----------------------------------------------------------------------------------------
+// Asking whether a connect would be admitted (a browser cannot read a refused upgrade, so the
+// app asks after its socket closed without opening)
+
+/// What asking says about `c` connecting from `network` now, without admitting.
+fn asked(f: &Fixture, c: &Conn, network: Option<&str>) -> Result<(), ErrorCode> {
+    f.room
+        .may_admit(c, "owner", network, f.now)
+        .map_err(|e| e.into_error().0.code)
+}
+
+/// What admitting `c` from `network` now answers (and does).
+fn admitted(f: &mut Fixture, c: &Conn, network: Option<&str>) -> Result<(), ErrorCode> {
+    let mut c = c.clone();
+    f.room
+        .admit(&mut c, "owner", network, f.now)
+        .map(drop)
+        .map_err(|e| e.into_error().0.code)
+}
+
+#[test]
+fn asking_answers_what_admitting_would_for_members_bans_banned_networks_and_newcomers() {
+    let (mut f, owner, ann, _) = moderated();
+    admit_from(&mut f, "gus", Some("net-a")).unwrap();
+    admit_from(&mut f, "troll", None).unwrap();
+    ban(&mut f, &owner, "gus");
+    ban(&mut f, &owner, "troll");
+    let mut root = conn("root", Role::Member);
+    root.admin = true;
+    let cases = [
+        (ann, None, Ok(())),
+        (owner.clone(), None, Ok(())),
+        (conn("troll", Role::Member), None, Err(ErrorCode::Banned)),
+        (
+            conn("gus", Role::Member),
+            Some("net-a"),
+            Err(ErrorCode::Banned),
+        ),
+        (
+            conn("gus-again", Role::Member),
+            Some("net-a"),
+            Err(ErrorCode::NetworkBanned),
+        ),
+        (conn("elsewhere", Role::Member), Some("net-b"), Ok(())),
+        (conn("account", Role::Member), None, Ok(())),
+        (root, Some("net-a"), Ok(())),
+    ];
+    for (c, network, expected) in cases {
+        let id = c.author.id.clone();
+        assert_eq!(asked(&f, &c, network), expected, "asked for {id}");
+        assert_eq!(admitted(&mut f, &c, network), expected, "admitted {id}");
+    }
+}
+
+#[test]
+fn asking_answers_what_admitting_would_in_a_private_room() {
+    let mut f = Fixture::new();
+    f.room.set_info(RoomInfo {
+        private: true,
+        ..info()
+    });
+    let mut root = conn("root", Role::Member);
+    root.admin = true;
+    let cases = [
+        // The creator who never connected is its owner; a global admin may enter any room.
+        (conn("owner", Role::Member), Ok(())),
+        (root, Ok(())),
+        (conn("eve", Role::Member), Err(ErrorCode::Forbidden)),
+    ];
+    for (c, expected) in cases {
+        let id = c.author.id.clone();
+        assert_eq!(asked(&f, &c, None), expected, "asked for {id}");
+        assert_eq!(admitted(&mut f, &c, None), expected, "admitted {id}");
+    }
+}
+
+#[test]
+fn asking_makes_no_one_a_member_and_changes_no_name_or_network() {
+    let mut f = Fixture::new();
+    f.room.set_info(RoomInfo {
+        private: true,
+        ..info()
+    });
+    // The private room's creator, before ever connecting, and an outsider.
+    assert_eq!(
+        asked(&f, &conn("owner", Role::Member), Some("net-o")),
+        Ok(())
+    );
+    assert_eq!(
+        asked(&f, &conn("eve", Role::Member), Some("net-e")),
+        Err(ErrorCode::Forbidden)
+    );
+    assert!(f.room.store().member_records().unwrap().is_empty());
+    assert_eq!(f.room.store().member_network("owner").unwrap(), None);
+
+    // A member asking under a new name, from a new network: their record stays as it was.
+    let mut f = Fixture::new();
+    admit_from(&mut f, "gus", Some("net-home")).unwrap();
+    let before = f.room.store().member("gus").unwrap();
+    let mut renamed = conn("gus", Role::Member);
+    renamed.author.name = "Gus the Second".into();
+    f.now += 1_000;
+    assert_eq!(asked(&f, &renamed, Some("net-cafe")), Ok(()));
+    assert_eq!(f.room.store().member("gus").unwrap(), before);
+    assert_eq!(
+        f.room.store().member_network("gus").unwrap().as_deref(),
+        Some("net-home")
+    );
+    // A newcomer to the public room who asks is still no member.
+    assert_eq!(asked(&f, &conn("ned", Role::Member), Some("net-x")), Ok(()));
+    assert_eq!(f.room.store().member("ned").unwrap(), None);
+}
