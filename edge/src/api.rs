@@ -807,11 +807,13 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         ));
     }
     check_origin(&req, true)?;
-    let session = require_session(&req, env).await?;
-    // The room (and recording it for the session) and the user's profile do not depend on
-    // each other: looked up at the same time, every check still done before the upgrade.
+    // The session and the room do not depend on each other: looked up at the same time.
+    let (session, entry) =
+        futures_util::future::join(require_session(&req, env), find_room(env, slug)).await;
+    let (session, entry) = (session?, entry?);
+    // Recording the room for the session and the user's profile do not depend on each other
+    // either; every check is still done before the upgrade.
     let room = async {
-        let entry = find_room(env, slug).await?;
         if let Some(session_id) = &session.session_id {
             // Before the socket exists, so a revocation racing this upgrade still finds the room.
             auth::sessions::record_room(env, session_id, &entry.info.slug).await?;

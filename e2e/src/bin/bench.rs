@@ -44,7 +44,8 @@
 //!   (its whole process tree, `/proc/<pid>/stat`) per 1,000 deliveries. `--bursts 50x200,200x100`
 //!   (clients x messages in the burst) `--burst-senders 5`. `--cpu-profile DIR` also writes a
 //!   V8 CPU profile of the server's isolate during each coalesced burst of ours
-//!   (`DIR/burst-CxM.cpuprofile`, for Chrome DevTools) and prints its top functions.
+//!   (`DIR/burst-CxM.cpuprofile`, for Chrome DevTools) and of the join-cost samples
+//!   (`DIR/joins-N.cpuprofile`), and prints their top functions.
 //! - joincost: open → first room frame for the peer's empty room and ours at `--joincost-sizes
 //!   0,10000,100000` messages (bulk-seeded), `--join-samples 50` each.
 //!
@@ -1891,19 +1892,7 @@ async fn run_burst(
     }
     let cpu_ms = cpu() - cpu_before;
     if let (Some(profiler), Some(dir)) = (profiler, cpu_profile) {
-        let profile = profiler.stop().await?;
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("burst-{clients}x{messages}.cpuprofile"));
-        std::fs::write(&path, profile.to_string())?;
-        let top = e2e::profiler::self_time_by_function(&profile);
-        let total: f64 = top.iter().map(|(_, ms)| ms).sum();
-        say(format!(
-            "CPU profile of the isolate ({total:.0} ms sampled) in {}; self time:",
-            path.display()
-        ));
-        for (name, ms) in top.iter().take(30) {
-            say(format!("  {ms:8.1} ms  {name}"));
-        }
+        write_profile(profiler, dir, &format!("burst-{clients}x{messages}")).await?;
     }
     for mut sink in sender_sinks.into_iter().chain(sinks) {
         let _ = sink.close().await;
@@ -1928,6 +1917,28 @@ async fn run_burst(
         "server_cpu_ms_per_1000_deliveries": round2(cpu_ms * 1000.0 / (deliveries.max(1) as f64)),
         "errors": errors,
     }))
+}
+
+/// Stops a CPU profile, writes it as `DIR/NAME.cpuprofile` and prints its top functions.
+async fn write_profile(
+    profiler: e2e::profiler::Profiler,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result {
+    let profile = profiler.stop().await?;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.cpuprofile"));
+    std::fs::write(&path, profile.to_string())?;
+    let top = e2e::profiler::self_time_by_function(&profile);
+    let total: f64 = top.iter().map(|(_, ms)| ms).sum();
+    say(format!(
+        "CPU profile of the isolate ({total:.0} ms sampled) in {}; self time:",
+        path.display()
+    ));
+    for (name, ms) in top.iter().take(30) {
+        say(format!("  {ms:8.1} ms  {name}"));
+    }
+    Ok(())
 }
 
 struct BurstReceived {
@@ -2002,7 +2013,12 @@ async fn read_burst(mut stream: Stream, expected: u64, peer: bool) -> BurstRecei
 
 /// Open → first room frame, `samples` times, in a room of `size` messages (ours: bulk-seeded;
 /// the welcome, then the page; the peer: its `all` frame, which carries the whole room).
-async fn time_joins_ours(sessions: &[Session], size: u64, samples: usize) -> Result<Value> {
+async fn time_joins_ours(
+    sessions: &[Session],
+    size: u64,
+    samples: usize,
+    profile: Option<(u16, &std::path::Path)>,
+) -> Result<Value> {
     let room = sessions[0].new_room().await?;
     if size > 0 {
         bulk_seed(&sessions[0], &room.slug, size).await?;
@@ -2011,6 +2027,10 @@ async fn time_joins_ours(sessions: &[Session], size: u64, samples: usize) -> Res
     // The first join wakes the room and loads its storage: not a join a user usually pays.
     let (warm, _) = sessions[0].join(&room.slug, None).await?;
     warm.close().await;
+    let profiler = match profile {
+        Some((port, _)) => Some(e2e::profiler::Profiler::start(port, 100).await?),
+        None => None,
+    };
     let mut us = Vec::new();
     for j in 0..samples {
         let session = &sessions[j % sessions.len()];
@@ -2021,6 +2041,9 @@ async fn time_joins_ours(sessions: &[Session], size: u64, samples: usize) -> Res
             bail!("joined a room of {size} messages at head {}", joined.head);
         }
         socket.close().await;
+    }
+    if let (Some(profiler), Some((_, dir))) = (profiler, profile) {
+        write_profile(profiler, dir, &format!("joins-{size}")).await?;
     }
     Ok(json!({
         "server": "ours",
@@ -2123,7 +2146,11 @@ async fn run_burst_sections(
         }
         for &size in &args.joincost_sizes {
             say(format!("join cost: ours at {size} messages"));
-            joins.push(time_joins_ours(sessions, size, args.join_samples).await?);
+            let profile = args
+                .cpu_profile
+                .as_deref()
+                .map(|dir| (server.inspector_port(), dir));
+            joins.push(time_joins_ours(sessions, size, args.join_samples, profile).await?);
         }
         report["joincost"] = json!(joins);
     }

@@ -232,13 +232,35 @@ pub async fn create(
     Ok((token, lifetimes.max_ms))
 }
 
+thread_local! {
+    /// The (session, room) pairs this isolate has recorded: a row is only ever deleted when
+    /// its session ends, after which the session connects nowhere, so a pair recorded once
+    /// need not be written again on every reconnect and join (a D1 write on the upgrade path).
+    static RECORDED_ROOMS: std::cell::RefCell<std::collections::HashSet<(String, String)>> =
+        std::cell::RefCell::default();
+}
+
+/// At most this many pairs are remembered; past it the memory starts over.
+const RECORDED_ROOMS_MAX: usize = 10_000;
+
 /// Records that a session opened a socket to a room (so revoking it can close that socket).
 pub async fn record_room(env: &Env, session_id: &str, room: &str) -> worker::Result<()> {
+    let pair = (session_id.to_owned(), room.to_owned());
+    if RECORDED_ROOMS.with(|r| r.borrow().contains(&pair)) {
+        return Ok(());
+    }
     db(env)?
         .prepare("INSERT OR IGNORE INTO session_rooms (session_id, room) VALUES (?1, ?2)")
         .bind(&[JsValue::from(session_id), JsValue::from(room)])?
         .run()
         .await?;
+    RECORDED_ROOMS.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() >= RECORDED_ROOMS_MAX {
+            r.clear();
+        }
+        r.insert(pair);
+    });
     Ok(())
 }
 

@@ -679,10 +679,13 @@ impl ChatRoom {
         let mut room = self.room.borrow_mut();
         match (room.as_mut(), info) {
             (Some(room), Some(info)) => {
-                room.store()
-                    .set_meta("room_info", &to_json(&info)?)
-                    .map_err(stored)?;
-                room.set_info(info);
+                // Every connect brings the directory's entry; most bring what the room has.
+                if *room.info() != info {
+                    room.store()
+                        .set_meta("room_info", &to_json(&info)?)
+                        .map_err(stored)?;
+                    room.set_info(info);
+                }
             }
             (Some(_), None) => {}
             (None, info) => {
