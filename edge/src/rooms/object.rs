@@ -759,9 +759,11 @@ impl ChatRoom {
             Effect::Reply(message) => {
                 if let Some(slot) = self.slots.borrow().as_ref().and_then(|s| s.get(&from)) {
                     if let Some(text) = serialize(&message) {
-                        // Behind what was queued for this socket, never after the window.
+                        // Behind what was queued for this socket; in a burst, with it.
                         let frame = self.outbox.borrow_mut().reply(&from, slot.batch, &text);
-                        let _ = slot.ws.send_with_str(&frame);
+                        if let Some(frame) = frame {
+                            let _ = slot.ws.send_with_str(&frame);
+                        }
                     }
                 }
             }

@@ -101,15 +101,25 @@ impl<K: Eq + Hash + Clone> Outbox<K> {
         Some(Rc::clone(message))
     }
 
-    /// A reply to socket `to`: leaves now, behind anything queued for that socket.
-    pub fn reply(&mut self, to: &K, batch: bool, message: &Rc<str>) -> Rc<str> {
-        match self.queues.remove(to) {
+    /// A reply to socket `to` (an ack, an answer to a request): for a batching socket while a
+    /// window is open, it joins that socket's queue (a sender in a burst gets its acks with the
+    /// room's events, a frame per window instead of one per message); otherwise it leaves now.
+    /// Either way it never overtakes what was queued for that socket before it.
+    pub fn reply(&mut self, to: &K, batch: bool, message: &Rc<str>) -> Option<Rc<str>> {
+        if batch && self.open {
+            self.queues
+                .entry(to.clone())
+                .or_default()
+                .push(Rc::clone(message));
+            return None;
+        }
+        Some(match self.queues.remove(to) {
             Some(mut queued) if batch => {
                 queued.push(Rc::clone(message));
                 Rc::from(batch_frame(&queued))
             }
             _ => Rc::clone(message),
-        }
+        })
     }
 
     /// Called after each fan-out: opens the window if that fan-out left at once, and says so;
@@ -236,27 +246,42 @@ mod tests {
             let frame = outbox.offer(&2, false, &typing(n));
             assert_eq!(frame.as_deref(), Some(&*typing(n)));
         }
-        assert_eq!(outbox.reply(&2, false, &ack(9)), ack(9));
+        assert_eq!(outbox.reply(&2, false, &ack(9)), Some(ack(9)));
         assert!(outbox.flush().is_empty(), "nothing was queued for either");
     }
 
     #[test]
-    fn a_reply_leaves_at_once_behind_the_frames_queued_before_it() {
+    fn in_an_open_window_a_reply_joins_its_sockets_queue_behind_the_frames_queued_before_it() {
         let mut outbox = Outbox::new();
         outbox.offer(&1, true, &typing(1));
         outbox.take_opened();
         outbox.offer(&1, true, &typing(2));
         outbox.offer(&2, true, &typing(2));
         outbox.offer(&1, true, &typing(3));
-        let frame = outbox.reply(&1, true, &ack(3));
+        assert_eq!(outbox.reply(&1, true, &ack(3)), None);
+        outbox.offer(&1, true, &typing(4));
+        let mut flushed = outbox.flush();
+        flushed.sort();
+        assert_eq!(flushed.len(), 2);
         assert_eq!(
-            decoded(&[frame.to_string()]),
-            expected(&[typing(2), typing(3), ack(3)])
+            decoded(&[flushed[0].1.clone()]),
+            expected(&[typing(2), typing(3), ack(3), typing(4)])
         );
-        // With nothing left queued for it, a reply is the message itself.
-        assert_eq!(outbox.reply(&1, true, &ack(4)), ack(4));
-        // The other socket's queue is untouched.
-        assert_eq!(outbox.flush(), vec![(2, typing(2).to_string())]);
+        assert_eq!(flushed[1], (2, typing(2).to_string()));
+    }
+
+    #[test]
+    fn a_reply_leaves_at_once_to_a_socket_that_does_not_batch_or_when_the_room_is_quiet() {
+        let mut outbox = Outbox::new();
+        assert_eq!(outbox.reply(&1, true, &ack(1)), Some(ack(1)));
+        outbox.offer(&1, true, &typing(1));
+        outbox.take_opened();
+        assert_eq!(outbox.reply(&2, false, &ack(2)), Some(ack(2)));
+        // The window closes after a flush that finds nothing; then replies leave at once.
+        outbox.flush();
+        outbox.flush();
+        assert!(!outbox.is_open());
+        assert_eq!(outbox.reply(&1, true, &ack(3)), Some(ack(3)));
     }
 
     #[test]
