@@ -2032,10 +2032,13 @@ async fn time_joins_ours(
         None => None,
     };
     let mut us = Vec::new();
+    let mut upgrade_us = Vec::new();
     for j in 0..samples {
         let session = &sessions[j % sessions.len()];
         let start = Instant::now();
-        let (socket, joined) = session.join_batched(&room.slug, None).await?;
+        let mut socket = session.connect_batched(&room.slug).await?;
+        upgrade_us.push(start.elapsed().as_micros() as u64);
+        let joined = socket.hello(None).await?;
         us.push(start.elapsed().as_micros() as u64);
         if joined.head != size {
             bail!("joined a room of {size} messages at head {}", joined.head);
@@ -2050,6 +2053,7 @@ async fn time_joins_ours(
         "history_messages": size,
         "joins": samples,
         "join_ms": latency_json(us),
+        "upgrade_ms": latency_json(upgrade_us),
         "measured": "connect start (TCP + upgrade with session and room checks + hello) to the first History frame",
     }))
 }

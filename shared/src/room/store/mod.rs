@@ -338,6 +338,18 @@ impl<D: Sql> SqlStore<D> {
             .meta(SEARCH_INDEXED_UPTO)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // Reads only when nothing is pending: a write, even one that changes nothing, makes a
+        // Durable Object hold the search's answer until the write is durable.
+        let newest = self
+            .db
+            .query("SELECT COALESCE(MAX(seq), 0) FROM messages", &[])?
+            .first()
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0);
+        if newest <= upto {
+            return Ok(());
+        }
         self.db.transaction(|| {
             self.db.execute(
                 "INSERT INTO messages_fts (rowid, text)
