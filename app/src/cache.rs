@@ -65,7 +65,6 @@ impl Cache {
             }
             Self::close();
         }
-        delete_in_background(LEGACY_DB);
         let opened = Database::open(&db_name(user_id))
             .with_version(DB_VERSION)
             .with_on_upgrade_needed(|_event, db| {
@@ -79,6 +78,10 @@ impl Cache {
             .await;
         match opened {
             Ok(db) => {
+                // Only once this user's database is open, so the two requests never race on an
+                // origin's first use of IndexedDB (a room once waited forever for its open in a
+                // fresh Chromium profile while both were in flight).
+                delete_in_background(LEGACY_DB);
                 let cache = Cache {
                     user_id: user_id.into(),
                     db: Rc::new(db),

@@ -27,6 +27,8 @@ use crate::web::{self, now, warn};
 pub const PING_EVERY_MS: Millis = 30_000;
 /// A socket that delivered nothing (not even a pong) for this long is dead.
 pub const DEAD_AFTER_MS: Millis = 75_000;
+/// How long a room waits for the offline cache before it connects without it.
+const CACHE_WAIT_MS: u32 = 3_000;
 /// Message changes are written to the cache at most this often.
 const PERSIST_DEBOUNCE_MS: u32 = 250;
 
@@ -103,6 +105,10 @@ struct Conn {
     persisted_outbox: Vec<String>,
     reconnect_timer: Option<Timeout>,
     persist_timer: Option<Timeout>,
+    /// Connects without the cache if reading it takes longer than [`CACHE_WAIT_MS`].
+    cache_fallback: Option<Timeout>,
+    /// The room went ahead without waiting for the cache.
+    started_without_cache: bool,
     tick: Option<Interval>,
     listeners: Vec<EventListener>,
     closed: bool,
@@ -191,6 +197,8 @@ impl RoomHandle {
             persisted_outbox: Vec::new(),
             reconnect_timer: None,
             persist_timer: None,
+            cache_fallback: None,
+            started_without_cache: false,
             tick: None,
             listeners: Vec::new(),
             closed: false,
@@ -215,13 +223,23 @@ impl RoomHandle {
         notify.emit(());
     }
 
-    /// Renders the cached room at once, then connects.
+    /// Renders the cached room at once, then connects (without the cache if IndexedDB has not
+    /// answered within [`CACHE_WAIT_MS`]: a stuck browser database must not keep a room from
+    /// opening).
     pub fn start(&self) {
         self.listen_to_window();
         let weak = self.weak();
         self.0.borrow_mut().tick = Some(Interval::new(1_000, move || {
             if let Some(h) = Self::upgrade(&weak) {
                 h.on_tick();
+            }
+        }));
+        let weak = self.weak();
+        self.0.borrow_mut().cache_fallback = Some(Timeout::new(CACHE_WAIT_MS, move || {
+            if let Some(h) = Self::upgrade(&weak) {
+                web::warn("the offline cache did not answer in time; connecting without it");
+                h.0.borrow_mut().started_without_cache = true;
+                h.connect();
             }
         }));
         let this = self.clone();
@@ -240,17 +258,33 @@ impl RoomHandle {
                 if c.closed {
                     return;
                 }
+                c.cache_fallback = None;
                 c.cache = cache;
-                if let Some(cached) = cached {
-                    c.persisted_outbox =
-                        cached.outbox.iter().map(|p| p.client_id.clone()).collect();
-                    let mut restored = ClientRoom::from_cache(cached);
-                    // Anything the user queued while the cache was loading comes after it.
-                    for p in c.room.outbox() {
-                        restored.queue(p.client_id.clone(), p.op.clone(), p.created_at);
+                match cached {
+                    Some(cached) if c.started_without_cache => {
+                        // The room is ahead of the cache: only the cache's unsent mutations
+                        // join the outbox (same client ids: the room de-duplicates any it has).
+                        c.persisted_outbox =
+                            cached.outbox.iter().map(|p| p.client_id.clone()).collect();
+                        for p in cached.outbox {
+                            if !c.room.outbox().any(|q| q.client_id == p.client_id) {
+                                c.room.queue(p.client_id, p.op, p.created_at);
+                            }
+                        }
+                        Self::flush(&mut c);
                     }
-                    c.room = restored;
-                    c.rows_built = None;
+                    Some(cached) => {
+                        c.persisted_outbox =
+                            cached.outbox.iter().map(|p| p.client_id.clone()).collect();
+                        let mut restored = ClientRoom::from_cache(cached);
+                        // Anything the user queued while the cache was loading comes after it.
+                        for p in c.room.outbox() {
+                            restored.queue(p.client_id.clone(), p.op.clone(), p.created_at);
+                        }
+                        c.room = restored;
+                        c.rows_built = None;
+                    }
+                    None => {}
                 }
             }
             this.notify();
