@@ -467,19 +467,14 @@ async fn admins_see_answers_and_ratings_per_room_and_model_and_nobody_else_does(
 async fn a_private_assistant_room_answers_in_the_profile_s_language_and_remembers_on_opt_in(
 ) -> Result {
     use e2e::client::expect_error;
-    use shared::profile::Profile;
     let w = world().await;
     let ann = Session::create(&w.server, "Ann").await?;
     let bob = Session::create(&w.server, "Bob").await?;
-    let mut profile: Profile = ann.get("/api/profile").await?.json().await?;
-    profile.ai.language = "Esperanto".into();
-    profile.ai.memory = true;
-    let saved = ann
-        .request(reqwest::Method::PUT, "/api/profile")
-        .json(&profile)
-        .send()
-        .await?;
-    assert_eq!(saved.status().as_u16(), 200);
+    set_ai_prefs(&ann, |ai| {
+        ai.language = "Esperanto".into();
+        ai.memory = true;
+    })
+    .await?;
 
     // Her own room with the assistant: made once, private, answering every message.
     let first = ann
@@ -579,6 +574,23 @@ async fn the_owner_turns_on_answers_to_every_message_and_a_member_may_not() -> R
     Ok(())
 }
 
+/// Changes what `who` asks of the assistant in their profile, and saves it.
+async fn set_ai_prefs(who: &Session, change: impl FnOnce(&mut shared::profile::AiPrefs)) -> Result {
+    let mut profile: shared::profile::Profile = who.get("/api/profile").await?.json().await?;
+    change(&mut profile.ai);
+    let saved = who
+        .request(reqwest::Method::PUT, "/api/profile")
+        .json(&profile)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        saved.status().as_u16() == 200,
+        "saving the profile: {}",
+        saved.status()
+    );
+    Ok(())
+}
+
 /// Waits until the user's memory lists a fact containing `text`.
 async fn remembered(who: &Session, text: &str) -> Result {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -603,17 +615,9 @@ async fn remembered(who: &Session, text: &str) -> Result {
 async fn what_the_assistant_learns_in_a_private_room_is_used_only_there_and_public_facts_everywhere(
 ) -> Result {
     use anyhow::Context;
-    use shared::profile::Profile;
     let w = world().await;
     let ann = Session::create(&w.server, "Ann").await?;
-    let mut profile: Profile = ann.get("/api/profile").await?.json().await?;
-    profile.ai.memory = true;
-    let saved = ann
-        .request(reqwest::Method::PUT, "/api/profile")
-        .json(&profile)
-        .send()
-        .await?;
-    assert_eq!(saved.status().as_u16(), 200);
+    set_ai_prefs(&ann, |ai| ai.memory = true).await?;
     let private: shared::protocol::RoomInfo = ann
         .post("/api/me/assistant", &serde_json::json!({}))
         .await?
