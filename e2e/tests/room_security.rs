@@ -68,6 +68,14 @@ async fn ok(response: reqwest::Response) -> Result {
 }
 
 /// Joins once so the room has a member record, then leaves.
+/// `owner` bans `who` from the room over HTTP, and the room says it did.
+async fn ban_http(owner: &Session, slug: &str, who: &Session) -> Result {
+    let ban = Command::Ban {
+        user_id: who.user_id().into(),
+    };
+    ok(moderate_http(owner, slug, &ban).await?).await
+}
+
 async fn visit(session: &Session, slug: &str) -> Result {
     let (socket, _) = session.join(slug, None).await?;
     socket.close().await;
@@ -118,15 +126,7 @@ async fn a_banned_moderator_has_no_power_left_over_http() -> Result {
     )
     .await?)
     .await?;
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::Ban {
-            user_id: moderator.user_id().into(),
-        },
-    )
-    .await?)
-    .await?;
+    ban_http(&owner, slug, &moderator).await?;
 
     // Not one of a moderator's HTTP powers survives the ban.
     let invites = format!("/api/rooms/{slug}/invites");
@@ -207,15 +207,7 @@ async fn banning_a_guest_keeps_new_guests_from_their_network_out_but_not_account
     let slug = room.slug.as_str();
     let guest = user("Gus").await?;
     visit(&guest, slug).await?;
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::Ban {
-            user_id: guest.user_id().into(),
-        },
-    )
-    .await?)
-    .await?;
+    ban_http(&owner, slug, &guest).await?;
 
     // The same person mints a fresh guest (a new id, the same machine) and tries to walk back
     // in: over the socket and over the HTTP join alike.
@@ -261,15 +253,7 @@ async fn a_guests_network_ban_covers_their_ipv6_slash_64_and_no_other() -> Resul
     let slug = room.slug.as_str();
     let guest = user("Gus").await?;
     joins_from(&guest, slug, Some("2001:db8:7:7::1")).await?;
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::Ban {
-            user_id: guest.user_id().into(),
-        },
-    )
-    .await?)
-    .await?;
+    ban_http(&owner, slug, &guest).await?;
     // A new guest with another address of the same /64 is the same network...
     let fresh = user("Gus again").await?;
     refused_from(
@@ -394,15 +378,7 @@ async fn the_admission_route_answers_as_the_upgrade_would_and_makes_no_one_a_mem
     // A banned member: `banned`, as the upgrade says.
     let banned = user("Banned").await?;
     visit(&banned, slug).await?;
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::Ban {
-            user_id: banned.user_id().into(),
-        },
-    )
-    .await?)
-    .await?;
+    ban_http(&owner, slug, &banned).await?;
     admission_matches_upgrade(Some(&banned), slug, Some(ErrorCode::Banned)).await?;
     // The guest's ban covers their network: a new guest from it is told `network_banned`.
     let fresh = user("Banned again").await?;
