@@ -188,6 +188,23 @@ impl Session {
     }
 
     /// `POST /api/rooms`, expecting 201.
+    /// Joins a room once, so the room has a member record for this user, then leaves.
+    pub async fn visit(&self, slug: &str) -> Result {
+        let (socket, _) = self.join(slug, None).await?;
+        socket.close().await;
+        Ok(())
+    }
+
+    /// A moderation command over HTTP (`POST /api/rooms/<slug>/moderation`).
+    pub async fn moderate(
+        &self,
+        slug: &str,
+        command: &shared::moderation::Command,
+    ) -> Result<reqwest::Response> {
+        self.post(&format!("/api/rooms/{slug}/moderation"), command)
+            .await
+    }
+
     pub async fn create_room(&self, name: &str, topic: &str) -> Result<RoomInfo> {
         let response = self
             .post(
@@ -528,6 +545,33 @@ impl RoomSocket {
     }
 
     /// Sends the hello and reads the welcome and the page or replay that follow.
+    /// Sends a mutation or command frame and reads its answer: `Ok` for its ack (or
+    /// `applied`), `Err` with the code of its error.
+    pub async fn answer(
+        &mut self,
+        message: &ClientMessage,
+        client_id: &str,
+    ) -> Result<std::result::Result<(), ErrorCode>> {
+        self.send_message(message).await?;
+        let (found, _) = self
+            .expect_until(DEFAULT_TIMEOUT, |m| match m {
+                ServerMessage::Ack { client_id: id, .. }
+                | ServerMessage::Applied { client_id: id }
+                    if id == client_id =>
+                {
+                    Some(Ok(()))
+                }
+                ServerMessage::Error {
+                    client_id: Some(id),
+                    code,
+                    ..
+                } if id == client_id => Some(Err(*code)),
+                _ => None,
+            })
+            .await?;
+        Ok(found)
+    }
+
     pub async fn hello(&mut self, after: Option<Seq>) -> Result<Joined> {
         self.send_message(&ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,

@@ -70,10 +70,7 @@ async fn account(name: &str) -> Result<Session> {
 
 /// `POST /api/rooms/<slug>/moderation`; the status and error code (if any).
 async fn moderate_http(session: &Session, slug: &str, command: &Command) -> Result<Outcome> {
-    let response = session
-        .post(&format!("/api/rooms/{slug}/moderation"), command)
-        .await?;
-    outcome(response).await
+    outcome(session.moderate(slug, command).await?).await
 }
 
 /// Whether a request succeeded, or the error code it got.
@@ -92,25 +89,12 @@ async fn outcome(response: reqwest::Response) -> Result<Outcome> {
     Ok(Outcome::Refused(body.code))
 }
 
-/// Sends a mutation or command frame and reads its answer: ack/applied or the error code.
+/// Sends a mutation or command frame and reads its answer.
 async fn answer(socket: &mut RoomSocket, message: &ClientMessage, id: &str) -> Result<Outcome> {
-    socket.send_message(message).await?;
-    let (found, _) = socket
-        .expect_until(DEFAULT_TIMEOUT, |m| match m {
-            ServerMessage::Ack { client_id, .. } | ServerMessage::Applied { client_id }
-                if client_id == id =>
-            {
-                Some(Outcome::Ok)
-            }
-            ServerMessage::Error {
-                client_id: Some(client_id),
-                code,
-                ..
-            } if client_id == id => Some(Outcome::Refused(*code)),
-            _ => None,
-        })
-        .await?;
-    Ok(found)
+    Ok(match socket.answer(message, id).await? {
+        Ok(()) => Outcome::Ok,
+        Err(code) => Outcome::Refused(code),
+    })
 }
 
 fn moderate(id: &str, command: Command) -> ClientMessage {
@@ -131,13 +115,6 @@ async fn set_role(owner: &Session, slug: &str, user_id: &str, role: Role) -> Res
     )
     .await?;
     assert_eq!(result, Outcome::Ok, "setting {user_id} to {role:?}");
-    Ok(())
-}
-
-/// Joins once so the room knows the user (a member record), then leaves.
-async fn visit(session: &Session, slug: &str) -> Result {
-    let (socket, _) = session.join(slug, None).await?;
-    socket.close().await;
     Ok(())
 }
 
@@ -195,8 +172,8 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
     };
     let victim = user("Victim").await?;
     let other = user("Other").await?;
-    visit(&victim, slug).await?;
-    visit(&other, slug).await?;
+    victim.visit(slug).await?;
+    other.visit(slug).await?;
     // The victim's message, and two of the actor's own (posted while a member, before any
     // demotion).
     let (mut v, _) = victim.join(slug, None).await?;
@@ -508,7 +485,7 @@ async fn a_moderator_cannot_kick_the_owner() -> Result {
     let owner = user("Owner").await?;
     let moderator = user("Mod").await?;
     let room = owner.new_room().await?;
-    visit(&moderator, &room.slug).await?;
+    moderator.visit(&room.slug).await?;
     set_role(&owner, &room.slug, moderator.user_id(), Role::Moderator).await?;
     let result = moderate_http(
         &moderator,
@@ -528,8 +505,8 @@ async fn moderators_read_the_rooms_audit_log_and_members_do_not() -> Result {
     let member = user("Member").await?;
     let moderator = user("Mod").await?;
     let room = owner.new_room().await?;
-    visit(&member, &room.slug).await?;
-    visit(&moderator, &room.slug).await?;
+    member.visit(&room.slug).await?;
+    moderator.visit(&room.slug).await?;
     set_role(&owner, &room.slug, moderator.user_id(), Role::Moderator).await?;
     moderate_http(
         &owner,

@@ -47,16 +47,6 @@ async fn admin() -> Result<Session> {
     Ok(session.clone())
 }
 
-async fn moderate_http(
-    session: &Session,
-    slug: &str,
-    command: &Command,
-) -> Result<reqwest::Response> {
-    session
-        .post(&format!("/api/rooms/{slug}/moderation"), command)
-        .await
-}
-
 async fn ok(response: reqwest::Response) -> Result {
     anyhow::ensure!(
         response.status().is_success(),
@@ -67,44 +57,21 @@ async fn ok(response: reqwest::Response) -> Result {
     Ok(())
 }
 
-/// Joins once so the room has a member record, then leaves.
 /// `owner` bans `who` from the room over HTTP, and the room says it did.
 async fn ban_http(owner: &Session, slug: &str, who: &Session) -> Result {
     let ban = Command::Ban {
         user_id: who.user_id().into(),
     };
-    ok(moderate_http(owner, slug, &ban).await?).await
+    ok(owner.moderate(slug, &ban).await?).await
 }
 
-async fn visit(session: &Session, slug: &str) -> Result {
-    let (socket, _) = session.join(slug, None).await?;
-    socket.close().await;
-    Ok(())
-}
-
-/// Sends a mutation and reads whether it was acknowledged, or its error code.
+/// Sends a mutation and reads whether it was acknowledged (`None`), or its error code.
 async fn outcome(
     socket: &mut RoomSocket,
     message: &ClientMessage,
     id: &str,
 ) -> Result<Option<ErrorCode>> {
-    socket.send_message(message).await?;
-    let (found, _) = socket
-        .expect_until(DEFAULT_TIMEOUT, |m| match m {
-            ServerMessage::Ack { client_id, .. } | ServerMessage::Applied { client_id }
-                if client_id == id =>
-            {
-                Some(None)
-            }
-            ServerMessage::Error {
-                client_id: Some(client_id),
-                code,
-                ..
-            } if client_id == id => Some(Some(*code)),
-            _ => None,
-        })
-        .await?;
-    Ok(found)
+    Ok(socket.answer(message, id).await?.err())
 }
 
 #[tokio::test]
@@ -114,17 +81,17 @@ async fn a_banned_moderator_has_no_power_left_over_http() -> Result {
     let member = user("Member").await?;
     let room = owner.new_room().await?;
     let slug = room.slug.as_str();
-    visit(&moderator, slug).await?;
-    visit(&member, slug).await?;
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::SetRole {
-            user_id: moderator.user_id().into(),
-            role: Role::Moderator,
-        },
-    )
-    .await?)
+    moderator.visit(slug).await?;
+    member.visit(slug).await?;
+    ok(owner
+        .moderate(
+            slug,
+            &Command::SetRole {
+                user_id: moderator.user_id().into(),
+                role: Role::Moderator,
+            },
+        )
+        .await?)
     .await?;
     ban_http(&owner, slug, &moderator).await?;
 
@@ -158,11 +125,7 @@ async fn a_banned_moderator_has_no_power_left_over_http() -> Result {
             user_id: member.user_id().into(),
         },
     ] {
-        expect_error(
-            moderate_http(&moderator, slug, &command).await?,
-            ErrorCode::Banned,
-        )
-        .await?;
+        expect_error(moderator.moderate(slug, &command).await?, ErrorCode::Banned).await?;
     }
     // And the owner's own powers are untouched.
     let invite: Invite = owner.post(&invites, &json!({})).await?.json().await?;
@@ -206,7 +169,7 @@ async fn banning_a_guest_keeps_new_guests_from_their_network_out_but_not_account
     let room = owner.new_room().await?;
     let slug = room.slug.as_str();
     let guest = user("Gus").await?;
-    visit(&guest, slug).await?;
+    guest.visit(slug).await?;
     ban_http(&owner, slug, &guest).await?;
 
     // The same person mints a fresh guest (a new id, the same machine) and tries to walk back
@@ -233,14 +196,14 @@ async fn banning_a_guest_keeps_new_guests_from_their_network_out_but_not_account
     joins_from(&elsewhere, slug, Some("203.0.113.9")).await?;
 
     // Unbanning the guest lifts the network ban their ban made.
-    ok(moderate_http(
-        &owner,
-        slug,
-        &Command::Unban {
-            user_id: guest.user_id().into(),
-        },
-    )
-    .await?)
+    ok(owner
+        .moderate(
+            slug,
+            &Command::Unban {
+                user_id: guest.user_id().into(),
+            },
+        )
+        .await?)
     .await?;
     joins_from(&fresh, slug, None).await?;
     Ok(())
@@ -364,7 +327,7 @@ async fn the_admission_route_answers_as_the_upgrade_would_and_makes_no_one_a_mem
 
     // A member is admitted: 204, as the upgrade's 101.
     let member = user("Member").await?;
-    visit(&member, slug).await?;
+    member.visit(slug).await?;
     admission_matches_upgrade(Some(&member), slug, None).await?;
 
     // Someone who never came may come to a public room, and asking does not enroll them.
@@ -377,7 +340,7 @@ async fn the_admission_route_answers_as_the_upgrade_would_and_makes_no_one_a_mem
 
     // A banned member: `banned`, as the upgrade says.
     let banned = user("Banned").await?;
-    visit(&banned, slug).await?;
+    banned.visit(slug).await?;
     ban_http(&owner, slug, &banned).await?;
     admission_matches_upgrade(Some(&banned), slug, Some(ErrorCode::Banned)).await?;
     // The guest's ban covers their network: a new guest from it is told `network_banned`.
@@ -480,16 +443,16 @@ async fn a_moderator_cannot_delete_the_owners_or_another_moderators_message() ->
     let room = owner.new_room().await?;
     let slug = room.slug.as_str();
     for m in [&mod_a, &mod_b] {
-        visit(m, slug).await?;
-        ok(moderate_http(
-            &owner,
-            slug,
-            &Command::SetRole {
-                user_id: m.user_id().into(),
-                role: Role::Moderator,
-            },
-        )
-        .await?)
+        m.visit(slug).await?;
+        ok(owner
+            .moderate(
+                slug,
+                &Command::SetRole {
+                    user_id: m.user_id().into(),
+                    role: Role::Moderator,
+                },
+            )
+            .await?)
         .await?;
     }
     let (mut o, _) = owner.join(slug, None).await?;
