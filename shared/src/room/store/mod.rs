@@ -356,12 +356,7 @@ impl<D: Sql> SqlStore<D> {
                  SELECT seq, text FROM messages WHERE seq > ? ORDER BY seq",
                 sql_params![upto],
             )?;
-            self.db.execute(
-                "INSERT INTO meta (key, value)
-                 SELECT ?, CAST(COALESCE(MAX(seq), ?) AS TEXT) FROM messages WHERE seq > ?
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                sql_params![SEARCH_INDEXED_UPTO, upto, upto],
-            )
+            self.set_meta(SEARCH_INDEXED_UPTO, &newest.to_string())
         })
     }
 
