@@ -107,8 +107,6 @@ struct Conn {
     persist_timer: Option<Timeout>,
     /// Connects without the cache if reading it takes longer than [`CACHE_WAIT_MS`].
     cache_fallback: Option<Timeout>,
-    /// The room went ahead without waiting for the cache.
-    started_without_cache: bool,
     tick: Option<Interval>,
     listeners: Vec<EventListener>,
     closed: bool,
@@ -198,7 +196,6 @@ impl RoomHandle {
             reconnect_timer: None,
             persist_timer: None,
             cache_fallback: None,
-            started_without_cache: false,
             tick: None,
             listeners: Vec::new(),
             closed: false,
@@ -238,7 +235,6 @@ impl RoomHandle {
         self.0.borrow_mut().cache_fallback = Some(Timeout::new(CACHE_WAIT_MS, move || {
             if let Some(h) = Self::upgrade(&weak) {
                 web::warn("the offline cache did not answer in time; connecting without it");
-                h.0.borrow_mut().started_without_cache = true;
                 h.connect();
             }
         }));
@@ -260,22 +256,20 @@ impl RoomHandle {
                 }
                 c.cache_fallback = None;
                 c.cache = cache;
-                match cached {
-                    Some(cached) if c.started_without_cache => {
-                        // The room is ahead of the cache: only the cache's unsent mutations
-                        // join the outbox (same client ids: the room de-duplicates any it has).
-                        c.persisted_outbox =
-                            cached.outbox.iter().map(|p| p.client_id.clone()).collect();
+                if let Some(cached) = cached {
+                    c.persisted_outbox =
+                        cached.outbox.iter().map(|p| p.client_id.clone()).collect();
+                    if c.link != Link::Idle {
+                        // The fallback connected first, so the room is ahead of the cache: only
+                        // the cache's unsent mutations join the outbox (same client ids, so the
+                        // room de-duplicates any it already has).
                         for p in cached.outbox {
                             if !c.room.outbox().any(|q| q.client_id == p.client_id) {
                                 c.room.queue(p.client_id, p.op, p.created_at);
                             }
                         }
                         Self::flush(&mut c);
-                    }
-                    Some(cached) => {
-                        c.persisted_outbox =
-                            cached.outbox.iter().map(|p| p.client_id.clone()).collect();
+                    } else {
                         let mut restored = ClientRoom::from_cache(cached);
                         // Anything the user queued while the cache was loading comes after it.
                         for p in c.room.outbox() {
@@ -284,7 +278,6 @@ impl RoomHandle {
                         c.room = restored;
                         c.rows_built = None;
                     }
-                    None => {}
                 }
             }
             this.notify();
