@@ -57,11 +57,10 @@ fn text_broken(text: &str) -> Vec<ErrorCode> {
     broken
 }
 
+/// One emoji within the size cap. What counts as one emoji is the grammar's, proven by its own
+/// tests (`shared::emoji`): here the point is that the gate applies it to every reaction.
 fn emoji_ok(emoji: &str) -> bool {
-    (1..=EMOJI_MAX_BYTES).contains(&emoji.len())
-        && emoji
-            .chars()
-            .all(|c| !c.is_ascii() && !c.is_control() && !c.is_whitespace() && !c.is_alphanumeric())
+    (1..=EMOJI_MAX_BYTES).contains(&emoji.len()) && shared::emoji::is_emoji(emoji)
 }
 
 /// Every rule `message` breaks, as the codes each may be refused with. Empty: acceptable.
