@@ -35,6 +35,10 @@ pub struct MemberRecord {
     /// the new name for the messages it already holds).
     #[serde(default)]
     pub renamed_at: Option<Millis>,
+    /// How recent the stored name is: when the Worker read it (its clock, not the room's),
+    /// `None` when unknown. A connect that read an older name must not undo a newer rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_as_of: Option<Millis>,
 }
 
 impl MemberRecord {
@@ -417,6 +421,7 @@ mod tests {
             muted_until: Some(5_000),
             joined_at: 0,
             renamed_at: None,
+            name_as_of: None,
         };
         assert_eq!(member.mute_left(4_000), Some(1_000));
         assert_eq!(member.mute_left(5_000), None);

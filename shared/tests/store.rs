@@ -171,6 +171,7 @@ fn pages_go_by_sequence_with_the_authors_current_name_and_say_whether_more_exist
         muted_until: None,
         joined_at: 0,
         renamed_at: Some(2_000),
+        name_as_of: None,
     })
     .unwrap();
     let (latest, more) = s.messages_before(None, 2).unwrap();
@@ -543,8 +544,15 @@ fn a_room_stored_by_any_earlier_schema_version_opens_migrated_with_its_history_i
             muted_until: None,
             joined_at: 2,
             renamed_at: None,
+            name_as_of: Some(7),
         })
         .unwrap();
+        // Every earlier version also learns how recent a member's name is.
+        assert_eq!(
+            s.member("gil").unwrap().and_then(|g| g.name_as_of),
+            Some(7),
+            "from v{version}"
+        );
         s.set_member_network("gil", Some("net-a")).unwrap();
         assert_eq!(
             s.member_network("gil").unwrap().as_deref(),

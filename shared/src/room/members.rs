@@ -25,17 +25,23 @@ impl<D: Sql> Room<D> {
         let user_id = conn.author.id.clone();
         let mut effects = Vec::new();
         let record = match self.admission(conn, owner_id, network, now)? {
-            Some(mut record) => {
-                if record.name != conn.author.name {
-                    record.name.clone_from(&conn.author.name);
-                    record.renamed_at = Some(now);
-                    self.store.put_member(&record)?;
-                    effects.push(Effect::BroadcastOthers(ServerMessage::ProfileUpdated {
-                        member: conn.member(),
-                    }));
-                }
+            // A rename the room missed is taken from the connection, but only from a name read
+            // after the stored one: a connect that read the old name while the rename was on
+            // its way must not undo it.
+            Some(mut record)
+                if record.name != conn.author.name
+                    && newer(conn.name_as_of, record.name_as_of, false) =>
+            {
+                record.name.clone_from(&conn.author.name);
+                record.name_as_of = conn.name_as_of;
+                record.renamed_at = Some(now);
+                self.store.put_member(&record)?;
+                effects.push(Effect::BroadcastOthers(ServerMessage::ProfileUpdated {
+                    member: conn.member(),
+                }));
                 record
             }
+            Some(record) => record,
             None => self.enroll(conn, owner_id, now)?,
         };
         self.store.set_member_network(&user_id, network)?;
@@ -153,6 +159,7 @@ impl<D: Sql> Room<D> {
             muted_until: None,
             joined_at: now,
             renamed_at: None,
+            name_as_of: conn.name_as_of,
         };
         self.store.put_member(&record)?;
         Ok(record)
@@ -440,16 +447,39 @@ impl<D: Sql> Room<D> {
             .map_err(Failure::from)
     }
 
-    /// A user changed their name or avatar: remember the name and tell the room.
-    pub fn profile_changed(&mut self, member: Member, now: Millis) -> Result<Vec<Effect>, Failure> {
+    /// A user changed their name or avatar (the Worker read the profile at `as_of`, its
+    /// clock): remember the name and tell the room. `None` when the room already holds a newer
+    /// name than this one (two changes that arrived out of order): nothing changes.
+    pub fn profile_changed(
+        &mut self,
+        member: Member,
+        as_of: Option<Millis>,
+        now: Millis,
+    ) -> Result<Option<Vec<Effect>>, Failure> {
         if let Some(mut record) = self.store.member(&member.user_id)? {
+            if !newer(as_of, record.name_as_of, true) {
+                return Ok(None);
+            }
             record.name.clone_from(&member.name);
+            record.name_as_of = as_of.or(record.name_as_of);
             record.renamed_at = Some(now);
             self.store.put_member(&record)?;
         }
-        Ok(vec![Effect::Broadcast(ServerMessage::ProfileUpdated {
-            member,
-        })])
+        Ok(Some(vec![Effect::Broadcast(
+            ServerMessage::ProfileUpdated { member },
+        )]))
+    }
+}
+
+/// Whether a name read at `read` may replace one stored as of `stored`. A name of known age
+/// replaces one of unknown age; one of unknown age replaces only another of unknown age. A
+/// pushed change (`ties`) also replaces a name of the same age, which a connect does not: it
+/// may have read just before the change it ties with.
+fn newer(read: Option<Millis>, stored: Option<Millis>, ties: bool) -> bool {
+    match (read, stored) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(read), Some(stored)) => read > stored || (ties && read == stored),
     }
 }
 

@@ -59,6 +59,10 @@ pub struct Conn {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// When the Worker read `author.name` (its clock), `None` when the name's age is unknown
+    /// (a guest's comes from a cookie that may predate a rename): see [`Room::admit`].
+    #[serde(default)]
+    pub name_as_of: Option<Millis>,
 }
 
 impl Conn {
@@ -71,6 +75,7 @@ impl Conn {
             admin: false,
             avatar: None,
             personalization: Personalization::default(),
+            name_as_of: None,
         }
     }
 

@@ -36,7 +36,8 @@ const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 const MESSAGE_COLUMNS: &str = "seq, at, author, client_id, text, edited_at, deleted, answer, \
     thread, in_main, reply_count, last_reply_at, reactions, pinned";
 
-const MEMBER_COLUMNS: &str = "user_id, name, role, banned, muted_until, joined_at, renamed_at";
+const MEMBER_COLUMNS: &str =
+    "user_id, name, role, banned, muted_until, joined_at, renamed_at, name_as_of";
 const INVITE_COLUMNS: &str =
     "token, created_by, created_at, expires_at, max_uses, uses, revoked_at";
 
@@ -107,6 +108,7 @@ fn member_from_row(row: &Row) -> Result<MemberRecord, StoreError> {
         muted_until: row.opt_int(4)?,
         joined_at: row.int(5)?,
         renamed_at: row.opt_int(6)?,
+        name_as_of: row.opt_int(7)?,
     })
 }
 
@@ -712,11 +714,12 @@ impl<D: Sql> SqlStore<D> {
         // Forgotten first, so a failed write leaves the next read to the database.
         self.members.borrow_mut().remove(&m.user_id);
         self.db.execute(
-            "INSERT INTO member_roles (user_id, name, role, banned, muted_until, joined_at, renamed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO member_roles (user_id, name, role, banned, muted_until, joined_at, renamed_at,
+                 name_as_of)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, role = excluded.role,
                banned = excluded.banned, muted_until = excluded.muted_until,
-               renamed_at = excluded.renamed_at",
+               renamed_at = excluded.renamed_at, name_as_of = excluded.name_as_of",
             sql_params![
                 m.user_id.as_str(),
                 m.name.as_str(),
@@ -724,7 +727,8 @@ impl<D: Sql> SqlStore<D> {
                 m.banned,
                 m.muted_until,
                 m.joined_at,
-                m.renamed_at
+                m.renamed_at,
+                m.name_as_of
             ],
         )
     }

@@ -156,6 +156,9 @@ pub const MIGRATIONS: &[&str] = &[
     BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
     END;",
+    // How recent a member's stored name is (`MemberRecord::name_as_of`): a connect that read
+    // the name before a rename reached the room must not undo it.
+    "ALTER TABLE member_roles ADD COLUMN name_as_of INTEGER;",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which

@@ -290,15 +290,109 @@ fn a_rename_reaches_the_room_and_pages_show_the_current_name_on_old_messages() {
                 name: "Annie".into(),
                 avatar: None,
             },
+            None,
             f.now + 1,
         )
-        .unwrap();
+        .unwrap()
+        .expect("applied");
     assert!(matches!(
         &effects[0],
         Effect::Broadcast(ServerMessage::ProfileUpdated { member }) if member.name == "Annie"
     ));
     let (page, _) = f.room.store().messages_before(None, 10).unwrap();
     assert_eq!(page[0].author.name, "Annie");
+}
+
+/// `ann` renamed, as the Worker announces a saved profile it read at `as_of`.
+fn renamed(f: &mut Fixture, name: &str, as_of: Option<Millis>) -> Option<Vec<Effect>> {
+    f.now += 1;
+    let member = Member {
+        user_id: "ann".into(),
+        name: name.into(),
+        avatar: None,
+    };
+    f.room.profile_changed(member, as_of, f.now).unwrap()
+}
+
+/// `ann` connecting with the name the Worker read at `as_of`; the names the room broadcast.
+fn reconnects(f: &mut Fixture, name: &str, as_of: Option<Millis>) -> Vec<String> {
+    let mut ann = conn("ann", Role::Member);
+    ann.author.name = name.into();
+    ann.name_as_of = as_of;
+    f.now += 1;
+    f.room
+        .admit(&mut ann, "owner", None, f.now)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::BroadcastOthers(ServerMessage::ProfileUpdated { member }) => Some(member.name),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stored_name(f: &Fixture) -> String {
+    f.room
+        .store()
+        .member("ann")
+        .unwrap()
+        .expect("a member")
+        .name
+}
+
+#[test]
+fn a_connect_that_read_the_old_name_before_a_rename_arrived_does_not_undo_the_rename() {
+    let (mut f, _, ann, _) = moderated();
+    f.send(&ann, "a", "hello");
+    assert!(renamed(&mut f, "Annie", Some(1_000)).is_some());
+    // A socket (another tab, the room list's watch) whose upgrade read her profile just
+    // before she saved it reaches the room just after the rename did.
+    assert_eq!(reconnects(&mut f, "ANN", Some(999)), Vec::<String>::new());
+    assert_eq!(stored_name(&f), "Annie");
+    let (page, _) = f.room.store().messages_before(None, 10).unwrap();
+    assert_eq!(page[0].author.name, "Annie");
+    // Nor does one of the same moment: it may have read just before the write.
+    assert_eq!(reconnects(&mut f, "ANN", Some(1_000)), Vec::<String>::new());
+    assert_eq!(stored_name(&f), "Annie");
+}
+
+#[test]
+fn a_connect_that_read_a_newer_name_than_the_room_holds_brings_the_rename_it_missed() {
+    let (mut f, _, _, _) = moderated();
+    assert!(renamed(&mut f, "Annie", Some(1_000)).is_some());
+    // The announcement of a later rename never reached this room.
+    assert_eq!(
+        reconnects(&mut f, "Anne-Marie", Some(2_000)),
+        ["Anne-Marie"]
+    );
+    assert_eq!(stored_name(&f), "Anne-Marie");
+    // The same name again is no rename.
+    assert_eq!(
+        reconnects(&mut f, "Anne-Marie", Some(3_000)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_name_of_unknown_age_replaces_only_a_name_of_unknown_age() {
+    let (mut f, _, _, _) = moderated();
+    // Stored before names had an age: a guest's cookie name is taken, as before.
+    assert_eq!(reconnects(&mut f, "Annie", None), ["Annie"]);
+    assert_eq!(stored_name(&f), "Annie");
+    // Once a rename of known age arrived, a cookie name (which may predate it) is not taken.
+    assert!(renamed(&mut f, "Anne", Some(1_000)).is_some());
+    assert_eq!(reconnects(&mut f, "Annie", None), Vec::<String>::new());
+    assert_eq!(stored_name(&f), "Anne");
+}
+
+#[test]
+fn a_profile_change_older_than_the_stored_name_changes_nothing_and_tells_no_one() {
+    let (mut f, _, _, _) = moderated();
+    assert!(renamed(&mut f, "Anne", Some(2_000)).is_some());
+    assert_eq!(renamed(&mut f, "Annie", Some(1_000)), None);
+    assert_eq!(stored_name(&f), "Anne");
+    // A change of the same moment is the same change arriving again.
+    assert!(renamed(&mut f, "Anne", Some(2_000)).is_some());
 }
 
 #[test]
@@ -314,6 +408,7 @@ fn a_client_catching_up_by_replay_learns_names_changed_since_what_it_holds_and_n
                 name: "Moderator".into(),
                 avatar: None,
             },
+            None,
             f.now,
         )
         .unwrap();
@@ -326,6 +421,7 @@ fn a_client_catching_up_by_replay_learns_names_changed_since_what_it_holds_and_n
                 name: "Annie".into(),
                 avatar: None,
             },
+            None,
             f.now,
         )
         .unwrap();
