@@ -4,6 +4,7 @@
 //! Needs `./scripts/build` (the app in `dist/`) and `./scripts/setup --browser` (Debian
 //! chromium and chromedriver); without them the tests fail and say so, never pass silently.
 
+use anyhow::Context;
 use std::time::Duration;
 
 use e2e::browser::{Browser, ChromeDriver};
@@ -720,9 +721,24 @@ async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
         text = serde_json::to_string(text)?,
         author = serde_json::to_string(author)?,
     );
-    browser
+    let waited = browser
         .wait_for(&format!("{text:?} shown under {author:?}"), &script)
-        .await?;
+        .await;
+    if let Err(e) = waited {
+        // Say what the row shows instead, so a failure tells a stale name from a missing row.
+        let shown = browser
+            .eval(&format!(
+                r#"
+                const li = Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+                    .find(li => li.textContent.includes({text}));
+                return li ? li.querySelector('.author')?.textContent.trim() ?? '(no author)' : '(no row)';
+                "#,
+                text = serde_json::to_string(text)?,
+            ))
+            .await
+            .unwrap_or_default();
+        return Err(e.context(format!("the row shows {shown}")));
+    }
     Ok(())
 }
 
@@ -759,11 +775,15 @@ async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_anot
         .await?;
 
     // Live: Bob's open room renames the old message.
-    wait_author(&f.bob, "written before the rename", "Alicia Keys").await?;
+    wait_author(&f.bob, "written before the rename", "Alicia Keys")
+        .await
+        .context("in the open room")?;
     // And after a reload (the room's page carries current names).
     f.bob.reload().await?;
     wait_phase(&f.bob, &["live"]).await?;
-    wait_author(&f.bob, "written before the rename", "Alicia Keys").await?;
+    wait_author(&f.bob, "written before the rename", "Alicia Keys")
+        .await
+        .context("after a reload")?;
 
     f.alice.quit().await?;
     f.bob.quit().await?;

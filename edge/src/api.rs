@@ -614,6 +614,8 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
 /// A room that fails is logged and skipped: the profile is stored, and the room shows the new
 /// name at the user's next connect.
 async fn announce_profile(env: &Env, profile: &Profile) {
+    // `profile` was read after the change was written, so no earlier read is newer than it.
+    let as_of = Some(now());
     let rooms = match directory::rooms_of(env, &profile.user_id).await {
         Ok(rooms) => rooms,
         Err(e) => {
@@ -629,7 +631,10 @@ async fn announce_profile(env: &Env, profile: &Profile) {
         prefs: profile.ai.clone(),
     };
     for slug in rooms {
-        let changed = ProfileChanged { user: user.clone() };
+        let changed = ProfileChanged {
+            user: user.clone(),
+            as_of,
+        };
         if let Err(e) = contract::call(env, &slug, changed).await {
             console_error!("could not tell {slug} about a profile change: {e:?}");
         }
@@ -807,6 +812,8 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         ));
     }
     check_origin(&req, true)?;
+    // Before the name is read: a rename written after this moment may be newer than it.
+    let read_at = now();
     // The session and the room do not depend on each other: looked up at the same time.
     let (session, entry) =
         futures_util::future::join(require_session(&req, env), find_room(env, slug)).await;
@@ -846,6 +853,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     }
     let user_id = me.id.clone();
     let network = guest_network(&req, env, slug, &session)?;
+    let name_as_of = session.signed_in().then_some(read_at);
     // The room decides the role (`author.role` is ignored) and refuses banned users,
     // non-members of private rooms and new guests from a banned guest's network.
     let connect = Connect {
@@ -863,6 +871,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         batch: asks_for_batches(&req),
         loopback: loopback(&req),
         network,
+        name_as_of,
     };
     let response = contract::connect(env, slug, &connect).await?;
     if response.status_code() == 101 {

@@ -94,6 +94,10 @@ pub struct Connect {
     /// account: the room refuses a new guest from a network under a guest's ban.
     #[serde(default)]
     pub network: Option<String>,
+    /// When the Worker began reading the user's name (its clock), `None` for a guest, whose
+    /// name comes from a cookie that may predate a rename (`shared::room::Conn::name_as_of`).
+    #[serde(default)]
+    pub name_as_of: Option<i64>,
 }
 
 /// Would a [`Connect`] of this caller be admitted now? The room answers as the upgrade would —
@@ -212,6 +216,10 @@ pub struct AuditLog {
 pub struct ProfileChanged {
     /// The user as they are now.
     pub user: Identity,
+    /// When the Worker read the changed profile (its clock, after the change was written), so
+    /// the room can tell it from an older name that a connect read before the change.
+    #[serde(default)]
+    pub as_of: Option<i64>,
 }
 
 /// Full-text (and in production semantic) search in the room.

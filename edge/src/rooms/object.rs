@@ -164,6 +164,7 @@ impl DurableObject for ChatRoom {
         conn.personalization = connect.personalization;
         conn.admin = connect.admin;
         conn.avatar = connect.avatar;
+        conn.name_as_of = connect.name_as_of;
         let admitted = match self.room.borrow_mut().as_mut() {
             Some(room) => room.admit(
                 &mut conn,
@@ -498,7 +499,11 @@ impl ChatRoom {
         let effects = {
             let mut room = self.room.borrow_mut();
             let room = room.as_mut().ok_or_else(not_loaded)?;
-            room.profile_changed(user.conn().member(), now())?
+            room.profile_changed(user.conn().member(), r.as_of, now())?
+        };
+        // The room holds a newer profile than this one (two changes crossed on their way).
+        let Some(effects) = effects else {
+            return Ok(Done { ok: true });
         };
         self.update_conns(&user.id, |c| {
             c.author.name.clone_from(&user.name);
