@@ -731,7 +731,7 @@ async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
                 r#"
                 const li = Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
                     .find(li => li.textContent.includes({text}));
-                return li ? li.querySelector('.author')?.textContent.trim() ?? '(no author)' : '(no row)';
+                return li ? li.querySelector('.meta')?.outerHTML ?? '(no author)' : '(no row)';
                 "#,
                 text = serde_json::to_string(text)?,
             ))
