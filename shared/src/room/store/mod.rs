@@ -60,6 +60,10 @@ pub struct SqlStore<D> {
 /// At most this many members are remembered; past it the cache starts over.
 const MEMBER_CACHE_MAX: usize = 4_096;
 
+/// How stale a member's "last seen" may get before a rejoin writes it again (see
+/// [`SqlStore::record_member`]).
+pub const LAST_SEEN_STEP_MS: Millis = 60_000;
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError(format!("JSON: {e}")))
 }
@@ -565,21 +569,29 @@ impl<D: Sql> SqlStore<D> {
 
     /// Records that a member joined (or rejoined under a new name). Returns true the first
     /// time this user joins the room.
+    ///
+    /// A member seen again under the same name within [`LAST_SEEN_STEP_MS`] is not written:
+    /// a write holds the room's answer (the welcome) until it is durable, and "recently seen"
+    /// (the order of mention suggestions) needs no finer step than that.
     pub fn record_member(&self, member: &Member, now: Millis) -> Result<bool, StoreError> {
+        let key = crate::mentions::name_key(&member.name);
         let known = self.db.query(
-            "SELECT 1 FROM members WHERE user_id = ?",
+            "SELECT name, name_key, last_seen FROM members WHERE user_id = ?",
             sql_params![member.user_id.as_str()],
         )?;
+        if let Some(row) = known.first() {
+            let unchanged = row.text(0)? == member.name
+                && row.opt_text(1)?.as_deref() == Some(key.as_str())
+                && now.saturating_sub(row.int(2)?) < LAST_SEEN_STEP_MS;
+            if unchanged {
+                return Ok(false);
+            }
+        }
         self.db.execute(
             "INSERT INTO members (user_id, name, last_seen, name_key) VALUES (?, ?, ?, ?)
              ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,
                  last_seen = excluded.last_seen, name_key = excluded.name_key",
-            sql_params![
-                member.user_id.as_str(),
-                member.name.as_str(),
-                now,
-                crate::mentions::name_key(&member.name)
-            ],
+            sql_params![member.user_id.as_str(), member.name.as_str(), now, key],
         )?;
         Ok(known.is_empty())
     }
@@ -740,6 +752,11 @@ impl<D: Sql> SqlStore<D> {
         user_id: &str,
         network: Option<&str>,
     ) -> Result<(), StoreError> {
+        // Read first: an UPDATE that changes nothing is still a write, which holds the
+        // upgrade's answer until it is durable.
+        if self.member_network(user_id)?.as_deref() == network {
+            return Ok(());
+        }
         self.db.execute(
             "UPDATE member_roles SET network = ? WHERE user_id = ? AND network IS NOT ?",
             sql_params![network, user_id, network],

@@ -854,3 +854,79 @@ fn asking_makes_no_one_a_member_and_changes_no_name_or_network() {
     assert_eq!(asked(&f, &conn("ned", Role::Member), Some("net-x")), Ok(()));
     assert_eq!(f.room.store().member("ned").unwrap(), None);
 }
+
+/// SQLite that counts the statements that write (every `execute`).
+struct CountingWrites {
+    db: Sqlite,
+    writes: std::cell::Cell<usize>,
+}
+
+impl Sql for CountingWrites {
+    fn execute(&self, sql: &str, params: &[store::SqlValue]) -> Result<(), StoreError> {
+        self.writes.set(self.writes.get() + 1);
+        self.db.execute(sql, params)
+    }
+    fn query(&self, sql: &str, params: &[store::SqlValue]) -> Result<Vec<store::Row>, StoreError> {
+        self.db.query(sql, params)
+    }
+}
+
+/// Writes the room made while `conn` connected (admitted, from `network`) and said hello.
+fn writes_to_join(
+    room: &mut Room<CountingWrites>,
+    conn: &Conn,
+    network: Option<&str>,
+    now: Millis,
+) -> usize {
+    let before = room.store().db().writes.get();
+    let mut conn = conn.clone();
+    conn.joined = false;
+    room.admit(&mut conn, "owner", network, now).unwrap();
+    let mut limiter = ConnLimiter::new(RateLimits::default(), now);
+    let hello = r#"{"type":"hello","protocol":1}"#;
+    let effects = room.on_frame(&conn, &mut limiter, Frame::Text(hello), now, Vec::new);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Joined)),
+        "{effects:?}"
+    );
+    room.store().db().writes.get() - before
+}
+
+#[test]
+fn rejoining_under_the_same_name_from_the_same_network_writes_nothing_so_no_answer_waits_for_a_write(
+) {
+    let db = CountingWrites {
+        db: Sqlite::memory().unwrap(),
+        writes: std::cell::Cell::new(0),
+    };
+    let mut room = Room::open(SqlStore::open(db).unwrap(), info()).unwrap();
+    let ann = conn("ann", Role::Member);
+    assert!(
+        writes_to_join(&mut room, &ann, Some("net-a"), 1_000) > 0,
+        "a first join is recorded"
+    );
+    assert_eq!(
+        writes_to_join(&mut room, &ann, Some("net-a"), 2_000),
+        0,
+        "a reconnect"
+    );
+    // What changed is written: a network, a name, and "last seen" once it is a step old.
+    assert!(
+        writes_to_join(&mut room, &ann, Some("net-b"), 3_000) > 0,
+        "a new network"
+    );
+    let mut renamed = ann.clone();
+    renamed.author.name = "Annie".into();
+    assert!(
+        writes_to_join(&mut room, &renamed, Some("net-b"), 4_000) > 0,
+        "a new name"
+    );
+    assert_eq!(writes_to_join(&mut room, &renamed, Some("net-b"), 5_000), 0);
+    let later = 4_000 + store::LAST_SEEN_STEP_MS;
+    assert!(
+        writes_to_join(&mut room, &renamed, Some("net-b"), later) > 0,
+        "seen a step later"
+    );
+    let order = room.store().members(10).unwrap();
+    assert_eq!(order[0].name, "Annie");
+}
