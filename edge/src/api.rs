@@ -814,9 +814,23 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     check_origin(&req, true)?;
     // Before the name is read: a rename written after this moment may be newer than it.
     let read_at = now();
-    // The session and the room do not depend on each other: looked up at the same time.
-    let (session, entry) =
-        futures_util::future::join(require_session(&req, env), find_room(env, slug)).await;
+    // The session and the room do not depend on each other: looked up at the same time. So is
+    // a guest's profile (their id is in their signed cookie), used once the session that the
+    // lookup verifies turns out to be that guest's.
+    let guest_id = config::session_keys(env)
+        .ok()
+        .and_then(|keys| cookies::guest(&req, &keys, read_at, guests::lifetime_seconds(env)))
+        .map(|guest| guest.uid);
+    let prefetch = async {
+        match &guest_id {
+            // A failed read is read again below, where its error is answered.
+            Some(id) => profiles::Prefetched::read(env, id).await.ok(),
+            None => None,
+        }
+    };
+    let (session, entry, prefetched) =
+        futures_util::future::join3(require_session(&req, env), find_room(env, slug), prefetch)
+            .await;
     let (session, entry) = (session?, entry?);
     // Recording the room for the session and the user's profile do not depend on each other
     // either; every check is still done before the upgrade.
@@ -828,7 +842,10 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         Ok::<_, ApiError>(entry)
     };
     let profile = async {
-        let me = profiles::identity(env, &session).await?;
+        let me = match prefetched.and_then(|p| p.identity(&session)) {
+            Some(me) => me,
+            None => profiles::identity(env, &session).await?,
+        };
         // What the assistant learned about this user (they opted in), and only what this room
         // may use: facts from a private room stay in that room.
         let facts = if me.prefs.memory {

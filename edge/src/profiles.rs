@@ -130,14 +130,41 @@ pub async fn record_connect(env: &Env, user_id: &str, name: &str, now: i64) -> w
 /// Who the session's user is now: their name and global role (from the session), and their
 /// avatar and assistant preferences (from the profile).
 pub async fn identity(env: &Env, user: &SessionUser) -> worker::Result<Identity> {
-    let profile = row(env, &user.user_id).await?.map(|r| r.profile());
-    Ok(Identity {
+    Ok(identity_from(user, row(env, &user.user_id).await?))
+}
+
+/// A profile read before the session it belongs to was verified (a guest's id is in their
+/// cookie), so a connect can read both at once. Worth nothing until [`Prefetched::identity`]
+/// matches it to the verified session.
+pub struct Prefetched {
+    user_id: String,
+    row: Option<ProfileRow>,
+}
+
+impl Prefetched {
+    /// Reads the profile of `user_id`.
+    pub async fn read(env: &Env, user_id: &str) -> worker::Result<Self> {
+        Ok(Prefetched {
+            user_id: user_id.to_owned(),
+            row: row(env, user_id).await?,
+        })
+    }
+
+    /// The identity of `user`, if this is their profile (else it must be read afresh).
+    pub fn identity(self, user: &SessionUser) -> Option<Identity> {
+        (self.user_id == user.user_id).then(|| identity_from(user, self.row))
+    }
+}
+
+fn identity_from(user: &SessionUser, row: Option<ProfileRow>) -> Identity {
+    let profile = row.map(|r| r.profile());
+    Identity {
         id: user.user_id.clone(),
         name: user.name.clone(),
         admin: user.role.as_deref() == Some("admin"),
         avatar: profile.as_ref().and_then(|p| p.avatar.clone()),
         prefs: profile.map(|p| p.ai).unwrap_or_default(),
-    })
+    }
 }
 
 /// A user's whole profile.
