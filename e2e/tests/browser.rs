@@ -790,6 +790,58 @@ async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_anot
     Ok(())
 }
 
+#[tokio::test]
+async fn what_someone_types_on_the_profile_page_survives_live_activity_in_their_rooms() -> Result {
+    let f = two_people_in_a_room_with(true).await?;
+    f.alice.goto(&format!("{}/profile", f.server.url())).await?;
+    let name = field(&f.alice, "Display name").await?;
+    f.alice
+        .wait_for(
+            "the form to show her stored name",
+            r#"return document.getElementById('profile-name')?.value === 'Alice';"#,
+        )
+        .await?;
+    name.clear().await?;
+    name.send_keys("Alice, half typed").await?;
+
+    // While she types, Bob writes in her room: the room list's badges update live, and the
+    // page around the form renders again.
+    send_message(&f.bob, "anyone there?", true).await?;
+    f.alice
+        .wait_for(
+            "an unread badge for the room",
+            &format!("return {} === '1';", badges_js(&f.slug)),
+        )
+        .await?;
+    let typed = f
+        .alice
+        .eval("return document.getElementById('profile-name').value;")
+        .await?;
+    assert_eq!(
+        typed, "Alice, half typed",
+        "what she typed was replaced by the stored profile"
+    );
+
+    // Saving stores what she typed, and the form then shows what was stored.
+    click_button(&f.alice, "Save profile").await?;
+    f.alice
+        .wait_for(
+            "the profile to be saved",
+            r#"return Array.from(document.querySelectorAll('[role="status"]'))
+                .some(s => s.textContent.trim() === 'Saved.');"#,
+        )
+        .await?;
+    assert_eq!(
+        f.alice
+            .eval("return document.getElementById('profile-name').value;")
+            .await?,
+        "Alice, half typed"
+    );
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
 /// An uncompressed 24-bit BMP of `width` × `height` (a format browsers decode but the server
 /// refuses), so only the app's resizing can make it an acceptable avatar.
 fn bmp(width: u32, height: u32) -> Vec<u8> {
