@@ -17,7 +17,10 @@ pub struct ProfilePageProps {
 enum Load {
     Loading,
     Failed(String),
-    Ready(Box<Profile>),
+    /// The stored profile, and which filling of the form shows it: the form's fields are
+    /// filled when this number changes (the first load, each save), and otherwise left to
+    /// the person typing in them.
+    Ready(Box<Profile>, u32),
 }
 
 fn text(input: &NodeRef) -> String {
@@ -75,13 +78,50 @@ impl Fields {
             .is_some_and(|i| i.checked());
         p
     }
+
+    /// Shows `p` in the form. The fields are not bound to the profile in the markup: a
+    /// rendered `value` is written back on every render, and the page renders again whenever
+    /// anything around it changes (a room's unread count), which would wipe what is being typed.
+    fn fill(&self, p: &Profile) {
+        let set = |node: &NodeRef, value: &str| {
+            if let Some(input) = node.cast::<HtmlInputElement>() {
+                input.set_value(value);
+            } else if let Some(area) = node.cast::<HtmlTextAreaElement>() {
+                area.set_value(value);
+            } else if let Some(select) = node.cast::<HtmlSelectElement>() {
+                select.set_value(value);
+            }
+        };
+        set(&self.name, &p.name);
+        set(&self.pronouns, &p.pronouns);
+        set(&self.status, &p.status);
+        set(&self.bio, &p.bio);
+        set(&self.time_zone, &p.time_zone);
+        set(&self.language, &p.language);
+        set(&self.accent, &p.accent);
+        set(
+            &self.theme,
+            match p.theme {
+                Theme::Light => "light",
+                Theme::Dark => "dark",
+                _ => "system",
+            },
+        );
+        set(&self.ai_tone, &p.ai.tone);
+        set(&self.ai_interests, &p.ai.interests);
+        set(&self.ai_instructions, &p.ai.instructions);
+        set(&self.ai_language, &p.ai.language);
+        if let Some(memory) = self.ai_memory.cast::<HtmlInputElement>() {
+            memory.set_checked(p.ai.memory);
+        }
+    }
 }
 
-fn line(id: &'static str, label: &'static str, node: &NodeRef, value: &str) -> Html {
+fn line(id: &'static str, label: &'static str, node: &NodeRef) -> Html {
     html! {
         <>
             <label for={id}>{ label }</label>
-            <input id={id} ref={node.clone()} value={value.to_owned()} />
+            <input id={id} ref={node.clone()} />
         </>
     }
 }
@@ -113,17 +153,31 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 load.set(match api::profile().await {
-                    Ok(p) => Load::Ready(Box::new(p)),
+                    Ok(p) => Load::Ready(Box::new(p), 1),
                     Err(e) => Load::Failed(e.message),
                 });
             });
         });
     }
 
-    let profile = match &*load {
+    {
+        // After the render that shows the form for a new filling.
+        let (fields, load) = (fields.clone(), load.clone());
+        let filling = match &*load {
+            Load::Ready(_, filling) => *filling,
+            _ => 0,
+        };
+        use_effect_with(filling, move |_| {
+            if let Load::Ready(p, _) = &*load {
+                fields.fill(p);
+            }
+        });
+    }
+
+    let (profile, filling) = match &*load {
         Load::Loading => return html! { <p class="muted" role="status">{ "Loading…" }</p> },
         Load::Failed(m) => return html! { <p class="field-error" role="alert">{ m }</p> },
-        Load::Ready(p) => (**p).clone(),
+        Load::Ready(p, filling) => ((**p).clone(), *filling),
     };
 
     let onsubmit = {
@@ -150,7 +204,8 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
                 match api::save_profile(&next).await {
                     Ok(saved) => {
                         on_saved.emit(saved.clone());
-                        load.set(Load::Ready(Box::new(saved)));
+                        // The form shows what was stored (trimmed, normalized).
+                        load.set(Load::Ready(Box::new(saved), filling + 1));
                         message.set(Some((true, "Saved.".into())));
                     }
                     Err(e) => message.set(Some((false, e.message))),
@@ -179,7 +234,8 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
                 };
                 match api::upload_avatar(&image).await {
                     Ok(saved) => {
-                        load.set(Load::Ready(Box::new(saved)));
+                        // Same filling: fields being edited are not reset by a new avatar.
+                        load.set(Load::Ready(Box::new(saved), filling));
                         message.set(Some((true, "Avatar updated.".into())));
                     }
                     Err(e) => message.set(Some((false, e.message))),
@@ -189,11 +245,6 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
     };
 
     let f = &*fields;
-    let theme = match profile.theme {
-        Theme::Light => "light",
-        Theme::Dark => "dark",
-        _ => "system",
-    };
     html! {
         <section class="profile-page card">
             <h1>{ "Your profile" }</h1>
@@ -206,30 +257,29 @@ pub fn ProfilePage(props: &ProfilePageProps) -> Html {
                     ref={f.avatar.clone()} onchange={on_avatar} />
             </div>
             <form class="profile-form" {onsubmit}>
-                { line("profile-name", "Display name", &f.name, &profile.name) }
-                { line("profile-pronouns", "Pronouns", &f.pronouns, &profile.pronouns) }
-                { line("profile-status", "Status", &f.status, &profile.status) }
+                { line("profile-name", "Display name", &f.name) }
+                { line("profile-pronouns", "Pronouns", &f.pronouns) }
+                { line("profile-status", "Status", &f.status) }
                 <label for="profile-bio">{ "About you" }</label>
-                <textarea id="profile-bio" ref={f.bio.clone()} value={profile.bio.clone()} />
-                { line("profile-tz", "Time zone", &f.time_zone, &profile.time_zone) }
-                { line("profile-language", "Language", &f.language, &profile.language) }
-                { line("profile-accent", "Accent color (#rrggbb)", &f.accent, &profile.accent) }
+                <textarea id="profile-bio" ref={f.bio.clone()} />
+                { line("profile-tz", "Time zone", &f.time_zone) }
+                { line("profile-language", "Language", &f.language) }
+                { line("profile-accent", "Accent color (#rrggbb)", &f.accent) }
                 <label for="profile-theme">{ "Theme" }</label>
                 <select id="profile-theme" ref={f.theme.clone()}>
-                    <option value="system" selected={theme == "system"}>{ "System" }</option>
-                    <option value="light" selected={theme == "light"}>{ "Light" }</option>
-                    <option value="dark" selected={theme == "dark"}>{ "Dark" }</option>
+                    <option value="system">{ "System" }</option>
+                    <option value="light">{ "Light" }</option>
+                    <option value="dark">{ "Dark" }</option>
                 </select>
                 <fieldset>
                     <legend>{ "The assistant" }</legend>
-                    { line("ai-tone", "Tone", &f.ai_tone, &profile.ai.tone) }
-                    { line("ai-interests", "Interests", &f.ai_interests, &profile.ai.interests) }
+                    { line("ai-tone", "Tone", &f.ai_tone) }
+                    { line("ai-interests", "Interests", &f.ai_interests) }
                     <label for="ai-instructions">{ "Custom instructions" }</label>
-                    <textarea id="ai-instructions" ref={f.ai_instructions.clone()}
-                        value={profile.ai.instructions.clone()} />
-                    { line("ai-language", "Answer language", &f.ai_language, &profile.ai.language) }
+                    <textarea id="ai-instructions" ref={f.ai_instructions.clone()} />
+                    { line("ai-language", "Answer language", &f.ai_language) }
                     <label class="check">
-                        <input type="checkbox" ref={f.ai_memory.clone()} checked={profile.ai.memory} />
+                        <input type="checkbox" ref={f.ai_memory.clone()} />
                         { " Let the assistant remember things about me" }
                     </label>
                 </fieldset>
