@@ -842,6 +842,61 @@ async fn what_someone_types_on_the_profile_page_survives_live_activity_in_their_
     Ok(())
 }
 
+#[tokio::test]
+async fn an_edit_being_typed_survives_a_reaction_to_that_message_and_new_messages_in_the_room(
+) -> Result {
+    let f = two_people_in_a_room().await?;
+    send_message(&f.alice, "first draft", true).await?;
+    wait_row(&f.alice, "first draft", "sent", Duration::from_secs(20)).await?;
+    f.alice
+        .wait_for(
+            "the Edit button on her message",
+            r#"
+            const li = Array.from(document.querySelectorAll('ol[aria-label="Messages"] > li.message'))
+                .find(li => li.textContent.includes('first draft'));
+            const edit = li && Array.from(li.querySelectorAll('button'))
+                .find(b => b.textContent.trim() === 'Edit');
+            if (!edit) return false;
+            edit.click();
+            return true;
+            "#,
+        )
+        .await?;
+    let editor = f
+        .alice
+        .find(r#"textarea[aria-label="Edit message"]"#)
+        .await?;
+    editor.send_keys(" and more").await?;
+
+    // Bob writes while she edits, and reacts to the very message she is editing.
+    send_message(&f.bob, "interrupting", true).await?;
+    wait_row(&f.alice, "interrupting", "sent", Duration::from_secs(20)).await?;
+    click_in_row(&f.bob, "first draft", "Add a reaction").await?;
+    click_in_row(&f.bob, "first draft", "🎉").await?;
+    f.alice
+        .wait_for(
+            "Bob's reaction on the message she is editing",
+            r#"
+            const area = document.querySelector('textarea[aria-label="Edit message"]');
+            const li = area && area.closest('li.message');
+            return !!li && Array.from(li.querySelectorAll('button.reaction'))
+                .some(b => b.textContent.trim() === '🎉 1');
+            "#,
+        )
+        .await?;
+    let typed = f
+        .alice
+        .eval(r#"return document.querySelector('textarea[aria-label="Edit message"]')?.value;"#)
+        .await?;
+    assert_eq!(
+        typed, "first draft and more",
+        "her edit in progress was replaced by the stored text"
+    );
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
 /// An uncompressed 24-bit BMP of `width` × `height` (a format browsers decode but the server
 /// refuses), so only the app's resizing can make it an acceptable avatar.
 fn bmp(width: u32, height: u32) -> Vec<u8> {
