@@ -45,10 +45,15 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
     let shown_version = use_state(|| None::<u32>);
 
     {
+        // The editor starts from the stored text once, when editing starts. It is not bound
+        // to the text in the markup: a rendered `value` is written back on every render, and
+        // the row renders again whenever anyone reacts or replies to it.
         let editor = editor.clone();
+        let text = row.text.clone();
         use_effect_with(*editing, move |editing| {
             if *editing {
                 if let Some(area) = editor.cast::<HtmlTextAreaElement>() {
+                    area.set_value(&text);
                     let _ = area.focus();
                     let end = area.value().len() as u32;
                     let _ = area.set_selection_range(end, end);
@@ -146,7 +151,7 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
         let cancel = cancel_edit.reform(|_: MouseEvent| ());
         html! {
             <div class="edit">
-                <textarea ref={editor} aria-label="Edit message" value={row.text.clone()}
+                <textarea ref={editor} aria-label="Edit message"
                     onkeydown={on_edit_key} />
                 if let Some(message) = &*edit_error {
                     <span class="field-error" role="alert">{ message }</span>
