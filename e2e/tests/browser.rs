@@ -742,6 +742,19 @@ async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
     Ok(())
 }
 
+/// Saves the profile page's form and waits for the page to say it was saved.
+async fn save_profile(browser: &Browser) -> Result {
+    click_button(browser, "Save profile").await?;
+    browser
+        .wait_for(
+            "the profile to be saved",
+            r#"return Array.from(document.querySelectorAll('[role="status"]'))
+                .some(s => s.textContent.trim() === 'Saved.');"#,
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_another_session(
 ) -> Result {
@@ -765,14 +778,7 @@ async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_anot
         .await?
         .send_keys("she/her")
         .await?;
-    click_button(&f.alice, "Save profile").await?;
-    f.alice
-        .wait_for(
-            "the profile to be saved",
-            r#"return Array.from(document.querySelectorAll('[role="status"]'))
-                .some(s => s.textContent.trim() === 'Saved.');"#,
-        )
-        .await?;
+    save_profile(&f.alice).await?;
 
     // Live: Bob's open room renames the old message.
     wait_author(&f.bob, "written before the rename", "Alicia Keys")
@@ -823,14 +829,7 @@ async fn what_someone_types_on_the_profile_page_survives_live_activity_in_their_
     );
 
     // Saving stores what she typed, and the form then shows what was stored.
-    click_button(&f.alice, "Save profile").await?;
-    f.alice
-        .wait_for(
-            "the profile to be saved",
-            r#"return Array.from(document.querySelectorAll('[role="status"]'))
-                .some(s => s.textContent.trim() === 'Saved.');"#,
-        )
-        .await?;
+    save_profile(&f.alice).await?;
     assert_eq!(
         f.alice
             .eval("return document.getElementById('profile-name').value;")
