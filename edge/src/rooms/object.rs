@@ -70,6 +70,14 @@ struct Attachment {
     batch: bool,
 }
 
+/// Only the id of a socket's attachment. Frames and closes need nothing else (the socket
+/// table has the rest), and reading the whole attachment, connection and preferences, from its
+/// JavaScript object on every frame cost more than the frame's own work.
+#[derive(Deserialize)]
+struct AttachmentId {
+    id: u64,
+}
+
 struct Slot {
     ws: WebSocket,
     conn: Conn,
@@ -212,7 +220,7 @@ impl DurableObject for ChatRoom {
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
         self.load(None)?;
-        let Some(Attachment { id, .. }) = ws.deserialize_attachment::<Attachment>()? else {
+        let Some(AttachmentId { id }) = ws.deserialize_attachment::<AttachmentId>()? else {
             console_error!("socket without attachment; closing it");
             let _ = ws.close(Some(1011), Some("internal"));
             return Ok(());
@@ -931,7 +939,7 @@ impl ChatRoom {
         if self.load(None).is_err() {
             return;
         }
-        let id = match ws.deserialize_attachment::<Attachment>() {
+        let id = match ws.deserialize_attachment::<AttachmentId>() {
             Ok(Some(att)) => att.id,
             _ => return,
         };
