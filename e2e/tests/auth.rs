@@ -823,6 +823,29 @@ async fn a_signed_out_guests_cookie_is_revoked_on_the_server_not_only_cleared() 
 }
 
 #[tokio::test]
+async fn a_guest_who_signs_out_has_their_open_sockets_closed_at_once() -> Result {
+    let server = dev().await;
+    let guest = Session::create(server, "Leaving Soon").await?;
+    let room = guest.new_room().await?;
+    // An open room (another tab, or someone holding a copy of the cookie).
+    let (mut socket, _) = guest.join(&room.slug, None).await?;
+    let other = Session::create(server, "Staying On").await?;
+    let (mut staying, _) = other.join(&room.slug, None).await?;
+
+    let mut browser = Browser::with_guest(server, &guest);
+    let response = browser
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    let (code, reason, _) = socket.expect_close(Duration::from_secs(10)).await?;
+    assert_eq!(code, Some(close::UNAUTHORIZED));
+    assert_eq!(reason, "unauthorized");
+    // Another guest in the room stays connected.
+    staying.post("still-here", "still here").await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_renamed_guest_keeps_the_cookies_lifetime_and_revocation() -> Result {
     let server = dev().await;
     let guest = Session::create(server, "Before").await?;
