@@ -4,14 +4,17 @@
 //! keeps is the short list of guest sessions that were ended before their cookie expired
 //! (D1 `guest_revocations`, pruned once they would have expired anyway). Signing out adds the
 //! cookie's session id there, so a copy of the cookie (another tab's, or a stolen one) stops
-//! working at once, not when the cookie expires.
+//! working at once, not when the cookie expires, and the guest's open sockets close.
 
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Request};
 
+use shared::protocol::close;
+
 use crate::config;
 use crate::directory::BINDING;
+use crate::rooms::contract::{self, CloseSockets};
 /// How long a guest session lasts from its creation (renaming keeps it; it is not extended):
 /// 30 days, `GUEST_SESSION_SECONDS` to change it.
 pub const DEFAULT_LIFETIME_SECONDS: i64 = 30 * 24 * 60 * 60;
@@ -85,6 +88,26 @@ pub async fn revoke(
         ])?,
     ])
     .await?;
+    Ok(())
+}
+
+/// Closes every open socket of a guest who signed out, in every room they joined (D1
+/// `room_members`), as ending an account's session closes that session's sockets. Only for an
+/// id that is still a guest's: an id that became an account is that account's, and its
+/// sessions are ended one by one.
+pub async fn close_sockets(env: &Env, user_id: &str, sid: &str) -> worker::Result<()> {
+    if standing(env, user_id, sid).await?.account {
+        return Ok(());
+    }
+    let request = CloseSockets {
+        session_id: None,
+        user_id: Some(user_id.to_owned()),
+        code: close::UNAUTHORIZED,
+        reason: shared::ErrorCode::Unauthorized.as_str().to_owned(),
+    };
+    for room in crate::directory::rooms_of(env, user_id).await? {
+        contract::call(env, &room, request.clone()).await?;
+    }
     Ok(())
 }
 

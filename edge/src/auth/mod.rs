@@ -428,6 +428,7 @@ pub(crate) async fn sign_out(req: &Request, env: &Env) -> ApiResult {
         if !guest.sid.is_empty() {
             let expires_at = guest.expires_at(guests::lifetime_seconds(env));
             guests::revoke(env, &guest.uid, &guest.sid, expires_at, now()).await?;
+            guests::close_sockets(env, &guest.uid, &guest.sid).await?;
         }
     }
     let mut response = Response::empty()?.with_status(204);
