@@ -762,6 +762,18 @@ fn admitted(f: &mut Fixture, c: &Conn, network: Option<&str>) -> Result<(), Erro
         .map_err(|e| e.into_error().0.code)
 }
 
+/// For each case, asking answers `expected`, and then admitting answers the same.
+fn asking_agrees_with_admitting<'a>(
+    f: &mut Fixture,
+    cases: impl IntoIterator<Item = (Conn, Option<&'a str>, Result<(), ErrorCode>)>,
+) {
+    for (c, network, expected) in cases {
+        let id = c.author.id.clone();
+        assert_eq!(asked(f, &c, network), expected, "asked for {id}");
+        assert_eq!(admitted(f, &c, network), expected, "admitted {id}");
+    }
+}
+
 #[test]
 fn asking_answers_what_admitting_would_for_members_bans_banned_networks_and_newcomers() {
     let (mut f, owner, ann, _) = moderated();
@@ -789,11 +801,7 @@ fn asking_answers_what_admitting_would_for_members_bans_banned_networks_and_newc
         (conn("account", Role::Member), None, Ok(())),
         (root, Some("net-a"), Ok(())),
     ];
-    for (c, network, expected) in cases {
-        let id = c.author.id.clone();
-        assert_eq!(asked(&f, &c, network), expected, "asked for {id}");
-        assert_eq!(admitted(&mut f, &c, network), expected, "admitted {id}");
-    }
+    asking_agrees_with_admitting(&mut f, cases);
 }
 
 #[test]
@@ -811,11 +819,7 @@ fn asking_answers_what_admitting_would_in_a_private_room() {
         (root, Ok(())),
         (conn("eve", Role::Member), Err(ErrorCode::Forbidden)),
     ];
-    for (c, expected) in cases {
-        let id = c.author.id.clone();
-        assert_eq!(asked(&f, &c, None), expected, "asked for {id}");
-        assert_eq!(admitted(&mut f, &c, None), expected, "admitted {id}");
-    }
+    asking_agrees_with_admitting(&mut f, cases.map(|(c, expected)| (c, None, expected)));
 }
 
 #[test]
