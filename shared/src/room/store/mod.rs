@@ -758,8 +758,8 @@ impl<D: Sql> SqlStore<D> {
             return Ok(());
         }
         self.db.execute(
-            "UPDATE member_roles SET network = ? WHERE user_id = ? AND network IS NOT ?",
-            sql_params![network, user_id, network],
+            "UPDATE member_roles SET network = ? WHERE user_id = ?",
+            sql_params![network, user_id],
         )
     }
 
