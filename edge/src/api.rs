@@ -361,12 +361,23 @@ fn loopback(req: &Request) -> bool {
 }
 
 async fn require_session(req: &Request, env: &Env) -> Result<SessionUser, ApiError> {
-    session::current(req, env).await?.ok_or_else(|| {
-        fail(
-            ErrorCode::Unauthorized,
-            "Sign in or choose a display name first (no valid session).",
-        )
-    })
+    require_session_with(req, env, &config::session_keys(env)?).await
+}
+
+/// [`require_session`] with the keys already read.
+async fn require_session_with(
+    req: &Request,
+    env: &Env,
+    keys: &config::SessionKeys,
+) -> Result<SessionUser, ApiError> {
+    session::current_with_keys(req, env, keys)
+        .await?
+        .ok_or_else(|| {
+            fail(
+                ErrorCode::Unauthorized,
+                "Sign in or choose a display name first (no valid session).",
+            )
+        })
 }
 
 async fn session_info(env: &Env, user: SessionUser) -> Result<SessionInfo, ApiError> {
@@ -817,10 +828,9 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     // The session and the room do not depend on each other: looked up at the same time. So is
     // a guest's profile (their id is in their signed cookie), used once the session that the
     // lookup verifies turns out to be that guest's.
-    let guest_id = config::session_keys(env)
-        .ok()
-        .and_then(|keys| cookies::guest(&req, &keys, read_at, guests::lifetime_seconds(env)))
-        .map(|guest| guest.uid);
+    let keys = config::session_keys(env)?;
+    let guest_id =
+        cookies::guest(&req, &keys, read_at, guests::lifetime_seconds(env)).map(|guest| guest.uid);
     let prefetch = async {
         match &guest_id {
             // A failed read is read again below, where its error is answered.
@@ -828,9 +838,12 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
             None => None,
         }
     };
-    let (session, entry, prefetched) =
-        futures_util::future::join3(require_session(&req, env), find_room(env, slug), prefetch)
-            .await;
+    let (session, entry, prefetched) = futures_util::future::join3(
+        require_session_with(&req, env, &keys),
+        find_room(env, slug),
+        prefetch,
+    )
+    .await;
     let (session, entry) = (session?, entry?);
     // Recording the room for the session and the user's profile do not depend on each other
     // either; every check is still done before the upgrade.
