@@ -331,3 +331,30 @@ pub async fn audit_page(env: &Env, before: Option<u64>) -> worker::Result<Vec<Au
         .results()?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest(id: &str) -> SessionUser {
+        SessionUser {
+            user_id: id.into(),
+            name: "Gus".into(),
+            session_id: None,
+            role: None,
+        }
+    }
+
+    #[test]
+    fn a_prefetched_profile_is_used_only_for_the_session_it_was_read_for() {
+        let prefetched = || Prefetched {
+            user_id: "g1".into(),
+            row: None,
+        };
+        let me = prefetched().identity(&guest("g1")).expect("the same user");
+        assert_eq!((me.id.as_str(), me.name.as_str()), ("g1", "Gus"));
+        // The verified session is someone else's (an account signed in beside a guest cookie):
+        // its profile must be read afresh.
+        assert!(prefetched().identity(&guest("a1")).is_none());
+    }
+}
