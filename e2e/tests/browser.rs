@@ -928,6 +928,17 @@ async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Res
     browser.goto(&server.url()).await?;
     sign_in(&browser, "Painter").await?;
     browser.goto(&format!("{}/profile", server.url())).await?;
+    browser
+        .wait_for(
+            "the form to show the stored name",
+            r#"return document.getElementById('profile-name')?.value === 'Painter';"#,
+        )
+        .await?;
+    // A field being edited, not saved yet, when the new avatar arrives.
+    field(&browser, "Pronouns")
+        .await?
+        .send_keys("they/them")
+        .await?;
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("photo.bmp");
@@ -957,6 +968,13 @@ async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Res
     let avatar = shared::profile::check_avatar(&bytes)?;
     assert_eq!(avatar.kind, shared::profile::ImageType::Jpeg);
     assert_eq!((avatar.width, avatar.height), (512, 384));
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('profile-pronouns').value;")
+            .await?,
+        "they/them",
+        "the new avatar reset a field being edited"
+    );
     browser.quit().await?;
     Ok(())
 }
