@@ -368,9 +368,20 @@ pub struct RoomSocket {
     closed: bool,
     /// Frames read that carried more than one message (a batch).
     batches: u64,
+    /// The upgrade response's `Server-Timing` header.
+    timing: Option<String>,
 }
 
 impl RoomSocket {
+    /// Whether the room admitted this socket on a verification it remembered from a connect of
+    /// the same cookies moments before (its `Server-Timing: join;desc="reused"`), rather than
+    /// on one the Worker made for this upgrade.
+    pub fn reused_verification(&self) -> bool {
+        self.timing
+            .as_deref()
+            .is_some_and(|t| t.contains("join;desc=\"reused\""))
+    }
+
     /// Opens a socket with the given `Origin` and `Cookie` headers (either may be left out to
     /// test the server's refusals). The outer error is a transport failure; the inner one the
     /// server's HTTP refusal of the upgrade.
@@ -410,11 +421,16 @@ impl RoomSocket {
         let connect = tokio_tungstenite::connect_async(request);
         match tokio::time::timeout(DEFAULT_TIMEOUT, connect).await {
             Err(_) => bail!("no answer to the upgrade of {url} within {DEFAULT_TIMEOUT:?}"),
-            Ok(Ok((ws, _))) => Ok(Ok(RoomSocket {
+            Ok(Ok((ws, response))) => Ok(Ok(RoomSocket {
                 ws,
                 stash: VecDeque::new(),
                 batches: 0,
                 closed: false,
+                timing: response
+                    .headers()
+                    .get("Server-Timing")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
             })),
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let status = response.status().as_u16();

@@ -442,6 +442,9 @@ async fn revoking_a_session_closes_its_open_socket_at_once_and_its_cookie_stops_
     let on_laptop = laptop.session(&s.server).await?;
     let room = on_laptop.new_room().await?;
     let (mut socket, _) = on_laptop.join(&room.slug, None).await?;
+    // A second tab: the room admits it on the verification it remembers from the first.
+    let mut second_tab = on_laptop.connect(&room.slug).await?;
+    assert!(second_tab.reused_verification());
 
     let devices = phone.devices().await?;
     assert_eq!(devices.sessions.len(), 2, "{devices:?}");
@@ -463,7 +466,10 @@ async fn revoking_a_session_closes_its_open_socket_at_once_and_its_cookie_stops_
     let (code, reason, _) = socket.expect_close(Duration::from_secs(10)).await?;
     assert_eq!(code, Some(close::UNAUTHORIZED));
     assert_eq!(reason, "unauthorized");
+    let (code, _, _) = second_tab.expect_close(Duration::from_secs(10)).await?;
+    assert_eq!(code, Some(close::UNAUTHORIZED));
 
+    // Seconds after it was verified, the room no longer admits the session on that memory.
     expect_error(
         on_laptop.get("/api/session").await?,
         ErrorCode::Unauthorized,
@@ -672,7 +678,10 @@ async fn an_idle_session_expires_and_then_opens_neither_the_api_nor_a_socket() -
     let mut browser = local_login(&server, "Idle").await?;
     let session = browser.session(&server).await?;
     let room = session.new_room().await?;
-    // Past the idle time (not a timing assertion: the session must be over after it).
+    let (first, _) = session.join(&room.slug, None).await?;
+    first.close().await;
+    // Past the idle time; also past what the room may reuse of that connect's verification,
+    // which ends with the session however recent it is (not a timing assertion: the session must be over after it).
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     expect_error(session.get("/api/session").await?, ErrorCode::Unauthorized).await?;
     let refused = RoomSocket::open(
@@ -831,6 +840,10 @@ async fn a_guest_who_signs_out_has_their_open_sockets_closed_at_once() -> Result
     let (mut socket, _) = guest.join(&room.slug, None).await?;
     let other = Session::create(server, "Staying On").await?;
     let (mut staying, _) = other.join(&room.slug, None).await?;
+    // The room remembers the guest's verification: a reconnect now would not be checked again.
+    let mut reconnected = guest.connect(&room.slug).await?;
+    assert!(reconnected.reused_verification());
+    reconnected.hello(None).await?;
 
     let mut browser = Browser::with_guest(server, &guest);
     let response = browser
@@ -840,8 +853,71 @@ async fn a_guest_who_signs_out_has_their_open_sockets_closed_at_once() -> Result
     let (code, reason, _) = socket.expect_close(Duration::from_secs(10)).await?;
     assert_eq!(code, Some(close::UNAUTHORIZED));
     assert_eq!(reason, "unauthorized");
+    // ...and forgot it: the copy of the cookie opens nothing.
+    let refused = RoomSocket::open(
+        &guest.ws_url(&room.slug),
+        Some(guest.origin()),
+        Some(guest.cookie()),
+    )
+    .await?;
+    assert_eq!(refused.err().map(|r| r.status), Some(401));
     // Another guest in the room stays connected.
     staying.post("still-here", "still here").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reconnect_within_a_minute_is_admitted_on_the_verification_the_room_remembers() -> Result
+{
+    let server = dev().await;
+    let guest = Session::create(server, "Returning Guest").await?;
+    let account = local_login(server, "Returning Account")
+        .await?
+        .session(server)
+        .await?;
+    let room = guest.new_room().await?;
+    let elsewhere = guest.new_room().await?;
+    for who in [&guest, &account] {
+        let (first, joined) = who.join(&room.slug, None).await?;
+        assert!(
+            !first.reused_verification(),
+            "a first join is verified in full"
+        );
+        first.close().await;
+        let mut again = who.connect(&room.slug).await?;
+        assert!(
+            again.reused_verification(),
+            "a reconnect seconds later is not"
+        );
+        // The same person, as the full verification found them.
+        let rejoined = again.hello(None).await?;
+        assert_eq!(rejoined.you, joined.you);
+        // Remembered by that room only.
+        let other_room = who.connect(&elsewhere.slug).await?;
+        assert!(!other_room.reused_verification());
+    }
+    // Nobody else's cookies match what the room remembers.
+    let stranger = Session::create(server, "Stranger").await?;
+    assert!(!stranger.connect(&room.slug).await?.reused_verification());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_account_renamed_while_its_rooms_are_open_reconnects_under_the_new_name() -> Result {
+    let server = dev().await;
+    let mut browser = local_login(server, "Old Name").await?;
+    let session = browser.session(server).await?;
+    let room = session.new_room().await?;
+    let (first, _) = session.join(&room.slug, None).await?;
+    first.close().await;
+    let response = browser
+        .http_post_json("/api/session", &serde_json::json!({ "name": "New Name" }))
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    // The session cookie did not change, but the room was told and verifies afresh.
+    let mut again = session.connect(&room.slug).await?;
+    assert!(!again.reused_verification());
+    assert_eq!(again.hello(None).await?.you.name, "New Name");
     Ok(())
 }
 

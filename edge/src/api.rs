@@ -22,7 +22,8 @@ use crate::http::{
 use crate::profiles;
 use crate::rooms::contract::{
     self, Admission, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites,
-    ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, Search, Seed,
+    ListMembers, Moderate, NewInvite, ProfileChanged, Reconnect, Reuse, RoomCall, Search, Seed,
+    Upgrade,
 };
 use crate::rooms::queries;
 use crate::session::{self, SessionUser};
@@ -416,6 +417,10 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
     let name = limits::validate_display_name(&body.name)?;
     if let Some(account) = existing.as_ref().filter(|u| u.signed_in()) {
         accounts::rename(env, &account.user_id, &name).await?;
+        // Open rooms show the new name, and forget the connects that carry the old one.
+        if let Some(stored) = profiles::get(env, &account.user_id).await? {
+            announce_profile(env, &stored).await;
+        }
         let info = session_info(
             env,
             SessionUser {
@@ -623,7 +628,8 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
 
 /// Tells each room the user joined about their new name, avatar and assistant preferences.
 /// A room that fails is logged and skipped: the profile is stored, and the room shows the new
-/// name at the user's next connect.
+/// name at the user's next connect verified in full (within a minute: a connect it remembers
+/// from before the change may still be reused until then, `shared::room::verified`).
 async fn announce_profile(env: &Env, profile: &Profile) {
     // `profile` was read after the change was written, so no earlier read is newer than it.
     let as_of = Some(now());
@@ -823,12 +829,30 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         ));
     }
     check_origin(&req, true)?;
+    let (batch, loopback) = (asks_for_batches(&req), loopback(&req));
+    let keys = config::session_keys(env)?;
+    // A browser the room saw verified in the last minute (a reconnect, a reload) is admitted on
+    // its cookies' digest alone; the room says if it does not know them, and they are verified
+    // in full below.
+    let credential = session::credential(&req).filter(|_| limits::is_valid_slug(slug));
+    if let Some(credential) = &credential {
+        let reconnect = Reconnect {
+            credential: credential.clone(),
+            batch,
+            loopback,
+            // Used only if the remembered connect is a guest's, as the full path would.
+            network: Some(crate::network::key(&keys, slug, &client_ip(&req))),
+        };
+        let response = contract::connect(env, slug, &Upgrade::Reconnect(reconnect)).await?;
+        if response.status_code() != contract::NOT_VERIFIED_HERE {
+            return Ok(response);
+        }
+    }
     // Before the name is read: a rename written after this moment may be newer than it.
     let read_at = now();
     // The session and the room do not depend on each other: looked up at the same time. So is
     // a guest's profile (their id is in their signed cookie), used once the session that the
     // lookup verifies turns out to be that guest's.
-    let keys = config::session_keys(env)?;
     let guest_id =
         cookies::guest(&req, &keys, read_at, guests::lifetime_seconds(env)).map(|guest| guest.uid);
     let prefetch = async {
@@ -884,6 +908,14 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     let user_id = me.id.clone();
     let network = guest_network(&req, env, slug, &session)?;
     let name_as_of = session.signed_in().then_some(read_at);
+    // What the assistant remembers of a user changes without telling the room: theirs is
+    // verified on every connect.
+    let reuse = credential
+        .filter(|_| !me.prefs.memory)
+        .map(|credential| Reuse {
+            credential,
+            until: (read_at + shared::room::verified::REUSE_MS).min(session.valid_until),
+        });
     // The room decides the role (`author.role` is ignored) and refuses banned users,
     // non-members of private rooms and new guests from a banned guest's network.
     let connect = Connect {
@@ -898,12 +930,13 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         owner_id: entry.created_by,
         admin: me.admin,
         avatar: me.avatar,
-        batch: asks_for_batches(&req),
-        loopback: loopback(&req),
+        batch,
+        loopback,
         network,
         name_as_of,
+        reuse,
     };
-    let response = contract::connect(env, slug, &connect).await?;
+    let response = contract::connect(env, slug, &Upgrade::Verified(Box::new(connect))).await?;
     if response.status_code() == 101 {
         // The user's last-seen time is no check: written after the upgrade is answered.
         let (env, name, at) = (env.clone(), session.name.clone(), now());

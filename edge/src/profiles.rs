@@ -342,6 +342,7 @@ mod tests {
             name: "Gus".into(),
             session_id: None,
             role: None,
+            valid_until: 0,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct SessionUser {
     pub session_id: Option<String>,
     /// The account's global role (`admin` or `user`); `None` for a guest.
     pub role: Option<String>,
+    /// Until when this identity holds without asking again (ms since the epoch): the
+    /// session's idle or absolute expiry, a guest cookie's expiry.
+    pub valid_until: i64,
 }
 
 impl SessionUser {
@@ -66,6 +69,7 @@ pub async fn current_with_keys(
             name: active.name,
             session_id: Some(active.id),
             role: Some(active.role),
+            valid_until: active.valid_until,
         }));
     }
     let Some(guest) = cookies::guest(req, keys, now, guests::lifetime_seconds(env)) else {
@@ -77,10 +81,41 @@ pub async fn current_with_keys(
     if standing.account || standing.revoked {
         return Ok(None);
     }
+    let valid_until = guest.expires_at(guests::lifetime_seconds(env));
     Ok(Some(SessionUser {
         user_id: guest.uid,
         name: guest.name,
         session_id: None,
         role: None,
+        valid_until,
     }))
+}
+
+/// A digest of the cookies that decide who a request is (the account's session cookie and the
+/// guest cookie, present or not), `None` when it has neither. Computed without I/O or
+/// verification: it names a browser's identity for a room that saw the same cookies verified
+/// moments ago (`rooms::contract::Reconnect`), and any change to either cookie (a sign-in, a
+/// guest's rename) changes it.
+pub fn credential(req: &Request) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let header = req.headers().get("Cookie").ok().flatten()?;
+    let account = cookies::cookie_value(&header, sessions::COOKIE);
+    let guest = cookies::cookie_value(&header, cookies::cookie_name(crate::http::is_https(req)));
+    if account.is_none() && guest.is_none() {
+        return None;
+    }
+    let mut digest = Sha256::new();
+    for value in [account, guest] {
+        // Length-prefixed, so no pair of values reads as another.
+        let value = value.unwrap_or_default();
+        digest.update((value.len() as u64).to_le_bytes());
+        digest.update(value.as_bytes());
+    }
+    Some(
+        digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }

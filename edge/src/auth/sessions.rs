@@ -66,6 +66,9 @@ pub struct ActiveSession {
     pub name: String,
     /// `admin` or `user`.
     pub role: String,
+    /// When it ends unless used again: its idle expiry (as refreshed by this request), or its
+    /// absolute one if sooner (ms since the epoch).
+    pub valid_until: i64,
 }
 
 fn db(env: &Env) -> worker::Result<D1Database> {
@@ -109,6 +112,7 @@ struct SessionRow {
     role: String,
     last_seen_at: f64,
     expires_at: f64,
+    idle_expires_at: f64,
 }
 
 /// The session a request's cookie refers to, if it is signed, stored, not revoked, not expired
@@ -128,7 +132,8 @@ pub async fn from_request(
     let db = db(env)?;
     let row: Option<SessionRow> = db
         .prepare(
-            "SELECT s.id, s.user_id, u.name, u.role, s.last_seen_at, s.expires_at
+            "SELECT s.id, s.user_id, u.name, u.role, s.last_seen_at, s.expires_at,
+                    s.idle_expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2
                AND s.idle_expires_at > ?2 AND u.disabled_at IS NULL",
@@ -137,6 +142,7 @@ pub async fn from_request(
         .first(None)
         .await?;
     let Some(row) = row else { return Ok(None) };
+    let mut valid_until = (row.idle_expires_at as i64).min(row.expires_at as i64);
     if now - row.last_seen_at as i64 >= TOUCH_EVERY_MS {
         let idle_expires = (now + Lifetimes::from_env(env).idle_ms).min(row.expires_at as i64);
         let touched = db
@@ -149,8 +155,9 @@ pub async fn from_request(
             .run()
             .await;
         // A failed touch only shortens the session; the request itself is valid.
-        if let Err(e) = touched {
-            console_error!("could not refresh session last_seen_at: {e}");
+        match touched {
+            Ok(_) => valid_until = idle_expires,
+            Err(e) => console_error!("could not refresh session last_seen_at: {e}"),
         }
     }
     Ok(Some(ActiveSession {
@@ -158,6 +165,7 @@ pub async fn from_request(
         user_id: row.user_id,
         name: row.name,
         role: row.role,
+        valid_until,
     }))
 }
 

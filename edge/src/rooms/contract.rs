@@ -60,7 +60,7 @@ pub struct Caller {
 
 /// What the Worker tells the room about a new socket, from the verified session and the
 /// directory.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connect {
     /// Who connects.
     pub author: Author,
@@ -98,6 +98,60 @@ pub struct Connect {
     /// name comes from a cookie that may predate a rename (`shared::room::Conn::name_as_of`).
     #[serde(default)]
     pub name_as_of: Option<i64>,
+    /// Whether, and until when, the room may admit this browser's next connects as this one
+    /// without the Worker verifying them again. `None` for a user whose connect carries what
+    /// may change without a push to the room (the assistant's memory of them).
+    #[serde(default)]
+    pub reuse: Option<Reuse>,
+}
+
+/// How long the room may reuse a [`Connect`] for the same browser's next connects
+/// (`shared::room::verified`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reuse {
+    /// The digest of the identity cookies the connect was verified from ([`Reconnect::credential`]).
+    pub credential: String,
+    /// Until when (ms since the epoch): at most [`shared::room::verified::REUSE_MS`] from the
+    /// verification, and never past the session's own expiry.
+    pub until: i64,
+}
+
+/// A reconnect the Worker has not verified: only what it can tell without I/O. The room admits
+/// it as the [`Connect`] it remembers for [`Reconnect::credential`], or answers
+/// [`NOT_VERIFIED_HERE`] and the Worker verifies in full.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reconnect {
+    /// A digest of the request's identity cookies (`crate::session::credential`).
+    pub credential: String,
+    /// As [`Connect::batch`], from this request.
+    #[serde(default)]
+    pub batch: bool,
+    /// As [`Connect::loopback`], from this request.
+    #[serde(default)]
+    pub loopback: bool,
+    /// The request's network as a guest's would be keyed ([`Connect::network`]); used only if
+    /// the remembered connect is a guest's.
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// The status the room answers a [`Reconnect`] with when it remembers no connect for it (or
+/// it expired): the Worker then verifies the request in full. Never sent to a client.
+pub const NOT_VERIFIED_HERE: u16 = 428;
+
+/// Response header on an accepted upgrade: whether the room reused a remembered verification
+/// (`join;desc="reused"`) or was handed a fresh one (`join;desc="verified"`). A standard
+/// `Server-Timing` entry, readable by the client and by tests.
+pub const JOIN_TIMING_HEADER: &str = "Server-Timing";
+
+/// What the upgrade request carries to the room (in [`CONNECT_HEADER`]).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Upgrade {
+    /// Verified by the Worker just now.
+    Verified(Box<Connect>),
+    /// A credential the room may have seen verified within the last minute.
+    Reconnect(Reconnect),
 }
 
 /// Would a [`Connect`] of this caller be admitted now? The room answers as the upgrade would —
@@ -411,11 +465,11 @@ pub async fn call<R: RoomCall>(
 
 /// Hands a verified WebSocket upgrade to the room `slug`: its answer is the socket (101), or
 /// the room's refusal as an error body.
-pub async fn connect(env: &Env, slug: &str, connect: &Connect) -> worker::Result<Response> {
+pub async fn connect(env: &Env, slug: &str, upgrade: &Upgrade) -> worker::Result<Response> {
     // A fresh request: nothing the client sent besides the upgrade reaches the room.
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
-    headers.set(CONNECT_HEADER, &ascii_json(connect)?)?;
+    headers.set(CONNECT_HEADER, &ascii_json(upgrade)?)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let inner = Request::new_with_init(CONNECT_URL, &init)?;

@@ -21,14 +21,14 @@ use shared::room::{
 };
 use shared::search;
 use worker::{
-    console_error, console_warn, durable_object, DurableObject, Env, Request, Response, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    console_error, console_warn, durable_object, DurableObject, Env, Headers, Request, Response,
+    State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 use super::contract::{
     Admission, AuditLog, Caller, CloseSockets, Closed, Connect, ContextOf, Done, Identity, Join,
     Joined, ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest,
-    Search, Seed, Seeded, Unread, CONNECT_HEADER,
+    Search, Seed, Seeded, Unread, Upgrade, CONNECT_HEADER, JOIN_TIMING_HEADER, NOT_VERIFIED_HERE,
 };
 use super::generate::{AiHost, AiRuntime, AiWork};
 use super::semantic::Semantic;
@@ -36,6 +36,7 @@ use super::store::DurableSql;
 use crate::config;
 use crate::http::error_response;
 use crate::time::now;
+use shared::room::verified::VerifiedConnects;
 use shared::room::SqlStore;
 
 /// How long after a message the room writes its count and last activity to the directory. One
@@ -112,6 +113,9 @@ pub struct ChatRoom {
     /// Rate limits per user (not per socket), in memory: a woken room starts them full.
     limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
+    /// Connects the Worker verified in the last minute, reused for the same browser's
+    /// reconnects ([`Upgrade::Reconnect`]). In memory: a woken room verifies afresh.
+    verified: RefCell<VerifiedConnects<Connect>>,
     ai: AiRuntime,
     /// Whether the request being handled came to the Worker at localhost (`Connect::loopback`,
     /// `RoomQuery::loopback`): test-only switches act only then.
@@ -137,6 +141,7 @@ impl DurableObject for ChatRoom {
             outbox: Rc::new(RefCell::new(Outbox::new())),
             limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
+            verified: RefCell::new(VerifiedConnects::default()),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             test_switches: Cell::new(false),
             semantic: Semantic::from_env(&env),
@@ -157,10 +162,31 @@ impl DurableObject for ChatRoom {
         let Some(header) = req.headers().get(CONNECT_HEADER)? else {
             return Response::error("not found", 404);
         };
-        let connect: Connect = serde_json::from_str(&header)
+        let upgrade: Upgrade = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
+        let at = now();
+        let (connect, info, reused) = match upgrade {
+            Upgrade::Verified(connect) => {
+                let info = connect.room.clone();
+                (*connect, Some(info), false)
+            }
+            Upgrade::Reconnect(request) => {
+                let remembered = self.verified.borrow().get(&request.credential, at).cloned();
+                let Some(mut connect) = remembered else {
+                    return Ok(Response::empty()?.with_status(NOT_VERIFIED_HERE));
+                };
+                connect.batch = request.batch;
+                connect.loopback = request.loopback;
+                if connect.network.is_some() {
+                    connect.network = request.network;
+                }
+                // The directory entry it carried may be older than the room's own (settings
+                // change in the room): the room keeps what it has.
+                (connect, None, true)
+            }
+        };
         self.test_switches.set(connect.loopback);
-        self.load(Some(connect.room))?;
+        self.load(info)?;
 
         if let Err(refusal) = self.may_open_socket(&connect.author.id) {
             return error_response(&refusal);
@@ -168,18 +194,17 @@ impl DurableObject for ChatRoom {
 
         // The room decides the connection's role, and refuses banned users, non-members of a
         // private room and new guests from a banned guest's network, before the upgrade.
+        let remember = match &connect.reuse {
+            Some(reuse) if !reused => Some((reuse.clone(), connect.clone())),
+            _ => None,
+        };
         let mut conn = Conn::new(connect.author);
         conn.personalization = connect.personalization;
         conn.admin = connect.admin;
         conn.avatar = connect.avatar;
         conn.name_as_of = connect.name_as_of;
         let admitted = match self.room.borrow_mut().as_mut() {
-            Some(room) => room.admit(
-                &mut conn,
-                &connect.owner_id,
-                connect.network.as_deref(),
-                now(),
-            ),
+            Some(room) => room.admit(&mut conn, &connect.owner_id, connect.network.as_deref(), at),
             None => return Response::error("room not loaded", 500),
         };
         match admitted {
@@ -189,6 +214,18 @@ impl DurableObject for ChatRoom {
                 }
             }
             Err(failure) => return failure_response(failure),
+        }
+        // Only an admitted connect is remembered: a refusal is decided afresh every time.
+        if let Some((reuse, connect)) = remember {
+            let (user, session) = (connect.author.id.clone(), connect.session_id.clone());
+            self.verified.borrow_mut().remember(
+                reuse.credential,
+                &user,
+                session.as_deref(),
+                reuse.until,
+                connect,
+                at,
+            );
         }
 
         let pair = WebSocketPair::new()?;
@@ -211,7 +248,16 @@ impl DurableObject for ChatRoom {
             // which must answer the upgrade now: the alarm picks it up at once.
             let _ = self.state.storage().set_alarm(1).await;
         }
-        Response::from_websocket(pair.client)
+        let timing = Headers::new();
+        timing.set(
+            JOIN_TIMING_HEADER,
+            if reused {
+                "join;desc=\"reused\""
+            } else {
+                "join;desc=\"verified\""
+            },
+        )?;
+        Ok(Response::from_websocket(pair.client)?.with_headers(timing))
     }
 
     async fn websocket_message(
@@ -500,6 +546,8 @@ impl ChatRoom {
     /// A user's profile changed: their open connections take the new name, avatar and
     /// preferences, and the room is told. A room that was never opened has nothing to tell.
     fn profile_changed(&self, r: ProfileChanged) -> Result<Done, Failure> {
+        // A remembered connect carries the old name, avatar, preferences and admin flag.
+        self.verified.borrow_mut().forget_user(&r.user.id);
         if self.load(None).is_err() {
             return Ok(Done { ok: true });
         }
@@ -869,6 +917,16 @@ impl ChatRoom {
 
     /// Closes every socket a [`CloseSockets`] matches, announcing who left.
     fn close_matching(&self, request: &CloseSockets) -> u32 {
+        // What closes a socket also refuses the next connect: it must be verified in full.
+        {
+            let mut verified = self.verified.borrow_mut();
+            if let Some(session) = &request.session_id {
+                verified.forget_session(session);
+            }
+            if let Some(user) = &request.user_id {
+                verified.forget_user(user);
+            }
+        }
         // A room never loaded (no stored entry) has no sockets to close.
         if self.load(None).is_err() {
             return 0;

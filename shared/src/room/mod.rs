@@ -8,6 +8,7 @@
 //! - [`sync`]: hello, replay, pages, threads, read positions;
 //! - [`members`]: admission, roles, moderation, invites, the audit log;
 //! - [`assistant`]: the AI assistant's queue, prompts and streaming;
+//! - [`verified`]: the connects the Worker verified a moment ago, reused for reconnects;
 //! - [`store`]: the SQLite schema and every statement on it, over the small [`store::Sql`]
 //!   trait that the Durable Object implements (and `rusqlite` in native tests).
 //!
@@ -23,6 +24,7 @@ pub mod store;
 mod sync;
 #[cfg(test)]
 mod tests;
+pub mod verified;
 
 use assistant::{Assistant, Record};
 pub use store::{Sql, SqlStore, StoreError};
