@@ -10,7 +10,8 @@ use gloo_timers::callback::{Interval, Timeout};
 use shared::client::{CachedRoom, ClientRoom, PendingOp, Phase};
 use shared::limits::validate_text;
 use shared::protocol::{
-    close, decode_frames, ClientMessage, Millis, Seq, ServerMessage, BATCH_QUERY, PING_FRAME,
+    close, decode_frames, first_frame_query, ClientMessage, Millis, Seq, ServerMessage,
+    BATCH_QUERY, PING_FRAME,
 };
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -161,9 +162,14 @@ pub(crate) fn socket_url(slug: &str) -> String {
     format!("{scheme}//{host}/api/rooms/{slug}/ws")
 }
 
-/// A joined room's socket URL: it accepts batched frames, which [`RoomHandle`] decodes.
-fn room_socket_url(slug: &str) -> String {
-    format!("{}?{BATCH_QUERY}", socket_url(slug))
+/// A joined room's socket URL: it accepts batched frames, which [`RoomHandle`] decodes, and
+/// carries the hello, so the room sends the welcome as the socket opens (no round trip).
+fn room_socket_url(slug: &str, hello: &ClientMessage) -> String {
+    format!(
+        "{}?{BATCH_QUERY}&{}",
+        socket_url(slug),
+        first_frame_query(hello)
+    )
 }
 
 impl RoomHandle {
@@ -368,7 +374,7 @@ impl RoomHandle {
         let generation = c.generation.wrapping_add(1);
         let (open, frame, closed) = (self.weak(), self.weak(), self.weak());
         let Some(socket) = Socket::open(
-            &room_socket_url(&c.slug),
+            &room_socket_url(&c.slug, &c.room.hello()),
             move || {
                 if let Some(h) = Self::upgrade(&open) {
                     h.on_open(generation);
@@ -444,8 +450,8 @@ impl RoomHandle {
             let t = now();
             c.last_frame = t;
             c.last_ping = t;
-            let hello = c.room.connect();
-            Self::send_frame(&c, &hello);
+            // Its hello went in the socket URL (nothing came in since: no socket was open).
+            c.room.connect();
         }
         self.notify();
     }

@@ -280,6 +280,45 @@ impl Session {
             .map_err(|refusal| anyhow!("upgrade to {slug} refused: {refusal:?}"))
     }
 
+    /// Joins as the app does: batched frames, and the hello in the socket URL
+    /// ([`shared::protocol::FIRST_FRAME_PARAM`]), so the welcome comes with the upgrade.
+    pub async fn join_at_once(
+        &self,
+        slug: &str,
+        after: Option<Seq>,
+    ) -> Result<(RoomSocket, Joined)> {
+        let mut socket = self
+            .connect_with_first_frame(slug, &Self::hello_frame(after))
+            .await?;
+        let joined = socket.joined().await?;
+        Ok((socket, joined))
+    }
+
+    /// The hello a client at `after` sends.
+    pub fn hello_frame(after: Option<Seq>) -> ClientMessage {
+        ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            after,
+        }
+    }
+
+    /// Opens a room's socket (batched frames) whose URL carries `first` as its first frame.
+    pub async fn connect_with_first_frame(
+        &self,
+        slug: &str,
+        first: &ClientMessage,
+    ) -> Result<RoomSocket> {
+        let url = format!(
+            "{}?{}&{}",
+            self.ws_url(slug),
+            shared::protocol::BATCH_QUERY,
+            shared::protocol::first_frame_query(first)
+        );
+        RoomSocket::open(&url, Some(&self.origin), Some(&self.cookie))
+            .await?
+            .map_err(|refusal| anyhow!("upgrade to {slug} refused: {refusal:?}"))
+    }
+
     /// [`Session::join`] over a socket that asked for batched frames.
     pub async fn join_batched(
         &self,
@@ -594,6 +633,12 @@ impl RoomSocket {
             after,
         })
         .await?;
+        self.joined().await
+    }
+
+    /// Reads the room's answer to a hello (sent as a frame, or in the socket URL): the
+    /// welcome, then the page or replay that follows it.
+    pub async fn joined(&mut self) -> Result<Joined> {
         let (you, room, head, present) = match self.next_message(DEFAULT_TIMEOUT).await? {
             ServerMessage::Welcome {
                 protocol,

@@ -524,6 +524,82 @@ async fn a_hello_with_another_protocol_version_gets_unsupported_protocol_and_clo
 }
 
 #[tokio::test]
+async fn a_hello_in_the_socket_url_is_answered_as_the_socket_opens_from_its_cursor() -> Result {
+    let alice = user("Alice").await?;
+    let room = alice.new_room().await?;
+    let (mut a, _) = alice.join(&room.slug, None).await?;
+    let (first, _) = a.post("u1", "one").await?;
+    let (second, _) = a.post("u2", "two").await?;
+    // Nothing is sent on these sockets: the welcome and what follows answer the URL's hello.
+    let (_, behind) = alice.join_at_once(&room.slug, Some(first)).await?;
+    assert_eq!(behind.head, second);
+    assert!(behind.history.is_none(), "a short gap is replayed");
+    assert_eq!(
+        behind.replay.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [second]
+    );
+    let (mut fresh, joined) = alice.join_at_once(&room.slug, None).await?;
+    let page = joined
+        .history
+        .expect("a client with no cursor gets the latest page");
+    assert_eq!(
+        page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [first, second]
+    );
+    // The socket then takes part like any other.
+    let (third, _) = fresh.post("u3", "three").await?;
+    assert_eq!(third, second + 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_first_frame_in_the_socket_url_passes_the_same_gate_as_one_sent_first() -> Result {
+    let alice = user("Alice").await?;
+    let room = alice.new_room().await?;
+    // A message is no first frame: refused and closed as when sent first, and not stored.
+    let send = ClientMessage::Send {
+        client_id: "early".into(),
+        text: "before hello".into(),
+    };
+    let mut socket = alice.connect_with_first_frame(&room.slug, &send).await?;
+    let (code, reason, before) = socket.expect_close(DEFAULT_TIMEOUT).await?;
+    assert_eq!(code, Some(close::INVALID_HANDSHAKE));
+    assert_eq!(reason, ErrorCode::InvalidFrame.as_str());
+    assert_eq!(
+        before.iter().filter_map(error_code).collect::<Vec<_>>(),
+        [ErrorCode::InvalidFrame]
+    );
+    // A hello in another protocol version: no welcome, unsupported_protocol and its close.
+    let other = ClientMessage::Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        after: None,
+    };
+    let mut socket = alice.connect_with_first_frame(&room.slug, &other).await?;
+    let (code, _, before) = socket.expect_close(DEFAULT_TIMEOUT).await?;
+    assert_eq!(code, Some(close::UNSUPPORTED_PROTOCOL));
+    assert!(!before
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Welcome { .. })));
+    // A value that does not decode is refused before the upgrade, with its code.
+    let url = format!("{}?first=%zz", alice.ws_url(&room.slug));
+    let refusal = RoomSocket::open(&url, Some(alice.origin()), Some(alice.cookie()))
+        .await?
+        .err()
+        .expect("an undecodable first frame is refused");
+    assert_eq!(refusal.status, 400);
+    assert_eq!(refusal.body.map(|b| b.code), Some(ErrorCode::InvalidFrame));
+    // Text that is no frame gets invalid_frame on the socket, which stays open for a hello.
+    let url = format!("{}?first=%7Bnot%20json", alice.ws_url(&room.slug));
+    let mut socket = RoomSocket::open(&url, Some(alice.origin()), Some(alice.cookie()))
+        .await?
+        .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
+    assert_eq!(next_error(&mut socket).await?.0, ErrorCode::InvalidFrame);
+    let joined = socket.hello(None).await?;
+    assert_eq!(joined.head, 0, "nothing was stored");
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_exact_ping_frame_is_answered_with_the_exact_pong_frame() -> Result {
     let alice = user("Alice").await?;
     let room = alice.new_room().await?;

@@ -808,14 +808,26 @@ async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, A
     directory::get(env, slug).await?.ok_or_else(not_found)
 }
 
-/// Whether the socket URL's query carries [`shared::protocol::BATCH_QUERY`].
-fn asks_for_batches(req: &Request) -> bool {
-    req.url().is_ok_and(|url| {
-        url.query().is_some_and(|q| {
-            q.split('&')
-                .any(|pair| pair == shared::protocol::BATCH_QUERY)
+/// What a socket URL's query asks: batched frames ([`shared::protocol::BATCH_QUERY`]), and the
+/// connection's first frame if it carries one ([`shared::protocol::FIRST_FRAME_PARAM`]).
+struct SocketQuery {
+    batch: bool,
+    first_frame: Option<String>,
+}
+
+impl SocketQuery {
+    fn of(req: &Request) -> Result<SocketQuery, ApiError> {
+        // The raw URL, not a parsed one: only the query is read.
+        let url = req.inner().url();
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
+        Ok(SocketQuery {
+            batch: query
+                .split('&')
+                .any(|pair| pair == shared::protocol::BATCH_QUERY),
+            first_frame: shared::protocol::first_frame_in_query(query).transpose()?,
         })
-    })
+    }
 }
 
 /// Verifies the upgrade (origin, session, room) and hands it to the room's Durable Object with
@@ -829,7 +841,8 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         ));
     }
     check_origin(&req, true)?;
-    let (batch, loopback) = (asks_for_batches(&req), loopback(&req));
+    let SocketQuery { batch, first_frame } = SocketQuery::of(&req)?;
+    let loopback = loopback(&req);
     let keys = config::session_keys(env)?;
     // A browser the room saw verified in the last minute (a reconnect, a reload) is admitted on
     // its cookies' digest alone; the room says if it does not know them, and they are verified
@@ -842,6 +855,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
             loopback,
             // Used only if the remembered connect is a guest's, as the full path would.
             network: Some(crate::network::key(&keys, slug, &client_ip(&req))),
+            first_frame: first_frame.clone(),
         };
         let response = contract::connect(env, slug, &Upgrade::Reconnect(reconnect)).await?;
         if response.status_code() != contract::NOT_VERIFIED_HERE {
@@ -934,6 +948,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         loopback,
         network,
         name_as_of,
+        first_frame,
         reuse,
     };
     let response = contract::connect(env, slug, &Upgrade::Verified(Box::new(connect))).await?;

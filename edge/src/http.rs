@@ -76,14 +76,34 @@ pub(crate) fn json<T: Serialize>(body: &T, status: u16) -> worker::Result<Respon
     Ok(response)
 }
 
+// Both read the URL as the runtime serialized it (WHATWG: scheme and host lowercased, default
+// port left out) instead of parsing it again: every request asks, a socket upgrade twice.
+
 pub(crate) fn is_https(req: &Request) -> bool {
-    req.url().is_ok_and(|u| u.scheme() == "https")
+    req.inner().url().starts_with("https:")
 }
 
 /// The request's own origin, as a browser on this site would send it.
 fn own_origin(req: &Request) -> Option<String> {
-    let url: Url = req.url().ok()?;
-    Some(url.origin().ascii_serialization())
+    let url = req.inner().url();
+    match origin_of_serialized_url(&url) {
+        Some(origin) => Some(origin.to_owned()),
+        // Not the usual shape (credentials in it): the full parse decides.
+        None => Some(Url::parse(&url).ok()?.origin().ascii_serialization()),
+    }
+}
+
+/// The origin of a URL serialized by the WHATWG rules: everything before the path. `None` for
+/// one whose authority carries credentials, which the origin leaves out.
+fn origin_of_serialized_url(url: &str) -> Option<&str> {
+    let authority_start = url.find("://")? + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    if url[authority_start..authority_end].contains('@') {
+        return None;
+    }
+    Some(&url[..authority_end])
 }
 
 /// Refuses requests made by another site's page. `required` for WebSocket upgrades (browsers
@@ -132,4 +152,42 @@ pub(crate) fn client_ip(req: &Request) -> String {
         .ok()
         .flatten()
         .unwrap_or_else(|| "local".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_read_from_a_serialized_url_is_the_one_a_full_parse_gives() {
+        for raw in [
+            "http://localhost:8787/api/rooms/general/ws?batch=1",
+            "https://chat.example.com/api/session",
+            "https://chat.example.com",
+            "http://127.0.0.1:8787/?x=/y",
+            "http://[::1]:8787/api",
+            "https://Chat.Example.COM:443/Path",
+            "http://localhost:8787?first=%7B%7D",
+        ] {
+            // As the runtime hands it over: serialized by the same rules.
+            let serialized = Url::parse(raw).expect("valid").to_string();
+            let expected = Url::parse(raw)
+                .expect("valid")
+                .origin()
+                .ascii_serialization();
+            assert_eq!(
+                origin_of_serialized_url(&serialized),
+                Some(expected.as_str()),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_left_to_the_full_parse() {
+        assert_eq!(
+            origin_of_serialized_url("https://user:pw@example.com/"),
+            None
+        );
+    }
 }

@@ -571,6 +571,13 @@ impl ClientRoom {
     pub fn connect(&mut self) -> ClientMessage {
         self.phase = Some(Phase::Syncing);
         self.requeue_in_flight();
+        self.hello()
+    }
+
+    /// The hello this client would open a connection with now, changing nothing: a client
+    /// that puts its hello in the socket URL ([`crate::protocol::first_frame_query`]) asks for
+    /// it before the socket exists, and calls [`ClientRoom::connect`] when it opens.
+    pub fn hello(&self) -> ClientMessage {
         ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
             after: self.head,

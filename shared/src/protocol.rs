@@ -13,7 +13,7 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+use crate::error::{ChatError, ErrorCode};
 use crate::moderation::Command;
 
 /// Version of this protocol. The client sends it in [`ClientMessage::Hello`]; a room that speaks
@@ -207,6 +207,65 @@ pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 /// batched frames. A query, not a hello field: it is known before the first frame is sent, and a
 /// server that does not know it ignores it (a hello with an unknown field would be refused).
 pub const BATCH_QUERY: &str = "batch=1";
+
+/// The socket URL's query parameter that carries the connection's first frame (its
+/// [`ClientMessage::Hello`] or [`ClientMessage::Watch`]), so the room answers while it accepts
+/// the socket instead of a round trip later: a join is the upgrade and the welcome, as fast as
+/// the socket can open. It passes the same gate as a first frame sent on the socket (a bad one
+/// gets the same error and close); a client may still send its hello as a frame instead.
+pub const FIRST_FRAME_PARAM: &str = "first";
+
+/// `first=<message as JSON, percent-encoded>`, for a socket URL's query.
+pub fn first_frame_query(message: &ClientMessage) -> String {
+    let json = serde_json::to_string(message).unwrap_or_default();
+    let mut query = String::with_capacity(FIRST_FRAME_PARAM.len() + 1 + json.len() * 2);
+    query.push_str(FIRST_FRAME_PARAM);
+    query.push('=');
+    for byte in json.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            query.push(char::from(byte));
+        } else {
+            query.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    query
+}
+
+/// The first frame a socket URL's `query` carries ([`FIRST_FRAME_PARAM`]), decoded: `None`
+/// when it carries none, an `invalid_frame` error when it is not percent-encoded UTF-8.
+pub fn first_frame_in_query(query: &str) -> Option<Result<String, ChatError>> {
+    let value = query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == FIRST_FRAME_PARAM).then_some(value)
+    })?;
+    let bad = || {
+        ChatError::new(
+            ErrorCode::InvalidFrame,
+            "The first frame in the socket URL is not percent-encoded UTF-8.",
+        )
+    };
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.bytes();
+    while let Some(byte) = rest.next() {
+        match byte {
+            b'%' => {
+                let hex = [rest.next(), rest.next()];
+                let [Some(high), Some(low)] = hex else {
+                    return Some(Err(bad()));
+                };
+                let digit = |b: u8| char::from(b).to_digit(16);
+                match (digit(high), digit(low)) {
+                    (Some(h), Some(l)) => bytes.push((h * 16 + l) as u8),
+                    _ => return Some(Err(bad())),
+                }
+            }
+            // Form encoding's space; this encoder never writes one.
+            b'+' => bytes.push(b' '),
+            other => bytes.push(other),
+        }
+    }
+    Some(String::from_utf8(bytes).map_err(|_| bad()))
+}
 
 /// One WebSocket frame carrying `messages` (each already a serialized [`ServerMessage`]), in
 /// order: the message itself when there is one, else a JSON array of them.
@@ -1538,6 +1597,58 @@ pub mod http {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_first_frame_rides_in_the_socket_url_and_reads_back_as_sent() {
+        for message in [
+            ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                after: Some(42),
+            },
+            ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                after: None,
+            },
+            ClientMessage::Watch {
+                protocol: PROTOCOL_VERSION,
+            },
+        ] {
+            let query = first_frame_query(&message);
+            // Only characters a URL query keeps as they are.
+            assert!(
+                query
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%=".contains(&b)),
+                "{query}"
+            );
+            let full = format!("{BATCH_QUERY}&{query}&later=1");
+            let text = first_frame_in_query(&full)
+                .expect("carried")
+                .expect("decodes");
+            let back: ClientMessage = serde_json::from_str(&text).expect("parses");
+            assert_eq!(back, message);
+        }
+    }
+
+    #[test]
+    fn a_socket_url_without_a_first_frame_has_none_and_a_garbled_one_is_an_invalid_frame() {
+        assert!(first_frame_in_query(BATCH_QUERY).is_none());
+        assert!(first_frame_in_query("").is_none());
+        assert!(first_frame_in_query("firstly=1").is_none());
+        for garbled in ["first=%7", "first=%zz", "first=%FF%FE", "first=%"] {
+            let err = first_frame_in_query(garbled)
+                .expect("carried")
+                .expect_err(garbled);
+            assert_eq!(err.code, ErrorCode::InvalidFrame, "{garbled}");
+        }
+        // Form encoding's `+` is a space.
+        assert_eq!(
+            first_frame_in_query("first=a+b")
+                .expect("carried")
+                .expect("decodes"),
+            "a b"
+        );
+    }
+
     use super::*;
 
     #[test]

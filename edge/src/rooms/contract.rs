@@ -98,6 +98,10 @@ pub struct Connect {
     /// name comes from a cookie that may predate a rename (`shared::room::Conn::name_as_of`).
     #[serde(default)]
     pub name_as_of: Option<i64>,
+    /// The connection's first frame, carried in the socket URL
+    /// ([`shared::protocol::FIRST_FRAME_PARAM`]): the room takes it as the socket opens.
+    #[serde(default)]
+    pub first_frame: Option<String>,
     /// Whether, and until when, the room may admit this browser's next connects as this one
     /// without the Worker verifying them again. `None` for a user whose connect carries what
     /// may change without a push to the room (the assistant's memory of them).
@@ -133,6 +137,9 @@ pub struct Reconnect {
     /// the remembered connect is a guest's.
     #[serde(default)]
     pub network: Option<String>,
+    /// As [`Connect::first_frame`], from this request.
+    #[serde(default)]
+    pub first_frame: Option<String>,
 }
 
 /// The status the room answers a [`Reconnect`] with when it remembers no connect for it (or

@@ -71,9 +71,9 @@ struct Attachment {
     batch: bool,
 }
 
-/// Only the id of a socket's attachment. Frames and closes need nothing else (the socket
-/// table has the rest), and reading the whole attachment, connection and preferences, from its
-/// JavaScript object on every frame cost more than the frame's own work.
+/// Only the id of a socket's attachment, for a socket accepted before sockets carried their id
+/// as a tag. Frames and closes need nothing else (the socket table has the rest); a tag is read
+/// without deserializing anything, which an attachment, however small, is on every read.
 #[derive(Deserialize)]
 struct AttachmentId {
     id: u64,
@@ -98,6 +98,19 @@ impl Slot {
 }
 
 type Slots = Rc<RefCell<Option<IdMap<u64, Slot>>>>;
+
+/// What a frame leaves to do once its effects went out: the I/O it needs.
+#[derive(Default)]
+struct AfterFrame {
+    /// The room's directory entry changed (settings).
+    info_changed: Option<RoomInfo>,
+    /// A message was posted (the directory's activity time moves).
+    posted: bool,
+    /// First-time members, for the directory's member list.
+    new_members: Vec<shared::protocol::Member>,
+    /// Events stored, for the semantic index.
+    stored: Vec<shared::protocol::Event>,
+}
 
 #[durable_object]
 pub struct ChatRoom {
@@ -177,6 +190,7 @@ impl DurableObject for ChatRoom {
                 };
                 connect.batch = request.batch;
                 connect.loopback = request.loopback;
+                connect.first_frame = request.first_frame;
                 if connect.network.is_some() {
                     connect.network = request.network;
                 }
@@ -229,11 +243,12 @@ impl DurableObject for ChatRoom {
         }
 
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
-        {
+        let id = {
             let mut slots = self.slots.borrow_mut();
             let slots = slots.get_or_insert_with(IdMap::default);
             let id = slots.keys().max().map_or(1, |m| m + 1);
+            self.state
+                .accept_websocket_with_tags(&pair.server, &[&id.to_string()]);
             let slot = Slot {
                 ws: pair.server,
                 conn,
@@ -242,6 +257,20 @@ impl DurableObject for ChatRoom {
             };
             slot.ws.serialize_attachment(slot.attachment(id))?;
             slots.insert(id, slot);
+            id
+        };
+        // The first frame from the URL, through the same gate as one sent on the socket: its
+        // answer (the welcome and the page) is on its way as the upgrade completes.
+        if let Some(first) = connect.first_frame.as_deref() {
+            if let Some(after) = self.take_frame(id, Frame::Text(first), at) {
+                // A first frame is a hello or a watch (the gate refuses anything else first):
+                // it posts and changes nothing, but may make a first-time member, recorded in
+                // the directory after the upgrade is answered.
+                for member in after.new_members {
+                    let record = record_member(self.env.clone(), self.slug(), member.user_id);
+                    self.state.wait_until(record);
+                }
+            }
         }
         if self.ai.has_work() {
             // Assistant work found on wake (a queued answer) cannot run in this handler,
@@ -266,76 +295,33 @@ impl DurableObject for ChatRoom {
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
         self.load(None)?;
-        let Some(AttachmentId { id }) = ws.deserialize_attachment::<AttachmentId>()? else {
-            console_error!("socket without attachment; closing it");
+        let Some(id) = self.socket_id(&ws) else {
+            console_error!("socket without an id; closing it");
             let _ = ws.close(Some(1011), Some("internal"));
             return Ok(());
         };
-        let now = now();
         let frame = match &message {
             WebSocketIncomingMessage::String(text) => Frame::Text(text),
             WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes.len()),
         };
-
-        let effects = {
-            let mut slots_ref = self.slots.borrow_mut();
-            let slots = slots_ref.get_or_insert_with(IdMap::default);
-            // Take the sender's slot out so the presence closure can read the others.
-            let Some(slot) = slots.remove(&id) else {
-                return Ok(());
-            };
-            let mut room_ref = self.room.borrow_mut();
-            let Some(room) = room_ref.as_mut() else {
-                return Ok(());
-            };
-            // One limiter per user, shared by all their sockets here.
-            let mut limiters = self.limiters.borrow_mut();
-            let limiter = limiters
-                .entry(slot.conn.author.id.clone())
-                .or_insert_with(|| ConnLimiter::new(self.limits, now));
-            let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
-                presence(slots.values().map(|s| &s.conn))
-            });
-            slots.insert(id, slot);
-            effects
+        let Some(after) = self.take_frame(id, frame, now()) else {
+            return Ok(());
         };
-
-        let mut posted = false;
-        let mut new_members = Vec::new();
-        let mut stored = Vec::new();
-        let mut info_changed = None;
-        for effect in effects {
-            if let Effect::InfoChanged(info) = &effect {
-                info_changed = Some(info.clone());
-            }
-            if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
-                posted |= matches!(
-                    event.kind,
-                    EventKind::Message { .. } | EventKind::Reply { .. }
-                );
-                stored.push(event.clone());
-            }
-            if let Effect::NewMember(member) = effect {
-                new_members.push(member);
-                continue;
-            }
-            self.carry_out(id, effect);
-        }
-        if let Some(info) = info_changed {
+        if let Some(info) = after.info_changed {
             self.write_directory(&info).await;
         }
-        if posted {
+        if after.posted {
             self.schedule_directory_flush().await;
         }
         // After the welcome went out, so a first join is not slowed by the directory write.
-        for member in new_members {
+        for member in after.new_members {
             self.record_membership(&member.user_id).await;
         }
         // Production only (Workers AI + Vectorize bound): keep the semantic index true.
-        if let (Some(semantic), false) = (&self.semantic, stored.is_empty()) {
+        if let (Some(semantic), false) = (&self.semantic, after.stored.is_empty()) {
             let slug = self.room.borrow().as_ref().map(|r| r.info().slug.clone());
             if let Some(slug) = slug {
-                super::semantic::index_events(semantic, &slug, &stored).await;
+                super::semantic::index_events(semantic, &slug, &after.stored).await;
             }
         }
         self.run_ai_work().await;
@@ -507,6 +493,64 @@ impl ChatRoom {
 
     /// One person cannot hold more than their share of the room's sockets, nor the room more
     /// than it can serve.
+    /// The room's answer to one frame from socket `id`, carried out (replies, broadcasts,
+    /// closes); `None` if the socket or the room is gone. What is left needs I/O: the caller
+    /// does it.
+    fn take_frame(&self, id: u64, frame: Frame<'_>, now: i64) -> Option<AfterFrame> {
+        let effects = {
+            let mut slots_ref = self.slots.borrow_mut();
+            let slots = slots_ref.get_or_insert_with(IdMap::default);
+            // Take the sender's slot out so the presence closure can read the others.
+            let slot = slots.remove(&id)?;
+            let mut room_ref = self.room.borrow_mut();
+            let Some(room) = room_ref.as_mut() else {
+                slots.insert(id, slot);
+                return None;
+            };
+            // One limiter per user, shared by all their sockets here.
+            let mut limiters = self.limiters.borrow_mut();
+            let limiter = limiters
+                .entry(slot.conn.author.id.clone())
+                .or_insert_with(|| ConnLimiter::new(self.limits, now));
+            let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
+                presence(slots.values().map(|s| &s.conn))
+            });
+            slots.insert(id, slot);
+            effects
+        };
+        let mut after = AfterFrame::default();
+        for effect in effects {
+            if let Effect::InfoChanged(info) = &effect {
+                after.info_changed = Some(info.clone());
+            }
+            if let Effect::Broadcast(ServerMessage::Event { event }) = &effect {
+                after.posted |= matches!(
+                    event.kind,
+                    EventKind::Message { .. } | EventKind::Reply { .. }
+                );
+                after.stored.push(event.clone());
+            }
+            if let Effect::NewMember(member) = effect {
+                after.new_members.push(member);
+                continue;
+            }
+            self.carry_out(id, effect);
+        }
+        Some(after)
+    }
+
+    /// A socket's id in the table: its tag, else (a socket accepted before sockets had tags)
+    /// its attachment's.
+    fn socket_id(&self, ws: &WebSocket) -> Option<u64> {
+        match self.state.get_tags(ws).first() {
+            Some(tag) => tag.parse().ok(),
+            None => match ws.deserialize_attachment::<AttachmentId>() {
+                Ok(Some(AttachmentId { id })) => Some(id),
+                _ => None,
+            },
+        }
+    }
+
     fn may_open_socket(&self, user_id: &str) -> Result<(), ChatError> {
         let slots = self.slots.borrow();
         let slots = slots.as_ref();
@@ -729,9 +773,7 @@ impl ChatRoom {
             Some(room) => room.info().slug.clone(),
             None => return,
         };
-        if let Err(e) = crate::directory::record_member(&self.env, &slug, user_id, now()).await {
-            console_error!("recording {user_id} as a member of {slug} failed: {e}");
-        }
+        record_member(self.env.clone(), slug, user_id.to_owned()).await;
     }
 
     /// Opens storage and rebuilds the socket table after a wake. `info` is the directory's
@@ -997,9 +1039,8 @@ impl ChatRoom {
         if self.load(None).is_err() {
             return;
         }
-        let id = match ws.deserialize_attachment::<AttachmentId>() {
-            Ok(Some(att)) => att.id,
-            _ => return,
+        let Some(id) = self.socket_id(ws) else {
+            return;
         };
         let slot = self.slots.borrow_mut().as_mut().and_then(|s| s.remove(&id));
         self.outbox.borrow_mut().forget(&id);
@@ -1126,6 +1167,14 @@ impl AiHost for ChatRoom {
             .as_ref()
             .map(|r| r.info().slug.clone())
             .unwrap_or_default()
+    }
+}
+
+/// Records `user_id` in the directory as a member of room `slug` (owned, so it can run after
+/// the request that found the new member is answered).
+async fn record_member(env: Env, slug: String, user_id: String) {
+    if let Err(e) = crate::directory::record_member(&env, &slug, &user_id, now()).await {
+        console_error!("recording {user_id} as a member of {slug} failed: {e}");
     }
 }
 
