@@ -33,8 +33,14 @@ pub type Error = anyhow::Error;
 /// A harness result.
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 
-/// The repository root (the parent of this crate), where `wrangler.toml` lives.
+/// The repository root (the parent of this crate, or `E2E_REPO_ROOT`), where `wrangler.toml`
+/// lives.
 pub fn repo_root() -> std::path::PathBuf {
+    // The bench compares builds side by side: `E2E_REPO_ROOT` points it at another checkout's
+    // built Worker (a worktree of the previous commit) while the generator stays the same.
+    if let Some(root) = std::env::var_os("E2E_REPO_ROOT") {
+        return root.into();
+    }
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }

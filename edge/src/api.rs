@@ -25,7 +25,7 @@ use crate::rooms::contract::{
     ListMembers, Moderate, NewInvite, ProfileChanged, Reconnect, Reuse, RoomCall, Search, Seed,
     Upgrade,
 };
-use crate::rooms::queries;
+use crate::rooms::{hints, queries};
 use crate::session::{self, SessionUser};
 use crate::time::now;
 use crate::{auth, auth::accounts, auth::guests};
@@ -848,7 +848,10 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     // its cookies' digest alone; the room says if it does not know them, and they are verified
     // in full below.
     let credential = session::credential(&req).filter(|_| limits::is_valid_slug(slug));
-    if let Some(credential) = &credential {
+    let likely_known = credential
+        .as_deref()
+        .is_some_and(|c| hints::likely_known(slug, c, now()));
+    if let (Some(credential), true) = (&credential, likely_known) {
         let reconnect = Reconnect {
             credential: credential.clone(),
             batch,
@@ -861,6 +864,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         if response.status_code() != contract::NOT_VERIFIED_HERE {
             return Ok(response);
         }
+        hints::forget(slug, credential);
     }
     // Before the name is read: a rename written after this moment may be newer than it.
     let read_at = now();
@@ -951,8 +955,12 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         first_frame,
         reuse,
     };
+    let reusable = connect.reuse.clone();
     let response = contract::connect(env, slug, &Upgrade::Verified(Box::new(connect))).await?;
     if response.status_code() == 101 {
+        if let Some(reuse) = reusable {
+            hints::admitted(slug, &reuse.credential, reuse.until, now());
+        }
         // The user's last-seen time is no check: written after the upgrade is answered.
         let (env, name, at) = (env.clone(), session.name.clone(), now());
         ctx.wait_until(async move {

@@ -5,11 +5,13 @@
 //! - `notices [--check]`: the crate licenses in `THIRD_PARTY_NOTICES.md` ([`notices`]).
 //!
 //! The production configuration is checked against the Worker's code by [`check`], from what
-//! [`scan`] finds the code reading and what [`config`] finds wrangler.toml declaring.
+//! [`scan`] finds the code reading and what [`config`] finds wrangler.toml declaring. [`modules`]
+//! keeps the Worker's and the app's modules free of import cycles (its tests).
 
 pub mod check;
 pub mod config;
 pub mod deploy;
+pub mod modules;
 pub mod notices;
 pub mod scan;
 pub mod settings;

@@ -2,6 +2,7 @@
 
 pub mod contract;
 mod generate;
+pub mod hints;
 pub mod object;
 pub mod queries;
 pub mod semantic;

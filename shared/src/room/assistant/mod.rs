@@ -27,7 +27,7 @@ use crate::protocol::{
 };
 use crate::rate_limit::TokenBucket;
 
-use crate::room::{Conn, Effect, Failure, Room, Sql};
+use crate::room::{refused, Conn, Effect, Failure, Room, Sql};
 
 /// The assistant's user id. Session ids are random hex, so no person can have it.
 pub const ASSISTANT_ID: &str = "assistant";
@@ -281,10 +281,6 @@ impl Assistant {
             retry_after_ms: Some(retry),
         })
     }
-}
-
-fn refused(code: ErrorCode, message: impl Into<String>) -> Failure {
-    Failure::Refused(ChatError::new(code, message))
 }
 
 impl<D: Sql> Room<D> {

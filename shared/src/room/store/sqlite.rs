@@ -25,16 +25,12 @@ impl Sqlite {
     /// Refuses a SQLite built without what the room's schema uses, so a test never passes on a
     /// schema that silently failed to build.
     fn checked(conn: Connection) -> Result<Self, StoreError> {
-        let fts5: bool = conn
-            .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+        require_fts5(|option| {
+            conn.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| {
                 r.get(0)
             })
-            .map_err(StoreError::new)?;
-        if !fts5 {
-            return Err(StoreError::new(
-                "this SQLite was built without FTS5, which the room's search index needs",
-            ));
-        }
+            .map_err(StoreError::new)
+        })?;
         // JSON functions (json_extract, json_set, json_each) are built in since SQLite 3.38.
         conn.query_row("SELECT json_extract('{\"a\":1}', '$.a')", [], |r| {
             r.get::<_, i64>(0)
@@ -42,6 +38,19 @@ impl Sqlite {
         .map_err(|e| StoreError(format!("this SQLite has no JSON functions: {e}")))?;
         Ok(Sqlite { conn })
     }
+}
+
+/// Refuses a SQLite build without FTS5, asking it through `compiled_with` (a compile option's
+/// name, without `SQLITE_`, to whether the build used it).
+fn require_fts5(
+    compiled_with: impl Fn(&str) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    if !compiled_with("ENABLE_FTS5")? {
+        return Err(StoreError::new(
+            "this SQLite was built without FTS5, which the room's search index needs",
+        ));
+    }
+    Ok(())
 }
 
 fn bind(params: &[SqlValue]) -> Vec<Value> {
@@ -115,5 +124,18 @@ impl Sql for Sqlite {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_built_without_fts5_is_refused_by_name_and_the_bundled_one_has_it() {
+        let refused = require_fts5(|option| Ok(option != "ENABLE_FTS5")).expect_err("refused");
+        assert!(refused.to_string().contains("without FTS5"), "{refused}");
+        assert!(require_fts5(|_| Err(StoreError::new("unreadable"))).is_err());
+        Sqlite::memory().expect("the bundled SQLite has FTS5 and JSON");
     }
 }

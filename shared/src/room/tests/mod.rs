@@ -1,5 +1,6 @@
 //! The room's unit tests, on real SQLite (in memory), split by concern.
 
+mod admission;
 mod gate;
 mod log;
 mod members;
