@@ -10,7 +10,7 @@ use e2e::login::{Browser, SESSION_COOKIE, STATE_COOKIE};
 use e2e::oauth_fake::{self, FakeUser, OAuthFake, APPLE_TEAM};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use shared::auth::{LoginError, Provider};
-use shared::protocol::close;
+use shared::protocol::{close, ServerMessage};
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
 
@@ -903,18 +903,32 @@ async fn a_reconnect_within_a_minute_is_admitted_on_the_verification_the_room_re
 }
 
 #[tokio::test]
-async fn an_account_renamed_while_its_rooms_are_open_reconnects_under_the_new_name() -> Result {
+async fn an_account_renamed_while_its_rooms_are_open_shows_the_new_name_there_and_on_reconnect(
+) -> Result {
     let server = dev().await;
     let mut browser = local_login(server, "Old Name").await?;
     let session = browser.session(server).await?;
     let room = session.new_room().await?;
     let (first, _) = session.join(&room.slug, None).await?;
     first.close().await;
+    // Someone else has the room open.
+    let (mut watching, _) = Session::create(server, "Watching")
+        .await?
+        .join(&room.slug, None)
+        .await?;
     let response = browser
         .http_post_json("/api/session", &serde_json::json!({ "name": "New Name" }))
         .await?;
     assert_eq!(response.status().as_u16(), 200);
-    // The session cookie did not change, but the room was told and verifies afresh.
+    // The open room shows the new name at once...
+    let (renamed, _) = watching
+        .expect_until(Duration::from_secs(10), |m| match m {
+            ServerMessage::ProfileUpdated { member } => Some(member.name.clone()),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(renamed, "New Name");
+    // ...and, though the session cookie did not change, the room verifies the next connect.
     let mut again = session.connect(&room.slug).await?;
     assert!(!again.reused_verification());
     assert_eq!(again.hello(None).await?.you.name, "New Name");
