@@ -264,6 +264,22 @@ impl Session {
         .await
     }
 
+    /// Opens a room's socket as this session would and returns the server's refusal of the
+    /// upgrade, or `None` if it was accepted (the socket is then closed).
+    pub async fn upgrade_refusal(&self, slug: &str) -> Result<Option<Refusal>> {
+        Ok(
+            match RoomSocket::open(&self.ws_url(slug), Some(&self.origin), Some(&self.cookie))
+                .await?
+            {
+                Ok(socket) => {
+                    socket.close().await;
+                    None
+                }
+                Err(refusal) => Some(refusal),
+            },
+        )
+    }
+
     /// Opens a room's socket and completes the hello.
     pub async fn join(&self, slug: &str, after: Option<Seq>) -> Result<(RoomSocket, Joined)> {
         let mut socket = self.connect(slug).await?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use e2e::client::{expect_error, RoomSocket};
+use e2e::client::expect_error;
 use e2e::login::{Browser, SESSION_COOKIE, STATE_COOKIE};
 use e2e::oauth_fake::{self, FakeUser, OAuthFake, APPLE_TEAM};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
@@ -475,13 +475,8 @@ async fn revoking_a_session_closes_its_open_socket_at_once_and_its_cookie_stops_
         ErrorCode::Unauthorized,
     )
     .await?;
-    let refused = RoomSocket::open(
-        &on_laptop.ws_url(&room.slug),
-        Some(on_laptop.origin()),
-        Some(on_laptop.cookie()),
-    )
-    .await?;
-    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    let refused = on_laptop.upgrade_refusal(&room.slug).await?;
+    assert_eq!(refused.map(|r| r.status), Some(401));
     // The phone is untouched; revoking the same session again finds nothing.
     assert_eq!(phone.devices().await?.sessions.len(), 1);
     let again = phone
@@ -684,13 +679,8 @@ async fn an_idle_session_expires_and_then_opens_neither_the_api_nor_a_socket() -
     // which ends with the session however recent it is (not a timing assertion: the session must be over after it).
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     expect_error(session.get("/api/session").await?, ErrorCode::Unauthorized).await?;
-    let refused = RoomSocket::open(
-        &session.ws_url(&room.slug),
-        Some(session.origin()),
-        Some(session.cookie()),
-    )
-    .await?;
-    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    let refused = session.upgrade_refusal(&room.slug).await?;
+    assert_eq!(refused.map(|r| r.status), Some(401));
     assert!(browser.devices().await.is_err());
     Ok(())
 }
@@ -797,13 +787,8 @@ async fn a_guest_session_ends_at_its_lifetime_even_if_the_browser_keeps_the_cook
     // Past the lifetime (not a timing assertion: the session must be over after it).
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     expect_error(guest.get("/api/session").await?, ErrorCode::Unauthorized).await?;
-    let refused = RoomSocket::open(
-        &guest.ws_url(&room.slug),
-        Some(guest.origin()),
-        Some(guest.cookie()),
-    )
-    .await?;
-    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    let refused = guest.upgrade_refusal(&room.slug).await?;
+    assert_eq!(refused.map(|r| r.status), Some(401));
     Ok(())
 }
 
@@ -854,13 +839,8 @@ async fn a_guest_who_signs_out_has_their_open_sockets_closed_at_once() -> Result
     assert_eq!(code, Some(close::UNAUTHORIZED));
     assert_eq!(reason, "unauthorized");
     // ...and forgot it: the copy of the cookie opens nothing.
-    let refused = RoomSocket::open(
-        &guest.ws_url(&room.slug),
-        Some(guest.origin()),
-        Some(guest.cookie()),
-    )
-    .await?;
-    assert_eq!(refused.err().map(|r| r.status), Some(401));
+    let refused = guest.upgrade_refusal(&room.slug).await?;
+    assert_eq!(refused.map(|r| r.status), Some(401));
     // Another guest in the room stays connected.
     staying.post("still-here", "still here").await?;
     Ok(())

@@ -398,14 +398,10 @@ async fn a_banned_user_is_closed_and_cannot_rejoin_until_unbanned() -> Result {
     let (code, reason, _) = t.expect_close(DEFAULT_TIMEOUT).await?;
     assert_eq!((code, reason.as_str()), (Some(close::BANNED), "banned"));
 
-    let refused = RoomSocket::open(
-        &target.ws_url(&room.slug),
-        Some(target.origin()),
-        Some(target.cookie()),
-    )
-    .await?
-    .err()
-    .expect("a banned user's upgrade is refused");
+    let refused = target
+        .upgrade_refusal(&room.slug)
+        .await?
+        .expect("a banned user's upgrade is refused");
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body.map(|b| b.code), Some(ErrorCode::Banned));
 
@@ -599,14 +595,10 @@ async fn a_non_member_cannot_see_or_join_a_private_room_until_invited() -> Resul
         ErrorCode::NotFound,
     )
     .await?;
-    let refused = RoomSocket::open(
-        &stranger.ws_url(&room.slug),
-        Some(stranger.origin()),
-        Some(stranger.cookie()),
-    )
-    .await?
-    .err()
-    .expect("a non-member's upgrade is refused");
+    let refused = stranger
+        .upgrade_refusal(&room.slug)
+        .await?
+        .expect("a non-member's upgrade is refused");
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body.map(|b| b.code), Some(ErrorCode::Forbidden));
     assert_eq!(

@@ -539,14 +539,10 @@ async fn one_user_cannot_open_more_than_the_per_user_socket_cap_in_a_room() -> R
     for _ in 0..shared::limits::SOCKETS_PER_USER {
         open.push(owner.connect(&room.slug).await?);
     }
-    let refused = RoomSocket::open(
-        &owner.ws_url(&room.slug),
-        Some(owner.origin()),
-        Some(owner.cookie()),
-    )
-    .await?
-    .err()
-    .expect("the socket past the cap is refused");
+    let refused = owner
+        .upgrade_refusal(&room.slug)
+        .await?
+        .expect("the socket past the cap is refused");
     assert_eq!(refused.status, 429);
     assert_eq!(
         refused.body.as_ref().map(|b| b.code),

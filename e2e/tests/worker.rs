@@ -681,14 +681,10 @@ async fn an_upgrade_without_a_valid_session_cookie_is_refused_with_401() -> Resu
 async fn an_upgrade_to_an_unknown_room_is_refused_with_404() -> Result {
     let alice = user("Alice").await?;
     for slug in [unique("nowhere").as_str(), "Not_A_Slug"] {
-        let refusal = RoomSocket::open(
-            &alice.ws_url(slug),
-            Some(alice.origin()),
-            Some(alice.cookie()),
-        )
-        .await?
-        .err()
-        .unwrap_or_else(|| panic!("upgrade to {slug} was accepted"));
+        let refusal = alice
+            .upgrade_refusal(slug)
+            .await?
+            .unwrap_or_else(|| panic!("upgrade to {slug} was accepted"));
         assert_eq!(refusal.status, 404, "{slug}");
         assert_eq!(refusal.body.map(|b| b.code), Some(ErrorCode::NotFound));
     }

@@ -23,7 +23,7 @@ use crate::profiles;
 use crate::rooms::contract::{
     self, Admission, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites,
     ListMembers, Moderate, NewInvite, ProfileChanged, Reconnect, Reuse, RoomCall, Search, Seed,
-    Upgrade,
+    SocketRequest, Upgrade,
 };
 use crate::rooms::{hints, queries};
 use crate::session::{self, SessionUser};
@@ -808,26 +808,21 @@ async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, A
     directory::get(env, slug).await?.ok_or_else(not_found)
 }
 
-/// What a socket URL's query asks: batched frames ([`shared::protocol::BATCH_QUERY`]), and the
-/// connection's first frame if it carries one ([`shared::protocol::FIRST_FRAME_PARAM`]).
-struct SocketQuery {
-    batch: bool,
-    first_frame: Option<String>,
-}
-
-impl SocketQuery {
-    fn of(req: &Request) -> Result<SocketQuery, ApiError> {
-        // The raw URL, not a parsed one: only the query is read.
-        let url = req.inner().url();
-        let query = url.split_once('?').map_or("", |(_, q)| q);
-        let query = query.split_once('#').map_or(query, |(q, _)| q);
-        Ok(SocketQuery {
-            batch: query
-                .split('&')
-                .any(|pair| pair == shared::protocol::BATCH_QUERY),
-            first_frame: shared::protocol::first_frame_in_query(query).transpose()?,
-        })
-    }
+/// What an upgrade request asks of its socket: batched frames
+/// ([`shared::protocol::BATCH_QUERY`]) and the first frame ([`shared::protocol::FIRST_FRAME_PARAM`])
+/// from its URL's query, and whether it came to localhost.
+fn socket_request(req: &Request) -> Result<SocketRequest, ApiError> {
+    // The raw URL, not a parsed one: only the query is read.
+    let url = req.inner().url();
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    Ok(SocketRequest {
+        batch: query
+            .split('&')
+            .any(|pair| pair == shared::protocol::BATCH_QUERY),
+        loopback: loopback(req),
+        first_frame: shared::protocol::first_frame_in_query(query).transpose()?,
+    })
 }
 
 /// Verifies the upgrade (origin, session, room) and hands it to the room's Durable Object with
@@ -841,8 +836,7 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         ));
     }
     check_origin(&req, true)?;
-    let SocketQuery { batch, first_frame } = SocketQuery::of(&req)?;
-    let loopback = loopback(&req);
+    let socket = socket_request(&req)?;
     let keys = config::session_keys(env)?;
     // A browser the room saw verified in the last minute (a reconnect, a reload) is admitted on
     // its cookies' digest alone; the room says if it does not know them, and they are verified
@@ -854,11 +848,9 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     if let (Some(credential), true) = (&credential, likely_known) {
         let reconnect = Reconnect {
             credential: credential.clone(),
-            batch,
-            loopback,
+            socket: socket.clone(),
             // Used only if the remembered connect is a guest's, as the full path would.
             network: Some(crate::network::key(&keys, slug, &client_ip(&req))),
-            first_frame: first_frame.clone(),
         };
         let response = contract::connect(env, slug, &Upgrade::Reconnect(reconnect)).await?;
         if response.status_code() != contract::NOT_VERIFIED_HERE {
@@ -948,11 +940,9 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
         owner_id: entry.created_by,
         admin: me.admin,
         avatar: me.avatar,
-        batch,
-        loopback,
+        socket,
         network,
         name_as_of,
-        first_frame,
         reuse,
     };
     let reusable = connect.reuse.clone();

@@ -83,13 +83,9 @@ pub struct Connect {
     /// The user's avatar URL.
     #[serde(default)]
     pub avatar: Option<String>,
-    /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`] on its socket URL).
+    /// What the upgrade request itself asks.
     #[serde(default)]
-    pub batch: bool,
-    /// The original request came to localhost: the room may honour test-only switches
-    /// (`BENCH_NO_FTS`), which it ignores for any other host.
-    #[serde(default)]
-    pub loopback: bool,
+    pub socket: SocketRequest,
     /// A guest's network as a keyed hash (`crate::network::key`), `None` for a signed-in
     /// account: the room refuses a new guest from a network under a guest's ban.
     #[serde(default)]
@@ -98,15 +94,28 @@ pub struct Connect {
     /// name comes from a cookie that may predate a rename (`shared::room::Conn::name_as_of`).
     #[serde(default)]
     pub name_as_of: Option<i64>,
-    /// The connection's first frame, carried in the socket URL
-    /// ([`shared::protocol::FIRST_FRAME_PARAM`]): the room takes it as the socket opens.
-    #[serde(default)]
-    pub first_frame: Option<String>,
     /// Whether, and until when, the room may admit this browser's next connects as this one
     /// without the Worker verifying them again. `None` for a user whose connect carries what
     /// may change without a push to the room (the assistant's memory of them).
     #[serde(default)]
     pub reuse: Option<Reuse>,
+}
+
+/// What an upgrade request asks of its socket, read from the request on every connect, verified
+/// in full or reused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SocketRequest {
+    /// The client accepts batched frames ([`shared::protocol::BATCH_QUERY`] on its socket URL).
+    #[serde(default)]
+    pub batch: bool,
+    /// The original request came to localhost: the room may honour test-only switches
+    /// (`BENCH_NO_FTS`), which it ignores for any other host.
+    #[serde(default)]
+    pub loopback: bool,
+    /// The connection's first frame, carried in the socket URL
+    /// ([`shared::protocol::FIRST_FRAME_PARAM`]): the room takes it as the socket opens.
+    #[serde(default)]
+    pub first_frame: Option<String>,
 }
 
 /// How long the room may reuse a [`Connect`] for the same browser's next connects
@@ -127,19 +136,13 @@ pub struct Reuse {
 pub struct Reconnect {
     /// A digest of the request's identity cookies (`crate::session::credential`).
     pub credential: String,
-    /// As [`Connect::batch`], from this request.
+    /// What this request asks of its socket.
     #[serde(default)]
-    pub batch: bool,
-    /// As [`Connect::loopback`], from this request.
-    #[serde(default)]
-    pub loopback: bool,
+    pub socket: SocketRequest,
     /// The request's network as a guest's would be keyed ([`Connect::network`]); used only if
     /// the remembered connect is a guest's.
     #[serde(default)]
     pub network: Option<String>,
-    /// As [`Connect::first_frame`], from this request.
-    #[serde(default)]
-    pub first_frame: Option<String>,
 }
 
 /// The status the room answers a [`Reconnect`] with when it remembers no connect for it (or

@@ -188,9 +188,7 @@ impl DurableObject for ChatRoom {
                 let Some(mut connect) = remembered else {
                     return Ok(Response::empty()?.with_status(NOT_VERIFIED_HERE));
                 };
-                connect.batch = request.batch;
-                connect.loopback = request.loopback;
-                connect.first_frame = request.first_frame;
+                connect.socket = request.socket;
                 if connect.network.is_some() {
                     connect.network = request.network;
                 }
@@ -199,7 +197,7 @@ impl DurableObject for ChatRoom {
                 (connect, None, true)
             }
         };
-        self.test_switches.set(connect.loopback);
+        self.test_switches.set(connect.socket.loopback);
         self.load(info)?;
 
         if let Err(refusal) = self.may_open_socket(&connect.author.id) {
@@ -253,7 +251,7 @@ impl DurableObject for ChatRoom {
                 ws: pair.server,
                 conn,
                 session: connect.session_id,
-                batch: connect.batch,
+                batch: connect.socket.batch,
             };
             slot.ws.serialize_attachment(slot.attachment(id))?;
             slots.insert(id, slot);
@@ -261,7 +259,7 @@ impl DurableObject for ChatRoom {
         };
         // The first frame from the URL, through the same gate as one sent on the socket: its
         // answer (the welcome and the page) is on its way as the upgrade completes.
-        if let Some(first) = connect.first_frame.as_deref() {
+        if let Some(first) = connect.socket.first_frame.as_deref() {
             if let Some(after) = self.take_frame(id, Frame::Text(first), at) {
                 // A first frame is a hello or a watch (the gate refuses anything else first):
                 // it posts and changes nothing, but may make a first-time member, recorded in
