@@ -1,5 +1,5 @@
 //! Live unread counts for the room list: one watching socket per joined room that is not
-//! open ([`ClientMessage::Watch`]). The room answers with the counts, then sends a small notice
+//! open ([`ClientMessage::Watch`], in its URL). The room answers with the counts, then sends a small notice
 //! for each message posted or deleted, which [`UnreadTracker`] turns into counts. The sockets
 //! hibernate with the room, so an idle watch costs the server nothing.
 
@@ -8,7 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::{Interval, Timeout};
-use shared::protocol::{close, ClientMessage, ServerMessage, UnreadCounts, PING_FRAME};
+use shared::protocol::{
+    close, first_frame_query, ClientMessage, ServerMessage, UnreadCounts, PING_FRAME,
+};
 use shared::unread::UnreadTracker;
 use shared::PROTOCOL_VERSION;
 use yew::Callback;
@@ -111,24 +113,19 @@ impl Drop for RoomWatch {
 }
 
 fn connect(state: &Rc<RefCell<State>>) {
-    let (open, frame, closed) = (
-        Rc::downgrade(state),
-        Rc::downgrade(state),
-        Rc::downgrade(state),
+    let (frame, closed) = (Rc::downgrade(state), Rc::downgrade(state));
+    // The watch rides in the socket URL: the room answers with the counts as it accepts.
+    let watch = ClientMessage::Watch {
+        protocol: PROTOCOL_VERSION,
+    };
+    let url = format!(
+        "{}?{}",
+        socket_url(&state.borrow().slug),
+        first_frame_query(&watch)
     );
-    let url = socket_url(&state.borrow().slug);
     let socket = Socket::open(
         &url,
-        move || {
-            let Some(state) = open.upgrade() else { return };
-            let state = state.borrow();
-            let watch = ClientMessage::Watch {
-                protocol: PROTOCOL_VERSION,
-            };
-            if let (Some(socket), Ok(text)) = (&state.socket, serde_json::to_string(&watch)) {
-                let _ = socket.ws.send_with_str(&text);
-            }
-        },
+        || {},
         move |text| on_frame(&frame, text),
         move |code, _| on_close(&closed, code),
     );

@@ -272,11 +272,19 @@ async fn a_watch_keeps_a_closed_rooms_unread_counts_live_and_equal_to_the_room_l
         Ok::<_, anyhow::Error>(unread_of(&bea.rooms().await?, &room.slug).map(|u| u.1))
     };
 
-    let mut watch = bea.connect(&room.slug).await?;
-    watch
-        .send_message(&ClientMessage::Watch {
-            protocol: shared::PROTOCOL_VERSION,
-        })
+    let watch_frame = ClientMessage::Watch {
+        protocol: shared::PROTOCOL_VERSION,
+    };
+    // Sent as a frame, the watch is answered with the counts...
+    let mut by_frame = bea.connect(&room.slug).await?;
+    by_frame.send_message(&watch_frame).await?;
+    let mut tracker = UnreadTracker::new(bea.user_id());
+    watch_changes(&mut by_frame, &mut tracker).await?;
+    assert_eq!(tracker.counts(), Some(UnreadCounts::default()));
+    by_frame.close().await;
+    // ...and in the socket URL, as the app sends it, as the socket opens.
+    let mut watch = bea
+        .connect_with_first_frame(&room.slug, &watch_frame)
         .await?;
     let mut tracker = UnreadTracker::new(bea.user_id());
     watch_changes(&mut watch, &mut tracker).await?;
