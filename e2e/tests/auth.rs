@@ -423,9 +423,12 @@ async fn a_guest_who_signs_in_keeps_their_id_and_messages_and_the_old_guest_cook
     );
     socket.close().await;
 
-    // A copy of the old guest cookie no longer acts as that (now signed-in) user.
+    // A copy of the old guest cookie no longer acts as that (now signed-in) user: not over the
+    // API, and not in a room that admitted it a moment ago either.
     let response = guest.get("/api/session").await?;
     expect_error(response, ErrorCode::Unauthorized).await?;
+    let refused = guest.upgrade_refusal(&room.slug).await?;
+    assert_eq!(refused.map(|r| r.status), Some(401));
     Ok(())
 }
 

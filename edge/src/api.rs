@@ -22,8 +22,8 @@ use crate::http::{
 use crate::profiles;
 use crate::rooms::contract::{
     self, Admission, AuditLog, Caller, Connect, ContextOf, Identity, Join, ListInvites,
-    ListMembers, Moderate, NewInvite, ProfileChanged, Reconnect, Reuse, RoomCall, Search, Seed,
-    SocketRequest, Upgrade,
+    ListMembers, Moderate, NewInvite, Reconnect, Reuse, RoomCall, Search, Seed, SocketRequest,
+    Upgrade,
 };
 use crate::rooms::{hints, queries};
 use crate::session::{self, SessionUser};
@@ -419,7 +419,7 @@ async fn create_session(req: Request, env: &Env) -> ApiResult {
         accounts::rename(env, &account.user_id, &name).await?;
         // Open rooms show the new name, and forget the connects that carry the old one.
         if let Some(stored) = profiles::get(env, &account.user_id).await? {
-            announce_profile(env, &stored).await;
+            profiles::announce(env, &stored).await;
         }
         let info = session_info(
             env,
@@ -602,7 +602,7 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
     let stored = profiles::get(env, &session.user_id)
         .await?
         .unwrap_or(profile);
-    announce_profile(env, &stored).await;
+    profiles::announce(env, &stored).await;
     let mut response = json(&stored, 200)?;
     if !session.signed_in() {
         // A guest's name lives in their signed cookie: renew it with the new name, keeping
@@ -624,38 +624,6 @@ async fn update_profile(req: Request, env: &Env) -> ApiResult {
         }
     }
     Ok(response)
-}
-
-/// Tells each room the user joined about their new name, avatar and assistant preferences.
-/// A room that fails is logged and skipped: the profile is stored, and the room shows the new
-/// name at the user's next connect verified in full (within a minute: a connect it remembers
-/// from before the change may still be reused until then, `shared::room::verified`).
-async fn announce_profile(env: &Env, profile: &Profile) {
-    // `profile` was read after the change was written, so no earlier read is newer than it.
-    let as_of = Some(now());
-    let rooms = match directory::rooms_of(env, &profile.user_id).await {
-        Ok(rooms) => rooms,
-        Err(e) => {
-            console_error!("could not list the rooms of {}: {e}", profile.user_id);
-            return;
-        }
-    };
-    let user = Identity {
-        id: profile.user_id.clone(),
-        name: profile.name.clone(),
-        admin: profile.admin,
-        avatar: profile.avatar.clone(),
-        prefs: profile.ai.clone(),
-    };
-    for slug in rooms {
-        let changed = ProfileChanged {
-            user: user.clone(),
-            as_of,
-        };
-        if let Err(e) = contract::call(env, &slug, changed).await {
-            console_error!("could not tell {slug} about a profile change: {e:?}");
-        }
-    }
 }
 
 /// `PUT /api/profile/avatar`: the image bytes as the body. Checked by content (PNG, JPEG,
@@ -693,7 +661,7 @@ async fn upload_avatar(mut req: Request, env: &Env) -> ApiResult {
     let stored = profiles::get(env, &me.id)
         .await?
         .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
-    announce_profile(env, &stored).await;
+    profiles::announce(env, &stored).await;
     Ok(json(&stored, 200)?)
 }
 
@@ -750,7 +718,7 @@ async fn update_user(req: Request, env: &Env, user_id: &str) -> ApiResult {
         // Open sockets hold the user's powers from when they connected: every room they are in
         // gets the new identity now, so a demoted admin keeps no admin power anywhere.
         if let Some(profile) = profiles::get(env, user_id).await? {
-            announce_profile(env, &profile).await;
+            profiles::announce(env, &profile).await;
         }
     }
     if let Some(disabled) = body.disabled {

@@ -6,11 +6,11 @@ use shared::moderation::http::AdminUser;
 use shared::moderation::AuditEntry;
 use shared::profile::{AiPrefs, Profile, Theme};
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, Env};
+use worker::{console_error, D1Database, D1PreparedStatement, Env};
 
 use crate::audit::AuditRow;
 use crate::directory::BINDING;
-use crate::rooms::contract::Identity;
+use crate::rooms::contract::{self, Identity, ProfileChanged};
 use crate::session::SessionUser;
 
 /// The R2 bucket of avatar images.
@@ -330,6 +330,38 @@ pub async fn audit_page(env: &Env, before: Option<u64>) -> worker::Result<Vec<Au
         .await?
         .results()?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// Tells each room the user joined about their new name, avatar and assistant preferences.
+/// A room that fails is logged and skipped: the profile is stored, and the room shows the new
+/// name at the user's next connect verified in full (within a minute: a connect it remembers
+/// from before the change may still be reused until then, `shared::room::verified`).
+pub async fn announce(env: &Env, profile: &Profile) {
+    // `profile` was read after the change was written, so no earlier read is newer than it.
+    let as_of = Some(crate::time::now());
+    let rooms = match crate::directory::rooms_of(env, &profile.user_id).await {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            console_error!("could not list the rooms of {}: {e}", profile.user_id);
+            return;
+        }
+    };
+    let user = Identity {
+        id: profile.user_id.clone(),
+        name: profile.name.clone(),
+        admin: profile.admin,
+        avatar: profile.avatar.clone(),
+        prefs: profile.ai.clone(),
+    };
+    for slug in rooms {
+        let changed = ProfileChanged {
+            user: user.clone(),
+            as_of,
+        };
+        if let Err(e) = contract::call(env, &slug, changed).await {
+            console_error!("could not tell {slug} about a profile change: {e:?}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -261,7 +261,20 @@ async fn sign_in(
         .await
         .map_err(internal)?
     {
-        SignIn::User(user_id) => Ok(user_id),
+        SignIn::User(user_id) => {
+            if context.guest_id.as_deref() == Some(user_id.as_str()) {
+                // The guest's id became this account's: its rooms show the account's profile,
+                // and forget the connects they remember of the guest, whose cookie no longer
+                // acts (a copy of it must not reconnect on what a room remembers).
+                if let Some(profile) = crate::profiles::get(env, &user_id)
+                    .await
+                    .map_err(internal)?
+                {
+                    crate::profiles::announce(env, &profile).await;
+                }
+            }
+            Ok(user_id)
+        }
         SignIn::Disabled => Err((LoginError::AccountDisabled, String::new())),
     }
 }
