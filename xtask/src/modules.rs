@@ -1,6 +1,8 @@
 //! The module graph of a crate's `src/`, read from its `use` declarations and `crate::` paths,
 //! and the import cycles in it. `edge/src` and `app/src` are kept free of cycles (a test below):
-//! a cycle through seven files of the Worker once made every change there touch them all.
+//! a cycle through seven files of the Worker once made every change there touch them all. A
+//! second layout rule is tested here too: no file of the room's home (`shared/src/room/`) grows
+//! past 800 lines.
 //!
 //! A module depends on another when it names one of its items: `use crate::a::b::Item`,
 //! `use super::sibling::Item`, or a `crate::a::f()` path in code. Unit tests at the end of a
@@ -273,6 +275,29 @@ mod tests {
         let graph = graph(&crate_src("app")).expect("app/src reads");
         assert!(graph.len() > 20, "read {} modules", graph.len());
         assert_eq!(cycles(&graph), Vec::<Vec<String>>::new());
+    }
+
+    /// Every `.rs` file under `dir`, with its line count.
+    fn line_counts(dir: &Path, out: &mut Vec<(PathBuf, usize)>) {
+        for entry in std::fs::read_dir(dir).expect("reads") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                line_counts(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("reads");
+                out.push((path, text.lines().count()));
+            }
+        }
+    }
+
+    #[test]
+    fn no_file_of_the_rooms_home_grows_past_800_lines() {
+        // The room was once one 3,175-line file mixing rules, storage and tests.
+        let mut files = Vec::new();
+        line_counts(&crate_src("shared").join("room"), &mut files);
+        assert!(files.len() > 10, "read {} files", files.len());
+        let long: Vec<_> = files.iter().filter(|(_, n)| *n > 800).collect();
+        assert!(long.is_empty(), "split these by concern: {long:?}");
     }
 
     #[test]
