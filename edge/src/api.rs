@@ -793,8 +793,38 @@ fn socket_request(req: &Request) -> Result<SocketRequest, ApiError> {
     })
 }
 
+/// A browser the room saw verified in the last minute (a reconnect, a reload) is admitted on its
+/// cookies' digest alone, when this isolate saw the room admit it (`rooms::hints`): the room's
+/// answer (the upgrade, or a refusal), or `None` when the room does not know the digest (or the
+/// isolate never saw it) and the request is to be verified in full.
+async fn reconnect(
+    req: &Request,
+    env: &Env,
+    slug: &str,
+    keys: &config::SessionKeys,
+    socket: &SocketRequest,
+    credential: &str,
+) -> Result<Option<Response>, ApiError> {
+    if !hints::likely_known(slug, credential, now()) {
+        return Ok(None);
+    }
+    let reconnect = Reconnect {
+        credential: credential.to_owned(),
+        socket: socket.clone(),
+        // Used only if the remembered connect is a guest's, as the full path would.
+        network: Some(crate::network::key(keys, slug, &client_ip(req))),
+    };
+    let answer = contract::connect(env, slug, &Upgrade::Reconnect(reconnect)).await?;
+    if answer.status_code() == contract::NOT_VERIFIED_HERE {
+        hints::forget(slug, credential);
+        return Ok(None);
+    }
+    Ok(Some(answer))
+}
+
 /// Verifies the upgrade (origin, session, room) and hands it to the room's Durable Object with
-/// the identity the server stamps on everything the connection does.
+/// the identity the server stamps on everything the connection does; a reconnect the room can
+/// admit on what it remembers skips the verification ([`reconnect`]).
 async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResult {
     let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
@@ -806,25 +836,11 @@ async fn connect(req: Request, env: &Env, ctx: &Context, slug: &str) -> ApiResul
     check_origin(&req, true)?;
     let socket = socket_request(&req)?;
     let keys = config::session_keys(env)?;
-    // A browser the room saw verified in the last minute (a reconnect, a reload) is admitted on
-    // its cookies' digest alone; the room says if it does not know them, and they are verified
-    // in full below.
     let credential = session::credential(&req).filter(|_| limits::is_valid_slug(slug));
-    let likely_known = credential
-        .as_deref()
-        .is_some_and(|c| hints::likely_known(slug, c, now()));
-    if let (Some(credential), true) = (&credential, likely_known) {
-        let reconnect = Reconnect {
-            credential: credential.clone(),
-            socket: socket.clone(),
-            // Used only if the remembered connect is a guest's, as the full path would.
-            network: Some(crate::network::key(&keys, slug, &client_ip(&req))),
-        };
-        let response = contract::connect(env, slug, &Upgrade::Reconnect(reconnect)).await?;
-        if response.status_code() != contract::NOT_VERIFIED_HERE {
-            return Ok(response);
+    if let Some(credential) = &credential {
+        if let Some(answer) = reconnect(&req, env, slug, &keys, &socket, credential).await? {
+            return Ok(answer);
         }
-        hints::forget(slug, credential);
     }
     // Before the name is read: a rename written after this moment may be newer than it.
     let read_at = now();

@@ -177,114 +177,7 @@ impl DurableObject for ChatRoom {
         };
         let upgrade: Upgrade = serde_json::from_str(&header)
             .map_err(|e| worker::Error::RustError(format!("bad connect header: {e}")))?;
-        let at = now();
-        let (connect, info, reused) = match upgrade {
-            Upgrade::Verified(connect) => {
-                let info = connect.room.clone();
-                (*connect, Some(info), false)
-            }
-            Upgrade::Reconnect(request) => {
-                let remembered = self.verified.borrow().get(&request.credential, at).cloned();
-                let Some(mut connect) = remembered else {
-                    return Ok(Response::empty()?.with_status(NOT_VERIFIED_HERE));
-                };
-                connect.socket = request.socket;
-                if connect.network.is_some() {
-                    connect.network = request.network;
-                }
-                // The directory entry it carried may be older than the room's own (settings
-                // change in the room): the room keeps what it has.
-                (connect, None, true)
-            }
-        };
-        self.test_switches.set(connect.socket.loopback);
-        self.load(info)?;
-
-        if let Err(refusal) = self.may_open_socket(&connect.author.id) {
-            return error_response(&refusal);
-        }
-
-        // The room decides the connection's role, and refuses banned users, non-members of a
-        // private room and new guests from a banned guest's network, before the upgrade.
-        let remember = match &connect.reuse {
-            Some(reuse) if !reused => Some((reuse.clone(), connect.clone())),
-            _ => None,
-        };
-        let mut conn = Conn::new(connect.author);
-        conn.personalization = connect.personalization;
-        conn.admin = connect.admin;
-        conn.avatar = connect.avatar;
-        conn.name_as_of = connect.name_as_of;
-        let admitted = match self.room.borrow_mut().as_mut() {
-            Some(room) => room.admit(&mut conn, &connect.owner_id, connect.network.as_deref(), at),
-            None => return Response::error("room not loaded", 500),
-        };
-        match admitted {
-            Ok(announce) => {
-                for effect in announce {
-                    self.carry_out(0, effect);
-                }
-            }
-            Err(failure) => return failure_response(failure),
-        }
-        // Only an admitted connect is remembered: a refusal is decided afresh every time.
-        if let Some((reuse, connect)) = remember {
-            let (user, session) = (connect.author.id.clone(), connect.session_id.clone());
-            self.verified.borrow_mut().remember(
-                reuse.credential,
-                &user,
-                session.as_deref(),
-                reuse.until,
-                connect,
-                at,
-            );
-        }
-
-        let pair = WebSocketPair::new()?;
-        let id = {
-            let mut slots = self.slots.borrow_mut();
-            let slots = slots.get_or_insert_with(IdMap::default);
-            let id = slots.keys().max().map_or(1, |m| m + 1);
-            self.state
-                .accept_websocket_with_tags(&pair.server, &[&id.to_string()]);
-            let slot = Slot {
-                ws: pair.server,
-                conn,
-                session: connect.session_id,
-                batch: connect.socket.batch,
-            };
-            slot.ws.serialize_attachment(slot.attachment(id))?;
-            slots.insert(id, slot);
-            id
-        };
-        // The first frame from the URL, through the same gate as one sent on the socket: its
-        // answer (the welcome and the page) is on its way as the upgrade completes.
-        if let Some(first) = connect.socket.first_frame.as_deref() {
-            if let Some(after) = self.take_frame(id, Frame::Text(first), at) {
-                // A first frame is a hello or a watch (the gate refuses anything else first):
-                // it posts and changes nothing, but may make a first-time member, recorded in
-                // the directory after the upgrade is answered.
-                for member in after.new_members {
-                    let record = record_member(self.env.clone(), self.slug(), member.user_id);
-                    self.state.wait_until(record);
-                }
-            }
-        }
-        if self.ai.has_work() {
-            // Assistant work found on wake (a queued answer) cannot run in this handler,
-            // which must answer the upgrade now: the alarm picks it up at once.
-            let _ = self.state.storage().set_alarm(1).await;
-        }
-        let timing = Headers::new();
-        timing.set(
-            JOIN_TIMING_HEADER,
-            if reused {
-                "join;desc=\"reused\""
-            } else {
-                "join;desc=\"verified\""
-            },
-        )?;
-        Ok(Response::from_websocket(pair.client)?.with_headers(timing))
+        self.upgrade(upgrade).await
     }
 
     async fn websocket_message(
@@ -491,6 +384,123 @@ impl ChatRoom {
 
     /// One person cannot hold more than their share of the room's sockets, nor the room more
     /// than it can serve.
+    /// A socket upgrade: the connect it stands for (verified now, or remembered for a
+    /// reconnect), admitted by the room, accepted, and its first frame taken.
+    async fn upgrade(&self, upgrade: Upgrade) -> worker::Result<Response> {
+        let at = now();
+        let (connect, info, reused) = match upgrade {
+            Upgrade::Verified(connect) => {
+                let info = connect.room.clone();
+                (*connect, Some(info), false)
+            }
+            Upgrade::Reconnect(request) => {
+                let remembered = self.verified.borrow().get(&request.credential, at).cloned();
+                let Some(mut connect) = remembered else {
+                    return Ok(Response::empty()?.with_status(NOT_VERIFIED_HERE));
+                };
+                connect.socket = request.socket;
+                if connect.network.is_some() {
+                    connect.network = request.network;
+                }
+                // The directory entry it carried may be older than the room's own (settings
+                // change in the room): the room keeps what it has.
+                (connect, None, true)
+            }
+        };
+        self.test_switches.set(connect.socket.loopback);
+        self.load(info)?;
+
+        if let Err(refusal) = self.may_open_socket(&connect.author.id) {
+            return error_response(&refusal);
+        }
+
+        // The room decides the connection's role, and refuses banned users, non-members of a
+        // private room and new guests from a banned guest's network, before the upgrade.
+        let mut conn = Conn::new(connect.author.clone());
+        conn.personalization = connect.personalization.clone();
+        conn.admin = connect.admin;
+        conn.avatar = connect.avatar.clone();
+        conn.name_as_of = connect.name_as_of;
+        let admitted = match self.room.borrow_mut().as_mut() {
+            Some(room) => room.admit(&mut conn, &connect.owner_id, connect.network.as_deref(), at),
+            None => return Response::error("room not loaded", 500),
+        };
+        match admitted {
+            Ok(announce) => {
+                for effect in announce {
+                    self.carry_out(0, effect);
+                }
+            }
+            Err(failure) => return failure_response(failure),
+        }
+        // Only an admitted connect is remembered: a refusal is decided afresh every time. Before
+        // any await, so no push forgetting this user can fall between admitting and remembering.
+        if let (Some(reuse), false) = (&connect.reuse, reused) {
+            let (user, session) = (connect.author.id.clone(), connect.session_id.clone());
+            let (credential, until) = (reuse.credential.clone(), reuse.until);
+            self.verified.borrow_mut().remember(
+                credential,
+                &user,
+                session.as_deref(),
+                until,
+                connect.clone(),
+                at,
+            );
+        }
+        let client = self.accept(&connect, conn, at)?;
+        if self.ai.has_work() {
+            // Assistant work found on wake (a queued answer) cannot run in this handler,
+            // which must answer the upgrade now: the alarm picks it up at once.
+            let _ = self.state.storage().set_alarm(1).await;
+        }
+        let timing = Headers::new();
+        timing.set(
+            JOIN_TIMING_HEADER,
+            if reused {
+                "join;desc=\"reused\""
+            } else {
+                "join;desc=\"verified\""
+            },
+        )?;
+        Ok(Response::from_websocket(client)?.with_headers(timing))
+    }
+
+    /// Accepts an admitted connection's socket (hibernatable, its table id as its tag), then
+    /// takes the first frame its URL carried: the client's end of the pair, for the response.
+    fn accept(&self, connect: &Connect, conn: Conn, at: i64) -> worker::Result<WebSocket> {
+        let pair = WebSocketPair::new()?;
+        let id = {
+            let mut slots = self.slots.borrow_mut();
+            let slots = slots.get_or_insert_with(IdMap::default);
+            let id = slots.keys().max().map_or(1, |m| m + 1);
+            self.state
+                .accept_websocket_with_tags(&pair.server, &[&id.to_string()]);
+            let slot = Slot {
+                ws: pair.server,
+                conn,
+                session: connect.session_id.clone(),
+                batch: connect.socket.batch,
+            };
+            slot.ws.serialize_attachment(slot.attachment(id))?;
+            slots.insert(id, slot);
+            id
+        };
+        // The first frame from the URL, through the same gate as one sent on the socket: its
+        // answer (the welcome and the page) is on its way as the upgrade completes.
+        if let Some(first) = connect.socket.first_frame.as_deref() {
+            if let Some(after) = self.take_frame(id, Frame::Text(first), at) {
+                // A first frame is a hello or a watch (the gate refuses anything else first):
+                // it posts and changes nothing, but may make a first-time member, recorded in
+                // the directory after the upgrade is answered.
+                for member in after.new_members {
+                    let record = record_member(self.env.clone(), self.slug(), member.user_id);
+                    self.state.wait_until(record);
+                }
+            }
+        }
+        Ok(pair.client)
+    }
+
     /// The room's answer to one frame from socket `id`, carried out (replies, broadcasts,
     /// closes); `None` if the socket or the room is gone. What is left needs I/O: the caller
     /// does it.
@@ -589,7 +599,7 @@ impl ChatRoom {
     /// preferences, and the room is told. A room that was never opened has nothing to tell.
     fn profile_changed(&self, r: ProfileChanged) -> Result<Done, Failure> {
         // A remembered connect carries the old name, avatar, preferences and admin flag.
-        self.verified.borrow_mut().forget_user(&r.user.id);
+        self.verified.borrow_mut().forget_user(&r.user.id, now());
         if self.load(None).is_err() {
             return Ok(Done { ok: true });
         }
@@ -961,10 +971,10 @@ impl ChatRoom {
         {
             let mut verified = self.verified.borrow_mut();
             if let Some(session) = &request.session_id {
-                verified.forget_session(session);
+                verified.forget_session(session, now());
             }
             if let Some(user) = &request.user_id {
-                verified.forget_user(user);
+                verified.forget_user(user, now());
             }
         }
         // A room never loaded (no stored entry) has no sockets to close.

@@ -14,7 +14,9 @@
 //!   expiry, the user's last-seen time) is refreshed as often as before;
 //! - ending a session, disabling or banning a user and changing a profile reach the room as
 //!   pushes that close sockets or update them; each also forgets what is remembered here, so the
-//!   next connect is verified in full and sees the change;
+//!   next connect is verified in full and sees the change, and for a minute after it nothing of
+//!   that user or session is remembered (a connect verified just before the change may arrive
+//!   just after its push);
 //! - it lives in memory only: a room that wakes from hibernation remembers nothing, and a
 //!   forgotten connect only costs a full verification.
 
@@ -44,6 +46,10 @@ struct Entry<T> {
 #[derive(Debug, Clone)]
 pub struct VerifiedConnects<T> {
     entries: HashMap<String, Entry<T>>,
+    /// When each user (`u:<id>`) or session (`s:<id>`) was last forgotten. A connect the Worker
+    /// verified just before a revocation may reach the room just after its push: for a minute
+    /// after a forget, that user's or session's connects are admitted but not remembered.
+    forgotten: HashMap<String, Millis>,
     capacity: usize,
 }
 
@@ -58,6 +64,7 @@ impl<T> VerifiedConnects<T> {
     pub fn with_capacity(capacity: usize) -> Self {
         VerifiedConnects {
             entries: HashMap::new(),
+            forgotten: HashMap::new(),
             capacity: capacity.max(1),
         }
     }
@@ -73,7 +80,15 @@ impl<T> VerifiedConnects<T> {
         value: T,
         now: Millis,
     ) {
-        if until <= now {
+        let forgotten_lately = |key: String| {
+            self.forgotten
+                .get(&key)
+                .is_some_and(|at| now - at < REUSE_MS)
+        };
+        if until <= now
+            || forgotten_lately(format!("u:{user_id}"))
+            || session_id.is_some_and(|s| forgotten_lately(format!("s:{s}")))
+        {
             return;
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&credential) {
@@ -108,15 +123,25 @@ impl<T> VerifiedConnects<T> {
             .map(|e| &e.value)
     }
 
-    /// Forgets every connect of `user_id`.
-    pub fn forget_user(&mut self, user_id: &str) {
+    /// Forgets every connect of `user_id`, and remembers none of theirs for a minute.
+    pub fn forget_user(&mut self, user_id: &str, now: Millis) {
         self.entries.retain(|_, e| e.user_id != user_id);
+        self.forgot(format!("u:{user_id}"), now);
     }
 
-    /// Forgets every connect through signed-in session `session_id`.
-    pub fn forget_session(&mut self, session_id: &str) {
+    /// Forgets every connect through signed-in session `session_id`, and remembers none through
+    /// it for a minute.
+    pub fn forget_session(&mut self, session_id: &str, now: Millis) {
         self.entries
             .retain(|_, e| e.session_id.as_deref() != Some(session_id));
+        self.forgot(format!("s:{session_id}"), now);
+    }
+
+    fn forgot(&mut self, key: String, now: Millis) {
+        if self.forgotten.len() >= self.capacity {
+            self.forgotten.retain(|_, at| now - *at < REUSE_MS);
+        }
+        self.forgotten.insert(key, now);
     }
 
     /// How many connects are remembered (expired ones included until they are pushed out).
@@ -189,7 +214,7 @@ mod tests {
             "phone",
             NOW,
         );
-        v.forget_session("s-alice");
+        v.forget_session("s-alice", NOW);
         assert_eq!(v.get("alice-cookies", NOW), None);
         assert_eq!(v.get("alice-phone", NOW), Some(&"phone"));
         assert_eq!(v.get("guest-cookies", NOW), Some(&"guest"));
@@ -206,10 +231,57 @@ mod tests {
             "phone",
             NOW,
         );
-        v.forget_user("alice");
+        v.forget_user("alice", NOW);
         assert_eq!(v.get("alice-cookies", NOW), None);
         assert_eq!(v.get("alice-phone", NOW), None);
         assert_eq!(v.get("guest-cookies", NOW), Some(&"guest"));
+    }
+
+    #[test]
+    fn a_connect_verified_before_a_forget_but_arriving_after_it_is_admitted_not_remembered() {
+        let mut v = remembered();
+        v.forget_user("alice", NOW);
+        v.forget_session("s-bob", NOW);
+        // In flight when the pushes arrived: not remembered within the minute...
+        v.remember(
+            "alice-again".into(),
+            "alice",
+            None,
+            NOW + REUSE_MS,
+            "a",
+            NOW + 10,
+        );
+        v.remember(
+            "bob".into(),
+            "bob",
+            Some("s-bob"),
+            NOW + REUSE_MS,
+            "b",
+            NOW + 10,
+        );
+        assert_eq!(v.get("alice-again", NOW + 20), None);
+        assert_eq!(v.get("bob", NOW + 20), None);
+        // ...nor does it touch anyone else's...
+        v.remember(
+            "carol".into(),
+            "carol",
+            Some("s-carol"),
+            NOW + REUSE_MS,
+            "c",
+            NOW + 10,
+        );
+        assert_eq!(v.get("carol", NOW + 20), Some(&"c"));
+        // ...and a minute on, a fresh verification is remembered again.
+        let later = NOW + REUSE_MS;
+        v.remember(
+            "alice-later".into(),
+            "alice",
+            None,
+            later + REUSE_MS,
+            "a",
+            later,
+        );
+        assert_eq!(v.get("alice-later", later + 1), Some(&"a"));
     }
 
     #[test]
