@@ -104,8 +104,20 @@ impl DevServer {
             running: None,
         };
         server.migrate().await?;
-        server.launch().await?;
-        Ok(server)
+        let mut attempt = 1;
+        loop {
+            match server.launch().await {
+                Ok(()) => return Ok(server),
+                // Ports are chosen free, then bound by workerd a moment later: on a machine
+                // starting several servers at once, another may take one in between. New ports.
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    attempt += 1;
+                    server.port = free_port()?;
+                    server.inspector_port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The server's origin, `http://127.0.0.1:<port>`.
