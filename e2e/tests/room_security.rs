@@ -164,6 +164,37 @@ async fn joins_from(session: &Session, slug: &str, client_ip: Option<&str>) -> R
 }
 
 #[tokio::test]
+async fn a_guest_reconnecting_from_another_network_is_banned_by_the_network_they_came_back_from(
+) -> Result {
+    let owner = user("Owner").await?;
+    let room = owner.new_room().await?;
+    let slug = room.slug.as_str();
+    let guest = user("Roaming Gus").await?;
+    joins_from(&guest, slug, Some("198.51.100.1")).await?;
+    // Seconds later from another network: admitted on the room's memory of the first connect,
+    // yet the network it records is this request's.
+    let mut back = guest
+        .connect_from(slug, Some("198.51.100.77"))
+        .await?
+        .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
+    assert!(back.reused_verification());
+    back.hello(None).await?;
+    back.close().await;
+    ban_http(&owner, slug, &guest).await?;
+
+    let fresh = user("Gus again").await?;
+    refused_from(
+        &fresh,
+        slug,
+        Some("198.51.100.77"),
+        ErrorCode::NetworkBanned,
+    )
+    .await?;
+    joins_from(&fresh, slug, Some("198.51.100.1")).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn banning_a_guest_keeps_new_guests_from_their_network_out_but_not_accounts() -> Result {
     let owner = user("Owner").await?;
     let room = owner.new_room().await?;
