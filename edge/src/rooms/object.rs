@@ -58,6 +58,18 @@ impl Identity {
     }
 }
 
+impl Connect {
+    /// The connection it opens; its room role is decided by the room ([`Room::admit`]).
+    fn conn(&self) -> Conn {
+        let mut conn = Conn::new(self.author.clone());
+        conn.personalization.clone_from(&self.personalization);
+        conn.admin = self.admin;
+        conn.avatar.clone_from(&self.avatar);
+        conn.name_as_of = self.name_as_of;
+        conn
+    }
+}
+
 /// Stored in each socket's attachment, so it survives hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Attachment {
@@ -416,11 +428,7 @@ impl ChatRoom {
 
         // The room decides the connection's role, and refuses banned users, non-members of a
         // private room and new guests from a banned guest's network, before the upgrade.
-        let mut conn = Conn::new(connect.author.clone());
-        conn.personalization = connect.personalization.clone();
-        conn.admin = connect.admin;
-        conn.avatar = connect.avatar.clone();
-        conn.name_as_of = connect.name_as_of;
+        let mut conn = connect.conn();
         let admitted = match self.room.borrow_mut().as_mut() {
             Some(room) => room.admit(&mut conn, &connect.owner_id, connect.network.as_deref(), at),
             None => return Response::error("room not loaded", 500),
