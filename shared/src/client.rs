@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ChatError, ErrorCode};
 use crate::protocol::{
-    Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
+    Author, ClientMessage, PrivateAnswer, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
     Seq, ServerMessage, UnreadCounts, Vote, PROTOCOL_VERSION,
 };
 
@@ -300,6 +300,7 @@ pub struct ClientRoom {
     members: Vec<Member>,
     read: Option<Seq>,
     unread: UnreadCounts,
+    private: BTreeMap<u64, PrivateAnswer>,
 }
 
 /// The thread shown in the side panel.
@@ -509,6 +510,23 @@ impl ClientRoom {
     /// The pinned messages, once asked for ([`ClientRoom::request_pins`]).
     pub fn pinned(&self) -> Option<&[MessageView]> {
         self.pinned.as_deref()
+    }
+
+    /// Asks the assistant for a private "catch me up" (or, with `thread`, a summary of that
+    /// thread). Only while live: it is a request, not a mutation the outbox keeps.
+    pub fn catch_up(&self, thread: Option<Seq>) -> Option<ClientMessage> {
+        (self.phase() == Phase::Live).then_some(ClientMessage::CatchUp { thread })
+    }
+
+    /// The private answers the room sent this user, oldest first.
+    pub fn private_answers(&self) -> impl Iterator<Item = &PrivateAnswer> {
+        self.private.values()
+    }
+
+    /// Forgets a private answer the user dismissed (the room sends it again after a reload
+    /// while it is recent).
+    pub fn dismiss_private(&mut self, id: u64) {
+        self.private.remove(&id);
     }
 
     /// Asks for the pinned list; it then stays current with pin events.
@@ -887,6 +905,11 @@ impl ClientRoom {
             }
             ServerMessage::RoomUpdated { room } => {
                 self.room = Some(room);
+                applied.messages_changed = true;
+            }
+            ServerMessage::Private { answer } => {
+                // Each frame holds the whole answer as it stands.
+                self.private.insert(answer.id, answer);
                 applied.messages_changed = true;
             }
             ServerMessage::Applied { .. }

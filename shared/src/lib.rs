@@ -9,6 +9,8 @@ pub mod auth;
 pub mod client;
 pub mod emoji;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod grounding;
 pub mod limits;
 #[cfg(feature = "markdown")]
 pub mod markdown;

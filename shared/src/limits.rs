@@ -146,6 +146,7 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
         | ClientMessage::Members {}
         | ClientMessage::Typing {}
         | ClientMessage::Ping {}
+        | ClientMessage::CatchUp { .. }
         | ClientMessage::Watch { .. } => Ok(()),
     }
 }

@@ -159,6 +159,14 @@ pub enum ClientMessage {
         /// The client's [`PROTOCOL_VERSION`].
         protocol: u32,
     },
+    /// "Catch me up" (no `thread`): a summary, only for you, of the timeline since your read
+    /// position; with `thread`, a summary of that thread. Answered by
+    /// [`ServerMessage::Private`] frames as it is written; nothing is stored in the room's log.
+    CatchUp {
+        /// The thread to summarize instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread: Option<Seq>,
+    },
     /// A privileged command (kick, ban, mute, role change, room settings). Answered by
     /// [`ServerMessage::Applied`] or an error carrying the same `client_id`; not sequenced.
     Moderate {
@@ -193,6 +201,7 @@ impl ClientMessage {
             | ClientMessage::Members {}
             | ClientMessage::Typing {}
             | ClientMessage::Ping {}
+            | ClientMessage::CatchUp { .. }
             | ClientMessage::Watch { .. } => None,
         }
     }
@@ -477,6 +486,12 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "is_false")]
         removed: bool,
     },
+    /// An answer only you see ("catch me up", a thread summary), whole as it stands: sent as
+    /// it is written, when it ends, and again after your hello while it is recent.
+    Private {
+        /// The answer.
+        answer: PrivateAnswer,
+    },
     /// A frame type this build does not know; ignored so that newer rooms can add frames.
     Unknown,
 }
@@ -508,6 +523,7 @@ pub enum ServerType {
     ProfileUpdated,
     RoomUpdated,
     Activity,
+    Private,
     /// A tag this build does not know.
     #[serde(other)]
     Unknown,
@@ -537,6 +553,7 @@ impl ServerMessage {
             ServerMessage::ProfileUpdated { .. } => ServerType::ProfileUpdated,
             ServerMessage::RoomUpdated { .. } => ServerType::RoomUpdated,
             ServerMessage::Activity { .. } => ServerType::Activity,
+            ServerMessage::Private { .. } => ServerType::Private,
             ServerMessage::Unknown => ServerType::Unknown,
         }
     }
@@ -614,6 +631,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
             mentions: Option<Vec<String>>,
             #[serde(default)]
             removed: bool,
+            answer: Option<PrivateAnswer>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind {
@@ -700,6 +718,9 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 main: required(f.main, "main")?,
                 mentions: f.mentions.unwrap_or_default(),
                 removed: f.removed,
+            },
+            ServerType::Private => ServerMessage::Private {
+                answer: required(f.answer, "answer")?,
             },
             ServerType::Unknown => ServerMessage::Unknown,
         })
@@ -1174,6 +1195,86 @@ pub struct AnswerMeta {
     pub first_token_ms: u32,
     /// Time from the request to the end, in ms.
     pub total_ms: u32,
+    /// The room messages retrieved for the prompt, in the order they were numbered: source
+    /// `[n]` in the text is `retrieved[n - 1]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retrieved: Vec<Seq>,
+    /// The sources the text cites, each once, in the order first cited. Every one was
+    /// retrieved: a number the model invented is removed from the text before anyone sees it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
+    /// How many citations the model invented (numbers it was not given), removed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_citations: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// A room message an answer cites as `[n]`: enough to name it and open it in context. Its text is
+/// not copied here: the log keeps no second copy of words a delete must scrub, so a client reads
+/// the excerpt it shows on hover from the message itself (`GET /api/rooms/<slug>/context/<seq>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The number the text cites it by.
+    pub n: u32,
+    /// The message.
+    pub seq: Seq,
+    /// Its author's name when it was retrieved.
+    pub author: String,
+    /// When it was posted.
+    pub at: Millis,
+    /// Its thread's root, for a thread reply (the message opens in that thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+}
+
+/// What a private answer is ([`ServerMessage::Private`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivateKind {
+    /// "Catch me up": what happened in the room's timeline since the asker's read position.
+    CatchUp,
+    /// "Summarize thread": a thread's root and replies.
+    Thread,
+    /// A kind this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// An answer only its asker sees: never an event, never broadcast, sent to the asker's own
+/// connections in the room as it is written and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateAnswer {
+    /// The room's id for it.
+    pub id: u64,
+    /// What was asked.
+    pub kind: PrivateKind,
+    /// The summarized thread's root (kind `thread`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Seq>,
+    /// The range it covers is the messages after this seq …
+    pub after: Seq,
+    /// … up to and including this one.
+    pub upto: Seq,
+    /// How many messages in that range it was given (the prompt budget may keep fewer than
+    /// the range holds; the note under the answer says so).
+    pub considered: u32,
+    /// How many messages the range holds.
+    pub total: u32,
+    /// Queued, streaming, done or failed.
+    pub state: AnswerState,
+    /// The text so far (the whole text, not a delta).
+    pub text: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AnswerError>,
+    /// How it was produced, once done (its citations among them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<AnswerMeta>,
+    /// When it was asked.
+    pub at: Millis,
 }
 
 /// A rating of an answer.

@@ -224,6 +224,21 @@ pub fn parse_day(text: &str) -> Option<Millis> {
     Some((era * 146_097 + doe - 719_468) * DAY_MS)
 }
 
+/// The UTC day of a time, as `YYYY-MM-DD` (the inverse of [`parse_day`]).
+pub fn format_day(at: Millis) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = at.div_euclid(DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -323,6 +338,13 @@ pub fn hybrid_rank(full_text: &[Seq], semantic: &[Seq], limit: usize) -> Vec<(Se
 mod tests {
     use super::*;
     use crate::protocol::{Author, Role};
+
+    #[test]
+    fn a_day_formats_back_to_what_it_was_parsed_from() {
+        for day in ["1970-01-01", "2024-02-29", "2026-11-30", "2100-03-01"] {
+            assert_eq!(format_day(parse_day(day).unwrap() + 3_600_000), day);
+        }
+    }
 
     #[test]
     fn words_phrases_and_filters_are_parsed() {

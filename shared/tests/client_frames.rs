@@ -136,6 +136,7 @@ fn rules_broken(message: &ClientMessage) -> Vec<ErrorCode> {
         | ClientMessage::Members {}
         | ClientMessage::Typing {}
         | ClientMessage::Ping {}
+        | ClientMessage::CatchUp { .. }
         | ClientMessage::Watch { .. } => {}
     }
     broken

@@ -429,6 +429,11 @@ impl<D: Sql> Room<D> {
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.renames_since(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.stream_snapshot().map(Effect::Reply));
+                effects.extend(
+                    self.private_snapshot(&conn.author.id, now)?
+                        .into_iter()
+                        .map(Effect::Reply),
+                );
                 if first_join {
                     effects.push(Effect::NewMember(conn.member()));
                 }
@@ -563,6 +568,7 @@ impl<D: Sql> Room<D> {
                 ErrorCode::InvalidFrame,
                 "This connection already joined the room; a watch must be a connection's first frame.",
             )),
+            ClientMessage::CatchUp { thread } => self.ask_private(conn, thread, self.head, now),
             ClientMessage::Moderate { client_id, command } => {
                 let mut effects = vec![Effect::Reply(ServerMessage::Applied { client_id })];
                 effects.extend(self.command(conn, command, now)?);

@@ -154,6 +154,7 @@ impl<D: Sql> Room<D> {
             asker: answer.asker,
             version: answer.version + 1,
             personalization,
+            private: None,
         });
         let mut effects = Self::acknowledged(client_id, event);
         effects.extend(self.start_next(now)?);

@@ -12,13 +12,18 @@
 //! normal message and the asker gets `ai_busy`. Queued answers are posted at once (state
 //! `queued`) so everyone sees the assistant has it.
 
+mod grounded;
 mod manage;
+
+pub use grounded::{CANDIDATES, MAX_SOURCES, PRIVATE_RESEND_MS};
+use grounded::{Grounding, PrivateJob};
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use crate::ai::{self, CompletionRequest, Personalization, PromptInput, Usage};
+use crate::grounding;
 use crate::error::{ChatError, ErrorCode};
 use crate::permissions::Action;
 use crate::protocol::{
@@ -49,6 +54,16 @@ pub fn public_failure(code: ErrorCode) -> AnswerError {
     AnswerError {
         code,
         message: message.into(),
+    }
+}
+
+/// An error frame answering no mutation.
+fn error_frame(err: ChatError) -> ServerMessage {
+    ServerMessage::Error {
+        code: err.code,
+        message: err.message,
+        client_id: None,
+        retry_after_ms: err.retry_after_ms,
     }
 }
 
@@ -149,6 +164,8 @@ struct Job {
     asker: String,
     version: u32,
     personalization: Personalization,
+    /// A private answer's record; `None` for an answer in the room.
+    private: Option<PrivateJob>,
 }
 
 /// The answer being written.
@@ -166,6 +183,8 @@ struct Running {
     /// The prompt's estimated size, for when the provider reports no usage.
     prompt_estimate: u32,
     usage: Option<Usage>,
+    /// The messages it may cite and the citations it made.
+    grounding: Grounding,
 }
 
 /// Data for analytics outside the room (the Durable Object writes it to D1).
@@ -220,6 +239,7 @@ impl Default for Job {
             asker: String::new(),
             version: 1,
             personalization: Personalization::default(),
+            private: None,
         }
     }
 }
@@ -238,16 +258,20 @@ impl Assistant {
         self.running.as_ref().map(|r| (r.job.target, r.gen))
     }
 
-    /// Answers waiting, in order.
+    /// Answers waiting, in order (private ones, which have no message, as 0).
     pub fn queued(&self) -> Vec<Seq> {
         self.queue.iter().map(|j| j.target).collect()
     }
 
+    /// Who asked for generation `gen` (their budget pays for it).
+    pub fn asker(&self, gen: u64) -> Option<&str> {
+        let running = self.running.as_ref().filter(|r| r.gen == gen)?;
+        Some(running.job.asker.as_str())
+    }
+
     fn is_active(&self, target: Seq) -> bool {
-        self.running
-            .as_ref()
-            .is_some_and(|r| r.job.target == target)
-            || self.queue.iter().any(|j| j.target == target)
+        let public = |j: &Job| j.private.is_none() && j.target == target;
+        self.running.as_ref().is_some_and(|r| public(&r.job)) || self.queue.iter().any(public)
     }
 
     /// Refuses a new question when the asker is over their rate or the queue is full.
@@ -333,14 +357,17 @@ impl<D: Sql> Room<D> {
         if !asks || conn.author.id == ASSISTANT_ID {
             return Ok(vec![]);
         }
+        if let Some(thread) = self.private_intent(text, thread) {
+            // The request is stored like any message; only the answer is private.
+            return match self.ask_private(conn, thread, message.seq - 1, now) {
+                Ok(effects) => Ok(effects),
+                Err(Failure::Refused(err)) => Ok(vec![Effect::Reply(error_frame(err))]),
+                Err(failure) => Err(failure),
+            };
+        }
         if let Err(err) = self.assistant.admit(&conn.author.id, now) {
             // The question itself is stored and acknowledged; only the answer is refused.
-            return Ok(vec![Effect::Reply(ServerMessage::Error {
-                code: err.code,
-                message: err.message,
-                client_id: None,
-                retry_after_ms: err.retry_after_ms,
-            })]);
+            return Ok(vec![Effect::Reply(error_frame(err))]);
         }
         let answer = self.append_event(
             assistant_author(),
@@ -359,6 +386,7 @@ impl<D: Sql> Room<D> {
             asker: conn.author.id.clone(),
             version: 1,
             personalization: conn.personalization.clone(),
+            private: None,
         });
         let notify = self.activity(&answer, Vec::new(), None)?;
         let mut effects = vec![Effect::Broadcast(ServerMessage::Event { event: answer })];
@@ -375,21 +403,26 @@ impl<D: Sql> Room<D> {
         let Some(job) = self.assistant.queue.pop_front() else {
             return Ok(vec![]);
         };
-        let started = self.append_event(
-            assistant_author(),
-            None,
-            now,
-            EventKind::AnswerStatus {
-                target: job.target,
-                version: job.version,
-                status: AnswerState::Streaming,
-                text: String::new(),
-                error: None,
-                meta: None,
-            },
-        )?;
-        let request = self.answer_request(&job)?;
-        let prompt_estimate = request
+        let mut effects = Vec::new();
+        if job.private.is_none() {
+            let started = self.append_event(
+                assistant_author(),
+                None,
+                now,
+                EventKind::AnswerStatus {
+                    target: job.target,
+                    version: job.version,
+                    status: AnswerState::Streaming,
+                    text: String::new(),
+                    error: None,
+                    meta: None,
+                },
+            )?;
+            effects.push(Effect::Broadcast(ServerMessage::Event { event: started }));
+        }
+        let prepared = self.prepare(&job)?;
+        let prompt_estimate = prepared
+            .request
             .messages
             .iter()
             .map(|m| ai::estimate_tokens(&m.content))
@@ -397,7 +430,7 @@ impl<D: Sql> Room<D> {
         self.assistant.next_gen += 1;
         let gen = self.assistant.next_gen;
         let target = job.target;
-        self.assistant.running = Some(Running {
+        let running = Running {
             gen,
             job,
             flushed: String::new(),
@@ -407,51 +440,35 @@ impl<D: Sql> Room<D> {
             first_token_at: None,
             prompt_estimate,
             usage: None,
-        });
-        Ok(vec![
-            Effect::Broadcast(ServerMessage::Event { event: started }),
-            Effect::Generate {
+            grounding: Grounding {
+                filter: grounding::CitationFilter::new(prepared.sources.len()),
+                sources: prepared.sources,
+                room_question: prepared.room_question,
+                retrieval: prepared.retrieval,
+            },
+        };
+        effects.extend(Self::private_frame(&running, AnswerState::Streaming));
+        self.assistant.running = Some(running);
+        match prepared.immediate {
+            // Nothing for the provider to do: the answer is known (nothing in the room matches,
+            // nothing is unread).
+            Some(text) => {
+                if let Some(running) = self.assistant.running.as_mut() {
+                    running.pending = text;
+                }
+                let source = Source {
+                    provider: "room".into(),
+                    model: String::new(),
+                };
+                effects.extend(self.ai_finish(gen, Ok(source), now)?);
+            }
+            None => effects.push(Effect::Generate {
                 gen,
                 target,
-                request,
-            },
-        ])
-    }
-
-    /// The prompt for a job: the messages up to the question (not what came after it while
-    /// it waited), the summary, and the asker's preferences.
-    fn answer_request(&self, job: &Job) -> Result<CompletionRequest, Failure> {
-        let config = self.assistant.config;
-        let mut history = match job.thread {
-            Some(root) => {
-                let (root, mut replies, _) = self.thread(root)?;
-                replies.retain(|m| m.seq <= job.prompt);
-                let skip = replies.len().saturating_sub(config.context_messages);
-                std::iter::once(root)
-                    .chain(replies.into_iter().skip(skip))
-                    .collect()
-            }
-            None => {
-                self.store
-                    .messages_before(Some(job.prompt + 1), config.context_messages)?
-                    .0
-            }
-        };
-        history.retain(|m| m.answer.as_ref().is_none_or(|a| !a.state.is_active()));
-        let summary = self.store.summary()?;
-        let messages = ai::build_prompt(&PromptInput {
-            room: &self.info,
-            summary: summary.as_ref().map(|s| s.text.as_str()),
-            history: &history,
-            asker_id: &job.asker,
-            personalization: &job.personalization,
-            budget_tokens: config.context_tokens,
-        });
-        Ok(CompletionRequest {
-            messages,
-            max_tokens: config.max_tokens,
-            temperature: config.temperature,
-        })
+                request: prepared.request,
+            }),
+        }
+        Ok(effects)
     }
 
     /// Sends and persists the text received so far.
@@ -466,6 +483,13 @@ impl<D: Sql> Room<D> {
         let text = std::mem::take(&mut running.pending);
         running.flushed.push_str(&text);
         running.last_flush_at = Some(now);
+        if running.job.private.is_some() {
+            // Private text is stored when it ends; a reconnect meanwhile gets it from memory.
+            let running = &*running;
+            return Ok(Self::private_frame(running, AnswerState::Streaming)
+                .into_iter()
+                .collect());
+        }
         let (target, version) = (running.job.target, running.job.version);
         self.store.set_answer_text(target, &running.flushed)?;
         Ok(vec![Effect::Broadcast(ServerMessage::Stream {
@@ -486,7 +510,9 @@ impl<D: Sql> Room<D> {
             return Ok(vec![]);
         };
         running.first_token_at.get_or_insert(now);
-        running.pending.push_str(text);
+        // Invented citations are removed before anyone sees them.
+        let shown = running.grounding.filter.push(text);
+        running.pending.push_str(&shown);
         let due = running
             .last_flush_at
             .is_none_or(|at| now - at >= STREAM_BATCH_MS);
@@ -529,9 +555,11 @@ impl<D: Sql> Room<D> {
         outcome: Result<Source, ChatError>,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
-        if self.current(gen).is_none() {
+        let Some(running) = self.current(gen) else {
             return Ok(vec![]);
-        }
+        };
+        let held = running.grounding.filter.finish();
+        running.pending.push_str(&held);
         let mut effects = self.flush(now)?;
         let Some(running) = self.assistant.running.take() else {
             return Ok(effects);
@@ -550,7 +578,7 @@ impl<D: Sql> Room<D> {
             prompt_tokens: running.prompt_estimate,
             completion_tokens: ai::estimate_tokens(&running.flushed) as u32,
         });
-        let meta = AnswerMeta {
+        let mut meta = AnswerMeta {
             provider: source.provider,
             model: source.model,
             tokens_in: usage.prompt_tokens,
@@ -559,7 +587,16 @@ impl<D: Sql> Room<D> {
                 .first_token_at
                 .map_or(0, |t| (t - running.started_at).max(0) as u32),
             total_ms: (now - running.started_at).max(0) as u32,
+            ..AnswerMeta::default()
         };
+        let (text, cited) =
+            Self::ground_final(running.flushed.clone(), status, &running.grounding);
+        Self::grounded_meta(&mut meta, &running.grounding, &cited);
+        if running.job.private.is_some() {
+            effects.extend(self.finish_private(&running, text, status, error, meta)?);
+            effects.extend(self.start_next(now)?);
+            return Ok(effects);
+        }
         let record = Record::Answer {
             target: running.job.target,
             asker: running.job.asker.clone(),
@@ -575,7 +612,7 @@ impl<D: Sql> Room<D> {
                 target: running.job.target,
                 version: running.job.version,
                 status,
-                text: running.flushed,
+                text,
                 error,
                 meta: Some(meta),
             },
@@ -663,6 +700,7 @@ impl<D: Sql> Room<D> {
         if self.assistant.running.is_some() || !self.assistant.queue.is_empty() {
             return Ok(vec![]);
         }
+        self.fail_unfinished_private()?;
         let unfinished = self.store.unfinished_answers()?;
         let mut effects = Vec::new();
         for message in unfinished {
@@ -703,6 +741,7 @@ impl<D: Sql> Room<D> {
                         asker: answer.asker,
                         version: if fresh { 1 } else { answer.version + 1 },
                         personalization: Personalization::default(),
+                        private: None,
                     });
                 }
                 _ => {}
@@ -716,6 +755,9 @@ impl<D: Sql> Room<D> {
     /// far of the answer being streamed, from offset 0 (the client keeps what it has).
     pub fn stream_snapshot(&self) -> Option<ServerMessage> {
         let running = self.assistant.running.as_ref()?;
+        if running.job.private.is_some() {
+            return None;
+        }
         Some(ServerMessage::Stream {
             target: running.job.target,
             version: running.job.version,

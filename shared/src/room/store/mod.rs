@@ -12,6 +12,7 @@
 //! This file holds the log and the messages; `members.rs` members, reads and moderation
 //! records; `search.rs` full-text search and context; `schema.rs` the versioned migrations.
 
+mod grounding;
 mod members;
 pub mod schema;
 mod search;

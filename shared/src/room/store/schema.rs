@@ -159,6 +159,18 @@ pub const MIGRATIONS: &[&str] = &[
     // How recent a member's stored name is (`MemberRecord::name_as_of`): a connect that read
     // the name before a rename reached the room must not undo it.
     "ALTER TABLE member_roles ADD COLUMN name_as_of INTEGER;",
+    // Private answers ("catch me up", thread summaries): never events, so never replayed or
+    // broadcast; kept a day so an asker who reloads mid-answer still gets it.
+    "CREATE TABLE private_answers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX private_answers_by_user ON private_answers (user_id, at);
+    CREATE INDEX private_answers_unfinished ON private_answers (state)
+        WHERE state IN ('queued', 'streaming');",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
