@@ -124,12 +124,12 @@ fn numbered(sources: &[MessageView]) -> String {
         while !m.text.is_char_boundary(end) {
             end -= 1;
         }
-        let speaker = format!(
-            "{}, {}",
-            m.author.name,
-            crate::search::format_day(m.at)
-        );
-        block.push_str(&format!("[{}] {}\n", i + 1, quote(&speaker, &m.text[..end])));
+        let speaker = format!("{}, {}", m.author.name, crate::search::format_day(m.at));
+        block.push_str(&format!(
+            "[{}] {}\n",
+            i + 1,
+            quote(&speaker, &m.text[..end])
+        ));
     }
     block
 }
@@ -154,7 +154,10 @@ pub fn build_digest_prompt(
     personalization: &Personalization,
 ) -> Vec<ChatMessage> {
     let what = match digest {
-        Digest::CatchUp => format!("what happened in the chat room \"{}\" since {asker} last read it", room.name),
+        Digest::CatchUp => format!(
+            "what happened in the chat room \"{}\" since {asker} last read it",
+            room.name
+        ),
         Digest::Thread => format!("this thread in the chat room \"{}\"", room.name),
     };
     let mut system = format!(
@@ -653,7 +656,7 @@ mod tests {
             history: &history,
             asker_id: "ann",
             personalization: &prefs,
- sources: &[],
+            sources: &[],
             budget_tokens: 1000,
         });
         let system = &prompt[0].content;
@@ -684,7 +687,7 @@ mod tests {
             history: &history,
             asker_id: "ann",
             personalization: &Personalization::default(),
- sources: &[],
+            sources: &[],
             budget_tokens: 300,
         });
         let total: usize = prompt.iter().map(|m| estimate_tokens(&m.content)).sum();
@@ -738,7 +741,7 @@ mod tests {
             history: &history,
             asker_id: "ann",
             personalization: &Personalization::default(),
- sources: &[],
+            sources: &[],
             budget_tokens: 1000,
         });
         let answer = prompt
@@ -781,7 +784,7 @@ mod tests {
             history: &history,
             asker_id: "ann",
             personalization: &Personalization::default(),
- sources: &[],
+            sources: &[],
             budget_tokens: 2000,
         });
         for turn in &prompt {

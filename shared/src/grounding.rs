@@ -37,7 +37,9 @@ fn plain_words(text: &str) -> Vec<String> {
 /// but the request ("@assistant catch me up", "@assistant summarize this thread", with polite
 /// words around it) is one: "how do I catch up on sleep?" is a question.
 pub fn intent(text: &str) -> Intent {
-    const POLITE: &[&str] = &["please", "pls", "hey", "hi", "can", "you", "could", "quickly"];
+    const POLITE: &[&str] = &[
+        "please", "pls", "hey", "hi", "can", "you", "could", "quickly",
+    ];
     let words: Vec<String> = plain_words(text)
         .into_iter()
         .filter(|w| !POLITE.contains(&w.as_str()))
@@ -45,11 +47,8 @@ pub fn intent(text: &str) -> Intent {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["catch", "me", "up"] | ["what", "did", "i", "miss"] | ["catch", "up"] => Intent::CatchUp,
-        ["summarize" | "summarise", rest @ ..]
-            if matches!(rest, ["thread"] | ["this", "thread"] | ["the", "thread"]) =>
-        {
-            Intent::SummarizeThread
-        }
+        ["summarize" | "summarise", "thread"]
+        | ["summarize" | "summarise", "this" | "the", "thread"] => Intent::SummarizeThread,
         _ => Intent::Question,
     }
 }
@@ -123,10 +122,33 @@ pub fn fts_expression(terms: &[String]) -> Option<String> {
 /// is answered as before.
 pub fn asks_about_room(question: &str) -> bool {
     const ROOM_WORDS: &[&str] = &[
-        "we", "our", "us", "decide", "decided", "decision", "agree", "agreed", "said", "say",
-        "mention", "mentioned", "discuss", "discussed", "room", "here", "anyone", "someone",
-        "yesterday", "earlier", "last", "ago", "posted", "shared", "told", "asked", "miss",
-        "missed", "plan", "planned",
+        "we",
+        "our",
+        "us",
+        "decide",
+        "decided",
+        "decision",
+        "agree",
+        "agreed",
+        "said",
+        "say",
+        "mention",
+        "mentioned",
+        "discuss",
+        "discussed",
+        "room",
+        "here",
+        "anyone",
+        "someone",
+        "yesterday",
+        "earlier",
+        "ago",
+        "posted",
+        "shared",
+        "told",
+        "asked",
+        "miss",
+        "missed",
     ];
     plain_words(question)
         .iter()
@@ -199,8 +221,7 @@ impl CitationFilter {
             if c == ']' {
                 let group = std::mem::take(&mut self.held);
                 out.push_str(&self.resolve(&group));
-            } else if !(c.is_ascii_digit() || c == ',' || c == ' ') || self.held.len() > MAX_GROUP
-            {
+            } else if !(c.is_ascii_digit() || c == ',' || c == ' ') || self.held.len() > MAX_GROUP {
                 // Not a citation: release it (a new `[` inside starts over).
                 let held = std::mem::take(&mut self.held);
                 let (text, last) = held.split_at(held.len() - c.len_utf8());
@@ -388,9 +409,18 @@ mod tests {
         assert_eq!(intent("@assistant catch me up"), Intent::CatchUp);
         assert_eq!(intent("@Assistant, please catch me up!"), Intent::CatchUp);
         assert_eq!(intent("@assistant what did I miss?"), Intent::CatchUp);
-        assert_eq!(intent("@assistant summarize this thread"), Intent::SummarizeThread);
-        assert_eq!(intent("@assistant how do I catch up on sleep?"), Intent::Question);
-        assert_eq!(intent("@assistant summarize the launch plan"), Intent::Question);
+        assert_eq!(
+            intent("@assistant summarize this thread"),
+            Intent::SummarizeThread
+        );
+        assert_eq!(
+            intent("@assistant how do I catch up on sleep?"),
+            Intent::Question
+        );
+        assert_eq!(
+            intent("@assistant summarize the launch plan"),
+            Intent::Question
+        );
     }
 
     #[test]
@@ -412,6 +442,7 @@ mod tests {
         assert!(asks_about_room("what did we decide about the launch date?"));
         assert!(asks_about_room("has anyone mentioned the budget?"));
         assert!(!asks_about_room("what is the capital of France?"));
+        assert!(!asks_about_room("@assistant plan my weekend"));
         assert_eq!(
             nothing_found("@assistant what did we decide about the launch date?"),
             "I found nothing in this room about decide launch date."
@@ -420,7 +451,10 @@ mod tests {
 
     #[test]
     fn invented_citations_are_removed_even_when_split_across_tokens() {
-        let (text, f) = filtered(3, &["The date is March 3 [", "2] and ", "the venue [7", "]."]);
+        let (text, f) = filtered(
+            3,
+            &["The date is March 3 [", "2] and ", "the venue [7", "]."],
+        );
         assert_eq!(text, "The date is March 3 [2] and the venue .");
         assert_eq!(f.cited(), &[2]);
         assert_eq!(f.dropped(), 1);
@@ -448,14 +482,20 @@ mod tests {
     #[test]
     fn a_sentence_repeating_a_sources_words_cites_it_and_a_claim_without_evidence_does_not() {
         let sources = [
-            msg(4, "We decided the launch date is March 10, after the venue review."),
+            msg(
+                4,
+                "We decided the launch date is March 10, after the venue review.",
+            ),
             msg(9, "Lunch is pizza on Friday."),
         ];
         let (text, cited) = attribute(
             "The launch date was decided: March 10. The sky is green.",
             &sources,
         );
-        assert_eq!(text, "The launch date was decided: March 10. [1] The sky is green.");
+        assert_eq!(
+            text,
+            "The launch date was decided: March 10. [1] The sky is green."
+        );
         assert_eq!(cited, vec![1]);
         let (text, cited) = attribute("Nothing relevant here.", &sources);
         assert_eq!(text, "Nothing relevant here.");

@@ -7,8 +7,8 @@
 use shared::client::{ClientRoom, PendingOp};
 use shared::error::{ChatError, ErrorCode};
 use shared::protocol::{
-    AnswerState, AssistantMode, Author, ClientMessage, MessageView, Role, RoomInfo, Seq,
-    ServerMessage, Vote,
+    AnswerState, AssistantMode, Author, ClientMessage, MessageView, PrivateAnswer, PrivateKind,
+    Role, RoomInfo, Seq, ServerMessage, Vote,
 };
 use shared::rate_limit::RateLimits;
 use shared::room::assistant::{AiConfig, Record, Source, ASSISTANT_ID, STREAM_BATCH_MS};
@@ -138,8 +138,15 @@ impl Harness {
                         }
                     }
                 }
+                Effect::ToUser(user, m) => {
+                    for c in 0..self.clients.len() {
+                        let client = &self.clients[c];
+                        if client.connected && client.conn.joined && client.conn.author.id == user {
+                            self.deliver(c, &m);
+                        }
+                    }
+                }
                 Effect::BroadcastOthers(_)
-                | Effect::ToUser(..)
                 | Effect::NewMember(_)
                 | Effect::Notify(_)
                 | Effect::NotifyUser(..) => {}
@@ -748,4 +755,301 @@ fn a_mention_in_a_thread_is_answered_in_the_thread_with_the_thread_as_context() 
         (stored.thread, stored.text.as_str()),
         (Some(1), "Bread flour.")
     );
+}
+
+/// The prompt of the latest generation, all its messages joined.
+fn last_prompt(h: &Harness) -> String {
+    h.requests
+        .last()
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Everything any client was streamed, joined.
+fn everything_streamed(h: &Harness) -> String {
+    h.clients
+        .iter()
+        .flat_map(|c| stream_frames(&c.inbox))
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// Client `c`'s private answers, as it holds them.
+fn privates(h: &Harness, c: usize) -> Vec<PrivateAnswer> {
+    h.clients[c].state.private_answers().cloned().collect()
+}
+
+#[test]
+fn a_question_about_the_room_gets_its_history_numbered_and_an_invented_citation_never_shows() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(
+        0,
+        "We decided the launch date is March 10, after the venue review.",
+    );
+    h.say(1, "Lunch is pizza on Friday.");
+    h.say(2, "@assistant what did we decide about the launch date?");
+    let (gen, answer) = h.generations[0];
+    let prompt = last_prompt(&h);
+    assert!(
+        prompt.contains("[1] <<message from=\"ANN, 1970-01-01\">>"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("[2] <<message"),
+        "only the match is numbered: {prompt}"
+    );
+
+    for token in [
+        "March 10 [",
+        "1]; the venue",
+        " is Harbor Hall [",
+        "7].",
+        " See [1, 9].",
+    ] {
+        h.token(gen, token, 20);
+    }
+    h.finish(gen, Ok(source()));
+
+    let streamed = everything_streamed(&h);
+    assert!(
+        !streamed.contains('7') && !streamed.contains('9'),
+        "{streamed}"
+    );
+    for c in 0..4 {
+        let m = h.message(c, answer);
+        assert_eq!(
+            m.text, "March 10 [1]; the venue is Harbor Hall . See [1].",
+            "client {c}"
+        );
+        let meta = m.answer.unwrap().meta.unwrap();
+        assert_eq!(meta.retrieved, vec![1]);
+        assert_eq!(meta.citations.len(), 1);
+        assert_eq!((meta.citations[0].n, meta.citations[0].seq), (1, 1));
+        assert_eq!(meta.citations[0].author, "ANN");
+        assert_eq!(meta.dropped_citations, 2);
+    }
+}
+
+#[test]
+fn a_question_about_the_room_that_nothing_matches_is_answered_so_without_asking_the_provider() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "Lunch is pizza on Friday.");
+    h.say(1, "@assistant what did we decide about the launch date?");
+    assert!(h.generations.is_empty(), "the provider was not asked");
+    let answer = h.message(2, 3);
+    assert_eq!(
+        answer.text,
+        "I found nothing in this room about decide launch date."
+    );
+    let a = answer.answer.unwrap();
+    assert_eq!(a.state, AnswerState::Done);
+    assert!(a.meta.unwrap().citations.is_empty());
+}
+
+#[test]
+fn a_deleted_message_is_never_retrieved_or_cited() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "The launch date is March 10.");
+    h.command(0, PendingOp::Delete { target: 1 });
+    h.say(1, "@assistant when is the launch date we planned?");
+    assert!(h.generations.is_empty(), "nothing left to ground an answer");
+    let answer = h.clients[1]
+        .state
+        .messages()
+        .find(|m| m.author.id == ASSISTANT_ID)
+        .cloned()
+        .unwrap();
+    assert!(
+        answer
+            .text
+            .starts_with("I found nothing in this room about"),
+        "{}",
+        answer.text
+    );
+    assert!(!h
+        .requests
+        .iter()
+        .any(|r| r.messages.iter().any(|m| m.content.contains("March 10"))));
+}
+
+#[test]
+fn an_answer_citing_nothing_cites_the_source_it_repeats_or_is_refused_when_it_repeats_none() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(
+        0,
+        "We decided the launch date is March 10, after the venue review.",
+    );
+    h.say(1, "@assistant what did we decide about the launch date?");
+    let (gen, answer) = h.generations[0];
+    h.token(gen, "The launch date was decided: March 10.", 20);
+    h.finish(gen, Ok(source()));
+    let m = h.message(0, answer);
+    assert_eq!(m.text, "The launch date was decided: March 10. [1]");
+    assert_eq!(m.answer.unwrap().meta.unwrap().citations[0].seq, 1);
+
+    h.say(1, "@assistant what did we decide about the launch venue?");
+    let (gen, answer) = *h.generations.last().unwrap();
+    h.token(gen, "It is probably the town library.", 20);
+    h.finish(gen, Ok(source()));
+    assert_eq!(
+        h.message(0, answer).text,
+        "I found nothing in this room about decide launch venue."
+    );
+}
+
+#[test]
+fn a_general_question_is_answered_by_the_provider_even_when_the_room_holds_nothing_about_it() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "@assistant what is the capital of France?");
+    let (gen, answer) = h.generations[0];
+    assert!(!last_prompt(&h).contains("Numbered messages"));
+    h.token(gen, "Paris.", 20);
+    h.finish(gen, Ok(source()));
+    let m = h.message(1, answer);
+    assert_eq!(m.text, "Paris.");
+    assert!(m.answer.unwrap().meta.unwrap().retrieved.is_empty());
+}
+
+#[test]
+fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_their_unread_range() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(1, "Old news everyone has read.");
+    h.send(0, ClientMessage::Read { seq: 1 });
+    h.say(1, "We decided to ship v2 on March 10.");
+    h.say(2, "@ANN can you review the billing PR?");
+    h.say(1, "Docs are at https://example.com/docs");
+    let head_before = h.room.head();
+    h.send(0, h.clients[0].state.catch_up(None).unwrap());
+
+    let (gen, target) = h.generations[0];
+    assert_eq!(target, 0, "a private answer is no message");
+    let prompt = last_prompt(&h);
+    assert!(prompt.contains("ship v2") && prompt.contains("billing PR") && prompt.contains("docs"));
+    assert!(
+        !prompt.contains("Old news"),
+        "read messages are not in it: {prompt}"
+    );
+    h.token(gen, "- v2 ships March 10 [1]\n", 20);
+    h.token(gen, "- MOD asks you to review billing [2] [5]", 60);
+    h.finish(gen, Ok(source()));
+
+    let mine = privates(&h, 0);
+    assert_eq!(mine.len(), 1);
+    let a = &mine[0];
+    assert_eq!((a.kind, a.state), (PrivateKind::CatchUp, AnswerState::Done));
+    assert_eq!(
+        (a.after, a.upto),
+        (1, head_before),
+        "exactly the unread range"
+    );
+    assert_eq!((a.considered, a.total), (3, 3));
+    assert_eq!(
+        a.text,
+        "- v2 ships March 10 [1]\n- MOD asks you to review billing [2] "
+    );
+    let meta = a.meta.as_ref().unwrap();
+    assert_eq!(meta.retrieved, vec![2, 3, 4]);
+    assert_eq!(
+        meta.citations.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(meta.dropped_citations, 1);
+    for c in 1..4 {
+        assert!(privates(&h, c).is_empty(), "client {c} saw it");
+        assert!(
+            !h.clients[c]
+                .inbox
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Private { .. })),
+            "client {c} was sent it"
+        );
+    }
+    assert_eq!(
+        h.room.head(),
+        head_before,
+        "nothing was added to the room's log"
+    );
+}
+
+#[test]
+fn catch_me_up_typed_as_a_message_is_answered_privately_and_a_reload_gets_it_again() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(1, "The offsite is in Lisbon.");
+    h.say(0, "@assistant catch me up");
+    let (gen, _) = h.generations[0];
+    assert!(last_prompt(&h).contains("Lisbon"));
+    h.token(gen, "- The offsite is in Lisbon [1]", 20);
+    // The asker reloads mid-answer: the hello brings the text so far.
+    h.disconnect(0);
+    h.clients[0].state = ClientRoom::new();
+    h.connect(0);
+    assert_eq!(privates(&h, 0)[0].state, AnswerState::Streaming);
+    assert_eq!(privates(&h, 0)[0].text, "- The offsite is in Lisbon [1]");
+    h.finish(gen, Ok(source()));
+    assert_eq!(privates(&h, 0)[0].state, AnswerState::Done);
+    assert!(privates(&h, 1).is_empty());
+    // Everyone sees the request (it was posted) but no answer message.
+    assert!(!h.clients[1]
+        .state
+        .messages()
+        .any(|m| m.author.id == ASSISTANT_ID));
+}
+
+#[test]
+fn catch_me_up_with_nothing_unread_says_so_and_summarize_thread_covers_the_thread() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(1, "Seen already.");
+    h.send(0, ClientMessage::Read { seq: 1 });
+    h.send(0, ClientMessage::CatchUp { thread: None });
+    assert!(h.generations.is_empty());
+    assert!(privates(&h, 0)[0].text.starts_with("You are all caught up"));
+
+    h.send(
+        1,
+        ClientMessage::Reply {
+            client_id: "r1".into(),
+            target: 1,
+            text: "A reply in the thread about flour.".into(),
+            also_in_room: false,
+        },
+    );
+    h.send(0, ClientMessage::CatchUp { thread: Some(2) });
+    let (gen, _) = h.generations[0];
+    let prompt = last_prompt(&h);
+    assert!(
+        prompt.contains("Seen already") && prompt.contains("about flour"),
+        "{prompt}"
+    );
+    h.finish(gen, Ok(source()));
+    let summary = privates(&h, 0)
+        .into_iter()
+        .find(|a| a.kind == PrivateKind::Thread)
+        .unwrap();
+    assert_eq!(summary.thread, Some(1));
+}
+
+#[test]
+fn a_private_answer_the_room_restarted_during_fails_visibly_on_the_next_hello() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(1, "News.");
+    h.send(0, ClientMessage::CatchUp { thread: None });
+    let info = h.room.info().clone();
+    let placeholder = Room::open(
+        SqlStore::open(Sqlite::memory().unwrap()).unwrap(),
+        info.clone(),
+    );
+    let old = std::mem::replace(&mut h.room, placeholder.unwrap());
+    h.room = Room::open(old.into_store(), info).unwrap();
+    let effects = h.room.resume_assistant(h.now).unwrap();
+    h.carry(None, effects);
+    h.disconnect(0);
+    h.clients[0].state = ClientRoom::new();
+    h.connect(0);
+    let a = &privates(&h, 0)[0];
+    assert_eq!(a.state, AnswerState::Failed);
+    assert_eq!(a.error.as_ref().unwrap().code, ErrorCode::Internal);
 }

@@ -21,6 +21,7 @@ use shared::room::{Effect, Failure, Room};
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_log, AbortController, Delay, Env};
 
+use super::semantic::Semantic;
 use super::store::DurableSql;
 use crate::ai::Provider;
 use crate::time::now;
@@ -32,7 +33,6 @@ const AI_LIMITER: &str = "AI_LIMITER";
 pub enum Work {
     Generate {
         gen: u64,
-        target: Seq,
         request: CompletionRequest,
     },
     Summarize {
@@ -81,16 +81,10 @@ impl AiRuntime {
     /// Takes an assistant effect; returns it back if it is not one.
     pub fn take(&self, effect: Effect) -> Option<Effect> {
         match effect {
-            Effect::Generate {
-                gen,
-                target,
-                request,
-            } => {
-                self.work.borrow_mut().push_back(Work::Generate {
-                    gen,
-                    target,
-                    request,
-                });
+            Effect::Generate { gen, request, .. } => {
+                self.work
+                    .borrow_mut()
+                    .push_back(Work::Generate { gen, request });
             }
             Effect::Summarize { upto, request } => {
                 self.work
@@ -159,11 +153,7 @@ pub(super) trait AiWork: AiHost {
             let work = self.ai().work.borrow_mut().pop_front();
             match work {
                 None => return,
-                Some(Work::Generate {
-                    gen,
-                    target,
-                    request,
-                }) => self.generate(gen, target, request).await,
+                Some(Work::Generate { gen, request }) => self.generate(gen, request).await,
                 Some(Work::Summarize { upto, request }) => self.summarize(upto, request).await,
                 Some(Work::Remember {
                     user_id,
@@ -202,13 +192,12 @@ pub(super) trait AiWork: AiHost {
         }
     }
 
-    async fn generate(&self, gen: u64, target: Seq, request: CompletionRequest) {
+    async fn generate(&self, gen: u64, request: CompletionRequest) {
         // Who asked: their budget, not the room's, pays for the answer.
         let asker = self
             .room_mut()
             .as_ref()
-            .and_then(|room| room.store().message(target).ok().flatten())
-            .and_then(|m| m.answer.map(|a| a.asker));
+            .and_then(|room| room.assistant().asker(gen).map(str::to_owned));
         if let Some(asker) = asker {
             if !self.within_budget(&asker).await {
                 let refused = ChatError::new(
@@ -220,6 +209,7 @@ pub(super) trait AiWork: AiHost {
                 return;
             }
         }
+        let request = self.grounded(gen, request).await;
         let outcome = match Provider::from_env(self.env()) {
             Ok(provider) => {
                 self.stream_answer(&provider, gen, &request)
@@ -239,6 +229,35 @@ pub(super) trait AiWork: AiHost {
             );
         }
         self.with_room(|room, now| room.ai_finish(gen, outcome, now));
+    }
+
+    /// In production, the messages Vectorize finds nearest in meaning to the question join
+    /// the full-text ones as the answer's sources (fused by rank, `Room::ai_reground`). Without
+    /// the binding, or if the query fails, the full-text sources stand.
+    async fn grounded(&self, gen: u64, request: CompletionRequest) -> CompletionRequest {
+        let Some(semantic) = Semantic::from_env(self.env()) else {
+            return request;
+        };
+        let question = self
+            .room_mut()
+            .as_ref()
+            .and_then(|room| room.ai_retrieval(gen).map(str::to_owned));
+        let Some(question) = question else {
+            return request;
+        };
+        let near = match semantic.query(&self.slug(), &question).await {
+            Ok(near) => near,
+            Err(e) => {
+                console_error!("semantic retrieval for {} failed: {e}", self.slug());
+                return request;
+            }
+        };
+        let mut regrounded = None;
+        self.with_room_quiet(|room| match room.ai_reground(gen, &near) {
+            Ok(request) => regrounded = request,
+            Err(e) => console_error!("the answer's sources were not fused: {e:?}"),
+        });
+        regrounded.unwrap_or(request)
     }
 
     /// Reads the provider's stream into the room until it ends, fails, times out, or the

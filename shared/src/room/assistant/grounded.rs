@@ -53,13 +53,13 @@ fn cost(message: &MessageView) -> usize {
 impl<D: Sql> Room<D> {
     /// The messages from the room's history a question is answered from: full-text matches
     /// before `before` (fused with `semantic`, nearest in meaning, when production has it),
-    /// with the root of each matching thread reply, none of `exclude` (already in the
-    /// prompt), at most [`MAX_SOURCES`] and `budget` tokens, oldest first.
+    /// with the root of each matching thread reply, at most [`MAX_SOURCES`] and `budget`
+    /// tokens, oldest first. A match that is also among the recent messages in the prompt is
+    /// still numbered: it is what the answer cites.
     fn sources(
         &self,
         question: &str,
         before: Seq,
-        exclude: &[Seq],
         semantic: &[Seq],
         budget: usize,
     ) -> Result<Vec<MessageView>, Failure> {
@@ -69,10 +69,11 @@ impl<D: Sql> Room<D> {
         } else {
             let full_text: Vec<Seq> = ranked.iter().map(|m| m.seq).collect();
             let near: Vec<Seq> = semantic.iter().copied().filter(|s| *s < before).collect();
-            let fused: Vec<Seq> = crate::search::hybrid_rank(&full_text, &near, CANDIDATES as usize)
-                .into_iter()
-                .map(|(seq, _)| seq)
-                .collect();
+            let fused: Vec<Seq> =
+                crate::search::hybrid_rank(&full_text, &near, CANDIDATES as usize)
+                    .into_iter()
+                    .map(|(seq, _)| seq)
+                    .collect();
             // Read back from SQLite: a deleted message or an answer is never a source, whatever
             // the vector index still holds.
             self.store
@@ -85,7 +86,6 @@ impl<D: Sql> Room<D> {
         let mut spent = 0;
         let mut take = |m: MessageView, chosen: &mut Vec<MessageView>| {
             if chosen.len() >= MAX_SOURCES
-                || exclude.contains(&m.seq)
                 || chosen.iter().any(|c| c.seq == m.seq)
                 || spent + cost(&m) > budget
             {
@@ -121,14 +121,7 @@ impl<D: Sql> Room<D> {
             .filter(|m| !m.deleted)
             .map(|m| m.text)
             .unwrap_or_default();
-        let in_prompt: Vec<Seq> = history.iter().map(|m| m.seq).collect();
-        let sources = self.sources(
-            &question,
-            job.prompt,
-            &in_prompt,
-            &[],
-            config.context_tokens / 2,
-        )?;
+        let sources = self.sources(&question, job.prompt, &[], config.context_tokens / 2)?;
         let room_question = grounding::asks_about_room(&question).then(|| question.clone());
         // A question about the room that nothing in the room matches is answered at once: the
         // model could only guess.
@@ -321,11 +314,9 @@ impl<D: Sql> Room<D> {
         }
         let job = running.job.clone();
         let history = self.prompt_history(&job)?;
-        let in_prompt: Vec<Seq> = history.iter().map(|m| m.seq).collect();
         let sources = self.sources(
             &question,
             job.prompt,
-            &in_prompt,
             semantic,
             self.assistant.config.context_tokens / 2,
         )?;
@@ -368,12 +359,18 @@ impl<D: Sql> Room<D> {
                 (PrivateKind::Thread, Some(root.seq), root.seq - 1, total)
             }
             None => {
-                let after = self.store.read_position(&conn.author.id)?.unwrap_or(0).min(upto);
+                let after = self
+                    .store
+                    .read_position(&conn.author.id)?
+                    .unwrap_or(0)
+                    .min(upto);
                 let (_, total) = self.store.timeline_range(after, upto, 0)?;
                 (PrivateKind::CatchUp, None, after, total)
             }
         };
-        self.assistant.admit(&conn.author.id, now).map_err(Failure::Refused)?;
+        self.assistant
+            .admit(&conn.author.id, now)
+            .map_err(Failure::Refused)?;
         let mut answer = PrivateAnswer {
             id: 0,
             kind,
@@ -469,7 +466,10 @@ impl<D: Sql> Room<D> {
             .map(|mut answer| {
                 // The one being written: its text so far, which storage does not hold yet.
                 if let Some(r) = running.filter(|r| {
-                    r.job.private.as_ref().is_some_and(|p| p.answer.id == answer.id)
+                    r.job
+                        .private
+                        .as_ref()
+                        .is_some_and(|p| p.answer.id == answer.id)
                 }) {
                     answer.state = AnswerState::Streaming;
                     answer.text = r.flushed.clone();

@@ -15,16 +15,16 @@
 mod grounded;
 mod manage;
 
-pub use grounded::{CANDIDATES, MAX_SOURCES, PRIVATE_RESEND_MS};
 use grounded::{Grounding, PrivateJob};
+pub use grounded::{CANDIDATES, MAX_SOURCES, PRIVATE_RESEND_MS};
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use crate::ai::{self, CompletionRequest, Personalization, PromptInput, Usage};
-use crate::grounding;
 use crate::error::{ChatError, ErrorCode};
+use crate::grounding;
 use crate::permissions::Action;
 use crate::protocol::{
     AnswerError, AnswerMeta, AnswerState, AssistantMode, Author, Event, EventKind, MessageView,
@@ -589,8 +589,7 @@ impl<D: Sql> Room<D> {
             total_ms: (now - running.started_at).max(0) as u32,
             ..AnswerMeta::default()
         };
-        let (text, cited) =
-            Self::ground_final(running.flushed.clone(), status, &running.grounding);
+        let (text, cited) = Self::ground_final(running.flushed.clone(), status, &running.grounding);
         Self::grounded_meta(&mut meta, &running.grounding, &cited);
         if running.job.private.is_some() {
             effects.extend(self.finish_private(&running, text, status, error, meta)?);

@@ -1,7 +1,7 @@
 //! What grounded answers read and keep: the messages a question retrieves, the unread range a
 //! catch-up covers, and private answers.
 
-use super::{json, message_from_row, Sql, SqlStore, StoreError, MESSAGE_COLUMNS, RANK_WINDOW};
+use super::{json, message_from_row, Row, Sql, SqlStore, StoreError, MESSAGE_COLUMNS, RANK_WINDOW};
 use crate::protocol::{AnswerState, MessageView, Millis, PrivateAnswer, Seq};
 use crate::room::assistant::ASSISTANT_ID;
 use crate::sql_params;
@@ -9,6 +9,14 @@ use crate::sql_params;
 /// How long private answers are kept (and sent again after a hello while younger than
 /// [`crate::room::assistant::PRIVATE_RESEND_MS`]).
 pub const PRIVATE_KEEP_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// A private answer row: `id, body`. The body is written before the row has its id, so the
+/// id column is the one that counts.
+fn private_from_row(row: &Row) -> Result<PrivateAnswer, StoreError> {
+    let mut answer: PrivateAnswer = row.json(1)?;
+    answer.id = row.uint(0)?;
+    Ok(answer)
+}
 
 fn state_name(state: AnswerState) -> &'static str {
     match state {
@@ -27,7 +35,12 @@ impl<D: Sql> SqlStore<D> {
     /// the index and the row says so) and never the assistant's own answers (an answer citing
     /// an earlier answer would launder a guess into a source). Like search, only the newest
     /// [`RANK_WINDOW`] matches are ranked.
-    pub fn retrieve(&self, expr: &str, before: Seq, limit: u32) -> Result<Vec<MessageView>, StoreError> {
+    pub fn retrieve(
+        &self,
+        expr: &str,
+        before: Seq,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError> {
         self.index_pending()?;
         let window_start = self
             .db
@@ -156,14 +169,18 @@ impl<D: Sql> SqlStore<D> {
     }
 
     /// The user's private answers asked at or after `since`, oldest first.
-    pub fn private_answers(&self, user_id: &str, since: Millis) -> Result<Vec<PrivateAnswer>, StoreError> {
+    pub fn private_answers(
+        &self,
+        user_id: &str,
+        since: Millis,
+    ) -> Result<Vec<PrivateAnswer>, StoreError> {
         self.db
             .query(
-                "SELECT body FROM private_answers WHERE user_id = ?1 AND at >= ?2 ORDER BY id",
+                "SELECT id, body FROM private_answers WHERE user_id = ?1 AND at >= ?2 ORDER BY id",
                 sql_params![user_id, since],
             )?
             .iter()
-            .map(|r| r.json(0))
+            .map(private_from_row)
             .collect()
     }
 
@@ -171,12 +188,12 @@ impl<D: Sql> SqlStore<D> {
     pub fn unfinished_private(&self) -> Result<Vec<(String, PrivateAnswer)>, StoreError> {
         self.db
             .query(
-                "SELECT user_id, body FROM private_answers
+                "SELECT id, body, user_id FROM private_answers
                  WHERE state IN ('queued', 'streaming') ORDER BY id",
                 &[],
             )?
             .iter()
-            .map(|r| Ok((r.text(0)?, r.json(1)?)))
+            .map(|r| Ok((r.text(2)?, private_from_row(r)?)))
             .collect()
     }
 }
