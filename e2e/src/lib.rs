@@ -11,12 +11,15 @@
 //! - [`browser`] drives headless Chromium through the Debian chromedriver;
 //! - [`fake_ai::FakeAi`] is a scripted OpenAI-compatible provider for the assistant tests;
 //! - [`model::ModelServer`] starts the local OpenAI-compatible model server (a real model);
+//! - [`grounding`] is a generated room with questions and their answers, for measuring
+//!   retrieval and grounded answers;
 //! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
 //!   walks sign-in flows through it step by step.
 
 pub mod browser;
 pub mod client;
 pub mod fake_ai;
+pub mod grounding;
 pub mod login;
 pub mod model;
 pub mod oauth_fake;
