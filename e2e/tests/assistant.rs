@@ -690,3 +690,186 @@ async fn what_the_assistant_learns_in_a_private_room_is_used_only_there_and_publ
     );
     Ok(())
 }
+
+/// The seq of the message whose text is `text`, as `w` holds it.
+fn seq_of(w: &Watcher, text: &str) -> shared::protocol::Seq {
+    w.room
+        .messages()
+        .find(|m| m.text == text)
+        .map(|m| m.seq)
+        .unwrap_or_else(|| panic!("no message {text:?}"))
+}
+
+/// Everything `w` was streamed, joined.
+fn streamed(w: &Watcher) -> String {
+    w.frames
+        .iter()
+        .filter_map(|f| match f {
+            shared::ServerMessage::Stream { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_question_about_a_planted_fact_cites_the_right_message_and_an_invented_citation_never_shows(
+) -> Result {
+    let (slug, people) = room_with(&["Ann", "Bob"]).await?;
+    let marker = unique("m");
+    let fact = "Decision: the offsite venue is Harbor Hall in Lisbon.";
+    world().await.fake.push(
+        &marker,
+        Script::words("Harbor Hall in Lisbon [1]. Bring a boat [4].", GAP),
+    );
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let mut bob = Watcher::join(&people[1], &slug).await?;
+    bob.say("Lunch is pizza on Friday.").await?;
+    bob.say(fact).await?;
+    bob.say("Who brings the snacks?").await?;
+    let question = format!("@assistant where did we decide the offsite venue is? {marker}");
+    ann.say(&question).await?;
+
+    let answer = ann.answer_in(&question, AnswerState::Done).await?;
+    assert_eq!(answer.text, "Harbor Hall in Lisbon [1]. Bring a boat .");
+    let meta = answer.answer.and_then(|a| a.meta).expect("meta");
+    let fact_seq = seq_of(&ann, fact);
+    assert_eq!(meta.retrieved, vec![fact_seq]);
+    assert_eq!(meta.citations.len(), 1);
+    assert_eq!(
+        (
+            meta.citations[0].n,
+            meta.citations[0].seq,
+            meta.citations[0].author.as_str()
+        ),
+        (1, fact_seq, "Bob")
+    );
+    assert_eq!(meta.dropped_citations, 1);
+    // Not even mid-stream did anyone see the invented number.
+    bob.answer_in(&question, AnswerState::Done).await?;
+    for w in [&ann, &bob] {
+        assert!(!streamed(w).contains("[4]"), "{}", streamed(w));
+    }
+    let prompt = world().await.fake.requests(&marker)[0]["messages"].to_string();
+    assert!(prompt.contains("[1] <<message from=\\\"Bob, "), "{prompt}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_message_is_never_retrieved_or_cited_and_the_room_says_it_found_nothing() -> Result
+{
+    let (slug, people) = room_with(&["Ann", "Bob"]).await?;
+    let marker = unique("m");
+    let mut bob = Watcher::join(&people[1], &slug).await?;
+    let secret = format!("The budget code {marker} is zebra");
+    bob.say(&secret).await?;
+    let seq = seq_of(&bob, &secret);
+    bob.queue(PendingOp::Delete { target: seq }).await?;
+    bob.until(|r| r.messages().any(|m| m.seq == seq && m.deleted))
+        .await?;
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let question = format!("@assistant what did we say about budget code {marker}?");
+    ann.say(&question).await?;
+    let answer = ann.answer_in(&question, AnswerState::Done).await?;
+    assert!(
+        answer
+            .text
+            .starts_with("I found nothing in this room about"),
+        "{}",
+        answer.text
+    );
+    let meta = answer.answer.and_then(|a| a.meta).expect("meta");
+    assert!(meta.retrieved.is_empty() && meta.citations.is_empty());
+    assert!(
+        world().await.fake.requests(&marker).is_empty(),
+        "the provider never saw the deleted words"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_member_of_two_rooms_gets_citations_only_from_the_room_they_ask_in() -> Result {
+    let w = world().await;
+    let (slug_a, people) = room_with(&["Ann", "Bob"]).await?;
+    let room_b = people[1].create_room(&unique("ai-b"), "other").await?;
+    let marker = unique("m");
+    w.fake
+        .push(&marker, Script::words("It is in room A [1] [2].", GAP));
+    let mut bob_b = Watcher::join(&people[1], &room_b.slug).await?;
+    bob_b
+        .say(&format!(
+            "The release checklist {marker} lives in the vault"
+        ))
+        .await?;
+    let mut ann_b = Watcher::join(&people[0], &room_b.slug).await?;
+    ann_b.flush().await?;
+    let mut bob_a = Watcher::join(&people[1], &slug_a).await?;
+    let here = format!("The release checklist {marker} is on the wiki");
+    bob_a.say(&here).await?;
+    let mut ann_a = Watcher::join(&people[0], &slug_a).await?;
+    let question = format!("@assistant where did we put the release checklist {marker}?");
+    ann_a.say(&question).await?;
+    let answer = ann_a.answer_in(&question, AnswerState::Done).await?;
+    let meta = answer.answer.and_then(|a| a.meta).expect("meta");
+    assert_eq!(meta.retrieved, vec![seq_of(&ann_a, &here)]);
+    assert_eq!(answer.text, "It is in room A [1] .");
+    assert!(!w.fake.requests(&marker)[0].to_string().contains("vault"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_the_unread_range() -> Result {
+    let (slug, people) = room_with(&["Ann", "Bob"]).await?;
+    let marker = unique("m");
+    world().await.fake.push(
+        &marker,
+        Script::words("- Bob shipped v2 [1]\n- Bob asks you [2] [9]", GAP),
+    );
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let mut bob = Watcher::join(&people[1], &slug).await?;
+    bob.say("Old news Ann has read.").await?;
+    ann.until(|r| r.messages().any(|m| m.text == "Old news Ann has read."))
+        .await?;
+    let read = seq_of(&ann, "Old news Ann has read.");
+    ann.socket
+        .send_message(&shared::ClientMessage::Read { seq: read })
+        .await?;
+    let unread = [
+        format!("We shipped v2 today {marker}"),
+        "@Ann can you review the billing PR?".to_owned(),
+    ];
+    for text in &unread {
+        bob.say(text).await?;
+    }
+    ann.until(|r| r.messages().any(|m| m.text == unread[1]))
+        .await?;
+    let head = seq_of(&ann, &unread[1]);
+    let ask = ann.room.catch_up(None).expect("live");
+    ann.socket.send_message(&ask).await?;
+    ann.until(|r| r.private_answers().any(|a| a.state == AnswerState::Done))
+        .await?;
+    let answer = ann.room.private_answers().next().cloned().expect("answer");
+    assert_eq!(
+        (answer.after, answer.upto),
+        (read, head),
+        "exactly the unread range"
+    );
+    assert_eq!((answer.considered, answer.total), (2, 2));
+    assert_eq!(answer.text, "- Bob shipped v2 [1]\n- Bob asks you [2] ");
+    let meta = answer.meta.expect("meta");
+    let unread_seqs: Vec<_> = unread.iter().map(|t| seq_of(&ann, t)).collect();
+    assert_eq!(meta.retrieved, unread_seqs);
+    assert_eq!(
+        meta.citations.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        unread_seqs
+    );
+    // Bob got nothing of it: a message after it reaches him, the answer never did.
+    ann.say("after the catch-up").await?;
+    bob.until(|r| r.messages().any(|m| m.text == "after the catch-up"))
+        .await?;
+    assert!(!bob
+        .frames
+        .iter()
+        .any(|f| matches!(f, shared::ServerMessage::Private { .. })));
+    assert!(!bob.room.messages().any(|m| m.answer.is_some()));
+    Ok(())
+}

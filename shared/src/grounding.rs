@@ -116,11 +116,16 @@ pub fn fts_expression(terms: &[String]) -> Option<String> {
     Some(parts.join(" OR "))
 }
 
-/// Whether a question asks about the room's own conversation ("what did we decide", "who
-/// said", "was … mentioned"), so that an answer citing nothing is a guess to refuse rather than
-/// general knowledge. A word list, deliberately narrow: a general question that slips through
-/// is answered as before.
+/// Whether a message is a question about the room's own conversation ("what did we decide",
+/// "who said", "was … mentioned?"), so that an answer citing nothing is a guess to refuse
+/// rather than general knowledge. Deliberately narrow: it must read as a question (a `?`, or a
+/// question word first) and name the room's talk; a general question that slips through is
+/// answered as before, and a remark ("we shipped it") is never refused.
 pub fn asks_about_room(question: &str) -> bool {
+    const QUESTION_WORDS: &[&str] = &[
+        "what", "who", "when", "where", "which", "why", "how", "did", "do", "does", "is", "was",
+        "were", "has", "have", "had", "can", "could", "any",
+    ];
     const ROOM_WORDS: &[&str] = &[
         "we",
         "our",
@@ -131,13 +136,8 @@ pub fn asks_about_room(question: &str) -> bool {
         "agree",
         "agreed",
         "said",
-        "say",
-        "mention",
         "mentioned",
-        "discuss",
         "discussed",
-        "room",
-        "here",
         "anyone",
         "someone",
         "yesterday",
@@ -147,12 +147,14 @@ pub fn asks_about_room(question: &str) -> bool {
         "shared",
         "told",
         "asked",
-        "miss",
         "missed",
     ];
-    plain_words(question)
-        .iter()
-        .any(|w| ROOM_WORDS.contains(&w.as_str()))
+    let words = plain_words(question);
+    let is_question = question.contains('?')
+        || words
+            .first()
+            .is_some_and(|w| QUESTION_WORDS.contains(&w.as_str()));
+    is_question && words.iter().any(|w| ROOM_WORDS.contains(&w.as_str()))
 }
 
 /// The answer to a question about the room that nothing in the room supports.
@@ -443,6 +445,7 @@ mod tests {
         assert!(asks_about_room("has anyone mentioned the budget?"));
         assert!(!asks_about_room("what is the capital of France?"));
         assert!(!asks_about_room("@assistant plan my weekend"));
+        assert!(!asks_about_room("we shipped it, no mention here"));
         assert_eq!(
             nothing_found("@assistant what did we decide about the launch date?"),
             "I found nothing in this room about decide launch date."
