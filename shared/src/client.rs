@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ChatError, ErrorCode};
 use crate::protocol::{
-    Author, ClientMessage, PrivateAnswer, Event, EventKind, HistoryReason, Member, MessageView, Millis, RoomInfo,
-    Seq, ServerMessage, UnreadCounts, Vote, PROTOCOL_VERSION,
+    Author, ClientMessage, Event, EventKind, HistoryReason, Member, MessageView, Millis,
+    PrivateAnswer, RoomInfo, Seq, ServerMessage, UnreadCounts, Vote, PROTOCOL_VERSION,
 };
 
 /// How long a typing indicator lasts without a refresh.
@@ -301,6 +301,21 @@ pub struct ClientRoom {
     read: Option<Seq>,
     unread: UnreadCounts,
     private: BTreeMap<u64, PrivateAnswer>,
+    /// In a large room: how many are present (the welcome lists nobody), and the slice of
+    /// them the member list shows.
+    present_count: Option<u32>,
+    present_page: Option<PresentPage>,
+}
+
+/// A slice of the people present in a large room ([`ServerMessage::PresencePage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentPage {
+    /// The people, sorted by name.
+    pub members: Vec<Member>,
+    /// How many match the query it was asked with.
+    pub total: u32,
+    /// Where it starts.
+    pub offset: u32,
 }
 
 /// The thread shown in the side panel.
@@ -404,6 +419,38 @@ impl ClientRoom {
     /// Who is connected.
     pub fn present(&self) -> &[Member] {
         &self.present
+    }
+
+    /// How many people are present: the room's count in a large room (whose welcome lists
+    /// nobody), else the length of [`ClientRoom::present`].
+    pub fn present_count(&self) -> usize {
+        self.present_count
+            .map_or(self.present.len(), |count| count as usize)
+    }
+
+    /// Whether the room counts its people instead of listing them (a large room): the member
+    /// list then asks for the slice it shows ([`ClientRoom::ask_presence`]).
+    pub fn presence_is_counted(&self) -> bool {
+        self.present_count.is_some()
+    }
+
+    /// The slice of present people last asked for, in a large room.
+    pub fn present_page(&self) -> Option<&PresentPage> {
+        self.present_page.as_ref()
+    }
+
+    /// Asks for a slice of the people present (only while live).
+    pub fn ask_presence(
+        &self,
+        offset: u32,
+        limit: u32,
+        query: Option<String>,
+    ) -> Option<ClientMessage> {
+        (self.phase() == Phase::Live).then_some(ClientMessage::Presence {
+            offset,
+            limit,
+            query,
+        })
     }
 
     /// Whether older messages exist before the first loaded one.
@@ -521,6 +568,22 @@ impl ClientRoom {
     /// The private answers the room sent this user, oldest first.
     pub fn private_answers(&self) -> impl Iterator<Item = &PrivateAnswer> {
         self.private.values()
+    }
+
+    /// A message this client has loaded (timeline, open thread or pinned list), by `seq`: what
+    /// a citation's hover card quotes without asking the room.
+    pub fn message(&self, seq: Seq) -> Option<&MessageView> {
+        self.messages
+            .get(&seq)
+            .or_else(|| {
+                let thread = self.thread.as_ref()?;
+                thread
+                    .message
+                    .as_ref()
+                    .filter(|m| m.seq == seq)
+                    .or_else(|| thread.replies.get(&seq))
+            })
+            .or_else(|| self.pinned.as_ref()?.iter().find(|m| m.seq == seq))
     }
 
     /// Forgets a private answer the user dismissed (the room sends it again after a reload
@@ -717,6 +780,9 @@ impl ClientRoom {
                 self.me = Some(you);
                 self.room = Some(room);
                 self.present = present;
+                // A count, if the room counts, follows the welcome.
+                self.present_count = None;
+                self.present_page = None;
                 // Whoever is here shows under their current name, on old messages too.
                 let names: BTreeMap<&str, &str> = self
                     .present
@@ -828,11 +894,21 @@ impl ClientRoom {
             }
             ServerMessage::PresenceJoin { member } => {
                 if !self.present.iter().any(|m| m.user_id == member.user_id) {
+                    if let Some(count) = self.present_count.as_mut() {
+                        *count += 1;
+                    }
                     self.present.push(member);
                 }
             }
             ServerMessage::PresenceLeave { user_id } => {
+                // Welcomed with a count, a client keeps counting from what it hears.
+                if let Some(count) = self.present_count.as_mut() {
+                    *count = count.saturating_sub(1);
+                }
                 self.present.retain(|m| m.user_id != user_id);
+                if let Some(page) = self.present_page.as_mut() {
+                    page.members.retain(|m| m.user_id != user_id);
+                }
                 self.typing.remove(&user_id);
             }
             ServerMessage::Typing { user_id, name } => {
@@ -905,6 +981,22 @@ impl ClientRoom {
             }
             ServerMessage::RoomUpdated { room } => {
                 self.room = Some(room);
+                applied.messages_changed = true;
+            }
+            ServerMessage::PresenceCount { count } => {
+                self.present_count = Some(count);
+                applied.messages_changed = true;
+            }
+            ServerMessage::PresencePage {
+                members,
+                total,
+                offset,
+            } => {
+                self.present_page = Some(PresentPage {
+                    members,
+                    total,
+                    offset,
+                });
                 applied.messages_changed = true;
             }
             ServerMessage::Private { answer } => {
@@ -1066,7 +1158,7 @@ impl ClientRoom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Role;
+    use crate::protocol::{AnswerState, Role};
 
     fn author(id: &str) -> Author {
         Author {
@@ -1676,5 +1768,101 @@ mod tests {
             0,
         );
         assert!(room.pinned().unwrap().is_empty());
+    }
+
+    fn private(id: u64, state: AnswerState, text: &str) -> ServerMessage {
+        ServerMessage::Private {
+            answer: PrivateAnswer {
+                id,
+                kind: crate::protocol::PrivateKind::CatchUp,
+                thread: None,
+                after: 1,
+                upto: 9,
+                considered: 3,
+                total: 8,
+                state,
+                text: text.into(),
+                error: None,
+                meta: None,
+                at: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn catch_up_is_asked_only_while_live_and_names_the_thread_it_summarizes() {
+        let mut room = ClientRoom::new();
+        assert_eq!(room.catch_up(None), None, "not before the welcome");
+        room.connect();
+        welcome(&mut room, 0);
+        assert_eq!(room.catch_up(None), None, "not while syncing");
+        let room = live_room("me", 0);
+        assert_eq!(
+            room.catch_up(None),
+            Some(ClientMessage::CatchUp { thread: None })
+        );
+        assert_eq!(
+            room.catch_up(Some(4)),
+            Some(ClientMessage::CatchUp { thread: Some(4) })
+        );
+    }
+
+    #[test]
+    fn private_frames_with_the_same_id_are_one_answer_showing_the_latest_text() {
+        let mut room = live_room("me", 0);
+        let applied = room.apply(private(7, AnswerState::Queued, ""), 0);
+        assert!(applied.messages_changed, "the page shows it");
+        room.apply(private(7, AnswerState::Streaming, "So far"), 0);
+        room.apply(private(7, AnswerState::Done, "So far, all of it"), 0);
+        let answers: Vec<&PrivateAnswer> = room.private_answers().collect();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].text, "So far, all of it");
+        assert_eq!(answers[0].state, AnswerState::Done);
+        assert!(room.timeline().is_empty(), "never a timeline message");
+    }
+
+    #[test]
+    fn a_dismissed_private_answer_is_gone_and_the_others_stay() {
+        let mut room = live_room("me", 0);
+        room.apply(private(1, AnswerState::Done, "first"), 0);
+        room.apply(private(2, AnswerState::Streaming, "second"), 0);
+        room.dismiss_private(1);
+        let ids: Vec<u64> = room.private_answers().map(|a| a.id).collect();
+        assert_eq!(ids, [2]);
+        room.dismiss_private(1);
+        assert_eq!(
+            room.private_answers().count(),
+            1,
+            "dismissing twice is harmless"
+        );
+    }
+
+    #[test]
+    fn a_loaded_message_is_found_by_seq_in_the_timeline_or_the_open_thread_and_nowhere_else() {
+        let mut room = live_room("me", 0);
+        room.apply(
+            ServerMessage::Event {
+                event: post(1, "bob", "a", "root"),
+            },
+            0,
+        );
+        assert_eq!(room.message(1).map(|m| m.text.as_str()), Some("root"));
+        assert!(room.message(2).is_none());
+        room.open_thread(1);
+        room.apply(
+            ServerMessage::Thread {
+                root: MessageView::from_event(&post(1, "bob", "a", "root")).unwrap(),
+                replies: vec![MessageView {
+                    thread: Some(1),
+                    ..MessageView::from_event(&post(2, "ann", "b", "in the thread")).unwrap()
+                }],
+                has_more: false,
+            },
+            0,
+        );
+        assert_eq!(
+            room.message(2).map(|m| m.text.as_str()),
+            Some("in the thread")
+        );
     }
 }

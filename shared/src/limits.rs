@@ -94,6 +94,9 @@ pub fn parse_client_frame(raw: &str) -> Result<ClientMessage, ChatError> {
 /// Longest reason a user may give with a rating.
 pub const FEEDBACK_REASON_MAX_CHARS: usize = 500;
 
+/// Longest member-list search ([`ClientMessage::Presence`]); a display name is shorter.
+pub const PRESENCE_QUERY_MAX_CHARS: usize = 64;
+
 /// Checks the field rules of a parsed client message.
 pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError> {
     match message {
@@ -138,6 +141,13 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
             validate_client_id(client_id)?;
             command.validate()
         }
+        ClientMessage::Presence { query, .. } => match query {
+            Some(query) if query.chars().count() > PRESENCE_QUERY_MAX_CHARS => Err(ChatError::new(
+                ErrorCode::TooLarge,
+                format!("A member search may be at most {PRESENCE_QUERY_MAX_CHARS} characters."),
+            )),
+            _ => Ok(()),
+        },
         ClientMessage::Hello { .. }
         | ClientMessage::History { .. }
         | ClientMessage::Read { .. }

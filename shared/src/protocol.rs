@@ -159,6 +159,20 @@ pub enum ClientMessage {
         /// The client's [`PROTOCOL_VERSION`].
         protocol: u32,
     },
+    /// Ask for a slice of the people present, sorted by name ([`ServerMessage::PresencePage`]):
+    /// in a large room the welcome carries only their number, and a client showing a member
+    /// list asks for what it displays. The socket then hears when someone in the slice leaves.
+    Presence {
+        /// How many matching people to skip.
+        #[serde(default)]
+        offset: u32,
+        /// How many to return (at most 100).
+        #[serde(default = "presence_limit")]
+        limit: u32,
+        /// Only people whose name contains this (any case).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
     /// "Catch me up" (no `thread`): a summary, only for you, of the timeline since your read
     /// position; with `thread`, a summary of that thread. Answered by
     /// [`ServerMessage::Private`] frames as it is written; nothing is stored in the room's log.
@@ -202,6 +216,7 @@ impl ClientMessage {
             | ClientMessage::Typing {}
             | ClientMessage::Ping {}
             | ClientMessage::CatchUp { .. }
+            | ClientMessage::Presence { .. }
             | ClientMessage::Watch { .. } => None,
         }
     }
@@ -486,6 +501,21 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "is_false")]
         removed: bool,
     },
+    /// How many people are present, in a room large enough to count them instead of
+    /// announcing each (sent after the welcome, then at most once a second while it changes).
+    PresenceCount {
+        /// People present (not sockets).
+        count: u32,
+    },
+    /// A slice of the people present ([`ClientMessage::Presence`]).
+    PresencePage {
+        /// The people, sorted by name.
+        members: Vec<Member>,
+        /// How many match the query.
+        total: u32,
+        /// Where the slice starts.
+        offset: u32,
+    },
     /// An answer only you see ("catch me up", a thread summary), whole as it stands: sent as
     /// it is written, when it ends, and again after your hello while it is recent.
     Private {
@@ -523,6 +553,8 @@ pub enum ServerType {
     ProfileUpdated,
     RoomUpdated,
     Activity,
+    PresenceCount,
+    PresencePage,
     Private,
     /// A tag this build does not know.
     #[serde(other)]
@@ -553,6 +585,8 @@ impl ServerMessage {
             ServerMessage::ProfileUpdated { .. } => ServerType::ProfileUpdated,
             ServerMessage::RoomUpdated { .. } => ServerType::RoomUpdated,
             ServerMessage::Activity { .. } => ServerType::Activity,
+            ServerMessage::PresenceCount { .. } => ServerType::PresenceCount,
+            ServerMessage::PresencePage { .. } => ServerType::PresencePage,
             ServerMessage::Private { .. } => ServerType::Private,
             ServerMessage::Unknown => ServerType::Unknown,
         }
@@ -632,6 +666,8 @@ impl<'de> Deserialize<'de> for ServerMessage {
             #[serde(default)]
             removed: bool,
             answer: Option<PrivateAnswer>,
+            count: Option<u32>,
+            total: Option<u32>,
         }
         let f = Flat::deserialize(deserializer)?;
         Ok(match f.kind {
@@ -718,6 +754,14 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 main: required(f.main, "main")?,
                 mentions: f.mentions.unwrap_or_default(),
                 removed: f.removed,
+            },
+            ServerType::PresenceCount => ServerMessage::PresenceCount {
+                count: required(f.count, "count")?,
+            },
+            ServerType::PresencePage => ServerMessage::PresencePage {
+                members: required(f.members, "members")?,
+                total: required(f.total, "total")?,
+                offset: required(f.offset, "offset")?,
             },
             ServerType::Private => ServerMessage::Private {
                 answer: required(f.answer, "answer")?,
@@ -1206,6 +1250,10 @@ pub struct AnswerMeta {
     /// How many citations the model invented (numbers it was not given), removed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_citations: u32,
+}
+
+fn presence_limit() -> u32 {
+    50
 }
 
 fn is_zero(value: &u32) -> bool {

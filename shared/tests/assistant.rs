@@ -151,6 +151,7 @@ impl Harness {
                 | Effect::Notify(_)
                 | Effect::NotifyUser(..) => {}
                 Effect::Watching => panic!("no watchers in this simulation"),
+                Effect::PresencePage { .. } => panic!("no member list in this simulation"),
                 Effect::Joined => self.clients[from.unwrap()].conn.joined = true,
                 Effect::Generate {
                     gen,

@@ -137,6 +137,7 @@ fn rules_broken(message: &ClientMessage) -> Vec<ErrorCode> {
         | ClientMessage::Typing {}
         | ClientMessage::Ping {}
         | ClientMessage::CatchUp { .. }
+        | ClientMessage::Presence { .. }
         | ClientMessage::Watch { .. } => {}
     }
     broken

@@ -16,9 +16,8 @@ use shared::protocol::{
 };
 use shared::rate_limit::RateLimits;
 use shared::room::outbox::{IdMap, Outbox, COALESCE_MS};
-use shared::room::{
-    is_present, may_open_socket, presence, Conn, ConnLimiter, Effect, Failure, Frame, Room,
-};
+use shared::room::presence::{Notice, Presence};
+use shared::room::{may_open_socket, Conn, ConnLimiter, Effect, Failure, Frame, Room};
 use shared::search;
 use worker::{
     console_error, console_warn, durable_object, DurableObject, Env, Headers, Request, Response,
@@ -135,6 +134,10 @@ pub struct ChatRoom {
     slots: Slots,
     /// Frames coalesced per socket during a burst ([`Outbox`]).
     outbox: Rc<RefCell<Outbox<u64>>>,
+    /// Who is present (rebuilt with `slots`): announced one by one in a small room, counted in
+    /// a large one. Shared with the task that sends a count when its second has passed.
+    presence: Rc<RefCell<Presence>>,
+    presence_tick: Rc<Cell<bool>>,
     /// Rate limits per user (not per socket), in memory: a woken room starts them full.
     limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
@@ -164,6 +167,8 @@ impl DurableObject for ChatRoom {
             room: RefCell::new(None),
             slots: Rc::new(RefCell::new(None)),
             outbox: Rc::new(RefCell::new(Outbox::new())),
+            presence: Rc::new(RefCell::new(Presence::new())),
+            presence_tick: Rc::new(Cell::new(false)),
             limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
             verified: RefCell::new(VerifiedConnects::default()),
@@ -529,7 +534,7 @@ impl ChatRoom {
                 .entry(slot.conn.author.id.clone())
                 .or_insert_with(|| ConnLimiter::new(self.limits, now));
             let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
-                presence(slots.values().map(|s| &s.conn))
+                self.presence.borrow().welcome()
             });
             slots.insert(id, slot);
             effects
@@ -621,6 +626,7 @@ impl ChatRoom {
         let Some(effects) = effects else {
             return Ok(Done { ok: true });
         };
+        self.presence.borrow_mut().renamed(&user.conn().member());
         self.update_conns(&user.id, |c| {
             c.author.name.clone_from(&user.name);
             c.avatar.clone_from(&user.avatar);
@@ -850,9 +856,15 @@ impl ChatRoom {
         let mut slots = self.slots.borrow_mut();
         if slots.is_none() {
             let mut rebuilt = IdMap::default();
+            let mut presence = Presence::new();
+            let at = now();
             for ws in self.state.get_websockets() {
                 match ws.deserialize_attachment::<Attachment>() {
                     Ok(Some(att)) => {
+                        if att.conn.joined && !att.conn.watching {
+                            // Rebuilt quietly: nobody's presence changed while it slept.
+                            presence.join(att.id, att.conn.member(), at);
+                        }
                         rebuilt.insert(
                             att.id,
                             Slot {
@@ -869,6 +881,7 @@ impl ChatRoom {
                 }
             }
             *slots = Some(rebuilt);
+            *self.presence.borrow_mut() = presence;
         }
         Ok(())
     }
@@ -887,7 +900,36 @@ impl ChatRoom {
                 }
             }
             Effect::Broadcast(message) => self.broadcast(&message, None),
-            Effect::BroadcastOthers(message) => self.broadcast(&message, Some(from)),
+            Effect::BroadcastOthers(message) => {
+                // Typing is bounded by who is present: a large room hears a few typists.
+                let told = match &message {
+                    ServerMessage::Typing { user_id, .. } => {
+                        self.presence.borrow_mut().typing(user_id, now())
+                    }
+                    _ => true,
+                };
+                if told {
+                    self.broadcast(&message, Some(from));
+                }
+            }
+            Effect::PresencePage {
+                offset,
+                limit,
+                query,
+            } => {
+                let (members, total) = self.presence.borrow_mut().slice(
+                    from,
+                    offset as usize,
+                    limit as usize,
+                    query.as_deref(),
+                );
+                let page = ServerMessage::PresencePage {
+                    members,
+                    total,
+                    offset,
+                };
+                self.carry_out(from, Effect::Reply(page));
+            }
             Effect::Joined => self.mark_joined(from),
             Effect::Close(code, reason) => {
                 let slot = self
@@ -898,7 +940,7 @@ impl ChatRoom {
                 if let Some(slot) = slot {
                     self.send_queued(from, &slot.ws);
                     let _ = slot.ws.close(Some(code), Some(reason.as_str()));
-                    self.announce_leave(&slot.conn);
+                    self.announce_leave(from, &slot.conn);
                 }
             }
             Effect::Log(detail) => console_error!("room storage failure: {detail}"),
@@ -945,32 +987,71 @@ impl ChatRoom {
     }
 
     fn mark_joined(&self, id: u64) {
-        let announce = {
+        let member = {
             let mut slots = self.slots.borrow_mut();
-            let Some(slots) = slots.as_mut() else { return };
-            let user_id = match slots.get(&id) {
-                Some(slot) if !slot.conn.joined => slot.conn.author.id.clone(),
-                _ => return,
-            };
-            let first = !is_present(
-                slots
-                    .iter()
-                    .filter(|(other, _)| **other != id)
-                    .map(|(_, s)| &s.conn),
-                &user_id,
-            );
-            let Some(slot) = slots.get_mut(&id) else {
+            let Some(slot) = slots.as_mut().and_then(|slots| slots.get_mut(&id)) else {
                 return;
             };
+            if slot.conn.joined {
+                return;
+            }
             slot.conn.joined = true;
             if let Err(e) = slot.ws.serialize_attachment(slot.attachment(id)) {
                 console_error!("could not store socket attachment: {e}");
             }
-            first.then(|| slot.conn.member())
+            slot.conn.member()
         };
-        if let Some(member) = announce {
-            self.broadcast(&ServerMessage::PresenceJoin { member }, Some(id));
+        let notices = self.presence.borrow_mut().join(id, member, now());
+        self.tell(notices);
+    }
+
+    /// Sends what presence says to send, and keeps a count that must wait for its second.
+    fn tell(&self, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Everyone { frame, except } => self.broadcast(&frame, except),
+                Notice::Sockets(ids, frame) => {
+                    self.send_where(&frame, |id, conn| conn.joined && ids.contains(&id));
+                }
+            }
         }
+        if self.presence.borrow().deadline().is_some() && !self.presence_tick.get() {
+            self.presence_tick.set(true);
+            self.tick_presence();
+        }
+    }
+
+    /// Sends the present count once its second has passed, and again while it keeps changing.
+    /// A task of its own holding only presence and the sockets, like the outbox's flush.
+    fn tick_presence(&self) {
+        let presence = Rc::clone(&self.presence);
+        let slots = Rc::clone(&self.slots);
+        let scheduled = Rc::clone(&self.presence_tick);
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let Some(deadline) = presence.borrow().deadline() else {
+                    break;
+                };
+                let wait = (deadline - now()).clamp(1, 1_000) as u64;
+                worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+                let notices = presence.borrow_mut().tick(now());
+                for notice in notices {
+                    let Notice::Everyone { frame, .. } = notice else {
+                        continue;
+                    };
+                    let Some(text) = serialize(&frame) else {
+                        continue;
+                    };
+                    // A count may pass frames queued in a burst: it is a number, not an event.
+                    if let Some(slots) = slots.borrow().as_ref() {
+                        for slot in slots.values().filter(|s| s.conn.joined) {
+                            let _ = slot.ws.send_with_str(&text);
+                        }
+                    }
+                }
+            }
+            scheduled.set(false);
+        });
     }
 
     /// Closes every socket a [`CloseSockets`] matches, announcing who left.
@@ -1009,8 +1090,8 @@ impl ChatRoom {
                 .ws
                 .close(Some(request.code), Some(request.reason.as_str()));
         }
-        for (_, slot) in &closing {
-            self.announce_leave(&slot.conn);
+        for (id, slot) in &closing {
+            self.announce_leave(*id, &slot.conn);
         }
         closing.len() as u32
     }
@@ -1063,11 +1144,11 @@ impl ChatRoom {
         // Complete the closing handshake; the socket may already be closed.
         let _ = ws.close(Some(1000), Some("closed"));
         if let Some(slot) = slot {
-            self.announce_leave(&slot.conn);
+            self.announce_leave(id, &slot.conn);
         }
     }
 
-    fn announce_leave(&self, conn: &Conn) {
+    fn announce_leave(&self, id: u64, conn: &Conn) {
         let has_sockets = self
             .slots
             .borrow()
@@ -1076,22 +1157,8 @@ impl ChatRoom {
         if !has_sockets {
             self.limiters.borrow_mut().remove(&conn.author.id);
         }
-        if !conn.joined {
-            return;
-        }
-        let still_here = self
-            .slots
-            .borrow()
-            .as_ref()
-            .is_some_and(|slots| is_present(slots.values().map(|s| &s.conn), &conn.author.id));
-        if !still_here {
-            self.broadcast(
-                &ServerMessage::PresenceLeave {
-                    user_id: conn.author.id.clone(),
-                },
-                None,
-            );
-        }
+        let notices = self.presence.borrow_mut().leave(id, now());
+        self.tell(notices);
     }
 
     async fn schedule_directory_flush(&self) {

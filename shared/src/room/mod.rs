@@ -20,6 +20,7 @@ pub mod assistant;
 mod log;
 mod members;
 pub mod outbox;
+pub mod presence;
 pub mod store;
 mod sync;
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod tests;
 pub mod verified;
 
 use assistant::{Assistant, Record};
+pub use presence::Present;
 pub use store::{Sql, SqlStore, StoreError};
 
 use serde::{Deserialize, Serialize};
@@ -161,6 +163,16 @@ pub enum Effect {
     Watching,
     /// Send to every watching connection.
     Notify(ServerMessage),
+    /// Answer the connection with a slice of the people present and have it hear about them
+    /// ([`presence::Presence::slice`], which the Durable Object holds).
+    PresencePage {
+        /// Matching people to skip.
+        offset: u32,
+        /// How many.
+        limit: u32,
+        /// Name filter.
+        query: Option<String>,
+    },
     /// Send to every watching connection of this user.
     NotifyUser(String, ServerMessage),
     /// A user joined the room for the first time: record the membership outside the room
@@ -294,13 +306,13 @@ impl<D: Sql> Room<D> {
 
     /// Handles one inbound frame from `conn`. `present` lists who is connected (called only for
     /// a hello).
-    pub fn on_frame(
+    pub fn on_frame<P: Into<Present>>(
         &mut self,
         conn: &Conn,
         limiter: &mut ConnLimiter,
         frame: Frame<'_>,
         now: Millis,
-        present: impl FnOnce() -> Vec<Member>,
+        present: impl FnOnce() -> P,
     ) -> Vec<Effect> {
         if let Err(retry) = limiter.frames.try_take(now) {
             limiter.strikes += 1;
@@ -392,23 +404,30 @@ impl<D: Sql> Room<D> {
         ])
     }
 
-    fn handle(
+    fn handle<P: Into<Present>>(
         &mut self,
         conn: &Conn,
         message: ClientMessage,
         now: Millis,
-        present: impl FnOnce() -> Vec<Member>,
+        present: impl FnOnce() -> P,
     ) -> Result<Vec<Effect>, Failure> {
         match message {
             ClientMessage::Hello { protocol, after } => {
                 if let Some(refusal) = protocol_mismatch(protocol) {
                     return Ok(refusal);
                 }
-                let mut present = present();
-                let me = conn.member();
-                if !present.iter().any(|m| m.user_id == me.user_id) {
-                    present.push(me);
-                }
+                // A large room's welcome lists nobody (that would be quadratic in its joins);
+                // the count follows it and clients ask for the slice they show.
+                let (present, count) = match present().into() {
+                    Present::Everyone(mut present) => {
+                        let me = conn.member();
+                        if !present.iter().any(|m| m.user_id == me.user_id) {
+                            present.push(me);
+                        }
+                        (present, None)
+                    }
+                    Present::Count(count) => (Vec::new(), Some(count)),
+                };
                 let first_join = self
                     .store
                     .record_member(&conn.member(), now)?;
@@ -426,6 +445,9 @@ impl<D: Sql> Room<D> {
                         read,
                     }),
                 ];
+                effects.extend(
+                    count.map(|count| Effect::Reply(ServerMessage::PresenceCount { count })),
+                );
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.renames_since(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.stream_snapshot().map(Effect::Reply));
@@ -568,6 +590,15 @@ impl<D: Sql> Room<D> {
                 ErrorCode::InvalidFrame,
                 "This connection already joined the room; a watch must be a connection's first frame.",
             )),
+            ClientMessage::Presence {
+                offset,
+                limit,
+                query,
+            } => Ok(vec![Effect::PresencePage {
+                offset,
+                limit,
+                query,
+            }]),
             ClientMessage::CatchUp { thread } => self.ask_private(conn, thread, self.head, now),
             ClientMessage::Moderate { client_id, command } => {
                 let mut effects = vec![Effect::Reply(ServerMessage::Applied { client_id })];
@@ -642,7 +673,8 @@ pub fn may_open_socket(user_sockets: usize, room_sockets: usize) -> Result<(), C
     Ok(())
 }
 
-/// Who is present, one entry per user, given the room's joined connections.
+/// Who is present, one entry per user, given the room's joined connections (for tests and
+/// tools; the Durable Object keeps a [`presence::Presence`]).
 pub fn presence<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Vec<Member> {
     let mut members: Vec<Member> = Vec::new();
     for conn in conns.into_iter().filter(|c| c.joined) {
