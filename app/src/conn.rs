@@ -806,6 +806,25 @@ impl RoomHandle {
         Ok(())
     }
 
+    /// Asks the assistant for a private catch-up (or, with `thread`, a summary of that thread).
+    /// False when the room is not live (a request, not a mutation: nothing keeps it for later).
+    pub fn catch_up(&self, thread: Option<Seq>) -> bool {
+        let c = self.0.borrow();
+        match c.room.catch_up(thread) {
+            Some(frame) => {
+                Self::send_frame(&c, &frame);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hides a private answer.
+    pub fn dismiss_private(&self, id: u64) {
+        self.0.borrow_mut().room.dismiss_private(id);
+        self.notify();
+    }
+
     /// Closes the thread panel.
     pub fn close_thread(&self) {
         self.0.borrow_mut().room.close_thread();

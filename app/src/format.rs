@@ -9,6 +9,35 @@ pub fn hh_mm(hours: u32, minutes: u32) -> String {
     format!("{hours:02}:{minutes:02}")
 }
 
+/// `2026-03-02`: the day `at` falls on in the reader's time zone (in UTC off the browser, where
+/// the unit tests run).
+pub fn day(at: Millis) -> String {
+    #[cfg(target_arch = "wasm32")]
+    return crate::web::local_date(at);
+    #[cfg(not(target_arch = "wasm32"))]
+    utc_date(at)
+}
+
+/// `2026-03-02` in UTC.
+pub fn utc_date(at: Millis) -> String {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
+    let z = at.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    ymd(y, m as u32, d as u32)
+}
+
+/// `2026-03-02`.
+pub fn ymd(year: i64, month: u32, day: u32) -> String {
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// A short "how long ago" for the room list ("just now", "5 min ago", "3 h ago", "2 d ago").
 pub fn ago(now: Millis, then: Millis) -> String {
     let secs = (now - then).max(0) / 1000;
@@ -39,6 +68,18 @@ pub fn typing_line(names: &[&str]) -> Option<String> {
     }
 }
 
+/// "Covers 40 of 120 unread messages" under a catch-up (or "… messages in this thread" under
+/// a thread summary), when the prompt could not hold all of them.
+pub fn coverage(thread: bool, considered: u32, total: u32) -> Option<String> {
+    (considered < total).then(|| {
+        if thread {
+            format!("Covers {considered} of {total} messages in this thread")
+        } else {
+            format!("Covers {considered} of {total} unread messages")
+        }
+    })
+}
+
 /// Whole seconds until `at`, rounded up, for the reconnect countdown.
 pub fn seconds_until(now: Millis, at: Millis) -> i64 {
     ((at - now).max(0) + 999) / 1000
@@ -52,6 +93,14 @@ mod tests {
     fn times_are_zero_padded_to_hh_mm() {
         assert_eq!(hh_mm(7, 5), "07:05");
         assert_eq!(hh_mm(23, 59), "23:59");
+    }
+
+    #[test]
+    fn utc_dates_are_year_month_day() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(1_772_409_600_000), "2026-03-02");
+        assert_eq!(utc_date(1_772_409_600_000 - 1), "2026-03-01");
+        assert_eq!(utc_date(951_782_400_000), "2000-02-29");
     }
 
     #[test]
@@ -92,6 +141,19 @@ mod tests {
         assert_eq!(
             typing_line(&["A", "B", "C"]).as_deref(),
             Some("Several people are typing…")
+        );
+    }
+
+    #[test]
+    fn coverage_is_noted_only_when_some_messages_were_left_out() {
+        assert_eq!(coverage(false, 8, 8), None);
+        assert_eq!(
+            coverage(false, 40, 120).as_deref(),
+            Some("Covers 40 of 120 unread messages")
+        );
+        assert_eq!(
+            coverage(true, 3, 9).as_deref(),
+            Some("Covers 3 of 9 messages in this thread")
         );
     }
 

@@ -7,6 +7,8 @@
 
 pub mod avatar;
 pub mod backoff;
+pub mod cite;
+pub mod commands;
 pub mod format;
 pub mod keys;
 pub mod route;

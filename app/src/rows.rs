@@ -8,7 +8,9 @@ use std::rc::Rc;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
 use shared::permissions::{may, outranks, Action};
-use shared::protocol::{AnswerState, Author, Member, MessageView, Millis, Role, Seq, Vote};
+use shared::protocol::{
+    AnswerState, Author, Citation, Member, MessageView, Millis, Role, Seq, Vote,
+};
 
 /// Where a row stands with the room, as `data-status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +154,9 @@ pub struct AnswerRow {
     pub tally: (usize, usize),
     /// Our own vote.
     pub mine: Option<Vote>,
+    /// The sources the current version cites, once it ended (its `[n]` markers are buttons in
+    /// the row's `html`).
+    pub citations: Rc<[Citation]>,
 }
 
 impl RowView {
@@ -219,6 +224,15 @@ fn pending_status(p: &Pending) -> Status {
         PendingStatus::Failed { message, .. } => Status::Failed(message.clone()),
         _ => Status::Pending,
     }
+}
+
+/// The citations of an answer's current version (none while it is written: its markers are
+/// plain text until the room has checked them).
+fn citations(m: &MessageView) -> &[Citation] {
+    m.answer
+        .as_ref()
+        .and_then(|a| a.meta.as_ref())
+        .map_or(&[], |meta| meta.citations.as_slice())
 }
 
 fn render(text: &str) -> Rc<str> {
@@ -417,7 +431,17 @@ impl RowCache {
                 .contains(&fold(&m.author.name))
                 .then(|| short_id(&m.author.id)),
             at: m.at,
-            html: if m.deleted { "".into() } else { render(&text) },
+            html: if m.deleted {
+                "".into()
+            } else {
+                match citations(m) {
+                    [] => render(&text),
+                    cited => {
+                        crate::cite::link_citations(&render(&text), cited, &crate::format::day)
+                            .into()
+                    }
+                }
+            },
             text,
             edited: m.edited_at.is_some(),
             deleted: m.deleted,
@@ -456,6 +480,7 @@ impl RowCache {
                         && matches!(a.state, AnswerState::Done | AnswerState::Stopped),
                     tally: a.tally(),
                     mine: me.and_then(|id| a.votes.get(id).copied()),
+                    citations: citations(m).into(),
                 }
             }),
             reactions: reaction_views(m, me),
@@ -808,6 +833,59 @@ mod tests {
         ));
         assert!(rows[0].mentions_me);
         assert!(!rows[1].mentions_me);
+    }
+
+    #[test]
+    fn a_finished_answer_links_its_citations_and_one_being_written_shows_plain_markers() {
+        let answer = |state: AnswerState, meta: Option<shared::protocol::AnswerMeta>| MessageView {
+            answer: Some(shared::protocol::AnswerView {
+                prompt: 1,
+                asker: "me".into(),
+                state,
+                version: 1,
+                previous: Vec::new(),
+                error: None,
+                meta,
+                votes: Default::default(),
+            }),
+            ..message(2, "assistant", "Friday, says Ann [1].")
+        };
+        let cited = shared::protocol::AnswerMeta {
+            citations: vec![Citation {
+                n: 1,
+                seq: 1,
+                author: "Ann".into(),
+                at: 1_772_409_600_000,
+                thread: None,
+            }],
+            ..Default::default()
+        };
+        let mut cache = RowCache::default();
+        let writing = cache.build(&room(
+            vec![
+                message(1, "ann", "Friday"),
+                answer(AnswerState::Streaming, None),
+            ],
+            vec![],
+        ));
+        assert!(!writing[1].html.contains("<button"), "{}", writing[1].html);
+        let done = cache.build(&room(
+            vec![
+                message(1, "ann", "Friday"),
+                answer(AnswerState::Done, Some(cited)),
+            ],
+            vec![],
+        ));
+        assert!(
+            done[1]
+                .html
+                .contains(r#"aria-label="Source 1: Ann, 2026-03-02">1</button>"#),
+            "{}",
+            done[1].html
+        );
+        let a = done[1].answer.as_ref().expect("an answer row");
+        assert_eq!(a.citations.len(), 1);
+        assert_eq!(a.citations[0].seq, 1);
     }
 
     #[test]

@@ -19,6 +19,16 @@ pub fn local_hh_mm(at: Millis) -> String {
     crate::format::hh_mm(date.get_hours(), date.get_minutes())
 }
 
+/// `2026-03-02` in the reader's time zone.
+pub fn local_date(at: Millis) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+    crate::format::ymd(
+        i64::from(date.get_full_year()),
+        date.get_month() + 1,
+        date.get_date(),
+    )
+}
+
 /// The full local date and time, for a `title` tooltip.
 pub fn local_date_time(at: Millis) -> String {
     let date = js_sys::Date::new(&JsValue::from_f64(at as f64));

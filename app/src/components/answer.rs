@@ -144,7 +144,8 @@ pub fn AnswerBar(props: &AnswerBarProps) -> Html {
     }
 }
 
-fn state_name(state: AnswerState) -> &'static str {
+/// The `data-state` value of an answer's state.
+pub(crate) fn state_name(state: AnswerState) -> &'static str {
     match state {
         AnswerState::Queued => "queued",
         AnswerState::Streaming => "streaming",

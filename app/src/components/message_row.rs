@@ -7,6 +7,7 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use crate::components::answer::AnswerBar;
+use crate::components::citations::AnswerText;
 use crate::components::reactions::Reactions;
 use crate::keys::sends;
 use crate::rows::{PendingKind, RowAction, RowView, Status};
@@ -170,6 +171,12 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
         // An earlier answer version, rendered on demand (rarely looked at).
         let html: AttrValue = shared::markdown::render(text).into();
         html! { <div class="body earlier">{ Html::from_html_unchecked(html) }</div> }
+    } else if let Some(answer) = row.answer.as_ref().filter(|a| !a.citations.is_empty()) {
+        // A finished answer citing its sources: its markers are live (see `AnswerText`).
+        html! {
+            <AnswerText html={AttrValue::from(row.html.clone())}
+                citations={answer.citations.clone()} />
+        }
     } else {
         let streaming = row
             .answer

@@ -1,19 +1,27 @@
-//! The room page: header, banner, notice, message list, typing line and composer.
+//! The room page: header, banner, notice, message list, the answers only this user sees,
+//! typing line and composer, and the side panels.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use shared::permissions::{may, Action};
+use shared::protocol::{PrivateAnswer, PrivateKind, Seq};
 use yew::prelude::*;
 
+use crate::commands::is_catch_up;
 use crate::components::banner::Banner;
+use crate::components::citations::Sources;
 use crate::components::composer::Composer;
 use crate::components::message_list::MessageList;
 use crate::components::notice::Notice;
 use crate::components::pins::PinsPanel;
+use crate::components::private::PrivateAnswers;
 use crate::components::profile_card::ProfileCard;
 use crate::components::room_panel::RoomPanel;
 use crate::components::search::SearchPanel;
 use crate::components::sidebar::link_click;
+use crate::components::source_panel::SourcePanel;
 use crate::components::thread_panel::ThreadPanel;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
@@ -48,6 +56,9 @@ struct Actions {
     on_reply: Callback<(String, bool)>,
     on_close_thread: Callback<()>,
     on_toggle_pins: Callback<()>,
+    on_catch_up: Callback<()>,
+    on_summarize: Callback<()>,
+    on_dismiss_private: Callback<u64>,
 }
 
 /// `/r/<slug>`. Keyed by slug in the parent, so each room gets a fresh connection.
@@ -55,6 +66,8 @@ struct Actions {
 pub fn RoomPage(props: &RoomPageProps) -> Html {
     let update = use_force_update();
     let card = use_state(|| None::<AttrValue>);
+    // The cited message shown in context.
+    let source = use_state(|| None::<Seq>);
     let panel_open = use_state(|| false);
     let handle = {
         let slug = props.slug.to_string();
@@ -97,11 +110,34 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             },
             on_send: {
                 let h = h.clone();
-                Callback::from(move |text| {
+                Callback::from(move |text: String| {
+                    // Asked privately rather than posted. Offline it is posted after all: the
+                    // room answers that message privately too, once it is delivered.
+                    if is_catch_up(&text) && h.catch_up(None) {
+                        return;
+                    }
                     if let Err(message) = h.send(text) {
                         web::warn(&message);
                     }
                 })
+            },
+            on_catch_up: {
+                let h = h.clone();
+                Callback::from(move |()| {
+                    h.catch_up(None);
+                })
+            },
+            on_summarize: {
+                let h = h.clone();
+                Callback::from(move |()| {
+                    if let Some(root) = h.with_room(|room| room.thread().map(|t| t.root)) {
+                        h.catch_up(Some(root));
+                    }
+                })
+            },
+            on_dismiss_private: {
+                let h = h.clone();
+                Callback::from(move |id| h.dismiss_private(id))
             },
             on_typing: {
                 let h = h.clone();
@@ -130,6 +166,16 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             on_dismiss: Callback::from(move |()| h.dismiss_error()),
         })
     };
+    let sources = {
+        let (h, source) = ((*handle).clone(), source.clone());
+        let slug = props.slug.clone();
+        use_memo((), move |_| Sources {
+            slug,
+            handle: h,
+            fetched: Rc::new(RefCell::new(HashMap::new())),
+            open: Callback::from(move |seq| source.set(Some(seq))),
+        })
+    };
     let searching = use_state(|| false);
     let toggle_search = {
         let searching = searching.clone();
@@ -147,14 +193,25 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         Vec::new()
     };
     let unread_from = handle.unread_from();
-    let (thread_open, members, me, unread) = handle.with_room(|room| {
+    let (thread_open, members, me, unread, private) = handle.with_room(|room| {
         (
-            room.thread().is_some(),
+            room.thread().map(|t| t.root),
             Rc::new(room.members().to_vec()),
             room.me().map(|a| AttrValue::from(a.id.clone())),
             room.unread(),
+            room.private_answers().cloned().collect::<Vec<_>>(),
         )
     });
+    // A thread's summary shows in its panel while that thread is open; the rest below the
+    // timeline.
+    let (in_thread, private): (Vec<PrivateAnswer>, Vec<PrivateAnswer>) =
+        private.into_iter().partition(|a| {
+            a.kind == PrivateKind::Thread && a.thread.is_some() && a.thread == thread_open
+        });
+    // Offered while there is something unread and no catch-up is already on screen.
+    let offer_catch_up = (unread_from.is_some() || unread.unread > 0)
+        && !private.iter().any(|a| a.kind == PrivateKind::CatchUp);
+    let thread_open = thread_open.is_some();
     let jump = Callback::from(move |_: MouseEvent| {
         let target = unread_from.and_then(|seq| {
             web::window()
@@ -210,6 +267,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         Callback::from(move |()| card.set(None))
     };
     html! {
+        <ContextProvider<Sources> context={(*sources).clone()}>
         <section class="room" aria-labelledby="room-title">
             <header class="room-header">
                 <div class="room-heading">
@@ -230,6 +288,13 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     if unread_from.is_some() {
                         <button type="button" class="jump-unread" onclick={jump}>
                             { "Jump to first unread" }
+                        </button>
+                    }
+                    if offer_catch_up && ended.is_none() {
+                        <button type="button" class="catch-up"
+                            title="A summary of what you missed, only for you"
+                            onclick={actions.on_catch_up.reform(|_: MouseEvent| ())}>
+                            { "Catch me up" }
                         </button>
                     }
                     if unread.mentions > 0 {
@@ -266,6 +331,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                             first_unread={unread_from}
                             on_action={actions.on_action.clone()}
                             on_load_older={actions.on_load_older.clone()} />
+                        <PrivateAnswers answers={private}
+                            on_dismiss={actions.on_dismiss_private.clone()} />
                         <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
                         <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
                             disabled={!can_post || ended.is_some()}
@@ -274,7 +341,19 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     if thread_open {
                         <ThreadPanel rows={thread_rows} on_action={actions.on_action.clone()}
                             on_reply={actions.on_reply.clone()} on_close={actions.on_close_thread.clone()}
-                            disabled={!can_post || ended.is_some()} members={members} me={me} />
+                            disabled={!can_post || ended.is_some()} members={members} me={me}
+                            on_summarize={actions.on_summarize.clone()}
+                            private={html! {
+                                <PrivateAnswers answers={in_thread}
+                                    on_dismiss={actions.on_dismiss_private.clone()} />
+                            }} />
+                    }
+                    if let Some(seq) = *source {
+                        <SourcePanel slug={props.slug.clone()} {seq}
+                            on_close={{
+                                let source = source.clone();
+                                Callback::from(move |()| source.set(None))
+                            }} />
                     }
                     if pins_open {
                         <PinsPanel rows={pinned_rows} on_action={actions.on_action.clone()}
@@ -287,5 +366,6 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                 </div>
             }
         </section>
+        </ContextProvider<Sources>>
     }
 }

@@ -32,6 +32,26 @@ fn snippet(text: &str) -> Html {
     }
 }
 
+/// The messages around a message, that one marked: a search result or an answer's source
+/// opened in context.
+pub fn context_messages(ctx: &Context) -> Html {
+    html! {
+        <ol class="context-messages">
+            { for ctx.messages.iter().map(|m| html! {
+                <li class={classes!("context-message", (m.seq == ctx.target).then_some("target"))}
+                    data-seq={m.seq.to_string()}>
+                    <span class="author">{ &m.author.name }</span>
+                    <time title={web::local_date_time(m.at)}>{ web::local_hh_mm(m.at) }</time>
+                    <div class="body">{
+                        if m.deleted { html! { <em>{ "Message deleted" }</em> } }
+                        else { Html::from_html_unchecked(shared::markdown::render(&m.text).into()) }
+                    }</div>
+                </li>
+            }) }
+        </ol>
+    }
+}
+
 /// `<aside aria-label="Search">`.
 #[function_component]
 pub fn SearchPanel(props: &SearchPanelProps) -> Html {
@@ -114,19 +134,7 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
                         <span class="muted">{ "in a thread" }</span>
                     }
                 </div>
-                <ol class="context-messages">
-                    { for ctx.messages.iter().map(|m| html! {
-                        <li class={classes!("context-message", (m.seq == ctx.target).then_some("target"))}
-                            data-seq={m.seq.to_string()}>
-                            <span class="author">{ &m.author.name }</span>
-                            <time title={web::local_date_time(m.at)}>{ web::local_hh_mm(m.at) }</time>
-                            <div class="body">{
-                                if m.deleted { html! { <em>{ "Message deleted" }</em> } }
-                                else { Html::from_html_unchecked(shared::markdown::render(&m.text).into()) }
-                            }</div>
-                        </li>
-                    }) }
-                </ol>
+                { context_messages(ctx) }
             </div>
         }
     } else if let Some(found) = &*results {

@@ -1,5 +1,5 @@
-//! The thread side panel: the root, its replies (live), and a reply composer with "also send
-//! to the room".
+//! The thread side panel: the root, its replies (live), "Summarize thread" with the summaries
+//! only this user sees, and a reply composer with "also send to the room".
 
 use std::rc::Rc;
 
@@ -31,6 +31,12 @@ pub struct ThreadPanelProps {
     /// Our user id.
     #[prop_or_default]
     pub me: Option<AttrValue>,
+    /// Ask the assistant for a summary of this thread, only for us.
+    #[prop_or_default]
+    pub on_summarize: Callback<()>,
+    /// This thread's private summaries.
+    #[prop_or_default]
+    pub private: Html,
 }
 
 /// `<aside aria-label="Thread">`.
@@ -46,10 +52,13 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
         })
     };
     let close = props.on_close.reform(|_: MouseEvent| ());
+    let summarize = props.on_summarize.reform(|_: MouseEvent| ());
     html! {
         <aside class="thread-panel" aria-label="Thread">
             <header>
                 <h2>{ "Thread" }</h2>
+                <button type="button" class="summarize" onclick={summarize}
+                    disabled={props.rows.is_empty()}>{ "Summarize thread" }</button>
                 <button type="button" onclick={close} aria-label="Close the thread">{ "×" }</button>
             </header>
             <ol class="thread-messages">
@@ -60,6 +69,7 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
                     <MessageRow key={row.key()} row={row.clone()} on_action={props.on_action.clone()} in_panel=true />
                 }) }
             </ol>
+            { props.private.clone() }
             <label class="also-to-room">
                 <input type="checkbox" ref={also} />{ " Also send to the room" }
             </label>
