@@ -467,6 +467,125 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
 }
 
 #[tokio::test]
+async fn catch_me_up_shows_a_cited_summary_only_to_the_reader_who_asked() -> Result {
+    use e2e::fake_ai::{FakeAi, Script};
+    let fake = FakeAi::start().await?;
+    let server = DevServer::start(
+        DevOptions::default()
+            .with_app()
+            .var("AI_PROVIDER", "openai")
+            .var("AI_BASE_URL", fake.base_url())
+            .var("AI_MODEL", "fake-model"),
+    )
+    .await?;
+    let marker = unique("launch");
+    let summary = "The launch moved to Friday [1].";
+    fake.push(&marker, Script::words(summary, Duration::from_millis(20)));
+
+    let ann = Session::create(&server, "Ann").await?;
+    let room = ann.create_room(&unique("Catch Up Room"), "").await?;
+    let (mut socket, _) = ann.join(&room.slug, None).await?;
+    socket.post("c0", "Morning all").await?;
+    let room_url = format!("{}/r/{}", server.url(), room.slug);
+    let driver = ChromeDriver::start().await?;
+    let (alice, bob) = (driver.browser().await?, driver.browser().await?);
+    for (browser, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        browser.goto(&server.url()).await?;
+        sign_in(browser, name).await?;
+        browser.goto(&room_url).await?;
+        wait_phase(browser, &["live"]).await?;
+    }
+    // Bob leaves (he has read the room so far); Ann writes while he is away.
+    wait_row(&bob, "Morning all", "sent", Duration::from_secs(20)).await?;
+    bob.goto(&server.url()).await?;
+    bob.find(r#"nav[aria-label="Rooms"]"#).await?;
+    socket
+        .post("c1", &format!("The launch moves to Friday {marker}"))
+        .await?;
+    socket.post("c2", "Who brings the snacks?").await?;
+    wait_row(
+        &alice,
+        "Who brings the snacks?",
+        "sent",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    bob.goto(&room_url).await?;
+    wait_phase(&bob, &["live"]).await?;
+    click_button(&bob, "Catch me up").await?;
+    let card = bob
+        .wait_for(
+            "a finished private card citing its source",
+            r#"
+                const card = document.querySelector('.private-answer[data-state="done"]');
+                if (!card) return false;
+                const cite = card.querySelector('.body button.cite-ref');
+                return {
+                    text: card.querySelector('.body').textContent.trim(),
+                    label: card.textContent.includes('Only visible to you'),
+                    cite: cite && cite.getAttribute('aria-label'),
+                    sources: (card.querySelector('.sources') || {}).textContent || '',
+                    live: !!card.closest('[aria-live="polite"]'),
+                };
+                "#,
+        )
+        .await?;
+    assert_eq!(card["text"], summary, "{card}");
+    assert_eq!(card["label"], true, "{card}");
+    assert_eq!(card["live"], true, "announced politely: {card}");
+    let cite = card["cite"].as_str().unwrap_or_default();
+    assert!(cite.starts_with("Source 1: Ann, "), "{card}");
+    assert!(
+        card["sources"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[1] Ann"),
+        "{card}"
+    );
+    assert_eq!(
+        fake.requests(&marker).len(),
+        1,
+        "one request to the provider"
+    );
+
+    // The citation opens the cited message in context.
+    bob.eval("document.querySelector('.private-answer .cite-ref').click(); return true;")
+        .await?;
+    bob.wait_for(
+        "the cited message in the source panel",
+        &format!(
+            r#"const t = document.querySelector('aside[aria-label="Source"] li.target');
+               return !!t && t.textContent.includes({});"#,
+            serde_json::to_string(&marker)?
+        ),
+    )
+    .await?;
+
+    // Nobody else sees it: no card in Alice's page, nothing new in the room.
+    assert_eq!(
+        alice
+            .eval("return document.querySelectorAll('.private-answer').length;")
+            .await?,
+        0
+    );
+    assert!(rows(&alice)
+        .await?
+        .iter()
+        .all(|r| !r.text.contains("Friday [1]")));
+    let texts: Vec<String> = history(&server, &room.slug)
+        .await?
+        .into_iter()
+        .map(|(text, _)| text)
+        .collect();
+    assert_eq!(texts.len(), 3, "the catch-up is no message: {texts:?}");
+
+    alice.quit().await?;
+    bob.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_footer_shows_the_build_version_that_the_worker_reports_before_and_after_sign_in(
 ) -> Result {
     let server = DevServer::start(DevOptions::default().with_app()).await?;
