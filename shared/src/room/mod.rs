@@ -445,9 +445,6 @@ impl<D: Sql> Room<D> {
                         read,
                     }),
                 ];
-                effects.extend(
-                    count.map(|count| Effect::Reply(ServerMessage::PresenceCount { count })),
-                );
                 effects.extend(self.sync(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.renames_since(after)?.into_iter().map(Effect::Reply));
                 effects.extend(self.stream_snapshot().map(Effect::Reply));
@@ -455,6 +452,10 @@ impl<D: Sql> Room<D> {
                     self.private_snapshot(&conn.author.id, now)?
                         .into_iter()
                         .map(Effect::Reply),
+                );
+                // After the page, so a client reads welcome → page as it always has.
+                effects.extend(
+                    count.map(|count| Effect::Reply(ServerMessage::PresenceCount { count })),
                 );
                 if first_join {
                     effects.push(Effect::NewMember(conn.member()));

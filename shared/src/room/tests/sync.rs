@@ -358,3 +358,55 @@ fn the_welcome_carries_your_read_position_and_a_first_join_is_announced_once() {
         })]
     );
 }
+
+#[test]
+fn a_hello_to_a_large_room_lists_nobody_and_gives_the_count_after_the_page() {
+    let mut f = Fixture::new();
+    let ann = conn("ann", Role::Member);
+    f.send(&ann, "a", "hi");
+    let raw = serde_json::json!({"type":"hello","protocol":1}).to_string();
+    let effects = f
+        .room
+        .on_frame(&ann, &mut f.limiter, Frame::Text(&raw), 9, || {
+            crate::room::Present::Count(5_000)
+        });
+    let Effect::Reply(ServerMessage::Welcome { present, .. }) = &effects[1] else {
+        panic!("welcome expected: {effects:?}")
+    };
+    assert!(present.is_empty(), "no list of 5,000 in every welcome");
+    assert!(matches!(
+        effects[2],
+        Effect::Reply(ServerMessage::History { .. })
+    ));
+    let count = effects
+        .iter()
+        .position(|e| *e == Effect::Reply(ServerMessage::PresenceCount { count: 5_000 }))
+        .expect("the count is sent");
+    assert!(count > 2, "after the page");
+}
+
+#[test]
+fn a_member_list_request_asks_the_object_for_a_slice_and_a_long_search_is_refused() {
+    let mut f = Fixture::new();
+    let ann = conn("ann", Role::Member);
+    let effects = f.frame(
+        &ann,
+        serde_json::json!({"type":"presence","offset":100,"query":"bo"}),
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::PresencePage {
+            offset: 100,
+            limit: 50,
+            query: Some("bo".into())
+        }]
+    );
+    let effects = f.frame(
+        &ann,
+        serde_json::json!({"type":"presence","query":"x".repeat(65)}),
+    );
+    assert!(
+        matches!(&effects[0], Effect::Reply(ServerMessage::Error { code, .. }) if *code == ErrorCode::TooLarge),
+        "{effects:?}"
+    );
+}
