@@ -833,6 +833,11 @@ async fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_the_unread_ran
     ann.socket
         .send_message(&shared::ClientMessage::Read { seq: read })
         .await?;
+    // Ann comes back later: her welcome carries what she had read, and the catch-up covers
+    // what was unread then, even after her page marks the rest read.
+    ann.until(|r| r.read_position() == Some(read)).await?;
+    ann.socket.close().await;
+    let mut ann = Watcher::join(&people[0], &slug).await?;
     let unread = [
         format!("We shipped v2 today {marker}"),
         "@Ann can you review the billing PR?".to_owned(),
@@ -843,6 +848,9 @@ async fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_the_unread_ran
     ann.until(|r| r.messages().any(|m| m.text == unread[1]))
         .await?;
     let head = seq_of(&ann, &unread[1]);
+    ann.socket
+        .send_message(&shared::ClientMessage::Read { seq: head })
+        .await?;
     let ask = ann.room.catch_up(None).expect("live");
     ann.socket.send_message(&ask).await?;
     ann.until(|r| r.private_answers().any(|a| a.state == AnswerState::Done))

@@ -299,6 +299,9 @@ pub struct ClientRoom {
     pinned: Option<Vec<MessageView>>,
     members: Vec<Member>,
     read: Option<Seq>,
+    /// The read position the room reported when this connection went live: what the user
+    /// had not read when they opened the room (the page then marks what it shows as read).
+    welcome_read: Option<Seq>,
     unread: UnreadCounts,
     private: BTreeMap<u64, PrivateAnswer>,
     /// In a large room: how many are present (the welcome lists nobody), and the slice of
@@ -562,7 +565,10 @@ impl ClientRoom {
     /// Asks the assistant for a private "catch me up" (or, with `thread`, a summary of that
     /// thread). Only while live: it is a request, not a mutation the outbox keeps.
     pub fn catch_up(&self, thread: Option<Seq>) -> Option<ClientMessage> {
-        (self.phase() == Phase::Live).then_some(ClientMessage::CatchUp { thread })
+        // A catch-up covers what was unread when the room was opened, not what is unread now
+        // (nothing, once the page has shown it).
+        let after = thread.is_none().then(|| self.welcome_read.unwrap_or(0));
+        (self.phase() == Phase::Live).then_some(ClientMessage::CatchUp { thread, after })
     }
 
     /// The private answers the room sent this user, oldest first.
@@ -777,6 +783,7 @@ impl ClientRoom {
                 ..
             } => {
                 self.read = read;
+                self.welcome_read = read;
                 self.me = Some(you);
                 self.room = Some(room);
                 self.present = present;
@@ -1799,11 +1806,17 @@ mod tests {
         let room = live_room("me", 0);
         assert_eq!(
             room.catch_up(None),
-            Some(ClientMessage::CatchUp { thread: None })
+            Some(ClientMessage::CatchUp {
+                thread: None,
+                after: Some(0)
+            })
         );
         assert_eq!(
             room.catch_up(Some(4)),
-            Some(ClientMessage::CatchUp { thread: Some(4) })
+            Some(ClientMessage::CatchUp {
+                thread: Some(4),
+                after: None
+            })
         );
     }
 

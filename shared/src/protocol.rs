@@ -180,6 +180,11 @@ pub enum ClientMessage {
         /// The thread to summarize instead.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         thread: Option<Seq>,
+        /// The catch-up covers the timeline after this seq: the read position the client had
+        /// when it opened the room (the page marks what it shows as read at once, so the
+        /// stored position is already past what the user missed). Omitted: the stored one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Seq>,
     },
     /// A privileged command (kick, ban, mute, role change, room settings). Answered by
     /// [`ServerMessage::Applied`] or an error carrying the same `client_id`; not sequenced.

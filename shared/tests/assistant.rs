@@ -920,10 +920,15 @@ fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_their_unread_range()
     let mut h = Harness::new(AssistantMode::Mention);
     h.say(1, "Old news everyone has read.");
     h.send(0, ClientMessage::Read { seq: 1 });
+    // Ann comes back later: what she had read is in her welcome, and her page may mark the
+    // rest read as it shows it; the catch-up covers what was unread when she came.
+    h.disconnect(0);
+    h.connect(0);
     h.say(1, "We decided to ship v2 on March 10.");
     h.say(2, "@ANN can you review the billing PR?");
     h.say(1, "Docs are at https://example.com/docs");
     let head_before = h.room.head();
+    h.send(0, ClientMessage::Read { seq: head_before });
     h.send(0, h.clients[0].state.catch_up(None).unwrap());
 
     let (gen, target) = h.generations[0];
@@ -1005,7 +1010,13 @@ fn catch_me_up_with_nothing_unread_says_so_and_summarize_thread_covers_the_threa
     let mut h = Harness::new(AssistantMode::Mention);
     h.say(1, "Seen already.");
     h.send(0, ClientMessage::Read { seq: 1 });
-    h.send(0, ClientMessage::CatchUp { thread: None });
+    h.send(
+        0,
+        ClientMessage::CatchUp {
+            thread: None,
+            after: None,
+        },
+    );
     assert!(h.generations.is_empty());
     assert!(privates(&h, 0)[0].text.starts_with("You are all caught up"));
 
@@ -1018,7 +1029,13 @@ fn catch_me_up_with_nothing_unread_says_so_and_summarize_thread_covers_the_threa
             also_in_room: false,
         },
     );
-    h.send(0, ClientMessage::CatchUp { thread: Some(2) });
+    h.send(
+        0,
+        ClientMessage::CatchUp {
+            thread: Some(2),
+            after: None,
+        },
+    );
     let (gen, _) = h.generations[0];
     let prompt = last_prompt(&h);
     assert!(
@@ -1037,7 +1054,13 @@ fn catch_me_up_with_nothing_unread_says_so_and_summarize_thread_covers_the_threa
 fn a_private_answer_the_room_restarted_during_fails_visibly_on_the_next_hello() {
     let mut h = Harness::new(AssistantMode::Mention);
     h.say(1, "News.");
-    h.send(0, ClientMessage::CatchUp { thread: None });
+    h.send(
+        0,
+        ClientMessage::CatchUp {
+            thread: None,
+            after: None,
+        },
+    );
     let info = h.room.info().clone();
     let placeholder = Room::open(
         SqlStore::open(Sqlite::memory().unwrap()).unwrap(),

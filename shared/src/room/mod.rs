@@ -600,7 +600,9 @@ impl<D: Sql> Room<D> {
                 limit,
                 query,
             }]),
-            ClientMessage::CatchUp { thread } => self.ask_private(conn, thread, self.head, now),
+            ClientMessage::CatchUp { thread, after } => {
+                self.ask_private(conn, thread, after, self.head, now)
+            }
             ClientMessage::Moderate { client_id, command } => {
                 let mut effects = vec![Effect::Reply(ServerMessage::Applied { client_id })];
                 effects.extend(self.command(conn, command, now)?);

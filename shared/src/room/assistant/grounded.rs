@@ -338,11 +338,14 @@ impl<D: Sql> Room<D> {
     }
 
     /// "Catch me up" (`thread` none) or "summarize thread": queues a private answer for the
-    /// asker. `upto` is the last message it covers.
+    /// asker. A catch-up covers the timeline after `after` (else the asker's stored read
+    /// position) up to `upto`. Any range is the asker's own business: every message in it is
+    /// one they may read.
     pub(crate) fn ask_private(
         &mut self,
         conn: &Conn,
         thread: Option<Seq>,
+        after: Option<Seq>,
         upto: Seq,
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
@@ -359,11 +362,11 @@ impl<D: Sql> Room<D> {
                 (PrivateKind::Thread, Some(root.seq), root.seq - 1, total)
             }
             None => {
-                let after = self
-                    .store
-                    .read_position(&conn.author.id)?
-                    .unwrap_or(0)
-                    .min(upto);
+                let after = match after {
+                    Some(after) => after,
+                    None => self.store.read_position(&conn.author.id)?.unwrap_or(0),
+                }
+                .min(upto);
                 let (_, total) = self.store.timeline_range(after, upto, 0)?;
                 (PrivateKind::CatchUp, None, after, total)
             }

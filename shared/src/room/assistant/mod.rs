@@ -359,7 +359,7 @@ impl<D: Sql> Room<D> {
         }
         if let Some(thread) = self.private_intent(text, thread) {
             // The request is stored like any message; only the answer is private.
-            return match self.ask_private(conn, thread, message.seq - 1, now) {
+            return match self.ask_private(conn, thread, None, message.seq - 1, now) {
                 Ok(effects) => Ok(effects),
                 Err(Failure::Refused(err)) => Ok(vec![Effect::Reply(error_frame(err))]),
                 Err(failure) => Err(failure),
