@@ -310,7 +310,8 @@ pub struct ClientRoom {
     present_page: Option<PresentPage>,
 }
 
-/// A slice of the people present in a large room ([`ServerMessage::PresencePage`]).
+/// A slice of the people present in a large room ([`ServerMessage::PresencePage`]), with the
+/// pages that continued it appended ("Show more").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentPage {
     /// The people, sorted by name.
@@ -319,6 +320,13 @@ pub struct PresentPage {
     pub total: u32,
     /// Where it starts.
     pub offset: u32,
+}
+
+impl PresentPage {
+    /// The offset that asks for the people after these.
+    pub fn end(&self) -> u32 {
+        self.offset + self.members.len() as u32
+    }
 }
 
 /// The thread shown in the side panel.
@@ -442,7 +450,8 @@ impl ClientRoom {
         self.present_page.as_ref()
     }
 
-    /// Asks for a slice of the people present (only while live).
+    /// Asks for a slice of the people present (only while live). A slice from offset 0
+    /// replaces the one held; one that starts where the held one ends is appended to it.
     pub fn ask_presence(
         &self,
         offset: u32,
@@ -675,7 +684,10 @@ impl ClientRoom {
     /// not have stored them; the resend is de-duplicated either way).
     pub fn disconnected(&mut self) {
         self.phase = Some(Phase::Offline);
+        // Who is here is unknown until the next welcome (which lists them or counts them).
         self.present.clear();
+        self.present_count = None;
+        self.present_page = None;
         self.typing.clear();
         self.loading_older = false;
         self.requeue_in_flight();
@@ -914,7 +926,11 @@ impl ClientRoom {
                 }
                 self.present.retain(|m| m.user_id != user_id);
                 if let Some(page) = self.present_page.as_mut() {
+                    let before = page.members.len();
                     page.members.retain(|m| m.user_id != user_id);
+                    if page.members.len() < before {
+                        page.total = page.total.saturating_sub(1);
+                    }
                 }
                 self.typing.remove(&user_id);
             }
@@ -982,7 +998,14 @@ impl ClientRoom {
                     .iter_mut()
                     .find(|m| m.user_id == member.user_id)
                 {
-                    *present = member;
+                    present.clone_from(&member);
+                }
+                if let Some(shown) = self.present_page.as_mut().and_then(|page| {
+                    page.members
+                        .iter_mut()
+                        .find(|m| m.user_id == member.user_id)
+                }) {
+                    *shown = member;
                 }
                 applied.messages_changed = true;
             }
@@ -999,11 +1022,23 @@ impl ClientRoom {
                 total,
                 offset,
             } => {
-                self.present_page = Some(PresentPage {
-                    members,
-                    total,
-                    offset,
-                });
+                match self.present_page.as_mut() {
+                    // The next page of the list shown ("Show more").
+                    Some(page) if offset > 0 && offset == page.end() => {
+                        page.members.extend(members);
+                        page.total = total;
+                    }
+                    // A later page that no longer continues the list (someone in it left
+                    // while it was asked for): the list shown stays; asking again continues it.
+                    Some(_) if offset > 0 => return applied,
+                    _ => {
+                        self.present_page = Some(PresentPage {
+                            members,
+                            total,
+                            offset,
+                        })
+                    }
+                }
                 applied.messages_changed = true;
             }
             ServerMessage::Private { answer } => {
@@ -1876,6 +1911,195 @@ mod tests {
         assert_eq!(
             room.message(2).map(|m| m.text.as_str()),
             Some("in the thread")
+        );
+    }
+
+    fn person(i: u32) -> Member {
+        Member {
+            user_id: format!("u{i}"),
+            name: format!("Person {i:03}"),
+            avatar: None,
+        }
+    }
+
+    /// A live room of 60 people, as a large room welcomes: nobody listed, then the count.
+    fn counted_room() -> ClientRoom {
+        let mut room = live_room("me", 0);
+        room.apply(ServerMessage::PresenceCount { count: 60 }, 0);
+        room
+    }
+
+    fn page(offset: u32, people: std::ops::Range<u32>, total: u32) -> ServerMessage {
+        ServerMessage::PresencePage {
+            members: people.map(person).collect(),
+            total,
+            offset,
+        }
+    }
+
+    fn shown(room: &ClientRoom) -> Vec<String> {
+        room.present_page()
+            .map(|p| p.members.iter().map(|m| m.user_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_welcome_followed_by_a_count_is_counted_with_that_number_and_lists_nobody() {
+        let mut room = live_room("me", 0);
+        assert!(!room.presence_is_counted());
+        let applied = room.apply(ServerMessage::PresenceCount { count: 4_812 }, 0);
+        assert!(applied.messages_changed, "the header must re-render");
+        assert!(room.presence_is_counted());
+        assert_eq!(room.present_count(), 4_812);
+        assert!(room.present().is_empty());
+        assert!(room.present_page().is_none(), "nothing asked for yet");
+    }
+
+    #[test]
+    fn a_small_room_lists_who_is_here_and_counts_them_from_the_list() {
+        let mut room = live_room("me", 0);
+        room.apply(ServerMessage::PresenceJoin { member: person(1) }, 0);
+        room.apply(ServerMessage::PresenceJoin { member: person(2) }, 0);
+        room.apply(ServerMessage::PresenceJoin { member: person(2) }, 0);
+        assert!(!room.presence_is_counted());
+        assert_eq!(room.present_count(), 2);
+        room.apply(
+            ServerMessage::PresenceLeave {
+                user_id: "u1".into(),
+            },
+            0,
+        );
+        assert_eq!(room.present_count(), 1);
+    }
+
+    #[test]
+    fn a_slice_is_asked_for_only_while_live_and_applies_when_it_comes() {
+        let mut room = ClientRoom::new();
+        assert_eq!(room.ask_presence(0, 50, None), None, "not connected");
+        room = counted_room();
+        assert_eq!(
+            room.ask_presence(0, 50, Some("per".into())),
+            Some(ClientMessage::Presence {
+                offset: 0,
+                limit: 50,
+                query: Some("per".into())
+            })
+        );
+        room.apply(page(0, 0..50, 60), 0);
+        let held = room.present_page().cloned().unwrap();
+        assert_eq!((held.members.len(), held.total, held.offset), (50, 60, 0));
+        assert_eq!(held.members[0], person(0));
+        assert_eq!(held.end(), 50);
+    }
+
+    #[test]
+    fn the_next_slice_is_appended_and_a_slice_from_the_start_replaces_the_list() {
+        let mut room = counted_room();
+        room.apply(page(0, 0..50, 60), 0);
+        room.apply(page(50, 50..60, 60), 0);
+        assert_eq!(shown(&room).len(), 60);
+        assert_eq!(room.present_page().unwrap().end(), 60);
+        // A search (or a refresh) starts again from the top.
+        room.apply(page(0, 7..8, 1), 0);
+        assert_eq!(shown(&room), ["u7"]);
+        assert_eq!(room.present_page().unwrap().total, 1);
+    }
+
+    #[test]
+    fn a_later_slice_that_no_longer_continues_the_list_is_not_appended() {
+        let mut room = counted_room();
+        room.apply(page(0, 0..50, 60), 0);
+        // Someone shown left while "Show more" was on its way: the room's offset 50 now skips
+        // one person, and the list shown is not silently given a gap.
+        room.apply(
+            ServerMessage::PresenceLeave {
+                user_id: "u3".into(),
+            },
+            0,
+        );
+        let applied = room.apply(page(50, 51..60, 59), 0);
+        assert!(!applied.messages_changed);
+        assert_eq!(shown(&room).len(), 49);
+        assert_eq!(
+            room.present_page().unwrap().end(),
+            49,
+            "asking again continues it"
+        );
+    }
+
+    #[test]
+    fn someone_in_the_slice_leaving_is_removed_from_it_and_the_count_and_total_drop() {
+        let mut room = counted_room();
+        room.apply(page(0, 0..50, 60), 0);
+        room.apply(
+            ServerMessage::PresenceLeave {
+                user_id: "u4".into(),
+            },
+            0,
+        );
+        assert!(!shown(&room).contains(&"u4".to_string()));
+        assert_eq!(shown(&room).len(), 49);
+        assert_eq!(room.present_page().unwrap().total, 59);
+        assert_eq!(room.present_count(), 59);
+        // Someone not shown leaving moves the count only.
+        room.apply(
+            ServerMessage::PresenceLeave {
+                user_id: "u99".into(),
+            },
+            0,
+        );
+        assert_eq!(room.present_count(), 58);
+        assert_eq!(room.present_page().unwrap().total, 59);
+        assert_eq!(shown(&room).len(), 49);
+    }
+
+    #[test]
+    fn a_rename_shows_in_the_slice() {
+        let mut room = counted_room();
+        room.apply(page(0, 0..3, 60), 0);
+        let renamed = Member {
+            name: "Zed".into(),
+            ..person(1)
+        };
+        room.apply(
+            ServerMessage::ProfileUpdated {
+                member: renamed.clone(),
+            },
+            0,
+        );
+        assert_eq!(room.present_page().unwrap().members[1], renamed);
+    }
+
+    #[test]
+    fn a_new_welcome_forgets_the_count_and_the_slice_until_the_room_counts_again() {
+        let mut room = counted_room();
+        room.apply(page(0, 0..50, 60), 0);
+        room.disconnected();
+        assert!(
+            !room.presence_is_counted(),
+            "offline, nobody is known to be here"
+        );
+        assert!(room.present_page().is_none());
+
+        let mut room = counted_room();
+        room.apply(page(0, 0..50, 60), 0);
+        room.connect();
+        room.apply(
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                you: author("me"),
+                room: info(),
+                head: 0,
+                present: vec![person(1), person(2)],
+                read: None,
+            },
+            0,
+        );
+        assert!(!room.presence_is_counted());
+        assert_eq!(room.present_count(), 2);
+        assert!(
+            room.present_page().is_none(),
+            "a new connection holds no slice"
         );
     }
 }
