@@ -881,3 +881,32 @@ async fn catch_me_up_is_seen_only_by_the_asker_and_covers_exactly_the_unread_ran
     assert!(!bob.room.messages().any(|m| m.answer.is_some()));
     Ok(())
 }
+
+#[tokio::test]
+async fn someone_with_long_assistant_preferences_still_joins_and_is_answered_with_them() -> Result {
+    let (slug, people) = room_with(&["Ann"]).await?;
+    // As much as a profile save takes (its body is capped at 4 KB), in a 4-byte script: what a
+    // connection carries about its user must fit what a hibernating socket may keep, or the
+    // user could not join at all.
+    set_ai_prefs(&people[0], |ai| {
+        ai.instructions = "🦀".repeat(700);
+        ai.interests = "🌊".repeat(50);
+        ai.tone = "🎻".repeat(20);
+    })
+    .await?;
+    let marker = unique("m");
+    world()
+        .await
+        .fake
+        .push(&marker, Script::words("noted", GAP));
+    let mut ann = Watcher::join(&people[0], &slug).await?;
+    let question = format!("@assistant hello {marker}");
+    ann.say(&question).await?;
+    ann.answer_in(&question, AnswerState::Done).await?;
+    let system = world().await.fake.requests(&marker)[0]["messages"][0]["content"].to_string();
+    assert!(
+        system.contains(&"🦀".repeat(50)),
+        "the preferences shaped the prompt"
+    );
+    Ok(())
+}

@@ -97,14 +97,36 @@ struct Slot {
     batch: bool,
 }
 
-impl Slot {
-    fn attachment(&self, id: u64) -> Attachment {
+/// What a socket's attachment may hold, in bytes of JSON: workerd refuses an attachment over
+/// 16 KiB (`WebSocket::MAX_ATTACHMENT_SIZE`, read from its binary), and the structured clone it
+/// stores is not JSON, so a margin is kept.
+const ATTACHMENT_BUDGET: usize = 12 * 1024;
+
+impl Attachment {
+    /// The attachment of a socket, within [`ATTACHMENT_BUDGET`]: everything else a connection
+    /// carries is bounded by its own limits (a name, preferences a 4 KB profile save set), but
+    /// 50 remembered facts in a 3-byte script reach 30 KB, so the oldest facts give way until
+    /// it fits. They live on in memory while the object is awake, and users with memory on are
+    /// verified afresh on every connect, which brings them all back.
+    fn new(id: u64, mut conn: Conn, session: Option<String>, batch: bool) -> Attachment {
+        let size = |conn: &Conn| serde_json::to_string(conn).map_or(usize::MAX, |s| s.len());
+        let mut over = size(&conn).saturating_sub(ATTACHMENT_BUDGET - 512);
+        while over > 0 && !conn.personalization.memory.is_empty() {
+            let fact = conn.personalization.memory.remove(0);
+            over = over.saturating_sub(fact.len() + 3);
+        }
         Attachment {
             id,
-            conn: self.conn.clone(),
-            session: self.session.clone(),
-            batch: self.batch,
+            conn,
+            session,
+            batch,
         }
+    }
+}
+
+impl Slot {
+    fn attachment(&self, id: u64) -> Attachment {
+        Attachment::new(id, self.conn.clone(), self.session.clone(), self.batch)
     }
 }
 
@@ -1330,5 +1352,40 @@ mod tests {
         let att: Attachment = serde_json::from_str(old).unwrap();
         assert_eq!(att.id, 3);
         assert_eq!(att.session, None);
+    }
+
+    /// A connection carrying everything a user may have: a 60-character name, preferences at
+    /// the 4 KB a profile save takes, and 50 remembered facts of 200 characters in a 3-byte
+    /// script.
+    fn heaviest_conn() -> Conn {
+        let mut conn = Conn::new(Author {
+            id: "u".repeat(32),
+            name: "名".repeat(60),
+            role: Role::Member,
+        });
+        conn.personalization.instructions = "指".repeat(1_300);
+        conn.personalization.memory = (0..50).map(|_| "記".repeat(200)).collect();
+        conn.avatar = Some(format!("/api/avatars/{}", "a".repeat(64)));
+        conn
+    }
+
+    #[test]
+    fn an_attachment_fits_what_a_hibernating_socket_may_keep_whatever_the_user_carries() {
+        let conn = heaviest_conn();
+        let att = Attachment::new(7, conn.clone(), Some("s".repeat(64)), true);
+        let size = serde_json::to_string(&att).unwrap().len();
+        assert!(size <= ATTACHMENT_BUDGET, "{size} bytes");
+        // Only the remembered facts give way (the next connect brings them back).
+        assert_eq!(att.conn.author, conn.author);
+        assert_eq!(
+            att.conn.personalization.instructions,
+            conn.personalization.instructions
+        );
+        assert!(att.conn.personalization.memory.len() < 50);
+        // A usual connection keeps everything.
+        let mut usual = heaviest_conn();
+        usual.personalization.memory.truncate(3);
+        let att = Attachment::new(7, usual.clone(), None, false);
+        assert_eq!(att.conn, usual);
     }
 }
