@@ -819,6 +819,19 @@ impl RoomHandle {
         }
     }
 
+    /// Asks the room for a slice of who is here (a large room's member list). False when the
+    /// room is not live: the panel asks again once it is.
+    pub fn ask_presence(&self, offset: u32, limit: u32, query: Option<String>) -> bool {
+        let c = self.0.borrow();
+        match c.room.ask_presence(offset, limit, query) {
+            Some(frame) => {
+                Self::send_frame(&c, &frame);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Hides a private answer.
     pub fn dismiss_private(&self, id: u64) {
         self.0.borrow_mut().room.dismiss_private(id);

@@ -11,6 +11,7 @@ pub mod cite;
 pub mod commands;
 pub mod format;
 pub mod keys;
+pub mod presence;
 pub mod route;
 pub mod rows;
 pub mod scroll;

@@ -17,6 +17,7 @@ pub mod name_form;
 pub mod name_prompt;
 pub mod notice;
 pub mod pins;
+pub mod presence_panel;
 pub mod private;
 pub mod profile_card;
 pub mod profile_page;

@@ -5,8 +5,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use shared::client::Phase;
 use shared::permissions::{may, Action};
 use shared::protocol::{PrivateAnswer, PrivateKind, Seq};
+use web_sys::HtmlElement;
 use yew::prelude::*;
 
 use crate::commands::is_catch_up;
@@ -16,6 +18,7 @@ use crate::components::composer::Composer;
 use crate::components::message_list::MessageList;
 use crate::components::notice::Notice;
 use crate::components::pins::PinsPanel;
+use crate::components::presence_panel::PresencePanel;
 use crate::components::private::PrivateAnswers;
 use crate::components::profile_card::ProfileCard;
 use crate::components::room_panel::RoomPanel;
@@ -25,6 +28,7 @@ use crate::components::source_panel::SourcePanel;
 use crate::components::thread_panel::ThreadPanel;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
+use crate::presence::thousands;
 use crate::rows::RowAction;
 use crate::status::Ended;
 use crate::web;
@@ -177,6 +181,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         })
     };
     let searching = use_state(|| false);
+    let who_open = use_state(|| false);
+    let who_button = use_node_ref();
     let toggle_search = {
         let searching = searching.clone();
         Callback::from(move |()| searching.set(!*searching))
@@ -225,8 +231,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         }
     });
     let admin = props.admin;
-    let (name, topic, present, typing, has_more, error, can_post, my_role) =
-        handle.with_room(|room| {
+    let (name, topic, present, counted, typing, has_more, error, can_post, my_role) = handle
+        .with_room(|room| {
             let info = room.room();
             (
                 info.map(|r| r.name.clone())
@@ -236,6 +242,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     .iter()
                     .map(|m| m.name.clone())
                     .collect::<Vec<_>>(),
+                // A large room counts instead of listing: "4,812 here".
+                room.presence_is_counted().then(|| room.present_count()),
                 typing_line(&room.typing(web::now())),
                 room.has_more(),
                 room.last_error().cloned(),
@@ -262,6 +270,35 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         let panel_open = panel_open.clone();
         Callback::from(move |_: MouseEvent| panel_open.set(!*panel_open))
     };
+    let toggle_who = {
+        let who_open = who_open.clone();
+        Callback::from(move |_: MouseEvent| who_open.set(!*who_open))
+    };
+    let close_who = {
+        let (who_open, who_button) = (who_open.clone(), who_button.clone());
+        Callback::from(move |()| {
+            who_open.set(false);
+            // Back to where the panel was opened from.
+            if let Some(button) = who_button.cast::<HtmlElement>() {
+                let _ = button.focus();
+            }
+        })
+    };
+    let who_panel = (*who_open).then(|| {
+        handle.with_room(|room| {
+            html! {
+                <PresencePanel handle={(*handle).clone()} counted={room.presence_is_counted()}
+                    count={room.present_count()} live={room.phase() == Phase::Live}
+                    page={room.present_page().cloned()}
+                    present={Rc::new(room.present().to_vec())}
+                    on_profile={{
+                        let card = card.clone();
+                        Callback::from(move |id: String| card.set(Some(id.into())))
+                    }}
+                    on_close={close_who.clone()} />
+            }
+        })
+    });
     let close_card = {
         let card = card.clone();
         Callback::from(move |()| card.set(None))
@@ -276,12 +313,22 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                         <p class="room-topic">{ &topic }</p>
                     }
                 </div>
-                if !present.is_empty() {
-                    <p class="present" title={present.join(", ")}>
+                <div class="present">
+                    if let Some(count) = counted {
                         <span class="present-dot" aria-hidden="true"></span>
-                        { format!("{} here: {}", present.len(), present.join(", ")) }
-                    </p>
-                }
+                        <span class="present-count" data-count={count.to_string()}>
+                            { format!("{} here", thousands(count)) }
+                        </span>
+                    } else if !present.is_empty() {
+                        <span class="present-dot" aria-hidden="true"></span>
+                        <span class="present-names" data-count={present.len().to_string()}
+                            title={present.join(", ")}>
+                            { format!("{} here: {}", present.len(), present.join(", ")) }
+                        </span>
+                    }
+                    <button type="button" class="who-toggle" ref={who_button}
+                        aria-expanded={who_open.to_string()} onclick={toggle_who}>{ "Who's here" }</button>
+                </div>
                 <div class="room-tools">
                     <button type="button" class="panel-toggle" aria-expanded={panel_open.to_string()}
                         onclick={toggle_panel}>{ "Members" }</button>
@@ -359,6 +406,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                         <PinsPanel rows={pinned_rows} on_action={actions.on_action.clone()}
                             on_close={actions.on_toggle_pins.clone()} />
                     }
+                    { who_panel.unwrap_or_default() }
                     if *searching {
                         <SearchPanel slug={props.slug.clone()} on_navigate={props.on_navigate.clone()}
                             on_close={toggle_search} />
