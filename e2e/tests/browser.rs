@@ -1455,3 +1455,150 @@ async fn a_member_the_owner_banned_reloads_the_room_and_is_told_he_is_banned() -
     browser.quit().await?;
     Ok(())
 }
+
+/// What the "Who's here" panel shows, or null when it is closed.
+const WHO_JS: &str = r#"
+    const panel = document.querySelector('aside.presence-panel');
+    if (!panel) return null;
+    return {
+        summary: panel.querySelector('#presence-summary').textContent.trim(),
+        names: Array.from(panel.querySelectorAll('.presence-name')).map(n => n.textContent),
+        more: Array.from(panel.querySelectorAll('button')).some(b => b.textContent.trim() === 'Show more'),
+        search_focused: document.activeElement === panel.querySelector('input[type="search"]'),
+    };
+"#;
+
+#[derive(Debug, Deserialize)]
+struct Who {
+    summary: String,
+    names: Vec<String>,
+    more: bool,
+    search_focused: bool,
+}
+
+/// Waits until the open panel shows what `ok` accepts.
+async fn wait_who(browser: &Browser, what: &str, ok: impl Fn(&Who) -> bool) -> Result<Who> {
+    let deadline = std::time::Instant::now() + e2e::browser::UI_TIMEOUT;
+    loop {
+        let shown: Option<Who> = serde_json::from_value(browser.eval(WHO_JS).await?)?;
+        match shown {
+            Some(who) if ok(&who) => return Ok(who),
+            shown if std::time::Instant::now() > deadline => {
+                anyhow::bail!("timed out waiting for the panel to show {what}; it shows {shown:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn wait_header_count(browser: &Browser, count: usize) -> Result {
+    let script = format!(
+        r#"const c = document.querySelector('.present-count');
+           return !!c && c.textContent.trim() === '{count} here';"#
+    );
+    let shown = browser
+        .wait_for(&format!("the header to say \"{count} here\""), &script)
+        .await;
+    if let Err(e) = shown {
+        let header = browser
+            .eval("return document.querySelector('.present')?.textContent ?? 'no .present';")
+            .await?;
+        return Err(e.context(format!("the header shows {header}")));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person_by_name_until_they_leave(
+) -> Result {
+    use shared::protocol::ServerMessage;
+    // More present than the room lists (shared::room::presence::LARGE_ROOM is 50), over plain
+    // sockets: a browser each would make this the slowest test by far.
+    const CROWD: usize = 52;
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let owner = Session::create(&server, "Owner").await?;
+    let room = owner.create_room(&unique("Crowded Room"), "").await?;
+    let mut sockets = Vec::new();
+    for i in 0..CROWD {
+        let name = if i == 7 {
+            "Zelda Needle".to_owned()
+        } else {
+            format!("Crowd {i:02}")
+        };
+        let guest = Session::create(&server, &name).await?;
+        let mut socket = guest
+            .connect_with_first_frame(&room.slug, &Session::hello_frame(None))
+            .await?;
+        // Joined once its page came. Not `joined()`: a count may come before the welcome (the
+        // count a join causes goes to every joined socket, this one included).
+        socket
+            .expect_until(Duration::from_secs(10), |m| {
+                matches!(m, ServerMessage::History { .. }).then_some(())
+            })
+            .await?;
+        sockets.push(socket);
+    }
+
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    let url = format!("{}/r/{}", server.url(), room.slug);
+    browser.goto(&url).await?;
+    sign_in(&browser, "Watcher").await?;
+    browser.goto(&url).await?;
+    wait_phase(&browser, &["live"]).await?;
+    // Counted, not listed. (Exactly CROWD + 1 once a joiner's welcome counts the joiner: today
+    // it is welcomed with the count from before it joined, so the exact count is checked after
+    // the next change below.)
+    let counted = browser
+        .wait_for(
+            "the header to count who is here",
+            "return Number(document.querySelector('.present-count')?.dataset.count ?? 0);",
+        )
+        .await?;
+    let counted = counted.as_u64().unwrap_or_default() as usize;
+    assert!((CROWD..=CROWD + 1).contains(&counted), "{counted} here");
+
+    // The panel opens with focus in its search box and the first page of the list.
+    click_button(&browser, "Who's here").await?;
+    let first = wait_who(&browser, "the first 50 of 53", |w| {
+        w.summary == "Showing 50 of 53"
+    })
+    .await?;
+    assert!(first.search_focused, "focus did not move into the panel");
+    assert!(first.more, "no Show more under a partial list");
+    assert_eq!(first.names.first().map(String::as_str), Some("Crowd 00"));
+    click_button(&browser, "Show more").await?;
+    let all = wait_who(&browser, "all 53", |w| w.summary == "Showing 53 of 53").await?;
+    assert!(!all.more);
+    assert_eq!(all.names.len(), 53, "{:?}", all.names);
+
+    // A search asks the room; the one match shows.
+    let search = field(&browser, "Search people here").await?;
+    search.send_keys("needle").await?;
+    let found = wait_who(&browser, "Zelda Needle alone", |w| {
+        w.names == ["Zelda Needle"]
+    })
+    .await?;
+    assert_eq!(found.summary, "Showing 1 of 1 matching “needle”");
+
+    // She leaves: the room tells the sockets showing her, and the count follows.
+    sockets.remove(7).close().await;
+    wait_who(&browser, "nobody matching", |w| w.names.is_empty()).await?;
+    wait_header_count(&browser, CROWD).await?;
+
+    // Escape closes the panel and puts focus back on the button that opened it.
+    search.send_keys("\u{e00c}").await?;
+    browser
+        .wait_for(
+            "the panel to close with focus back on Who's here",
+            r#"return !document.querySelector('aside.presence-panel')
+                && document.activeElement?.textContent.trim() === "Who's here";"#,
+        )
+        .await?;
+
+    for socket in sockets {
+        socket.close().await;
+    }
+    browser.quit().await?;
+    Ok(())
+}
