@@ -556,7 +556,7 @@ impl ChatRoom {
                 .entry(slot.conn.author.id.clone())
                 .or_insert_with(|| ConnLimiter::new(self.limits, now));
             let effects = room.on_frame(&slot.conn, limiter, frame, now, || {
-                self.presence.borrow().welcome()
+                self.presence.borrow().welcome_for(&slot.conn.author.id)
             });
             slots.insert(id, slot);
             effects

@@ -124,6 +124,15 @@ impl Presence {
         self.people.contains_key(user_id)
     }
 
+    /// What the welcome of `user_id`, who is joining, says about who is here: in a large room
+    /// the count with them in it (their join is counted after the welcome is built).
+    pub fn welcome_for(&self, user_id: &str) -> Present {
+        match self.welcome() {
+            Present::Count(count) if !self.contains(user_id) => Present::Count(count + 1),
+            present => present,
+        }
+    }
+
     /// What a welcome says about who is here.
     pub fn welcome(&self) -> Present {
         if self.is_large() {
@@ -160,7 +169,9 @@ impl Presence {
             self.counting = true;
         }
         if self.counting {
-            return self.count_changed(now);
+            // Not to the joining socket: its welcome already counted it, and this frame would
+            // reach it before that welcome.
+            return self.count_changed(now, Some(socket));
         }
         vec![Notice::Everyone {
             frame: ServerMessage::PresenceJoin { member },
@@ -213,7 +224,7 @@ impl Presence {
             });
             return notices;
         }
-        notices.extend(self.count_changed(now));
+        notices.extend(self.count_changed(now, None));
         notices
     }
 
@@ -226,14 +237,18 @@ impl Presence {
         }
     }
 
-    fn count_changed(&mut self, now: Millis) -> Vec<Notice> {
+    fn count_changed(&mut self, now: Millis, except: Option<u64>) -> Vec<Notice> {
         self.count_pending = true;
-        self.tick(now)
+        self.tick_except(now, except)
     }
 
     /// The count frame that is due at `now`, if the count changed since the room was last
     /// told and [`COUNT_EVERY_MS`] has passed.
     pub fn tick(&mut self, now: Millis) -> Vec<Notice> {
+        self.tick_except(now, None)
+    }
+
+    fn tick_except(&mut self, now: Millis, except: Option<u64>) -> Vec<Notice> {
         if !self.count_pending || self.deadline().is_some_and(|at| now < at) {
             return Vec::new();
         }
@@ -246,7 +261,7 @@ impl Presence {
         self.told_at = Some(now);
         vec![Notice::Everyone {
             frame: ServerMessage::PresenceCount { count },
-            except: None,
+            except,
         }]
     }
 
@@ -401,6 +416,28 @@ mod tests {
             "the last change is told once its second has passed"
         );
         assert!(p.tick(30_000).is_empty(), "nothing new, nothing sent");
+    }
+
+    #[test]
+    fn someone_joining_a_large_room_is_counted_in_their_welcome_and_not_sent_a_count_before_it() {
+        let mut p = Presence::new();
+        for i in 0..60 {
+            p.join(i as u64, member(i), 0);
+        }
+        assert_eq!(p.welcome_for(&member(60).user_id), Present::Count(61));
+        assert_eq!(
+            p.welcome_for(&member(3).user_id),
+            Present::Count(60),
+            "a second tab"
+        );
+        let notices = p.join(60, member(60), 5_000);
+        assert_eq!(
+            notices,
+            vec![Notice::Everyone {
+                frame: ServerMessage::PresenceCount { count: 61 },
+                except: Some(60)
+            }]
+        );
     }
 
     #[test]
