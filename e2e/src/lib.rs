@@ -13,12 +13,15 @@
 //! - [`model::ModelServer`] starts the local OpenAI-compatible model server (a real model);
 //! - [`grounding`] is a generated room with questions and their answers, for measuring
 //!   retrieval and grounded answers;
+//! - [`fanout`] runs the real room core natively with tens of thousands of virtual clients and
+//!   models one object against a tree of fan-out objects (`docs/scaling.md`);
 //! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
 //!   walks sign-in flows through it step by step.
 
 pub mod browser;
 pub mod client;
 pub mod fake_ai;
+pub mod fanout;
 pub mod grounding;
 pub mod login;
 pub mod model;
