@@ -22,6 +22,12 @@
 //! OpenAI-compatible endpoint (the key is read from the variable VAR and passed to `wrangler dev`
 //! as the `AI_API_KEY` var, so it is on this machine's process list while the run lasts).
 //!
+//! `wrangler dev` reloads when `edge/build` changes under it (a rebuild in another shell) and
+//! resets every socket: a question that fails so is asked once more in a new room. For a long
+//! run on a machine where others build, point `E2E_REPO_ROOT` at a copy of the repository's
+//! `wrangler.toml`, `migrations`, `dist` and `edge/build` (with links to `node_modules` and
+//! `target`, and `LOCAL_MODEL_PATH` set).
+//!
 //! Flags: `--answers`; `--questions N` (the first N answerable questions, all by default);
 //! `--unanswerable N` (the first N of those the room cannot answer, all by default);
 //! `--max-tokens N` (the answer's `AI_MAX_TOKENS`; 160 for the local model, the Worker's
@@ -78,7 +84,8 @@ impl Args {
                 "--answers" => args.answers = true,
                 "--json" => args.json = true,
                 "--verbose" => args.verbose = true,
-                _ => {
+                "--questions" | "--unanswerable" | "--max-tokens" | "--endpoint" | "--model"
+                | "--api-key-env" => {
                     let value = it.next().with_context(|| format!("{flag} needs a value"))?;
                     match flag.as_str() {
                         "--questions" => args.questions = Some(value.parse()?),
@@ -86,11 +93,11 @@ impl Args {
                         "--max-tokens" => args.max_tokens = Some(value.parse()?),
                         "--endpoint" => args.endpoint = Some(value),
                         "--model" => args.model = Some(value),
-                        "--api-key-env" => args.api_key_env = Some(value),
-                        other => bail!(
-                            "unknown flag {other} (see the doc comment of e2e/src/bin/grounding.rs)"
-                        ),
+                        _ => args.api_key_env = Some(value),
                     }
+                }
+                other => {
+                    bail!("unknown flag {other} (see the doc comment of e2e/src/bin/grounding.rs)")
                 }
             }
         }
@@ -363,15 +370,27 @@ async fn ask_all(
     for (i, question) in chosen.iter().enumerate() {
         // Each question in a room of its own: earlier questions (which retrieval would find)
         // and answers (in the prompt's history) stay out of it.
-        let started = Instant::now();
-        let creator = &people[i % people.len()];
-        let (slug, seqs) = load_room(creator, &people, fixture).await?;
-        load_ms += started.elapsed().as_millis() as u64;
-        if let Some(model) = local {
-            // The previous room's summary may still be running on the one model thread.
-            wait_idle(model).await?;
-        }
-        let answered = ask(&asker, &slug, question, &seqs).await?;
+        let mut attempt = 1;
+        let answered = loop {
+            let creator = &people[(i + attempt) % people.len()];
+            match load_and_ask(creator, &people, &asker, fixture, question, local).await {
+                Ok((answered, ms)) => {
+                    load_ms += ms;
+                    break answered;
+                }
+                // A socket reset (wrangler dev reloads when the Worker's build changes under
+                // it) costs the question one more room, not the run.
+                Err(e) if attempt < 2 => {
+                    say(format!(
+                        "{:?} failed, once more in a new room: {e:#}",
+                        question.text
+                    ));
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         say(format!(
             "{}/{}: {:?} -> {} cited, {} ms: {}",
             i + 1,
@@ -384,6 +403,25 @@ async fn ask_all(
         answers.push(answered);
     }
     Ok((answers, load_ms / chosen.len().max(1) as u64))
+}
+
+/// Loads a room and asks `question` in it; the answer, and how long the load took.
+async fn load_and_ask(
+    creator: &Session,
+    people: &[Session],
+    asker: &Session,
+    fixture: &Fixture,
+    question: &Question,
+    local: Option<&ModelServer>,
+) -> Result<(Answered, u64)> {
+    let started = Instant::now();
+    let (slug, seqs) = load_room(creator, people, fixture).await?;
+    let load_ms = started.elapsed().as_millis() as u64;
+    if let Some(model) = local {
+        // The previous room's summary may still be running on the one model thread.
+        wait_idle(model).await?;
+    }
+    Ok((ask(asker, &slug, question, &seqs).await?, load_ms))
 }
 
 /// A new room with the fixture posted in order by its people; the seq of each line.
