@@ -55,15 +55,122 @@ pub fn intent(text: &str) -> Intent {
 
 /// Words too common to say what a question is about.
 const STOPWORDS: &[&str] = &[
-    "a", "about", "after", "again", "all", "am", "an", "and", "any", "anyone", "are", "as", "at",
-    "be", "been", "before", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get",
-    "got", "had", "has", "have", "he", "her", "here", "him", "his", "how", "i", "if", "in", "into",
-    "is", "it", "its", "just", "know", "let", "me", "my", "no", "not", "of", "on", "or", "our",
-    "out", "over", "please", "room", "said", "say", "says", "she", "should", "so", "some", "tell",
-    "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
-    "to", "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "why",
-    "will", "with", "would", "you", "your",
+    "a",
+    "about",
+    "after",
+    "again",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "anyone",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "before",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "for",
+    "from",
+    "get",
+    "got",
+    "had",
+    "has",
+    "have",
+    "he",
+    "her",
+    "here",
+    "him",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "just",
+    "know",
+    "let",
+    "me",
+    "my",
+    "no",
+    "not",
+    "of",
+    "on",
+    "or",
+    "our",
+    "out",
+    "over",
+    "please",
+    "room",
+    "said",
+    "say",
+    "says",
+    "she",
+    "should",
+    "so",
+    "some",
+    "tell",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "to",
+    "up",
+    "us",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    // Filler that matches chatter rather than facts ("what time is standup now?").
+    "now",
+    "going",
+    "happen",
+    "happened",
+    "happening",
+    "find",
+    "thing",
+    "things",
+    "really",
+    "also",
+    "still",
+    "yet",
 ];
+
+/// Whether a word says what a text is about: not a stopword, and three characters or more, or
+/// two with a digit in them ("v2", "q3", the "15" of 9:15).
+fn is_content(word: &str) -> bool {
+    let n = word.chars().count();
+    !STOPWORDS.contains(&word) && (n >= 3 || (n == 2 && word.chars().any(|c| c.is_ascii_digit())))
+}
 
 /// Most terms a retrieval query keeps (the first ones of the question).
 pub const MAX_TERMS: usize = 12;
@@ -88,7 +195,7 @@ pub fn retrieval_terms(question: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in plain_words(question) {
         let word = word.trim_end_matches("'s");
-        if word.chars().count() < 3 || STOPWORDS.contains(&word) {
+        if !is_content(word) {
             continue;
         }
         let term = stem(word).to_owned();
@@ -157,7 +264,23 @@ pub fn asks_about_room(question: &str) -> bool {
     is_question && words.iter().any(|w| ROOM_WORDS.contains(&w.as_str()))
 }
 
-/// The answer to a question about the room that nothing in the room supports.
+/// The answer to a question about the room when the model's answer cited none of the
+/// messages it was given and repeated none of them: it says so and points at the closest ones
+/// (at most three), so the reader can look for themselves. Returns the text and the numbers it
+/// cites.
+pub fn closest(sources: usize) -> (String, Vec<u32>) {
+    let cited: Vec<u32> = (1..=sources.min(3) as u32).collect();
+    let list: Vec<String> = cited.iter().map(|n| format!("[{n}]")).collect();
+    (
+        format!(
+            "I could not answer that from this room's messages. The closest I found: {}.",
+            list.join(", ")
+        ),
+        cited,
+    )
+}
+
+/// The answer to a question about the room that nothing in the room matches.
 pub fn nothing_found(question: &str) -> String {
     let terms = retrieval_terms(question);
     let about: Vec<String> = plain_words(question)
@@ -278,7 +401,7 @@ impl CitationFilter {
 fn content_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for word in plain_words(text) {
-        if word.chars().count() < 3 || STOPWORDS.contains(&word.as_str()) {
+        if !is_content(&word) {
             continue;
         }
         let word = stem(&word).to_owned();
@@ -293,15 +416,20 @@ fn content_words(text: &str) -> Vec<String> {
 const ATTRIBUTE_MIN_SHARED: usize = 2;
 
 /// Cites sources for an answer that cited none: each sentence that shares at least
-/// [`ATTRIBUTE_MIN_SHARED`] content words, and at least half of its own, with one source gets
-/// that source's number (the one sharing the most). Returns the text and the numbers cited,
-/// in the order first cited. A sentence no source supports stays uncited.
-pub fn attribute(text: &str, sources: &[MessageView]) -> (String, Vec<u32>) {
+/// [`ATTRIBUTE_MIN_SHARED`] content words with one source, and at least half of its own, gets
+/// that source's number (the one sharing the most). Words of the `question` do not count: a
+/// sentence that only restates the question is not evidence. Returns the text and the numbers
+/// cited, in the order first cited. A sentence no source supports stays uncited.
+pub fn attribute(text: &str, sources: &[MessageView], question: &str) -> (String, Vec<u32>) {
     let source_words: Vec<Vec<String>> = sources.iter().map(|m| content_words(&m.text)).collect();
+    let asked = content_words(question);
     let mut out = String::new();
     let mut cited = Vec::new();
     for sentence in sentences(text) {
-        let words = content_words(sentence);
+        let words: Vec<String> = content_words(sentence)
+            .into_iter()
+            .filter(|w| !asked.contains(w))
+            .collect();
         let best = source_words
             .iter()
             .enumerate()
@@ -426,6 +554,17 @@ mod tests {
     }
 
     #[test]
+    fn short_words_with_a_digit_are_terms_and_filler_is_not() {
+        assert_eq!(retrieval_terms("when is v2 going out now?"), vec!["v2"]);
+        assert_eq!(retrieval_terms("standup at 9:15"), vec!["standup", "15"]);
+        assert_eq!(closest(5).1, vec![1, 2, 3]);
+        assert_eq!(
+            closest(1).0,
+            "I could not answer that from this room's messages. The closest I found: [1]."
+        );
+    }
+
+    #[test]
     fn retrieval_terms_drop_stopwords_and_stem_common_endings() {
         assert_eq!(
             retrieval_terms("@assistant What did we decide about the launch dates?"),
@@ -491,17 +630,26 @@ mod tests {
             ),
             msg(9, "Lunch is pizza on Friday."),
         ];
+        let question = "what did we decide about the launch?";
         let (text, cited) = attribute(
             "The launch date was decided: March 10. The sky is green.",
             &sources,
+            question,
         );
         assert_eq!(
             text,
             "The launch date was decided: March 10. [1] The sky is green."
         );
         assert_eq!(cited, vec![1]);
-        let (text, cited) = attribute("Nothing relevant here.", &sources);
+        let (text, cited) = attribute("Nothing relevant here.", &sources, question);
         assert_eq!(text, "Nothing relevant here.");
+        assert!(cited.is_empty());
+        // Restating the question is not evidence, however many of its words it shares.
+        let (_, cited) = attribute(
+            "You ask what we decided about the launch date after the venue review.",
+            &sources,
+            "what did we decide about the launch date after the venue review?",
+        );
         assert!(cited.is_empty());
     }
 

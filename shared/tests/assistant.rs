@@ -878,7 +878,8 @@ fn a_deleted_message_is_never_retrieved_or_cited() {
 }
 
 #[test]
-fn an_answer_citing_nothing_cites_the_source_it_repeats_or_is_refused_when_it_repeats_none() {
+fn an_answer_citing_nothing_cites_the_source_it_repeats_or_says_it_could_not_answer_and_points_at_them(
+) {
     let mut h = Harness::new(AssistantMode::Mention);
     h.say(
         0,
@@ -896,10 +897,16 @@ fn an_answer_citing_nothing_cites_the_source_it_repeats_or_is_refused_when_it_re
     let (gen, answer) = *h.generations.last().unwrap();
     h.token(gen, "It is probably the town library.", 20);
     h.finish(gen, Ok(source()));
+    // The room held messages about it, but the answer used none of them: it says so and
+    // points at them rather than guessing.
+    let m = h.message(0, answer);
     assert_eq!(
-        h.message(0, answer).text,
-        "I found nothing in this room about decide launch venue."
+        m.text,
+        "I could not answer that from this room's messages. The closest I found: [1], [2]."
     );
+    let meta = m.answer.unwrap().meta.unwrap();
+    assert_eq!(meta.citations.len(), 2);
+    assert_eq!(meta.citations[0].seq, 1);
 }
 
 #[test]

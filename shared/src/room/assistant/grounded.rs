@@ -270,8 +270,8 @@ impl<D: Sql> Room<D> {
 
     /// The final text of an answer that ended as `status`, with the numbers it cites: the
     /// model's own valid citations; failing those, the sources its sentences repeat; and for
-    /// a question about the room that still cites nothing, the plain statement that the room
-    /// holds nothing about it.
+    /// a question about the room that still cites nothing, the plain statement that the room's
+    /// messages did not answer it, with the closest of them.
     pub(super) fn ground_final(
         text: String,
         status: AnswerState,
@@ -281,9 +281,17 @@ impl<D: Sql> Room<D> {
         if status != AnswerState::Done || !cited.is_empty() {
             return (text, cited);
         }
-        let (text, cited) = grounding::attribute(&text, &grounding.sources);
+        let question = grounding.retrieval.as_deref().unwrap_or_default();
+        let (text, cited) = grounding::attribute(&text, &grounding.sources, question);
         match &grounding.room_question {
-            Some(question) if cited.is_empty() => (grounding::nothing_found(question), cited),
+            Some(question) if cited.is_empty() => {
+                if grounding.sources.is_empty() {
+                    (grounding::nothing_found(question), cited)
+                } else {
+                    // What the room holds did not answer it: say so, and where to look.
+                    grounding::closest(grounding.sources.len())
+                }
+            }
             _ => (text, cited),
         }
     }

@@ -62,12 +62,24 @@ impl<D: Sql> SqlStore<D> {
                    AND messages_fts.rowid >= ?3 AND m.deleted = 0
                    AND (m.author_id IS NULL OR m.author_id <> ?4)
                  ORDER BY score LIMIT ?5",
-                sql_params![expr, before, window_start, ASSISTANT_ID, limit],
+                sql_params![
+                    expr,
+                    before,
+                    window_start,
+                    ASSISTANT_ID,
+                    limit.saturating_mul(2)
+                ],
             )?
             .iter()
             .map(|r| r.uint(0))
             .collect::<Result<_, _>>()?;
-        self.messages_in_order(&ids)
+        // The same line said again ("+1", a repeated reminder) would fill every slot: each
+        // text once, at its best rank.
+        let mut seen = std::collections::HashSet::new();
+        let mut found = self.messages_in_order(&ids)?;
+        found.retain(|m| seen.insert(m.text.trim().to_lowercase()));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     /// [`SqlStore::retrieve`] for a question in words ([`crate::grounding::retrieval_terms`]):
