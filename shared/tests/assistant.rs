@@ -1084,3 +1084,56 @@ fn a_private_answer_the_room_restarted_during_fails_visibly_on_the_next_hello() 
     assert_eq!(a.state, AnswerState::Failed);
     assert_eq!(a.error.as_ref().unwrap().code, ErrorCode::Internal);
 }
+
+#[test]
+fn production_s_nearest_messages_in_meaning_join_the_sources_but_never_a_deleted_one() {
+    let mut h = Harness::new(AssistantMode::Mention);
+    h.say(0, "We decided the launch date is March 10.");
+    // Says the same in other words: full text alone does not find it.
+    h.say(1, "Shipping day moved to the 17th, per the venue.");
+    h.say(1, "Secret plan B that was deleted.");
+    h.command(1, PendingOp::Delete { target: 3 });
+    h.say(2, "@assistant what did we decide about the launch date?");
+    let gen = h.latest_gen();
+    assert!(
+        !last_prompt(&h).contains("[2] <<message"),
+        "one numbered source"
+    );
+    assert_eq!(
+        h.room.ai_retrieval(gen),
+        Some("@assistant what did we decide about the launch date?")
+    );
+
+    // Vectorize's answer, nearest first: the paraphrase, the deleted message, a later one.
+    let request = h
+        .room
+        .ai_reground(gen, &[2, 3, 99])
+        .unwrap()
+        .expect("new sources");
+    let prompt: String = request
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert!(
+        prompt.contains("[2] <<message from=\"BOB, 1970-01-01\">>\nShipping day"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("[3] <<message"),
+        "the deleted one is not a source: {prompt}"
+    );
+    h.token(gen, "It moved to the 17th [2].", 20);
+    h.finish(gen, Ok(source()));
+    let meta = h.clients[0]
+        .state
+        .messages()
+        .find(|m| m.author.id == ASSISTANT_ID)
+        .and_then(|m| m.answer.clone())
+        .and_then(|a| a.meta)
+        .unwrap();
+    assert_eq!(meta.retrieved, vec![1, 2]);
+    assert_eq!(meta.citations[0].seq, 2);
+    // Once text has streamed, the sources stay what the answer was written from.
+    assert_eq!(h.room.ai_reground(gen, &[1]).unwrap(), None);
+}
