@@ -90,7 +90,7 @@ fn link_text(text: &str, citations: &[Citation], day: &dyn Fn(Millis) -> String,
                     if let Some(c) = digits.parse().ok().and_then(|n| find(citations, n)) {
                         out.push_str(&format!(
                             r#"<button type="button" class="cite-ref" data-n="{n}" aria-label="{}">{n}</button>"#,
-                            escape(&label(c, day)),
+                            shared::markdown::escape_attr(&label(c, day)),
                             n = c.n,
                         ));
                     }
@@ -150,22 +150,6 @@ pub fn excerpt(text: &str) -> String {
         _ => cut,
     };
     format!("{cut}…")
-}
-
-/// Escapes text for an attribute value.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

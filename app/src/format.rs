@@ -18,19 +18,9 @@ pub fn day(at: Millis) -> String {
     utc_date(at)
 }
 
-/// `2026-03-02` in UTC.
+/// `2026-03-02` in UTC (the day the room's prompts name too).
 pub fn utc_date(at: Millis) -> String {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
-    let z = at.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    ymd(y, m as u32, d as u32)
+    shared::search::format_day(at)
 }
 
 /// `2026-03-02`.

@@ -102,7 +102,8 @@ pub fn render(source: &str) -> String {
     out
 }
 
-fn escape_attr(value: &str) -> String {
+/// Escapes text for an HTML attribute value (also safe as element text).
+pub fn escape_attr(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
