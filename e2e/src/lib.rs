@@ -13,6 +13,8 @@
 //! - [`model::ModelServer`] starts the local OpenAI-compatible model server (a real model);
 //! - [`grounding`] is a generated room with questions and their answers, for measuring
 //!   retrieval and grounded answers;
+//! - [`crowd`] is thousands of minted guests in one room, each socket read by a task that
+//!   counts frames and times the bench's messages (the bench's crowd section);
 //! - [`fanout`] runs the real room core natively with tens of thousands of virtual clients and
 //!   models one object against a tree of fan-out objects (`docs/scaling.md`);
 //! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
@@ -20,6 +22,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod crowd;
 pub mod fake_ai;
 pub mod fanout;
 pub mod grounding;

@@ -258,6 +258,12 @@ impl DevServer {
         self.running.as_ref().map_or(0.0, |r| group_cpu_ms(r.pgid))
     }
 
+    /// The process group of the running server (wrangler, esbuild and workerd), for
+    /// per-process measurements ([`crate::crowd::Usage`]).
+    pub fn pgid(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.pgid)
+    }
+
     /// The summed resident memory of the server's process tree, in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.running
@@ -508,7 +514,7 @@ pub fn group_cpu_ms(pgid: u32) -> f64 {
 }
 
 /// `getconf CLK_TCK` (100 on Linux almost everywhere), read once.
-fn clock_ticks_per_second() -> f64 {
+pub fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         Command::new("getconf")

@@ -7,13 +7,14 @@ use shared::protocol::http::SearchResults;
 use shared::ErrorCode;
 
 /// Vars that only a local dev server, the tests or the bench may set: the local account,
-/// provider endpoints pointed at a fake, the bench's bulk seed route and its search index
-/// switch, and the artificial delay of a room's answers. The Worker honours each only for
-/// requests addressed to localhost.
+/// provider endpoints pointed at a fake, the bench's bulk seed route, its guest minting and
+/// its search index switch, and the artificial delay of a room's answers. The Worker honours
+/// each only for requests addressed to localhost.
 const DEV_ONLY: &[&str] = &[
     "DEV_LOGIN",
     "OAUTH_TEST_ENDPOINTS",
     "BENCH_SEED",
+    "BENCH_GUESTS",
     "BENCH_NO_FTS",
     "ROOM_QUERY_TEST_DELAY_MS",
 ];

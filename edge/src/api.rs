@@ -171,6 +171,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 .map_err(queries::unanswered_error)?;
             Ok(json(&head, 200)?)
         }
+        (Method::Post, ["test", "guests"]) if auth::test_guests::enabled(env, &req) => {
+            auth::test_guests::mint(req, env).await
+        }
         (Method::Post, ["rooms"]) => create_room(req, env).await,
         (Method::Get, ["rooms", slug]) => {
             let me = identity(&req, env).await?;

@@ -162,6 +162,11 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("BENCH_SEED", Need::DevOnly, "the bench's bulk seed route"),
     s(
+        "BENCH_GUESTS",
+        Need::DevOnly,
+        "the crowd bench's guest minting route",
+    ),
+    s(
         "BENCH_NO_FTS",
         Need::DevOnly,
         "the bench's run without the search index",

@@ -17,6 +17,7 @@ pub mod id_token;
 pub mod jwks;
 pub mod oauth;
 pub mod sessions;
+pub mod test_guests;
 
 use shared::auth::{DevLogin, DeviceList, LoginError, LoginOptions, Provider, Revoked};
 use shared::error::ErrorCode;
