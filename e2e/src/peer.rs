@@ -95,6 +95,12 @@ impl PeerServer {
         format!("ws://127.0.0.1:{}/parties/chat/{room}", self.port)
     }
 
+    /// Its process group (node, wrangler and workerd), for per-process measurements
+    /// ([`crate::crowd::Usage`]).
+    pub fn pgid(&self) -> u32 {
+        self.pgid
+    }
+
     /// CPU time its whole process tree has used so far, in ms.
     pub fn cpu_ms(&self) -> f64 {
         group_cpu_ms(self.pgid)

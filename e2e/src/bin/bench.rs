@@ -53,8 +53,27 @@
 //!   the upgrade (for a server that predates the URL hello). `E2E_REPO_ROOT` runs the same
 //!   generator against another checkout's build (side by side with a previous commit).
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost` runs just those (all
-//! by default);
+//! - crowd (only with `--only crowd`: it starts servers of its own and takes minutes): for each
+//!   size in `--crowd 250,1000,5000`, a fresh server with that many distinct people in one room
+//!   (guests minted through the test-only `POST /api/test/guests`, `BENCH_GUESTS=1`, since
+//!   `POST /api/session` creates a few hundred a minute per address), one socket each, joined
+//!   as the app joins, `--crowd-concurrency 32` upgrades in flight: join time per socket, the
+//!   frames each socket received while the others joined, then after 2 s idle one message from
+//!   one member and a burst (`--crowd-burst 50` messages from `--crowd-senders 10` members)
+//!   to everyone: delivery latency over every socket and whether each got every message;
+//!   then 20 more people join the full room one at a time, and finally every socket closes and
+//!   all rejoin within the minute (a deploy, a blip). Server CPU and RSS per phase (the whole
+//!   process group, and the runtime's workerd alone), bytes per idle socket. The same against
+//!   the peer when given. The sockets connect to the runtime's own entry socket, past wrangler's
+//!   dev proxy, which runs out of open files at ~3,000 sockets (`--crowd-via-proxy` goes
+//!   through it), and ours runs with the dev inspector's network events off (see
+//!   `e2e::crowd::quiet_dev_inspector`). The bench raises its own open-files limit (prlimit(1),
+//!   up to the hard limit) before the servers start, so they inherit it too. `--cpu-profile DIR`
+//!   profiles ours during the joins, the one message and the burst
+//!   (`DIR/crowd-joins-N.cpuprofile`, `crowd-one-N`, `crowd-burst-N`). Code: `e2e/src/crowd.rs`.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd`
+//! runs just those (all but crowd by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
 //! other results, and the bench then exits with an error.
@@ -117,6 +136,16 @@ struct Args {
     peer_node: Option<std::path::PathBuf>,
     /// Where to write a CPU profile of the server during each coalesced burst of ours.
     cpu_profile: Option<std::path::PathBuf>,
+    /// The crowd section's room sizes (people, one socket each).
+    crowd: Vec<usize>,
+    /// Crowd upgrades in flight at a time.
+    crowd_concurrency: usize,
+    /// The crowd's burst: this many messages from `crowd_senders` members.
+    crowd_burst: usize,
+    crowd_senders: usize,
+    /// The crowd connects through wrangler's dev proxy (the public port) rather than to the
+    /// runtime's own entry socket.
+    crowd_via_proxy: bool,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -132,10 +161,11 @@ enum Section {
     Watch,
     Burst,
     Joincost,
+    Crowd,
 }
 
 impl Section {
-    const ALL: [Section; 10] = [
+    const ALL: [Section; 11] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -146,7 +176,17 @@ impl Section {
         Section::Watch,
         Section::Burst,
         Section::Joincost,
+        Section::Crowd,
     ];
+
+    /// What runs without `--only`: all but the crowd, which starts servers of its own and
+    /// takes minutes.
+    fn default_set() -> Vec<Section> {
+        Section::ALL
+            .into_iter()
+            .filter(|s| *s != Section::Crowd)
+            .collect()
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -160,6 +200,7 @@ impl Section {
             Section::Watch => "watch",
             Section::Burst => "burst",
             Section::Joincost => "joincost",
+            Section::Crowd => "crowd",
         }
     }
 
@@ -187,7 +228,7 @@ impl Args {
             joins: 20,
             seeders: 4,
             sessions: 20,
-            sections: Section::ALL.to_vec(),
+            sections: Section::default_set(),
             browser_messages: 10_000,
             browser_baseline: 50,
             browser_probes: 30,
@@ -202,6 +243,11 @@ impl Args {
             peer_dir: std::env::var_os("PEER_DIR").map(Into::into),
             peer_node: std::env::var_os("PEER_NODE").map(Into::into),
             cpu_profile: None,
+            crowd: vec![250, 1_000, 5_000],
+            crowd_concurrency: 32,
+            crowd_burst: 50,
+            crowd_senders: 10,
+            crowd_via_proxy: false,
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -212,6 +258,10 @@ impl Args {
             }
             if flag == "--no-browser" {
                 no_browser = true;
+                continue;
+            }
+            if flag == "--crowd-via-proxy" {
+                args.crowd_via_proxy = true;
                 continue;
             }
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -262,6 +312,10 @@ impl Args {
                 "--peer-dir" => args.peer_dir = Some(value.into()),
                 "--peer-node" => args.peer_node = Some(value.into()),
                 "--cpu-profile" => args.cpu_profile = Some(value.into()),
+                "--crowd" => args.crowd = list(&value)?.into_iter().map(|n| n as usize).collect(),
+                "--crowd-concurrency" => args.crowd_concurrency = value.parse()?,
+                "--crowd-burst" => args.crowd_burst = value.parse()?,
+                "--crowd-senders" => args.crowd_senders = value.parse()?,
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -269,6 +323,13 @@ impl Args {
         }
         if no_browser {
             args.sections.retain(|s| *s != Section::Browser);
+        }
+        if args.crowd.contains(&0)
+            || args.crowd_concurrency == 0
+            || args.crowd_burst == 0
+            || args.crowd_senders == 0
+        {
+            bail!("--crowd sizes, --crowd-concurrency, --crowd-burst and --crowd-senders must be at least 1");
         }
         if args.burst_senders == 0 || args.join_samples == 0 {
             bail!("--burst-senders and --join-samples must be at least 1");
@@ -303,6 +364,16 @@ async fn main() -> Result {
     now_us();
     let browser = args.runs(Section::Browser);
     require_build(browser)?;
+    if args.sections == [Section::Crowd] {
+        // The crowd starts a server per room size: the shared one would only sit idle.
+        let report = json!({
+            "machine": machine(),
+            "sections": ["crowd"],
+            "crowd": run_crowd(&args).await?,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let lifted = "1000000";
     let mut options = DevOptions::default()
         // The search section's bulk seed route (never set in wrangler.toml).
@@ -359,10 +430,7 @@ async fn run_all(
         sessions.push(Session::create(server, &format!("Bench {i}")).await?);
     }
     let mut report = json!({
-        "machine": {
-            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "note": "clients and server share this machine",
-        },
+        "machine": machine(),
         "server_vars": {
             "SEND_BURST": lifted, "SEND_PER_SECOND": lifted,
             "FRAME_BURST": lifted, "FRAME_PER_SECOND": lifted,
@@ -435,6 +503,10 @@ async fn run_all(
         run_burst_sections(args, server, &sessions, &mut report).await?;
     }
 
+    if args.runs(Section::Crowd) {
+        report["crowd"] = run_crowd(args).await?;
+    }
+
     let rss_after = server.rss_kib();
     report["rss_kib"] = json!({ "idle": rss_idle, "after_runs": rss_after });
 
@@ -464,6 +536,15 @@ async fn run_all(
         };
     }
     Ok((report, failed))
+}
+
+fn machine() -> Value {
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "note": "clients and server share this machine",
+        // Other work on the machine moves every number here.
+        "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    })
 }
 
 /// One joined client split for load: its writer, and a reader task's results.
@@ -2202,4 +2283,469 @@ async fn run_burst_sections(
         report["joincost"] = json!(joins);
     }
     Ok(())
+}
+
+/// How long a crowd's fan-out may take before it reports what arrived.
+const CROWD_DEADLINE: Duration = Duration::from_secs(120);
+/// The crowd sits idle this long after the joins (trailing presence counts arrive here).
+const CROWD_IDLE: Duration = Duration::from_secs(2);
+
+/// The crowd section: for each size, a fresh server of ours (and of the peer's) with that
+/// many people in one room. Each socket is a file here, and the servers (which inherit this
+/// process's limit) hold one or two more per socket, so the limit is raised first.
+async fn run_crowd(args: &Args) -> Result<Value> {
+    let largest = args.crowd.iter().copied().max().unwrap_or(0) as u64;
+    let limit = e2e::crowd::raise_open_files(largest * 3 + 1024)?;
+    if limit < largest + 256 {
+        bail!(
+            "{largest} sockets need more open files than this process may hold ({limit}, the \
+             hard limit): raise it (ulimit -Hn) and run again"
+        );
+    }
+    say(format!("crowd: open files limit {limit}"));
+    let peer = peer_paths(args);
+    if peer.is_none() {
+        say("crowd: no peer (--peer-dir/--peer-node or PEER_DIR/PEER_NODE): ours only");
+    }
+    let mut runs = Vec::new();
+    let mut table = Vec::new();
+    for &people in &args.crowd {
+        say(format!("crowd: {people} people, ours"));
+        let ours = crowd_ours(args, people).await?;
+        table.push(crowd_rows("ours", people, &ours));
+        let theirs = match &peer {
+            Some((dir, node)) => {
+                // Ours is stopped: the peer has the machine to itself.
+                say(format!("crowd: {people} people, the peer"));
+                let theirs = crowd_peer(args, people, dir, node).await?;
+                table.push(crowd_rows("peer", people, &theirs));
+                Some(theirs)
+            }
+            None => None,
+        };
+        // On stderr too: a later size's failure must not lose these.
+        say(format!("crowd {people}: ours {ours}"));
+        if let Some(theirs) = &theirs {
+            say(format!("crowd {people}: peer {theirs}"));
+        }
+        runs.push(json!({ "people": people, "ours": ours, "peer": theirs }));
+    }
+    // Markdown, unprefixed, for the README.
+    say("crowd summary, joins:");
+    eprintln!("{CROWD_JOINS_HEAD}");
+    for (row, _) in &table {
+        eprintln!("{row}");
+    }
+    say("crowd summary, fan-out and memory:");
+    eprintln!("{CROWD_FANOUT_HEAD}");
+    for (_, row) in &table {
+        eprintln!("{row}");
+    }
+    Ok(json!({
+        "open_files_limit": limit,
+        "concurrency": args.crowd_concurrency,
+        "burst": { "messages": args.crowd_burst, "senders": args.crowd_senders },
+        "connected": if args.crowd_via_proxy {
+            "through wrangler's dev proxy (the public port)"
+        } else {
+            "to the runtime's own entry socket, past wrangler's dev proxy (which holds ~8 files \
+             per WebSocket and runs out at ~3,000 under this machine's 20,000)"
+        },
+        "measured": "one socket per person, each a distinct guest (minted through the test-only \
+            POST /api/test/guests); ours join as the app does (batched frames, the hello in the \
+            socket URL), the peer's connect to a fresh room. join: upgrade start to the join \
+            answer (ours: the welcome; the peer: its `all` frame), with `concurrency` upgrades \
+            in flight; rejoin: every socket closed, then all again within the minute. \
+            frames_during_joins: WebSocket frames a socket received after the one that carried \
+            its join answer, until the last socket joined. Fan-out: send time to arrival at \
+            each socket (the senders' own copies too). CPU and RSS: `server` is the whole \
+            wrangler dev process group (node, esbuild, the proxy's and the runtime's workerd), \
+            `runtime` the workerd that runs the Worker and its Durable Objects. Ours runs with \
+            the dev inspector's network events off (Network.disable): wrangler forwards each \
+            to node as an HTTP request and keeps it in memory, which breaks a dev server at \
+            ~3,000 first joins; the peer's joins make no subrequests",
+        "runs": runs,
+    }))
+}
+
+const CROWD_JOINS_HEAD: &str = "| people | server | first join p50 / p99 | all joined (s) | runtime CPU per join | frames per socket during joins, mean / max | rejoin p50 / p99 | all rejoined (s) | one join into the full room, p50 / p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+const CROWD_FANOUT_HEAD: &str = "| people | server | one message p50 / p99 / max | burst p50 / p99 / max | every socket got the burst | runtime CPU: one / burst (s) | runtime RSS before → after joins (MB) | bytes per idle socket, runtime |\n| --- | --- | --- | --- | --- | --- | --- | --- |";
+
+fn ms(v: &Value) -> String {
+    v.as_f64()
+        .map(|x| {
+            if x < 10.0 {
+                format!("{x:.1}")
+            } else {
+                format!("{x:.0}")
+            }
+        })
+        .unwrap_or_else(|| "–".into())
+}
+
+/// The crowd summary's rows for one run: joins, and fan-out and memory.
+fn crowd_rows(server: &str, people: usize, run: &Value) -> (String, String) {
+    let triple = |v: &Value| format!("{} / {} / {}", ms(&v["p50"]), ms(&v["p99"]), ms(&v["max"]));
+    let frames = &run["frames_during_joins"];
+    let rejoin = &run["rejoin"];
+    let joins = format!(
+        "| {people} | {server} | {} / {} ms | {} | {} ms | {} / {} | {} / {} ms | {} | {} / {} ms |",
+        ms(&run["join_ms"]["p50"]),
+        ms(&run["join_ms"]["p99"]),
+        run["join_seconds"],
+        ms(&run["runtime_cpu_ms_per_join"]),
+        frames["mean"],
+        frames["max"],
+        ms(&rejoin["join_ms"]["p50"]),
+        ms(&rejoin["join_ms"]["p99"]),
+        rejoin["join_seconds"],
+        ms(&run["join_into_full_room_one_at_a_time"]["join_ms"]["p50"]),
+        ms(&run["join_into_full_room_one_at_a_time"]["join_ms"]["p99"]),
+    );
+    let cpu = &run["runtime_cpu_s"];
+    let rss = &run["rss_mb"];
+    let fan_out = format!(
+        "| {people} | {server} | {} ms | {} ms | {} | {} / {} | {} → {} | {} |",
+        triple(&run["one_message"]["latency_ms"]),
+        triple(&run["burst"]["latency_ms"]),
+        run["burst"]["every_socket_got_every_message"],
+        cpu["one_message"],
+        cpu["burst"],
+        ms(&rss["runtime_before_joins"]),
+        ms(&rss["runtime_after_joins"]),
+        run["bytes_per_idle_socket"]["runtime"],
+    );
+    (joins, fan_out)
+}
+
+/// Ours at `people`: a server with guest minting on and the per-user limits lifted (the
+/// burst's senders send faster than a person may), `people` guests, one room.
+async fn crowd_ours(args: &Args, people: usize) -> Result<Value> {
+    let lifted = "1000000";
+    let server = DevServer::start(
+        DevOptions::default()
+            .var("BENCH_GUESTS", "1")
+            .var("SEND_BURST", lifted)
+            .var("SEND_PER_SECOND", lifted)
+            .var("FRAME_BURST", lifted)
+            .var("FRAME_PER_SECOND", lifted),
+    )
+    .await?;
+    let run = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let minting = Instant::now();
+        // The crowd, and a few more who join the full room one at a time.
+        let guests = e2e::crowd::mint_guests(&server, people + LATECOMERS, "crowd").await?;
+        let mint_seconds = minting.elapsed().as_secs_f64();
+        let owner = e2e::crowd::session_of(&server, &guests[0]).await?;
+        let room = owner.new_room().await?;
+        let pgid = server.pgid().context("the server is not running")?;
+        let runtime = e2e::crowd::runtime(pgid, server.port(), "/api/health").await?;
+        let base = if args.crowd_via_proxy {
+            server.url()
+        } else {
+            runtime.base.clone()
+        };
+        let target = e2e::crowd::Target::ours_at(&base, &room.slug, guests);
+        e2e::crowd::quiet_dev_inspector(server.inspector_port()).await?;
+        let profile = args
+            .cpu_profile
+            .as_deref()
+            .map(|dir| (server.inspector_port(), dir));
+        let mut run = measure_crowd(args, &target, people, pgid, runtime.pid, profile).await?;
+        run["mint_seconds"] = json!(round2(mint_seconds));
+        Ok::<Value, e2e::Error>(run)
+    };
+    run.await.map_err(|e| {
+        e.context(format!(
+            "wrangler dev's last output:\n{}",
+            server.log_tail()
+        ))
+    })
+}
+
+/// The peer at `people`: a fresh `wrangler dev` of the template, one fresh room.
+async fn crowd_peer(
+    args: &Args,
+    people: usize,
+    dir: &std::path::Path,
+    node: &std::path::Path,
+) -> Result<Value> {
+    let peer = PeerServer::start(dir, node).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let room = e2e::unique("crowd");
+    let url = if args.crowd_via_proxy {
+        peer.ws_url(&room)
+    } else {
+        let public = public_port(&peer)?;
+        let runtime = e2e::crowd::runtime(peer.pgid(), public, "/").await?;
+        format!(
+            "{}/parties/chat/{room}",
+            runtime.base.replacen("http://", "ws://", 1)
+        )
+    };
+    let target = e2e::crowd::Target::Peer { url };
+    let runtime = e2e::crowd::runtime(peer.pgid(), public_port(&peer)?, "/").await?;
+    measure_crowd(args, &target, people, peer.pgid(), runtime.pid, None).await
+}
+
+/// Guests beyond the crowd who join the full room one at a time.
+const LATECOMERS: usize = 20;
+
+/// How long the crowd's sockets are closed before they all rejoin.
+const REJOIN_AFTER: Duration = Duration::from_secs(3);
+
+/// Frames per second a socket received while the others joined, over the sockets present
+/// for at least a second of it: whether what a socket hears grows with the room, or only with
+/// how long the joins take (a count is sent at most once a second).
+fn frame_rate_json(stats: &[e2e::crowd::SocketStats], joins_ended_us: u64) -> Value {
+    let mut rates: Vec<f64> = stats
+        .iter()
+        .filter_map(|s| {
+            let present = joins_ended_us.saturating_sub(s.joined_at_us) as f64 / 1e6;
+            (present >= 1.0).then(|| f64::from(s.frames[0]) / present)
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    json!({
+        "sockets": rates.len(),
+        "mean": round2(rates.iter().sum::<f64>() / rates.len().max(1) as f64),
+        "max": round2(rates.last().copied().unwrap_or(0.0)),
+    })
+}
+
+/// Seconds from the first upgrade until a tenth, two tenths, … of the crowd had joined: whether
+/// a join costs more as the room fills.
+fn joined_by_tenth(stats: &[e2e::crowd::SocketStats], started_us: u64) -> Vec<f64> {
+    let mut at: Vec<u64> = stats.iter().map(|s| s.joined_at_us).collect();
+    at.sort_unstable();
+    (1..=10)
+        .filter_map(|k| {
+            let i = (at.len() * k / 10).checked_sub(1)?;
+            Some(round2(at.get(i)?.saturating_sub(started_us) as f64 / 1e6))
+        })
+        .collect()
+}
+
+/// Frames per socket in `phase`: mean, median and most.
+fn frames_json(stats: &[e2e::crowd::SocketStats], phase: e2e::crowd::Phase) -> Value {
+    let mut counts: Vec<u64> = stats
+        .iter()
+        .map(|s| u64::from(s.frames[phase as usize]))
+        .collect();
+    counts.sort_unstable();
+    json!({
+        "mean": round2(counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64),
+        "p50": counts.get(counts.len() / 2).copied().unwrap_or(0),
+        "max": counts.last().copied().unwrap_or(0),
+    })
+}
+
+/// The peer's public port (wrangler's proxy), read from its socket URL.
+fn public_port(peer: &PeerServer) -> Result<u16> {
+    peer.ws_url("")
+        .trim_start_matches("ws://127.0.0.1:")
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("the peer's port")
+}
+
+/// Joins, idles, one message, a burst, then everyone rejoins; server CPU and memory around
+/// each (the whole `wrangler dev` process group, and `runtime`, the workerd process that runs
+/// the Worker and its Durable Objects).
+async fn measure_crowd(
+    args: &Args,
+    target: &e2e::crowd::Target,
+    people: usize,
+    pgid: u32,
+    runtime: u32,
+    profile: Option<(u16, &std::path::Path)>,
+) -> Result<Value> {
+    use e2e::crowd::{own_cpu_ms, Crowd, Phase, Usage};
+    let start_profile = || async {
+        match profile {
+            // A sample per ms: the joins of 5,000 take many seconds.
+            Some((port, _)) => e2e::profiler::Profiler::start(port, 1_000).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let finish_profile = |profiler: Option<e2e::profiler::Profiler>, name: String| async move {
+        match (profiler, profile) {
+            (Some(profiler), Some((_, dir))) => write_profile(profiler, dir, &name).await,
+            _ => Ok(()),
+        }
+    };
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let before = Usage::of_group(pgid);
+    let client_before = own_cpu_ms();
+    let profiler = start_profile().await?;
+    let joins_started_us = e2e::crowd::now_us();
+    let mut crowd = Crowd::join(target, people, args.crowd_concurrency).await?;
+    let joined = Usage::of_group(pgid);
+    let client_joins = own_cpu_ms() - client_before;
+    crowd.enter(Phase::Idle);
+    finish_profile(profiler, format!("crowd-joins-{people}")).await?;
+    say(format!(
+        "crowd: {} of {people} joined in {:.1} s{}",
+        crowd.len(),
+        crowd.join_seconds,
+        crowd
+            .failures
+            .first()
+            .map(|f| format!("; first failure: {f}"))
+            .unwrap_or_default()
+    ));
+    if crowd.is_empty() {
+        bail!("no socket joined: {:?}", crowd.failures.first());
+    }
+    tokio::time::sleep(CROWD_IDLE).await;
+    let idle = Usage::of_group(pgid);
+
+    let profiler = start_profile().await?;
+    let one = crowd.fan_out(Phase::One, &[0], 1, CROWD_DEADLINE).await?;
+    let after_one = Usage::of_group(pgid);
+    finish_profile(profiler, format!("crowd-one-{people}")).await?;
+
+    let senders = args.crowd_senders.min(crowd.len());
+    // Spread over the crowd (early and late joiners alike).
+    let senders: Vec<usize> = (0..senders).map(|k| k * crowd.len() / senders).collect();
+    let per_sender = args.crowd_burst.div_ceil(senders.len());
+    let profiler = start_profile().await?;
+    let client_before_burst = own_cpu_ms();
+    let burst = crowd
+        .fan_out(Phase::Burst, &senders, per_sender, CROWD_DEADLINE)
+        .await?;
+    let client_burst = own_cpu_ms() - client_before_burst;
+    let after_burst = Usage::of_group(pgid);
+    finish_profile(profiler, format!("crowd-burst-{people}")).await?;
+
+    // A join into the full room with nothing else joining: the cost of one join, not the
+    // queue of thousands.
+    let late = Crowd::join_from(target, people, LATECOMERS, 1).await?;
+    let late_stats = late.stats();
+    let latecomers = json!({
+        "joined": late.len(),
+        "join_failures": late.failures.iter().take(3).collect::<Vec<_>>(),
+        "join_ms": latency_json(late_stats.iter().map(|s| s.join_us).collect()),
+    });
+    late.close().await;
+
+    let stats = crowd.stats();
+    let joins_ended_us = crowd.joins_ended_us;
+    let failures = crowd.failures.clone();
+    let joined_sockets = crowd.len();
+    let join_seconds = crowd.join_seconds;
+    crowd.close().await;
+
+    // Everyone again within the minute, as after a deploy or a network blip: ours admits
+    // these on the verification the room remembers (no D1); the peer's are plain connects.
+    say("crowd: every socket closed; all rejoin");
+    tokio::time::sleep(REJOIN_AFTER).await;
+    let before_rejoin = Usage::of_group(pgid);
+    let again = Crowd::join(target, people, args.crowd_concurrency).await?;
+    let after_rejoin = Usage::of_group(pgid);
+    let again_stats = again.stats();
+    let rejoin = json!({
+        "joined": again.len(),
+        "join_failures": again.failures.len(),
+        "first_join_failures": again.failures.iter().take(3).collect::<Vec<_>>(),
+        "join_ms": latency_json(again_stats.iter().map(|s| s.join_us).collect()),
+        "join_seconds": round2(again.join_seconds),
+        "joins_per_s": (again.len() as f64 / again.join_seconds.max(1e-9)).round(),
+        "frames_during_joins": frames_json(&again_stats, Phase::Joining),
+        "server_cpu_s": round2(after_rejoin.cpu_ms_since(&before_rejoin, None) / 1000.0),
+        "runtime_cpu_ms_per_join": round2(
+            after_rejoin.cpu_ms_since(&before_rejoin, Some(runtime)) / again.len().max(1) as f64
+        ),
+    });
+    again.close().await;
+
+    let n = stats.len().max(1) as f64;
+    let join_us: Vec<u64> = stats.iter().map(|s| s.join_us).collect();
+    let frames = |phase: Phase| frames_json(&stats, phase);
+    let mut kinds: Vec<(String, u64)> = Vec::new();
+    for s in &stats {
+        for (kind, count) in &s.during_joins {
+            match kinds.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, total)) => *total += u64::from(*count),
+                None => kinds.push((kind.clone(), u64::from(*count))),
+            }
+        }
+    }
+    kinds.sort();
+    let kinds: serde_json::Map<String, Value> = kinds
+        .into_iter()
+        .map(|(k, total)| (k, json!(round2(total as f64 / n))))
+        .collect();
+    let mb = |kib: u64| round2(kib as f64 / 1024.0);
+    let per_socket = |pid: Option<u32>| {
+        let grown = idle.rss_kib(pid) as f64 - before.rss_kib(pid) as f64;
+        (grown * 1024.0 / joined_sockets.max(1) as f64).round()
+    };
+    let cpu_s = |after: &Usage, since: &Usage| round2(after.cpu_ms_since(since, None) / 1000.0);
+    let runtime_cpu_s =
+        |after: &Usage, since: &Usage| round2(after.cpu_ms_since(since, Some(runtime)) / 1000.0);
+    let fan_out_json = |f: e2e::crowd::FanOut| {
+        json!({
+            "deliveries": f.deliveries,
+            "expected": f.expected,
+            "sockets": f.sockets,
+            "complete_sockets": f.complete_sockets,
+            "every_socket_got_every_message": f.complete_sockets == f.sockets && !f.timed_out,
+            "latency_ms": latency_json(f.latencies_us),
+            "send_seconds": round2(f.send_seconds),
+            "seconds": round2(f.seconds),
+            "errors": f.errors.iter().take(5).collect::<Vec<_>>(),
+        })
+    };
+    Ok(json!({
+        "people": people,
+        "loadavg_before": loadavg.trim(),
+        "joined": joined_sockets,
+        "join_failures": failures.len(),
+        "first_join_failures": failures.iter().take(3).collect::<Vec<_>>(),
+        "join_ms": latency_json(join_us),
+        "join_seconds": round2(join_seconds),
+        "joins_per_s": (joined_sockets as f64 / join_seconds.max(1e-9)).round(),
+        "frames_during_joins": frames(Phase::Joining),
+        "frames_per_second_present_during_joins": frame_rate_json(&stats, joins_ended_us),
+        "joined_by_tenth_s": joined_by_tenth(&stats, joins_started_us),
+        "messages_during_joins_per_socket_by_type": kinds,
+        "frames_while_idle": frames(Phase::Idle),
+        "rejoin": rejoin,
+        "join_into_full_room_one_at_a_time": latecomers,
+        "one_message": fan_out_json(one),
+        "burst": fan_out_json(burst),
+        "server_cpu_s": {
+            "joins": cpu_s(&joined, &before),
+            "idle": cpu_s(&idle, &joined),
+            "one_message": cpu_s(&after_one, &idle),
+            "burst": cpu_s(&after_burst, &after_one),
+        },
+        "runtime_cpu_s": {
+            "joins": runtime_cpu_s(&joined, &before),
+            "idle": runtime_cpu_s(&idle, &joined),
+            "one_message": runtime_cpu_s(&after_one, &idle),
+            "burst": runtime_cpu_s(&after_burst, &after_one),
+        },
+        "server_cpu_ms_per_join": round2(joined.cpu_ms_since(&before, None) / joined_sockets.max(1) as f64),
+        "runtime_cpu_ms_per_join": round2(joined.cpu_ms_since(&before, Some(runtime)) / joined_sockets.max(1) as f64),
+        "client_cpu_s": { "joins": round2(client_joins / 1000.0), "burst": round2(client_burst / 1000.0) },
+        "rss_mb": {
+            "before_joins": mb(before.rss_kib(None)),
+            "after_joins": mb(idle.rss_kib(None)),
+            "after_burst": mb(after_burst.rss_kib(None)),
+            "runtime_before_joins": mb(before.rss_kib(Some(runtime))),
+            "runtime_after_joins": mb(idle.rss_kib(Some(runtime))),
+            "runtime_after_burst": mb(after_burst.rss_kib(Some(runtime))),
+        },
+        "bytes_per_idle_socket": {
+            "all": per_socket(None),
+            "runtime": per_socket(Some(runtime)),
+        },
+        "processes_after_joins": idle.processes.iter().map(|p| json!({
+            "name": p.name, "runtime": p.pid == runtime, "rss_mb": mb(p.rss_kib),
+        })).collect::<Vec<_>>(),
+    }))
 }
