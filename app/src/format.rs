@@ -9,15 +9,6 @@ pub fn hh_mm(hours: u32, minutes: u32) -> String {
     format!("{hours:02}:{minutes:02}")
 }
 
-/// `2026-03-02`: the day `at` falls on in the reader's time zone (in UTC off the browser, where
-/// the unit tests run).
-pub fn day(at: Millis) -> String {
-    #[cfg(target_arch = "wasm32")]
-    return crate::web::local_date(at);
-    #[cfg(not(target_arch = "wasm32"))]
-    utc_date(at)
-}
-
 /// `2026-03-02` in UTC (the day the room's prompts name too).
 pub fn utc_date(at: Millis) -> String {
     shared::search::format_day(at)

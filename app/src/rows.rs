@@ -5,6 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+// The day citations name: the reader's local day in the browser, UTC in the native tests.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::format::utc_date as day;
+#[cfg(target_arch = "wasm32")]
+use crate::web::local_date as day;
 
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
 use shared::permissions::{may, outranks, Action};
@@ -436,10 +441,7 @@ impl RowCache {
             } else {
                 match citations(m) {
                     [] => render(&text),
-                    cited => {
-                        crate::cite::link_citations(&render(&text), cited, &crate::format::day)
-                            .into()
-                    }
+                    cited => crate::cite::link_citations(&render(&text), cited, &day).into(),
                 }
             },
             text,

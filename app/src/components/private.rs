@@ -44,7 +44,7 @@ fn card(a: &PrivateAnswer, on_dismiss: &Callback<u64>) -> Html {
     let html = AttrValue::from(crate::cite::link_citations(
         &html,
         &citations,
-        &crate::format::day,
+        &crate::web::local_date,
     ));
     let id = a.id;
     let dismiss = on_dismiss.reform(move |_: MouseEvent| id);
