@@ -734,3 +734,18 @@ fn search_sees_every_stored_message_while_the_index_is_written_in_batches_and_st
     assert!(search(&s, "epsilon").is_empty());
     assert!(index_is_consistent(&s));
 }
+
+#[test]
+fn an_unread_range_larger_than_the_scan_gives_its_newest_messages_oldest_first_and_its_size() {
+    let s = store();
+    for seq in 1..=10 {
+        s.append(&say(seq, "ann", &format!("m{seq}"))).unwrap();
+    }
+    // A catch-up after a long absence reads the end of what was missed, not its start.
+    let (messages, total) = s.timeline_range(2, 9, 3).unwrap();
+    assert_eq!(
+        messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
+    assert_eq!(total, 7);
+}

@@ -122,7 +122,8 @@ impl<D: Sql> SqlStore<D> {
     }
 
     /// The timeline's messages after `after` up to `upto` (not deleted, not thread-only
-    /// replies), oldest first, at most `limit`, and how many the range holds.
+    /// replies): the newest `limit` of them, oldest first, and how many the range holds. The
+    /// newest, because a catch-up after a long absence is about how things stand now.
     pub fn timeline_range(
         &self,
         after: Seq,
@@ -140,17 +141,19 @@ impl<D: Sql> SqlStore<D> {
             .map(|r| r.uint(0))
             .transpose()?
             .unwrap_or(0);
-        let messages = self
+        let mut messages = self
             .db
             .query(
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {RANGE} ORDER BY seq LIMIT ?3"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {RANGE}
+                     ORDER BY seq DESC LIMIT ?3"
                 ),
                 sql_params![after, upto, limit],
             )?
             .iter()
             .map(message_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
         Ok((messages, total as u32))
     }
 
