@@ -719,45 +719,16 @@ fn listening_ports(pgid: u32, name: &str) -> Vec<(u16, u32)> {
 /// pile up more requests than node answers, until its open files run out (`Too many open
 /// files` at ~3,000 joins). The setting holds until the runtime's inspector reconnects.
 pub async fn quiet_dev_inspector(inspector_port: u16) -> Result {
-    let targets: Vec<serde_json::Value> =
-        reqwest::get(format!("http://127.0.0.1:{inspector_port}/json"))
-            .await?
-            .json()
-            .await
-            .context("the inspector's target list")?;
-    let url = targets
-        .iter()
-        .find_map(|t| t["webSocketDebuggerUrl"].as_str())
-        .ok_or_else(|| anyhow!("no debuggable target on the inspector: {targets:?}"))?
-        .to_owned();
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    let id = 1;
-    ws.send(Message::text(
-        serde_json::json!({ "id": id, "method": "Network.disable" }).to_string(),
-    ))
-    .await?;
+    let mut inspector = crate::profiler::Profiler::attach(inspector_port).await?;
     // What the proxy buffered while nobody listened arrives first.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => bail!("the inspector did not answer Network.disable"),
-            Ok(None) | Ok(Some(Err(_))) => bail!("the inspector closed before answering"),
-            Ok(Some(Ok(Message::Text(text)))) => {
-                let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                if reply["id"] == id {
-                    if let Some(error) = reply.get("error") {
-                        bail!("Network.disable: {error}");
-                    }
-                    break;
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-        }
-    }
-    let _ = ws.close(None).await;
-    Ok(())
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        inspector.call("Network.disable", serde_json::json!({})),
+    )
+    .await
+    .map_err(|_| anyhow!("the inspector did not answer Network.disable"))?;
+    inspector.close().await;
+    answer.map(|_| ())
 }
 
 /// One process of a server at one moment.

@@ -24,6 +24,21 @@ pub struct Profiler {
 impl Profiler {
     /// Attaches to the inspector on `port` and starts sampling every `interval_us`.
     pub async fn start(port: u16, interval_us: u64) -> Result<Profiler> {
+        let mut profiler = Profiler::attach(port).await?;
+        profiler.call("Profiler.enable", json!({})).await?;
+        profiler
+            .call(
+                "Profiler.setSamplingInterval",
+                json!({ "interval": interval_us }),
+            )
+            .await?;
+        profiler.call("Profiler.start", json!({})).await?;
+        Ok(profiler)
+    }
+
+    /// A connection to the inspector on `port` (its first debuggable target), for calls of any
+    /// DevTools protocol domain.
+    pub async fn attach(port: u16) -> Result<Profiler> {
         let targets: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{port}/json"))
             .await?
             .json()
@@ -37,16 +52,12 @@ impl Profiler {
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .with_context(|| format!("connecting to {url}"))?;
-        let mut profiler = Profiler { ws, next_id: 0 };
-        profiler.call("Profiler.enable", json!({})).await?;
-        profiler
-            .call(
-                "Profiler.setSamplingInterval",
-                json!({ "interval": interval_us }),
-            )
-            .await?;
-        profiler.call("Profiler.start", json!({})).await?;
-        Ok(profiler)
+        Ok(Profiler { ws, next_id: 0 })
+    }
+
+    /// Closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
     }
 
     /// Stops sampling; the profile (`Profiler.Profile`).
@@ -56,7 +67,8 @@ impl Profiler {
         Ok(result["profile"].clone())
     }
 
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+    /// Calls `method` and returns its result (what arrives before the answer is skipped).
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
         self.next_id += 1;
         let id = self.next_id;
         let request = json!({ "id": id, "method": method, "params": params });
