@@ -551,6 +551,7 @@ impl RoomSocket {
         self.send_message(&ClientMessage::Send {
             client_id: client_id.into(),
             text: text.into(),
+            attachments: Vec::new(),
         })
         .await
     }
@@ -1014,7 +1015,7 @@ pub fn summarize(messages: &[ServerMessage]) -> String {
 /// The text of a message event, if it is one.
 pub fn message_text(event: &Event) -> Option<&str> {
     match &event.kind {
-        shared::protocol::EventKind::Message { text } => Some(text),
+        shared::protocol::EventKind::Message { text, .. } => Some(text),
         _ => None,
     }
 }

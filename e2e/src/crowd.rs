@@ -472,6 +472,7 @@ fn bench_frame(peer: bool, phase: Phase, sender: usize, n: usize) -> Result<Mess
         serde_json::to_string(&ClientMessage::Send {
             client_id: format!("crowd-{id}-{}", now_us()),
             text,
+            attachments: Vec::new(),
         })?
     };
     Ok(Message::text(frame))
@@ -592,7 +593,7 @@ async fn read(
                         }
                         match message {
                             ServerMessage::Event { event } => {
-                                if let EventKind::Message { text } = &event.kind {
+                                if let EventKind::Message { text, .. } = &event.kind {
                                     sent.extend(sent_at(text));
                                 }
                             }

@@ -391,6 +391,7 @@ impl Crowd {
             frames.push(ClientMessage::Send {
                 client_id: format!("seed{n}"),
                 text: sentence(&mut self.rng, self.next_id),
+                attachments: Vec::new(),
             });
         }
         let room = self.room.as_mut().context("no room")?;
@@ -509,13 +510,28 @@ impl Crowd {
         let now = self.now;
         match self.clients[c].state.as_mut() {
             Some(state) => {
-                state.queue(client_id, PendingOp::Send { text }, now);
+                state.queue(
+                    client_id,
+                    PendingOp::Send {
+                        text,
+                        attachments: Vec::new(),
+                    },
+                    now,
+                );
                 for frame in state.take_frames(now) {
                     self.up.push_back((c, frame));
                 }
                 self.drain_up()
             }
-            None => self.frame(c, ClientMessage::Send { client_id, text }, "send"),
+            None => self.frame(
+                c,
+                ClientMessage::Send {
+                    client_id,
+                    text,
+                    attachments: Vec::new(),
+                },
+                "send",
+            ),
         }
     }
 

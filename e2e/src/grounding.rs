@@ -755,12 +755,14 @@ impl NativeRoom {
                 None => ClientMessage::Send {
                     client_id: client_id.clone(),
                     text: line.text.clone(),
+                    attachments: Vec::new(),
                 },
                 Some(root) => ClientMessage::Reply {
                     client_id: client_id.clone(),
                     target: room.seqs[root],
                     text: line.text.clone(),
                     also_in_room: false,
+                    attachments: Vec::new(),
                 },
             };
             let seq = room

@@ -70,7 +70,11 @@ impl Watcher {
     }
 
     pub async fn say(&mut self, text: &str) -> Result {
-        self.queue(PendingOp::Send { text: text.into() }).await?;
+        self.queue(PendingOp::Send {
+            text: text.into(),
+            attachments: Vec::new(),
+        })
+        .await?;
         self.until(|r| r.outbox().next().is_none()).await
     }
 

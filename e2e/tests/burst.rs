@@ -30,7 +30,7 @@ async fn burst_texts(socket: &mut RoomSocket, count: usize) -> Result<Vec<String
     let mut texts = Vec::new();
     while texts.len() < count {
         if let ServerMessage::Event { event } = socket.next_message(DEFAULT_TIMEOUT).await? {
-            if let EventKind::Message { text } = event.kind {
+            if let EventKind::Message { text, .. } = event.kind {
                 texts.push(text);
             }
         }

@@ -148,8 +148,14 @@ impl Peer {
     }
 
     fn queue_text(&mut self, id: String, text: String) {
-        self.room
-            .queue(id.clone(), PendingOp::Send { text: text.clone() }, now_ms());
+        self.room.queue(
+            id.clone(),
+            PendingOp::Send {
+                text: text.clone(),
+                attachments: Vec::new(),
+            },
+            now_ms(),
+        );
         self.queued.push((id, text));
     }
 

@@ -237,6 +237,7 @@ async fn run_actions(actor: Actor) -> Result<Vec<(&'static str, bool)>> {
     let send = ClientMessage::Send {
         client_id: "p1".into(),
         text: "hello".into(),
+        attachments: Vec::new(),
     };
     results.push(("post", ok(answer(&mut a, &send, "p1").await?, "post")?));
     let edit = ClientMessage::Edit {

@@ -622,6 +622,7 @@ async fn the_send_limit_holds_across_all_of_a_users_sockets() -> Result {
                 .send_message(&ClientMessage::Send {
                     client_id: format!("s{s}-{i}"),
                     text: "flood".into(),
+                    attachments: Vec::new(),
                 })
                 .await?;
         }

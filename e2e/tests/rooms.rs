@@ -36,6 +36,7 @@ async fn reply(
             target,
             text: text.into(),
             also_in_room: also,
+            attachments: Vec::new(),
         })
         .await?;
     Ok(socket.await_ack(id).await?.0)

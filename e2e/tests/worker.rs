@@ -251,7 +251,8 @@ async fn a_reconnect_with_a_cursor_replays_exactly_the_missed_events_in_order() 
             (
                 third,
                 &EventKind::Message {
-                    text: "third".into()
+                    text: "third".into(),
+                    attachments: Vec::new()
                 }
             ),
             (
@@ -560,6 +561,7 @@ async fn a_first_frame_in_the_socket_url_passes_the_same_gate_as_one_sent_first(
     let send = ClientMessage::Send {
         client_id: "early".into(),
         text: "before hello".into(),
+        attachments: Vec::new(),
     };
     let mut socket = alice.connect_with_first_frame(&room.slug, &send).await?;
     let (code, reason, before) = socket.expect_close(DEFAULT_TIMEOUT).await?;
@@ -1494,7 +1496,8 @@ async fn a_deleted_messages_words_are_gone_from_replays_as_well_as_from_pages() 
         kinds,
         [
             &EventKind::Message {
-                text: String::new()
+                text: String::new(),
+                attachments: Vec::new()
             },
             &EventKind::Edit {
                 target: secret,

@@ -46,6 +46,128 @@ pub struct CompletionRequest {
     pub max_tokens: u32,
     /// Sampling temperature.
     pub temperature: f32,
+    /// Images the question carries, for a provider that can see them (the Worker reads their
+    /// bytes from storage and sends them as `image_url` parts). Every provider also gets them
+    /// described in words ([`attachment_facts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PromptImage>,
+}
+
+/// An image attached to a prompt message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptImage {
+    /// The message of [`CompletionRequest::messages`] it belongs to.
+    pub turn: usize,
+    /// The attachment id (the object is `rooms/{slug}/{id}`).
+    pub id: String,
+    /// Its content type.
+    pub mime: String,
+    /// Its size, so the Worker can skip images too large to send.
+    pub size: u64,
+}
+
+/// Images sent to a vision model per question, at most.
+pub const PROMPT_IMAGES_MAX: usize = 4;
+
+/// What a message's files are, in words, for the model: name, type, size, pixels or playing
+/// time, what the image classifier saw and what an audio file says. A model that cannot see
+/// works from this alone, and the prompt tells it so.
+pub fn attachment_facts(attachments: &[crate::protocol::Attachment]) -> String {
+    use crate::media::Kind;
+    let mut out = String::new();
+    for a in attachments {
+        let kind = match a.kind {
+            Kind::Image => "image",
+            Kind::Video => "video",
+            Kind::Audio => "audio",
+            Kind::Pdf => "PDF",
+            Kind::Text => "text file",
+            Kind::Archive => "archive",
+            Kind::File => "file",
+        };
+        out.push_str(&format!(
+            "\n[Attached {kind} \"{}\": {}, {}",
+            a.name,
+            a.mime,
+            crate::limits::human_bytes(a.size)
+        ));
+        if let (Some(w), Some(h)) = (a.width, a.height) {
+            out.push_str(&format!(", {w}×{h} pixels"));
+        }
+        if let Some(ms) = a.duration_ms {
+            out.push_str(&format!(", {:.1} s long", ms as f64 / 1000.0));
+        }
+        if !a.labels.is_empty() {
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .map(|l| format!("{} ({}%)", l.name, (l.score + 5) / 10))
+                .collect();
+            out.push_str(&format!(
+                ". An image classifier labelled it: {}",
+                labels.join(", ")
+            ));
+        }
+        if let Some(transcript) = a.transcript.as_deref().filter(|t| !t.is_empty()) {
+            out.push_str(&format!(". Transcript: {transcript}"));
+        }
+        out.push(']');
+    }
+    out
+}
+
+/// The instruction that comes with attached files.
+const FILES_RULE: &str = " Some messages have files attached, described in [Attached …] \
+    notes: the file's type, size, pixels, and for images the labels an image classifier gave \
+    them with its confidence. Unless an image itself is given to you, you cannot see it: say \
+    plainly what you cannot see, and answer from those notes, naming them as the classifier's \
+    guess.";
+
+/// The images of the question (the prompt's last message) for a provider that can see.
+pub fn prompt_images(messages: &[ChatMessage], question: &MessageView) -> Vec<PromptImage> {
+    let Some(turn) = messages.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    question
+        .attachments
+        .iter()
+        .filter(|a| a.kind == crate::media::Kind::Image)
+        .take(PROMPT_IMAGES_MAX)
+        .map(|a| PromptImage {
+            turn,
+            id: a.id.clone(),
+            mime: a.mime.clone(),
+            size: a.size,
+        })
+        .collect()
+}
+
+/// The prompt as OpenAI-style messages, with each image (as a `data:` URL, by `turn`) added to
+/// its message as an `image_url` part after the text: the shape OpenAI-compatible vision
+/// models and Workers AI's vision models take.
+pub fn messages_with_images(
+    messages: &[ChatMessage],
+    images: &[(usize, String)],
+) -> Vec<serde_json::Value> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(turn, m)| {
+            let urls: Vec<&String> = images
+                .iter()
+                .filter(|(t, _)| *t == turn)
+                .map(|(_, url)| url)
+                .collect();
+            if urls.is_empty() {
+                return serde_json::json!({ "role": m.role, "content": m.content });
+            }
+            let mut parts = vec![serde_json::json!({ "type": "text", "text": m.content })];
+            parts.extend(urls.into_iter().map(
+                |url| serde_json::json!({ "type": "image_url", "image_url": { "url": url } }),
+            ));
+            serde_json::json!({ "role": m.role, "content": parts })
+        })
+        .collect()
 }
 
 /// Token counts a provider reports.
@@ -241,6 +363,9 @@ pub fn build_prompt(input: &PromptInput<'_>) -> Vec<ChatMessage> {
     if !input.sources.is_empty() {
         system.push_str(CITE_RULE);
     }
+    if input.history.iter().any(|m| !m.attachments.is_empty()) {
+        system.push_str(FILES_RULE);
+    }
     // The topic and the rolling summary are written from other people's words (the summary by
     // the model, from everyone's messages): quoted data, never the system's own voice.
     let mut context = Vec::new();
@@ -266,9 +391,19 @@ pub fn build_prompt(input: &PromptInput<'_>) -> Vec<ChatMessage> {
     let mut turns = Vec::new();
     // Newest first, so the question itself always fits; stop at the first that does not.
     for message in input.history.iter().rev() {
-        if message.deleted || message.text.trim().is_empty() {
+        if message.deleted || (message.text.trim().is_empty() && message.attachments.is_empty()) {
             continue;
         }
+        let described;
+        let message = if message.attachments.is_empty() {
+            message
+        } else {
+            described = MessageView {
+                text: format!("{}{}", message.text, attachment_facts(&message.attachments)),
+                ..message.clone()
+            };
+            &described
+        };
         let turn = if let Some(answer) = &message.answer {
             if answer.asker == input.asker_id {
                 ChatMessage::new(ChatRole::Assistant, message.text.clone())
@@ -572,6 +707,7 @@ mod tests {
             replies: None,
             reactions: Vec::new(),
             pinned: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -46,6 +46,9 @@ pub enum PendingOp {
     Send {
         /// Markdown source.
         text: String,
+        /// Its files, already stored (the app uploads them before it queues the send).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::protocol::Attachment>,
     },
     /// An edit of an own message.
     Edit {
@@ -86,6 +89,9 @@ pub enum PendingOp {
         text: String,
         /// Also show it in the room's timeline.
         also_in_room: bool,
+        /// Its files, already stored.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::protocol::Attachment>,
     },
     /// Add or take back a reaction.
     React {
@@ -151,13 +157,19 @@ pub enum PendingStatus {
     },
 }
 
+/// The ids a send frame names its files by.
+fn ids(attachments: &[crate::protocol::Attachment]) -> Vec<String> {
+    attachments.iter().map(|a| a.id.clone()).collect()
+}
+
 impl Pending {
     fn frame(&self) -> ClientMessage {
         let client_id = self.client_id.clone();
         match &self.op {
-            PendingOp::Send { text } => ClientMessage::Send {
+            PendingOp::Send { text, attachments } => ClientMessage::Send {
                 client_id,
                 text: text.clone(),
+                attachments: ids(attachments),
             },
             PendingOp::Edit { target, text } => ClientMessage::Edit {
                 client_id,
@@ -190,11 +202,13 @@ impl Pending {
                 thread,
                 text,
                 also_in_room,
+                attachments,
             } => ClientMessage::Reply {
                 client_id,
                 target: *thread,
                 text: text.clone(),
                 also_in_room: *also_in_room,
+                attachments: ids(attachments),
             },
             PendingOp::React { target, emoji, add } => ClientMessage::React {
                 client_id,
@@ -1229,7 +1243,10 @@ mod tests {
             at: seq as Millis,
             author: author(by),
             client_id: client_id.into(),
-            kind: EventKind::Message { text: text.into() },
+            kind: EventKind::Message {
+                text: text.into(),
+                attachments: Vec::new(),
+            },
         }
     }
 
@@ -1275,7 +1292,14 @@ mod tests {
     #[test]
     fn nothing_is_sent_until_the_connection_is_live() {
         let mut room = ClientRoom::new();
-        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "hi".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         assert!(room.take_frames(0).is_empty());
         room.connect();
         assert!(room.take_frames(0).is_empty(), "not while syncing");
@@ -1284,7 +1308,14 @@ mod tests {
     #[test]
     fn a_send_stays_pending_until_its_event_arrives_then_becomes_a_message() {
         let mut room = live_room("me", 0);
-        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "hi".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         assert_eq!(room.take_frames(0).len(), 1);
         room.apply(
             ServerMessage::Ack {
@@ -1311,7 +1342,14 @@ mod tests {
     #[test]
     fn in_flight_sends_are_resent_with_the_same_id_after_a_reconnect() {
         let mut room = live_room("me", 0);
-        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "hi".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         let first = room.take_frames(0);
         room.disconnected();
         room.connect();
@@ -1329,7 +1367,14 @@ mod tests {
     fn at_most_max_in_flight_mutations_are_unanswered_at_once() {
         let mut room = live_room("me", 0);
         for i in 0..(MAX_IN_FLIGHT + 3) {
-            room.queue(format!("c{i}"), PendingOp::Send { text: "x".into() }, 0);
+            room.queue(
+                format!("c{i}"),
+                PendingOp::Send {
+                    text: "x".into(),
+                    attachments: vec![],
+                },
+                0,
+            );
         }
         assert_eq!(room.take_frames(0).len(), MAX_IN_FLIGHT);
         assert!(room.take_frames(0).is_empty());
@@ -1353,8 +1398,22 @@ mod tests {
     #[test]
     fn a_rate_limited_send_waits_for_its_retry_time_and_keeps_its_place() {
         let mut room = live_room("me", 0);
-        room.queue("a".into(), PendingOp::Send { text: "1".into() }, 0);
-        room.queue("b".into(), PendingOp::Send { text: "2".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "1".into(),
+                attachments: vec![],
+            },
+            0,
+        );
+        room.queue(
+            "b".into(),
+            PendingOp::Send {
+                text: "2".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         room.take_frames(0);
         room.apply(
             ServerMessage::Error {
@@ -1374,7 +1433,14 @@ mod tests {
     #[test]
     fn a_refused_send_is_failed_and_can_be_retried_or_discarded() {
         let mut room = live_room("me", 0);
-        room.queue("a".into(), PendingOp::Send { text: "x".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "x".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         room.take_frames(0);
         room.apply(
             ServerMessage::Error {
@@ -1473,8 +1539,22 @@ mod tests {
     #[test]
     fn a_pending_send_found_in_the_latest_page_is_not_sent_again() {
         let mut room = ClientRoom::new();
-        room.queue("a".into(), PendingOp::Send { text: "hi".into() }, 0);
-        room.queue("b".into(), PendingOp::Send { text: "yo".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "hi".into(),
+                attachments: vec![],
+            },
+            0,
+        );
+        room.queue(
+            "b".into(),
+            PendingOp::Send {
+                text: "yo".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         room.connect();
         welcome(&mut room, 1);
         let page = vec![MessageView::from_event(&post(1, "me", "a", "hi")).unwrap()];
@@ -1544,7 +1624,14 @@ mod tests {
             },
             0,
         );
-        room.queue("a".into(), PendingOp::Send { text: "yo".into() }, 0);
+        room.queue(
+            "a".into(),
+            PendingOp::Send {
+                text: "yo".into(),
+                attachments: vec![],
+            },
+            0,
+        );
         room.take_frames(0);
         let restored = ClientRoom::from_cache(room.to_cache());
         assert_eq!(restored.head(), Some(1));
@@ -1654,6 +1741,7 @@ mod tests {
                     thread: 1,
                     text: "re".into(),
                     also_in_room: also,
+                    attachments: Vec::new(),
                 },
             )
         };

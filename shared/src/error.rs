@@ -61,6 +61,12 @@ pub enum ErrorCode {
     /// New guests from your network are banned from this room for a while (a moderator banned
     /// a guest who connected from it); a signed-in account is not.
     NetworkBanned,
+    /// The room's storage for files is full ([`crate::limits::UploadLimits::room_quota_bytes`]);
+    /// deleting files frees it.
+    QuotaExceeded,
+    /// A link preview was refused for this URL (not http(s) on the standard ports, or a private,
+    /// loopback or otherwise internal address).
+    UrlRefused,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -94,6 +100,8 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::NetworkBanned => "network_banned",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::UrlRefused => "url_refused",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -101,7 +109,8 @@ impl ErrorCode {
     /// The HTTP status that goes with this code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::InvalidFrame | ErrorCode::InvalidInput => 400,
+            ErrorCode::InvalidFrame | ErrorCode::InvalidInput | ErrorCode::UrlRefused => 400,
+            ErrorCode::QuotaExceeded => 507,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden
             | ErrorCode::BadOrigin
@@ -230,6 +239,8 @@ mod tests {
             ErrorCode::TooManyConnections,
             ErrorCode::RoomFull,
             ErrorCode::NetworkBanned,
+            ErrorCode::QuotaExceeded,
+            ErrorCode::UrlRefused,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
@@ -240,7 +251,7 @@ mod tests {
 
     #[test]
     fn an_unknown_code_from_a_newer_server_still_parses() {
-        let code: ErrorCode = serde_json::from_str(r#""quota_exceeded""#).unwrap();
+        let code: ErrorCode = serde_json::from_str(r#""time_travel_refused""#).unwrap();
         assert_eq!(code, ErrorCode::Unknown);
     }
 

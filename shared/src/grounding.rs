@@ -524,6 +524,7 @@ mod tests {
             replies: None,
             reactions: Vec::new(),
             pinned: false,
+            attachments: Vec::new(),
         }
     }
 

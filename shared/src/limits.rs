@@ -5,7 +5,9 @@
 //! edge checks again because the app is not trusted.
 
 use crate::error::{ChatError, ErrorCode};
-use crate::protocol::ClientMessage;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ClientMessage, Millis};
 
 /// Largest accepted socket frame, in bytes. A message of [`TEXT_MAX_CHARS`] 4-byte characters
 /// plus the envelope fits.
@@ -97,11 +99,158 @@ pub const FEEDBACK_REASON_MAX_CHARS: usize = 500;
 /// Longest member-list search ([`ClientMessage::Presence`]); a display name is shorter.
 pub const PRESENCE_QUERY_MAX_CHARS: usize = 64;
 
+/// Files one message may carry.
+pub const ATTACHMENTS_PER_MESSAGE: usize = 10;
+/// Largest thumbnail the sender's browser may store beside an image or video.
+pub const THUMB_MAX_BYTES: u64 = 256 * 1024;
+/// How long an upload may wait to be attached to a message before the room deletes it.
+pub const UPLOAD_ORPHAN_MS: Millis = 24 * 60 * 60 * 1000;
+/// The most the per-file limit may be configured to: one request body of the Worker (100 MB on
+/// every plan) with room to spare, so a file never needs R2 multipart.
+pub const FILE_MAX_BYTES_CEILING: u64 = 95 * 1024 * 1024;
+/// An attachment id: 128 random bits in unpadded base64url.
+pub const ATTACHMENT_ID_LEN: usize = 22;
+/// Longest measured pixel side or playing time a sender may report (layout hints only).
+const HINT_MAX_PIXELS: u32 = 100_000;
+
+/// The upload limits of a room (configurable on the Worker: `ATTACHMENT_MAX_BYTES`,
+/// `ROOM_QUOTA_BYTES`, `UPLOADS_PER_MINUTE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadLimits {
+    /// Largest file.
+    pub file_max_bytes: u64,
+    /// Bytes of files one room may hold.
+    pub room_quota_bytes: u64,
+    /// Uploads one person may announce in one room per minute.
+    pub uploads_per_minute: u32,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            file_max_bytes: 25 * 1024 * 1024,
+            room_quota_bytes: 2 * 1024 * 1024 * 1024,
+            uploads_per_minute: 30,
+        }
+    }
+}
+
+/// Bytes as people read them: `25 MB`, `1.5 GB`, `812 KB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 10.0 || value.fract() < 0.05 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Checks an upload announcement against the field rules and the per-file limit (the room
+/// checks its quota and the sender's rate).
+pub fn validate_begin_upload(
+    request: &crate::protocol::http::BeginUpload,
+    limits: &UploadLimits,
+) -> Result<(), ChatError> {
+    validate_client_id(&request.upload_id)?;
+    if request.name.chars().count() > 1_000 {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            "The file name is too long.",
+        ));
+    }
+    if request.size == 0 {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "The file is empty.",
+        ));
+    }
+    if request.size > limits.file_max_bytes {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "The file is {}; files may be at most {}.",
+                human_bytes(request.size),
+                human_bytes(limits.file_max_bytes)
+            ),
+        ));
+    }
+    let pixels = [request.width, request.height];
+    if pixels
+        .iter()
+        .flatten()
+        .any(|&p| p == 0 || p > HINT_MAX_PIXELS)
+        || request.duration_ms.is_some_and(|d| d > 100 * 3_600_000)
+    {
+        return Err(ChatError::new(
+            ErrorCode::InvalidInput,
+            "The measured size or duration of the file is out of range.",
+        ));
+    }
+    Ok(())
+}
+
+/// A well-formed attachment id (anything else cannot name a file, and is `not_found`).
+pub fn is_attachment_id(id: &str) -> bool {
+    id.len() == ATTACHMENT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The files a send names: at most [`ATTACHMENTS_PER_MESSAGE`], each a well-formed id, none
+/// twice.
+fn validate_attachment_ids(ids: &[String]) -> Result<(), ChatError> {
+    if ids.len() > ATTACHMENTS_PER_MESSAGE {
+        return Err(ChatError::new(
+            ErrorCode::TooLarge,
+            format!("A message can carry {ATTACHMENTS_PER_MESSAGE} files."),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if !is_attachment_id(id) {
+            return Err(ChatError::new(
+                ErrorCode::InvalidInput,
+                "An attachment id is malformed.",
+            ));
+        }
+        if ids[..i].contains(id) {
+            return Err(ChatError::new(
+                ErrorCode::InvalidInput,
+                "The same file is attached twice.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A message's text: required unless it carries files.
+fn validate_body(text: &str, attachments: &[String]) -> Result<(), ChatError> {
+    validate_attachment_ids(attachments)?;
+    if attachments.is_empty() || !text.trim().is_empty() {
+        validate_text(text)
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks the field rules of a parsed client message.
 pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError> {
     match message {
-        ClientMessage::Send { client_id, text }
-        | ClientMessage::Edit {
+        ClientMessage::Send {
+            client_id,
+            text,
+            attachments,
+        } => {
+            validate_client_id(client_id)?;
+            validate_body(text, attachments)
+        }
+        ClientMessage::Edit {
             client_id, text, ..
         } => {
             validate_client_id(client_id)?;
@@ -125,10 +274,13 @@ pub fn validate_client_message(message: &ClientMessage) -> Result<(), ChatError>
             }
         }
         ClientMessage::Reply {
-            client_id, text, ..
+            client_id,
+            text,
+            attachments,
+            ..
         } => {
             validate_client_id(client_id)?;
-            validate_text(text)
+            validate_body(text, attachments)
         }
         ClientMessage::React {
             client_id, emoji, ..

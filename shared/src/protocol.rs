@@ -45,8 +45,12 @@ pub enum ClientMessage {
         /// Client-chosen id of this send; a resend with the same id is acknowledged again and
         /// never stored twice.
         client_id: String,
-        /// Markdown source.
+        /// Markdown source (may be blank when `attachments` is not empty).
         text: String,
+        /// Uploads to attach ([`http::UploadTicket::id`]), stored and not yet attached, in
+        /// the order to show them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Replace the text of one of your own messages. Earlier versions are kept.
     Edit {
@@ -111,6 +115,9 @@ pub enum ClientMessage {
         /// Also show the reply in the room's timeline ("also send to room").
         #[serde(default)]
         also_in_room: bool,
+        /// Uploads to attach, as in [`ClientMessage::Send`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Add (`add: true`) or take back your emoji reaction to a message. Explicit rather than a
     /// toggle, so a resend after a lost ack cannot flip it back.
@@ -894,6 +901,9 @@ pub enum EventKind {
     Message {
         /// Markdown source.
         text: String,
+        /// Its files, as the room stored them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// A message's text was replaced.
     Edit {
@@ -955,6 +965,9 @@ pub enum EventKind {
         /// Also shown in the room's timeline.
         #[serde(default, skip_serializing_if = "is_false")]
         also_in_room: bool,
+        /// Its files, as the room stored them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// The event's author added or took back a reaction.
     React {
@@ -1062,6 +1075,8 @@ impl<'de> Deserialize<'de> for EventKind {
             thread: Option<Seq>,
             #[serde(default)]
             also_in_room: bool,
+            #[serde(default)]
+            attachments: Vec<Attachment>,
             emoji: Option<String>,
             add: Option<bool>,
             pinned: Option<bool>,
@@ -1078,6 +1093,7 @@ impl<'de> Deserialize<'de> for EventKind {
         Ok(match f.kind {
             EventType::Message => EventKind::Message {
                 text: required(f.text, "text")?,
+                attachments: f.attachments,
             },
             EventType::Edit => EventKind::Edit {
                 target: required(f.target, "target")?,
@@ -1107,6 +1123,7 @@ impl<'de> Deserialize<'de> for EventKind {
                 thread: required(f.thread, "thread")?,
                 text: required(f.text, "text")?,
                 also_in_room: f.also_in_room,
+                attachments: f.attachments,
             },
             EventType::React => EventKind::React {
                 target: required(f.target, "target")?,
@@ -1159,6 +1176,53 @@ pub struct MessageView {
     /// Pinned to the room.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pinned: bool,
+    /// Its files (none once deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message, as the room recorded it when its upload was stored. The bytes
+/// are served by `GET /api/rooms/{slug}/files/{id}` to the room's members only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Unguessable id (128 random bits, base64url), unique in the room.
+    pub id: String,
+    /// The file's name, sanitized ([`crate::limits::validate_file_name`]).
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// The content type its bytes were recognised as (never the name's or the sender's claim).
+    pub mime: String,
+    /// What kind of file it is, which decides how it is shown.
+    pub kind: crate::media::Kind,
+    /// Pixels, for images and videos (measured by the sender's browser: a layout hint only,
+    /// so the timeline does not jump when the image loads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Pixels (see `width`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Playing time of audio and video, as the sender's browser measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A thumbnail (an image, or a video's poster frame) is served at `…/files/{id}/thumb`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub thumb: bool,
+    /// What an image classifier saw in it, most likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<Label>,
+    /// What an audio file says, when it was transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+}
+
+/// One thing an image classifier saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// The class name, as the model names it (`Egyptian Mau`, `espresso`).
+    pub name: String,
+    /// Confidence in thousandths (0–1000): an integer, so events compare exactly.
+    pub score: u16,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -1389,6 +1453,7 @@ impl MessageView {
                 self.text.clear();
                 self.deleted = true;
                 self.reactions.clear();
+                self.attachments.clear();
                 self.pinned = false;
                 // An answer's earlier versions are its words too.
                 if let Some(answer) = self.answer.as_mut() {
@@ -1526,7 +1591,7 @@ impl MessageView {
     /// The message an event posts, if it posts one.
     pub fn from_event(event: &Event) -> Option<Self> {
         match &event.kind {
-            EventKind::Message { text } => Some(MessageView {
+            EventKind::Message { text, attachments } => Some(MessageView {
                 seq: event.seq,
                 at: event.at,
                 author: event.author.clone(),
@@ -1540,11 +1605,13 @@ impl MessageView {
                 replies: None,
                 reactions: Vec::new(),
                 pinned: false,
+                attachments: attachments.clone(),
             }),
             EventKind::Reply {
                 thread,
                 text,
                 also_in_room,
+                attachments,
             } => Some(MessageView {
                 seq: event.seq,
                 at: event.at,
@@ -1559,6 +1626,7 @@ impl MessageView {
                 replies: None,
                 reactions: Vec::new(),
                 pinned: false,
+                attachments: attachments.clone(),
             }),
             EventKind::Answer {
                 prompt,
@@ -1587,6 +1655,7 @@ impl MessageView {
                 replies: None,
                 reactions: Vec::new(),
                 pinned: false,
+                attachments: Vec::new(),
             }),
             _ => None,
         }
@@ -1739,6 +1808,87 @@ pub mod http {
         pub messages: Vec<MessageView>,
     }
 
+    /// `POST /api/rooms/{slug}/uploads`: announce a file before sending its bytes. The room
+    /// checks the limits (size, the room's quota, the sender's rate) before anything is stored.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BeginUpload {
+        /// The client's id for this upload (as a message's `client_id`): announcing it again
+        /// returns the same ticket, so a retry after a lost answer never makes a second object.
+        pub upload_id: String,
+        /// The file's name as the sender's device has it (sanitized by the room).
+        pub name: String,
+        /// Bytes the `PUT` will send.
+        pub size: u64,
+        /// Pixels of an image or video (layout hints).
+        #[serde(default)]
+        pub width: Option<u32>,
+        /// Pixels of an image or video.
+        #[serde(default)]
+        pub height: Option<u32>,
+        /// Playing time of audio or video.
+        #[serde(default)]
+        pub duration_ms: Option<u64>,
+    }
+
+    /// The answer to [`BeginUpload`]: where to `PUT` the bytes (`/api/rooms/{slug}/uploads/{id}`,
+    /// and an optional thumbnail at `…/{id}/thumb`), or the stored attachment when a retry finds
+    /// the bytes already there.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadTicket {
+        /// The attachment id the bytes will be stored under.
+        pub id: String,
+        /// Set when the bytes are already stored: send the message, skip the `PUT`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stored: Option<super::Attachment>,
+    }
+
+    /// One file in a room's "Files" list.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileEntry {
+        /// The message it is attached to.
+        pub message: Seq,
+        /// That message's thread root, for a thread reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub thread: Option<Seq>,
+        /// When it was shared.
+        pub at: Millis,
+        /// Who shared it.
+        pub author: Author,
+        /// The file.
+        pub attachment: super::Attachment,
+    }
+
+    /// `GET /api/rooms/{slug}/files?kind=&before=`: files shared in the room, newest first.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileList {
+        /// Newest first.
+        pub files: Vec<FileEntry>,
+        /// Pass as `before` for the next (older) page; absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next: Option<Seq>,
+    }
+
+    /// `GET /api/preview?url=`: what a linked page says about itself.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LinkPreview {
+        /// The link, as asked for.
+        pub url: String,
+        /// The page's title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub title: Option<String>,
+        /// Its description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// The site's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub site_name: Option<String>,
+        /// The page's image, as a same-origin path (`/api/preview/image?url=…`): the browser
+        /// never contacts the third party.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+    }
+
     /// Body of every non-2xx API response.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ErrorBody {
@@ -1883,8 +2033,11 @@ mod tests {
             name: "Ann".into(),
             avatar: Some("/api/avatars/u/1".into()),
         };
-        let view = MessageView::from_event(&sample_event(EventKind::Message { text: "hi".into() }))
-            .unwrap();
+        let view = MessageView::from_event(&sample_event(EventKind::Message {
+            text: "hi".into(),
+            attachments: Vec::new(),
+        }))
+        .unwrap();
         let mut rich = view.clone();
         rich.thread = Some(1);
         rich.also_in_room = true;
@@ -1913,7 +2066,10 @@ mod tests {
             },
             ServerMessage::Replay {
                 events: vec![
-                    sample_event(EventKind::Message { text: "a".into() }),
+                    sample_event(EventKind::Message {
+                        text: "a".into(),
+                        attachments: Vec::new(),
+                    }),
                     sample_event(EventKind::Edit {
                         target: 1,
                         text: "b".into(),
@@ -1923,11 +2079,13 @@ mod tests {
                         thread: 1,
                         text: "r".into(),
                         also_in_room: true,
+                        attachments: Vec::new(),
                     }),
                     sample_event(EventKind::Reply {
                         thread: 1,
                         text: "r".into(),
                         also_in_room: false,
+                        attachments: Vec::new(),
                     }),
                     sample_event(EventKind::React {
                         target: 1,
@@ -1942,7 +2100,10 @@ mod tests {
                 done: false,
             },
             ServerMessage::Event {
-                event: sample_event(EventKind::Message { text: "x".into() }),
+                event: sample_event(EventKind::Message {
+                    text: "x".into(),
+                    attachments: Vec::new(),
+                }),
             },
             ServerMessage::Ack {
                 client_id: "c".into(),
@@ -2100,7 +2261,10 @@ mod tests {
             at: 10,
             author: author.clone(),
             client_id: "a".into(),
-            kind: EventKind::Message { text: "hi".into() },
+            kind: EventKind::Message {
+                text: "hi".into(),
+                attachments: Vec::new(),
+            },
         };
         let mut view = MessageView::from_event(&post).unwrap();
         let delete = Event {

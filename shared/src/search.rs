@@ -4,8 +4,11 @@
 //!
 //! Query language (issue 5): words and `"quoted phrases"` (all must match; the last word also
 //! matches as a prefix, for search-as-you-type), and filters `from:name` (or `from:"Ann Lee"`),
-//! `in:thread`, `has:link`, `has:attachment`, `after:YYYY-MM-DD`, `before:YYYY-MM-DD` (UTC days;
-//! `after` includes its day, `before` excludes its day), `on:YYYY-MM-DD`.
+//! `in:thread`, `has:link`, `has:attachment` (or `has:file`: any file, or an embedded image
+//! link), `has:image` (an attached image), `tag:label` (an attached image the classifier labelled
+//! so, matched by whole words: `tag:cat` finds "tabby cat"), `after:YYYY-MM-DD`,
+//! `before:YYYY-MM-DD` (UTC days; `after` includes its day, `before` excludes its day),
+//! `on:YYYY-MM-DD`.
 
 use crate::error::{ChatError, ErrorCode};
 use crate::protocol::http::SearchHit;
@@ -19,9 +22,11 @@ pub const MARK_END: char = '\u{3}';
 
 /// Flag bit: the text links somewhere (`http://`, `https://` or `www.`).
 pub const FLAG_LINK: u32 = 1;
-/// Flag bit: the text embeds a file or image (markdown `![..](..)`; this chat has no uploads, so
-/// an attachment is an embedded image or file link).
+/// Flag bit: the message has a file attached, or its text embeds an image link (markdown
+/// `![..](..)`).
 pub const FLAG_ATTACHMENT: u32 = 2;
+/// Flag bit: the message has an image attached.
+pub const FLAG_IMAGE: u32 = 4;
 
 /// A parsed search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +41,10 @@ pub struct SearchQuery {
     pub has_link: bool,
     /// Only messages with an attachment.
     pub has_attachment: bool,
+    /// Only messages with an attached image.
+    pub has_image: bool,
+    /// Only messages with an image labelled with this (lowercase, whole words).
+    pub tag: Option<String>,
     /// Only messages posted at or after this time.
     pub after: Option<Millis>,
     /// Only messages posted before this time.
@@ -60,6 +69,7 @@ impl SearchQuery {
     /// Whether any filter narrows the matches (beyond the text terms).
     pub fn is_filtered(&self) -> bool {
         self.from.is_some()
+            || self.tag.is_some()
             || self.in_thread
             || self.required_flags() != 0
             || self.after.is_some()
@@ -74,6 +84,7 @@ impl SearchQuery {
             } else {
                 0
             })
+            | (if self.has_image { FLAG_IMAGE } else { 0 })
     }
 
     /// The terms as plain text (what a semantic search embeds).
@@ -165,9 +176,17 @@ pub fn parse_query(query: &str) -> Result<SearchQuery, ChatError> {
             },
             Some("has") => match value.as_str() {
                 "link" | "links" => parsed.has_link = true,
-                "attachment" | "attachments" | "file" | "image" => parsed.has_attachment = true,
-                _ => return Err(bad("Use has:link or has:attachment.")),
+                "attachment" | "attachments" | "file" | "files" => parsed.has_attachment = true,
+                "image" | "images" => parsed.has_image = true,
+                _ => return Err(bad("Use has:link, has:file or has:image.")),
             },
+            Some("tag") => {
+                let words = tag_words(&value);
+                if words.is_empty() {
+                    return Err(bad("Write a label after tag:, for example tag:cat."));
+                }
+                parsed.tag = Some(words);
+            }
             Some(k @ ("after" | "before" | "on" | "since" | "until")) => {
                 let day = parse_day(&value)
                     .ok_or_else(|| bad("Dates are written YYYY-MM-DD, for example 2026-01-31."))?;
@@ -246,6 +265,41 @@ fn days_in_month(y: i64, m: i64) -> i64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
+}
+
+/// A label as the `tags` column and a `tag:` filter compare it: lowercase words separated by
+/// one space (so `Egyptian  Mau` and `egyptian mau` are the same tag).
+pub fn tag_words(label: &str) -> String {
+    label
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The searchable words of a message's image labels, framed by spaces (` egyptian mau tabby
+/// cat `), so a `tag:` filter is a whole-word `instr`; `None` without labels.
+pub fn tags_column(attachments: &[crate::protocol::Attachment]) -> Option<String> {
+    let words: Vec<String> = attachments
+        .iter()
+        .flat_map(|a| a.labels.iter().map(|l| tag_words(&l.name)))
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| format!(" {} ", words.join(" | ")))
+}
+
+/// The flag bits a message's files add: [`FLAG_ATTACHMENT`] for any, [`FLAG_IMAGE`] for an image.
+pub fn attachment_flags(attachments: &[crate::protocol::Attachment]) -> u32 {
+    attachments.iter().fold(0, |flags, a| {
+        flags
+            | FLAG_ATTACHMENT
+            | if a.kind == crate::media::Kind::Image {
+                FLAG_IMAGE
+            } else {
+                0
+            }
+    })
 }
 
 /// The [`FLAG_LINK`] / [`FLAG_ATTACHMENT`] bits of a message text: a link is `http://`,

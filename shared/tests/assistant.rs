@@ -171,6 +171,7 @@ impl Harness {
                 Effect::SetRole(..) | Effect::InfoChanged(_) => {
                     panic!("no moderation in this simulation")
                 }
+                Effect::FilesReleased => panic!("no files in this simulation"),
                 Effect::Log(detail) => panic!("storage failure {detail}"),
             }
         }
@@ -193,6 +194,7 @@ impl Harness {
             ClientMessage::Send {
                 client_id: format!("m{}", self.next_id),
                 text: text.into(),
+                attachments: Vec::new(),
             },
         )
     }
@@ -728,6 +730,7 @@ fn a_mention_in_a_thread_is_answered_in_the_thread_with_the_thread_as_context() 
             target: 1,
             text: "@assistant what do you think?".into(),
             also_in_room: false,
+            attachments: Vec::new(),
         },
     );
     let (gen, answer) = h.generations[0];
@@ -1034,6 +1037,7 @@ fn catch_me_up_with_nothing_unread_says_so_and_summarize_thread_covers_the_threa
             target: 1,
             text: "A reply in the thread about flour.".into(),
             also_in_room: false,
+            attachments: Vec::new(),
         },
     );
     h.send(

@@ -72,7 +72,9 @@ fn rules_broken(message: &ClientMessage) -> Vec<ErrorCode> {
         }
     };
     match message {
-        ClientMessage::Send { client_id, text }
+        ClientMessage::Send {
+            client_id, text, ..
+        }
         | ClientMessage::Edit {
             client_id, text, ..
         }

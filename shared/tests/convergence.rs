@@ -161,6 +161,7 @@ impl Sim {
             id.clone(),
             PendingOp::Send {
                 text: format!("text of {id}"),
+                attachments: Vec::new(),
             },
             now,
         );
@@ -210,6 +211,7 @@ impl Sim {
                 thread,
                 text: format!("reply {id}"),
                 also_in_room: self.next_id.is_multiple_of(2),
+                attachments: Vec::new(),
             },
             now,
         );

@@ -410,7 +410,14 @@ fn feed(frames: Vec<ServerMessage>) {
     let mut room = ClientRoom::new();
     let _ = room.connect();
     // Something in the outbox under the sample frames' client id, for acks and errors to find.
-    room.queue("c".into(), PendingOp::Send { text: "hi".into() }, 0);
+    room.queue(
+        "c".into(),
+        PendingOp::Send {
+            text: "hi".into(),
+            attachments: Vec::new(),
+        },
+        0,
+    );
     let mut tracker = UnreadTracker::new("u");
     for (now, frame) in (0i64..).zip(frames) {
         tracker.apply(&frame);

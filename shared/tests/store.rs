@@ -38,7 +38,10 @@ fn say(seq: Seq, by: &str, text: &str) -> Event {
         seq,
         by,
         &format!("c{seq}"),
-        EventKind::Message { text: text.into() },
+        EventKind::Message {
+            text: text.into(),
+            attachments: Vec::new(),
+        },
     )
 }
 
@@ -120,7 +123,10 @@ fn the_same_author_and_client_id_cannot_be_stored_twice_but_another_author_can()
         1,
         "ann",
         "same",
-        EventKind::Message { text: "a".into() },
+        EventKind::Message {
+            text: "a".into(),
+            attachments: Vec::new(),
+        },
     ))
     .unwrap();
     assert_eq!(s.find_mutation("ann", "same").unwrap(), Some(1));
@@ -129,7 +135,10 @@ fn the_same_author_and_client_id_cannot_be_stored_twice_but_another_author_can()
         2,
         "ann",
         "same",
-        EventKind::Message { text: "b".into() },
+        EventKind::Message {
+            text: "b".into(),
+            attachments: Vec::new(),
+        },
     ));
     assert!(
         again.is_err(),
@@ -144,7 +153,10 @@ fn the_same_author_and_client_id_cannot_be_stored_twice_but_another_author_can()
         2,
         "bob",
         "same",
-        EventKind::Message { text: "b".into() },
+        EventKind::Message {
+            text: "b".into(),
+            attachments: Vec::new(),
+        },
     ))
     .unwrap();
     assert_eq!(s.find_mutation("bob", "same").unwrap(), Some(2));
@@ -267,7 +279,8 @@ fn a_delete_scrubs_the_words_from_the_message_its_versions_and_every_logged_even
     assert_eq!(
         replay[0].kind,
         EventKind::Message {
-            text: String::new()
+            text: String::new(),
+            attachments: Vec::new()
         }
     );
 }
@@ -284,6 +297,7 @@ fn deleting_a_thread_root_leaves_its_replies_standing() {
             thread: 1,
             text: "reply words".into(),
             also_in_room: false,
+            attachments: Vec::new(),
         },
     ))
     .unwrap();
@@ -311,6 +325,7 @@ fn search_filters_by_author_thread_and_time_and_never_returns_deleted_messages()
             thread: 1,
             text: "budget numbers".into(),
             also_in_room: false,
+            attachments: Vec::new(),
         },
     ))
     .unwrap();
@@ -354,6 +369,7 @@ fn context_gives_the_neighbours_of_a_timeline_message_and_the_thread_of_a_reply(
             thread: 4,
             text: "in thread".into(),
             also_in_room: false,
+            attachments: Vec::new(),
         },
     ))
     .unwrap();
@@ -630,6 +646,7 @@ fn reactions_pins_and_replies_leave_the_messages_text_and_its_search_index_alone
         thread: 1,
         text: "a reply".into(),
         also_in_room: false,
+        attachments: Vec::new(),
     };
     s.append(&event(4, "bob", "c4", reply)).unwrap();
     let writes = s

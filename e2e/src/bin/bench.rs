@@ -639,7 +639,7 @@ async fn read_bench(
         };
         match message {
             ServerMessage::Event { event } => {
-                if let EventKind::Message { text } = &event.kind {
+                if let EventKind::Message { text, .. } = &event.kind {
                     if let Some(sent) = text
                         .strip_prefix("b ")
                         .and_then(|rest| rest.split(' ').nth(2))
@@ -668,6 +668,7 @@ fn bench_frame(sender: usize, n: usize) -> Result<Message> {
     let frame = ClientMessage::Send {
         client_id: format!("b-{sender}-{n}-{}", now_us()),
         text: format!("b {sender}-{n} x {}", now_us()),
+        attachments: Vec::new(),
     };
     Ok(Message::text(serde_json::to_string(&frame)?))
 }
@@ -986,6 +987,7 @@ async fn seed(
         let frame = ClientMessage::Send {
             client_id: format!("seed-{seeder}-{n}"),
             text: text(seeder, n),
+            attachments: Vec::new(),
         };
         sink.send(Message::text(serde_json::to_string(&frame)?))
             .await?;
@@ -1503,6 +1505,7 @@ async fn probe_updates(
         let frame = ClientMessage::Send {
             client_id: client_id.clone(),
             text: format!("probe-{at}"),
+            attachments: Vec::new(),
         };
         sink.send(Message::text(serde_json::to_string(&frame)?))
             .await?;
@@ -2087,7 +2090,7 @@ async fn read_burst(mut stream: Stream, expected: u64, peer: bool) -> BurstRecei
         for message in messages {
             match message {
                 ServerMessage::Event { event } => {
-                    if let EventKind::Message { text } = &event.kind {
+                    if let EventKind::Message { text, .. } = &event.kind {
                         record(text, &mut got);
                     }
                 }

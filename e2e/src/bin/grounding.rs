@@ -446,12 +446,14 @@ async fn load_room(
             None => ClientMessage::Send {
                 client_id: client_id.clone(),
                 text: line.text.clone(),
+                attachments: Vec::new(),
             },
             Some(root) => ClientMessage::Reply {
                 client_id: client_id.clone(),
                 target: seqs[root],
                 text: line.text.clone(),
                 also_in_room: false,
+                attachments: Vec::new(),
             },
         };
         let socket = &mut sockets[line.author];

@@ -145,7 +145,7 @@ impl Semantic {
 pub async fn index_events(semantic: &Semantic, slug: &str, events: &[Event]) {
     for event in events {
         let result = match &event.kind {
-            EventKind::Message { text } | EventKind::Reply { text, .. } => {
+            EventKind::Message { text, .. } | EventKind::Reply { text, .. } => {
                 semantic.upsert(slug, event.seq, text).await
             }
             EventKind::Edit { target, text } => semantic.upsert(slug, *target, text).await,

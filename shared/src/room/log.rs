@@ -19,7 +19,10 @@ impl<D: Sql> Room<D> {
                 author,
                 |seq| format!("seed-{seq}"),
                 at,
-                EventKind::Message { text },
+                EventKind::Message {
+                    text,
+                    attachments: Vec::new(),
+                },
             )?;
         }
         Ok(self.head)
@@ -93,7 +96,7 @@ impl<D: Sql> Room<D> {
     /// Records who a newly posted or edited text mentions, and returns them.
     pub(super) fn record_mentions(&mut self, event: &Event) -> Result<Vec<String>, Failure> {
         let (seq, text) = match &event.kind {
-            EventKind::Message { text } | EventKind::Reply { text, .. } => (event.seq, text),
+            EventKind::Message { text, .. } | EventKind::Reply { text, .. } => (event.seq, text),
             EventKind::Edit { target, text } => (*target, text),
             _ => return Ok(Vec::new()),
         };
@@ -268,8 +271,15 @@ impl<D: Sql> Room<D> {
                 now,
             )?;
         }
+        let released = matches!(event.kind, EventKind::Delete { .. })
+            && target_message
+                .as_ref()
+                .is_some_and(|m| !m.attachments.is_empty());
         let mut effects = Self::acknowledged(client_id, event);
         effects.extend(notify);
+        if released {
+            effects.push(Effect::FilesReleased);
+        }
         Ok(effects)
     }
 }

@@ -17,6 +17,7 @@
 //! on real SQLite.
 
 pub mod assistant;
+pub mod attachments;
 mod log;
 mod members;
 pub mod outbox;
@@ -178,6 +179,9 @@ pub enum Effect {
     /// A user joined the room for the first time: record the membership outside the room
     /// (the directory's list of each user's rooms, for cross-room search and unread counts).
     NewMember(Member),
+    /// Files were released (their message was deleted): delete their objects now
+    /// ([`Room::droppable_files`]) rather than at the next sweep.
+    FilesReleased,
     /// Ask the AI provider for an answer and report back with generation id `gen`
     /// ([`Room::ai_token`], [`Room::ai_finish`]).
     Generate {
@@ -462,13 +466,23 @@ impl<D: Sql> Room<D> {
                 }
                 Ok(effects)
             }
-            ClientMessage::Send { client_id, text } => {
+            ClientMessage::Send {
+                client_id,
+                text,
+                attachments,
+            } => {
+                // A resend of a stored send is acknowledged again before its files are looked
+                // at: they belong to the stored message by now.
+                if let Some(effects) = self.duplicate(&conn.author.id, &client_id)? {
+                    return Ok(effects);
+                }
+                let attachments = self.claim_attachments(&conn.author.id, &attachments)?;
                 let effects = self.mutate(
                     conn,
                     client_id,
                     now,
                     Action::Post,
-                    EventKind::Message { text },
+                    EventKind::Message { text, attachments },
                 )?;
                 self.maybe_ask(conn, effects, now)
             }
@@ -477,7 +491,12 @@ impl<D: Sql> Room<D> {
                 target,
                 text,
                 also_in_room,
+                attachments,
             } => {
+                if let Some(effects) = self.duplicate(&conn.author.id, &client_id)? {
+                    return Ok(effects);
+                }
+                let attachments = self.claim_attachments(&conn.author.id, &attachments)?;
                 // A reply to a reply joins the same thread: threads are one level deep.
                 let thread = self
                     .store
@@ -493,6 +512,7 @@ impl<D: Sql> Room<D> {
                         thread,
                         text,
                         also_in_room,
+                        attachments,
                     },
                 )?;
                 self.maybe_ask(conn, effects, now)

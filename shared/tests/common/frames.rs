@@ -127,7 +127,11 @@ pub fn valid_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (any::<u32>(), proptest::option::of(seq()))
             .prop_map(|(protocol, after)| ClientMessage::Hello { protocol, after }),
-        (client_id(), text()).prop_map(|(client_id, text)| ClientMessage::Send { client_id, text }),
+        (client_id(), text()).prop_map(|(client_id, text)| ClientMessage::Send {
+            client_id,
+            text,
+            attachments: Vec::new()
+        }),
         (client_id(), seq(), text()).prop_map(|(client_id, target, text)| ClientMessage::Edit {
             client_id,
             target,
@@ -162,7 +166,8 @@ pub fn valid_message() -> impl Strategy<Value = ClientMessage> {
                 client_id,
                 target,
                 text,
-                also_in_room
+                also_in_room,
+                attachments: Vec::new()
             }
         ),
         (

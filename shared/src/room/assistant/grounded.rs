@@ -178,10 +178,17 @@ impl<D: Sql> Room<D> {
             budget_tokens: config.context_tokens,
             sources,
         });
+        let images = history
+            .iter()
+            .rev()
+            .find(|m| m.seq == job.prompt)
+            .map(|question| ai::prompt_images(&messages, question))
+            .unwrap_or_default();
         Ok(CompletionRequest {
             messages,
             max_tokens: config.max_tokens,
             temperature: config.temperature,
+            images,
         })
     }
 
@@ -260,6 +267,7 @@ impl<D: Sql> Room<D> {
                 messages,
                 max_tokens: config.max_tokens,
                 temperature: config.temperature,
+                images: Vec::new(),
             },
             sources: chosen,
             immediate,

@@ -344,7 +344,7 @@ impl<D: Sql> Room<D> {
         now: Millis,
     ) -> Result<Vec<Effect>, Failure> {
         let (text, thread) = match &message.kind {
-            EventKind::Message { text } => (text, None),
+            EventKind::Message { text, .. } => (text, None),
             // A question in a thread is answered in that thread, with the thread as context.
             EventKind::Reply { text, thread, .. } => (text, Some(*thread)),
             _ => return Ok(vec![]),
@@ -641,6 +641,7 @@ impl<D: Sql> Room<D> {
                 messages: ai::build_memory_prompt(&question.author.name, &question.text, &known),
                 max_tokens: 120,
                 temperature: 0.1,
+                images: Vec::new(),
             },
             known,
         }))
@@ -676,6 +677,7 @@ impl<D: Sql> Room<D> {
                 messages,
                 max_tokens: 200,
                 temperature: 0.2,
+                images: Vec::new(),
             },
         }])
     }

@@ -12,6 +12,7 @@
 //! This file holds the log and the messages; `members.rs` members, reads and moderation
 //! records; `search.rs` full-text search and context; `schema.rs` the versioned migrations.
 
+pub mod attachments;
 mod grounding;
 mod members;
 pub mod schema;
@@ -39,7 +40,7 @@ const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// The columns [`message_from_row`] reads, in order.
 const MESSAGE_COLUMNS: &str = "seq, at, author, client_id, text, edited_at, deleted, answer, \
-    thread, in_main, reply_count, last_reply_at, reactions, pinned";
+    thread, in_main, reply_count, last_reply_at, reactions, pinned, attachments";
 
 /// Every this many events the messages stored since the last batch are added to the search
 /// index (see [`SqlStore::index_pending`]).
@@ -65,8 +66,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 fn message_from_row(row: &Row) -> Result<MessageView, StoreError> {
     let mut author: crate::protocol::Author = row.json(2)?;
     // Pages add the author's current name, which replaces the one stamped at posting.
-    if row.0.len() > 14 {
-        if let Some(name) = row.opt_text(14)? {
+    if row.0.len() > 15 {
+        if let Some(name) = row.opt_text(15)? {
             author.name = name;
         }
     }
@@ -91,6 +92,7 @@ fn message_from_row(row: &Row) -> Result<MessageView, StoreError> {
             }),
         reactions: row.opt_json(12)?.unwrap_or_default(),
         pinned: row.int(13)? != 0,
+        attachments: row.opt_json(14)?.unwrap_or_default(),
     })
 }
 
@@ -327,8 +329,8 @@ impl<D: Sql> SqlStore<D> {
         let (answer, state) = answer_columns(view)?;
         self.db.execute(
             "INSERT INTO messages (seq, at, author, client_id, text, answer, answer_state,
-                author_id, thread, in_main, flags)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                author_id, thread, in_main, flags, attachments, tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             sql_params![
                 event.seq,
                 event.at,
@@ -341,8 +343,14 @@ impl<D: Sql> SqlStore<D> {
                 view.thread,
                 view.in_timeline(),
                 crate::search::flags(&view.text)
+                    | crate::search::attachment_flags(&view.attachments),
+                (!view.attachments.is_empty())
+                    .then(|| json(&view.attachments))
+                    .transpose()?,
+                crate::search::tags_column(&view.attachments)
             ],
-        )
+        )?;
+        self.attach_uploads(event.seq, &view.attachments)
     }
 
     /// Applies `event` to message `seq` with [`MessageView::apply`] and stores the result, with
@@ -381,7 +389,12 @@ impl<D: Sql> SqlStore<D> {
         if view.text != previous {
             self.db.execute(
                 "UPDATE messages SET text = ?, flags = ? WHERE seq = ?",
-                sql_params![view.text.as_str(), crate::search::flags(&view.text), seq],
+                sql_params![
+                    view.text.as_str(),
+                    crate::search::flags(&view.text)
+                        | crate::search::attachment_flags(&view.attachments),
+                    seq
+                ],
             )?;
         }
         match &event.kind {
@@ -397,8 +410,16 @@ impl<D: Sql> SqlStore<D> {
                     "DELETE FROM message_versions WHERE seq = ?",
                     sql_params![seq],
                 )?;
+                // Its files go too: the row, the search flags, the names in its event, and
+                // (through `gone_at`) the objects.
                 self.db.execute(
-                    "UPDATE events SET body = json_set(body, '$.kind.text', '')
+                    "UPDATE messages SET attachments = NULL, tags = NULL, flags = 0 WHERE seq = ?",
+                    sql_params![seq],
+                )?;
+                self.release_uploads(seq, event.at)?;
+                self.db.execute(
+                    "UPDATE events SET body = json_remove(json_set(body, '$.kind.text', ''),
+                        '$.kind.attachments')
                      WHERE (seq = ?1 OR target = ?1)
                        AND json_extract(body, '$.kind.text') IS NOT NULL",
                     sql_params![seq],

@@ -171,6 +171,34 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX private_answers_by_user ON private_answers (user_id, at);
     CREATE INDEX private_answers_unfinished ON private_answers (state)
         WHERE state IN ('queued', 'streaming');",
+    // Attachments. An upload is announced, then its bytes stored (in R2, by the Worker), then
+    // attached to one message in the same transaction that stores the message, so a message
+    // never names an upload the room could sweep. `gone_at` marks rows whose objects are to be
+    // deleted (their message was deleted, or they were never attached within a day); the row
+    // goes once the object has. A message keeps its files as JSON beside its text (what pages
+    // and events carry), with `tags` holding its images' labels for `tag:` search.
+    "CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        uploader TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        hints TEXT,
+        attachment TEXT,
+        thumb INTEGER NOT NULL DEFAULT 0,
+        kind TEXT,
+        message INTEGER,
+        position INTEGER,
+        gone_at INTEGER
+    );
+    CREATE UNIQUE INDEX uploads_by_client ON uploads (uploader, client_id);
+    CREATE INDEX uploads_by_uploader ON uploads (uploader, created_at);
+    CREATE INDEX uploads_by_message ON uploads (message, position) WHERE message IS NOT NULL;
+    CREATE INDEX uploads_waiting ON uploads (created_at) WHERE message IS NULL;
+    CREATE INDEX uploads_gone ON uploads (gone_at) WHERE gone_at IS NOT NULL;
+    ALTER TABLE messages ADD COLUMN attachments TEXT;
+    ALTER TABLE messages ADD COLUMN tags TEXT;",
 ];
 
 /// Splits a migration into statements at `;`, keeping a trigger's `BEGIN … END` body (which
