@@ -12,9 +12,9 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod grounding;
 pub mod limits;
-pub mod media;
 #[cfg(feature = "markdown")]
 pub mod markdown;
+pub mod media;
 pub mod mentions;
 pub mod moderation;
 pub mod network;
