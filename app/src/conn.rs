@@ -705,8 +705,34 @@ impl RoomHandle {
     /// Queues a new message. Fails with a message to show when the text is not valid.
     pub fn send(&self, text: String) -> Result<(), String> {
         validate_text(&text).map_err(|e| e.message)?;
-        self.mutate(PendingOp::Send { text });
+        self.mutate(PendingOp::Send {
+            text,
+            attachments: Vec::new(),
+        });
         Ok(())
+    }
+
+    /// Queues a message whose client id was chosen earlier: one with files, chosen when its
+    /// first file was attached, so that after a reload the same message is queued again and
+    /// the room de-duplicates it. Already in the outbox (queued before the reload): nothing to
+    /// do.
+    pub fn queue_as(&self, client_id: String, op: PendingOp, created_at: Millis) {
+        {
+            let mut c = self.0.borrow_mut();
+            if c.room.outbox().any(|p| p.client_id == client_id) {
+                return;
+            }
+            c.room.queue(client_id, op, created_at);
+            Self::flush(&mut c);
+            c.rows_built = None;
+        }
+        self.persist_now();
+        self.notify();
+    }
+
+    /// The room's slug.
+    pub fn slug(&self) -> String {
+        self.0.borrow().slug.clone()
     }
 
     /// Applies a row action.
@@ -802,6 +828,7 @@ impl RoomHandle {
             thread,
             text,
             also_in_room,
+            attachments: Vec::new(),
         });
         Ok(())
     }

@@ -9,13 +9,16 @@ pub mod avatar;
 pub mod backoff;
 pub mod cite;
 pub mod commands;
+pub mod files;
 pub mod format;
 pub mod keys;
+pub mod media;
 pub mod presence;
 pub mod route;
 pub mod rows;
 pub mod scroll;
 pub mod status;
+pub mod upload;
 pub mod version;
 
 #[cfg(target_arch = "wasm32")]

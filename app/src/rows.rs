@@ -14,7 +14,7 @@ use crate::web::local_date as day;
 use shared::client::{ClientRoom, Pending, PendingOp, PendingStatus, Row};
 use shared::permissions::{may, outranks, Action};
 use shared::protocol::{
-    AnswerState, Author, Citation, Member, MessageView, Millis, Role, Seq, Vote,
+    AnswerState, Attachment, Author, Citation, Member, MessageView, Millis, Role, Seq, Vote,
 };
 
 /// Where a row stands with the room, as `data-status` shows it.
@@ -100,6 +100,10 @@ pub struct RowView {
     pub can_react: bool,
     /// The text mentions us.
     pub mentions_me: bool,
+    /// Its files (none once deleted).
+    pub attachments: Rc<[Attachment]>,
+    /// The link that gets a preview card (the text's first http(s) link).
+    pub link: Option<Rc<str>>,
 }
 
 /// One emoji's reactions as a row shows them.
@@ -238,6 +242,15 @@ fn citations(m: &MessageView) -> &[Citation] {
         .as_ref()
         .and_then(|a| a.meta.as_ref())
         .map_or(&[], |meta| meta.citations.as_slice())
+}
+
+/// The link a row previews: the first http(s) link of its words, as the Worker picks it
+/// (`shared::media::link`), none for a tombstone.
+fn preview_link(text: &str, deleted: bool) -> Option<Rc<str>> {
+    if deleted {
+        return None;
+    }
+    shared::media::link::first_link(text).map(Rc::from)
 }
 
 fn render(text: &str) -> Rc<str> {
@@ -496,13 +509,22 @@ impl RowCache {
                     .my_name
                     .as_deref()
                     .is_some_and(|name| shared::mentions::mentions_name(&m.text, name)),
+            attachments: if m.deleted {
+                Rc::from([])
+            } else {
+                m.attachments.as_slice().into()
+            },
+            link: preview_link(&m.text, m.deleted),
         }
     }
 
     fn send_row(&self, p: &Pending, me: Option<&Author>) -> RowView {
-        let text = match &p.op {
-            PendingOp::Send { text } | PendingOp::Reply { text, .. } => text.clone(),
-            _ => String::new(),
+        let (text, attachments) = match &p.op {
+            PendingOp::Send { text, attachments }
+            | PendingOp::Reply {
+                text, attachments, ..
+            } => (text.clone(), attachments.as_slice().into()),
+            _ => (String::new(), Rc::from([])),
         };
         RowView {
             seq: None,
@@ -514,6 +536,7 @@ impl RowCache {
                 .map(|a| short_id(&a.id)),
             at: p.created_at,
             html: render(&text),
+            link: preview_link(&text, false),
             text,
             edited: false,
             deleted: false,
@@ -530,6 +553,7 @@ impl RowCache {
             can_pin: false,
             can_react: false,
             mentions_me: false,
+            attachments,
         }
     }
 }
@@ -563,6 +587,7 @@ mod tests {
             replies: None,
             reactions: Vec::new(),
             pinned: false,
+            attachments: Vec::new(),
         }
     }
 
@@ -711,7 +736,13 @@ mod tests {
         let mut cache = RowCache::default();
         let rows = cache.build(&room(
             vec![message(1, "bob", "a")],
-            vec![queued("x1", PendingOp::Send { text: "hey".into() })],
+            vec![queued(
+                "x1",
+                PendingOp::Send {
+                    text: "hey".into(),
+                    attachments: Vec::new(),
+                },
+            )],
         ));
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].status, Status::Pending);
@@ -721,7 +752,13 @@ mod tests {
 
     #[test]
     fn a_failed_send_carries_the_rooms_message() {
-        let mut p = queued("x1", PendingOp::Send { text: "hey".into() });
+        let mut p = queued(
+            "x1",
+            PendingOp::Send {
+                text: "hey".into(),
+                attachments: Vec::new(),
+            },
+        );
         p.status = PendingStatus::Failed {
             code: shared::ErrorCode::TooLarge,
             message: "too long".into(),
