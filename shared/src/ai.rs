@@ -711,6 +711,86 @@ mod tests {
         }
     }
 
+    fn cat_photo() -> crate::protocol::Attachment {
+        crate::protocol::Attachment {
+            id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            name: "chelsea.png".into(),
+            size: 240_512,
+            mime: "image/png".into(),
+            kind: crate::media::Kind::Image,
+            width: Some(451),
+            height: Some(300),
+            duration_ms: None,
+            thumb: true,
+            labels: vec![crate::protocol::Label {
+                name: "Egyptian Mau".into(),
+                score: 799,
+            }],
+            transcript: None,
+        }
+    }
+
+    #[test]
+    fn a_question_with_a_photo_gives_the_model_its_facts_in_words_and_the_image_to_see() {
+        let mut question = msg(2, "Ann", "@assistant what is this?");
+        question.attachments = vec![cat_photo()];
+        let history = [msg(1, "Bob", "hello"), question.clone()];
+        let prompt = build_prompt(&PromptInput {
+            room: &room(),
+            summary: None,
+            history: &history,
+            asker_id: "ann",
+            personalization: &Personalization::default(),
+            budget_tokens: 4_000,
+            sources: &[],
+        });
+        let last = prompt.last().unwrap();
+        assert!(
+            last.content.contains(
+                "[Attached image \"chelsea.png\": image/png, 235 KB, 451×300 pixels. An image \
+                 classifier labelled it: Egyptian Mau (80%)]"
+            ),
+            "{}",
+            last.content
+        );
+        assert!(
+            prompt[0].content.contains("you cannot see it"),
+            "the model is told"
+        );
+        let images = prompt_images(&prompt, &question);
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].turn, prompt.len() - 1, "on the question's turn");
+        let body = messages_with_images(
+            &prompt,
+            &[(images[0].turn, "data:image/png;base64,AA".into())],
+        );
+        assert_eq!(
+            body[images[0].turn]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,AA"
+        );
+        assert_eq!(body[images[0].turn]["content"][0]["type"], "text");
+        assert!(
+            body[0]["content"].is_string(),
+            "other turns stay plain text"
+        );
+    }
+
+    #[test]
+    fn a_message_without_files_adds_no_file_rule_and_no_images() {
+        let history = [msg(1, "Ann", "@assistant hi")];
+        let prompt = build_prompt(&PromptInput {
+            room: &room(),
+            summary: None,
+            history: &history,
+            asker_id: "ann",
+            personalization: &Personalization::default(),
+            budget_tokens: 4_000,
+            sources: &[],
+        });
+        assert!(!prompt[0].content.contains("Attached"));
+        assert!(prompt_images(&prompt, &history[0]).is_empty());
+    }
+
     fn tokens(items: &[StreamItem]) -> String {
         items
             .iter()

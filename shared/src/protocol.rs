@@ -345,6 +345,10 @@ pub fn decode_frames(frame: &str) -> Result<Vec<ServerMessage>, serde_json::Erro
 ///
 /// Serialized tagged by `type` like [`ClientMessage`]; deserialized by a hand-written impl
 /// (below) that reads the same format in one pass.
+// A frame lives from its making to its serialization (or, in the app, to its application): the
+// few hundred bytes of a thread's root inline cost nothing there, and boxing it would cost an
+// allocation on every thread frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {

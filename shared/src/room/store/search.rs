@@ -13,14 +13,16 @@ pub type MessageContext = (Option<Seq>, Vec<MessageView>);
 /// Full-text search ranks at most this many matches, the newest (see [`SqlStore::search`]).
 pub const RANK_WINDOW: u32 = 20_000;
 
-/// The search filters over `messages m`, numbered `?2`..`?6` ([`filter_args`]); `?1` is the
-/// match expression or candidate list and `?7` the limit.
+/// The search filters over `messages m`, numbered `?2`..`?6` and `?9` ([`filter_args`]); `?1`
+/// is the match expression or candidate list, `?7` the limit and `?8` the start of the ranking
+/// window where a statement uses one.
 const SEARCH_FILTERS: &str = "m.deleted = 0
     AND (?2 IS NULL OR m.author_id = ?2 OR json_extract(m.author, '$.name') = ?2 COLLATE NOCASE)
     AND (?3 = 0 OR m.thread IS NOT NULL)
     AND (m.flags & ?4) = ?4
     AND (?5 IS NULL OR m.at >= ?5)
-    AND (?6 IS NULL OR m.at < ?6)";
+    AND (?6 IS NULL OR m.at < ?6)
+    AND (?9 IS NULL OR instr(m.tags, ' ' || ?9 || ' ') > 0)";
 
 /// The columns [`hit_from_row`] reads.
 const HIT_COLUMNS: &str = "m.seq, m.at, m.author, m.thread";
@@ -34,6 +36,9 @@ fn filter_args(first: SqlValue, query: &SearchQuery, limit: u32) -> Vec<SqlValue
         query.after.into(),
         query.before.into(),
         limit.into(),
+        // `?8`: bound by the statements that use it (a ranking window), NULL otherwise.
+        SqlValue::Null,
+        query.tag.clone().into(),
     ]
 }
 
@@ -109,7 +114,7 @@ impl<D: Sql> SqlStore<D> {
             // FTS5's rank sort would still score every match despite the rowid bound; sorting
             // by bm25() scores only the rows in the window.
             Some(first) => {
-                args.push(first.uint(0)?.into());
+                args[7] = first.uint(0)?.into();
                 format!(
                     "SELECT {HIT_COLUMNS}, snippet(messages_fts, 0, char(2), char(3), '…', 16),
                         bm25(messages_fts) AS score

@@ -1,6 +1,7 @@
 //! The room's unit tests, on real SQLite (in memory), split by concern.
 
 mod admission;
+mod attachments;
 mod gate;
 mod log;
 mod members;
