@@ -24,6 +24,7 @@ pub mod browser;
 pub mod client;
 pub mod crowd;
 pub mod fake_ai;
+pub mod fake_site;
 pub mod fanout;
 pub mod grounding;
 pub mod login;

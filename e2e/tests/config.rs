@@ -17,6 +17,7 @@ const DEV_ONLY: &[&str] = &[
     "BENCH_GUESTS",
     "BENCH_NO_FTS",
     "ROOM_QUERY_TEST_DELAY_MS",
+    "PREVIEW_LOOPBACK",
 ];
 
 fn wrangler_toml() -> toml::Table {

@@ -90,6 +90,8 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         .collect();
     match (req.method(), segments.as_slice()) {
         (Method::Get, ["health"]) => Ok(json(&crate::version::health(), 200)?),
+        (Method::Get, ["preview"]) => crate::preview::page(&req, env).await,
+        (Method::Get, ["preview", "image"]) => crate::preview::image(&req, env).await,
         (Method::Get, ["session"]) => get_session(&req, env).await,
         (Method::Post, ["session"]) => create_session(req, env).await,
         (Method::Delete, ["session"]) => auth::sign_out(&req, env).await,

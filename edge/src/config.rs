@@ -129,6 +129,16 @@ pub fn ai_timeouts(env: &Env) -> crate::rooms::Timeouts {
     }
 }
 
+/// Whether link previews may fetch loopback hosts (`PREVIEW_LOOPBACK=true`), for the tests'
+/// fake site. Test-only: never in wrangler.toml nor set by `./scripts/dev`, and honoured only
+/// for a request addressed to localhost (`crate::preview`).
+pub fn preview_loopback(env: &Env) -> bool {
+    matches!(
+        string(env, "PREVIEW_LOOPBACK").as_deref(),
+        Some("true" | "1")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod directory;
 mod http;
 mod memory;
 mod network;
+mod preview;
 mod profiles;
 mod random;
 mod rooms;

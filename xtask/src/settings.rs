@@ -176,6 +176,11 @@ pub const SETTINGS: &[Setting] = &[
         Need::DevOnly,
         "slows a room's queries in a test",
     ),
+    s(
+        "PREVIEW_LOOPBACK",
+        Need::DevOnly,
+        "lets link previews fetch the tests' fake site on loopback",
+    ),
 ];
 
 /// The setting of that name.
