@@ -9,7 +9,8 @@ use shared::moderation::http::{
 use shared::moderation::{Command, CreateInvite, Invite};
 use shared::profile::{Profile, PublicProfile};
 use shared::protocol::http::{
-    Context, CreateRoom, CreateSession, ErrorBody, RoomList, SearchResults, SessionInfo,
+    BeginUpload, Context, CreateRoom, CreateSession, ErrorBody, FileList, LinkPreview, RoomList,
+    SearchResults, SessionInfo, UploadTicket,
 };
 use shared::protocol::{RoomInfo, Seq};
 use shared::ErrorCode;
@@ -31,7 +32,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn network() -> Self {
+    /// The request got no answer (offline, or the connection dropped).
+    pub fn network() -> Self {
         ApiError {
             status: 0,
             code: ErrorCode::Unknown,
@@ -80,21 +82,27 @@ async fn send<T: DeserializeOwned>(
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let status = response.status();
-    if response.ok() {
-        // A 204 has no body: read it as JSON null (for callers expecting `()`).
-        let text = if text.is_empty() {
-            "null"
-        } else {
-            text.as_str()
-        };
+    read_answer(response.status(), response.ok(), &text)
+}
+
+/// An answer's body as `T`, or the error it carries (`ErrorBody`, or the status alone).
+pub(crate) fn read_answer<T: DeserializeOwned>(
+    status: u16,
+    ok: bool,
+    text: &str,
+) -> Result<T, ApiError> {
+    if ok {
+        // A 204 has no body: read it as JSON null (for callers expecting `()` or `Option`).
+        let text = if text.is_empty() { "null" } else { text };
         serde_json::from_str(text).map_err(|_| ApiError {
             status,
             code: ErrorCode::Unknown,
             message: "The server sent an unexpected answer.".into(),
         })
+    } else if status == 0 {
+        Err(ApiError::network())
     } else {
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
+        Err(match serde_json::from_str::<ErrorBody>(text) {
             Ok(body) => ApiError {
                 status,
                 code: body.code,
@@ -341,4 +349,58 @@ pub async fn admin_rooms() -> Result<AdminRooms, ApiError> {
 /// `GET /api/admin/audit`.
 pub async fn admin_audit() -> Result<AuditPage, ApiError> {
     call("GET", "/api/admin/audit", None).await
+}
+
+/// `POST /api/rooms/<slug>/uploads`: announces a file; the same `upload_id` always gets the
+/// same ticket (with `stored` once its bytes are in).
+pub async fn begin_upload(slug: &str, request: &BeginUpload) -> Result<UploadTicket, ApiError> {
+    call("POST", &format!("/api/rooms/{slug}/uploads"), json(request)).await
+}
+
+/// `PUT /api/rooms/<slug>/uploads/<id>/thumb`: the thumbnail the browser made.
+pub async fn put_thumb(slug: &str, id: &str, image: &web_sys::Blob) -> Result<(), ApiError> {
+    let content_type = image.type_();
+    send::<IgnoredAny>(
+        "PUT",
+        &format!("/api/rooms/{slug}/uploads/{id}/thumb"),
+        Some(image.as_ref()),
+        Some(&content_type),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// `DELETE /api/rooms/<slug>/uploads/<id>`: the sender cancelled the upload.
+pub async fn cancel_upload(slug: &str, id: &str) -> Result<(), ApiError> {
+    call::<IgnoredAny>("DELETE", &format!("/api/rooms/{slug}/uploads/{id}"), None)
+        .await
+        .map(|_| ())
+}
+
+/// `GET /api/rooms/<slug>/files?kind=&before=`: the room's files, newest first.
+pub async fn files(
+    slug: &str,
+    kind: Option<&str>,
+    before: Option<Seq>,
+) -> Result<FileList, ApiError> {
+    let mut query = Vec::new();
+    if let Some(kind) = kind {
+        query.push(format!("kind={kind}"));
+    }
+    if let Some(before) = before {
+        query.push(format!("before={before}"));
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    call("GET", &format!("/api/rooms/{slug}/files{query}"), None).await
+}
+
+/// `GET /api/preview?url=`: what a linked page says about itself; `None` when it says nothing
+/// (204).
+pub async fn preview(url: &str) -> Result<Option<LinkPreview>, ApiError> {
+    let url = js_sys::encode_uri_component(url);
+    call("GET", &format!("/api/preview?url={url}"), None).await
 }

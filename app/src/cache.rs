@@ -3,6 +3,12 @@
 //! `outbox` store keeps every unconfirmed mutation as its own record keyed by client id. Two
 //! tabs of the same room therefore never overwrite each other's unsent messages: each adds its
 //! own and deletes only those it saw confirmed (the room de-duplicates a mutation both send).
+//! Two more stores carry messages with files until they are sent: `drafts` (a
+//! [`crate::upload::Draft`] as JSON, keyed by the message's client id) and `files` (each
+//! attached file's `Blob` itself, keyed by its upload id: Blobs are structured-cloneable, so
+//! the browser keeps the bytes, and a reload resumes the upload). A finished draft leaves both
+//! in the same transaction that writes its message into `outbox`, so a message is never in
+//! neither place.
 //! Every failure degrades to "no cache" (private browsing, storage quota, a blocked upgrade):
 //! the app still works, only without offline history.
 //!
@@ -27,9 +33,11 @@ const DB_PREFIX: &str = "durable-chat-user-";
 /// The single database earlier versions shared between everyone on the browser: it cannot be
 /// attributed to a user, so it is deleted.
 const LEGACY_DB: &str = "durable-chat";
-const DB_VERSION: u8 = 2;
+const DB_VERSION: u8 = 3;
 const STORE: &str = "rooms";
 const OUTBOX: &str = "outbox";
+const DRAFTS: &str = "drafts";
+const FILES: &str = "files";
 /// How long a closed session's database stays open for writes already under way.
 const CLOSE_GRACE_MS: u32 = 500;
 
@@ -68,7 +76,7 @@ impl Cache {
         let opened = Database::open(&db_name(user_id))
             .with_version(DB_VERSION)
             .with_on_upgrade_needed(|_event, db| {
-                for name in [STORE, OUTBOX] {
+                for name in [STORE, OUTBOX, DRAFTS, FILES] {
                     if !db.object_store_names().any(|n| n == name) {
                         db.create_object_store(name).build()?;
                     }
@@ -211,6 +219,137 @@ impl Cache {
         if let Err(e) = result {
             warn(&format!("writing the cache failed: {e}"));
         }
+    }
+}
+
+/// Messages with files (see the module's documentation). Every write names both stores, so
+/// IndexedDB runs them one after another in the order they were made.
+impl Cache {
+    /// Every draft of this user, as JSON (the caller keeps its room's).
+    pub async fn drafts(&self) -> Vec<String> {
+        let result: indexed_db_futures::Result<Vec<String>> = async {
+            let tx = self.db.transaction(DRAFTS).build()?;
+            tx.object_store(DRAFTS)?
+                .get_all::<String>()
+                .primitive()?
+                .await?
+                .collect()
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            warn(&format!("reading the drafts failed: {e}"));
+            Vec::new()
+        })
+    }
+
+    /// An attached file's bytes, as kept when it was attached.
+    pub async fn file(&self, upload_id: &str) -> Option<web_sys::Blob> {
+        use wasm_bindgen::JsCast;
+        let result: indexed_db_futures::Result<Option<wasm_bindgen::JsValue>> = async {
+            let tx = self.db.transaction(FILES).build()?;
+            tx.object_store(FILES)?.get(upload_id).primitive()?.await
+        }
+        .await;
+        match result {
+            Ok(found) => found.and_then(|v| v.dyn_into().ok()),
+            Err(e) => {
+                warn(&format!("reading an attached file failed: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Writes a draft, and the bytes of files newly attached to it.
+    pub async fn save_draft(
+        &self,
+        client_id: &str,
+        json: String,
+        files: &[(String, web_sys::Blob)],
+    ) {
+        let result: indexed_db_futures::Result<()> = async {
+            let tx = self.write_drafts()?;
+            tx.object_store(DRAFTS)?
+                .put(json)
+                .with_key(client_id)
+                .primitive()?;
+            let store = tx.object_store(FILES)?;
+            for (upload_id, blob) in files {
+                store
+                    .put(wasm_bindgen::JsValue::from(blob.clone()))
+                    .with_key(upload_id.as_str())
+                    .primitive()?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            warn(&format!("keeping a draft failed: {e}"));
+        }
+    }
+
+    /// Forgets files (cancelled), and their draft when it is given (nothing left of it).
+    pub async fn drop_files(&self, client_id: Option<&str>, upload_ids: &[String]) {
+        let result: indexed_db_futures::Result<()> = async {
+            let tx = self.write_drafts()?;
+            if let Some(client_id) = client_id {
+                tx.object_store(DRAFTS)?.delete(client_id).primitive()?;
+            }
+            let store = tx.object_store(FILES)?;
+            for upload_id in upload_ids {
+                store.delete(upload_id.as_str()).primitive()?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            warn(&format!("forgetting a draft failed: {e}"));
+        }
+    }
+
+    /// A draft whose files are all stored becomes an outbox record of room `slug`, and leaves
+    /// the drafts with its files, in one transaction.
+    pub async fn finish_draft(&self, slug: &str, pending: &Pending, upload_ids: &[String]) {
+        let Ok(record) = serde_json::to_string(&OutboxRecord {
+            slug: slug.to_owned(),
+            pending: pending.clone(),
+        }) else {
+            return;
+        };
+        let result: indexed_db_futures::Result<()> = async {
+            let tx = self
+                .db
+                .transaction([OUTBOX, DRAFTS, FILES])
+                .with_mode(TransactionMode::Readwrite)
+                .build()?;
+            tx.object_store(OUTBOX)?
+                .put(record)
+                .with_key(pending.client_id.as_str())
+                .primitive()?;
+            tx.object_store(DRAFTS)?
+                .delete(pending.client_id.as_str())
+                .primitive()?;
+            let store = tx.object_store(FILES)?;
+            for upload_id in upload_ids {
+                store.delete(upload_id.as_str()).primitive()?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            warn(&format!("moving a draft to the outbox failed: {e}"));
+        }
+    }
+
+    fn write_drafts(
+        &self,
+    ) -> indexed_db_futures::Result<indexed_db_futures::transaction::Transaction<'_>> {
+        self.db
+            .transaction([DRAFTS, FILES])
+            .with_mode(TransactionMode::Readwrite)
+            .build()
     }
 }
 

@@ -160,7 +160,7 @@ impl Pages {
             .filter(|e| boundary.is_none_or(|b| e.message >= b))
             .collect();
         // Stable: files of one message keep their order.
-        all.sort_by(|a, b| b.message.cmp(&a.message));
+        all.sort_by_key(|e| std::cmp::Reverse(e.message));
         all
     }
 }

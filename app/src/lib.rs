@@ -30,9 +30,17 @@ pub mod components;
 #[cfg(target_arch = "wasm32")]
 pub mod conn;
 #[cfg(target_arch = "wasm32")]
+pub mod previews;
+#[cfg(target_arch = "wasm32")]
+pub mod probe;
+#[cfg(target_arch = "wasm32")]
+pub mod uploads;
+#[cfg(target_arch = "wasm32")]
 pub mod watch;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod xhr;
 
 /// Mounts the app on `<body>` and registers the service worker.
 #[cfg(target_arch = "wasm32")]

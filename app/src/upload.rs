@@ -308,11 +308,10 @@ impl Chip {
                 ..
             } => "Starting…".into(),
             Step::Busy { sent, .. } => {
-                let percent = if self.size == 0 {
-                    100
-                } else {
-                    sent.saturating_mul(100) / self.size
-                };
+                let percent = sent
+                    .saturating_mul(100)
+                    .checked_div(self.size)
+                    .unwrap_or(100);
                 format!("{percent}%")
             }
             Step::Stored => "Ready".into(),

@@ -68,6 +68,7 @@ fn message(seq: Seq, by: &Author, text: &str) -> MessageView {
         replies: None,
         reactions: Vec::new(),
         pinned: false,
+        attachments: Vec::new(),
     }
 }
 
@@ -158,6 +159,7 @@ async fn pending_and_failed_sends_render_their_status_and_failed_ones_offer_retr
         client_id: "bad".into(),
         op: PendingOp::Send {
             text: "too much".into(),
+            attachments: Vec::new(),
         },
         created_at: 1_700_000_000_000,
         status: PendingStatus::Failed {
@@ -169,6 +171,7 @@ async fn pending_and_failed_sends_render_their_status_and_failed_ones_offer_retr
         client_id: "wait".into(),
         op: PendingOp::Send {
             text: "on its way".into(),
+            attachments: Vec::new(),
         },
         created_at: 1_700_000_000_000,
         status: PendingStatus::Queued { not_before: 0 },
@@ -290,6 +293,8 @@ async fn the_composer_sends_on_enter_but_not_on_shift_enter() {
         me: None,
         placeholder: "Write a message…".into(),
         label: "Message".into(),
+        uploads: None,
+        target: app::upload::Target::Main,
     })
     .await;
     let area: HtmlTextAreaElement = query(&root, "textarea[aria-label='Message']").unchecked_into();
@@ -324,6 +329,8 @@ async fn the_composer_refuses_a_blank_message_inline() {
         me: None,
         placeholder: "Write a message…".into(),
         label: "Message".into(),
+        uploads: None,
+        target: app::upload::Target::Main,
     })
     .await;
     let area: HtmlTextAreaElement = query(&root, "textarea").unchecked_into();
@@ -374,6 +381,7 @@ async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
             client_id: "q1".into(),
             op: PendingOp::Send {
                 text: "later".into(),
+                attachments: Vec::new(),
             },
             created_at: 1,
             status: PendingStatus::Queued { not_before: 0 },
@@ -391,6 +399,7 @@ async fn the_offline_cache_round_trips_a_room_with_its_outbox() {
             client_id: "q2".into(),
             op: PendingOp::Send {
                 text: "from tab two".into(),
+                attachments: Vec::new(),
             },
             created_at: 2,
             status: PendingStatus::Queued { not_before: 0 },
@@ -431,6 +440,7 @@ async fn each_user_has_their_own_offline_cache_and_signing_out_deletes_it() {
             client_id: "ann-unsent".into(),
             op: PendingOp::Send {
                 text: "ann's unsent message".into(),
+                attachments: Vec::new(),
             },
             created_at: 1,
             status: PendingStatus::Queued { not_before: 0 },
@@ -477,6 +487,8 @@ async fn typing_at_and_a_few_letters_offers_members_and_picking_one_completes_th
         me: Some("b".into()),
         placeholder: "Write a message…".into(),
         label: "Message".into(),
+        uploads: None,
+        target: app::upload::Target::Main,
     })
     .await;
     let area: HtmlTextAreaElement = query(&root, "textarea").unchecked_into();

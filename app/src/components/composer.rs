@@ -1,15 +1,21 @@
 //! The message composer: Enter sends, Shift+Enter adds a line, IME composition never sends.
+//! With the room's uploads, it attaches files too: the "Attachment" button (a file picker) or
+//! pasting files; their chips show above the field, and a message with files may have no words.
 
 use std::rc::Rc;
 
 use shared::limits::{validate_text, TEXT_MAX_CHARS};
 use shared::mentions::{suggestions, typing_mention};
 use shared::protocol::Member;
-use web_sys::HtmlTextAreaElement;
+use wasm_bindgen::JsCast;
+use web_sys::{FileList, HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::components::upload_chips::Chips;
 use crate::format::char_counter;
 use crate::keys::sends;
+use crate::upload::Target;
+use crate::uploads::Uploads;
 
 /// Props of [`Composer`].
 #[derive(Properties, PartialEq)]
@@ -34,6 +40,20 @@ pub struct ComposerProps {
     /// The field's accessible name.
     #[prop_or(AttrValue::Static("Message"))]
     pub label: AttrValue,
+    /// The room's uploads: files may be attached (none: no Attachment button).
+    #[prop_or_default]
+    pub uploads: Option<Uploads>,
+    /// Where the message goes (which draft its files join).
+    #[prop_or(Target::Main)]
+    pub target: Target,
+}
+
+/// The files of a list (a picker's, a paste's or a drop's).
+pub fn files_of(list: Option<FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    (0..list.length()).filter_map(|i| list.item(i)).collect()
 }
 
 /// The byte index in `text` of a UTF-16 offset (what a textarea's selection reports).
@@ -80,17 +100,27 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let error = use_state(|| None::<String>);
     let suggest = use_state(Vec::<Member>::new);
 
+    let picker = use_node_ref();
+
     let submit = {
         let input = input.clone();
         let count = count.clone();
         let error = error.clone();
         let on_send = props.on_send.clone();
+        let (uploads, target) = (props.uploads.clone(), props.target);
         Callback::from(move |()| {
             let Some(area) = input.cast::<HtmlTextAreaElement>() else {
                 return;
             };
             let text = area.value();
-            match validate_text(&text) {
+            // Files may go without words; words still follow the rules.
+            let with_files = uploads.as_ref().is_some_and(|u| u.has_files(target));
+            let checked = if with_files && text.trim().is_empty() {
+                Ok(())
+            } else {
+                validate_text(&text)
+            };
+            match checked {
                 Ok(()) => {
                     on_send.emit(text);
                     area.set_value("");
@@ -154,9 +184,50 @@ pub fn Composer(props: &ComposerProps) -> Html {
             on_typing.emit(());
         })
     };
+    let attach = {
+        let (uploads, target) = (props.uploads.clone(), props.target);
+        move |files: Vec<web_sys::File>| {
+            if let (Some(uploads), false) = (&uploads, files.is_empty()) {
+                uploads.add(target, files);
+            }
+        }
+    };
+    let open_picker = {
+        let picker = picker.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(picker) = picker.cast::<HtmlInputElement>() {
+                picker.click();
+            }
+        })
+    };
+    let onchange = {
+        let attach = attach.clone();
+        Callback::from(move |e: Event| {
+            if let Some(picker) = e.target_dyn_into::<HtmlInputElement>() {
+                attach(files_of(picker.files()));
+                // The same file may be picked again.
+                picker.set_value("");
+            }
+        })
+    };
+    let onpaste = Callback::from(move |e: Event| {
+        let files = e
+            .dyn_ref::<web_sys::ClipboardEvent>()
+            .and_then(|e| e.clipboard_data())
+            .map(|data| files_of(data.files()))
+            .unwrap_or_default();
+        if !files.is_empty() {
+            // Files, not their names as text.
+            e.prevent_default();
+            attach(files);
+        }
+    });
     let over = *count > TEXT_MAX_CHARS;
     html! {
         <form class="composer" {onsubmit}>
+            if let Some(uploads) = &props.uploads {
+                <Chips uploads={uploads.clone()} target={props.target} />
+            }
             <textarea
                 ref={input.clone()}
                 aria-label={props.label.clone()}
@@ -167,6 +238,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 aria-describedby="composer-help"
                 {onkeydown}
                 {oninput}
+                {onpaste}
             />
             if !suggest.is_empty() {
                 <ul class="mention-suggestions" role="listbox" aria-label="Mention">
@@ -187,6 +259,14 @@ pub fn Composer(props: &ComposerProps) -> Html {
                         }
                     }) }
                 </ul>
+            }
+            if props.uploads.is_some() {
+                <input type="file" multiple=true hidden=true ref={picker} {onchange}
+                    tabindex="-1" aria-hidden="true" />
+                <button type="button" class="attach" aria-label="Attachment" title="Attach files"
+                    disabled={props.disabled} onclick={open_picker}>
+                    <span aria-hidden="true">{ "📎" }</span>
+                </button>
             }
             <button type="submit" class="primary" disabled={props.disabled}>{ "Send" }</button>
             <div id="composer-help" class="composer-help">

@@ -7,7 +7,9 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use crate::components::answer::AnswerBar;
+use crate::components::attachments::Attachments;
 use crate::components::citations::AnswerText;
+use crate::components::link_preview::LinkPreviewCard;
 use crate::components::reactions::Reactions;
 use crate::keys::sends;
 use crate::rows::{PendingKind, RowAction, RowView, Status};
@@ -334,6 +336,12 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
                 }
             </div>
             { body }
+            if !row.deleted {
+                <Attachments attachments={row.attachments.clone()} />
+                if let (Some(url), false) = (&row.link, *editing) {
+                    <LinkPreviewCard url={url.clone()} />
+                }
+            }
             { answer_bar }
             { social }
             { state_line }

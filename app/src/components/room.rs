@@ -7,14 +7,17 @@ use std::rc::Rc;
 
 use shared::client::Phase;
 use shared::permissions::{may, Action};
-use shared::protocol::{PrivateAnswer, PrivateKind, Seq};
+use shared::protocol::{Attachment, PrivateAnswer, PrivateKind, Seq};
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
 use crate::commands::is_catch_up;
+use crate::components::attachments::Media;
 use crate::components::banner::Banner;
 use crate::components::citations::Sources;
-use crate::components::composer::Composer;
+use crate::components::composer::{files_of, Composer};
+use crate::components::files_panel::FilesPanel;
+use crate::components::lightbox::Lightbox;
 use crate::components::message_list::MessageList;
 use crate::components::notice::Notice;
 use crate::components::pins::PinsPanel;
@@ -26,11 +29,14 @@ use crate::components::search::SearchPanel;
 use crate::components::sidebar::link_click;
 use crate::components::source_panel::SourcePanel;
 use crate::components::thread_panel::ThreadPanel;
+use crate::components::upload_chips::Outgoing;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
 use crate::presence::thousands;
 use crate::rows::RowAction;
 use crate::status::Ended;
+use crate::upload::Target;
+use crate::uploads::Uploads;
 use crate::web;
 
 /// Props of [`RoomPage`].
@@ -97,9 +103,22 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         let handle = (*handle).clone();
         use_effect_with(props.admin, move |admin| handle.set_admin(*admin));
     }
+    // Files on their way into messages; kept in IndexedDB, so they resume after a reload.
+    let uploads = {
+        let (h, user_id) = ((*handle).clone(), props.user_id.to_string());
+        use_memo((), move |_| Uploads::new(h, user_id))
+    };
+    {
+        let uploads = (*uploads).clone();
+        use_effect_with((), move |_| {
+            uploads.start();
+            move || uploads.close()
+        });
+    }
     let actions = {
         let h = (*handle).clone();
         let card = card.clone();
+        let uploads = (*uploads).clone();
         use_memo((), move |_| Actions {
             on_action: {
                 let h = h.clone();
@@ -113,11 +132,15 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                 Callback::from(move |()| h.load_older())
             },
             on_send: {
-                let h = h.clone();
+                let (h, uploads) = (h.clone(), uploads.clone());
                 Callback::from(move |text: String| {
                     // Asked privately rather than posted. Offline it is posted after all: the
                     // room answers that message privately too, once it is delivered.
                     if is_catch_up(&text) && h.catch_up(None) {
+                        return;
+                    }
+                    // With files, it goes once they are stored.
+                    if uploads.commit(Target::Main, text.clone(), false) {
                         return;
                     }
                     if let Err(message) = h.send(text) {
@@ -153,7 +176,14 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             },
             on_reply: {
                 let h = h.clone();
+                let uploads = uploads.clone();
                 Callback::from(move |(text, also): (String, bool)| {
+                    let root = h.with_room(|room| room.thread().map(|t| t.root));
+                    if let Some(root) = root {
+                        if uploads.commit(Target::Thread(root), text.clone(), also) {
+                            return;
+                        }
+                    }
                     if let Err(message) = h.reply(text, also) {
                         web::warn(&message);
                     }
@@ -181,11 +211,83 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         })
     };
     let searching = use_state(|| false);
+    // A search asked for from elsewhere (an image's tag).
+    let search_query = use_state(|| None::<String>);
     let who_open = use_state(|| false);
     let who_button = use_node_ref();
     let toggle_search = {
-        let searching = searching.clone();
-        Callback::from(move |()| searching.set(!*searching))
+        let (searching, search_query) = (searching.clone(), search_query.clone());
+        Callback::from(move |()| {
+            searching.set(!*searching);
+            search_query.set(None);
+        })
+    };
+    let files_open = use_state(|| false);
+    let lightbox = use_state(|| None::<Attachment>);
+    let media = {
+        let (lightbox, searching, search_query) =
+            (lightbox.clone(), searching.clone(), search_query.clone());
+        let slug = props.slug.clone();
+        use_memo((), move |_| Media {
+            slug,
+            open_image: Callback::from(move |a| lightbox.set(Some(a))),
+            search: Callback::from(move |query| {
+                search_query.set(Some(query));
+                searching.set(true);
+            }),
+        })
+    };
+    // Files dragged over the room: a drop zone shows until they are dropped or leave.
+    let dragging = use_state(|| false);
+    let drag_depth = use_mut_ref(|| 0i32);
+    let carries_files = |e: &DragEvent| {
+        e.data_transfer()
+            .is_some_and(|d| d.types().includes(&"Files".into(), 0))
+    };
+    let ondragenter = {
+        let (dragging, depth) = (dragging.clone(), drag_depth.clone());
+        Callback::from(move |e: DragEvent| {
+            if carries_files(&e) {
+                e.prevent_default();
+                *depth.borrow_mut() += 1;
+                dragging.set(true);
+            }
+        })
+    };
+    let ondragover = Callback::from(move |e: DragEvent| {
+        if carries_files(&e) {
+            // Without this the browser opens the file instead of dropping it here.
+            e.prevent_default();
+            if let Some(data) = e.data_transfer() {
+                data.set_drop_effect("copy");
+            }
+        }
+    });
+    let ondragleave = {
+        let (dragging, depth) = (dragging.clone(), drag_depth.clone());
+        Callback::from(move |_: DragEvent| {
+            let mut depth = depth.borrow_mut();
+            *depth = (*depth - 1).max(0);
+            if *depth == 0 {
+                dragging.set(false);
+            }
+        })
+    };
+    let ondrop = {
+        let (dragging, depth) = (dragging.clone(), drag_depth.clone());
+        let uploads = (*uploads).clone();
+        let allowed = can_post_now(&handle, props.admin);
+        Callback::from(move |e: DragEvent| {
+            let files = files_of(e.data_transfer().and_then(|d| d.files()));
+            *depth.borrow_mut() = 0;
+            dragging.set(false);
+            if !files.is_empty() {
+                e.prevent_default();
+                if allowed {
+                    uploads.add(Target::Main, files);
+                }
+            }
+        })
     };
 
     let rows = handle.rows();
@@ -217,7 +319,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
     // Offered while there is something unread and no catch-up is already on screen.
     let offer_catch_up = (unread_from.is_some() || unread.unread > 0)
         && !private.iter().any(|a| a.kind == PrivateKind::CatchUp);
-    let thread_open = thread_open.is_some();
+    let thread_root = thread_open;
     let jump = Callback::from(move |_: MouseEvent| {
         let target = unread_from.and_then(|seq| {
             web::window()
@@ -303,7 +405,43 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
         let card = card.clone();
         Callback::from(move |()| card.set(None))
     };
+    let lightbox_view = (*lightbox).clone().map(|shown| {
+        // Every image of the loaded timeline, in order; one opened elsewhere (a thread reply
+        // not in the timeline) is shown alone.
+        let mut images: Vec<Attachment> = rows
+            .iter()
+            .flat_map(|r| {
+                crate::media::images(&r.attachments)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let index = match images.iter().position(|a| a.id == shown.id) {
+            Some(i) => i,
+            None => {
+                images = vec![shown];
+                0
+            }
+        };
+        let images = Rc::new(images);
+        let on_move = {
+            let (lightbox, images) = (lightbox.clone(), images.clone());
+            Callback::from(move |i: usize| lightbox.set(images.get(i).cloned()))
+        };
+        let on_close = {
+            let lightbox = lightbox.clone();
+            Callback::from(move |()| lightbox.set(None))
+        };
+        html! {
+            <Lightbox slug={props.slug.clone()} {images} {index} {on_move} {on_close} />
+        }
+    });
+    let toggle_files = {
+        let files_open = files_open.clone();
+        Callback::from(move |_: MouseEvent| files_open.set(!*files_open))
+    };
     html! {
+        <ContextProvider<Media> context={(*media).clone()}>
         <ContextProvider<Sources> context={(*sources).clone()}>
         <section class="room" aria-labelledby="room-title">
             <header class="room-header">
@@ -349,6 +487,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     }
                     <button type="button" aria-pressed={pins_open.to_string()}
                         onclick={actions.on_toggle_pins.reform(|_: MouseEvent| ())}>{ "📌 Pinned" }</button>
+                    <button type="button" class="files-toggle" aria-pressed={files_open.to_string()}
+                        onclick={toggle_files}>{ "Files" }</button>
                     <button type="button" aria-pressed={searching.to_string()}
                         onclick={toggle_search.reform(|_: MouseEvent| ())}>{ "🔍 Search" }</button>
                 </div>
@@ -373,20 +513,26 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                 </div>
             } else {
                 <div class="room-body">
-                    <div class="room-main">
+                    <div class={classes!("room-main", dragging.then_some("dragging"))}
+                        {ondragenter} {ondragover} {ondragleave} {ondrop}>
+                        if *dragging {
+                            <div class="drop-zone" aria-hidden="true">{ "Drop files to attach them" }</div>
+                        }
                         <MessageList rows={rows} has_more={has_more}
                             first_unread={unread_from}
                             on_action={actions.on_action.clone()}
                             on_load_older={actions.on_load_older.clone()} />
                         <PrivateAnswers answers={private}
                             on_dismiss={actions.on_dismiss_private.clone()} />
+                        <Outgoing uploads={(*uploads).clone()} target={Target::Main} />
                         <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
                         <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
                             disabled={!can_post || ended.is_some()}
-                            members={members.clone()} me={me.clone()} />
+                            members={members.clone()} me={me.clone()}
+                            uploads={Some((*uploads).clone())} />
                     </div>
-                    if thread_open {
-                        <ThreadPanel rows={thread_rows} on_action={actions.on_action.clone()}
+                    if let Some(root) = thread_root {
+                        <ThreadPanel rows={thread_rows} uploads={Some((*uploads).clone())} {root} on_action={actions.on_action.clone()}
                             on_reply={actions.on_reply.clone()} on_close={actions.on_close_thread.clone()}
                             disabled={!can_post || ended.is_some()} members={members} me={me}
                             on_summarize={actions.on_summarize.clone()}
@@ -402,6 +548,17 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                                 Callback::from(move |()| source.set(None))
                             }} />
                     }
+                    if *files_open {
+                        <FilesPanel slug={props.slug.clone()}
+                            on_open={{
+                                let source = source.clone();
+                                Callback::from(move |seq| source.set(Some(seq)))
+                            }}
+                            on_close={{
+                                let files_open = files_open.clone();
+                                Callback::from(move |()| files_open.set(false))
+                            }} />
+                    }
                     if pins_open {
                         <PinsPanel rows={pinned_rows} on_action={actions.on_action.clone()}
                             on_close={actions.on_toggle_pins.clone()} />
@@ -409,11 +566,18 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                     { who_panel.unwrap_or_default() }
                     if *searching {
                         <SearchPanel slug={props.slug.clone()} on_navigate={props.on_navigate.clone()}
-                            on_close={toggle_search} />
+                            on_close={toggle_search} query={(*search_query).clone()} />
                     }
                 </div>
             }
+            { lightbox_view.unwrap_or_default() }
         </section>
         </ContextProvider<Sources>>
+        </ContextProvider<Media>>
     }
+}
+
+/// Whether we may post in the room now (a drop of files is ignored otherwise).
+fn can_post_now(handle: &RoomHandle, admin: bool) -> bool {
+    handle.with_room(|room| room.me().is_none_or(|me| may(me.role, admin, Action::Post)))
 }

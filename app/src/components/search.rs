@@ -1,6 +1,6 @@
 //! Search: this room or all your rooms, with filters (`from:`, `in:thread`, `has:link`,
-//! `has:attachment`, `after:`, `before:`, `on:`); highlighted snippets; a result opens the
-//! messages around it.
+//! `has:file`, `has:image`, `tag:`, `after:`, `before:`, `on:`); highlighted snippets; a result
+//! opens the messages around it. An image's tag opens it with its `tag:` search under way.
 
 use shared::protocol::http::{Context, SearchHit, SearchResults};
 use shared::search::snippet_parts;
@@ -20,6 +20,9 @@ pub struct SearchPanelProps {
     pub on_navigate: Callback<String>,
     /// Close the panel.
     pub on_close: Callback<()>,
+    /// A search to run at once (an image's tag asked for it).
+    #[prop_or_default]
+    pub query: Option<String>,
 }
 
 fn snippet(text: &str) -> Html {
@@ -46,6 +49,16 @@ pub fn context_messages(ctx: &Context) -> Html {
                         if m.deleted { html! { <em>{ "Message deleted" }</em> } }
                         else { Html::from_html_unchecked(shared::markdown::render(&m.text).into()) }
                     }</div>
+                    if !m.deleted && !m.attachments.is_empty() {
+                        <ul class="context-files">
+                            { for m.attachments.iter().map(|a| html! {
+                                <li>
+                                    <span aria-hidden="true">{ crate::media::kind_icon(a.kind) }{ " " }</span>
+                                    { &a.name }
+                                </li>
+                            }) }
+                        </ul>
+                    }
                 </li>
             }) }
         </ol>
@@ -62,7 +75,8 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
 
-    let onsubmit = {
+    // Searches for what the field says, in this room or (the box ticked) all of them.
+    let run = {
         let (field, everywhere) = (field.clone(), everywhere.clone());
         let (results, context, error, busy) = (
             results.clone(),
@@ -71,8 +85,7 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
             busy.clone(),
         );
         let slug = props.slug.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
+        Callback::from(move |()| {
             let Some(input) = field.cast::<HtmlInputElement>() else {
                 return;
             };
@@ -101,6 +114,24 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
             });
         })
     };
+    let onsubmit = {
+        let run = run.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            run.emit(());
+        })
+    };
+    {
+        // A search asked for from elsewhere: written into the field (where it can be changed)
+        // and run.
+        let (field, run) = (field.clone(), run.clone());
+        use_effect_with(props.query.clone(), move |query| {
+            if let (Some(query), Some(input)) = (query, field.cast::<HtmlInputElement>()) {
+                input.set_value(query);
+                run.emit(());
+            }
+        });
+    }
     let open = |hit: &SearchHit| {
         let (context, error) = (context.clone(), error.clone());
         let (slug, seq) = (hit.slug.clone(), hit.seq);
@@ -170,7 +201,7 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
         }
     } else {
         html! {
-            <p class="muted">{ "Filters: from:name, in:thread, has:link, has:attachment, after:2026-01-31, before:…, on:…" }</p>
+            <p class="muted">{ "Filters: from:name, in:thread, has:link, has:file, has:image, tag:cat (what an image shows), after:2026-01-31, before:…, on:…" }</p>
         }
     };
     html! {
@@ -180,7 +211,8 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
                 <button type="button" onclick={close} aria-label="Close search">{ "×" }</button>
             </header>
             <form class="search-form" {onsubmit}>
-                <input ref={field} type="search" aria-label="Search messages" placeholder="Search messages" />
+                <input ref={field} type="search" aria-label="Search messages"
+                    placeholder="Search messages, has:image, has:file, tag:cat" />
                 <label><input ref={everywhere} type="checkbox" />{ " All my rooms" }</label>
                 <button type="submit" class="primary" disabled={*busy}>{ "Search" }</button>
             </form>

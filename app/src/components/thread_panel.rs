@@ -3,13 +3,16 @@
 
 use std::rc::Rc;
 
-use shared::protocol::Member;
+use shared::protocol::{Member, Seq};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::components::composer::Composer;
 use crate::components::message_row::MessageRow;
+use crate::components::upload_chips::Outgoing;
 use crate::rows::{RowAction, RowView};
+use crate::upload::Target;
+use crate::uploads::Uploads;
 
 /// Props of [`ThreadPanel`].
 #[derive(Properties, PartialEq)]
@@ -37,6 +40,12 @@ pub struct ThreadPanelProps {
     /// This thread's private summaries.
     #[prop_or_default]
     pub private: Html,
+    /// The room's uploads (files may be attached to replies).
+    #[prop_or_default]
+    pub uploads: Option<Uploads>,
+    /// The thread's root.
+    #[prop_or_default]
+    pub root: Seq,
 }
 
 /// `<aside aria-label="Thread">`.
@@ -70,12 +79,16 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
                 }) }
             </ol>
             { props.private.clone() }
+            if let Some(uploads) = &props.uploads {
+                <Outgoing uploads={uploads.clone()} target={Target::Thread(props.root)} />
+            }
             <label class="also-to-room">
                 <input type="checkbox" ref={also} />{ " Also send to the room" }
             </label>
             <Composer on_send={on_send} disabled={props.disabled}
                 members={props.members.clone()} me={props.me.clone()}
-                placeholder="Reply in thread…" label="Reply" />
+                placeholder="Reply in thread…" label="Reply"
+                uploads={props.uploads.clone()} target={Target::Thread(props.root)} />
         </aside>
     }
 }
