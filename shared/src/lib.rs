@@ -12,6 +12,7 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod grounding;
 pub mod limits;
+pub mod logs;
 #[cfg(feature = "markdown")]
 pub mod markdown;
 pub mod media;
