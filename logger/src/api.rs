@@ -12,6 +12,14 @@
 //! is not a batch), `too_large` (413, a body over [`MAX_BATCH_BYTES`], more than
 //! [`MAX_BATCH_ENTRIES`] entries, a search text over its limit), `invalid_input` (400, a bad
 //! query value), `not_found` (404, any other route or method), `internal` (500, KV failed).
+//!
+//! The live tail is polling (`/entries/tail?after=<the last answer's after>` every few seconds),
+//! not a stream: nothing notifies a Worker of a KV write, so an SSE response or a WebSocket
+//! would only poll KV inside a request held open (through the main Worker's binding too), and
+//! a Durable Object to fan entries out would be a second store for the same entries. KV is also
+//! eventually consistent between locations (a write may take up to a minute to be listed
+//! elsewhere), which a stream could not hide either. Each poll costs one listing plus reads of
+//! the new entries only.
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
