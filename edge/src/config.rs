@@ -139,6 +139,17 @@ pub fn preview_loopback(env: &Env) -> bool {
     )
 }
 
+/// `AI_VISION`: `true` or `false` says whether the assistant's model is sent the question's
+/// images; unset (or anything else) is `None`, and the provider decides
+/// (`crate::ai::Provider::sees`).
+pub fn ai_vision(env: &Env) -> Option<bool> {
+    match string(env, "AI_VISION")?.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use worker::{console_error, console_log, AbortController, Delay, Env};
 
 use super::semantic::Semantic;
 use super::store::DurableSql;
-use crate::ai::Provider;
+use crate::ai::{Provider, SeenImage};
 use crate::time::now;
 
 /// The rate-limiting binding that holds each user's assistant budget across rooms.
@@ -212,7 +212,14 @@ pub(super) trait AiWork: AiHost {
         let request = self.grounded(gen, request).await;
         let outcome = match Provider::from_env(self.env()) {
             Ok(provider) => {
-                self.stream_answer(&provider, gen, &request)
+                // A model that sees gets the question's images themselves; every model has
+                // them in words (`attachment_facts`) in the prompt.
+                let images = if provider.sees(crate::config::ai_vision(self.env())) {
+                    crate::ai::read_images(self.env(), &self.slug(), &request.images).await
+                } else {
+                    Vec::new()
+                };
+                self.stream_answer(&provider, gen, &request, &images)
                     .await
                     .map(|Ended::Finished| Source {
                         provider: provider.name().into(),
@@ -267,6 +274,7 @@ pub(super) trait AiWork: AiHost {
         provider: &Provider,
         gen: u64,
         request: &CompletionRequest,
+        images: &[SeenImage],
     ) -> Result<Ended, ChatError> {
         let controller = AbortController::default();
         let signal = controller.signal();
@@ -276,7 +284,7 @@ pub(super) trait AiWork: AiHost {
         // The first-token limit also covers waiting for the response headers.
         let headers = Delay::from(Duration::from_millis(timeouts.first_token_ms.max(1) as u64));
         let mut stream = match select(
-            Box::pin(provider.stream(self.env(), request, &signal)),
+            Box::pin(provider.stream(self.env(), request, images, &signal)),
             headers,
         )
         .await
@@ -366,7 +374,8 @@ pub(super) trait AiWork: AiHost {
     async fn complete(&self, request: &CompletionRequest) -> Result<String, ChatError> {
         let provider = Provider::from_env(self.env())?;
         let signal = AbortController::default().signal();
-        let mut stream = provider.stream(self.env(), request, &signal).await?;
+        // Summaries and memory are about words: no images.
+        let mut stream = provider.stream(self.env(), request, &[], &signal).await?;
         let mut reader = StreamReader::new(provider.format());
         let mut text = String::new();
         let deadline = now() + self.ai().timeouts.total_ms;
