@@ -18,6 +18,7 @@ const DEV_ONLY: &[&str] = &[
     "BENCH_NO_FTS",
     "ROOM_QUERY_TEST_DELAY_MS",
     "PREVIEW_LOOPBACK",
+    "FILES_TEST_SWEEP",
 ];
 
 fn wrangler_toml() -> toml::Table {

@@ -137,6 +137,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
                 .map_err(queries::unanswered_error)?;
             Ok(json(&results, 200)?)
         }
+        (_, ["rooms", _, "uploads" | "files", ..]) => {
+            crate::files::route(req, env, &segments).await
+        }
         (Method::Get, ["rooms", slug, "context"]) => {
             let user = require_session(&req, env).await?;
             let seq = query_param(&req, "seq")

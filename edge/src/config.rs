@@ -1,6 +1,7 @@
 //! Configuration read from the Worker's environment (vars, secrets, `.dev.vars` locally).
 
 use shared::error::{ChatError, ErrorCode};
+use shared::limits::{UploadLimits, FILE_MAX_BYTES_CEILING};
 use shared::rate_limit::RateLimits;
 use shared::room::assistant::AiConfig;
 use worker::Env;
@@ -129,6 +130,33 @@ pub fn ai_timeouts(env: &Env) -> crate::rooms::Timeouts {
     }
 }
 
+/// The upload limits the Worker hands a room with every announcement (see
+/// [`pick_upload_limits`]).
+pub fn upload_limits(env: &Env) -> UploadLimits {
+    pick_upload_limits(|name| string(env, name))
+}
+
+/// The upload limits from the settings `read` finds: `ATTACHMENT_MAX_BYTES` (per file, never
+/// past [`FILE_MAX_BYTES_CEILING`], one request body of the Worker), `ROOM_QUOTA_BYTES` (all
+/// of a room's files) and `UPLOADS_PER_MINUTE` (per person per room); each defaults to
+/// [`UploadLimits::default`], and a value that is not a positive integer is ignored.
+pub fn pick_upload_limits(read: impl Fn(&str) -> Option<String>) -> UploadLimits {
+    let d = UploadLimits::default();
+    let read = |name: &str| {
+        read(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|v| *v > 0)
+    };
+    UploadLimits {
+        file_max_bytes: read("ATTACHMENT_MAX_BYTES")
+            .unwrap_or(d.file_max_bytes)
+            .min(FILE_MAX_BYTES_CEILING),
+        room_quota_bytes: read("ROOM_QUOTA_BYTES").unwrap_or(d.room_quota_bytes),
+        uploads_per_minute: read("UPLOADS_PER_MINUTE")
+            .map_or(d.uploads_per_minute, |v| v.min(u64::from(u32::MAX)) as u32),
+    }
+}
+
 /// Whether link previews may fetch loopback hosts (`PREVIEW_LOOPBACK=true`), for the tests'
 /// fake site. Test-only: never in wrangler.toml nor set by `./scripts/dev`, and honoured only
 /// for a request addressed to localhost (`crate::preview`).
@@ -197,5 +225,25 @@ mod tests {
             "{}",
             short.message
         );
+    }
+
+    #[test]
+    fn upload_limits_default_and_a_file_limit_never_passes_the_ceiling() {
+        assert_eq!(pick_upload_limits(vars(&[])), UploadLimits::default());
+        let limits = pick_upload_limits(vars(&[
+            ("ATTACHMENT_MAX_BYTES", "1000000000000"),
+            ("ROOM_QUOTA_BYTES", "5000"),
+            ("UPLOADS_PER_MINUTE", "3"),
+        ]));
+        assert_eq!(limits.file_max_bytes, FILE_MAX_BYTES_CEILING);
+        assert_eq!(limits.room_quota_bytes, 5000);
+        assert_eq!(limits.uploads_per_minute, 3);
+        // Nonsense is ignored rather than turning uploads off.
+        let limits = pick_upload_limits(vars(&[
+            ("ATTACHMENT_MAX_BYTES", "0"),
+            ("ROOM_QUOTA_BYTES", "-1"),
+            ("UPLOADS_PER_MINUTE", "lots"),
+        ]));
+        assert_eq!(limits, UploadLimits::default());
     }
 }

@@ -10,6 +10,7 @@ mod body;
 mod config;
 mod cookies;
 mod directory;
+mod files;
 mod http;
 mod memory;
 mod network;

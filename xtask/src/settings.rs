@@ -109,11 +109,6 @@ pub const SETTINGS: &[Setting] = &[
     s("AI_IDLE_TIMEOUT_MS", Need::Var, "provider timeout"),
     s("AI_TOTAL_TIMEOUT_MS", Need::Var, "provider timeout"),
     s(
-        "AI_VISION",
-        Need::Var,
-        "send the question's images to the model (default: only a Workers AI vision model)",
-    ),
-    s(
         "EMBEDDING_MODEL",
         Need::Var,
         "search embeddings (the Vectorize index must match its dimensions)",
@@ -156,6 +151,32 @@ pub const SETTINGS: &[Setting] = &[
         "newest matches ranked per search",
     ),
     s(
+        "ATTACHMENT_MAX_BYTES",
+        Need::Var,
+        "largest file a message may carry (default 25 MB, at most 95 MB)",
+    ),
+    s(
+        "ROOM_QUOTA_BYTES",
+        Need::Var,
+        "bytes of files one room may hold (default 2 GB)",
+    ),
+    s(
+        "UPLOADS_PER_MINUTE",
+        Need::Var,
+        "files one person may announce in one room per minute (default 30)",
+    ),
+    s(
+        "CLASSIFIER",
+        Need::Var,
+        "image labels and audio transcripts: workers-ai, server or off (default: server if \
+         CLASSIFIER_URL is set, else workers-ai if the AI binding is)",
+    ),
+    s(
+        "CLASSIFIER_URL",
+        Need::Var,
+        "the local model server that labels images (POST <url>/v1/classify)",
+    ),
+    s(
         "DEV_LOGIN",
         Need::DevOnly,
         "the password-less local account",
@@ -175,6 +196,11 @@ pub const SETTINGS: &[Setting] = &[
         "BENCH_NO_FTS",
         Need::DevOnly,
         "the bench's run without the search index",
+    ),
+    s(
+        "FILES_TEST_SWEEP",
+        Need::DevOnly,
+        "runs a room's file sweep with the clock ahead (POST /api/rooms/<slug>/files/sweep)",
     ),
     s(
         "ROOM_QUERY_TEST_DELAY_MS",

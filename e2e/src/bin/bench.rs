@@ -72,8 +72,16 @@
 //!   profiles ours during the joins, the one message and the burst
 //!   (`DIR/crowd-joins-N.cpuprofile`, `crowd-one-N`, `crowd-burst-N`). Code: `e2e/src/crowd.rs`.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd`
-//! runs just those (all but crowd by default);
+//! - upload (only with `--only upload`: a server of its own, and the local model server when it
+//!   is built): files through the Worker into the local R2 — a 20 MB upload's throughput
+//!   (unknown bytes, and a JPEG that the metadata scrubber walks), the download back, the
+//!   runtime's memory during the upload (workerd's RSS sampled every 20 ms, and the isolate's
+//!   JS heap through the inspector), upload done → another member has the thumbnail, and the
+//!   classification latency per image (`--upload-mb 20` `--upload-runs 3`). Code at the end of
+//!   this file.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd,upload`
+//! runs just those (all but crowd and upload by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
 //! other results, and the bench then exits with an error.
@@ -146,6 +154,10 @@ struct Args {
     /// The crowd connects through wrangler's dev proxy (the public port) rather than to the
     /// runtime's own entry socket.
     crowd_via_proxy: bool,
+    /// Size of the upload section's large file, in MB.
+    upload_mb: u64,
+    /// Times each upload measurement is repeated.
+    upload_runs: usize,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -162,10 +174,11 @@ enum Section {
     Burst,
     Joincost,
     Crowd,
+    Upload,
 }
 
 impl Section {
-    const ALL: [Section; 11] = [
+    const ALL: [Section; 12] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -177,6 +190,7 @@ impl Section {
         Section::Burst,
         Section::Joincost,
         Section::Crowd,
+        Section::Upload,
     ];
 
     /// What runs without `--only`: all but the crowd, which starts servers of its own and
@@ -184,7 +198,7 @@ impl Section {
     fn default_set() -> Vec<Section> {
         Section::ALL
             .into_iter()
-            .filter(|s| *s != Section::Crowd)
+            .filter(|s| !matches!(s, Section::Crowd | Section::Upload))
             .collect()
     }
 
@@ -201,6 +215,7 @@ impl Section {
             Section::Burst => "burst",
             Section::Joincost => "joincost",
             Section::Crowd => "crowd",
+            Section::Upload => "upload",
         }
     }
 
@@ -248,6 +263,8 @@ impl Args {
             crowd_burst: 50,
             crowd_senders: 10,
             crowd_via_proxy: false,
+            upload_mb: 20,
+            upload_runs: 3,
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -316,6 +333,8 @@ impl Args {
                 "--crowd-concurrency" => args.crowd_concurrency = value.parse()?,
                 "--crowd-burst" => args.crowd_burst = value.parse()?,
                 "--crowd-senders" => args.crowd_senders = value.parse()?,
+                "--upload-mb" => args.upload_mb = value.parse()?,
+                "--upload-runs" => args.upload_runs = value.parse()?,
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -370,6 +389,15 @@ async fn main() -> Result {
             "machine": machine(),
             "sections": ["crowd"],
             "crowd": run_crowd(&args).await?,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if args.sections == [Section::Upload] {
+        let report = json!({
+            "machine": machine(),
+            "sections": ["upload"],
+            "upload": run_upload(&args).await?,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -505,6 +533,10 @@ async fn run_all(
 
     if args.runs(Section::Crowd) {
         report["crowd"] = run_crowd(args).await?;
+    }
+
+    if args.runs(Section::Upload) {
+        report["upload"] = run_upload(args).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -2750,5 +2782,318 @@ async fn measure_crowd(
         "processes_after_joins": idle.processes.iter().map(|p| json!({
             "name": p.name, "runtime": p.pid == runtime, "rss_mb": mb(p.rss_kib),
         })).collect::<Vec<_>>(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// upload: files through the Worker (edge/src/files.rs) into the local R2.
+
+/// The runtime's resident memory (the `workerd` processes of the server's group), in KiB.
+fn workerd_rss_kib(server: &DevServer) -> u64 {
+    let Some(pgid) = server.pgid() else {
+        return 0;
+    };
+    e2e::server::live_group_members(pgid)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "workerd")
+        })
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// The isolate's JS heap in use, in KiB (`Runtime.getHeapUsage`; wasm memory is not in it).
+async fn js_heap_kib(server: &DevServer) -> Option<f64> {
+    let mut inspector = e2e::profiler::Profiler::attach(server.inspector_port())
+        .await
+        .ok()?;
+    let usage = inspector
+        .call("Runtime.getHeapUsage", json!({}))
+        .await
+        .ok()?;
+    inspector.close().await;
+    usage["usedSize"].as_f64().map(|b| round2(b / 1024.0))
+}
+
+/// Announces and stores a file; returns the attachment and the PUT's own time.
+async fn bench_upload(
+    session: &Session,
+    slug: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<(shared::protocol::Attachment, Duration)> {
+    let begin = session
+        .post(
+            &format!("/api/rooms/{slug}/uploads"),
+            &shared::protocol::http::BeginUpload {
+                upload_id: e2e::unique("bench"),
+                name: name.into(),
+                size: bytes.len() as u64,
+                width: None,
+                height: None,
+                duration_ms: None,
+            },
+        )
+        .await?;
+    if begin.status().as_u16() != 200 {
+        bail!("begin upload: {} {}", begin.status(), begin.text().await?);
+    }
+    let ticket: shared::protocol::http::UploadTicket = begin.json().await?;
+    let started = Instant::now();
+    let put = session
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/rooms/{slug}/uploads/{}", ticket.id),
+        )
+        .timeout(Duration::from_secs(300))
+        .body(bytes)
+        .send()
+        .await?;
+    let status = put.status().as_u16();
+    let text = put.text().await?;
+    let took = started.elapsed();
+    if status != 200 {
+        bail!("PUT upload: {status} {text}");
+    }
+    Ok((serde_json::from_str(&text)?, took))
+}
+
+fn mb_per_s(bytes: usize, took: Duration) -> f64 {
+    round2(bytes as f64 / 1_048_576.0 / took.as_secs_f64())
+}
+
+/// A JPEG of `size` bytes: headers with an Exif segment (which the scrubber blanks), then scan
+/// bytes it streams through.
+fn big_jpeg(size: usize) -> Vec<u8> {
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x12];
+    jpeg.extend_from_slice(b"Exif\0\0GPS 51.5 N");
+    jpeg.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00]);
+    let mut x: u32 = 0x1234_5678;
+    while jpeg.len() < size - 2 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        // Entropy-coded data never holds a bare 0xFF.
+        jpeg.push((x as u8).min(0xFE));
+    }
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg
+}
+
+fn noise(size: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(size);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    // A leading NUL keeps the sniffer from calling it text or anything else.
+    bytes.push(0);
+    while bytes.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.push(x as u8);
+    }
+    bytes
+}
+
+/// Uploads `bytes` while sampling workerd's RSS every 20 ms; returns the time and the peak.
+async fn upload_sampling_memory(
+    server: &DevServer,
+    session: &Session,
+    slug: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<(Duration, u64)> {
+    let mut peak = workerd_rss_kib(server);
+    let upload = bench_upload(session, slug, name, bytes);
+    tokio::pin!(upload);
+    loop {
+        tokio::select! {
+            done = &mut upload => {
+                let (_, took) = done?;
+                return Ok((took, peak.max(workerd_rss_kib(server))));
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                peak = peak.max(workerd_rss_kib(server));
+            }
+        }
+    }
+}
+
+async fn run_upload(args: &Args) -> Result<Value> {
+    let model_binary = e2e::model::binary_path();
+    let model = if model_binary.is_file() {
+        say("upload: starting the local model server (classifier)");
+        Some(e2e::model::ModelServer::start().await?)
+    } else {
+        say("upload: no model server built: no classification numbers");
+        None
+    };
+    let mut options = DevOptions::default().var("UPLOADS_PER_MINUTE", 1000);
+    if let Some(model) = &model {
+        options = options.var("CLASSIFIER_URL", model.base_url());
+    }
+    say("upload: starting wrangler dev");
+    let server = DevServer::start(options).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ann = Session::create(&server, "Ann").await?;
+    let bob = Session::create(&server, "Bob").await?;
+    let room = ann.new_room().await?;
+    let slug = room.slug.as_str();
+    let (mut a, _) = ann.join(slug, None).await?;
+    let (mut b, _) = bob.join(slug, None).await?;
+    let size = (args.upload_mb * 1_048_576) as usize;
+
+    // Throughput, and the runtime's memory while a large file streams through it.
+    let idle_rss = workerd_rss_kib(&server);
+    let heap_before = js_heap_kib(&server).await;
+    let mut runs = Vec::new();
+    for (kind, bytes) in [("octet", noise(size)), ("jpeg", big_jpeg(size))] {
+        for run in 0..args.upload_runs {
+            say(format!(
+                "upload: {kind} {} MB, run {}",
+                args.upload_mb,
+                run + 1
+            ));
+            let before = workerd_rss_kib(&server);
+            let (took, peak) =
+                upload_sampling_memory(&server, &ann, slug, &format!("big.{kind}"), bytes.clone())
+                    .await?;
+            runs.push(json!({
+                "kind": kind,
+                "mb_per_s": mb_per_s(size, took),
+                "ms": took.as_millis() as u64,
+                "workerd_rss_before_kib": before,
+                "workerd_rss_peak_kib": peak,
+                "workerd_rss_growth_kib": peak.saturating_sub(before),
+            }));
+        }
+    }
+    let heap_after = js_heap_kib(&server).await;
+
+    // Downloading it back (the Worker hands R2's stream to the runtime).
+    let (big, _) = bench_upload(&ann, slug, "big.bin", noise(size)).await?;
+    let started = Instant::now();
+    let body = ann
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{slug}/files/{}", big.id),
+        )
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let download = mb_per_s(body.len(), started.elapsed());
+
+    // Upload done → the other member has the thumbnail: thumb PUT, send, event, thumb GET.
+    let png = std::fs::read(e2e::repo_root().join("../shared/fixtures/images/coffee-224.png"))?;
+    let mut thumb_ms = Vec::new();
+    for _ in 0..5 {
+        let (stored, _) = bench_upload(&ann, slug, "small.bin", noise(64 * 1024)).await?;
+        let done = Instant::now();
+        let thumb = ann
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/rooms/{slug}/uploads/{}/thumb", stored.id),
+            )
+            .body(png.clone())
+            .send()
+            .await?;
+        if thumb.status().as_u16() != 204 {
+            bail!("thumb: {} {}", thumb.status(), thumb.text().await?);
+        }
+        let client_id = e2e::unique("m");
+        a.send_message(&ClientMessage::Send {
+            client_id: client_id.clone(),
+            text: String::new(),
+            attachments: vec![stored.id.clone()],
+        })
+        .await?;
+        a.await_ack(&client_id).await?;
+        let id = stored.id.clone();
+        b.expect_until(Duration::from_secs(10), |m| match m {
+            ServerMessage::Event { event } => match &event.kind {
+                EventKind::Message { attachments, .. }
+                    if attachments.iter().any(|x| x.id == id && x.thumb) =>
+                {
+                    Some(())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .await?;
+        let got = bob
+            .get(&format!("/api/rooms/{slug}/files/{}/thumb", stored.id))
+            .await?;
+        if got.status().as_u16() != 200 {
+            bail!("thumb GET: {}", got.status());
+        }
+        got.bytes().await?;
+        thumb_ms.push(done.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    // Classification: the PUT of a photo with and without the classifier's time in it.
+    let mut classify = Value::Null;
+    if model.is_some() {
+        let mut per_image = Vec::new();
+        for name in [
+            "chelsea.png",
+            "coffee.png",
+            "chelsea-224.png",
+            "coffee-224.png",
+        ] {
+            let bytes = std::fs::read(
+                e2e::repo_root()
+                    .join("../shared/fixtures/images")
+                    .join(name),
+            )?;
+            let mut times = Vec::new();
+            let mut top = None;
+            for _ in 0..args.upload_runs {
+                let (stored, took) = bench_upload(&ann, slug, name, bytes.clone()).await?;
+                top = stored
+                    .labels
+                    .first()
+                    .map(|l| format!("{} {}", l.name, l.score));
+                times.push(took.as_secs_f64() * 1000.0);
+            }
+            per_image.push(json!({
+                "image": name,
+                "bytes": bytes.len(),
+                "put_ms": times.iter().map(|t| round2(*t)).collect::<Vec<_>>(),
+                "top_label": top,
+            }));
+        }
+        // The Worker logs how long each description took (`file_described`).
+        let described: Vec<u64> = server
+            .log_tail()
+            .lines()
+            .filter(|l| l.contains("file_described"))
+            .filter_map(|l| {
+                let json = &l[l.find('{')?..];
+                serde_json::from_str::<Value>(json).ok()?["ms"].as_u64()
+            })
+            .collect();
+        classify = json!({ "per_image": per_image, "worker_classify_ms": described });
+    }
+    a.close().await;
+    b.close().await;
+    Ok(json!({
+        "file_mb": args.upload_mb,
+        "workerd_rss_idle_kib": idle_rss,
+        "js_heap_kib": { "before": heap_before, "after": heap_after },
+        "uploads": runs,
+        "download_mb_per_s": download,
+        "thumb_visible_ms": thumb_ms.iter().map(|t| round2(*t)).collect::<Vec<_>>(),
+        "classify": classify,
+        "measured": "one wrangler dev on this machine, client in the same process; the \
+                     upload's time is the PUT alone (announcement excluded)",
     }))
 }

@@ -12,11 +12,16 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shared::ai::Personalization;
 use shared::error::ChatError;
+use shared::limits::UploadLimits;
+use shared::media::Kind;
 use shared::moderation::http::{AuditPage, InviteList, MemberList};
 use shared::moderation::{Command, CreateInvite, Invite};
 use shared::profile::AiPrefs;
-use shared::protocol::http::{Context, ErrorBody, RoomUnread, SearchResults};
-use shared::protocol::{Author, Role, RoomInfo, Seq};
+use shared::protocol::http::{
+    Context, ErrorBody, FileList, RoomUnread, SearchResults, UploadTicket,
+};
+use shared::protocol::{Attachment, Author, Role, RoomInfo, Seq};
+use shared::room::attachments::StoredFile;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 /// The Durable Object namespace binding of the rooms.
@@ -346,6 +351,125 @@ pub struct Seeded {
     pub head: Seq,
 }
 
+/// Who acts on the room's files, as the Worker verified them: the session's user (guests
+/// included), whether they are a global admin, and the room's directory entry. The room decides
+/// membership, bans and mutes itself (`shared::room::attachments`), so no profile is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileUser {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// Who asks.
+    pub user_id: String,
+    /// A global admin.
+    #[serde(default)]
+    pub admin: bool,
+    /// The original request came to localhost (test-only switches apply).
+    #[serde(default)]
+    pub loopback: bool,
+}
+
+/// Announce an upload (`POST /api/rooms/{slug}/uploads`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BeginUpload {
+    /// Who asks.
+    pub user: FileUser,
+    /// What they announce.
+    pub request: shared::protocol::http::BeginUpload,
+    /// The limits the Worker's configuration sets (`crate::config::upload_limits`).
+    pub limits: UploadLimits,
+}
+
+/// May the caller store bytes for upload `id` now? Answered before any byte is read, so a
+/// foreign or guessed id stores nothing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadTarget {
+    /// Who asks.
+    pub user: FileUser,
+    /// The attachment id.
+    pub id: String,
+}
+
+/// What the Worker may store for an [`UploadTarget`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct UploadSlot {
+    /// Bytes announced: the body must be exactly this long.
+    pub size: u64,
+    /// Bytes are already stored (this `PUT` is a retry that overwrites the same object).
+    pub stored: bool,
+}
+
+/// The Worker stored an upload's bytes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadStored {
+    /// Who asks.
+    pub user: FileUser,
+    /// The attachment id.
+    pub id: String,
+    /// What the bytes turned out to be.
+    pub file: StoredFile,
+}
+
+/// The Worker stored an upload's thumbnail.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ThumbStored {
+    /// Who asks.
+    pub user: FileUser,
+    /// The attachment id.
+    pub id: String,
+}
+
+/// Cancel one of the caller's unsent uploads; the room deletes its objects before answering.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelUpload {
+    /// Who asks.
+    pub user: FileUser,
+    /// The attachment id.
+    pub id: String,
+}
+
+/// May the caller read file `id`? The answer is its attachment (what to serve it as), or
+/// `not_found` — the same for a guessed id, another room's, a non-member and a banned member.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadFile {
+    /// Who asks.
+    pub user: FileUser,
+    /// The attachment id.
+    pub id: String,
+}
+
+/// A page of the room's "Files" list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListFiles {
+    /// Who asks.
+    pub user: FileUser,
+    /// Only this kind.
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// Files of messages before this one.
+    #[serde(default)]
+    pub before: Option<Seq>,
+}
+
+/// Test-only (`FILES_TEST_SWEEP=1`, localhost only): run the room's file sweep as if the clock
+/// read `ahead_ms` later, so a test sees an unattached upload deleted without waiting a day.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SweepFiles {
+    /// The room's directory entry.
+    pub room: RoomInfo,
+    /// How far ahead of now the sweep's clock is.
+    pub ahead_ms: i64,
+    /// The original request came to localhost.
+    #[serde(default)]
+    pub loopback: bool,
+}
+
+/// What a [`SweepFiles`] deleted.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Swept {
+    /// Uploads whose objects were deleted.
+    pub deleted: u32,
+}
+
 /// An operation that succeeded and has nothing more to say.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Done {
@@ -398,6 +522,14 @@ room_calls! {
     Unread(Unread) => RoomUnread,
     ContextOf(ContextOf) => Context,
     Seed(Seed) => Seeded,
+    BeginUpload(BeginUpload) => UploadTicket,
+    UploadTarget(UploadTarget) => UploadSlot,
+    UploadStored(UploadStored) => Attachment,
+    ThumbStored(ThumbStored) => Done,
+    CancelUpload(CancelUpload) => Done,
+    ReadFile(ReadFile) => Attachment,
+    ListFiles(ListFiles) => FileList,
+    SweepFiles(SweepFiles) => Swept,
 }
 
 /// Why a room did not answer with its response.
@@ -467,8 +599,20 @@ pub async fn call<R: RoomCall>(
     let stub = env.durable_object(ROOMS_BINDING)?.get_by_name(slug)?;
     let mut response = stub.fetch_with_request(req).await?;
     if response.status_code() >= 400 {
+        // The body carries the code and message; a rate limit's wait travels as the header
+        // `error_response` set, so the Worker's answer says `Retry-After` too.
+        let retry_after_ms = response
+            .headers()
+            .get("Retry-After")
+            .ok()
+            .flatten()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|s| s * 1000);
         return Err(match response.json::<ErrorBody>().await {
-            Ok(body) => Unanswered::Refused(ChatError::new(body.code, body.message)),
+            Ok(body) => Unanswered::Refused(ChatError {
+                retry_after_ms,
+                ..ChatError::new(body.code, body.message)
+            }),
             Err(e) => Unanswered::Failed(e),
         });
     }

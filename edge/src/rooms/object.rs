@@ -25,9 +25,11 @@ use worker::{
 };
 
 use super::contract::{
-    Admission, AuditLog, Caller, CloseSockets, Closed, Connect, ContextOf, Done, Identity, Join,
-    Joined, ListInvites, ListMembers, Moderate, NewInvite, ProfileChanged, RoomCall, RoomRequest,
-    Search, Seed, Seeded, Unread, Upgrade, CONNECT_HEADER, JOIN_TIMING_HEADER, NOT_VERIFIED_HERE,
+    Admission, AuditLog, BeginUpload, Caller, CancelUpload, CloseSockets, Closed, Connect,
+    ContextOf, Done, FileUser, Identity, Join, Joined, ListFiles, ListInvites, ListMembers,
+    Moderate, NewInvite, ProfileChanged, ReadFile, RoomCall, RoomRequest, Search, Seed, Seeded,
+    SweepFiles, Swept, ThumbStored, Unread, Upgrade, UploadSlot, UploadStored, UploadTarget,
+    CONNECT_HEADER, JOIN_TIMING_HEADER, NOT_VERIFIED_HERE,
 };
 use super::generate::{AiHost, AiRuntime, AiWork};
 use super::semantic::Semantic;
@@ -41,6 +43,9 @@ use shared::room::SqlStore;
 /// How long after a message the room writes its count and last activity to the directory. One
 /// D1 write per burst, not per message.
 const DIRECTORY_FLUSH_MS: i64 = 5_000;
+
+/// How long a file sweep that failed (R2 unreachable) waits before it tries again.
+const SWEEP_RETRY_MS: i64 = 60_000;
 
 impl Identity {
     /// A connection for this user; its room role is decided by the room ([`Room::admit`]).
@@ -163,6 +168,9 @@ pub struct ChatRoom {
     /// Rate limits per user (not per socket), in memory: a woken room starts them full.
     limiters: RefCell<HashMap<String, ConnLimiter>>,
     flush_scheduled: Cell<bool>,
+    /// A deleted message released files ([`Effect::FilesReleased`]): the handler that carried
+    /// the effect out deletes their objects before it returns.
+    files_released: Cell<bool>,
     /// Connects the Worker verified in the last minute, reused for the same browser's
     /// reconnects ([`Upgrade::Reconnect`]). In memory: a woken room verifies afresh.
     verified: RefCell<VerifiedConnects<Connect>>,
@@ -193,6 +201,7 @@ impl DurableObject for ChatRoom {
             presence_tick: Rc::new(Cell::new(false)),
             limiters: RefCell::new(HashMap::new()),
             flush_scheduled: Cell::new(false),
+            files_released: Cell::new(false),
             verified: RefCell::new(VerifiedConnects::default()),
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             test_switches: Cell::new(false),
@@ -254,6 +263,7 @@ impl DurableObject for ChatRoom {
                 super::semantic::index_events(semantic, &slug, &after.stored).await;
             }
         }
+        self.sweep_if_released().await;
         self.run_ai_work().await;
         Ok(())
     }
@@ -277,6 +287,11 @@ impl DurableObject for ChatRoom {
     async fn alarm(&self) -> worker::Result<Response> {
         self.flush_scheduled.set(false);
         self.load(None)?;
+        // The alarm is the room's one timer: whatever set it, it does every duty. Files first
+        // (a failed sweep schedules its own retry and never fails the alarm), which also sets
+        // the alarm for the next sweep.
+        self.files_released.set(false);
+        self.sweep_files(now()).await;
         let (slug, count, last) = {
             let room = self.room.borrow();
             let Some(room) = room.as_ref() else {
@@ -372,7 +387,148 @@ impl ChatRoom {
                 })
             })),
             RoomRequest::Seed(r) => reply::<Seed>(self.seed_request(r)),
+            RoomRequest::BeginUpload(r) => {
+                let ticket = self.with_files(&r.user, |room, now| {
+                    room.begin_upload(
+                        &r.user.user_id,
+                        r.user.admin,
+                        &r.request,
+                        &r.limits,
+                        now,
+                        crate::files::new_id,
+                    )
+                });
+                if ticket.is_ok() {
+                    // An upload never sent is deleted after a day: the alarm must come by then.
+                    self.schedule_file_sweep().await;
+                }
+                reply::<BeginUpload>(ticket)
+            }
+            RoomRequest::UploadTarget(r) => {
+                reply::<UploadTarget>(self.with_files(&r.user, |room, _| {
+                    room.upload_target(&r.user.user_id, &r.id)
+                        .map(|row| UploadSlot {
+                            size: row.size,
+                            stored: row.attachment.is_some(),
+                        })
+                }))
+            }
+            RoomRequest::UploadStored(r) => {
+                reply::<UploadStored>(self.with_files(&r.user, |room, _| {
+                    room.upload_stored(&r.user.user_id, &r.id, r.file)
+                }))
+            }
+            RoomRequest::ThumbStored(r) => {
+                reply::<ThumbStored>(self.with_files(&r.user, |room, _| {
+                    room.thumb_stored(&r.user.user_id, &r.id)
+                        .map(|()| Done { ok: true })
+                }))
+            }
+            RoomRequest::CancelUpload(r) => {
+                let cancelled = self.with_files(&r.user, |room, now| {
+                    room.cancel_upload(&r.user.user_id, &r.id, now)
+                });
+                if cancelled.is_ok() {
+                    // Its objects go now, not at the next sweep.
+                    self.sweep_files(now()).await;
+                }
+                reply::<CancelUpload>(cancelled.map(|()| Done { ok: true }))
+            }
+            RoomRequest::ReadFile(r) => reply::<ReadFile>(self.with_files(&r.user, |room, _| {
+                room.file(&r.user.user_id, r.user.admin, &r.id)
+            })),
+            RoomRequest::ListFiles(r) => reply::<ListFiles>(self.with_files(&r.user, |room, _| {
+                room.files(&r.user.user_id, r.user.admin, r.kind, r.before)
+            })),
+            RoomRequest::SweepFiles(r) => reply::<SweepFiles>(self.test_sweep(r).await),
         }
+    }
+
+    /// Runs `act` on the room for a verified user of its files (`shared::room::attachments`
+    /// decides what they may do).
+    fn with_files<T>(
+        &self,
+        user: &FileUser,
+        act: impl FnOnce(&mut Room<DurableSql>, i64) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        self.test_switches.set(user.loopback);
+        self.load_for(&user.room)?;
+        let mut room = self.room.borrow_mut();
+        let room = room.as_mut().ok_or_else(not_loaded)?;
+        act(room, now())
+    }
+
+    /// Deletes the objects of the files the room releases at `at` and sets the alarm for the
+    /// next sweep (the glue is `crate::files::sweep`). Returns how many uploads went.
+    async fn sweep_files(&self, at: i64) -> u32 {
+        let slug = self.slug();
+        if slug.is_empty() {
+            return 0;
+        }
+        let (deleted, next) = match crate::files::sweep(&self.env, &slug, &self.room, at).await {
+            Ok(swept) => (swept.deleted, swept.next),
+            Err(e) => {
+                console_error!("file sweep in {slug} failed; retrying later: {e}");
+                (0, Some(now() + SWEEP_RETRY_MS))
+            }
+        };
+        if let Some(next) = next {
+            self.alarm_by(next).await;
+        }
+        deleted
+    }
+
+    /// Sweeps now if a deleted message released files.
+    async fn sweep_if_released(&self) {
+        if self.files_released.replace(false) {
+            self.sweep_files(now()).await;
+        }
+    }
+
+    /// Sets the alarm for the room's next file sweep, if one is due.
+    async fn schedule_file_sweep(&self) {
+        let next = match self.room.borrow().as_ref().map(|r| r.next_file_sweep()) {
+            Some(Ok(next)) => next,
+            Some(Err(e)) => {
+                console_error!("could not read the next file sweep: {e:?}");
+                None
+            }
+            None => None,
+        };
+        if let Some(next) = next {
+            self.alarm_by(next).await;
+        }
+    }
+
+    /// Makes the alarm fire no later than `at` (ms since the epoch). An alarm already set
+    /// earlier is kept: the room has one alarm, and it does every duty whenever it runs
+    /// (directory flush, assistant work, file sweep).
+    async fn alarm_by(&self, at: i64) {
+        let storage = self.state.storage();
+        let result = match storage.get_alarm().await {
+            Ok(Some(set)) if set <= at => Ok(()),
+            Ok(_) => storage.set_alarm((at - now()).max(1)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            console_error!("could not set the room's alarm: {e}");
+        }
+    }
+
+    /// Test-only (`FILES_TEST_SWEEP=1`, requests to localhost): the sweep as if the clock read
+    /// `ahead_ms` later, so a test sees an unsent upload deleted without waiting a day.
+    async fn test_sweep(&self, r: SweepFiles) -> Result<Swept, Failure> {
+        self.test_switches.set(r.loopback);
+        let enabled = config::string(&self.env, "FILES_TEST_SWEEP").as_deref() == Some("1");
+        if !(enabled && r.loopback) {
+            return Err(Failure::Refused(ChatError::new(
+                ErrorCode::NotFound,
+                "Test sweeps are not enabled on this server.",
+            )));
+        }
+        self.load_for(&r.room)?;
+        let deleted = self.sweep_files(now() + r.ahead_ms).await;
+        Ok(Swept { deleted })
     }
 
     /// Test-only (never in wrangler.toml, and only for requests the Worker got at localhost):
@@ -627,6 +783,7 @@ impl ChatRoom {
             room.command(conn, r.command, now)
         })?;
         self.carry_out_all(effects).await;
+        self.sweep_if_released().await;
         Ok(Done { ok: true })
     }
 
@@ -983,6 +1140,9 @@ impl ChatRoom {
             }
             // Written to the directory by the caller, which can await.
             Effect::InfoChanged(_) => {}
+            // Deleted by the handler, which can await (`sweep_if_released`); the alarm's sweep
+            // catches any that a handler without one leaves.
+            Effect::FilesReleased => self.files_released.set(true),
             other => {
                 if let Some(other) = self.ai.take(other) {
                     console_error!("effect not carried out: {other:?}");
@@ -1189,9 +1349,10 @@ impl ChatRoom {
         }
         self.flush_scheduled.set(true);
         let storage = self.state.storage();
+        // An alarm set for later (the next file sweep, a day off) must not hold the flush back.
         let result = match storage.get_alarm().await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => storage.set_alarm(DIRECTORY_FLUSH_MS).await,
+            Ok(Some(set)) if set <= now() + DIRECTORY_FLUSH_MS => Ok(()),
+            Ok(_) => storage.set_alarm(DIRECTORY_FLUSH_MS).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -1,0 +1,1264 @@
+//! Files attached to messages (issue 11): the Worker's half. Every decision about a file —
+//! who may upload or read it, the limits, when it goes — is the room's
+//! (`shared::room::attachments`); this module moves the bytes between the client and the
+//! `ATTACHMENTS` R2 bucket and asks the room at each step.
+//!
+//! - `POST /api/rooms/{slug}/uploads` announces a file (`BeginUpload`) and gets its id.
+//! - `PUT /api/rooms/{slug}/uploads/{id}` streams the body to R2 at `rooms/{slug}/{id}`: the
+//!   first [`SNIFF_BYTES`] decide what it is ([`sniff`], never the name or the client's type),
+//!   every chunk passes through the metadata [`Scrubber`] (length-preserving, so the object's
+//!   length is the `Content-Length` announced before the first byte, as R2 needs), and nothing
+//!   is held but the chunk in flight. Images are then classified; the room records the result.
+//! - `PUT …/uploads/{id}/thumb` stores the sender's thumbnail (a small raster image).
+//! - `DELETE …/uploads/{id}` cancels an unsent upload; its objects go at once.
+//! - `GET /api/rooms/{slug}/files/{id}` (and `…/thumb`) serves a file to the room's members
+//!   only, as a download unless it is a raster image, audio or video, with `nosniff` and a
+//!   sandboxing CSP; ETags and byte ranges let the browser revalidate and seek.
+//! - `GET /api/rooms/{slug}/files?kind=&before=` lists the room's files.
+//!
+//! The room's object deletes objects through [`sweep`] (a deleted message's files, cancelled
+//! uploads, uploads never sent within a day).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::future::{select, Either};
+use futures_util::{Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use shared::error::{ChatError, ErrorCode};
+use shared::limits::THUMB_MAX_BYTES;
+use shared::media::scrub::{ScrubError, Scrubber};
+use shared::media::sniff::{sniff, Format, Sniffed, SNIFF_BYTES};
+use shared::media::Kind;
+use shared::protocol::http::ErrorBody;
+use shared::protocol::{Label, Millis, Seq};
+use shared::room::attachments::StoredFile;
+use shared::room::Room;
+use worker::{
+    console_error, console_warn, ByteStream, Conditional, Delay, Env, Fetch, FixedLengthStream,
+    Headers, HttpMetadata, Method, Request, RequestInit, Response,
+};
+
+use crate::config;
+use crate::http::{check_origin, fail, json, query_param, read_json, ApiError, ApiResult};
+use crate::rooms::contract::{
+    self, BeginUpload, CancelUpload, FileUser, ListFiles, ReadFile, RoomCall, SweepFiles,
+    ThumbStored, UploadSlot, UploadStored, UploadTarget,
+};
+use crate::rooms::store::DurableSql;
+
+/// The R2 bucket of message attachments.
+pub const ATTACHMENTS: &str = "ATTACHMENTS";
+
+/// Served with every file: a file is never a page. `sandbox` takes scripts, forms and the
+/// origin away from anything a browser might still render; images and media may load from this
+/// origin only (an SVG or HTML file never gets this far: they are downloads).
+const FILE_CSP: &str =
+    "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
+
+/// Members' browsers keep a file an hour; `private` keeps shared caches out of it.
+const FILE_CACHE: &str = "private, max-age=3600";
+
+/// Largest image read back from R2 to classify: the classifier looks at 224×224 pixels, and a
+/// bigger file is a camera original that would only cost memory.
+const CLASSIFY_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Largest input handed to Workers AI: its models take bytes as a JSON array of numbers, about
+/// eight bytes of the Worker's memory per byte of file.
+const WORKERS_AI_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How long an upload waits for its labels or transcript before it is stored without them.
+const CLASSIFY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Labels kept: the likeliest few, and none under 1%.
+const LABELS_MAX: usize = 5;
+const LABEL_MIN_PROBABILITY: f64 = 0.01;
+
+/// Workers AI's image classifier and speech recognizer (production only).
+const WORKERS_AI_CLASSIFIER: &str = "@cf/microsoft/resnet-50";
+const WORKERS_AI_WHISPER: &str = "@cf/openai/whisper";
+
+/// A fresh attachment id: 128 random bits, unpadded base64url (22 characters).
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::random::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The object of upload `id` in room `slug`.
+fn object_key(slug: &str, id: &str) -> String {
+    format!("rooms/{slug}/{id}")
+}
+
+/// Its thumbnail.
+fn thumb_key(slug: &str, id: &str) -> String {
+    format!("rooms/{slug}/{id}/thumb")
+}
+
+/// Routes `…/rooms/{slug}/uploads…` and `…/rooms/{slug}/files…`.
+pub async fn route(req: Request, env: &Env, segments: &[&str]) -> ApiResult {
+    match (req.method(), segments) {
+        (Method::Post, ["rooms", slug, "uploads"]) => begin(req, env, slug).await,
+        (Method::Put, ["rooms", slug, "uploads", id]) => store(req, env, slug, id).await,
+        (Method::Put, ["rooms", slug, "uploads", id, "thumb"]) => {
+            store_thumb(req, env, slug, id).await
+        }
+        (Method::Delete, ["rooms", slug, "uploads", id]) => cancel(req, env, slug, id).await,
+        (Method::Get, ["rooms", slug, "files"]) => list(req, env, slug).await,
+        (Method::Post, ["rooms", slug, "files", "sweep"]) if test_sweep_enabled(env, &req) => {
+            test_sweep(req, env, slug).await
+        }
+        (Method::Get, ["rooms", slug, "files", id]) => read(req, env, slug, id, false).await,
+        (Method::Get, ["rooms", slug, "files", id, "thumb"]) => {
+            read(req, env, slug, id, true).await
+        }
+        _ => Err(fail(
+            ErrorCode::NotFound,
+            format!("No API at {}.", req.path()),
+        )),
+    }
+}
+
+/// The verified user of a request, in room `slug` (which must exist). No profile is read:
+/// the room decides everything from the user id and the admin flag.
+async fn file_user(req: &Request, env: &Env, slug: &str) -> Result<FileUser, ApiError> {
+    let session = crate::session::current(req, env).await?.ok_or_else(|| {
+        fail(
+            ErrorCode::Unauthorized,
+            "Sign in or choose a display name first (no valid session).",
+        )
+    })?;
+    let no_room = || {
+        fail(
+            ErrorCode::NotFound,
+            format!("There is no room named {slug}."),
+        )
+    };
+    if !shared::limits::is_valid_slug(slug) {
+        return Err(no_room());
+    }
+    let entry = crate::directory::get(env, slug)
+        .await?
+        .ok_or_else(no_room)?;
+    Ok(FileUser {
+        room: entry.info,
+        admin: session.role.as_deref() == Some("admin"),
+        user_id: session.user_id,
+        loopback: crate::auth::oauth::is_loopback(req),
+    })
+}
+
+/// Asks the room; its refusal passes through as the API's error.
+async fn ask<R: RoomCall>(env: &Env, slug: &str, request: R) -> Result<R::Response, ApiError> {
+    contract::call(env, slug, request)
+        .await
+        .map_err(crate::rooms::queries::unanswered_error)
+}
+
+fn no_content() -> ApiResult {
+    Ok(Response::empty()?.with_status(204))
+}
+
+/// `POST …/uploads`: the room checks the limits this Worker is configured with and issues the
+/// ticket (the same one again for a retry with the same `upload_id`).
+async fn begin(req: Request, env: &Env, slug: &str) -> ApiResult {
+    check_origin(&req, false)?;
+    let user = file_user(&req, env, slug).await?;
+    let request: shared::protocol::http::BeginUpload = read_json(req).await?;
+    // Read here rather than in the room: the limits travel with the call, so the room's rule
+    // is a pure function of what it is handed, and a changed setting applies at once.
+    let limits = config::upload_limits(env);
+    let ticket = ask(
+        env,
+        slug,
+        BeginUpload {
+            user,
+            request,
+            limits,
+        },
+    )
+    .await?;
+    Ok(json(&ticket, 200)?)
+}
+
+/// The request's `Content-Length`, which an upload must send: R2 needs an object's length
+/// before its first byte, and a body is compared with what was announced before it is read.
+fn content_length(req: &Request) -> Result<u64, ApiError> {
+    req.headers()
+        .get("Content-Length")?
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            fail(
+                ErrorCode::InvalidInput,
+                "Send the file with a Content-Length header (its size in bytes); a chunked body \
+                 cannot be stored.",
+            )
+        })
+}
+
+/// The body must be exactly the announced size: larger is `too_large`, smaller `invalid_input`.
+fn check_declared(declared: u64, announced: u64) -> Result<(), ApiError> {
+    if declared == announced {
+        return Ok(());
+    }
+    let code = if declared > announced {
+        ErrorCode::TooLarge
+    } else {
+        ErrorCode::InvalidInput
+    };
+    Err(fail(
+        code,
+        format!("The body is {declared} bytes; this upload was announced as {announced} bytes."),
+    ))
+}
+
+/// `PUT …/uploads/{id}`: streams the body through the sniffer and the scrubber into R2, then
+/// records it with the room.
+async fn store(mut req: Request, env: &Env, slug: &str, id: &str) -> ApiResult {
+    check_origin(&req, false)?;
+    let user = file_user(&req, env, slug).await?;
+    let declared = content_length(&req)?;
+    // Before any byte is read: a foreign, guessed, sent or cancelled id stores nothing.
+    let slot: UploadSlot = ask(
+        env,
+        slug,
+        UploadTarget {
+            user: user.clone(),
+            id: id.to_owned(),
+        },
+    )
+    .await?;
+    check_declared(declared, slot.size)?;
+    let mut body = req.stream().map_err(|_| {
+        fail(
+            ErrorCode::InvalidInput,
+            "The request has no body; send the file's bytes.",
+        )
+    })?;
+    let head = read_head(&mut body).await?;
+    let sniffed = sniff(&head);
+    let key = object_key(slug, id);
+    let bucket = env.bucket(ATTACHMENTS)?;
+    let outcome = Rc::new(RefCell::new(Outcome::default()));
+    let stream = Scrubbing::new(head, body, sniffed.format, slot.size, Rc::clone(&outcome));
+    let put = bucket
+        .put(
+            key.as_str(),
+            FixedLengthStream::wrap(stream.into_stream(), slot.size),
+        )
+        .http_metadata(HttpMetadata {
+            content_type: Some(sniffed.mime.to_owned()),
+            ..HttpMetadata::default()
+        })
+        .execute()
+        .await;
+    let problem = outcome.borrow_mut().problem.take();
+    if let Some(refusal) = put_refusal(problem, put.as_ref().err()) {
+        // R2 stores an object whole or not at all, so a failed first put left nothing; a
+        // failed retry leaves the earlier, complete object, which the room still names. The
+        // delete is for a runtime that would keep a part anyway: only an object no stored
+        // upload names may go.
+        if !slot.stored {
+            if let Err(e) = bucket.delete(key.as_str()).await {
+                console_error!("could not delete the refused upload {key}: {e}");
+            }
+        }
+        return Err(refusal);
+    }
+    let neutralised = outcome.borrow().neutralised;
+    if neutralised > 0 {
+        worker::console_log!("upload {key}: {neutralised} metadata blocks neutralised");
+    }
+    let (labels, transcript) = describe(env, &bucket, &key, sniffed, slot.size).await;
+    let file = StoredFile {
+        mime: sniffed.mime.to_owned(),
+        kind: sniffed.kind,
+        size: slot.size,
+        labels,
+        transcript,
+    };
+    let stored = ask(
+        env,
+        slug,
+        UploadStored {
+            user,
+            id: id.to_owned(),
+            file,
+        },
+    )
+    .await;
+    match stored {
+        Ok(attachment) => Ok(json(&attachment, 200)?),
+        Err(e) => {
+            // Cancelled (and swept) while the bytes were on their way: nothing names the
+            // object any more.
+            if e.error.code == ErrorCode::NotFound {
+                let _ = bucket.delete(key.as_str()).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The first [`SNIFF_BYTES`] of a body (more if a chunk carries more; less only if the body
+/// is shorter): what [`sniff`] decides on.
+async fn read_head(body: &mut ByteStream) -> Result<Vec<u8>, ApiError> {
+    let mut head = Vec::new();
+    while head.len() < SNIFF_BYTES {
+        match body.next().await {
+            Some(chunk) => head.extend_from_slice(&chunk?),
+            None => break,
+        }
+    }
+    Ok(head)
+}
+
+/// What went wrong with an upload's bytes on their way to R2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Problem {
+    /// The image's structure broke where the scrubber walks it: its metadata may still be in.
+    Scrub(ScrubError),
+    /// More bytes than `Content-Length` said.
+    TooLong { expected: u64 },
+    /// Fewer.
+    TooShort { expected: u64, received: u64 },
+    /// The client's body failed (a dropped connection).
+    Read(String),
+}
+
+/// What the stream saw, for the handler once the put has finished.
+#[derive(Debug, Default)]
+struct Outcome {
+    problem: Option<Problem>,
+    /// Metadata blocks the scrubber blanked.
+    neutralised: u32,
+}
+
+/// The API's answer to a failed upload: the stream's problem if it had one (the put then
+/// failed because the stream did), else the put's own failure.
+fn put_refusal(problem: Option<Problem>, put: Option<&worker::Error>) -> Option<ApiError> {
+    let refusal = match problem {
+        Some(Problem::Scrub(ScrubError::Invalid(why))) => ApiError {
+            error: ChatError::new(
+                ErrorCode::UnsupportedMedia,
+                "The image is damaged where its metadata would be, so its metadata cannot be \
+                 removed; it was not stored. Save it again or send another file.",
+            ),
+            detail: Some(format!("scrub: {why}")),
+        },
+        Some(Problem::Scrub(ScrubError::Truncated)) => fail(
+            ErrorCode::InvalidInput,
+            "The image ends before its headers do; it was not stored.",
+        ),
+        Some(Problem::TooLong { expected }) => fail(
+            ErrorCode::TooLarge,
+            format!("The body is longer than its Content-Length ({expected} bytes)."),
+        ),
+        Some(Problem::TooShort { expected, received }) => fail(
+            ErrorCode::InvalidInput,
+            format!("The body ended after {received} of {expected} bytes; send the whole file."),
+        ),
+        Some(Problem::Read(detail)) => ApiError {
+            error: ChatError::new(
+                ErrorCode::InvalidInput,
+                "The upload was interrupted; send the file again.",
+            ),
+            detail: Some(detail),
+        },
+        None => return put.map(|e| ApiError::from(worker::Error::RustError(e.to_string()))),
+    };
+    Some(refusal)
+}
+
+/// An upload's body on its way to R2: the head already read, then the rest, each chunk
+/// through the scrubber, counted against `Content-Length`. An error ends the stream, which
+/// fails the put, so nothing half-scrubbed or of the wrong length is ever stored.
+struct Scrubbing {
+    head: Option<Vec<u8>>,
+    body: ByteStream,
+    /// `None` once the stream has ended (finished or failed).
+    scrubber: Option<Scrubber>,
+    expected: u64,
+    received: u64,
+    outcome: Rc<RefCell<Outcome>>,
+}
+
+impl Scrubbing {
+    fn new(
+        head: Vec<u8>,
+        body: ByteStream,
+        format: Format,
+        expected: u64,
+        outcome: Rc<RefCell<Outcome>>,
+    ) -> Scrubbing {
+        Scrubbing {
+            head: Some(head),
+            body,
+            scrubber: Some(Scrubber::new(format)),
+            expected,
+            received: 0,
+            outcome,
+        }
+    }
+
+    fn into_stream(self) -> impl Stream<Item = worker::Result<Vec<u8>>> + 'static {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let item = s.next_chunk().await?;
+            Some((item, s))
+        })
+    }
+
+    /// Ends the stream with `problem`.
+    fn fail(&mut self, problem: Problem) -> worker::Error {
+        self.scrubber = None;
+        let message = format!("upload stream: {problem:?}");
+        self.outcome.borrow_mut().problem = Some(problem);
+        worker::Error::RustError(message)
+    }
+
+    /// The next scrubbed bytes; `None` at the end.
+    async fn next_chunk(&mut self) -> Option<worker::Result<Vec<u8>>> {
+        loop {
+            self.scrubber.as_ref()?;
+            let chunk = match self.head.take() {
+                Some(head) => Some(Ok(head)),
+                None => self.body.next().await,
+            };
+            let bytes = match chunk {
+                Some(Ok(bytes)) => bytes,
+                Some(Err(e)) => return Some(Err(self.fail(Problem::Read(e.to_string())))),
+                None => return self.finish(),
+            };
+            self.received += bytes.len() as u64;
+            if self.received > self.expected {
+                let expected = self.expected;
+                return Some(Err(self.fail(Problem::TooLong { expected })));
+            }
+            let scrubbed = self.scrubber.as_mut().map(|s| s.push(&bytes))?;
+            match scrubbed {
+                // The scrubber holds back a header split across chunks until it is whole.
+                Ok(out) if out.is_empty() => continue,
+                Ok(out) => return Some(Ok(out)),
+                Err(e) => return Some(Err(self.fail(Problem::Scrub(e)))),
+            }
+        }
+    }
+
+    /// The body ended: what the scrubber still holds, if the length was right.
+    fn finish(&mut self) -> Option<worker::Result<Vec<u8>>> {
+        if self.received < self.expected {
+            let (expected, received) = (self.expected, self.received);
+            return Some(Err(self.fail(Problem::TooShort { expected, received })));
+        }
+        match self.scrubber.take()?.finish() {
+            Ok((tail, report)) => {
+                self.outcome.borrow_mut().neutralised = report.neutralised;
+                (!tail.is_empty()).then_some(Ok(tail))
+            }
+            Err(e) => Some(Err(self.fail(Problem::Scrub(e)))),
+        }
+    }
+}
+
+/// The raster formats a thumbnail may be (what an `<img>` shows everywhere).
+fn is_raster(format: Format) -> bool {
+    matches!(
+        format,
+        Format::Png | Format::Jpeg | Format::Webp | Format::Gif
+    )
+}
+
+/// `PUT …/uploads/{id}/thumb`: a small raster image beside an upload, scrubbed like it.
+async fn store_thumb(mut req: Request, env: &Env, slug: &str, id: &str) -> ApiResult {
+    check_origin(&req, false)?;
+    let user = file_user(&req, env, slug).await?;
+    let declared = content_length(&req)?;
+    if declared > THUMB_MAX_BYTES {
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "A thumbnail may be at most {}.",
+                shared::limits::human_bytes(THUMB_MAX_BYTES)
+            ),
+        ));
+    }
+    ask(
+        env,
+        slug,
+        UploadTarget {
+            user: user.clone(),
+            id: id.to_owned(),
+        },
+    )
+    .await?;
+    let bytes = crate::body::read_capped(&mut req, THUMB_MAX_BYTES as usize)
+        .await
+        .or_else(|e| Err(ApiError::from(e.into_chat_error("The thumbnail")?)))?;
+    check_declared(bytes.len() as u64, declared)?;
+    let sniffed = sniff(&bytes);
+    if !is_raster(sniffed.format) {
+        return Err(fail(
+            ErrorCode::UnsupportedMedia,
+            "A thumbnail must be a PNG, JPEG, WebP or GIF image.",
+        ));
+    }
+    let bytes = scrub_whole(sniffed.format, &bytes).map_err(|e| {
+        fail(
+            ErrorCode::UnsupportedMedia,
+            format!("The thumbnail could not be read ({e})."),
+        )
+    })?;
+    env.bucket(ATTACHMENTS)?
+        .put(thumb_key(slug, id), bytes)
+        .http_metadata(HttpMetadata {
+            content_type: Some(sniffed.mime.to_owned()),
+            ..HttpMetadata::default()
+        })
+        .execute()
+        .await?;
+    ask(
+        env,
+        slug,
+        ThumbStored {
+            user,
+            id: id.to_owned(),
+        },
+    )
+    .await?;
+    no_content()
+}
+
+/// A whole small file through the scrubber.
+fn scrub_whole(format: Format, bytes: &[u8]) -> Result<Vec<u8>, ScrubError> {
+    let mut scrubber = Scrubber::new(format);
+    let mut out = scrubber.push(bytes)?;
+    let (tail, _) = scrubber.finish()?;
+    out.extend_from_slice(&tail);
+    Ok(out)
+}
+
+/// `DELETE …/uploads/{id}`: the room releases the upload and deletes its objects before it
+/// answers.
+async fn cancel(req: Request, env: &Env, slug: &str, id: &str) -> ApiResult {
+    check_origin(&req, false)?;
+    let user = file_user(&req, env, slug).await?;
+    ask(
+        env,
+        slug,
+        CancelUpload {
+            user,
+            id: id.to_owned(),
+        },
+    )
+    .await?;
+    no_content()
+}
+
+/// `GET …/files?kind=&before=`.
+async fn list(req: Request, env: &Env, slug: &str) -> ApiResult {
+    let user = file_user(&req, env, slug).await?;
+    let kind = match query_param(&req, "kind").filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => Some(
+            serde_json::from_value::<Kind>(serde_json::Value::String(k)).map_err(|_| {
+                fail(
+                    ErrorCode::InvalidInput,
+                    "kind is one of image, video, audio, pdf, text, archive, file.",
+                )
+            })?,
+        ),
+    };
+    let before = match query_param(&req, "before").filter(|b| !b.is_empty()) {
+        None => None,
+        Some(b) => Some(b.parse::<Seq>().map_err(|_| {
+            fail(
+                ErrorCode::InvalidInput,
+                "before is a message number (the list's `next`).",
+            )
+        })?),
+    };
+    let files = ask(env, slug, ListFiles { user, kind, before }).await?;
+    Ok(json(&files, 200)?)
+}
+
+/// What a `Range` header asks of a file of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeAsk {
+    /// No range, or one this server ignores (several ranges, a malformed header): the whole
+    /// file, 200, as RFC 9110 allows.
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// Starts past the end: 416.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header: `bytes=a-b`, `bytes=a-` or `bytes=-n`.
+fn parse_range(header: Option<&str>, size: u64) -> RangeAsk {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeAsk::Whole;
+    };
+    if spec.contains(',') || size == 0 {
+        return RangeAsk::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (number(first), number(last), last.trim().is_empty()) {
+        // The last n bytes.
+        (None, Some(n), _) if first.trim().is_empty() => {
+            if n == 0 {
+                RangeAsk::Unsatisfiable
+            } else {
+                RangeAsk::Part {
+                    start: size.saturating_sub(n),
+                    end: size - 1,
+                }
+            }
+        }
+        (Some(start), _, true) if start < size => RangeAsk::Part {
+            start,
+            end: size - 1,
+        },
+        (Some(start), Some(end), false) if start <= end && start < size => RangeAsk::Part {
+            start,
+            end: end.min(size - 1),
+        },
+        (Some(start), _, _) if start >= size => RangeAsk::Unsatisfiable,
+        _ => RangeAsk::Whole,
+    }
+}
+
+/// The one entity tag of an `If-None-Match` header, as R2 compares it (no quotes, no weak
+/// prefix); `None` for none, several, or `*`.
+fn if_none_match(header: Option<&str>) -> Option<String> {
+    let value = header?.trim();
+    if value.contains(',') || value == "*" || value.is_empty() {
+        return None;
+    }
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// Whether a file of this kind is shown in the page: raster images, audio and video. Anything
+/// else (PDF, text, archives, unknown bytes — an HTML or SVG file is unknown bytes) is only
+/// ever a download.
+fn is_inline(kind: Kind) -> bool {
+    matches!(kind, Kind::Image | Kind::Audio | Kind::Video)
+}
+
+/// `GET …/files/{id}` and `…/files/{id}/thumb`, for members who may read the room.
+async fn read(req: Request, env: &Env, slug: &str, id: &str, thumb: bool) -> ApiResult {
+    let user = file_user(&req, env, slug).await?;
+    let attachment = ask(
+        env,
+        slug,
+        ReadFile {
+            user,
+            id: id.to_owned(),
+        },
+    )
+    .await?;
+    let missing = || {
+        fail(
+            ErrorCode::NotFound,
+            "No such file in this room (or it was deleted).",
+        )
+    };
+    if thumb && !attachment.thumb {
+        return Err(missing());
+    }
+    let range = if thumb {
+        RangeAsk::Whole
+    } else {
+        parse_range(req.headers().get("Range")?.as_deref(), attachment.size)
+    };
+    if range == RangeAsk::Unsatisfiable {
+        let mut response = json(
+            &ErrorBody {
+                code: ErrorCode::InvalidInput,
+                message: format!(
+                    "The range starts past the end of the file ({} bytes).",
+                    attachment.size
+                ),
+            },
+            416,
+        )?;
+        response
+            .headers_mut()
+            .set("Content-Range", &format!("bytes */{}", attachment.size))?;
+        return Ok(response);
+    }
+    let key = if thumb {
+        thumb_key(slug, id)
+    } else {
+        object_key(slug, id)
+    };
+    let bucket = env.bucket(ATTACHMENTS)?;
+    let mut get = bucket.get(key);
+    if let Some(tag) = if_none_match(req.headers().get("If-None-Match")?.as_deref()) {
+        get = get.only_if(Conditional {
+            etag_does_not_match: Some(tag),
+            ..Conditional::default()
+        });
+    }
+    if let RangeAsk::Part { start, end } = range {
+        get = get.range(worker::Range::OffsetWithLength {
+            offset: start,
+            length: end - start + 1,
+        });
+    }
+    let object = get.execute().await?.ok_or_else(missing)?;
+    let headers = Headers::new();
+    headers.set("ETag", &object.http_etag())?;
+    headers.set("Cache-Control", FILE_CACHE)?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    headers.set("Content-Security-Policy", FILE_CSP)?;
+    let Some(body) = object.body() else {
+        // The condition failed: the browser's copy is this object.
+        return Ok(Response::empty()?.with_status(304).with_headers(headers));
+    };
+    let inline = thumb || is_inline(attachment.kind);
+    let content_type = match (thumb, inline) {
+        (true, _) => object
+            .http_metadata()
+            .content_type
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        (false, true) => attachment.mime.clone(),
+        (false, false) => "application/octet-stream".into(),
+    };
+    headers.set("Content-Type", &content_type)?;
+    let name = if thumb {
+        "thumbnail"
+    } else {
+        attachment.name.as_str()
+    };
+    headers.set(
+        "Content-Disposition",
+        &shared::media::name::content_disposition(name, inline),
+    )?;
+    headers.set("Accept-Ranges", "bytes")?;
+    let status = match range {
+        RangeAsk::Part { start, end } => {
+            headers.set(
+                "Content-Range",
+                &format!("bytes {start}-{end}/{}", attachment.size),
+            )?;
+            206
+        }
+        _ => 200,
+    };
+    // Handed to the runtime as R2's own stream: the Worker never holds the file.
+    Ok(Response::from_body(body.response_body()?)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// The test-only sweep is on: `FILES_TEST_SWEEP=1` (never in wrangler.toml), for requests to
+/// localhost only, like every test switch.
+fn test_sweep_enabled(env: &Env, req: &Request) -> bool {
+    config::string(env, "FILES_TEST_SWEEP").as_deref() == Some("1")
+        && crate::auth::oauth::is_loopback(req)
+}
+
+/// `POST …/files/sweep?ahead_ms=` (test only): the room's sweep as if the clock read
+/// `ahead_ms` later — the one thing a test cannot wait for is a day.
+async fn test_sweep(req: Request, env: &Env, slug: &str) -> ApiResult {
+    let user = file_user(&req, env, slug).await?;
+    let ahead_ms = query_param(&req, "ahead_ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    let swept = ask(
+        env,
+        slug,
+        SweepFiles {
+            room: user.room,
+            ahead_ms,
+            loopback: user.loopback,
+        },
+    )
+    .await?;
+    Ok(json(&swept, 200)?)
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sweep {
+    /// Uploads whose objects were deleted.
+    pub deleted: u32,
+    /// When the next sweep is due (ms since the epoch), if anything waits.
+    pub next: Option<Millis>,
+}
+
+/// Deletes the objects of the uploads room `slug` releases at `at` (a deleted message's files,
+/// cancelled uploads, uploads unattached for a day), then lets the room forget them. On a
+/// failure the uploads stay released, and the next sweep tries again.
+pub async fn sweep(
+    env: &Env,
+    slug: &str,
+    room: &RefCell<Option<Room<DurableSql>>>,
+    at: Millis,
+) -> Result<Sweep, String> {
+    let failed = |e: shared::room::Failure| format!("room storage: {e:?}");
+    // No borrow of the room is held across an await.
+    let ids = match room.borrow_mut().as_mut() {
+        Some(room) => room.droppable_files(at).map_err(failed)?,
+        None => return Ok(Sweep::default()),
+    };
+    if !ids.is_empty() {
+        let keys: Vec<String> = ids
+            .iter()
+            .flat_map(|id| [object_key(slug, id), thumb_key(slug, id)])
+            .collect();
+        env.bucket(ATTACHMENTS)
+            .map_err(|e| e.to_string())?
+            .delete_multiple(keys)
+            .await
+            .map_err(|e| format!("R2 delete: {e}"))?;
+        if let Some(room) = room.borrow_mut().as_mut() {
+            room.forget_files(&ids).map_err(failed)?;
+        }
+    }
+    let next = match room.borrow().as_ref() {
+        Some(room) => room.next_file_sweep().map_err(failed)?,
+        None => None,
+    };
+    Ok(Sweep {
+        deleted: ids.len() as u32,
+        next,
+    })
+}
+
+/// Where an image's labels (and, on Workers AI, an audio file's transcript) come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Classifier {
+    /// The local model server: `POST {base}/v1/classify` with the image's bytes.
+    Server { base: String },
+    /// Workers AI through the `AI` binding (production).
+    WorkersAi,
+}
+
+/// Chooses the classifier from plain settings (unit-tested apart from [`Env`]):
+/// `CLASSIFIER` is `workers-ai`, `server` or `off`; unset, `CLASSIFIER_URL` (the local model
+/// server's address, which `./scripts/dev` sets) wins, then the `AI` binding, else none. A
+/// wrong setting is logged and classifies nothing: labels are a nicety, never a reason to
+/// refuse an upload.
+fn choose_classifier(
+    mode: Option<&str>,
+    url: Option<String>,
+    has_binding: bool,
+) -> Result<Option<Classifier>, String> {
+    let server = |url: Option<String>| match url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let base = url.trim_end_matches('/');
+            // Either the server's root or its `/v1` (the assistant's base URL) will do.
+            let base = base.strip_suffix("/v1").unwrap_or(base).to_owned();
+            Ok(Some(Classifier::Server { base }))
+        }
+        Some(url) => Err(format!(
+            "CLASSIFIER_URL must be an http(s) URL, not {url:?}"
+        )),
+        None => Err("CLASSIFIER is server but CLASSIFIER_URL is not set".into()),
+    };
+    match mode.map(str::to_ascii_lowercase).as_deref() {
+        Some("off" | "none") => Ok(None),
+        Some("workers-ai") if has_binding => Ok(Some(Classifier::WorkersAi)),
+        Some("workers-ai") => Err("CLASSIFIER is workers-ai but there is no AI binding".into()),
+        Some("server") => server(url),
+        Some(other) => Err(format!(
+            "CLASSIFIER {other:?} is not one of workers-ai, server, off"
+        )),
+        None if url.is_some() => server(url),
+        None if has_binding => Ok(Some(Classifier::WorkersAi)),
+        None => Ok(None),
+    }
+}
+
+fn classifier(env: &Env) -> Option<Classifier> {
+    choose_classifier(
+        config::string(env, "CLASSIFIER").as_deref(),
+        config::string(env, "CLASSIFIER_URL"),
+        env.ai("AI").is_ok(),
+    )
+    .unwrap_or_else(|e| {
+        console_error!("classifier configuration: {e}");
+        None
+    })
+}
+
+/// Labels for a stored image, a transcript for stored audio (Workers AI only): read back from
+/// R2, bounded in size and time. Any failure is logged and the file is stored without them.
+async fn describe(
+    env: &Env,
+    bucket: &worker::Bucket,
+    key: &str,
+    sniffed: Sniffed,
+    size: u64,
+) -> (Vec<Label>, Option<String>) {
+    let Some(classifier) = classifier(env) else {
+        return (Vec::new(), None);
+    };
+    let limit = match classifier {
+        Classifier::Server { .. } => CLASSIFY_MAX_BYTES,
+        Classifier::WorkersAi => WORKERS_AI_MAX_BYTES,
+    };
+    let wanted = match sniffed.kind {
+        Kind::Image => true,
+        Kind::Audio => classifier == Classifier::WorkersAi,
+        _ => false,
+    };
+    if !wanted || size > limit {
+        return (Vec::new(), None);
+    }
+    let work = async {
+        let object = bucket
+            .get(key)
+            .execute()
+            .await?
+            .ok_or_else(|| worker::Error::RustError("the object just stored is gone".into()))?;
+        let bytes = match object.body() {
+            Some(body) => body.bytes().await?,
+            None => Vec::new(),
+        };
+        match (&classifier, sniffed.kind) {
+            (Classifier::Server { base }, _) => {
+                Ok((classify_on_server(base, sniffed.mime, bytes).await?, None))
+            }
+            (Classifier::WorkersAi, Kind::Audio) => {
+                Ok((Vec::new(), transcribe_workers_ai(env, bytes).await?))
+            }
+            (Classifier::WorkersAi, _) => Ok((classify_workers_ai(env, bytes).await?, None)),
+        }
+    };
+    let started = crate::time::now();
+    let outcome = match select(Box::pin(work), Box::pin(Delay::from(CLASSIFY_TIMEOUT))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(worker::Error::RustError(format!(
+            "no answer within {} s",
+            CLASSIFY_TIMEOUT.as_secs()
+        ))),
+    };
+    match outcome {
+        Ok(described) => {
+            worker::console_log!(
+                "{}",
+                serde_json::json!({
+                    "event": "file_described",
+                    "key": key,
+                    "labels": described.0.len(),
+                    "transcript": described.1.is_some(),
+                    "ms": crate::time::now() - started,
+                })
+            );
+            described
+        }
+        Err(e) => {
+            console_warn!("could not describe {key}; stored without labels: {e}");
+            (Vec::new(), None)
+        }
+    }
+}
+
+/// The model server's answer to `POST /v1/classify`.
+#[derive(Debug, Deserialize)]
+struct ServerClassification {
+    labels: Vec<ServerLabel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerLabel {
+    name: String,
+    probability: f64,
+}
+
+/// One of Workers AI's image classification results.
+#[derive(Debug, Deserialize)]
+struct WorkersAiLabel {
+    label: String,
+    score: f64,
+}
+
+/// The likeliest labels, at most [`LABELS_MAX`], none under [`LABEL_MIN_PROBABILITY`], as
+/// thousandths.
+fn top_labels(found: impl IntoIterator<Item = (String, f64)>) -> Vec<Label> {
+    let mut found: Vec<(String, f64)> = found
+        .into_iter()
+        .filter(|(name, p)| p.is_finite() && *p >= LABEL_MIN_PROBABILITY && !name.trim().is_empty())
+        .collect();
+    found.sort_by(|a, b| b.1.total_cmp(&a.1));
+    found
+        .into_iter()
+        .take(LABELS_MAX)
+        .map(|(name, p)| Label {
+            name: name.trim().to_owned(),
+            score: (p.min(1.0) * 1000.0).round() as u16,
+        })
+        .collect()
+}
+
+fn server_labels(body: &str) -> Result<Vec<Label>, String> {
+    let parsed: ServerClassification =
+        serde_json::from_str(body).map_err(|e| format!("classifier answer: {e}"))?;
+    Ok(top_labels(
+        parsed.labels.into_iter().map(|l| (l.name, l.probability)),
+    ))
+}
+
+fn workers_ai_labels(value: serde_json::Value) -> Result<Vec<Label>, String> {
+    let parsed: Vec<WorkersAiLabel> =
+        serde_json::from_value(value).map_err(|e| format!("resnet-50 answer: {e}"))?;
+    Ok(top_labels(parsed.into_iter().map(|l| (l.label, l.score))))
+}
+
+/// Workers AI's transcript of an audio file (its `text`), if it heard anything.
+fn whisper_text(value: &serde_json::Value) -> Option<String> {
+    let text = value.get("text")?.as_str()?.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+async fn classify_on_server(base: &str, mime: &str, bytes: Vec<u8>) -> worker::Result<Vec<Label>> {
+    let headers = Headers::new();
+    headers.set("Content-Type", mime)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(
+            worker::js_sys::Uint8Array::from(bytes.as_slice()).into(),
+        ));
+    let req = Request::new_with_init(&format!("{base}/v1/classify"), &init)?;
+    let mut response = Fetch::Request(req).send().await?;
+    let text = response.text().await?;
+    if response.status_code() != 200 {
+        let detail: String = text.chars().take(300).collect();
+        return Err(worker::Error::RustError(format!(
+            "classifier answered {}: {detail}",
+            response.status_code()
+        )));
+    }
+    server_labels(&text).map_err(worker::Error::RustError)
+}
+
+#[derive(Serialize)]
+struct ImageInput {
+    image: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct AudioInput {
+    audio: Vec<u8>,
+}
+
+async fn classify_workers_ai(env: &Env, bytes: Vec<u8>) -> worker::Result<Vec<Label>> {
+    let value: serde_json::Value = env
+        .ai("AI")?
+        .run(WORKERS_AI_CLASSIFIER, ImageInput { image: bytes })
+        .await?;
+    workers_ai_labels(value).map_err(worker::Error::RustError)
+}
+
+async fn transcribe_workers_ai(env: &Env, bytes: Vec<u8>) -> worker::Result<Option<String>> {
+    let value: serde_json::Value = env
+        .ai("AI")?
+        .run(WORKERS_AI_WHISPER, AudioInput { audio: bytes })
+        .await?;
+    Ok(whisper_text(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_reads_as_the_bytes_it_names_clamped_to_the_file() {
+        let size = 1000;
+        let part = |start, end| RangeAsk::Part { start, end };
+        assert_eq!(parse_range(Some("bytes=0-99"), size), part(0, 99));
+        assert_eq!(parse_range(Some("bytes=900-"), size), part(900, 999));
+        assert_eq!(parse_range(Some("bytes=-100"), size), part(900, 999));
+        assert_eq!(parse_range(Some("bytes=-5000"), size), part(0, 999));
+        assert_eq!(parse_range(Some("bytes=500-5000"), size), part(500, 999));
+        assert_eq!(parse_range(Some("bytes=999-999"), size), part(999, 999));
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_unsatisfiable_and_anything_odd_is_the_whole_file() {
+        let size = 1000;
+        assert_eq!(
+            parse_range(Some("bytes=1000-"), size),
+            RangeAsk::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=2000-3000"), size),
+            RangeAsk::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=-0"), size), RangeAsk::Unsatisfiable);
+        for ignored in [
+            None,
+            Some("bytes=0-1,5-9"),
+            Some("items=0-5"),
+            Some("bytes=5-1"),
+            Some("bytes=a-b"),
+            Some("bytes=-"),
+            Some("bytes=+1-2"),
+        ] {
+            assert_eq!(parse_range(ignored, size), RangeAsk::Whole, "{ignored:?}");
+        }
+    }
+
+    #[test]
+    fn if_none_match_is_compared_as_r2_stores_the_tag() {
+        assert_eq!(if_none_match(Some("\"abc\"")), Some("abc".into()));
+        assert_eq!(if_none_match(Some("W/\"abc\"")), Some("abc".into()));
+        assert_eq!(if_none_match(Some("*")), None);
+        assert_eq!(if_none_match(Some("\"a\", \"b\"")), None);
+        assert_eq!(if_none_match(None), None);
+    }
+
+    #[test]
+    fn only_raster_images_audio_and_video_are_ever_shown_inline() {
+        for kind in [Kind::Image, Kind::Audio, Kind::Video] {
+            assert!(is_inline(kind), "{kind:?}");
+        }
+        for kind in [Kind::Pdf, Kind::Text, Kind::Archive, Kind::File] {
+            assert!(!is_inline(kind), "{kind:?}");
+        }
+        // An HTML page named .png sniffs as unknown bytes: a download.
+        let html = sniff(b"<!doctype html><script>alert(1)</script>");
+        assert!(!is_inline(html.kind));
+    }
+
+    #[test]
+    fn the_model_servers_answer_becomes_the_likeliest_labels_in_thousandths() {
+        // Recorded from `POST /v1/classify` with ../shared/fixtures/images/chelsea-224.png.
+        let body = r#"{"labels":[
+            {"index":285,"name":"Egyptian Mau","probability":0.7992},
+            {"index":282,"name":"a cat having a striped coat","probability":0.0841},
+            {"index":281,"name":"tabby cat","probability":0.0830},
+            {"index":287,"name":"lynx","probability":0.0119},
+            {"index":728,"name":"plastic bag","probability":0.0009}],
+            "width":224,"height":224,"format":"png","model":"efficientnet-lite0"}"#;
+        let labels = server_labels(body).unwrap();
+        let names: Vec<(&str, u16)> = labels.iter().map(|l| (l.name.as_str(), l.score)).collect();
+        assert_eq!(
+            names,
+            [
+                ("Egyptian Mau", 799),
+                ("a cat having a striped coat", 84),
+                ("tabby cat", 83),
+                ("lynx", 12),
+            ]
+        );
+        assert!(server_labels("{\"error\":{}}").is_err());
+    }
+
+    #[test]
+    fn workers_ais_answer_becomes_at_most_five_labels_likeliest_first() {
+        // The shape of `@cf/microsoft/resnet-50`'s output (a list of label and score).
+        let value = serde_json::json!([
+            {"label": "EGYPTIAN CAT", "score": 0.41},
+            {"label": "TABBY", "score": 0.22},
+            {"label": "TIGER CAT", "score": 0.2},
+            {"label": "LYNX", "score": 0.05},
+            {"label": "WOOD RABBIT", "score": 0.03},
+            {"label": "CARTON", "score": 0.02},
+            {"label": "PAPER TOWEL", "score": 0.005}
+        ]);
+        let labels = workers_ai_labels(value).unwrap();
+        assert_eq!(labels.len(), LABELS_MAX);
+        assert_eq!(labels[0].name, "EGYPTIAN CAT");
+        assert_eq!(labels[0].score, 410);
+        assert!(labels.windows(2).all(|w| w[0].score >= w[1].score));
+        assert!(workers_ai_labels(serde_json::json!({"labels": []})).is_err());
+    }
+
+    #[test]
+    fn whispers_text_is_the_transcript_and_silence_is_none() {
+        let heard = serde_json::json!({"text": " Hello there. ", "word_count": 2});
+        assert_eq!(whisper_text(&heard).as_deref(), Some("Hello there."));
+        assert_eq!(whisper_text(&serde_json::json!({"text": "  "})), None);
+        assert_eq!(whisper_text(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn the_classifier_is_the_servers_when_its_url_is_set_else_workers_ai_when_bound() {
+        let url = || Some("http://127.0.0.1:8788/v1/".to_owned());
+        let server = Some(Classifier::Server {
+            base: "http://127.0.0.1:8788".into(),
+        });
+        assert_eq!(choose_classifier(None, url(), true), Ok(server.clone()));
+        assert_eq!(choose_classifier(Some("server"), url(), false), Ok(server));
+        assert_eq!(
+            choose_classifier(None, None, true),
+            Ok(Some(Classifier::WorkersAi))
+        );
+        assert_eq!(
+            choose_classifier(Some("workers-ai"), url(), true),
+            Ok(Some(Classifier::WorkersAi))
+        );
+        assert_eq!(choose_classifier(None, None, false), Ok(None));
+        assert_eq!(choose_classifier(Some("off"), url(), true), Ok(None));
+        assert!(choose_classifier(Some("workers-ai"), None, false).is_err());
+        assert!(choose_classifier(Some("server"), None, true).is_err());
+        assert!(choose_classifier(None, Some("ftp://x".into()), true).is_err());
+        assert!(choose_classifier(Some("magic"), url(), true).is_err());
+    }
+
+    #[test]
+    fn an_upload_that_broke_on_its_way_is_refused_with_a_stable_code() {
+        let code = |problem| put_refusal(Some(problem), None).map(|e| e.error.code);
+        assert_eq!(
+            code(Problem::Scrub(ScrubError::Invalid("segment length"))),
+            Some(ErrorCode::UnsupportedMedia)
+        );
+        assert_eq!(
+            code(Problem::Scrub(ScrubError::Truncated)),
+            Some(ErrorCode::InvalidInput)
+        );
+        assert_eq!(
+            code(Problem::TooLong { expected: 3 }),
+            Some(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            code(Problem::TooShort {
+                expected: 3,
+                received: 1
+            }),
+            Some(ErrorCode::InvalidInput)
+        );
+        assert!(put_refusal(None, None).is_none());
+        let failed = worker::Error::RustError("r2 down".into());
+        assert_eq!(
+            put_refusal(None, Some(&failed)).map(|e| e.error.code),
+            Some(ErrorCode::Internal)
+        );
+    }
+
+    #[test]
+    fn a_body_must_be_exactly_the_announced_size() {
+        assert!(check_declared(10, 10).is_ok());
+        assert_eq!(
+            check_declared(11, 10).err().map(|e| e.error.code),
+            Some(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            check_declared(9, 10).err().map(|e| e.error.code),
+            Some(ErrorCode::InvalidInput)
+        );
+    }
+
+    #[test]
+    fn thumbnails_are_raster_images_only() {
+        assert!(is_raster(Format::Png) && is_raster(Format::Gif));
+        assert!(!is_raster(Format::Avif) && !is_raster(Format::Pdf));
+        assert!(!is_raster(Format::Unknown));
+    }
+}
