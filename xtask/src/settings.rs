@@ -109,6 +109,11 @@ pub const SETTINGS: &[Setting] = &[
     s("AI_IDLE_TIMEOUT_MS", Need::Var, "provider timeout"),
     s("AI_TOTAL_TIMEOUT_MS", Need::Var, "provider timeout"),
     s(
+        "AI_VISION",
+        Need::Var,
+        "send the question's images to the model (default: only a Workers AI vision model)",
+    ),
+    s(
         "EMBEDDING_MODEL",
         Need::Var,
         "search embeddings (the Vectorize index must match its dimensions)",
