@@ -258,9 +258,10 @@ async fn store(mut req: Request, env: &Env, slug: &str, id: &str) -> ApiResult {
     if let Some(refusal) = put_refusal(problem, put.as_ref().err()) {
         // R2 stores an object whole or not at all, so a failed first put left nothing; a
         // failed retry leaves the earlier, complete object, which the room still names. The
-        // delete is for a runtime that would keep a part anyway: only an object no stored
-        // upload names may go.
-        if !slot.stored {
+        // delete is for a runtime that would keep a part anyway (or a put that succeeded
+        // although its stream failed): an object no stored upload names, or one that is not
+        // what was checked, goes.
+        if !slot.stored || put.is_ok() {
             if let Err(e) = bucket.delete(key.as_str()).await {
                 console_error!("could not delete the refused upload {key}: {e}");
             }

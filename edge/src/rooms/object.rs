@@ -287,11 +287,6 @@ impl DurableObject for ChatRoom {
     async fn alarm(&self) -> worker::Result<Response> {
         self.flush_scheduled.set(false);
         self.load(None)?;
-        // The alarm is the room's one timer: whatever set it, it does every duty. Files first
-        // (a failed sweep schedules its own retry and never fails the alarm), which also sets
-        // the alarm for the next sweep.
-        self.files_released.set(false);
-        self.sweep_files(now()).await;
         let (slug, count, last) = {
             let room = self.room.borrow();
             let Some(room) = room.as_ref() else {
@@ -309,6 +304,11 @@ impl DurableObject for ChatRoom {
             console_error!("directory update for {slug} failed: {e}");
             return Err(e);
         }
+        // The alarm is the room's one timer: whatever set it, it does every duty. The file sweep
+        // comes after the directory's update (whose failure the runtime retries, sweep and
+        // all) and sets the alarm for the next one; a failed sweep schedules its own retry.
+        self.files_released.set(false);
+        self.sweep_files(now()).await;
         // Assistant work found when the room woke (see `fetch`).
         self.run_ai_work().await;
         Response::ok("flushed")
