@@ -7,13 +7,15 @@
 //!   (its loopback names when it is loopback or unspecified) or an `--allowed-host`.
 //! - **Simple cross-origin POSTs.** Any page may `fetch(..., {mode: "no-cors"})` a `text/plain`
 //!   body without a preflight; it cannot read the answer, but it could queue work. A POST must
-//!   declare `Content-Type: application/json`, which a page can only send after a CORS preflight
-//!   that this server never approves.
+//!   declare `Content-Type: application/json` (an `image/…` type for the image upload,
+//!   `POST /v1/classify`), which a page can only send after a CORS preflight that this server
+//!   never approves: neither is one of the types the Fetch standard lets through without one.
 //! - **`--api-key`.** When set, every route needs `Authorization: Bearer <key>`.
 
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{HeaderMap, Method, Uri};
 
+use crate::http::CLASSIFY_PATH;
 use crate::openai::{ApiError, ErrorCode};
 
 /// The names a loopback server answers to.
@@ -87,7 +89,14 @@ impl Access {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(';').next())
                 .map(str::trim);
-            if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+            if uri.path() == CLASSIFY_PATH {
+                if !media_type.is_some_and(is_image_type) {
+                    return Err(ApiError::new(
+                        ErrorCode::UnsupportedMediaType,
+                        "Send the image bytes with their type, e.g. Content-Type: image/png.",
+                    ));
+                }
+            } else if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
                 return Err(ApiError::new(
                     ErrorCode::UnsupportedMediaType,
                     "Send the request as Content-Type: application/json.",
@@ -96,6 +105,13 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// `image/<subtype>`, any subtype: the body's real format is sniffed from its bytes.
+fn is_image_type(media_type: &str) -> bool {
+    media_type
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| kind.eq_ignore_ascii_case("image") && !subtype.is_empty())
 }
 
 /// Lower case, IPv6 brackets removed.
@@ -220,6 +236,37 @@ mod tests {
         );
         // A GET has no body to declare.
         assert_eq!(code(&access, Method::GET, &[host]), None);
+    }
+
+    #[test]
+    fn the_image_upload_must_be_declared_an_image_and_nothing_else_may_be() {
+        let access = Access::new("127.0.0.1", &[], None);
+        let check = |path: &'static str, content_type: &str| {
+            let headers = headers(&[("host", "127.0.0.1:1"), ("content-type", content_type)]);
+            access
+                .check(&Method::POST, &Uri::from_static(path), &headers)
+                .err()
+                .map(|e| e.code.as_str())
+        };
+        for image in ["image/png", "IMAGE/JPEG", "image/webp; q=1", "image/gif"] {
+            assert_eq!(check("/v1/classify", image), None, "{image}");
+        }
+        for other in [
+            "application/json",
+            "text/plain",
+            "image/",
+            "multipart/form-data",
+        ] {
+            assert_eq!(
+                check("/v1/classify", other),
+                Some("unsupported_media_type"),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            check("/v1/chat/completions", "image/png"),
+            Some("unsupported_media_type")
+        );
     }
 
     #[test]

@@ -9,12 +9,49 @@ pub const DEFAULT_MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 );
+/// The vision model used when neither `--vision-model` nor `LOCAL_VISION_MODEL_PATH` names one
+/// (and only if it exists): the EfficientNet-Lite0 directory beside the repository, resolved like
+/// [`DEFAULT_MODEL`], so `./scripts/dev` gets image classification with no extra step.
+pub const DEFAULT_VISION_MODEL: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models/vision");
 /// The port the Worker's `AI_BASE_URL` points at in `scripts/dev`.
 pub const DEFAULT_PORT: u16 = 8788;
 /// Context window in tokens: prompt plus answer.
 pub const DEFAULT_CTX: u32 = 2048;
 /// Requests that may wait behind the one being answered before new ones get `server_busy`.
 pub const DEFAULT_QUEUE: usize = 16;
+
+/// Which vision model to load for `POST /v1/classify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VisionModel {
+    /// [`DEFAULT_VISION_MODEL`]: loaded when it is there; its absence (or a failure to load it)
+    /// leaves the server serving chat, with `/v1/classify` answering `vision_unavailable`.
+    Default(PathBuf),
+    /// Named by `--vision-model` or `LOCAL_VISION_MODEL_PATH`: the server does not start
+    /// without it, as with `--model`.
+    Required(PathBuf),
+    /// `--no-vision`: chat only.
+    Off,
+}
+
+/// Environment variables the configuration reads (a flag wins over each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// `LOCAL_MODEL_PATH`: the GGUF file.
+    pub model: Option<String>,
+    /// `LOCAL_VISION_MODEL_PATH`: the vision model's directory or `.safetensors` file.
+    pub vision_model: Option<String>,
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn from_process() -> Environment {
+        Environment {
+            model: std::env::var("LOCAL_MODEL_PATH").ok(),
+            vision_model: std::env::var("LOCAL_VISION_MODEL_PATH").ok(),
+        }
+    }
+}
 
 /// How the server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +66,12 @@ pub struct Config {
     pub ctx: u32,
     /// llama.cpp threads, at most the number of physical cores.
     pub threads: usize,
-    /// Waiting requests allowed before `server_busy`.
+    /// Waiting requests allowed before `server_busy` (for each model).
     pub queue: usize,
+    /// The image classifier's model.
+    pub vision_model: VisionModel,
+    /// Threads one image classification runs on (1 by default: see `--vision-threads`).
+    pub vision_threads: usize,
     /// Host names requests may address besides the listen address (`Host` header; see
     /// [`crate::access`]).
     pub allowed_hosts: Vec<String>,
@@ -52,7 +93,8 @@ pub enum Command {
 
 /// The usage text.
 pub const USAGE: &str = "\
-model-server: an OpenAI-compatible chat completions server for a local GGUF model (llama.cpp)
+model-server: an OpenAI-compatible chat completions server for a local GGUF model (llama.cpp),
+and an image classifier (EfficientNet-Lite0)
 
 USAGE: model-server [OPTIONS]
 
@@ -63,7 +105,15 @@ OPTIONS:
   --port N            port (default 8788; 0 picks a free one)
   --ctx N             context window in tokens, prompt plus answer (default 2048)
   --threads N         llama.cpp threads (default and maximum: the number of physical cores)
-  --queue N           requests that may wait for the model before `server_busy` (default 16)
+  --queue N           requests that may wait for each model before `server_busy` (default 16)
+  --vision-model PATH image classifier for POST /v1/classify: a directory with
+                      efficientnet-lite0.safetensors and imagenet1k-names.json, or the
+                      .safetensors file (env LOCAL_VISION_MODEL_PATH; default
+                      ../shared/models/vision/ from the repository root, when it exists;
+                      without one, /v1/classify answers vision_unavailable)
+  --no-vision         do not load a vision model, even the default
+  --vision-threads N  threads one classification uses (default 1: they share the cores with
+                      llama.cpp's threads; at most the number of physical cores)
   --allowed-host NAME a host name requests may address besides the listen address and, for
                       loopback, localhost (repeatable; requests naming any other `Host` are
                       refused with 403 host_not_allowed, against DNS rebinding)
@@ -72,19 +122,21 @@ OPTIONS:
   --exit-on-stdin-eof exit when standard input closes (for parents that start it as a child)
   -h, --help          this text
 
-ENDPOINTS: POST /v1/chat/completions, GET /v1/models, GET /health
+ENDPOINTS: POST /v1/chat/completions, POST /v1/classify (body: the image, Content-Type
+image/*), GET /v1/models, GET /health
 ";
 
-/// Parses the arguments (without the program name). `env_model` is `LOCAL_MODEL_PATH`, and
-/// `physical_cores` bounds `--threads`.
+/// Parses the arguments (without the program name), over what `env` gives; `physical_cores`
+/// bounds `--threads` and `--vision-threads`.
 pub fn parse_args(
     args: &[String],
-    env_model: Option<String>,
+    env: &Environment,
     physical_cores: usize,
 ) -> Result<Command, String> {
     let mut config = Config {
         model: PathBuf::from(
-            env_model
+            env.model
+                .clone()
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
         ),
@@ -93,6 +145,13 @@ pub fn parse_args(
         ctx: DEFAULT_CTX,
         threads: physical_cores.max(1),
         queue: DEFAULT_QUEUE,
+        vision_model: match env.vision_model.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => VisionModel::Required(PathBuf::from(path)),
+            None => VisionModel::Default(PathBuf::from(DEFAULT_VISION_MODEL)),
+        },
+        // One, not one per core: a classification runs while llama.cpp may be generating on
+        // every core, and threads beyond the cores slow both (see --threads below).
+        vision_threads: 1,
         allowed_hosts: Vec::new(),
         api_key: None,
         exit_on_stdin_eof: false,
@@ -131,6 +190,21 @@ pub fn parse_args(
                 config.threads = threads.min(physical_cores.max(1));
             }
             "--queue" => config.queue = number(flag, &value()?)?,
+            "--vision-model" => {
+                let path = value()?;
+                if path.is_empty() {
+                    return Err("--vision-model needs a path (or use --no-vision)".into());
+                }
+                config.vision_model = VisionModel::Required(PathBuf::from(path));
+            }
+            "--no-vision" => config.vision_model = VisionModel::Off,
+            "--vision-threads" => {
+                let threads: usize = number(flag, &value()?)?;
+                if threads == 0 {
+                    return Err("--vision-threads must be at least 1".into());
+                }
+                config.vision_threads = threads.min(physical_cores.max(1));
+            }
             "--allowed-host" => config.allowed_hosts.push(value()?),
             "--api-key" => {
                 let key = value()?;
@@ -196,8 +270,19 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn env_model(model: Option<&str>) -> Environment {
+        Environment {
+            model: model.map(String::from),
+            vision_model: None,
+        }
+    }
+
     fn serve(list: &[&str], env: Option<&str>, cores: usize) -> Config {
-        match parse_args(&args(list), env.map(String::from), cores) {
+        serve_in(list, &env_model(env), cores)
+    }
+
+    fn serve_in(list: &[&str], env: &Environment, cores: usize) -> Config {
+        match parse_args(&args(list), env, cores) {
             Ok(Command::Serve(config)) => config,
             other => panic!("expected a config, got {other:?}"),
         }
@@ -236,7 +321,7 @@ mod tests {
             vec!["a.lan".to_string(), "b.lan".into()]
         );
         assert_eq!(config.api_key.as_deref(), Some("k"));
-        assert!(parse_args(&args(&["--api-key="]), None, 2).is_err());
+        assert!(parse_args(&args(&["--api-key="]), &Environment::default(), 2).is_err());
     }
 
     #[test]
@@ -277,6 +362,51 @@ mod tests {
     }
 
     #[test]
+    fn the_vision_model_defaults_to_the_shared_directory_and_is_optional_there() {
+        let config = serve(&[], None, 2);
+        assert_eq!(
+            config.vision_model,
+            VisionModel::Default(PathBuf::from(DEFAULT_VISION_MODEL))
+        );
+        assert!(DEFAULT_VISION_MODEL.ends_with("shared/models/vision"));
+        assert_eq!(config.vision_threads, 1);
+    }
+
+    #[test]
+    fn a_vision_model_named_by_flag_or_environment_is_required_and_no_vision_turns_it_off() {
+        let env = Environment {
+            model: None,
+            vision_model: Some("/v/env".into()),
+        };
+        assert_eq!(
+            serve_in(&[], &env, 2).vision_model,
+            VisionModel::Required("/v/env".into())
+        );
+        assert_eq!(
+            serve_in(&["--vision-model", "/v/flag"], &env, 2).vision_model,
+            VisionModel::Required("/v/flag".into())
+        );
+        assert_eq!(
+            serve_in(&["--no-vision"], &env, 2).vision_model,
+            VisionModel::Off
+        );
+        let empty = Environment {
+            model: None,
+            vision_model: Some(String::new()),
+        };
+        assert!(matches!(
+            serve_in(&[], &empty, 2).vision_model,
+            VisionModel::Default(_)
+        ));
+    }
+
+    #[test]
+    fn vision_threads_are_never_more_than_the_physical_cores() {
+        assert_eq!(serve(&["--vision-threads", "2"], None, 2).vision_threads, 2);
+        assert_eq!(serve(&["--vision-threads=8"], None, 2).vision_threads, 2);
+    }
+
+    #[test]
     fn threads_are_never_more_than_the_physical_cores() {
         assert_eq!(serve(&["--threads", "4"], None, 2).threads, 2);
         assert_eq!(serve(&["--threads", "1"], None, 2).threads, 1);
@@ -291,14 +421,23 @@ mod tests {
             &["--ctx", "10"],
             &["--model"],
             &["--verbose"],
+            &["--vision-threads", "0"],
+            &["--vision-model="],
+            &["--vision-model"],
         ] {
-            assert!(parse_args(&args(bad), None, 2).is_err(), "{bad:?}");
+            assert!(
+                parse_args(&args(bad), &Environment::default(), 2).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn help_is_a_command() {
-        assert_eq!(parse_args(&args(&["-h"]), None, 2), Ok(Command::Help));
+        assert_eq!(
+            parse_args(&args(&["-h"]), &Environment::default(), 2),
+            Ok(Command::Help)
+        );
     }
 
     #[test]

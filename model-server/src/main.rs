@@ -3,15 +3,19 @@
 use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use model_server::access::Access;
-use model_server::config::{detect_physical_cores, parse_args, Command, Config, USAGE};
+use model_server::config::{
+    detect_physical_cores, parse_args, Command, Config, Environment, VisionModel, USAGE,
+};
 use model_server::engine::{Engine, EngineConfig};
+use model_server::http::{Services, Vision};
+use model_server::vision::Classifier;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let env_model = std::env::var("LOCAL_MODEL_PATH").ok();
-    match parse_args(&args, env_model, detect_physical_cores()) {
+    match parse_args(&args, &Environment::from_process(), detect_physical_cores()) {
         Ok(Command::Help) => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -41,6 +45,14 @@ fn run(config: Config) -> ExitCode {
             std::process::exit(0);
         });
     }
+    // First, because it takes milliseconds: a misnamed --vision-model fails before the GGUF loads.
+    let vision = match load_vision(&config) {
+        Ok(vision) => vision,
+        Err(message) => {
+            eprintln!("model-server: {message}");
+            return ExitCode::from(1);
+        }
+    };
     let engine = match Engine::load(&EngineConfig {
         model: config.model.clone(),
         ctx: config.ctx,
@@ -96,7 +108,11 @@ fn run(config: Config) -> ExitCode {
             &config.allowed_hosts,
             config.api_key.clone(),
         ));
-        match model_server::http::serve(listener, engine, access).await {
+        let services = Arc::new(Services {
+            chat: engine,
+            vision,
+        });
+        match model_server::http::serve(listener, services, access).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("model-server: {e}");
@@ -104,4 +120,41 @@ fn run(config: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// Loads the vision model the configuration names. Fails only when one named by flag or
+/// environment cannot be loaded: the default is optional, and chat is served without it.
+fn load_vision(config: &Config) -> Result<Option<Vision>, String> {
+    let (path, required) = match &config.vision_model {
+        VisionModel::Off => return Ok(None),
+        VisionModel::Default(path) if !path.exists() => {
+            eprintln!(
+                "[model-server] no vision model at {}: POST /v1/classify answers \
+                 vision_unavailable",
+                path.display()
+            );
+            return Ok(None);
+        }
+        VisionModel::Default(path) => (path, false),
+        VisionModel::Required(path) => (path, true),
+    };
+    let loading = Instant::now();
+    match Classifier::load(path, config.vision_threads) {
+        Ok(classifier) => {
+            let threads = classifier.threads();
+            eprintln!(
+                "[model-server] vision ready: {} ({} classes, {threads} thread{}, loaded in {} ms)",
+                classifier.id(),
+                classifier.classes(),
+                if threads == 1 { "" } else { "s" },
+                loading.elapsed().as_millis()
+            );
+            Ok(Some(Vision::new(classifier, config.queue)))
+        }
+        Err(e) if required => Err(e.to_string()),
+        Err(e) => {
+            eprintln!("[model-server] {e}: POST /v1/classify answers vision_unavailable");
+            Ok(None)
+        }
+    }
 }

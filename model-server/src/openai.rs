@@ -46,6 +46,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Something failed inside the server (logged there).
     Internal,
+    /// `POST /v1/classify` with a body that is not a complete PNG, JPEG, WebP or GIF image.
+    InvalidImage,
+    /// `POST /v1/classify` on a server started without a vision model.
+    VisionUnavailable,
 }
 
 impl ErrorCode {
@@ -63,6 +67,8 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::InvalidImage => "invalid_image",
+            ErrorCode::VisionUnavailable => "vision_unavailable",
         }
     }
 
@@ -79,6 +85,9 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => 401,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
+            ErrorCode::InvalidImage => 400,
+            // The server cannot do this as configured; 503 says so without blaming the request.
+            ErrorCode::VisionUnavailable => 503,
         }
     }
 
@@ -93,8 +102,11 @@ impl ErrorCode {
             | ErrorCode::MethodNotAllowed
             | ErrorCode::HostNotAllowed
             | ErrorCode::InvalidApiKey
-            | ErrorCode::UnsupportedMediaType => "invalid_request_error",
-            ErrorCode::ServerBusy | ErrorCode::Internal => "server_error",
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::InvalidImage => "invalid_request_error",
+            ErrorCode::ServerBusy | ErrorCode::Internal | ErrorCode::VisionUnavailable => {
+                "server_error"
+            }
         }
     }
 }
@@ -697,6 +709,16 @@ mod tests {
         assert_eq!(ErrorCode::ServerBusy.status(), 503);
         assert_eq!(ErrorCode::ServerBusy.kind(), "server_error");
         assert_eq!(ErrorCode::RequestTooLarge.status(), 413);
+    }
+
+    #[test]
+    fn the_image_errors_are_a_client_error_and_a_server_condition() {
+        assert_eq!(ErrorCode::InvalidImage.as_str(), "invalid_image");
+        assert_eq!(ErrorCode::InvalidImage.status(), 400);
+        assert_eq!(ErrorCode::InvalidImage.kind(), "invalid_request_error");
+        assert_eq!(ErrorCode::VisionUnavailable.as_str(), "vision_unavailable");
+        assert_eq!(ErrorCode::VisionUnavailable.status(), 503);
+        assert_eq!(ErrorCode::VisionUnavailable.kind(), "server_error");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::TestServer;
-use serde_json::{json, Value};
+use common::{send, TestServer};
+use serde_json::json;
 
 fn hello() -> String {
     json!({
@@ -19,15 +19,6 @@ fn hello() -> String {
 /// The port of `http://127.0.0.1:<port>`.
 fn port(server: &TestServer) -> &str {
     server.base().rsplit(':').next().unwrap_or_default()
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("sending the request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("reading the response");
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
-    (status, json)
 }
 
 #[tokio::test]

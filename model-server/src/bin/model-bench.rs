@@ -15,20 +15,47 @@
 //! ```sh
 //! cargo run --release -p model-server --bin model-bench -- [--threads 1,2] [--tokens 128] [--runs 3] [--model PATH]
 //! ```
+//!
+//! With `--classify` it times image classification instead (the vision model behind
+//! `POST /v1/classify`): for each thread count and each image (the two photos in
+//! `shared/fixtures/images/` unless `--image PATH` is given, repeatable), one warm-up and then
+//! `--runs` classifications (default 20) of the image's bytes, decoding and resizing included;
+//! it prints the median (p50) and 90th percentile in milliseconds.
+//!
+//! ```sh
+//! cargo run --release -p model-server --bin model-bench -- --classify [--threads 1] [--runs 20] [--vision-model DIR] [--image PATH]
+//! ```
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use model_server::config::DEFAULT_MODEL;
+use model_server::config::{DEFAULT_MODEL, DEFAULT_VISION_MODEL};
 use model_server::engine::{Engine, EngineConfig, Event};
 use model_server::openai::{Generation, Message, Role, Usage};
+use model_server::vision::Classifier;
 use serde_json::{json, Value};
+
+/// The photos timed by `--classify` unless `--image` names others.
+const PHOTOS: [&str; 2] = [
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/images/chelsea.png"
+    ),
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/images/coffee.png"
+    ),
+];
 
 struct Options {
     model: String,
     threads: Vec<usize>,
     tokens: u32,
-    runs: usize,
+    /// Runs per measurement; the default depends on the mode.
+    runs: Option<usize>,
+    classify: bool,
+    vision_model: String,
+    images: Vec<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -39,7 +66,10 @@ fn parse_options() -> Result<Options, String> {
             .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
         threads: vec![1, 2],
         tokens: 128,
-        runs: 3,
+        runs: None,
+        classify: false,
+        vision_model: DEFAULT_VISION_MODEL.to_string(),
+        images: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -62,12 +92,17 @@ fn parse_options() -> Result<Options, String> {
                     .ok_or("--tokens expects a number above 1")?;
             }
             "--runs" => {
-                options.runs = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or("--runs expects a positive number")?;
+                options.runs = Some(
+                    value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or("--runs expects a positive number")?,
+                );
             }
+            "--classify" => options.classify = true,
+            "--vision-model" => options.vision_model = value()?,
+            "--image" => options.images.push(value()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -193,7 +228,7 @@ fn bench(options: &Options, threads: usize) -> Result<Value, String> {
     let mut decode = Vec::new();
     let mut followup_ttft = Vec::new();
     let mut prompt_tokens = 0;
-    for run in 0..options.runs {
+    for run in 0..options.runs.unwrap_or(3) {
         let messages = conversation(run);
         let sample = answer(&engine, generation(messages.clone(), options.tokens))?;
         prompt_tokens = sample.usage.prompt_tokens;
@@ -228,6 +263,51 @@ fn bench(options: &Options, threads: usize) -> Result<Value, String> {
     }))
 }
 
+/// The `p`-th percentile (0..=100) of `values`, nearest rank.
+fn percentile(values: &[f64], p: usize) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or(0.0)
+}
+
+/// The model's id and one row per image.
+fn bench_classify(options: &Options, threads: usize) -> Result<(String, Vec<Value>), String> {
+    let loading = Instant::now();
+    let classifier = Classifier::load(std::path::Path::new(&options.vision_model), threads)
+        .map_err(|e| e.to_string())?;
+    let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
+    let images: Vec<String> = if options.images.is_empty() {
+        PHOTOS.iter().map(|p| p.to_string()).collect()
+    } else {
+        options.images.clone()
+    };
+    let mut results = Vec::new();
+    for path in images {
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
+        let first = classifier.classify(&bytes).map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..options.runs.unwrap_or(20) {
+            let start = Instant::now();
+            classifier.classify(&bytes).map_err(|e| e.to_string())?;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        let top = first.labels.first();
+        results.push(json!({
+            "threads": threads,
+            "load_ms": round(load_ms),
+            "image": std::path::Path::new(&path).file_name().map(|n| n.to_string_lossy()),
+            "width": first.width,
+            "height": first.height,
+            "top1": top.map(|l| l.name.as_str()),
+            "top1_probability": top.map(|l| (f64::from(l.probability) * 1e4).round() / 1e4),
+            "p50_ms": round(percentile(&times, 50)),
+            "p90_ms": round(percentile(&times, 90)),
+        }));
+    }
+    Ok((classifier.id().to_string(), results))
+}
+
 fn main() -> ExitCode {
     let options = match parse_options() {
         Ok(options) => options,
@@ -237,6 +317,9 @@ fn main() -> ExitCode {
         }
     };
     let cores = model_server::config::detect_physical_cores();
+    if options.classify {
+        return main_classify(&options, cores);
+    }
     let mut results = Vec::new();
     for &threads in &options.threads {
         if threads > cores {
@@ -256,6 +339,37 @@ fn main() -> ExitCode {
     let report = json!({
         "model": model_server::engine::model_id(std::path::Path::new(&options.model)),
         "physical_cores": cores,
+        "results": results,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
+}
+
+fn main_classify(options: &Options, cores: usize) -> ExitCode {
+    let mut results = Vec::new();
+    let mut model = String::new();
+    for &threads in &options.threads {
+        match bench_classify(options, threads) {
+            Ok((id, rows)) => {
+                model = id;
+                for row in rows {
+                    eprintln!("[model-bench] {row}");
+                    results.push(row);
+                }
+            }
+            Err(e) => {
+                eprintln!("model-bench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let report = json!({
+        "model": model,
+        "physical_cores": cores,
+        "runs": options.runs.unwrap_or(20),
         "results": results,
     });
     println!(

@@ -116,6 +116,17 @@ impl TestServer {
         (status, json)
     }
 
+    /// POSTs raw bytes declared as `content_type` to `path`; returns status and parsed JSON.
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
     /// POSTs a JSON request; returns status and parsed JSON.
     pub async fn chat(&self, request: &Value) -> (u16, Value) {
         self.post_raw(request.to_string()).await
@@ -170,6 +181,16 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends a request; returns status and parsed JSON.
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("sending the request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("reading the response");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
+    (status, json)
 }
 
 /// Reads `data:` events from a server-sent event stream.
