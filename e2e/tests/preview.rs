@@ -179,7 +179,7 @@ async fn three_redirects_are_followed_and_a_fourth_is_not() -> Result {
     let response = ann
         .get(&preview_path(&w.site.url(&format!("/redirect/4/{four}"))))
         .await?;
-    let body = expect_error(response, ErrorCode::NotFound).await?;
+    let body = expect_error(response, ErrorCode::PreviewUnavailable).await?;
     assert!(body.message.contains("redirects"), "{}", body.message);
     // The fourth Location was never fetched.
     assert_eq!(w.site.hits(&format!("/redirect/1/{four}")), 1);
@@ -212,11 +212,11 @@ async fn a_page_slower_than_the_timeout_fails_and_the_failure_is_cached() -> Res
     let ann = guest(&w.server).await?;
     let path = format!("/slow/{}", unique("slow"));
     let response = ann.get(&preview_path(&w.site.url(&path))).await?;
-    let body = expect_error(response, ErrorCode::NotFound).await?;
+    let body = expect_error(response, ErrorCode::PreviewUnavailable).await?;
     assert!(body.message.contains("did not answer"), "{}", body.message);
     // A dead link is not fetched again by the next reader.
     let response = ann.get(&preview_path(&w.site.url(&path))).await?;
-    expect_error(response, ErrorCode::NotFound).await?;
+    expect_error(response, ErrorCode::PreviewUnavailable).await?;
     assert_eq!(w.site.hits(&path), 1);
     Ok(())
 }

@@ -327,32 +327,33 @@ impl Failed {
         }
     }
 
-    /// As the API's error. The linked site's failures are `not_found`: there is no preview of
-    /// that link (the detail goes to the log, not to the reader).
+    /// As the API's error. The linked site's failures are `preview_unavailable` (the detail
+    /// goes to the log, not to the reader).
     fn into_error(self) -> ChatError {
         match self {
             Failed::Redirected(refusal) => refused(&refusal, true),
             Failed::TooManyRedirects => ChatError::new(
-                ErrorCode::NotFound,
+                ErrorCode::PreviewUnavailable,
                 format!(
                     "The linked page redirects more than {} times.",
                     ssrf::MAX_REDIRECTS
                 ),
             ),
             Failed::Timeout => ChatError::new(
-                ErrorCode::NotFound,
+                ErrorCode::PreviewUnavailable,
                 format!(
                     "The linked page did not answer within {} seconds.",
                     ssrf::TIMEOUT_MS / 1000
                 ),
             ),
             Failed::Status(status) => ChatError::new(
-                ErrorCode::NotFound,
+                ErrorCode::PreviewUnavailable,
                 format!("The linked page answered with an error ({status})."),
             ),
-            Failed::Unreachable(_) => {
-                ChatError::new(ErrorCode::NotFound, "The linked page could not be reached.")
-            }
+            Failed::Unreachable(_) => ChatError::new(
+                ErrorCode::PreviewUnavailable,
+                "The linked page could not be reached.",
+            ),
             Failed::TooLarge => ChatError::new(
                 ErrorCode::TooLarge,
                 format!(

@@ -67,6 +67,9 @@ pub enum ErrorCode {
     /// A link preview was refused for this URL (not http(s) on the standard ports, or a private,
     /// loopback or otherwise internal address).
     UrlRefused,
+    /// The linked page could not be previewed (it failed, was too slow, or redirected too
+    /// often); a later try may work.
+    PreviewUnavailable,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::NetworkBanned => "network_banned",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::UrlRefused => "url_refused",
+            ErrorCode::PreviewUnavailable => "preview_unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -127,7 +131,7 @@ impl ErrorCode {
             ErrorCode::RateLimited | ErrorCode::AiBusy | ErrorCode::TooManyConnections => 429,
             ErrorCode::RoomFull => 503,
             ErrorCode::ConfigError | ErrorCode::Internal | ErrorCode::Unknown => 500,
-            ErrorCode::AiFailed => 502,
+            ErrorCode::AiFailed | ErrorCode::PreviewUnavailable => 502,
             ErrorCode::AiUnavailable => 503,
             ErrorCode::AiTimeout => 504,
         }
@@ -241,6 +245,7 @@ mod tests {
             ErrorCode::NetworkBanned,
             ErrorCode::QuotaExceeded,
             ErrorCode::UrlRefused,
+            ErrorCode::PreviewUnavailable,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

@@ -135,18 +135,23 @@ impl<D: Sql> SqlStore<D> {
 
     fn add_upload_bytes(&self, delta: i64) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = MAX(0, CAST(value AS INTEGER) + ?2)",
+            // On a Durable Object every number is bound as a JavaScript number, which SQLite
+            // stores as a REAL: cast, or the counter is kept as text like `'3145738.0'`.
+            "INSERT INTO meta (key, value) VALUES (?1, CAST(?2 AS INTEGER))
+             ON CONFLICT (key) DO UPDATE
+             SET value = MAX(0, CAST(value AS INTEGER) + CAST(?2 AS INTEGER))",
             sql_params![UPLOAD_BYTES, delta],
         )
     }
 
     /// Bytes the room's uploads hold or are about to.
     pub fn upload_bytes(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .meta(UPLOAD_BYTES)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        // Read through a cast, which also reads a counter an earlier build stored as a REAL.
+        let rows = self.db.query(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?",
+            sql_params![UPLOAD_BYTES],
+        )?;
+        Ok(rows.first().map(|r| r.uint(0)).transpose()?.unwrap_or(0))
     }
 
     /// Uploads `uploader` announced at or after `since` (the per-user upload rate).
