@@ -2,7 +2,9 @@
 //! `AI_VISION=true` the provider gets each image of the question as an `image_url` part, a
 //! `data:` URL of the stored bytes, beside the files described in words; without it (an
 //! OpenAI-compatible server is assumed blind) only the words. The provider is the scripted
-//! fake ([`FakeAi`]), which records the bodies it receives.
+//! fake ([`FakeAi`]), which records the bodies it receives. With the local model server as the
+//! image classifier, the words carry its labels: the cat photo reaches the prompt as an Egyptian
+//! Mau.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use e2e::client::RoomSocket;
 use e2e::fake_ai::{FakeAi, Script};
+use e2e::model::{binary_path, ModelServer};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use reqwest::Method;
 use serde_json::Value;
@@ -20,6 +23,8 @@ use tokio::sync::OnceCell;
 struct World {
     server: DevServer,
     fake: FakeAi,
+    /// The image classifier, when the world has one.
+    _classifier: Option<ModelServer>,
 }
 
 /// A server whose assistant sees (`AI_VISION=true`).
@@ -27,7 +32,7 @@ static SEEING: OnceCell<World> = OnceCell::const_new();
 /// The same provider, `AI_VISION` unset: an OpenAI-compatible server is assumed blind.
 static BLIND: OnceCell<World> = OnceCell::const_new();
 
-async fn start(vision: Option<&str>) -> World {
+async fn start(vision: Option<&str>, classifier: Option<ModelServer>) -> World {
     let fake = FakeAi::start().await.expect("fake provider");
     let mut options = DevOptions::default()
         .var("AI_PROVIDER", "openai")
@@ -36,29 +41,46 @@ async fn start(vision: Option<&str>) -> World {
     if let Some(vision) = vision {
         options = options.var("AI_VISION", vision);
     }
+    if let Some(classifier) = &classifier {
+        options = options.var("CLASSIFIER_URL", classifier.base_url());
+    }
     let server = match DevServer::start(options).await {
         Ok(server) => server,
         Err(e) => panic!("could not start wrangler dev: {e:#}"),
     };
-    World { server, fake }
+    World {
+        server,
+        fake,
+        _classifier: classifier,
+    }
 }
 
 async fn seeing() -> &'static World {
-    SEEING.get_or_init(|| start(Some("true"))).await
+    SEEING.get_or_init(|| start(Some("true"), None)).await
 }
 
 async fn blind() -> &'static World {
-    BLIND.get_or_init(|| start(None)).await
+    BLIND.get_or_init(|| start(None, None)).await
 }
 
-/// The PNG fixture (beside the repository, as `../shared/fixtures/images/`).
-fn png() -> Result<Vec<u8>> {
-    let path = e2e::repo_root().join("../shared/fixtures/images/coffee-224.png");
+/// A PNG fixture (beside the repository, in `../shared/fixtures/images/`).
+fn png(name: &str) -> Result<Vec<u8>> {
+    let path = e2e::repo_root()
+        .join("../shared/fixtures/images")
+        .join(name);
     std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
 }
 
 /// Announces and stores an image in the room (`POST …/uploads`, then `PUT` its bytes).
 async fn upload(s: &Session, slug: &str, name: &str, bytes: Vec<u8>) -> Result<Attachment> {
+    // The pixels, as the app measures them: a PNG's header says them at bytes 16..24.
+    let side = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+    };
+    let (width, height) = (side(16), side(20));
     let response = s
         .post(
             &format!("/api/rooms/{slug}/uploads"),
@@ -66,8 +88,8 @@ async fn upload(s: &Session, slug: &str, name: &str, bytes: Vec<u8>) -> Result<A
                 upload_id: unique("up"),
                 name: name.into(),
                 size: bytes.len() as u64,
-                width: Some(224),
-                height: Some(224),
+                width,
+                height,
                 duration_ms: None,
             },
         )
@@ -100,14 +122,18 @@ async fn stored(s: &Session, slug: &str, id: &str) -> Result<Vec<u8>> {
 
 /// Asks the assistant about an uploaded image; returns the request body the provider got, the
 /// file as stored, and the uploaded bytes.
-async fn ask_about_a_picture(w: &World) -> Result<(Value, Vec<u8>, Vec<u8>)> {
+async fn ask_about_a_picture(
+    w: &World,
+    fixture: &str,
+    name: &str,
+) -> Result<(Value, Vec<u8>, Vec<u8>)> {
     let ann = Session::create(&w.server, "Ann").await?;
     let room = ann.create_room(&unique("vision"), "pictures").await?;
     let slug = room.slug.as_str();
     // Only members share files.
     let (mut socket, _): (RoomSocket, _) = ann.join(slug, None).await?;
-    let png = png()?;
-    let file = upload(&ann, slug, "coffee.png", png.clone()).await?;
+    let png = png(fixture)?;
+    let file = upload(&ann, slug, name, png.clone()).await?;
     let kept = stored(&ann, slug, &file.id).await?;
 
     let marker = unique("v");
@@ -149,7 +175,8 @@ fn question(body: &Value) -> Result<&Value> {
 #[tokio::test]
 async fn a_model_that_sees_gets_the_stored_png_as_a_data_url_part_beside_its_description() -> Result
 {
-    let (body, kept, uploaded) = ask_about_a_picture(seeing().await).await?;
+    let (body, kept, uploaded) =
+        ask_about_a_picture(seeing().await, "coffee-224.png", "coffee.png").await?;
     let question = question(&body)?;
     assert_eq!(question["role"], "user");
     let parts = question["content"]
@@ -186,7 +213,7 @@ async fn a_model_that_sees_gets_the_stored_png_as_a_data_url_part_beside_its_des
 
 #[tokio::test]
 async fn without_vision_the_model_gets_only_the_description_in_words() -> Result {
-    let (body, _, _) = ask_about_a_picture(blind().await).await?;
+    let (body, _, _) = ask_about_a_picture(blind().await, "coffee-224.png", "coffee.png").await?;
     let question = question(&body)?;
     let text = question["content"]
         .as_str()
@@ -196,6 +223,35 @@ async fn without_vision_the_model_gets_only_the_description_in_words() -> Result
     assert!(
         !body.to_string().contains("image_url") && !body.to_string().contains("data:image/"),
         "an image was sent to a blind model"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_local_classifiers_labels_of_the_cat_photo_reach_the_assistants_prompt() -> Result {
+    if !binary_path().is_file() {
+        eprintln!(
+            "skipped: the model server is not built ({}); ./scripts/build builds it",
+            binary_path().display()
+        );
+        return Ok(());
+    }
+    let world = start(None, Some(ModelServer::start().await?)).await;
+    let (body, _, _) = ask_about_a_picture(&world, "chelsea.png", "chelsea.png").await?;
+    let text = question(&body)?["content"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the question is not plain text: {body}"))?
+        .to_owned();
+    assert!(
+        text.contains("[Attached image \"chelsea.png\": image/png")
+            && text.contains("451×300 pixels")
+            && text.contains("An image classifier labelled it: Egyptian Mau (80%)"),
+        "{text}"
+    );
+    let instructions = body["messages"][0]["content"].as_str().unwrap_or_default();
+    assert!(
+        instructions.contains("you cannot see it"),
+        "the model is told what it cannot see: {instructions}"
     );
     Ok(())
 }
