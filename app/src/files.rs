@@ -153,15 +153,28 @@ impl Pages {
             return Vec::new();
         }
         let boundary = self.lanes.iter().filter_map(|l| l.next).max();
-        let mut all: Vec<&FileEntry> = self
-            .lanes
-            .iter()
-            .flat_map(|l| l.entries.iter())
-            .filter(|e| boundary.is_none_or(|b| e.message >= b))
-            .collect();
-        // Stable: files of one message keep their order.
-        all.sort_by_key(|e| std::cmp::Reverse(e.message));
-        all
+        // Each list is newest first: merge them, taking the newest head each time (ties go to
+        // the earlier list, and the files of one message keep their order). A merge, not a
+        // sort: a sort's code would be one more thing in the app's download.
+        let mut at = vec![0; self.lanes.len()];
+        let mut all = Vec::new();
+        loop {
+            let next = self
+                .lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.entries.get(at[i]).map(|e| (i, e)))
+                .filter(|(_, e)| boundary.is_none_or(|b| e.message >= b))
+                .fold(None::<(usize, &FileEntry)>, |best, (i, e)| match best {
+                    Some((_, b)) if b.message >= e.message => best,
+                    _ => Some((i, e)),
+                });
+            let Some((i, e)) = next else {
+                return all;
+            };
+            at[i] += 1;
+            all.push(e);
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! row rendered again never asks again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use shared::protocol::http::LinkPreview;
@@ -17,7 +16,9 @@ enum Entry {
 }
 
 thread_local! {
-    static PREVIEWS: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
+    // A list searched by link: a page shows a few dozen links at most, and a map would add
+    // its own code to the download.
+    static PREVIEWS: RefCell<Vec<(String, Entry)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The preview of `url` if known (`Some(None)`: there is none); else `None`, and `ready` is
@@ -25,14 +26,14 @@ thread_local! {
 pub fn preview(url: &str, ready: Callback<()>) -> Option<Option<Rc<LinkPreview>>> {
     let ask = PREVIEWS.with(|p| {
         let mut p = p.borrow_mut();
-        match p.get_mut(url) {
+        match p.iter_mut().find(|(u, _)| u == url).map(|(_, e)| e) {
             Some(Entry::Known(known)) => Err(known.clone()),
             Some(Entry::Asking(waiting)) => {
                 waiting.push(ready);
                 Ok(false)
             }
             None => {
-                p.insert(url.to_owned(), Entry::Asking(vec![ready]));
+                p.push((url.to_owned(), Entry::Asking(vec![ready])));
                 Ok(true)
             }
         }
@@ -44,11 +45,16 @@ pub fn preview(url: &str, ready: Callback<()>) -> Option<Option<Rc<LinkPreview>>
             let url = url.to_owned();
             wasm_bindgen_futures::spawn_local(async move {
                 let known = crate::api::preview(&url).await.ok().flatten().map(Rc::new);
-                let waiting =
-                    PREVIEWS.with(|p| match p.borrow_mut().insert(url, Entry::Known(known)) {
-                        Some(Entry::Asking(waiting)) => waiting,
-                        _ => Vec::new(),
-                    });
+                let waiting = PREVIEWS.with(|p| {
+                    let mut p = p.borrow_mut();
+                    match p.iter_mut().find(|(u, _)| *u == url) {
+                        Some((_, entry)) => match std::mem::replace(entry, Entry::Known(known)) {
+                            Entry::Asking(waiting) => waiting,
+                            Entry::Known(_) => Vec::new(),
+                        },
+                        None => Vec::new(),
+                    }
+                });
                 for ready in waiting {
                     ready.emit(());
                 }

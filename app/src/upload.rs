@@ -32,7 +32,7 @@ pub fn thumb_size(width: u32, height: u32) -> (u32, u32) {
 }
 
 /// What the browser measured of a file before announcing it (layout hints for the room).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Measured {
     /// Pixels, of an image or video.
     pub width: Option<u32>,
@@ -43,7 +43,7 @@ pub struct Measured {
 }
 
 /// A request a file needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
     /// Announce it (`POST …/uploads`).
     Begin,
@@ -54,7 +54,7 @@ pub enum Task {
 }
 
 /// Where a file stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Being measured (and its thumbnail made) in the browser.
     Measuring,
@@ -76,7 +76,9 @@ pub enum Step {
     Failed(String),
 }
 
-/// One file attached to a message being written or sent.
+/// One file attached to a message being written or sent. What is kept in IndexedDB is what a
+/// reload cannot work out again: the ids, the room's answers and a refusal; where it stood is
+/// worked out again ([`Chip::restored`]) and the file measured again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chip {
     /// The client's id for this upload, sent with every announcement.
@@ -89,6 +91,7 @@ pub struct Chip {
     /// decides by its bytes.
     pub mime: String,
     /// What was measured.
+    #[serde(skip)]
     pub measured: Measured,
     /// A thumbnail was made and still has to be sent.
     pub thumb_due: bool,
@@ -97,15 +100,25 @@ pub struct Chip {
     /// The room's record of it, once stored.
     pub stored: Option<Attachment>,
     /// Where it stands.
+    #[serde(skip, default = "measuring")]
     pub step: Step,
     /// Failed tries since its last success (the backoff's exponent).
+    #[serde(skip)]
     pub attempt: u32,
     /// Why the last try failed, while it waits to try again.
+    #[serde(skip)]
     pub note: Option<String>,
+    /// Why it cannot be stored, once the room refused it for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// Times the room said its upload was gone (expired unattached) and it was announced
     /// again; not reset by a success, so an id that keeps naming a gone upload stops.
     #[serde(default)]
     pub expired: u32,
+}
+
+fn measuring() -> Step {
+    Step::Measuring
 }
 
 /// Whether a failure can be fixed by trying again later.
@@ -155,6 +168,7 @@ impl Chip {
             step: Step::Measuring,
             attempt: 0,
             note: None,
+            refused: None,
             expired: 0,
         }
     }
@@ -164,23 +178,29 @@ impl Chip {
         self.measured = measured;
         // A file stored before it was measured again (a reload) needs nothing more.
         if self.step == Step::Measuring {
-            self.thumb_due = thumb;
+            // Once announced, a thumbnail is only sent if it still was to be (measured again
+            // after a reload, a file whose thumbnail went already has none to send).
+            self.thumb_due = thumb && (self.ticket.is_none() || self.thumb_due);
             self.step = Step::Idle { not_before: 0 };
         }
     }
 
-    /// Read back after a reload: a request under way was lost with the page and is made
-    /// again; a thumbnail still to be sent is made again (it is not kept), so it is measured
-    /// again.
+    /// Read back after a reload: stored or refused stays so; anything else is measured again
+    /// (its thumbnail is not kept) and carries on from the room's last answer.
     pub fn restored(&mut self) {
-        self.note = None;
-        match self.step {
-            Step::Busy { .. } | Step::Idle { .. } if self.thumb_due => {
-                self.step = Step::Measuring;
-            }
-            Step::Busy { .. } => self.step = Step::Idle { not_before: 0 },
-            _ => {}
-        }
+        self.step = if self.stored.is_some() {
+            Step::Stored
+        } else if let Some(why) = &self.refused {
+            Step::Failed(why.clone())
+        } else {
+            Step::Measuring
+        };
+    }
+
+    /// It cannot be stored: `why`, for good.
+    pub fn give_up(&mut self, why: String) {
+        self.refused = Some(why.clone());
+        self.step = Step::Failed(why);
     }
 
     /// The request to make now, if any.
@@ -262,7 +282,7 @@ impl Chip {
             self.expired += 1;
             self.ticket = None;
         } else if not_found || !retryable(failure.code, failure.status) {
-            self.step = Step::Failed(failure.message);
+            self.give_up(failure.message);
             return;
         }
         self.step = Step::Idle {
@@ -325,13 +345,29 @@ impl Chip {
     }
 }
 
-/// Where a message goes: the room's timeline or a thread.
+/// Where a message goes: the room's timeline or a thread. Kept as the thread's root or null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "Option<Seq>", into = "Option<Seq>")]
 pub enum Target {
     /// The timeline.
     Main,
     /// A reply in the thread of this root.
     Thread(Seq),
+}
+
+impl From<Option<Seq>> for Target {
+    fn from(thread: Option<Seq>) -> Self {
+        thread.map_or(Target::Main, Target::Thread)
+    }
+}
+
+impl From<Target> for Option<Seq> {
+    fn from(target: Target) -> Self {
+        match target {
+            Target::Main => None,
+            Target::Thread(root) => Some(root),
+        }
+    }
 }
 
 /// What the user sent: the text and, for a thread reply, whether it also goes to the room.
@@ -626,35 +662,75 @@ mod tests {
         assert!(c.is_failed());
     }
 
+    /// The chip as a reload reads it back.
+    fn reloaded(c: &Chip) -> Chip {
+        let json = serde_json::to_string(c).expect("serializes");
+        let mut back: Chip = serde_json::from_str(&json).expect("reads");
+        back.restored();
+        back
+    }
+
     #[test]
-    fn after_a_reload_requests_under_way_are_made_again_and_unsent_thumbnails_remade() {
+    fn after_a_reload_a_file_is_measured_again_and_carries_on_from_the_rooms_last_answer() {
         let mut c = chip();
         c.measured(Measured::default(), true);
         c.start(Task::Begin);
-        c.restored();
-        assert_eq!(c.step, Step::Measuring, "its thumbnail is made again");
+        let mut back = reloaded(&c);
+        assert_eq!(back.step, Step::Measuring, "its thumbnail is made again");
+        back.measured(Measured::default(), true);
+        assert_eq!(
+            back.next(0),
+            Some(Task::Begin),
+            "announced again, same upload id"
+        );
+        assert_eq!(back.upload_id, "up1");
 
+        // Announced and its thumbnail sent: only the bytes go again.
         let mut c = chip();
-        c.measured(Measured::default(), false);
+        c.measured(Measured::default(), true);
         c.ticket(UploadTicket {
             id: "R".into(),
             stored: None,
         });
+        c.thumb_sent();
         c.start(Task::File("R".into()));
         c.progress(50);
-        c.restored();
+        let mut back = reloaded(&c);
+        back.measured(Measured::default(), true);
         assert_eq!(
-            c.next(0),
+            back.next(0),
             Some(Task::File("R".into())),
             "the bytes go again"
         );
 
+        // Announced, thumbnail not sent yet: it is made and sent again.
+        let mut c = chip();
+        c.measured(Measured::default(), true);
+        c.ticket(UploadTicket {
+            id: "T".into(),
+            stored: None,
+        });
+        let mut back = reloaded(&c);
+        back.measured(Measured::default(), true);
+        assert_eq!(back.next(0), Some(Task::Thumb("T".into())));
+
         let mut c = chip();
         c.stored(attachment("S"));
-        c.restored();
-        assert_eq!(c.step, Step::Stored, "a stored file stays stored");
-        c.measured(Measured::default(), true);
-        assert_eq!(c.step, Step::Stored);
+        let mut back = reloaded(&c);
+        assert_eq!(back.step, Step::Stored, "a stored file stays stored");
+        back.measured(Measured::default(), true);
+        assert_eq!(back.step, Step::Stored);
+
+        let mut c = chip();
+        c.measured(Measured::default(), false);
+        c.start(Task::Begin);
+        c.failed(&Task::Begin, failure(413, ErrorCode::TooLarge), 0, backoff);
+        let back = reloaded(&c);
+        assert_eq!(
+            back.step,
+            Step::Failed("The room said no.".into()),
+            "a refusal stays"
+        );
     }
 
     #[test]
@@ -733,7 +809,14 @@ mod tests {
         );
         d.chips.push(c);
         let json = serde_json::to_string(&d).expect("serializes");
-        assert_eq!(serde_json::from_str::<Draft>(&json).expect("reads"), d);
+        let mut back = serde_json::from_str::<Draft>(&json).expect("reads");
+        assert_eq!(back.target, Target::Thread(7));
+        assert_eq!(back.chips[0].step, Step::Measuring);
+        back.chips[0].measured(d.chips[0].measured, true);
+        assert_eq!(back, d);
+        let main = Draft::new("c2".into(), "cats".into(), Target::Main, 5);
+        let json = serde_json::to_string(&main).expect("serializes");
+        assert!(json.contains(r#""target":null"#), "{json}");
     }
 
     #[test]

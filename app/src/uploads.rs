@@ -9,7 +9,6 @@
 //! progress re-renders the chips, not the room.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
@@ -27,6 +26,33 @@ use crate::conn::RoomHandle;
 use crate::upload::{Chip, Draft, Failure, Ready, Sent, Step, Target, Task, PARALLEL};
 use crate::web::{self, now, warn};
 use crate::xhr::Put;
+
+/// A few values by upload id. A list, not a map: a room has a handful of uploads at a time,
+/// and a map's code for each new value type would be one more thing in the app's download.
+struct Keyed<T>(Vec<(String, T)>);
+
+impl<T> Keyed<T> {
+    fn get(&self, id: &str) -> Option<&T> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+    fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+    fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+    fn insert(&mut self, id: String, value: T) {
+        self.remove(&id);
+        self.0.push((id, value));
+    }
+    fn remove(&mut self, id: &str) -> Option<T> {
+        let i = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(i).1)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// What the browser holds of a file while it is sent.
 struct Local {
@@ -52,9 +78,9 @@ struct Inner {
     room: RoomHandle,
     cache: Option<Cache>,
     drafts: Vec<Draft>,
-    local: HashMap<String, Local>,
+    local: Keyed<Local>,
     /// Uploads with a request under way, with the `XMLHttpRequest` of a `PUT` (to abort it).
-    running: HashMap<String, Option<XmlHttpRequest>>,
+    running: Keyed<Option<XmlHttpRequest>>,
     subscribers: Vec<(u32, Callback<()>)>,
     next_subscriber: u32,
     /// What the composer should say (files left out).
@@ -161,8 +187,8 @@ impl Uploads {
             room,
             cache: None,
             drafts: Vec::new(),
-            local: HashMap::new(),
-            running: HashMap::new(),
+            local: Keyed(Vec::new()),
+            running: Keyed(Vec::new()),
             subscribers: Vec::new(),
             next_subscriber: 0,
             notice: None,
@@ -250,10 +276,7 @@ impl Uploads {
                             },
                         );
                     }
-                    None => {
-                        chip.step =
-                            Step::Failed("This file is no longer here; attach it again.".into())
-                    }
+                    None => chip.give_up("This file is no longer here; attach it again.".into()),
                 }
             }
             let to_measure: Vec<String> = draft
@@ -309,10 +332,12 @@ impl Uploads {
         inner.closed = true;
         inner.tick = None;
         inner.online = None;
-        for xhr in inner.running.values().flatten() {
-            let _ = xhr.abort();
+        for (_, xhr) in &inner.running.0 {
+            if let Some(xhr) = xhr {
+                let _ = xhr.abort();
+            }
         }
-        inner.local.clear();
+        inner.local.0.clear();
     }
 
     /// Re-renders `on_change` whenever the uploads change, until the subscription is dropped.
@@ -602,7 +627,7 @@ impl Uploads {
                 .iter_mut()
                 .find_map(|d| d.chip(upload_id).map(|i| &mut d.chips[i]))
             {
-                chip.step = Step::Failed("This file is no longer here; attach it again.".into());
+                chip.give_up("This file is no longer here; attach it again.".into());
             }
         }
         self.notify();

@@ -205,3 +205,58 @@ impl Browser {
         self.client.close().await.context("closing the browser")
     }
 }
+
+/// Helpers for flows with files (issue 11).
+impl Browser {
+    /// Polls `script` like [`Browser::wait_for`], for at most `timeout` (uploads, and an image
+    /// classifier on a shared machine, may take longer than a click's answer).
+    pub async fn wait_longer(
+        &self,
+        what: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.wait_for(what, script).await {
+                Ok(value) => return Ok(value),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Clicks the enabled button whose text or `aria-label` is `name`, once there is one.
+    pub async fn click_named(&self, name: &str) -> Result {
+        let script = format!(
+            r#"
+            const want = {name};
+            const b = Array.from(document.querySelectorAll('button'))
+                .find(b => !b.disabled
+                    && (b.textContent.trim() === want || b.getAttribute('aria-label') === want));
+            if (!b) return false;
+            b.click();
+            return true;
+            "#,
+            name = serde_json::to_string(name)?
+        );
+        self.wait_for(&format!("an enabled button named {name:?}"), &script)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives the file input matching `css` a file from disk, as picking it in the browser's
+    /// dialog would (WebDriver sends the path; the input may be hidden behind a button).
+    pub async fn pick_file(&self, css: &str, path: &std::path::Path) -> Result {
+        let input = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("no file input matches {css}"))?;
+        input
+            .send_keys(&path.to_string_lossy())
+            .await
+            .with_context(|| format!("picking {}", path.display()))?;
+        Ok(())
+    }
+}

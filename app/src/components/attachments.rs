@@ -3,11 +3,10 @@
 //! the room, players for video and audio (an audio's transcript under it), and a card with a
 //! download link for anything else.
 
-use std::rc::Rc;
-
 use shared::limits::human_bytes;
 use shared::media::Kind;
 use shared::protocol::Attachment;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::media::{
@@ -26,13 +25,6 @@ pub struct Media {
     pub search: Callback<String>,
 }
 
-/// Props of [`Attachments`].
-#[derive(Properties, PartialEq)]
-pub struct AttachmentsProps {
-    /// The files, in the message's order.
-    pub attachments: Rc<[Attachment]>,
-}
-
 fn size_attrs(a: &Attachment) -> (Option<String>, Option<String>) {
     match display_size(a, INLINE_MAX_SIDE) {
         Some((w, h)) => (Some(w.to_string()), Some(h.to_string())),
@@ -44,7 +36,17 @@ fn image(media: &Media, a: &Attachment) -> Html {
     let (width, height) = size_attrs(a);
     let open = {
         let (open, a) = (media.open_image.clone(), a.clone());
-        Callback::from(move |_: MouseEvent| open.emit(a.clone()))
+        Callback::from(move |e: MouseEvent| {
+            // The lightbox gives focus back to what had it; a click does not focus a button
+            // in every browser (Safari), so the button takes it first.
+            if let Some(button) = e
+                .current_target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = button.focus();
+            }
+            open.emit(a.clone())
+        })
     };
     html! {
         <li class="attachment image" data-kind="image">
@@ -124,20 +126,20 @@ fn card(media: &Media, a: &Attachment) -> Html {
     }
 }
 
-/// `<ul class="attachments">`: nothing without files.
-#[function_component]
-pub fn Attachments(props: &AttachmentsProps) -> Html {
-    let media = use_context::<Media>();
-    let (Some(media), false) = (media, props.attachments.is_empty()) else {
+/// `<ul class="attachments">`: nothing without files. A function, not a component: the row
+/// that calls it is already memoized, and each component costs the download its own copy of
+/// Yew's lifecycle.
+pub fn attachments(media: Option<&Media>, list: &[Attachment]) -> Html {
+    let (Some(media), false) = (media, list.is_empty()) else {
         return Html::default();
     };
     html! {
         <ul class="attachments">
-            { for props.attachments.iter().map(|a| match a.kind {
-                Kind::Image => image(&media, a),
-                Kind::Video => video(&media, a),
-                Kind::Audio => audio(&media, a),
-                _ => card(&media, a),
+            { for list.iter().map(|a| match a.kind {
+                Kind::Image => image(media, a),
+                Kind::Video => video(media, a),
+                Kind::Audio => audio(media, a),
+                _ => card(media, a),
             }) }
         </ul>
     }

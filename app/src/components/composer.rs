@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{FileList, HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::components::upload_chips::Chips;
+use crate::components::upload_chips::UploadList;
 use crate::format::char_counter;
 use crate::keys::sends;
 use crate::upload::Target;
@@ -226,7 +226,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
     html! {
         <form class="composer" {onsubmit}>
             if let Some(uploads) = &props.uploads {
-                <Chips uploads={uploads.clone()} target={props.target} />
+                <UploadList uploads={uploads.clone()} target={props.target} />
             }
             <textarea
                 ref={input.clone()}

@@ -80,7 +80,9 @@ pub fn Lightbox(props: &LightboxProps) -> Html {
             _ => {}
         })
     };
-    // Escape: the dialog's `cancel`, closed through the page so it unmounts.
+    // Escape: the dialog's `cancel`, closed through the page so it unmounts. A browser may
+    // close it without a `cancel` (Chromium does when the page had no user activation since it
+    // opened, so a page cannot trap its visitor), so `close` is heard too.
     let oncancel = {
         let on_close = props.on_close.clone();
         Callback::from(move |e: Event| {
@@ -88,6 +90,7 @@ pub fn Lightbox(props: &LightboxProps) -> Html {
             on_close.emit(());
         })
     };
+    let onclose = props.on_close.reform(|_: Event| ());
     let close = props.on_close.reform(|_: MouseEvent| ());
     let previous = {
         let step = step(-1);
@@ -104,7 +107,7 @@ pub fn Lightbox(props: &LightboxProps) -> Html {
     );
     html! {
         <dialog class="lightbox" ref={dialog} aria-label={format!("Image: {}", image.name)}
-            {onkeydown} {oncancel}>
+            {onkeydown} {oncancel} {onclose}>
             <header class="lightbox-bar">
                 <span class="lightbox-name">{ &image.name }</span>
                 if count > 1 {

@@ -7,7 +7,7 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use crate::components::answer::AnswerBar;
-use crate::components::attachments::Attachments;
+use crate::components::attachments::{attachments, Media};
 use crate::components::citations::AnswerText;
 use crate::components::link_preview::LinkPreviewCard;
 use crate::components::reactions::Reactions;
@@ -40,6 +40,7 @@ impl PartialEq for MessageRowProps {
 #[function_component]
 pub fn MessageRow(props: &MessageRowProps) -> Html {
     let row = &props.row;
+    let media = use_context::<Media>();
     let editing = use_state(|| false);
     let confirming = use_state(|| false);
     let edit_error = use_state(|| None::<String>);
@@ -337,7 +338,7 @@ pub fn MessageRow(props: &MessageRowProps) -> Html {
             </div>
             { body }
             if !row.deleted {
-                <Attachments attachments={row.attachments.clone()} />
+                { attachments(media.as_ref(), &row.attachments) }
                 if let (Some(url), false) = (&row.link, *editing) {
                     <LinkPreviewCard url={url.clone()} />
                 }

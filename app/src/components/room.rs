@@ -29,7 +29,7 @@ use crate::components::search::SearchPanel;
 use crate::components::sidebar::link_click;
 use crate::components::source_panel::SourcePanel;
 use crate::components::thread_panel::ThreadPanel;
-use crate::components::upload_chips::Outgoing;
+use crate::components::upload_chips::UploadList;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
 use crate::presence::thousands;
@@ -524,7 +524,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                             on_load_older={actions.on_load_older.clone()} />
                         <PrivateAnswers answers={private}
                             on_dismiss={actions.on_dismiss_private.clone()} />
-                        <Outgoing uploads={(*uploads).clone()} target={Target::Main} />
+                        <UploadList uploads={(*uploads).clone()} target={Target::Main} sent=true />
                         <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
                         <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
                             disabled={!can_post || ended.is_some()}

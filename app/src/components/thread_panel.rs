@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use crate::components::composer::Composer;
 use crate::components::message_row::MessageRow;
-use crate::components::upload_chips::Outgoing;
+use crate::components::upload_chips::UploadList;
 use crate::rows::{RowAction, RowView};
 use crate::upload::Target;
 use crate::uploads::Uploads;
@@ -80,7 +80,7 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
             </ol>
             { props.private.clone() }
             if let Some(uploads) = &props.uploads {
-                <Outgoing uploads={uploads.clone()} target={Target::Thread(props.root)} />
+                <UploadList uploads={uploads.clone()} target={Target::Thread(props.root)} sent=true />
             }
             <label class="also-to-room">
                 <input type="checkbox" ref={also} />{ " Also send to the room" }

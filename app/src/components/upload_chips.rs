@@ -8,13 +8,16 @@ use yew::prelude::*;
 use crate::upload::Target;
 use crate::uploads::{ChipView, Uploads};
 
-/// Props of [`Chips`] and [`Outgoing`].
+/// Props of [`UploadList`].
 #[derive(Properties, PartialEq)]
 pub struct UploadsProps {
     /// The room's uploads.
     pub uploads: Uploads,
     /// The timeline or a thread.
     pub target: Target,
+    /// Show the messages sent and waiting, not the chips being attached.
+    #[prop_or_default]
+    pub sent: bool,
 }
 
 /// Re-renders the component whenever the uploads change.
@@ -57,10 +60,15 @@ fn chip(c: &ChipView, uploads: &Uploads) -> Html {
     }
 }
 
-/// The chips of the message being written.
+/// The chips of the message being written (`sent` false), or the messages sent and waiting
+/// for their files to be stored (`sent`). One component for both: each component costs the
+/// app's download its own copy of Yew's lifecycle.
 #[function_component]
-pub fn Chips(props: &UploadsProps) -> Html {
+pub fn UploadList(props: &UploadsProps) -> Html {
     use_uploads(&props.uploads);
+    if props.sent {
+        return outgoing(&props.uploads, props.target);
+    }
     let chips = props.uploads.composing(props.target);
     let notice = props.uploads.notice();
     if chips.is_empty() && notice.is_none() {
@@ -78,11 +86,8 @@ pub fn Chips(props: &UploadsProps) -> Html {
     }
 }
 
-/// Messages sent and waiting for their files to be stored.
-#[function_component]
-pub fn Outgoing(props: &UploadsProps) -> Html {
-    use_uploads(&props.uploads);
-    let drafts = props.uploads.outgoing(props.target);
+fn outgoing(uploads: &Uploads, target: Target) -> Html {
+    let drafts = uploads.outgoing(target);
     if drafts.is_empty() {
         return Html::default();
     }
@@ -95,7 +100,7 @@ pub fn Outgoing(props: &UploadsProps) -> Html {
                     }
                     <span class="sending">{ "Sends when its files are uploaded" }</span>
                     <ul class="chips" aria-label="Attachments">
-                        { for d.chips.iter().map(|c| chip(c, &props.uploads)) }
+                        { for d.chips.iter().map(|c| chip(c, uploads)) }
                     </ul>
                 </li>
             }) }
