@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use e2e::browser::{Browser, ChromeDriver};
-use e2e::{unique, DevOptions, DevServer, Result};
+use e2e::fake_site::{self, FakeSite};
+use e2e::{unique, DevOptions, DevServer, Result, Session};
 use fantoccini::Locator;
 
 /// Uploads, thumbnails and classification on a machine shared with other builds.
@@ -161,17 +162,17 @@ async fn wait_chips_done(browser: &Browser, count: usize) -> Result {
 }
 
 struct Fixture {
-    _server: DevServer,
+    server: DevServer,
     _driver: ChromeDriver,
     alice: Browser,
     bob: Browser,
     slug: String,
 }
 
-/// A server, two browsers signed in as Alice and Bob, and a room Alice created that both have
-/// open.
-async fn two_people_in_a_room() -> Result<Fixture> {
-    let server = DevServer::start(DevOptions::default().with_app()).await?;
+/// A server (with `options`), two browsers signed in as Alice and Bob, and a room Alice created
+/// that both have open.
+async fn two_people_in_a_room(options: DevOptions) -> Result<Fixture> {
+    let server = DevServer::start(options.with_app()).await?;
     let driver = ChromeDriver::start().await?;
     let alice = driver.browser().await?;
     let bob = driver.browser().await?;
@@ -193,7 +194,7 @@ async fn two_people_in_a_room() -> Result<Fixture> {
     bob.goto(&format!("{}/r/{slug}", server.url())).await?;
     wait_live(&bob).await?;
     Ok(Fixture {
-        _server: server,
+        server,
         _driver: driver,
         alice,
         bob,
@@ -251,7 +252,7 @@ const DROP_AND_PASTE_MEDIA: &str = r#"
 #[tokio::test]
 async fn files_attached_by_button_drop_and_paste_reach_the_other_person_as_images_players_and_cards(
 ) -> Result {
-    let f = two_people_in_a_room().await?;
+    let f = two_people_in_a_room(DevOptions::default()).await?;
 
     // An image, picked with the Attachment button's file input; its chip shows the upload.
     f.alice.find(r#"button[aria-label="Attachment"]"#).await?;
@@ -443,6 +444,180 @@ async fn files_attached_by_button_drop_and_paste_reach_the_other_person_as_image
             &listed(&["chelsea.png"], &["report.pdf", "clip.webm"]),
         )
         .await?;
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
+/// Whether the page's IndexedDB keeps a sent message with files, by its words.
+async fn draft_kept(browser: &Browser, text: &str) -> Result<bool> {
+    let script = format!(
+        r#"
+        const want = {text};
+        const names = (await indexedDB.databases()).map(d => d.name)
+            .filter(n => n.startsWith('durable-chat-user-'));
+        for (const name of names) {{
+            const db = await new Promise((ok, no) => {{
+                const open = indexedDB.open(name);
+                open.onsuccess = () => ok(open.result);
+                open.onerror = () => no(open.error);
+            }});
+            if (!db.objectStoreNames.contains('drafts')) {{ db.close(); continue; }}
+            const all = await new Promise((ok, no) => {{
+                const get = db.transaction('drafts').objectStore('drafts').getAll();
+                get.onsuccess = () => ok(get.result);
+                get.onerror = () => no(get.error);
+            }});
+            db.close();
+            if (all.some(json => {{ const d = JSON.parse(json); return !!d.sent && d.sent.text === want; }}))
+                return true;
+        }}
+        return false;
+        "#,
+        text = serde_json::to_string(text)?
+    );
+    Ok(browser.eval(&script).await? == true)
+}
+
+#[tokio::test]
+async fn a_message_with_a_file_sent_while_the_server_is_down_is_delivered_once_after_a_reload(
+) -> Result {
+    let mut f = two_people_in_a_room(DevOptions::default()).await?;
+
+    // Cancel takes a file back before anything is sent.
+    let dir = tempfile::tempdir()?;
+    let pdf = dir.path().join("draft.pdf");
+    std::fs::write(&pdf, minimal_pdf())?;
+    f.alice
+        .pick_file(r#"form.composer input[type="file"]"#, &pdf)
+        .await?;
+    f.alice.find("form.composer li.chip").await?;
+    f.alice
+        .eval(
+            r#"document.querySelector('form.composer li.chip .chip-cancel').click(); return true;"#,
+        )
+        .await?;
+    f.alice
+        .wait_for(
+            "the cancelled file's chip to go",
+            r#"return document.querySelectorAll('form.composer li.chip').length === 0;"#,
+        )
+        .await?;
+
+    // The server goes away; the file waits, retrying, and the message waits for it.
+    f.server.stop().await?;
+    f.alice
+        .pick_file(r#"form.composer input[type="file"]"#, &chelsea()?)
+        .await?;
+    f.alice
+        .wait_longer(
+            "the upload to wait for the server",
+            r#"const c = document.querySelector('form.composer li.chip');
+               return !!c && c.dataset.state === 'sending'
+                   && c.querySelector('.chip-status').textContent.includes('Trying again');"#,
+            FILES_TIMEOUT,
+        )
+        .await?;
+    send(&f.alice, "sent in the dark").await?;
+    f.alice
+        .wait_for(
+            "the message to wait for its file",
+            r#"return Array.from(document.querySelectorAll('ol.outgoing li.outgoing-message'))
+                .some(li => li.textContent.includes('sent in the dark')
+                    && !!li.querySelector('progress[aria-label="Uploading chelsea.png"]'));"#,
+        )
+        .await?;
+    let kept = async {
+        for _ in 0..50 {
+            if draft_kept(&f.alice, "sent in the dark").await? {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the message with its file is not kept in IndexedDB")
+    };
+    kept.await?;
+
+    // The page goes away with the file unsent; the server comes back; the room is opened
+    // again, and the file and then the message go.
+    f.alice.goto("about:blank").await?;
+    f.server.start_again().await?;
+    f.alice
+        .goto(&format!("{}/r/{}", f.server.url(), f.slug))
+        .await?;
+    wait_row(
+        &f.alice,
+        "sent in the dark",
+        "Alice's message and its image to be stored after the reload",
+        "!!li.querySelector('img[alt=\"chelsea.png\"]')",
+    )
+    .await?;
+    wait_row(
+        &f.bob,
+        "sent in the dark",
+        "Bob to see it with its thumbnail",
+        r#"(() => {
+            const img = li.querySelector('img[alt="chelsea.png"]');
+            return !!img && img.complete && img.naturalWidth > 0;
+        })()"#,
+    )
+    .await?;
+    anyhow::ensure!(
+        !draft_kept(&f.alice, "sent in the dark").await?,
+        "the draft outlived its message"
+    );
+
+    // The room stored it once, with its one file (the cancelled one never went).
+    let carol = Session::create(&f.server, "Carol").await?;
+    let (_, joined) = carol.join(&f.slug, None).await?;
+    let history = joined.history.expect("a join without a cursor gets a page");
+    let sent: Vec<_> = history
+        .messages
+        .iter()
+        .filter(|m| m.text == "sent in the dark")
+        .collect();
+    assert_eq!(sent.len(), 1, "{:?}", history.messages);
+    let names: Vec<&str> = sent[0]
+        .attachments
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["chelsea.png"]);
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_link_in_a_message_gets_a_preview_card_whose_image_comes_from_this_origin() -> Result {
+    let site = FakeSite::start()?;
+    let f = two_people_in_a_room(DevOptions::default().var("PREVIEW_LOOPBACK", "true")).await?;
+    let url = site.url(&format!("/og/{}", unique("card")));
+    send(&f.alice, &format!("have a look: {url}")).await?;
+    wait_row(
+        &f.bob,
+        "have a look",
+        "the link's preview card",
+        &format!(
+            r#"(() => {{
+                const card = li.querySelector('aside.link-preview');
+                const a = card && card.querySelector('a');
+                const img = card && card.querySelector('img');
+                return !!a && a.textContent.trim() === {title} && a.href === {url}
+                    && a.rel.split(' ').includes('noopener') && a.rel.split(' ').includes('nofollow')
+                    && a.rel.split(' ').includes('ugc')
+                    && card.textContent.includes({site}) && card.textContent.includes({description})
+                    && !!img && img.getAttribute('src').startsWith('/api/') && img.complete && img.naturalWidth > 0;
+            }})()"#,
+            title = serde_json::to_string(fake_site::OG_TITLE)?,
+            url = serde_json::to_string(&url)?,
+            site = serde_json::to_string(fake_site::OG_SITE_NAME)?,
+            description = serde_json::to_string(fake_site::OG_DESCRIPTION)?,
+        ),
+    )
+    .await?;
 
     f.alice.quit().await?;
     f.bob.quit().await?;
