@@ -52,12 +52,25 @@ async fn call<T: DeserializeOwned>(
     send(method, path, body.as_ref(), content_type).await
 }
 
+/// A request and its answer as `T`. Only the reading is generic: the request itself is one
+/// function for every answer type, not a copy per type in the app's download.
 async fn send<T: DeserializeOwned>(
     method: &str,
     path: &str,
     body: Option<&JsValue>,
     content_type: Option<&str>,
 ) -> Result<T, ApiError> {
+    let (status, ok, text) = exchange(method, path, body, content_type).await?;
+    read_answer(status, ok, &text)
+}
+
+/// Makes a request: (status, whether it is a success, the body as text).
+async fn exchange(
+    method: &str,
+    path: &str,
+    body: Option<&JsValue>,
+    content_type: Option<&str>,
+) -> Result<(u16, bool, String), ApiError> {
     let init = RequestInit::new();
     init.set_method(method);
     init.set_credentials(RequestCredentials::SameOrigin);
@@ -82,42 +95,48 @@ async fn send<T: DeserializeOwned>(
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    read_answer(response.status(), response.ok(), &text)
+    Ok((response.status(), response.ok(), text))
 }
 
-/// An answer's body as `T`, or the error it carries (`ErrorBody`, or the status alone).
+/// An answer's body as `T`, or the error it carries (`ErrorBody`, or the status alone). Only
+/// the parse of `T` is generic; the errors are built once ([`refusal`]).
 pub(crate) fn read_answer<T: DeserializeOwned>(
     status: u16,
     ok: bool,
     text: &str,
 ) -> Result<T, ApiError> {
-    if ok {
-        // A 204 has no body: read it as JSON null (for callers expecting `()` or `Option`).
-        let text = if text.is_empty() { "null" } else { text };
-        serde_json::from_str(text).map_err(|_| ApiError {
+    if !ok {
+        return Err(refusal(status, text));
+    }
+    // A 204 has no body: read it as JSON null (for callers expecting `()` or `Option`).
+    let text = if text.is_empty() { "null" } else { text };
+    serde_json::from_str(text).map_err(|_| ApiError {
+        status,
+        code: ErrorCode::Unknown,
+        message: "The server sent an unexpected answer.".into(),
+    })
+}
+
+/// The error a failed answer carries.
+fn refusal(status: u16, text: &str) -> ApiError {
+    if status == 0 {
+        return ApiError::network();
+    }
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => ApiError {
             status,
-            code: ErrorCode::Unknown,
-            message: "The server sent an unexpected answer.".into(),
-        })
-    } else if status == 0 {
-        Err(ApiError::network())
-    } else {
-        Err(match serde_json::from_str::<ErrorBody>(text) {
-            Ok(body) => ApiError {
-                status,
-                code: body.code,
-                message: body.message,
+            code: body.code,
+            message: body.message,
+        },
+        Err(_) => ApiError {
+            status,
+            code: if status == 401 {
+                ErrorCode::Unauthorized
+            } else {
+                ErrorCode::Unknown
             },
-            Err(_) => ApiError {
-                status,
-                code: if status == 401 {
-                    ErrorCode::Unauthorized
-                } else {
-                    ErrorCode::Unknown
-                },
-                message: format!("The server answered {status}."),
-            },
-        })
+            message: format!("The server answered {status}."),
+        },
     }
 }
 
