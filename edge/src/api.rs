@@ -12,6 +12,7 @@ use shared::protocol::{Author, Role, RoomInfo, Seq};
 use worker::{console_error, Context, Env, HttpMetadata, Method, Request, Response};
 
 use crate::body;
+use crate::cache;
 use crate::config;
 use crate::cookies::{self, Session};
 use crate::directory;
@@ -99,14 +100,19 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         (Method::Get, ["rooms"]) => {
             let user = require_session(&req, env).await?;
             // Public rooms and the private ones this user belongs to.
-            let rooms = directory::list(env, &user.user_id, false).await?;
+            let (rooms, hit) = directory::list_for(env, &user.user_id).await?;
             let mine: Vec<RoomInfo> = directory::member_rooms(env, &user.user_id)
                 .await?
                 .into_iter()
                 .map(|e| e.info)
                 .collect();
             let unread = queries::unread_all(env, &mine, &user.user_id, loopback(&req)).await;
-            Ok(json(&RoomList { rooms, unread }, 200)?)
+            let mut response = json(&RoomList { rooms, unread }, 200)?;
+            // Whether the shared part came from the edge cache (the bench counts them).
+            response
+                .headers_mut()
+                .set("X-Cache", if hit { "hit" } else { "miss" })?;
+            Ok(response)
         }
         (Method::Get, ["search"]) => {
             let user = require_session(&req, env).await?;
@@ -264,20 +270,28 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         }
         (Method::Put, ["profile"]) => update_profile(req, env).await,
         (Method::Put, ["profile", "avatar"]) => upload_avatar(req, env).await,
-        (Method::Get, ["avatars", user_id, id]) => get_avatar(env, user_id, id).await,
+        (Method::Get, ["avatars", user_id, id]) => {
+            let entry = cache::Entry::Avatar { user: user_id, id };
+            cache::serve(&req, &entry, get_avatar(env, user_id, id)).await
+        }
         (Method::Get, ["users", user_id]) => {
+            // Any session may see a card; checked before the cache is read.
             identity(&req, env).await?;
-            let profile = profiles::get(env, user_id)
-                .await?
-                .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
-            // Guest or account, and how they sign in: names are not unique, this is.
-            let providers = accounts::providers(env, user_id).await?;
-            let card = PublicProfile {
-                signed_in: accounts::is_account(env, user_id).await?,
-                providers,
-                ..profile.public()
-            };
-            Ok(json(&card, 200)?)
+            let entry = cache::Entry::ProfileCard { user: user_id };
+            cache::serve(&req, &entry, async {
+                let profile = profiles::get(env, user_id)
+                    .await?
+                    .ok_or_else(|| fail(ErrorCode::NotFound, "There is no such user."))?;
+                // Guest or account, and how they sign in: names are not unique, this is.
+                let providers = accounts::providers(env, user_id).await?;
+                let card = PublicProfile {
+                    signed_in: accounts::is_account(env, user_id).await?,
+                    providers,
+                    ..profile.public()
+                };
+                Ok(json(&card, 200)?)
+            })
+            .await
         }
         (Method::Get, ["admin", "users"]) => {
             require_admin(&req, env).await?;
@@ -664,6 +678,10 @@ async fn upload_avatar(mut req: Request, env: &Env) -> ApiResult {
         // The replaced image is no longer referenced; a failure only leaves an orphan behind.
         if let Err(e) = bucket.delete(old).await {
             console_error!("could not delete the replaced avatar {old}: {e}");
+        }
+        // Its URL may still be in this location's edge cache, which would keep serving it.
+        if let ["avatars", user, id] = old.split('/').collect::<Vec<_>>()[..] {
+            cache::purge(&cache::Entry::Avatar { user, id }).await;
         }
     }
     let stored = profiles::get(env, &me.id)

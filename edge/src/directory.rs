@@ -99,6 +99,57 @@ pub async fn list(env: &Env, user_id: &str, all: bool) -> worker::Result<Vec<Roo
         .collect())
 }
 
+/// The rooms `user_id` may see, as [`list`] gives them, with the public ones read through the
+/// edge cache ([`crate::cache::Entry::PublicRooms`]): everyone's room list shares that part, and
+/// only the user's own private rooms are read for them. True when the public part was a hit.
+pub async fn list_for(env: &Env, user_id: &str) -> worker::Result<(Vec<RoomInfo>, bool)> {
+    let (public, hit): (Vec<RoomInfo>, bool) =
+        crate::cache::json(&crate::cache::Entry::PublicRooms, async {
+            let rows: Vec<RoomRow> = db(env)?
+                .prepare(format!(
+                    "SELECT {COLUMNS} FROM rooms WHERE private = 0
+                 ORDER BY COALESCE(last_activity, created_at) DESC LIMIT ?1"
+                ))
+                .bind(&[JsValue::from(LIST_MAX)])?
+                .all()
+                .await?
+                .results()?;
+            Ok(rows
+                .into_iter()
+                .map(|r| DirectoryEntry::from(r).info)
+                .collect())
+        })
+        .await?;
+    let private: Vec<RoomRow> = db(env)?
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM rooms
+             WHERE private = 1 AND (created_by = ?2
+                OR slug IN (SELECT slug FROM room_members WHERE user_id = ?2))
+             ORDER BY COALESCE(last_activity, created_at) DESC LIMIT ?1"
+        ))
+        .bind(&[JsValue::from(LIST_MAX), JsValue::from(user_id)])?
+        .all()
+        .await?
+        .results()?;
+    let rooms = merge_newest(
+        public,
+        private.into_iter().map(|r| DirectoryEntry::from(r).info),
+    );
+    Ok((rooms, hit))
+}
+
+/// Both lists as one, most recently active first (as [`list`] orders them), at most
+/// `LIST_MAX`.
+fn merge_newest(
+    mut rooms: Vec<RoomInfo>,
+    more: impl IntoIterator<Item = RoomInfo>,
+) -> Vec<RoomInfo> {
+    rooms.extend(more);
+    rooms.sort_by_key(|r| std::cmp::Reverse(r.last_activity.unwrap_or(r.created_at)));
+    rooms.truncate(LIST_MAX as usize);
+    rooms
+}
+
 /// One room.
 pub async fn get(env: &Env, slug: &str) -> worker::Result<Option<DirectoryEntry>> {
     let row: Option<RoomRow> = db(env)?
@@ -171,6 +222,9 @@ pub async fn create(
             .await?;
         let changed = inserted.meta()?.and_then(|m| m.changes).unwrap_or_default();
         if changed > 0 {
+            if !private {
+                crate::cache::purge(&crate::cache::Entry::PublicRooms).await;
+            }
             return Ok(RoomInfo {
                 slug,
                 name: name.to_owned(),
@@ -222,6 +276,8 @@ pub async fn update_info(env: &Env, info: &RoomInfo) -> worker::Result<()> {
         ])?
         .run()
         .await?;
+    // A rename or a change of privacy shows in the public list at once (here).
+    crate::cache::purge(&crate::cache::Entry::PublicRooms).await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod api;
 mod audit;
 pub mod auth;
 mod body;
+mod cache;
 mod config;
 mod cookies;
 mod directory;

@@ -212,6 +212,10 @@ pub async fn put(env: &Env, profile: &Profile, now: i64) -> worker::Result<()> {
     ])?
     .run()
     .await?;
+    crate::cache::purge(&crate::cache::Entry::ProfileCard {
+        user: &profile.user_id,
+    })
+    .await;
     Ok(())
 }
 
@@ -230,6 +234,7 @@ pub async fn set_avatar(env: &Env, user_id: &str, key: &str, now: i64) -> worker
         ])?
         .run()
         .await?;
+    crate::cache::purge(&crate::cache::Entry::ProfileCard { user: user_id }).await;
     Ok(())
 }
 
@@ -271,6 +276,7 @@ pub async fn set_role(env: &Env, user_id: &str, role: &str) -> worker::Result<bo
         .bind(&[JsValue::from(role), JsValue::from(user_id)])?
         .run()
         .await?;
+    crate::cache::purge(&crate::cache::Entry::ProfileCard { user: user_id }).await;
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or_default() > 0)
 }
 
