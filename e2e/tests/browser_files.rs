@@ -623,3 +623,56 @@ async fn a_link_in_a_message_gets_a_preview_card_whose_image_comes_from_this_ori
     f.bob.quit().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_file_over_the_rooms_limit_stops_on_its_chip_with_the_rooms_words_and_never_goes_out(
+) -> Result {
+    let f =
+        two_people_in_a_room(DevOptions::default().var("ATTACHMENT_MAX_BYTES", 100_000)).await?;
+    f.alice
+        .pick_file(r#"form.composer input[type="file"]"#, &chelsea()?)
+        .await?;
+    let said = f
+        .alice
+        .wait_longer(
+            "the chip to say the file is too large",
+            r#"const c = document.querySelector('form.composer li.chip[data-state="failed"]');
+               return c ? c.querySelector('.chip-status[role="alert"]').textContent : null;"#,
+            FILES_TIMEOUT,
+        )
+        .await?;
+    let said = said.as_str().unwrap_or_default();
+    assert!(said.contains("at most"), "the chip says {said:?}");
+
+    // Sent anyway, the message waits for a file that cannot go; cancelling the file lets the
+    // words go alone.
+    send(&f.alice, "words without the cat").await?;
+    f.alice
+        .wait_for(
+            "the message to wait with its refused file",
+            r#"return Array.from(document.querySelectorAll('ol.outgoing li.outgoing-message'))
+                .some(li => li.textContent.includes('words without the cat')
+                    && !!li.querySelector('li.chip[data-state="failed"]'));"#,
+        )
+        .await?;
+    f.alice
+        .eval(r#"document.querySelector('ol.outgoing li.chip .chip-cancel').click(); return true;"#)
+        .await?;
+    wait_row(
+        &f.bob,
+        "words without the cat",
+        "the words to arrive without the file",
+        "!li.querySelector('.attachments')",
+    )
+    .await?;
+    f.alice
+        .wait_for(
+            "nothing to wait for any more",
+            r#"return !document.querySelector('ol.outgoing');"#,
+        )
+        .await?;
+
+    f.alice.quit().await?;
+    f.bob.quit().await?;
+    Ok(())
+}

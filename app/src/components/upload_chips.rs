@@ -49,8 +49,10 @@ fn chip(c: &ChipView, uploads: &Uploads) -> Html {
             if let Some(src) = &c.preview {
                 <img class="chip-preview" src={src.clone()} alt="" />
             }
-            <span class="chip-name" title={c.name.clone()}>{ &c.name }</span>
-            <span class="chip-size muted">{ human_bytes(c.size) }</span>
+            <span class="chip-label">
+                <span class="chip-name" title={c.name.clone()}>{ &c.name }</span>
+                <span class="chip-size muted">{ human_bytes(c.size) }</span>
+            </span>
             <progress aria-label={format!("Uploading {}", c.name)}
                 max={c.size.max(1).to_string()} value={c.sent.to_string()} />
             <span class={classes!("chip-status", c.failed.then_some("field-error"))}
