@@ -180,3 +180,18 @@ async fn a_new_public_room_is_in_everyones_list_at_once_and_a_private_one_only_i
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_public_part_of_the_room_list_is_shared_by_every_reader() -> Result {
+    let ann = user(&unique("Ann")).await?;
+    let bob = user(&unique("Bob")).await?;
+    ann.get("/api/rooms").await?;
+    let second = bob.get("/api/rooms").await?;
+    assert_eq!(
+        header(&second, "X-Cache"),
+        "hit",
+        "{}",
+        server().await.log_tail()
+    );
+    Ok(())
+}

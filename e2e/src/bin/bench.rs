@@ -80,7 +80,11 @@
 //!   classification latency per image (`--upload-mb 20` `--upload-runs 3`). Code at the end of
 //!   this file.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd,upload`
+//! - cache: the edge cache's hit rate as readers use it — 20 readers each read 10 profile cards
+//!   20 times, and the room list 20 times, on the shared server; a hit is `X-Cache: hit`. One
+//!   card is changed (purged) halfway, so the rate includes the misses a change costs.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd,upload,cache`
 //! runs just those (all but crowd and upload by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
@@ -175,10 +179,11 @@ enum Section {
     Joincost,
     Crowd,
     Upload,
+    Cache,
 }
 
 impl Section {
-    const ALL: [Section; 12] = [
+    const ALL: [Section; 13] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -191,6 +196,7 @@ impl Section {
         Section::Joincost,
         Section::Crowd,
         Section::Upload,
+        Section::Cache,
     ];
 
     /// What runs without `--only`: all but the crowd, which starts servers of its own and
@@ -216,6 +222,7 @@ impl Section {
             Section::Joincost => "joincost",
             Section::Crowd => "crowd",
             Section::Upload => "upload",
+            Section::Cache => "cache",
         }
     }
 
@@ -537,6 +544,11 @@ async fn run_all(
 
     if args.runs(Section::Upload) {
         report["upload"] = run_upload(args).await?;
+    }
+
+    if args.runs(Section::Cache) {
+        say("cache: readers of profile cards and the room list");
+        report["cache"] = run_cache(server).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -3096,4 +3108,77 @@ async fn run_upload(args: &Args) -> Result<Value> {
         "measured": "one wrangler dev on this machine, client in the same process; the \
                      upload's time is the PUT alone (announcement excluded)",
     }))
+}
+
+/// The edge cache's hit rate (see the module docs): counts `X-Cache` per kind of read.
+async fn run_cache(server: &DevServer) -> Result<Value> {
+    const READERS: usize = 20;
+    const CARDS: usize = 10;
+    const ROUNDS: usize = 20;
+    let mut owners = Vec::new();
+    for i in 0..CARDS {
+        let owner = Session::create(server, &format!("Card {i}")).await?;
+        // A card is a profile: a guest who never saved one has none (404, never cached).
+        let mut profile: shared::profile::Profile = owner.get("/api/profile").await?.json().await?;
+        profile.bio = format!("card {i}");
+        owner
+            .request(reqwest::Method::PUT, "/api/profile")
+            .json(&profile)
+            .send()
+            .await?;
+        owners.push(owner);
+    }
+    owners[0].new_room().await?;
+    let mut readers = Vec::new();
+    for i in 0..READERS {
+        readers.push(Session::create(server, &format!("Reader {i}")).await?);
+    }
+    let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+    let mut count = |kind: &'static str, response: &reqwest::Response| {
+        let hit = response
+            .headers()
+            .get("X-Cache")
+            .is_some_and(|v| v.as_bytes() == b"hit");
+        let entry = counts.entry(kind).or_default();
+        entry.0 += u64::from(hit);
+        entry.1 += 1;
+    };
+    for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            // A change purges its card: the next reads miss once.
+            let mut profile: shared::profile::Profile =
+                owners[0].get("/api/profile").await?.json().await?;
+            profile.bio = format!("changed in round {round}");
+            owners[0]
+                .request(reqwest::Method::PUT, "/api/profile")
+                .json(&profile)
+                .send()
+                .await?;
+        }
+        for reader in &readers {
+            for owner in &owners {
+                let response = reader
+                    .get(&format!("/api/users/{}", owner.user_id()))
+                    .await?;
+                count("profile_card", &response);
+            }
+            let response = reader.get("/api/rooms").await?;
+            count("public_rooms", &response);
+        }
+    }
+    let mut report = json!({
+        "readers": READERS,
+        "cards": CARDS,
+        "rounds": ROUNDS,
+        "measured": "hits / reads by X-Cache, on one wrangler dev (one cache, as one location)",
+    });
+    for (kind, (hits, reads)) in counts {
+        report[kind] = json!({
+            "reads": reads,
+            "hits": hits,
+            "hit_rate": (hits as f64 / reads.max(1) as f64 * 1000.0).round() / 1000.0,
+        });
+        say(format!("cache: {kind} {hits}/{reads} hits"));
+    }
+    Ok(report)
 }
