@@ -60,6 +60,9 @@ struct Local {
     file: Blob,
     /// Its thumbnail, once made.
     thumb: Option<Blob>,
+    /// Its bytes are in IndexedDB (written with its draft; a file attached before the
+    /// database opened is written with the first save after).
+    kept: bool,
     /// An object URL its chip shows (an image's thumbnail, or a small image itself).
     preview: Option<String>,
 }
@@ -272,6 +275,7 @@ impl Uploads {
                             Local {
                                 file,
                                 thumb: None,
+                                kept: true,
                                 preview: None,
                             },
                         );
@@ -312,7 +316,7 @@ impl Uploads {
                         }
                         let kept = inner.drafts[i].client_id.clone();
                         drop(inner);
-                        self.save(&kept, Vec::new());
+                        self.save(&kept);
                     }
                     None => inner.drafts.push(draft),
                 }
@@ -320,6 +324,17 @@ impl Uploads {
             for id in to_measure {
                 self.measure(id);
             }
+        }
+        // Files attached before the database was open are written now.
+        let ids: Vec<String> = self
+            .0
+            .borrow()
+            .drafts
+            .iter()
+            .map(|d| d.client_id.clone())
+            .collect();
+        for id in ids {
+            self.save(&id);
         }
         self.finish_ready();
         self.pump();
@@ -397,12 +412,13 @@ impl Uploads {
                     file.type_(),
                 );
                 let blob: Blob = file.into();
-                added.push((chip.upload_id.clone(), blob.clone()));
+                added.push(chip.upload_id.clone());
                 inner.local.insert(
                     chip.upload_id.clone(),
                     Local {
                         file: blob,
                         thumb: None,
+                        kept: false,
                         preview: None,
                     },
                 );
@@ -410,17 +426,17 @@ impl Uploads {
             }
             (inner.drafts[i].client_id.clone(), added)
         };
-        let ids: Vec<String> = added.iter().map(|(id, _)| id.clone()).collect();
-        self.save(&client_id, added);
-        for id in ids {
+        self.save(&client_id);
+        for id in added {
             self.measure(id);
         }
         self.notify();
     }
 
-    /// Keeps a draft (and newly attached files) in IndexedDB.
-    fn save(&self, client_id: &str, files: Vec<(String, Blob)>) {
-        let inner = self.0.borrow();
+    /// Keeps a draft in IndexedDB, with the bytes of its files not kept yet.
+    fn save(&self, client_id: &str) {
+        let mut inner = self.0.borrow_mut();
+        let inner = &mut *inner;
         let (Some(cache), Some(draft)) = (
             inner.cache.clone(),
             inner.drafts.iter().find(|d| d.client_id == client_id),
@@ -430,6 +446,14 @@ impl Uploads {
         let Ok(json) = serde_json::to_string(draft) else {
             return;
         };
+        // The bytes of files not written yet go in the same transaction as the draft.
+        let mut files = Vec::new();
+        for chip in &draft.chips {
+            if let Some(local) = inner.local.get_mut(&chip.upload_id).filter(|l| !l.kept) {
+                local.kept = true;
+                files.push((chip.upload_id.clone(), local.file.clone()));
+            }
+        }
         let client_id = client_id.to_owned();
         wasm_bindgen_futures::spawn_local(async move {
             cache.save_draft(&client_id, json, &files).await;
@@ -475,7 +499,7 @@ impl Uploads {
                 }
                 draft.client_id.clone()
             };
-            this.save(&client_id, Vec::new());
+            this.save(&client_id);
             this.pump();
             this.notify();
         });
@@ -696,7 +720,7 @@ impl Uploads {
             }
             draft.client_id.clone()
         };
-        self.save(&client_id, Vec::new());
+        self.save(&client_id);
         self.finish_ready();
         self.pump();
         self.notify();
@@ -805,7 +829,7 @@ impl Uploads {
             });
         }
         if !emptied {
-            self.save(&client_id, Vec::new());
+            self.save(&client_id);
         }
         self.finish_ready();
         self.pump();
@@ -829,7 +853,7 @@ impl Uploads {
             inner.notice = None;
             client_id
         };
-        self.save(&client_id, Vec::new());
+        self.save(&client_id);
         self.finish_ready();
         self.pump();
         self.notify();
