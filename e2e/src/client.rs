@@ -54,6 +54,16 @@ pub async fn error_body(response: reqwest::Response) -> Result<(u16, ErrorBody)>
     Ok((status, body))
 }
 
+/// A response header as text (empty when absent or not text), for assertions.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Asserts that a response is the given error: the code in the body and the status that
 /// [`ErrorCode::http_status`] assigns to it.
 pub async fn expect_error(response: reqwest::Response, code: ErrorCode) -> Result<ErrorBody> {

@@ -3,6 +3,7 @@
 //! from it (`X-Cache: hit`), revalidate with their `ETag` (304), and are purged when their data
 //! changes. Nothing asserts on elapsed time.
 
+use e2e::client::header;
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use reqwest::Method;
 use shared::profile::{Profile, PublicProfile};
@@ -16,15 +17,6 @@ async fn server() -> &'static DevServer {
 
 async fn user(name: &str) -> Result<Session> {
     Session::create(server().await, name).await
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 async fn save_bio(who: &Session, bio: &str) -> Result {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use e2e::client::{expect_error, RoomSocket, DEFAULT_TIMEOUT};
+use e2e::client::{expect_error, header, RoomSocket, DEFAULT_TIMEOUT};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use reqwest::Method;
 use shared::media::Kind;
@@ -107,15 +107,6 @@ async fn send_with(socket: &mut RoomSocket, text: &str, ids: &[&str]) -> Result<
 
 fn file_path(slug: &str, id: &str) -> String {
     format!("/api/rooms/{slug}/files/{id}")
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Every file of the local R2 simulation's blob store for the attachments bucket: wrangler

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use e2e::client::{expect_error, http};
+use e2e::client::{expect_error, header, http};
 use e2e::fake_site::{self, FakeSite};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use shared::protocol::http::LinkPreview;
@@ -92,14 +92,7 @@ async fn a_page_with_open_graph_tags_previews_and_its_image_is_served_from_this_
 
     let response = ann.get(&image).await?;
     assert_eq!(response.status().as_u16(), 200);
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| header(&response, name);
     assert_eq!(header("Content-Type"), "image/png");
     assert_eq!(header("X-Content-Type-Options"), "nosniff");
     assert_eq!(

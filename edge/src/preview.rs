@@ -56,13 +56,23 @@ const BROWSER_CACHE: &str = "private, max-age=86400";
 /// Who is fetching, for the linked site's logs.
 const USER_AGENT: &str = "DurableChatBot/1.0 (link previews; fetches a page once for a chat)";
 
-/// `GET /api/preview?url=`.
-pub(crate) async fn page(req: &Request, env: &Env) -> ApiResult {
+/// What both routes check first: a session, its rate, and a `url` this Worker may fetch.
+/// Returns the URL as asked, as checked, and the policy its redirects are checked under.
+async fn checked(
+    req: &Request,
+    env: &Env,
+) -> Result<(String, ssrf::Target, ssrf::Policy), ApiError> {
     let user = require_user(req, env).await?;
     rate_limit(env, LIMITER, user.user_id).await?;
     let raw = url_param(req)?;
     let policy = policy(env, req);
     let target = ssrf::check(&raw, policy).map_err(|r| refused(&r, false))?;
+    Ok((raw, target, policy))
+}
+
+/// `GET /api/preview?url=`.
+pub(crate) async fn page(req: &Request, env: &Env) -> ApiResult {
+    let (raw, target, policy) = checked(req, env).await?;
     let key = target.url.as_str().to_owned();
     let db = env.d1("DB")?;
     let cached = db
@@ -107,11 +117,7 @@ pub(crate) async fn page(req: &Request, env: &Env) -> ApiResult {
 
 /// `GET /api/preview/image?url=`.
 pub(crate) async fn image(req: &Request, env: &Env) -> ApiResult {
-    let user = require_user(req, env).await?;
-    rate_limit(env, LIMITER, user.user_id).await?;
-    let raw = url_param(req)?;
-    let policy = policy(env, req);
-    let target = ssrf::check(&raw, policy).map_err(|r| refused(&r, false))?;
+    let (_, target, policy) = checked(req, env).await?;
     let key = target.url.as_str().to_owned();
     // Only the image of a page someone previewed: otherwise this route would fetch anything
     // for anyone, with this server's address.
