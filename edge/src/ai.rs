@@ -365,9 +365,9 @@ pub fn openai_body(
 }
 
 /// The storage key to read for an image: the image, or its thumbnail when the image is over
-/// [`VISION_IMAGE_MAX_BYTES`].
+/// [`VISION_IMAGE_MAX_BYTES`] or stands for a video (its poster frame).
 pub fn image_key(slug: &str, image: &PromptImage) -> String {
-    if image.size > VISION_IMAGE_MAX_BYTES {
+    if image.poster || image.size > VISION_IMAGE_MAX_BYTES {
         format!("rooms/{slug}/{}/thumb", image.id)
     } else {
         format!("rooms/{slug}/{}", image.id)
@@ -551,6 +551,7 @@ mod tests {
                 id: "abc".into(),
                 mime: "image/png".into(),
                 size: 4,
+                poster: false,
             }],
         }
     }
@@ -654,6 +655,13 @@ mod tests {
         let mut image = request().images.remove(0);
         assert_eq!(image_key("room", &image), "rooms/room/abc");
         image.size = VISION_IMAGE_MAX_BYTES + 1;
+        assert_eq!(image_key("room", &image), "rooms/room/abc/thumb");
+    }
+
+    #[test]
+    fn a_video_is_read_as_its_poster_frame() {
+        let mut image = request().images.remove(0);
+        image.poster = true;
         assert_eq!(image_key("room", &image), "rooms/room/abc/thumb");
     }
 

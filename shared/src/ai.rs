@@ -64,6 +64,9 @@ pub struct PromptImage {
     pub mime: String,
     /// Its size, so the Worker can skip images too large to send.
     pub size: u64,
+    /// A video's poster frame (its thumbnail, `…/{id}/thumb`) stands for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub poster: bool,
 }
 
 /// Images sent to a vision model per question, at most.
@@ -123,21 +126,24 @@ const FILES_RULE: &str = " Some messages have files attached, described in [Atta
     plainly what you cannot see, and answer from those notes, naming them as the classifier's \
     guess.";
 
-/// The images of the question (the prompt's last message) for a provider that can see.
+/// The images of the question (the prompt's last message) for a provider that can see: its
+/// images, and the poster frame of each video that has one.
 pub fn prompt_images(messages: &[ChatMessage], question: &MessageView) -> Vec<PromptImage> {
+    use crate::media::Kind;
     let Some(turn) = messages.len().checked_sub(1) else {
         return Vec::new();
     };
     question
         .attachments
         .iter()
-        .filter(|a| a.kind == crate::media::Kind::Image)
+        .filter(|a| a.kind == Kind::Image || (a.kind == Kind::Video && a.thumb))
         .take(PROMPT_IMAGES_MAX)
         .map(|a| PromptImage {
             turn,
             id: a.id.clone(),
             mime: a.mime.clone(),
             size: a.size,
+            poster: a.kind == Kind::Video,
         })
         .collect()
 }
@@ -773,6 +779,38 @@ mod tests {
             body[0]["content"].is_string(),
             "other turns stay plain text"
         );
+        assert!(!images[0].poster);
+    }
+
+    #[test]
+    fn a_video_is_seen_by_its_poster_frame_and_described_with_its_length() {
+        let mut question = msg(2, "Ann", "@assistant what happens here?");
+        let mut clip = cat_photo();
+        clip.name = "clip.webm".into();
+        clip.mime = "video/webm".into();
+        clip.kind = crate::media::Kind::Video;
+        clip.labels.clear();
+        clip.duration_ms = Some(4_200);
+        let mut silent = clip.clone();
+        silent.id = "BBBBBBBBBBBBBBBBBBBBBB".into();
+        silent.thumb = false;
+        question.attachments = vec![clip, silent];
+        let history = [question.clone()];
+        let prompt = build_prompt(&PromptInput {
+            room: &room(),
+            summary: None,
+            history: &history,
+            asker_id: "ann",
+            personalization: &Personalization::default(),
+            budget_tokens: 4_000,
+            sources: &[],
+        });
+        let text = &prompt.last().unwrap().content;
+        assert!(text.contains("[Attached video \"clip.webm\""), "{text}");
+        assert!(text.contains("4.2 s long"), "{text}");
+        let images = prompt_images(&prompt, &question);
+        assert_eq!(images.len(), 1, "only a video with a poster frame is seen");
+        assert!(images[0].poster);
     }
 
     #[test]
