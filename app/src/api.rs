@@ -370,6 +370,23 @@ pub async fn admin_audit() -> Result<AuditPage, ApiError> {
     call("GET", "/api/admin/audit", None).await
 }
 
+/// `GET /api/admin/analytics?range=…` (global admins; `not_found` for anyone else), or with a
+/// room, `GET /api/rooms/<slug>/analytics?range=…` (its owner and admins).
+pub async fn analytics(
+    room: Option<&str>,
+    range: shared::metrics::Range,
+) -> Result<shared::metrics::Analytics, ApiError> {
+    let path = match room {
+        Some(slug) => format!(
+            "/api/rooms/{}/analytics?range={}",
+            js_sys::encode_uri_component(slug),
+            range.as_str()
+        ),
+        None => format!("/api/admin/analytics?range={}", range.as_str()),
+    };
+    call("GET", &path, None).await
+}
+
 /// `POST /api/rooms/<slug>/uploads`: announces a file; the same `upload_id` always gets the
 /// same ticket (with `stored` once its bytes are in).
 pub async fn begin_upload(slug: &str, request: &BeginUpload) -> Result<UploadTicket, ApiError> {

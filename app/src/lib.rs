@@ -36,6 +36,8 @@ pub mod probe;
 #[cfg(target_arch = "wasm32")]
 pub mod uploads;
 #[cfg(target_arch = "wasm32")]
+pub mod vitals;
+#[cfg(target_arch = "wasm32")]
 pub mod watch;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
@@ -46,6 +48,8 @@ pub mod xhr;
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
     register_service_worker();
+    // A sample of page loads measures its web vitals (issue 12).
+    vitals::start();
     yew::Renderer::<components::app::App>::new().render();
 }
 

@@ -16,6 +16,12 @@ pub enum Route {
     Admin,
     /// `/invite/<slug>/<token>`: accept an invite, then open the room.
     Invite(String, String),
+    /// `/analytics`: live usage everywhere (admins only; the server answers no one else).
+    Analytics,
+    /// `/analytics/<slug>`: one room's usage (its owner and admins).
+    RoomAnalytics(String),
+    /// `/performance`: how rooms, requests and browsers perform (admins only).
+    Performance,
 }
 
 impl Route {
@@ -29,6 +35,17 @@ impl Route {
         }
         if path == "/admin" {
             return Route::Admin;
+        }
+        if path == "/analytics" {
+            return Route::Analytics;
+        }
+        if path == "/performance" {
+            return Route::Performance;
+        }
+        if let Some(slug) = path.strip_prefix("/analytics/") {
+            if !slug.is_empty() && !slug.contains('/') {
+                return Route::RoomAnalytics(slug.to_owned());
+            }
         }
         if let Some((slug, token)) = path
             .strip_prefix("/invite/")
@@ -53,6 +70,9 @@ impl Route {
             Route::Profile => "/profile".to_owned(),
             Route::Admin => "/admin".to_owned(),
             Route::Invite(slug, token) => format!("/invite/{slug}/{token}"),
+            Route::Analytics => "/analytics".to_owned(),
+            Route::RoomAnalytics(slug) => format!("/analytics/{slug}"),
+            Route::Performance => "/performance".to_owned(),
         }
     }
 }
@@ -86,6 +106,19 @@ mod tests {
         }
         assert_eq!(Route::parse("/invite/club"), Route::Home);
         assert_eq!(Route::parse("/invite/club/a/b"), Route::Home);
+    }
+
+    #[test]
+    fn the_analytics_and_performance_pages_have_their_own_paths() {
+        for route in [
+            Route::Analytics,
+            Route::Performance,
+            Route::RoomAnalytics("lobby".into()),
+        ] {
+            assert_eq!(Route::parse(&route.path()), route);
+        }
+        assert_eq!(Route::parse("/analytics/"), Route::Home);
+        assert_eq!(Route::parse("/analytics/a/b"), Route::Home);
     }
 
     #[test]

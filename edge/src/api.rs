@@ -36,7 +36,11 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     let path = req.path();
     let method = req.method();
     let https = is_https(&req);
-    let mut response = respond(req, env, ctx, &path, method).await;
+    // `Server-Timing` (issue 12): the phases measured while this request's future runs.
+    let (method_name, started) = (method.to_string(), crate::metrics::timing::now_ms());
+    let timed = crate::metrics::timing::Timed::new(respond(req, env, ctx, &path, method));
+    let phases = timed.phases();
+    let mut response = timed.await;
     // The API's answers say "HTTPS only" like the static files' (`assets/_headers`); not on a
     // socket upgrade, whose headers belong to the runtime.
     if let Some(hsts) = strict_transport_security(https) {
@@ -46,6 +50,17 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
                 .set("Strict-Transport-Security", hsts);
         }
     }
+    let total_ms = crate::metrics::timing::now_ms() - started;
+    let phases = phases.borrow();
+    crate::metrics::finish(
+        &mut response,
+        &phases,
+        total_ms,
+        env,
+        ctx,
+        &method_name,
+        &path,
+    );
     response
 }
 
@@ -193,6 +208,13 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         }
         (Method::Get, ["rooms", slug, "ws"]) => connect(req, env, ctx, slug).await,
         (Method::Get, ["rooms", slug, "admission"]) => admission(&req, env, slug).await,
+        (Method::Get, ["rooms", slug, "analytics"]) => {
+            let me = identity(&req, env).await?;
+            let entry = find_room(env, slug).await?;
+            let allowed = me.admin || entry.created_by == me.id;
+            crate::metrics::room_analytics(&req, env, slug, allowed).await
+        }
+        (Method::Post, ["vitals"]) => crate::metrics::vitals(req, env).await,
         (Method::Post, ["me", "assistant"]) => assistant_room(req, env).await,
         (Method::Get, ["admin", "ai"]) => {
             let user = require_session(&req, env).await?;
@@ -300,6 +322,14 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             Ok(json(&AdminUsers { users }, 200)?)
         }
         (Method::Post, ["admin", "users", user_id]) => update_user(req, env, user_id).await,
+        (Method::Get, ["admin", "analytics"]) => {
+            let me = identity(&req, env).await?;
+            crate::metrics::admin_analytics(&req, env, me.admin).await
+        }
+        (Method::Get, ["admin", "analytics", "live"]) => {
+            let me = identity(&req, env).await?;
+            crate::metrics::live(&req, env, me.admin).await
+        }
         (Method::Get, ["admin", "rooms"]) => {
             let me = require_admin(&req, env).await?;
             let rooms = directory::list(env, &me.id, true).await?;
@@ -393,7 +423,7 @@ async fn require_session_with(
     env: &Env,
     keys: &config::SessionKeys,
 ) -> Result<SessionUser, ApiError> {
-    session::current_with_keys(req, env, keys)
+    crate::metrics::timing::measure("session", session::current_with_keys(req, env, keys))
         .await?
         .ok_or_else(|| {
             fail(
@@ -549,7 +579,8 @@ async fn assistant_room(req: Request, env: &Env) -> ApiResult {
 /// assistant preferences.
 async fn identity(req: &Request, env: &Env) -> Result<Identity, ApiError> {
     let session = require_session(req, env).await?;
-    Ok(profiles::identity(env, &session).await?)
+    let profile = profiles::identity(env, &session);
+    Ok(crate::metrics::timing::measure("session", profile).await?)
 }
 
 async fn require_admin(req: &Request, env: &Env) -> Result<Identity, ApiError> {
@@ -596,7 +627,7 @@ async fn caller(env: &Env, slug: &str, user: Identity) -> Result<Caller, ApiErro
 /// Sends one operation to the room's object, which checks it against the permission table
 /// exactly as it checks socket frames, and answers with its response (or its refusal).
 async fn room_call<R: RoomCall>(env: &Env, slug: &str, request: R, status: u16) -> ApiResult {
-    let response = contract::call(env, slug, request)
+    let response = crate::metrics::timing::measure("room", contract::call(env, slug, request))
         .await
         .map_err(queries::unanswered_error)?;
     Ok(json(&response, status)?)
@@ -799,7 +830,9 @@ async fn find_room(env: &Env, slug: &str) -> Result<directory::DirectoryEntry, A
     if !limits::is_valid_slug(slug) {
         return Err(not_found());
     }
-    directory::get(env, slug).await?.ok_or_else(not_found)
+    crate::metrics::timing::measure("directory", directory::get(env, slug))
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// What an upgrade request asks of its socket: batched frames

@@ -14,6 +14,7 @@ mod directory;
 mod files;
 mod http;
 mod memory;
+mod metrics;
 mod network;
 mod preview;
 mod profiles;
@@ -23,6 +24,7 @@ pub mod session;
 mod time;
 mod version;
 
+pub use metrics::Metrics;
 pub use rooms::object::ChatRoom;
 
 use worker::{event, Context, Env, Request, Response};

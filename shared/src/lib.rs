@@ -17,6 +17,7 @@ pub mod logs;
 pub mod markdown;
 pub mod media;
 pub mod mentions;
+pub mod metrics;
 pub mod moderation;
 pub mod network;
 pub mod permissions;

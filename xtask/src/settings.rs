@@ -182,6 +182,22 @@ pub const SETTINGS: &[Setting] = &[
         "the local model server that labels images (POST <url>/v1/classify)",
     ),
     s(
+        "ANALYTICS_ACCOUNT_ID",
+        Need::Var,
+        "the account whose Analytics Engine SQL API the analytics pages read history from \
+         (with ANALYTICS_API_TOKEN; without both, the Metrics object's own rollups)",
+    ),
+    s(
+        "ANALYTICS_API_TOKEN",
+        Need::Secret,
+        "reads analytics history through the Analytics Engine SQL API (Account Analytics Read)",
+    ),
+    s(
+        "SLOW_REQUEST_MS",
+        Need::Var,
+        "API requests slower than this are listed on the performance page (default 500)",
+    ),
+    s(
         "DEV_LOGIN",
         Need::DevOnly,
         "the password-less local account",

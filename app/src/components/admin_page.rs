@@ -63,6 +63,10 @@ pub fn AdminPage() -> Html {
     html! {
         <section class="admin-page">
             <h1>{ "Administration" }</h1>
+            <nav class="analytics-nav" aria-label="Monitoring">
+                <a href="/analytics">{ "Analytics" }</a>
+                <a href="/performance">{ "Performance" }</a>
+            </nav>
             if let Some(message) = &*error {
                 <p class="field-error" role="alert">{ message }</p>
             }

@@ -13,9 +13,11 @@ use crate::api;
 use crate::cache::Cache;
 use crate::components::about::About;
 use crate::components::admin_page::AdminPage;
+use crate::components::analytics_page::AnalyticsPage;
 use crate::components::devices::DevicesPage;
 use crate::components::login::LoginPanel;
 use crate::components::name_prompt::NamePrompt;
+use crate::components::performance_page::PerformancePage;
 use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
 use crate::components::sidebar::{link_click, Sidebar};
@@ -367,6 +369,13 @@ pub fn App() -> Html {
                     <ProfilePage on_saved={on_profile_saved} />
                 } else if *route == Route::Admin {
                     <AdminPage />
+                } else if *route == Route::Analytics {
+                    // The server answers only global admins (anyone else: "not found").
+                    <AnalyticsPage />
+                } else if let Route::RoomAnalytics(room) = &*route {
+                    <AnalyticsPage room={AttrValue::from(room.clone())} />
+                } else if *route == Route::Performance {
+                    <PerformancePage />
                 } else if matches!(*route, Route::Invite(..)) {
                     <section class="home-intro">
                         if let Some(message) = &*invite_error {

@@ -266,6 +266,10 @@ pub fn RoomPanel(props: &RoomPanelProps) -> Html {
                     <option value="private">{ "invited people only" }</option>
                 </select>
                 <button type="submit" class="primary">{ "Save settings" }</button>
+                if props.role == Role::Owner || props.admin {
+                    // The room's usage (issue 12): the server shows it to its creator and admins.
+                    <a class="room-analytics-link" href={format!("/analytics/{}", props.slug)}>{ "Room analytics" }</a>
+                }
             </form>
         },
         Tab::Audit => html! {

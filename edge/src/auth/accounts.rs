@@ -243,6 +243,8 @@ async fn create_user(
             .unwrap_or_default()
             > 0;
         if created {
+            // New accounts per minute on the analytics page (issue 12); best effort.
+            crate::metrics::client::account_created(env).await;
             return Ok(user_id);
         }
     }

@@ -44,6 +44,9 @@ use shared::room::SqlStore;
 /// D1 write per burst, not per message.
 const DIRECTORY_FLUSH_MS: i64 = 5_000;
 
+/// The room's `meta` key holding what the directory was last told (`count:last`).
+const DIRECTORY_FLUSHED: &str = "directory_flushed";
+
 /// How long a file sweep that failed (R2 unreachable) waits before it tries again.
 const SWEEP_RETRY_MS: i64 = 60_000;
 
@@ -181,6 +184,15 @@ pub struct ChatRoom {
     /// Workers AI and Vectorize, when both are bound (production): looked up once, since
     /// every stored message asks (a missing binding is an error built on each lookup).
     semantic: Option<Semantic>,
+    /// What the room counted since its last metrics batch (issue 12): in memory, sent by the
+    /// alarm at most every `shared::metrics::REPORT_INTERVAL_MS`.
+    meter: RefCell<shared::metrics::RoomMeter>,
+    /// SQLite rows read and written, counted by the store as statements run.
+    sql_rows: crate::metrics::client::SqlRows,
+    /// An alarm is set to send the batch.
+    report_scheduled: Cell<bool>,
+    /// When the alarm this instance set is due, to measure how late it runs.
+    alarm_due: Cell<Option<i64>>,
 }
 
 impl DurableObject for ChatRoom {
@@ -206,6 +218,10 @@ impl DurableObject for ChatRoom {
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             test_switches: Cell::new(false),
             semantic: Semantic::from_env(&env),
+            meter: RefCell::new(shared::metrics::RoomMeter::default()),
+            sql_rows: crate::metrics::client::SqlRows::default(),
+            report_scheduled: Cell::new(false),
+            alarm_due: Cell::new(None),
             env,
         }
     }
@@ -213,7 +229,13 @@ impl DurableObject for ChatRoom {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.path() == "/call" && req.method() == worker::Method::Post {
             return match req.json::<RoomRequest>().await {
-                Ok(request) => self.dispatch(request).await,
+                Ok(request) => {
+                    let answer = self.dispatch(request).await;
+                    // What the call did (a moderation command's events, closed sockets) is
+                    // counted in the next batch.
+                    self.schedule_report().await;
+                    answer
+                }
                 Err(e) => error_response(&ChatError::new(
                     ErrorCode::InvalidFrame,
                     format!("Not a room request: {e}"),
@@ -263,8 +285,11 @@ impl DurableObject for ChatRoom {
                 super::semantic::index_events(semantic, &slug, &after.stored).await;
             }
         }
+        self.schedule_report().await;
         self.sweep_if_released().await;
         self.run_ai_work().await;
+        // An answer that ended is counted too.
+        self.schedule_report().await;
         Ok(())
     }
 
@@ -276,16 +301,24 @@ impl DurableObject for ChatRoom {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.drop_socket(&ws);
+        self.schedule_report().await;
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         self.drop_socket(&ws);
+        self.schedule_report().await;
         Ok(())
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.flush_scheduled.set(false);
+        // How late the alarm runs (known when this instance set it).
+        if let Some(due) = self.alarm_due.take() {
+            self.meter
+                .borrow_mut()
+                .alarm_lag((now() - due).max(0) as u64);
+        }
         self.load(None)?;
         let (slug, count, last) = {
             let room = self.room.borrow();
@@ -299,7 +332,28 @@ impl DurableObject for ChatRoom {
                 store.last_message_at().map_err(stored)?,
             )
         };
-        if let Err(e) = crate::directory::record_activity(&self.env, &slug, count, last).await {
+        // Metrics batches and heartbeats run this alarm too (issue 12): the directory is
+        // written only when what it holds of the room moved since the last write.
+        let flushed = format!("{count}:{last:?}");
+        let unchanged = self.room.borrow().as_ref().is_some_and(|room| {
+            room.store()
+                .meta(DIRECTORY_FLUSHED)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(&flushed)
+        });
+        let write = async {
+            if unchanged {
+                return Ok(());
+            }
+            crate::directory::record_activity(&self.env, &slug, count, last).await?;
+            if let Some(room) = self.room.borrow().as_ref() {
+                let _ = room.store().set_meta(DIRECTORY_FLUSHED, &flushed);
+            }
+            Ok::<(), worker::Error>(())
+        };
+        if let Err(e) = write.await {
             // Retried by the runtime: an alarm that throws is re-run with backoff.
             console_error!("directory update for {slug} failed: {e}");
             return Err(e);
@@ -309,8 +363,11 @@ impl DurableObject for ChatRoom {
         // all) and sets the alarm for the next one; a failed sweep schedules its own retry.
         self.files_released.set(false);
         self.sweep_files(now()).await;
+        // Before the assistant's work, which may stream an answer for a while.
+        self.report_metrics().await;
         // Assistant work found when the room woke (see `fetch`).
         self.run_ai_work().await;
+        self.schedule_report().await;
         Response::ok("flushed")
     }
 }
@@ -507,7 +564,10 @@ impl ChatRoom {
         let storage = self.state.storage();
         let result = match storage.get_alarm().await {
             Ok(Some(set)) if set <= at => Ok(()),
-            Ok(_) => storage.set_alarm((at - now()).max(1)).await,
+            Ok(_) => {
+                self.alarm_due.set(Some(at.max(now() + 1)));
+                storage.set_alarm((at - now()).max(1)).await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -642,8 +702,11 @@ impl ChatRoom {
         if self.ai.has_work() {
             // Assistant work found on wake (a queued answer) cannot run in this handler,
             // which must answer the upgrade now: the alarm picks it up at once.
+            self.alarm_due.set(Some(now() + 1));
             let _ = self.state.storage().set_alarm(1).await;
         }
+        self.meter.borrow_mut().connected();
+        self.schedule_report().await;
         let timing = Headers::new();
         timing.set(
             JOIN_TIMING_HEADER,
@@ -914,15 +977,18 @@ impl ChatRoom {
 
     /// Sends a frame, serialized once, to every socket that `to` picks: at once, or (during a
     /// burst, to a socket that accepts batches) with the others of the next few milliseconds.
-    fn send_where(&self, message: &ServerMessage, to: impl Fn(u64, &Conn) -> bool) {
+    /// Returns how many sockets it went to.
+    fn send_where(&self, message: &ServerMessage, to: impl Fn(u64, &Conn) -> bool) -> usize {
         let Some(text) = serialize(message) else {
-            return;
+            return 0;
         };
+        let mut sockets = 0;
         let opened = {
             let mut outbox = self.outbox.borrow_mut();
             if let Some(slots) = self.slots.borrow().as_ref() {
                 for (id, slot) in slots {
                     if to(*id, &slot.conn) {
+                        sockets += 1;
                         if let Some(frame) = outbox.offer(id, slot.batch, &text) {
                             // A socket that is closing throws; its close handler cleans up.
                             let _ = slot.ws.send_with_str(&frame);
@@ -935,6 +1001,7 @@ impl ChatRoom {
         if opened {
             self.flush_while_busy();
         }
+        sockets
     }
 
     /// Sends what the outbox holds every [`COALESCE_MS`] until a window passes with nothing
@@ -993,8 +1060,11 @@ impl ChatRoom {
             }
             (Some(_), None) => {}
             (None, info) => {
-                let store =
-                    SqlStore::open(DurableSql(self.state.storage().sql())).map_err(stored)?;
+                let store = SqlStore::open(DurableSql(
+                    self.state.storage().sql(),
+                    self.sql_rows.clone(),
+                ))
+                .map_err(stored)?;
                 if self.test_switches.get()
                     && config::string(&self.env, "BENCH_NO_FTS").as_deref() == Some("1")
                 {
@@ -1078,7 +1148,10 @@ impl ChatRoom {
                     }
                 }
             }
-            Effect::Broadcast(message) => self.broadcast(&message, None),
+            Effect::Broadcast(message) => {
+                self.count(&message);
+                self.broadcast(&message, None)
+            }
             Effect::BroadcastOthers(message) => {
                 // Typing is bounded by who is present: a large room hears a few typists.
                 let told = match &message {
@@ -1144,6 +1217,9 @@ impl ChatRoom {
             // catches any that a handler without one leaves.
             Effect::FilesReleased => self.files_released.set(true),
             other => {
+                if let Effect::Record(record) = &other {
+                    self.count_record(record);
+                }
                 if let Some(other) = self.ai.take(other) {
                     console_error!("effect not carried out: {other:?}");
                 }
@@ -1165,7 +1241,12 @@ impl ChatRoom {
 
     /// Sends a frame to every joined socket (but `except`).
     fn broadcast(&self, message: &ServerMessage, except: Option<u64>) {
-        self.send_where(message, |id, conn| conn.joined && Some(id) != except);
+        let started = crate::metrics::timing::now_ms();
+        let sockets = self.send_where(message, |id, conn| conn.joined && Some(id) != except);
+        let micros = ((crate::metrics::timing::now_ms() - started) * 1000.0).max(0.0);
+        self.meter
+            .borrow_mut()
+            .broadcast(micros as u64, sockets as u64);
     }
 
     fn mark_joined(&self, id: u64) {
@@ -1339,8 +1420,98 @@ impl ChatRoom {
         if !has_sockets {
             self.limiters.borrow_mut().remove(&conn.author.id);
         }
+        self.meter.borrow_mut().disconnected();
         let notices = self.presence.borrow_mut().leave(id, now());
         self.tell(notices);
+    }
+
+    /// Counts an event the room sequenced (and a message, for a post or a reply).
+    fn count(&self, message: &ServerMessage) {
+        if let ServerMessage::Event { event } = message {
+            let mut meter = self.meter.borrow_mut();
+            meter.event();
+            if matches!(
+                event.kind,
+                EventKind::Message { .. } | EventKind::Reply { .. }
+            ) {
+                meter.message();
+            }
+        }
+    }
+
+    /// Counts an answer that ended and a rating (the records the assistant keeps in D1).
+    fn count_record(&self, record: &shared::room::assistant::Record) {
+        use shared::room::assistant::Record;
+        let mut meter = self.meter.borrow_mut();
+        match record {
+            Record::Answer { state, meta, .. } => meter.answer(
+                *state == shared::protocol::AnswerState::Failed,
+                u64::from(meta.first_token_ms),
+                u64::from(meta.total_ms),
+            ),
+            Record::Feedback { vote, .. } => match vote {
+                shared::protocol::Vote::Up => meter.rating(true),
+                shared::protocol::Vote::Down => meter.rating(false),
+                _ => {}
+            },
+        }
+    }
+
+    /// Who is connected now: sockets (watching ones apart), people, and the database size.
+    fn gauges(&self) -> shared::metrics::Gauges {
+        let mut gauges = shared::metrics::Gauges::default();
+        let mut users = std::collections::HashSet::new();
+        if let Some(slots) = self.slots.borrow().as_ref() {
+            for slot in slots.values() {
+                if slot.conn.watching {
+                    gauges.watchers += 1;
+                } else {
+                    gauges.connections += 1;
+                    users.insert(slot.conn.author.id.as_str().to_owned());
+                }
+            }
+        }
+        gauges.users = users.len() as u64;
+        gauges.rooms = u64::from(gauges.connections > 0);
+        gauges.db_bytes = self.state.storage().sql().database_size() as u64;
+        gauges
+    }
+
+    /// Sets the alarm to send the room's batch, once per batch interval: counting stays a
+    /// field increment, and a busy room sends one request every few seconds, not one per
+    /// message.
+    async fn schedule_report(&self) {
+        if self.report_scheduled.get() || !self.meter.borrow().wants_report() {
+            return;
+        }
+        self.report_scheduled.set(true);
+        self.alarm_by(now() + shared::metrics::REPORT_INTERVAL_MS)
+            .await;
+    }
+
+    /// Sends the batch to the aggregator (from the alarm), and while people are connected
+    /// keeps a heartbeat alarm, so the aggregator can tell them from a room that went away.
+    async fn report_metrics(&self) {
+        self.report_scheduled.set(false);
+        let slug = self.slug();
+        if slug.is_empty() {
+            return;
+        }
+        let gauges = self.gauges();
+        let (read, written) = self.sql_rows.take();
+        let report = {
+            let mut meter = self.meter.borrow_mut();
+            meter.sql(read, written);
+            meter.take(&slug, gauges, now())
+        };
+        if let Some(report) = report {
+            crate::metrics::client::report_room(&self.env, report).await;
+        }
+        if gauges.connections > 0 {
+            self.alarm_by(now() + shared::metrics::HEARTBEAT_MS).await;
+        }
+        // What happened while the batch was on its way.
+        self.schedule_report().await;
     }
 
     async fn schedule_directory_flush(&self) {
@@ -1352,7 +1523,10 @@ impl ChatRoom {
         // An alarm set for later (the next file sweep, a day off) must not hold the flush back.
         let result = match storage.get_alarm().await {
             Ok(Some(set)) if set <= now() + DIRECTORY_FLUSH_MS => Ok(()),
-            Ok(_) => storage.set_alarm(DIRECTORY_FLUSH_MS).await,
+            Ok(_) => {
+                self.alarm_due.set(Some(now() + DIRECTORY_FLUSH_MS));
+                storage.set_alarm(DIRECTORY_FLUSH_MS).await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -7,9 +7,10 @@ use worker::{SqlStorage, SqlStorageValue};
 
 /// The Durable Object's SQLite. Statements run synchronously with no `await` between them
 /// commit together (the runtime's implicit transaction), which is what makes a multi-statement
-/// write atomic here.
+/// write atomic here. The rows each statement read and wrote add up in the second field, which
+/// the object reports with its metrics (issue 12).
 #[derive(Clone)]
-pub struct DurableSql(pub SqlStorage);
+pub struct DurableSql(pub SqlStorage, pub crate::metrics::client::SqlRows);
 
 fn bind(params: &[SqlValue]) -> Vec<SqlStorageValue> {
     params
@@ -29,13 +30,14 @@ fn failed(e: worker::Error) -> StoreError {
 
 impl Sql for DurableSql {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), StoreError> {
-        self.0.exec(sql, bind(params)).map_err(failed)?;
+        let cursor = self.0.exec(sql, bind(params)).map_err(failed)?;
+        self.1.add(cursor.rows_read(), cursor.rows_written());
         Ok(())
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         let cursor = self.0.exec(sql, bind(params)).map_err(failed)?;
-        cursor
+        let rows = cursor
             .raw()
             .map(|row| {
                 let row = row.map_err(failed)?;
@@ -51,6 +53,9 @@ impl Sql for DurableSql {
                     .collect::<Result<Vec<_>, _>>()
                     .map(Row)
             })
-            .collect()
+            .collect();
+        // Counted once the rows were read: the cursor counts as it steps.
+        self.1.add(cursor.rows_read(), cursor.rows_written());
+        rows
     }
 }
