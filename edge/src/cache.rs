@@ -55,9 +55,10 @@ impl Entry<'_> {
             // A rename or a new avatar is purged where it happens and reaches other locations
             // within a minute.
             Entry::ProfileCard { .. } => 60,
-            // Activity reorders the list all the time and is not purged (it would be a purge
-            // per message burst): half a minute of staleness in a directory is fine.
-            Entry::PublicRooms => 30,
+            // Activity (message counts, last activity, the order) is written by the rooms'
+            // alarms, which are not purges: a short life keeps the list within seconds of them
+            // while a busy directory is still read once per 5 s per location, not per reader.
+            Entry::PublicRooms => 5,
         }
     }
 
