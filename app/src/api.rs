@@ -370,6 +370,19 @@ pub async fn admin_audit() -> Result<AuditPage, ApiError> {
     call("GET", "/api/admin/audit", None).await
 }
 
+/// `GET /api/admin/settings`: every setting and where its value comes from (global admins;
+/// `not_found` for anyone else).
+pub async fn admin_settings() -> Result<shared::settings::SettingsView, ApiError> {
+    call("GET", "/api/admin/settings", None).await
+}
+
+/// `PUT /api/admin/settings`: saves (or clears) settings; a result per setting.
+pub async fn save_settings(
+    save: &shared::settings::SaveSettings,
+) -> Result<shared::settings::SaveOutcome, ApiError> {
+    call("PUT", "/api/admin/settings", json(save)).await
+}
+
 /// `GET /api/admin/analytics?range=…` (global admins; `not_found` for anyone else), or with a
 /// room, `GET /api/rooms/<slug>/analytics?range=…` (its owner and admins).
 pub async fn analytics(

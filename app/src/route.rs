@@ -14,6 +14,9 @@ pub enum Route {
     Profile,
     /// `/admin`: users and rooms (admins only).
     Admin,
+    /// `/settings`: the Worker's secrets and provider settings (admins only; anyone else sees
+    /// "Not found").
+    Settings,
     /// `/invite/<slug>/<token>`: accept an invite, then open the room.
     Invite(String, String),
     /// `/analytics`: live usage everywhere (admins only; the server answers no one else).
@@ -35,6 +38,9 @@ impl Route {
         }
         if path == "/admin" {
             return Route::Admin;
+        }
+        if path == "/settings" {
+            return Route::Settings;
         }
         if path == "/analytics" {
             return Route::Analytics;
@@ -69,6 +75,7 @@ impl Route {
             Route::Devices => "/devices".to_owned(),
             Route::Profile => "/profile".to_owned(),
             Route::Admin => "/admin".to_owned(),
+            Route::Settings => "/settings".to_owned(),
             Route::Invite(slug, token) => format!("/invite/{slug}/{token}"),
             Route::Analytics => "/analytics".to_owned(),
             Route::RoomAnalytics(slug) => format!("/analytics/{slug}"),
@@ -119,6 +126,13 @@ mod tests {
         }
         assert_eq!(Route::parse("/analytics/"), Route::Home);
         assert_eq!(Route::parse("/analytics/a/b"), Route::Home);
+    }
+
+    #[test]
+    fn the_settings_page_has_its_own_path() {
+        assert_eq!(Route::parse("/settings"), Route::Settings);
+        assert_eq!(Route::Settings.path(), "/settings");
+        assert_eq!(Route::parse("/settings/x"), Route::Home);
     }
 
     #[test]

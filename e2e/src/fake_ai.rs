@@ -126,6 +126,8 @@ struct State {
     requests: Vec<Value>,
     /// Requests whose client went away before the stream ended.
     abandoned: usize,
+    /// The `Authorization` header of each `GET /v1/models` (the settings page's live check).
+    model_lists: Vec<Option<String>>,
 }
 
 /// The running fake.
@@ -189,6 +191,11 @@ impl FakeAi {
         self.lock().abandoned
     }
 
+    /// The `Authorization` header of each `GET /v1/models` so far (`None` when it had none).
+    pub fn model_lists(&self) -> Vec<Option<String>> {
+        self.lock().model_lists.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -208,6 +215,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> Result {
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    if head.starts_with("GET /v1/models ") || head.starts_with("GET /health ") {
+        return answer_get(&mut stream, &head, &state).await;
+    }
     let length: usize = head
         .lines()
         .find_map(|l| {
@@ -276,6 +286,33 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> Result {
             let _ = stream_clock(&mut stream, count, gap).await;
         }
     }
+    Ok(())
+}
+
+/// `GET /v1/models` (OpenAI's model list, which the settings page's live check asks for, and
+/// whose `Authorization` is recorded) and `GET /health` (the classifier server's).
+async fn answer_get(stream: &mut TcpStream, head: &str, state: &Mutex<State>) -> Result {
+    let body = if head.starts_with("GET /v1/models ") {
+        let authorization = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("authorization")
+                .then(|| value.trim().to_owned())
+        });
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .model_lists
+            .push(authorization);
+        json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+    } else {
+        json!({"status": "ok"})
+    }
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
     Ok(())
 }
 

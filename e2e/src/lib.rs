@@ -18,12 +18,14 @@
 //! - [`fanout`] runs the real room core natively with tens of thousands of virtual clients and
 //!   models one object against a tree of fan-out objects (`docs/scaling.md`);
 //! - [`oauth_fake`] is an OAuth 2.0 / OpenID Connect provider on loopback, and [`login::Browser`]
-//!   walks sign-in flows through it step by step.
+//!   walks sign-in flows through it step by step;
+//! - [`fake_cloudflare`] is Cloudflare's API (Worker secrets) on loopback, for the settings page.
 
 pub mod browser;
 pub mod client;
 pub mod crowd;
 pub mod fake_ai;
+pub mod fake_cloudflare;
 pub mod fake_site;
 pub mod fanout;
 pub mod grounding;

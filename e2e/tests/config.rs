@@ -19,6 +19,8 @@ const DEV_ONLY: &[&str] = &[
     "ROOM_QUERY_TEST_DELAY_MS",
     "PREVIEW_LOOPBACK",
     "FILES_TEST_SWEEP",
+    "SETTINGS_TEST_CACHE_MS",
+    "CLOUDFLARE_API_BASE",
 ];
 
 fn wrangler_toml() -> toml::Table {

@@ -36,6 +36,8 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     let path = req.path();
     let method = req.method();
     let https = is_https(&req);
+    // Settings saved on the admin's page apply to this request (a copy at most 30 s old).
+    crate::settings::refresh(env).await;
     // `Server-Timing` (issue 12): the phases measured while this request's future runs.
     let (method_name, started) = (method.to_string(), crate::metrics::timing::now_ms());
     let timed = crate::metrics::timing::Timed::new(respond(req, env, ctx, &path, method));
@@ -322,6 +324,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             Ok(json(&AdminUsers { users }, 200)?)
         }
         (Method::Post, ["admin", "users", user_id]) => update_user(req, env, user_id).await,
+        (_, ["admin", "settings"]) => crate::settings::route(req, env).await,
         (Method::Get, ["admin", "analytics"]) => {
             let me = identity(&req, env).await?;
             crate::metrics::admin_analytics(&req, env, me.admin).await

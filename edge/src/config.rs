@@ -6,11 +6,20 @@ use shared::rate_limit::RateLimits;
 use shared::room::assistant::AiConfig;
 use worker::Env;
 
+pub use crate::settings::store::StoredSessionKey;
+
 /// Shortest acceptable session secret, in bytes.
 const MIN_SECRET_LEN: usize = 32;
 
-/// A non-empty secret or var.
+/// A setting: the value saved on the admin's settings page (`crate::settings`, a copy at most
+/// 30 s old), else the environment's non-empty secret or var.
 pub(crate) fn string(env: &Env, name: &str) -> Option<String> {
+    crate::settings::store::stored(name).or_else(|| env_string(env, name))
+}
+
+/// The environment's non-empty secret or var alone (for the keys the settings page itself
+/// runs on, and the session keys, which combine both in [`with_stored_key`]).
+pub(crate) fn env_string(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
@@ -60,9 +69,57 @@ pub fn pick_keys(read: impl Fn(&str) -> Option<String>) -> Result<SessionKeys, C
     })
 }
 
-/// Reads the signing keys from the environment (see [`pick_keys`]).
+/// The signing keys: the environment's (see [`pick_keys`]) combined with a key saved on the
+/// settings page (see [`with_stored_key`]).
 pub fn session_keys(env: &Env) -> Result<SessionKeys, ChatError> {
-    pick_keys(|name| string(env, name))
+    let now = crate::time::now();
+    with_stored_key(
+        pick_keys(|name| env_string(env, name)),
+        crate::settings::store::session_key(now),
+        now,
+    )
+}
+
+/// The keys in effect: a saved key wins over the environment's (whichever name holds it) and
+/// the key it replaced keeps verifying for its grace period, like `SESSION_SECRET_PREVIOUS`.
+/// Before a saved key starts signing, the replaced one signs and the new one only verifies.
+/// With no saved key, the environment's keys apply, the retired key (after a clear) standing in
+/// for the environment's previous one while it lasts.
+pub fn with_stored_key(
+    env_keys: Result<SessionKeys, ChatError>,
+    stored: StoredSessionKey,
+    now: i64,
+) -> Result<SessionKeys, ChatError> {
+    let retired = stored
+        .retired
+        .filter(|(_, until)| now < *until)
+        .map(|(key, _)| key.into_bytes());
+    match stored.current {
+        Some((key, since)) if now < since => {
+            let signing = retired.or_else(|| env_keys.ok().map(|k| k.current));
+            Ok(match signing {
+                Some(old) => SessionKeys {
+                    current: old,
+                    previous: Some(key.into_bytes()),
+                },
+                None => SessionKeys {
+                    current: key.into_bytes(),
+                    previous: None,
+                },
+            })
+        }
+        Some((key, _)) => Ok(SessionKeys {
+            current: key.into_bytes(),
+            previous: retired,
+        }),
+        None => {
+            let mut keys = env_keys?;
+            if retired.is_some() {
+                keys.previous = retired;
+            }
+            Ok(keys)
+        }
+    }
 }
 
 /// Whether the bench's bulk seed route is on (`BENCH_SEED=1`). Never set in wrangler.toml:
@@ -224,6 +281,73 @@ mod tests {
             short.message.contains("HMAC_SECRET_KEY"),
             "{}",
             short.message
+        );
+    }
+
+    fn env_keys() -> Result<SessionKeys, ChatError> {
+        pick_keys(vars(&[
+            ("SESSION_SECRET", &"e".repeat(32)),
+            ("SESSION_SECRET_PREVIOUS", &"p".repeat(32)),
+        ]))
+    }
+
+    fn saved(key: &str, since: i64, retired: Option<(&str, i64)>) -> StoredSessionKey {
+        StoredSessionKey {
+            current: Some((key.repeat(32), since)),
+            retired: retired.map(|(k, until)| (k.repeat(32), until)),
+        }
+    }
+
+    #[test]
+    fn a_saved_session_key_signs_once_its_time_comes_and_the_key_it_replaced_still_verifies() {
+        let stored = saved("n", 1_000, Some(("e", 100_000)));
+        // Before: the old key signs, the new one is already accepted.
+        let before = with_stored_key(env_keys(), stored.clone(), 999).unwrap();
+        assert_eq!(before.current, "e".repeat(32).into_bytes());
+        assert_eq!(before.previous, Some("n".repeat(32).into_bytes()));
+        // After: the new key signs, the old one verifies until its grace ends.
+        let after = with_stored_key(env_keys(), stored.clone(), 1_000).unwrap();
+        assert_eq!(after.current, "n".repeat(32).into_bytes());
+        assert_eq!(after.previous, Some("e".repeat(32).into_bytes()));
+        let later = with_stored_key(env_keys(), stored, 100_000).unwrap();
+        assert_eq!(later.current, "n".repeat(32).into_bytes());
+        assert_eq!(later.previous, None, "the grace period is over");
+    }
+
+    #[test]
+    fn a_saved_session_key_wins_over_hmac_secret_key_and_works_without_any_environment_key() {
+        let env = pick_keys(vars(&[("HMAC_SECRET_KEY", &"h".repeat(32))]));
+        let keys = with_stored_key(env, saved("n", 0, None), 5).unwrap();
+        assert_eq!(keys.current, "n".repeat(32).into_bytes());
+        let none = pick_keys(vars(&[]));
+        assert!(none.is_err());
+        let keys = with_stored_key(none, saved("n", 10, None), 5).unwrap();
+        assert_eq!(
+            keys.current,
+            "n".repeat(32).into_bytes(),
+            "nothing else could sign"
+        );
+    }
+
+    #[test]
+    fn without_a_saved_key_the_environment_applies_with_a_cleared_key_verifying_for_a_while() {
+        let plain = with_stored_key(env_keys(), StoredSessionKey::default(), 5).unwrap();
+        assert_eq!(plain.current, "e".repeat(32).into_bytes());
+        assert_eq!(plain.previous, Some("p".repeat(32).into_bytes()));
+        let cleared = StoredSessionKey {
+            current: None,
+            retired: Some(("c".repeat(32), 50)),
+        };
+        let keys = with_stored_key(env_keys(), cleared.clone(), 5).unwrap();
+        assert_eq!(keys.current, "e".repeat(32).into_bytes());
+        assert_eq!(keys.previous, Some("c".repeat(32).into_bytes()));
+        let keys = with_stored_key(env_keys(), cleared, 50).unwrap();
+        assert_eq!(keys.previous, Some("p".repeat(32).into_bytes()));
+        assert_eq!(
+            with_stored_key(pick_keys(vars(&[])), StoredSessionKey::default(), 5)
+                .err()
+                .map(|e| e.code),
+            Some(ErrorCode::ConfigError)
         );
     }
 

@@ -21,6 +21,7 @@ mod profiles;
 mod random;
 mod rooms;
 pub mod session;
+mod settings;
 mod time;
 mod version;
 

@@ -27,6 +27,7 @@ pub mod rate_limit;
 #[cfg(feature = "server")]
 pub mod room;
 pub mod search;
+pub mod settings;
 pub mod unread;
 
 pub use error::{ChatError, ErrorCode};

@@ -93,6 +93,23 @@ pub const SETTINGS: &[Setting] = &[
         "verified emails that become admins",
     ),
     s(
+        "SETTINGS_KEY",
+        Need::Secret,
+        "seals the values saved on the admin's settings page (base64 of 32 random bytes; \
+         without it the page cannot save)",
+    ),
+    s(
+        "CLOUDFLARE_API_TOKEN",
+        Need::Secret,
+        "lets the settings page also set Worker secrets (\"Save to Cloudflare\"; a token with \
+         Workers Scripts Write)",
+    ),
+    s(
+        "CLOUDFLARE_ACCOUNT_ID",
+        Need::Secret,
+        "the account of CLOUDFLARE_API_TOKEN, for \"Save to Cloudflare\"",
+    ),
+    s(
         "AI_API_KEY",
         Need::Secret,
         "the OpenAI-compatible provider's key",
@@ -217,6 +234,16 @@ pub const SETTINGS: &[Setting] = &[
         "BENCH_NO_FTS",
         Need::DevOnly,
         "the bench's run without the search index",
+    ),
+    s(
+        "SETTINGS_TEST_CACHE_MS",
+        Need::DevOnly,
+        "shortens how long an instance keeps the settings page's values (tests)",
+    ),
+    s(
+        "CLOUDFLARE_API_BASE",
+        Need::DevOnly,
+        "points \"Save to Cloudflare\" at the tests' fake API on loopback",
     ),
     s(
         "FILES_TEST_SWEEP",

@@ -20,6 +20,7 @@ use crate::components::name_prompt::NamePrompt;
 use crate::components::performance_page::PerformancePage;
 use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
+use crate::components::settings_page::SettingsPage;
 use crate::components::sidebar::{link_click, Sidebar};
 use crate::route::Route;
 use crate::watch::Watchers;
@@ -345,6 +346,7 @@ pub fn App() -> Html {
                 <nav class="topnav">
                     if *admin {
                         <a href="/admin" onclick={link_click("/admin".into(), on_navigate.clone())}>{ "Admin" }</a>
+                        <a href="/settings" onclick={link_click(Route::Settings.path(), on_navigate.clone())}>{ "Settings" }</a>
                     }
                     <a class="whoami" href="/profile" title="Edit your profile"
                         onclick={link_click("/profile".into(), on_navigate.clone())}>{ &me.name }</a>
@@ -369,6 +371,9 @@ pub fn App() -> Html {
                     <ProfilePage on_saved={on_profile_saved} />
                 } else if *route == Route::Admin {
                     <AdminPage />
+                } else if *route == Route::Settings {
+                    // The page asks the server, which answers only global admins.
+                    <SettingsPage />
                 } else if *route == Route::Analytics {
                     // The server answers only global admins (anyone else: "not found").
                     <AnalyticsPage />

@@ -32,6 +32,7 @@ pub mod reactions;
 pub mod room;
 pub mod room_panel;
 pub mod search;
+pub mod settings_page;
 pub mod sidebar;
 pub mod source_panel;
 pub mod thread_panel;

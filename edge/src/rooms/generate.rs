@@ -210,6 +210,8 @@ pub(super) trait AiWork: AiHost {
             }
         }
         let request = self.grounded(gen, request).await;
+        // The room runs apart from any request: it reads the settings page's values itself.
+        crate::settings::store::refresh(self.env()).await;
         let outcome = match Provider::from_env(self.env()) {
             Ok(provider) => {
                 // A model that sees gets the question's images themselves; every model has
@@ -372,6 +374,7 @@ pub(super) trait AiWork: AiHost {
 
     /// A whole (non-streamed to anyone) completion, for the summary and memory.
     async fn complete(&self, request: &CompletionRequest) -> Result<String, ChatError> {
+        crate::settings::store::refresh(self.env()).await;
         let provider = Provider::from_env(self.env())?;
         let signal = AbortController::default().signal();
         // Summaries and memory are about words: no images.
