@@ -86,6 +86,11 @@ pub fn require_build(need_app: bool) -> Result {
     if !worker.exists() {
         missing.push(worker);
     }
+    // The logging Worker runs beside it (`server::logger_config`) when the checkout has one.
+    let logger = root.join("logger/build/worker/shim.mjs");
+    if root.join("logger/wrangler.toml").exists() && !logger.exists() {
+        missing.push(logger);
+    }
     let app = root.join("dist/index.html");
     if need_app && !app.exists() {
         missing.push(app);

@@ -32,6 +32,9 @@ pub struct DevOptions {
     pub vars: Vec<(String, String)>,
     /// Also require the app (`dist/index.html`), for browser tests.
     pub need_app: bool,
+    /// Run the main Worker alone, without the logging Worker (its `LOGGER` binding then reaches
+    /// nothing), to test that logging never breaks a request.
+    pub without_logger: bool,
 }
 
 impl DevOptions {
@@ -46,6 +49,19 @@ impl DevOptions {
         self.need_app = true;
         self
     }
+
+    /// Leaves the logging Worker out.
+    pub fn without_logger(mut self) -> Self {
+        self.without_logger = true;
+        self
+    }
+}
+
+/// The logging Worker's configuration, when the checkout has one (the bench may run an older
+/// checkout's Worker, through `E2E_REPO_ROOT`, that has none).
+pub fn logger_config() -> Option<PathBuf> {
+    let config = repo_root().join("logger/wrangler.toml");
+    config.exists().then_some(config)
 }
 
 /// A running (or stopped, between [`DevServer::stop`] and a start) `wrangler dev`.
@@ -321,8 +337,24 @@ impl DevServer {
         use std::os::unix::process::CommandExt as _;
 
         let mut command = self.wrangler();
+        command.arg("dev");
+        // Both Workers in one runtime, as `./scripts/dev` runs them: the first configuration is
+        // served, the logging Worker is reached through its service binding. They share the
+        // persist directory (the logger's KV beside the app's D1 and rooms).
+        if let Some(logger) = logger_config().filter(|_| !self.options.without_logger) {
+            command
+                .arg("-c")
+                .arg(repo_root().join("wrangler.toml"))
+                .arg("-c")
+                .arg(logger);
+        }
+        if self.options.without_logger {
+            // A registry of its own: through the machine's shared one, wrangler would connect
+            // the binding to a logger another `wrangler dev` runs.
+            command.env("WRANGLER_REGISTRY_PATH", self.persist.join("registry"));
+        }
         command
-            .args(["dev", "--ip", "127.0.0.1", "--port"])
+            .args(["--ip", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--inspector-port")
             .arg(self.inspector_port.to_string())

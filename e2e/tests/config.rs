@@ -8,8 +8,8 @@ use shared::ErrorCode;
 
 /// Vars that only a local dev server, the tests or the bench may set: the local account,
 /// provider endpoints pointed at a fake, the bench's bulk seed route, its guest minting and
-/// its search index switch, and the artificial delay of a room's answers. The Worker honours
-/// each only for requests addressed to localhost.
+/// its search index switch, the artificial delay of a room's answers, and the logging tests'
+/// failing route. The Worker honours each only for requests addressed to localhost.
 const DEV_ONLY: &[&str] = &[
     "DEV_LOGIN",
     "OAUTH_TEST_ENDPOINTS",
@@ -19,6 +19,7 @@ const DEV_ONLY: &[&str] = &[
     "ROOM_QUERY_TEST_DELAY_MS",
     "PREVIEW_LOOPBACK",
     "FILES_TEST_SWEEP",
+    "LOGS_TEST_FAILURES",
     "SETTINGS_TEST_CACHE_MS",
     "CLOUDFLARE_API_BASE",
 ];

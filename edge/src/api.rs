@@ -76,11 +76,22 @@ fn strict_transport_security(https: bool) -> Option<&'static str> {
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 
 async fn respond(req: Request, env: &Env, ctx: &Context, path: &str, method: Method) -> Response {
+    // Kept before the route takes the request: a failure is logged with its id and user.
+    let log = crate::logs::RequestLog::of(&req);
     let result = route(req, env, ctx, path).await;
     let response = match result {
-        Ok(response) => Ok(response),
+        Ok(mut response) => {
+            if response.status_code() >= 500 {
+                log.failed_response(ctx, env, path, &mut response);
+            }
+            Ok(response)
+        }
         Err(ApiError { error, detail }) => {
             let status = error.code.http_status();
+            if status >= 500 || error.code == ErrorCode::Internal {
+                let detail = detail.as_deref().unwrap_or(&error.message);
+                log.failed(ctx, env, path, status, error.code, detail);
+            }
             if status >= 500 {
                 // Structured error log: one JSON object per failure.
                 console_error!(
@@ -202,6 +213,12 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
         (Method::Post, ["test", "guests"]) if auth::test_guests::enabled(env, &req) => {
             auth::test_guests::mint(req, env).await
         }
+        (Method::Post, ["test", "failure", ..])
+            if crate::logs::test_failures_enabled(env, &req) =>
+        {
+            Err(crate::logs::test_failure())
+        }
+        (Method::Post, ["logs", "client"]) => crate::logs::client_report(req, env, ctx).await,
         (Method::Post, ["rooms"]) => create_room(req, env).await,
         (Method::Get, ["rooms", slug]) => {
             let me = identity(&req, env).await?;
@@ -324,6 +341,10 @@ async fn route(req: Request, env: &Env, ctx: &Context, path: &str) -> ApiResult 
             Ok(json(&AdminUsers { users }, 200)?)
         }
         (Method::Post, ["admin", "users", user_id]) => update_user(req, env, user_id).await,
+        (_, ["admin", "logs", rest @ ..]) => {
+            let admin = require_admin(&req, env).await.map(|_| ());
+            crate::logs::admin(&req, env, rest, admin).await
+        }
         (_, ["admin", "settings"]) => crate::settings::route(req, env).await,
         (Method::Get, ["admin", "analytics"]) => {
             let me = identity(&req, env).await?;

@@ -13,6 +13,7 @@ mod cookies;
 mod directory;
 mod files;
 mod http;
+mod logs;
 mod memory;
 mod metrics;
 mod network;

@@ -18,8 +18,18 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Checks `env` (named `place` in messages, e.g. `[env.production]`) against the scan.
+/// Checks `env` (named `place` in messages, e.g. `[env.production]`) against the scan: its
+/// bindings ([`check_bindings`]) and the settings the code reads.
 pub fn check(place: &str, env: &Environment, scan: &Scan) -> Report {
+    let mut report = check_bindings(place, env, scan);
+    check_settings(place, env, scan, &mut report);
+    report
+}
+
+/// The bindings alone: each one the code reads is declared with its kind, each declared one is
+/// read, each Durable Object class is defined and migrated. (For a Worker that reads no
+/// settings, such as the logger.)
+pub fn check_bindings(place: &str, env: &Environment, scan: &Scan) -> Report {
     let mut report = Report::default();
 
     let mut read_names = BTreeSet::new();
@@ -64,7 +74,33 @@ pub fn check(place: &str, env: &Environment, scan: &Scan) -> Report {
             }
         }
     }
+    report
+}
 
+/// Service bindings name other Workers by their deployed name: each must be one of `workers`,
+/// the Workers deployed with this one (the logger), or the binding has nothing to reach.
+pub fn check_services(place: &str, env: &Environment, workers: &[&str]) -> Vec<String> {
+    env.bindings
+        .iter()
+        .filter(|b| b.kind == Kind::Service)
+        .filter_map(|b| {
+            let target = b.resource.as_deref().unwrap_or_default();
+            (!workers.contains(&target)).then(|| {
+                format!(
+                    "{place} binds `{}` to the Worker `{target}`, which is not deployed with it                      (known: {})",
+                    b.name,
+                    if workers.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        workers.join(", ")
+                    }
+                )
+            })
+        })
+        .collect()
+}
+
+fn check_settings(place: &str, env: &Environment, scan: &Scan, report: &mut Report) {
     for name in &scan.settings {
         if settings::find(name).is_none() {
             report.errors.push(format!(
@@ -112,7 +148,6 @@ pub fn check(place: &str, env: &Environment, scan: &Scan) -> Report {
             _ => {}
         }
     }
-    report
 }
 
 #[cfg(test)]
@@ -195,6 +230,43 @@ mod tests {
             .errors
             .iter()
             .any(|e| e.contains("sets `DEV_LOGIN`, which is for local development")));
+    }
+
+    #[test]
+    fn a_service_binding_must_name_a_worker_deployed_with_it() {
+        let config = format!(
+            "{CONFIG}\n[[env.production.services]]\nbinding = \"LOGGER\"\nservice = \"durable-chat-logger\"\n"
+        );
+        let code = CODE.replace(
+            "env.d1(\"DB\")?;",
+            "env.d1(\"DB\")?; env.service(\"LOGGER\")?;",
+        );
+        let env = env_of(&config);
+        let report = check("[env.production]", &env, &scan_of(&code));
+        assert_eq!(
+            report.errors,
+            Vec::<String>::new(),
+            "read as a service binding"
+        );
+        assert_eq!(
+            check_services("[env.production]", &env, &["durable-chat-logger"]),
+            Vec::<String>::new()
+        );
+        let errors = check_services("[env.production]", &env, &["another-worker"]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0]
+            .contains("`LOGGER` to the Worker `durable-chat-logger`, which is not deployed"));
+        // Read as another kind: the kind check still applies to services.
+        let as_kv = code.replace("env.service(\"LOGGER\")", "env.kv(\"LOGGER\")");
+        let report = check("[env.production]", &env, &scan_of(&as_kv));
+        assert!(report.errors[0].contains("reads `LOGGER` as a KV namespace, but [env.production] declares it as a service binding"));
+    }
+
+    #[test]
+    fn the_bindings_check_alone_says_nothing_of_settings() {
+        let code = CODE.replace("\"SESSION_SECRET\"", "\"SOMETHING_NEW\"");
+        let report = check_bindings("[env.production]", &env_of(CONFIG), &scan_of(&code));
+        assert_eq!(report, Report::default());
     }
 
     #[test]

@@ -260,6 +260,11 @@ pub const SETTINGS: &[Setting] = &[
         Need::DevOnly,
         "lets link previews fetch the tests' fake site on loopback",
     ),
+    s(
+        "LOGS_TEST_FAILURES",
+        Need::DevOnly,
+        "makes POST /api/test/failure answer `internal`, for the logging tests",
+    ),
 ];
 
 /// The setting of that name.

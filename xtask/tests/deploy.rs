@@ -24,9 +24,17 @@ case "$1 $2" in
   "d1 create") touch "$state/d1" ;;
   "d1 migrations") echo "No migrations to apply" ;;
   "kv namespace")
+    # Each created title gets an id of its own: the first 32 hex digits of its SHA-256.
     case "$3" in
-      list) if [ -f "$state/kv" ]; then echo '[{"id":"abcdefabcdefabcdefabcdefabcdefab","title":"durable-chat-logs"}]'; else echo '[]'; fi ;;
-      create) touch "$state/kv" ;;
+      list)
+        printf '['; sep=
+        if [ -f "$state/kv" ]; then
+          while read -r title; do
+            printf '%s{"id":"%s","title":"%s"}' "$sep" "$(printf '%s' "$title" | sha256sum | cut -c1-32)" "$title"; sep=,
+          done < "$state/kv"
+        fi
+        echo ']' ;;
+      create) echo "$4" >> "$state/kv" ;;
     esac ;;
   "r2 bucket")
     case "$3" in
@@ -42,14 +50,20 @@ case "$1 $2" in
 esac
 "#;
 
-/// A copy of what the deploy reads (wrangler.toml, the Worker's source, the migrations) and
-/// the fake wrangler.
+/// A copy of what the deploy reads (wrangler.toml, the Worker's source, the migrations, and the
+/// logging Worker's configuration and source) and the fake wrangler.
 fn workspace(name: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("xtask-deploy-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let root = dir.join("repo");
     copy_dir(&repo_root().join("edge/src"), &root.join("edge/src"));
     copy_dir(&repo_root().join("migrations"), &root.join("migrations"));
+    copy_dir(&repo_root().join("logger/src"), &root.join("logger/src"));
+    std::fs::copy(
+        repo_root().join("logger/wrangler.toml"),
+        root.join("logger/wrangler.toml"),
+    )
+    .expect("copy");
     std::fs::copy(
         repo_root().join("wrangler.toml"),
         root.join("wrangler.toml"),
@@ -107,7 +121,7 @@ fn a_first_deploy_creates_every_resource_and_writes_their_ids_and_a_second_creat
     let first = calls(&bin);
     for created in [
         "d1 create durable-chat",
-        "kv namespace create durable-chat-logs",
+        "kv namespace create durable-chat-logger-logs",
         "r2 bucket create durable-chat-avatars",
         "r2 bucket create durable-chat-attachments",
         "vectorize create durable-chat-messages --dimensions=384 --metric=cosine",
@@ -120,14 +134,27 @@ fn a_first_deploy_creates_every_resource_and_writes_their_ids_and_a_second_creat
     assert!(first
         .iter()
         .any(|c| c.starts_with("d1 migrations apply DB --remote --env production")));
-    assert!(first
+    // The logging Worker goes first: the main Worker's service binding names it.
+    let deploys: Vec<&String> = first
         .iter()
-        .any(|c| c.starts_with("deploy --env production --message build ")));
+        .filter(|c| c.starts_with("deploy --env"))
+        .collect();
+    assert_eq!(deploys.len(), 2, "{deploys:#?}");
+    assert!(deploys[0]
+        .starts_with("deploy --env production --config logger/wrangler.toml --message build "));
+    assert!(deploys[1].starts_with("deploy --env production --message build "));
+    assert!(first.iter().any(|c| c.starts_with("deploy --dry-run")
+        && c.ends_with("--env production --config logger/wrangler.toml")));
     let config = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
     assert!(config.contains("database_id = \"11111111-2222-3333-4444-555555555555\""));
-    assert!(config.contains("id = \"abcdefabcdefabcdefabcdefabcdefab\""));
     // The local configuration keeps its placeholder: only production's ids are written.
     assert!(config.contains("database_id = \"00000000-0000-0000-0000-000000000000\""));
+    // The logger's namespace id goes into the logger's configuration, and only its production.
+    let logger = std::fs::read_to_string(root.join("logger/wrangler.toml")).expect("logger");
+    let logs_id = "dadb2947530bea4ff888c05a044aba28"; // sha256("durable-chat-logger-logs")
+    assert!(logger.contains(&format!("id = \"{logs_id}\"")), "{logger}");
+    assert!(logger.contains("id = \"durable-chat-logs-local\""));
+    assert!(!config.contains(logs_id));
 
     run(&root, &options(&bin)).expect("second deploy");
     let second = &calls(&bin)[first.len()..];
@@ -137,6 +164,11 @@ fn a_first_deploy_creates_every_resource_and_writes_their_ids_and_a_second_creat
     );
     let again = std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
     assert_eq!(again, config, "the second run changed wrangler.toml");
+    let logger_again = std::fs::read_to_string(root.join("logger/wrangler.toml")).expect("logger");
+    assert_eq!(
+        logger_again, logger,
+        "the second run changed logger/wrangler.toml"
+    );
     let _ = std::fs::remove_dir_all(root.parent().expect("dir"));
 }
 

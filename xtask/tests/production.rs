@@ -22,6 +22,8 @@ fn the_production_environment_declares_every_binding_the_worker_reads() {
         "AI",
         "VECTORIZE",
         "SESSION_LIMITER",
+        "LOG_LIMITER",
+        "LOGGER",
         "METRICS",
         "ANALYTICS",
         "VITALS_LIMITER",
@@ -31,6 +33,11 @@ fn the_production_environment_declares_every_binding_the_worker_reads() {
             "[env.production] lacks {name}"
         );
     }
+    // The logs are the logging Worker's: it is deployed with this one and owns the namespace.
+    assert!(plan.env.binding("LOGS").is_none());
+    let logger = plan.companions.first().expect("the logging Worker");
+    assert_eq!(logger.env.worker, "durable-chat-logger");
+    assert!(logger.env.binding("LOGS").is_some());
     assert_eq!(plan.dimensions, Some(384), "{}", plan.embedding_model);
 }
 

@@ -143,6 +143,8 @@ pub(super) trait AiHost {
     fn room_deadline(&self, gen: u64) -> Option<i64>;
     /// Adds facts to the memory every open connection of `user_id` carries.
     fn learned(&self, user_id: &str, facts: &[String]);
+    /// Sends an entry to the logging Worker (after the handler; never waited on).
+    fn log(&self, entry: shared::logs::LogEntry);
 }
 
 /// The assistant's provider work, for any [`AiHost`].
@@ -236,6 +238,11 @@ pub(super) trait AiWork: AiHost {
                 "{}",
                 serde_json::json!({"event": "ai_failed", "room": self.slug(), "code": err.code.as_str(), "detail": err.message})
             );
+            self.log(crate::logs::provider_failure(
+                &self.slug(),
+                provider_name(self.env()),
+                err,
+            ));
         }
         self.with_room(|room, now| room.ai_finish(gen, outcome, now));
     }
@@ -410,6 +417,11 @@ pub(super) trait AiWork: AiHost {
             Ok(text) => Some(text),
             Err(e) => {
                 console_error!("room summary failed: {e}");
+                self.log(crate::logs::provider_failure(
+                    &self.slug(),
+                    provider_name(self.env()),
+                    &e,
+                ));
                 None
             }
         };
@@ -428,6 +440,11 @@ pub(super) trait AiWork: AiHost {
             Ok(text) => shared::ai::parse_facts(&text, known),
             Err(e) => {
                 console_error!("assistant memory extraction failed: {e}");
+                self.log(crate::logs::provider_failure(
+                    &self.slug(),
+                    provider_name(self.env()),
+                    &e,
+                ));
                 return;
             }
         };
@@ -444,6 +461,11 @@ pub(super) trait AiWork: AiHost {
 }
 
 impl<T: AiHost> AiWork for T {}
+
+/// The configured provider's name, for the log (`None` when none is).
+fn provider_name(env: &Env) -> Option<&'static str> {
+    Provider::from_env(env).ok().map(|p| p.name())
+}
 
 /// Writes one analytics record to D1 (tables from migrations/0004_ai.sql).
 async fn write_record(env: &Env, room: &str, record: &Record) -> worker::Result<()> {

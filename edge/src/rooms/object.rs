@@ -184,6 +184,8 @@ pub struct ChatRoom {
     /// Workers AI and Vectorize, when both are bound (production): looked up once, since
     /// every stored message asks (a missing binding is an error built on each lookup).
     semantic: Option<Semantic>,
+    /// Failures on their way to the logging Worker (`crate::logs`).
+    log: crate::logs::RoomLog,
     /// What the room counted since its last metrics batch (issue 12): in memory, sent by the
     /// alarm at most every `shared::metrics::REPORT_INTERVAL_MS`.
     meter: RefCell<shared::metrics::RoomMeter>,
@@ -218,6 +220,7 @@ impl DurableObject for ChatRoom {
             ai: AiRuntime::new(config::ai_timeouts(&env)),
             test_switches: Cell::new(false),
             semantic: Semantic::from_env(&env),
+            log: crate::logs::RoomLog::default(),
             meter: RefCell::new(shared::metrics::RoomMeter::default()),
             sql_rows: crate::metrics::client::SqlRows::default(),
             report_scheduled: Cell::new(false),
@@ -356,6 +359,8 @@ impl DurableObject for ChatRoom {
         if let Err(e) = write.await {
             // Retried by the runtime: an alarm that throws is re-run with backoff.
             console_error!("directory update for {slug} failed: {e}");
+            let failed = crate::logs::room_failure(&slug, "room alarm failed", &e.to_string());
+            self.log(failed);
             return Err(e);
         }
         // The alarm is the room's one timer: whatever set it, it does every duty. The file sweep
@@ -526,6 +531,11 @@ impl ChatRoom {
             Ok(swept) => (swept.deleted, swept.next),
             Err(e) => {
                 console_error!("file sweep in {slug} failed; retrying later: {e}");
+                self.log(crate::logs::room_failure(
+                    &slug,
+                    "file sweep failed",
+                    &e.to_string(),
+                ));
                 (0, Some(now() + SWEEP_RETRY_MS))
             }
         };
@@ -1195,7 +1205,14 @@ impl ChatRoom {
                     self.announce_leave(from, &slot.conn);
                 }
             }
-            Effect::Log(detail) => console_error!("room storage failure: {detail}"),
+            Effect::Log(detail) => {
+                console_error!("room storage failure: {detail}");
+                self.log(crate::logs::room_failure(
+                    &self.slug(),
+                    "room storage failure",
+                    &detail,
+                ));
+            }
             Effect::ToUser(user_id, message) => self.send_to_user(&user_id, &message),
             Effect::Watching => self.update_slot(from, |conn| conn.watching = true),
             Effect::Notify(message) => self.notify(&message, None),
@@ -1235,7 +1252,15 @@ impl ChatRoom {
                     self.carry_out(0, effect);
                 }
             }
-            Err(e) => console_error!("assistant step failed: {e:?}"),
+            Err(e) => {
+                console_error!("assistant step failed: {e:?}");
+                let detail = format!("{e:?}");
+                self.log(crate::logs::room_failure(
+                    &self.slug(),
+                    "assistant step failed",
+                    &detail,
+                ));
+            }
         }
     }
 
@@ -1607,6 +1632,10 @@ impl AiHost for ChatRoom {
             .as_ref()
             .map(|r| r.info().slug.clone())
             .unwrap_or_default()
+    }
+
+    fn log(&self, entry: shared::logs::LogEntry) {
+        self.log.push(&self.state, &self.env, entry);
     }
 }
 
