@@ -85,7 +85,10 @@ async fn exchange(
     }
     let response: Response = JsFuture::from(window().fetch_with_request(&request))
         .await
-        .map_err(|_| ApiError::network())?
+        .map_err(|_| {
+            crate::report::network_failure(method, path);
+            ApiError::network()
+        })?
         .unchecked_into();
     let text = match response.text() {
         Ok(promise) => JsFuture::from(promise)
@@ -95,7 +98,13 @@ async fn exchange(
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    Ok((response.status(), response.ok(), text))
+    let status = response.status();
+    if status >= 500 {
+        // The server's failure, reported by route, status and code only (`crate::report`).
+        let code = refusal(status, &text).code;
+        crate::report::failed_request(method, path, Some(status), Some(code.as_str()));
+    }
+    Ok((status, response.ok(), text))
 }
 
 /// An answer's body as `T`, or the error it carries (`ErrorBody`, or the status alone). Only
@@ -452,4 +461,15 @@ pub async fn files(
 pub async fn preview(url: &str) -> Result<Option<LinkPreview>, ApiError> {
     let url = js_sys::encode_uri_component(url);
     call("GET", &format!("/api/preview?url={url}"), None).await
+}
+
+/// `GET /api/admin/logs?<query>`: a page of the structured log, newest first (global admins;
+/// `not_found` for anyone else).
+pub async fn admin_logs(query: &str) -> Result<shared::logs::LogPage, ApiError> {
+    call("GET", &format!("/api/admin/logs?{query}"), None).await
+}
+
+/// `GET /api/admin/logs/tail?<query>`: what was logged since `after`, newest first.
+pub async fn admin_logs_tail(query: &str) -> Result<shared::logs::TailPage, ApiError> {
+    call("GET", &format!("/api/admin/logs/tail?{query}"), None).await
 }

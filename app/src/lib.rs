@@ -14,6 +14,7 @@ pub mod format;
 pub mod keys;
 pub mod media;
 pub mod presence;
+pub mod report;
 pub mod route;
 pub mod rows;
 pub mod scroll;
@@ -47,6 +48,7 @@ pub mod xhr;
 /// Mounts the app on `<body>` and registers the service worker.
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
+    report::install();
     register_service_worker();
     // A sample of page loads measures its web vitals (issue 12).
     vitals::start();

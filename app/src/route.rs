@@ -14,6 +14,8 @@ pub enum Route {
     Profile,
     /// `/admin`: users and rooms (admins only).
     Admin,
+    /// `/logs`: the structured log (admins only; anyone else sees "Not found").
+    Logs,
     /// `/settings`: the Worker's secrets and provider settings (admins only; anyone else sees
     /// "Not found").
     Settings,
@@ -38,6 +40,9 @@ impl Route {
         }
         if path == "/admin" {
             return Route::Admin;
+        }
+        if path == "/logs" {
+            return Route::Logs;
         }
         if path == "/settings" {
             return Route::Settings;
@@ -75,6 +80,7 @@ impl Route {
             Route::Devices => "/devices".to_owned(),
             Route::Profile => "/profile".to_owned(),
             Route::Admin => "/admin".to_owned(),
+            Route::Logs => "/logs".to_owned(),
             Route::Settings => "/settings".to_owned(),
             Route::Invite(slug, token) => format!("/invite/{slug}/{token}"),
             Route::Analytics => "/analytics".to_owned(),
@@ -107,6 +113,7 @@ mod tests {
         for route in [
             Route::Profile,
             Route::Admin,
+            Route::Logs,
             Route::Invite("club".into(), "abc123".into()),
         ] {
             assert_eq!(Route::parse(&route.path()), route);

@@ -16,6 +16,7 @@ use crate::components::admin_page::AdminPage;
 use crate::components::analytics_page::AnalyticsPage;
 use crate::components::devices::DevicesPage;
 use crate::components::login::LoginPanel;
+use crate::components::logs_page::LogsPage;
 use crate::components::name_prompt::NamePrompt;
 use crate::components::performance_page::PerformancePage;
 use crate::components::profile_page::ProfilePage;
@@ -346,6 +347,7 @@ pub fn App() -> Html {
                 <nav class="topnav">
                     if *admin {
                         <a href="/admin" onclick={link_click("/admin".into(), on_navigate.clone())}>{ "Admin" }</a>
+                        <a href="/logs" onclick={link_click(Route::Logs.path(), on_navigate.clone())}>{ "Logs" }</a>
                         <a href="/settings" onclick={link_click(Route::Settings.path(), on_navigate.clone())}>{ "Settings" }</a>
                     }
                     <a class="whoami" href="/profile" title="Edit your profile"
@@ -371,6 +373,9 @@ pub fn App() -> Html {
                     <ProfilePage on_saved={on_profile_saved} />
                 } else if *route == Route::Admin {
                     <AdminPage />
+                } else if *route == Route::Logs {
+                    // The page asks the server, which answers only global admins.
+                    <LogsPage />
                 } else if *route == Route::Settings {
                     // The page asks the server, which answers only global admins.
                     <SettingsPage />

@@ -17,6 +17,7 @@ pub mod files_panel;
 pub mod lightbox;
 pub mod link_preview;
 pub mod login;
+pub mod logs_page;
 pub mod message_list;
 pub mod message_row;
 pub mod name_form;
