@@ -137,6 +137,30 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// The input a visible label (or `aria-label`) names, once it is on the page.
+    pub async fn field(&self, label: &str) -> Result<Element> {
+        let script = format!(
+            r#"
+            const want = {label};
+            let el = document.querySelector(`[aria-label="${{want}}"]`);
+            if (!el) {{
+                const lab = Array.from(document.querySelectorAll('label'))
+                    .find(l => l.textContent.trim().startsWith(want));
+                el = lab && (lab.control || document.getElementById(lab.htmlFor));
+            }}
+            if (!el) return null;
+            if (!el.id) el.id = 'e2e-' + Math.random().toString(36).slice(2);
+            return el.id;
+            "#,
+            label = serde_json::to_string(label)?
+        );
+        let id = self
+            .wait_for(&format!("a field labelled {label:?}"), &script)
+            .await?;
+        let id = id.as_str().unwrap_or_default().to_owned();
+        Ok(self.client.find(Locator::Id(&id)).await?)
+    }
+
     /// Navigates to a URL.
     pub async fn goto(&self, url: &str) -> Result {
         self.client

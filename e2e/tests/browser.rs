@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use e2e::browser::{Browser, ChromeDriver};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
-use fantoccini::Locator;
 use serde::Deserialize;
 
 /// WebDriver's code for the Enter key.
@@ -41,30 +40,6 @@ async fn rows(browser: &Browser) -> Result<Vec<Row>> {
     Ok(serde_json::from_value(browser.eval(ROWS_JS).await?)?)
 }
 
-/// The input a visible label (or aria-label) names.
-async fn field(browser: &Browser, label: &str) -> Result<fantoccini::elements::Element> {
-    let script = format!(
-        r#"
-        const want = {label};
-        let el = document.querySelector(`[aria-label="${{want}}"]`);
-        if (!el) {{
-            const lab = Array.from(document.querySelectorAll('label'))
-                .find(l => l.textContent.trim().startsWith(want));
-            el = lab && (lab.control || document.getElementById(lab.htmlFor));
-        }}
-        if (!el) return null;
-        if (!el.id) el.id = 'e2e-' + Math.random().toString(36).slice(2);
-        return el.id;
-        "#,
-        label = serde_json::to_string(label)?
-    );
-    let id = browser
-        .wait_for(&format!("a field labelled {label:?}"), &script)
-        .await?;
-    let id = id.as_str().unwrap_or_default().to_string();
-    Ok(browser.client.find(Locator::Id(&id)).await?)
-}
-
 async fn click_button(browser: &Browser, text: &str) -> Result {
     let script = format!(
         r#"
@@ -84,7 +59,7 @@ async fn click_button(browser: &Browser, text: &str) -> Result {
 
 /// Answers the display-name prompt.
 async fn sign_in(browser: &Browser, name: &str) -> Result {
-    let input = field(browser, "Display name").await?;
+    let input = browser.field("Display name").await?;
     input.send_keys(name).await?;
     click_button(browser, "Continue").await?;
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
@@ -190,11 +165,8 @@ async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
         sign_in(&alice, "Alice").await?;
     }
     let name = unique("Browser Room");
-    field(&alice, "Room name").await?.send_keys(&name).await?;
-    field(&alice, "Topic")
-        .await?
-        .send_keys("end to end")
-        .await?;
+    alice.field("Room name").await?.send_keys(&name).await?;
+    alice.field("Topic").await?.send_keys("end to end").await?;
     click_button(&alice, "Create room").await?;
     let slug = shared::limits::slugify(&name);
     alice
@@ -619,7 +591,8 @@ async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_pag
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
     let name = unique("Local");
-    field(&browser, "Local account name")
+    browser
+        .field("Local account name")
         .await?
         .send_keys(&name)
         .await?;
@@ -737,7 +710,7 @@ async fn a_reply_in_a_thread_a_reaction_and_a_search_work_across_two_browsers() 
 
     // Bob searches the room and finds the reply, highlighted.
     click_button(&f.bob, "🔍 Search").await?;
-    let search = field(&f.bob, "Search messages").await?;
+    let search = f.bob.field("Search messages").await?;
     search.send_keys("inside").await?;
     search.send_keys(ENTER).await?;
     f.bob
@@ -770,10 +743,7 @@ async fn a_room_that_is_not_open_gets_its_unread_and_mention_badges_live() -> Re
     let f = two_people_in_a_room().await?;
     // Alice opens a second room; the first one is now only in her room list.
     let other = unique("Other Room");
-    field(&f.alice, "Room name")
-        .await?
-        .send_keys(&other)
-        .await?;
+    f.alice.field("Room name").await?.send_keys(&other).await?;
     click_button(&f.alice, "Create room").await?;
     let other_slug = shared::limits::slugify(&other);
     f.alice
@@ -890,10 +860,11 @@ async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_anot
     wait_author(&f.bob, "written before the rename", "Alice").await?;
 
     f.alice.goto(&format!("{}/profile", f.server.url())).await?;
-    let name = field(&f.alice, "Display name").await?;
+    let name = f.alice.field("Display name").await?;
     name.clear().await?;
     name.send_keys("Alicia Keys").await?;
-    field(&f.alice, "Pronouns")
+    f.alice
+        .field("Pronouns")
         .await?
         .send_keys("she/her")
         .await?;
@@ -919,7 +890,7 @@ async fn a_display_name_edited_on_the_profile_page_shows_on_old_messages_in_anot
 async fn what_someone_types_on_the_profile_page_survives_live_activity_in_their_rooms() -> Result {
     let f = two_people_in_a_room_with(true).await?;
     f.alice.goto(&format!("{}/profile", f.server.url())).await?;
-    let name = field(&f.alice, "Display name").await?;
+    let name = f.alice.field("Display name").await?;
     f.alice
         .wait_for(
             "the form to show her stored name",
@@ -1054,7 +1025,8 @@ async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Res
         )
         .await?;
     // A field being edited, not saved yet, when the new avatar arrives.
-    field(&browser, "Pronouns")
+    browser
+        .field("Pronouns")
         .await?
         .send_keys("they/them")
         .await?;
@@ -1132,7 +1104,8 @@ async fn indexed_db_holds(browser: &Browser, needle: &str) -> Result<bool> {
 
 /// Signs in with the local account (the server runs with `DEV_LOGIN`).
 async fn sign_in_locally(browser: &Browser, name: &str) -> Result {
-    field(browser, "Local account name")
+    browser
+        .field("Local account name")
         .await?
         .send_keys(name)
         .await?;
@@ -1143,7 +1116,7 @@ async fn sign_in_locally(browser: &Browser, name: &str) -> Result {
 
 async fn sign_out(browser: &Browser) -> Result {
     click_button(browser, "Sign out").await?;
-    field(browser, "Display name").await?;
+    browser.field("Display name").await?;
     Ok(())
 }
 
@@ -1169,7 +1142,7 @@ async fn signing_out_deletes_the_offline_copy_so_the_next_person_on_the_browser_
     browser.goto(&server.url()).await?;
     sign_in_locally(&browser, "Alice").await?;
     let name = unique("Private Room");
-    field(&browser, "Room name").await?.send_keys(&name).await?;
+    browser.field("Room name").await?.send_keys(&name).await?;
     browser
         .find(r#"input[type="checkbox"][name="private"]"#)
         .await?
@@ -1242,7 +1215,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     browser.goto(&server.url()).await?;
     sign_in_locally(&browser, "Alice").await?;
     let name = unique("Shared Room");
-    field(&browser, "Room name").await?.send_keys(&name).await?;
+    browser.field("Room name").await?.send_keys(&name).await?;
     click_button(&browser, "Create room").await?;
     let slug = shared::limits::slugify(&name);
     // The app opens the new room itself (see the test above for why not reload here).
@@ -1573,7 +1546,7 @@ async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person
     assert_eq!(all.names.len(), 53, "{:?}", all.names);
 
     // A search asks the room; the one match shows.
-    let search = field(&browser, "Search people here").await?;
+    let search = browser.field("Search people here").await?;
     search.send_keys("needle").await?;
     let found = wait_who(&browser, "Zelda Needle alone", |w| {
         w.names == ["Zelda Needle"]

@@ -12,7 +12,6 @@ use std::time::Duration;
 use e2e::browser::{Browser, ChromeDriver};
 use e2e::fake_site::{self, FakeSite};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
-use fantoccini::Locator;
 
 /// Uploads, thumbnails and classification on a machine shared with other builds.
 const FILES_TIMEOUT: Duration = Duration::from_secs(90);
@@ -59,35 +58,8 @@ fn minimal_pdf() -> Vec<u8> {
     pdf
 }
 
-/// The input a visible label (or aria-label) names.
-async fn field(browser: &Browser, label: &str) -> Result<fantoccini::elements::Element> {
-    let script = format!(
-        r#"
-        const want = {label};
-        let el = document.querySelector(`[aria-label="${{want}}"]`);
-        if (!el) {{
-            const lab = Array.from(document.querySelectorAll('label'))
-                .find(l => l.textContent.trim().startsWith(want));
-            el = lab && (lab.control || document.getElementById(lab.htmlFor));
-        }}
-        if (!el) return null;
-        if (!el.id) el.id = 'e2e-' + Math.random().toString(36).slice(2);
-        return el.id;
-        "#,
-        label = serde_json::to_string(label)?
-    );
-    let id = browser
-        .wait_for(&format!("a field labelled {label:?}"), &script)
-        .await?;
-    let id = id.as_str().unwrap_or_default().to_string();
-    Ok(browser.client.find(Locator::Id(&id)).await?)
-}
-
 async fn sign_in(browser: &Browser, name: &str) -> Result {
-    field(browser, "Display name")
-        .await?
-        .send_keys(name)
-        .await?;
+    browser.field("Display name").await?.send_keys(name).await?;
     browser.click_named("Continue").await?;
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
     Ok(())
@@ -179,7 +151,7 @@ async fn two_people_in_a_room(options: DevOptions) -> Result<Fixture> {
     alice.goto(&server.url()).await?;
     sign_in(&alice, "Alice").await?;
     let name = unique("Files Room");
-    field(&alice, "Room name").await?.send_keys(&name).await?;
+    alice.field("Room name").await?.send_keys(&name).await?;
     alice.click_named("Create room").await?;
     let slug = shared::limits::slugify(&name);
     alice

@@ -31,31 +31,7 @@ async fn click_button(browser: &Browser, text: &str) -> Result {
 
 /// Types into the input a label (or aria-label) names.
 async fn fill(browser: &Browser, label: &str, text: &str) -> Result {
-    let script = format!(
-        r#"
-        const want = {label};
-        let el = document.querySelector(`[aria-label="${{want}}"]`);
-        if (!el) {{
-            const lab = Array.from(document.querySelectorAll('label'))
-                .find(l => l.textContent.trim().startsWith(want));
-            el = lab && (lab.control || document.getElementById(lab.htmlFor));
-        }}
-        if (!el) return null;
-        if (!el.id) el.id = 'e2e-' + Math.random().toString(36).slice(2);
-        return el.id;
-        "#,
-        label = serde_json::to_string(label)?
-    );
-    let id = browser
-        .wait_for(&format!("a field labelled {label:?}"), &script)
-        .await?;
-    let id = id.as_str().unwrap_or_default().to_owned();
-    browser
-        .client
-        .find(fantoccini::Locator::Id(&id))
-        .await?
-        .send_keys(text)
-        .await?;
+    browser.field(label).await?.send_keys(text).await?;
     Ok(())
 }
 
