@@ -430,6 +430,21 @@ async fn apply(
     let seal =
         |name: &'static str, value: String| async move { crypto::seal(key, name, &value).await };
     let grace_until = now + SESSION_KEY_GRACE_MS;
+    // A session key taken out of use (replaced or cleared), kept verifying for the grace period.
+    let retire = |old: String| async move {
+        let sealed = seal(RETIRED_SESSION_KEY, old)
+            .await
+            .map_err(|e| storage_failed(&e))?;
+        store::put(
+            env,
+            RETIRED_SESSION_KEY,
+            &sealed,
+            now,
+            &me.name,
+            Some(grace_until),
+        )
+        .map_err(|e| storage_failed(&e))
+    };
     let mut statements = Vec::new();
     let mut detail = String::new();
     let message = match &change.value {
@@ -440,20 +455,7 @@ async fn apply(
                 }
                 if let Some(old) = signing_before {
                     // The key that signs today keeps verifying for the grace period.
-                    let sealed = seal(RETIRED_SESSION_KEY, old.to_owned())
-                        .await
-                        .map_err(|e| storage_failed(&e))?;
-                    statements.push(
-                        store::put(
-                            env,
-                            RETIRED_SESSION_KEY,
-                            &sealed,
-                            now,
-                            &me.name,
-                            Some(grace_until),
-                        )
-                        .map_err(|e| storage_failed(&e))?,
-                    );
+                    statements.push(retire(old.to_owned()).await?);
                     detail = "the previous key verifies for 7 days".to_owned();
                 }
             }
@@ -479,20 +481,7 @@ async fn apply(
                     ));
                 }
                 // Sessions it signed stay valid for the grace period.
-                let sealed = seal(RETIRED_SESSION_KEY, stored.value.clone())
-                    .await
-                    .map_err(|e| storage_failed(&e))?;
-                statements.push(
-                    store::put(
-                        env,
-                        RETIRED_SESSION_KEY,
-                        &sealed,
-                        now,
-                        &me.name,
-                        Some(grace_until),
-                    )
-                    .map_err(|e| storage_failed(&e))?,
-                );
+                statements.push(retire(stored.value.clone()).await?);
                 detail = "the cleared key verifies for 7 days".to_owned();
             }
             statements.push(store::delete(env, name).map_err(|e| storage_failed(&e))?);
