@@ -137,6 +137,23 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Clicks the enabled button whose text is `text`, waiting for it.
+    pub async fn click_button(&self, text: &str) -> Result {
+        let script = format!(
+            r#"
+            const b = Array.from(document.querySelectorAll('button'))
+                .find(b => b.textContent.trim() === {text} && !b.disabled);
+            if (!b) return false;
+            b.click();
+            return true;
+            "#,
+            text = serde_json::to_string(text)?
+        );
+        self.wait_for(&format!("an enabled button {text:?}"), &script)
+            .await?;
+        Ok(())
+    }
+
     /// The input a visible label (or `aria-label`) names, once it is on the page.
     pub async fn field(&self, label: &str) -> Result<Element> {
         let script = format!(

@@ -40,28 +40,11 @@ async fn rows(browser: &Browser) -> Result<Vec<Row>> {
     Ok(serde_json::from_value(browser.eval(ROWS_JS).await?)?)
 }
 
-async fn click_button(browser: &Browser, text: &str) -> Result {
-    let script = format!(
-        r#"
-        const b = Array.from(document.querySelectorAll('button'))
-            .find(b => b.textContent.trim() === {text} && !b.disabled);
-        if (!b) return false;
-        b.click();
-        return true;
-        "#,
-        text = serde_json::to_string(text)?
-    );
-    browser
-        .wait_for(&format!("an enabled button {text:?}"), &script)
-        .await?;
-    Ok(())
-}
-
 /// Answers the display-name prompt.
 async fn sign_in(browser: &Browser, name: &str) -> Result {
     let input = browser.field("Display name").await?;
     input.send_keys(name).await?;
-    click_button(browser, "Continue").await?;
+    browser.click_button("Continue").await?;
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
     Ok(())
 }
@@ -167,7 +150,7 @@ async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
     let name = unique("Browser Room");
     alice.field("Room name").await?.send_keys(&name).await?;
     alice.field("Topic").await?.send_keys("end to end").await?;
-    click_button(&alice, "Create room").await?;
+    alice.click_button("Create room").await?;
     let slug = shared::limits::slugify(&name);
     alice
         .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
@@ -424,7 +407,7 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
         "the whole answer, each word once"
     );
 
-    click_button(&alice, "👍 0").await?;
+    alice.click_button("👍 0").await?;
     alice
         .wait_for(
             "the thumbs-up to count the vote",
@@ -485,7 +468,7 @@ async fn catch_me_up_shows_a_cited_summary_only_to_the_reader_who_asked() -> Res
 
     bob.goto(&room_url).await?;
     wait_phase(&bob, &["live"]).await?;
-    click_button(&bob, "Catch me up").await?;
+    bob.click_button("Catch me up").await?;
     let card = bob
         .wait_for(
             "a finished private card citing its source",
@@ -596,7 +579,7 @@ async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_pag
         .await?
         .send_keys(&name)
         .await?;
-    click_button(&browser, "Sign in").await?;
+    browser.click_button("Sign in").await?;
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
 
     // The __Host- session cookie was accepted over http://127.0.0.1 and is sent back: a reload
@@ -709,7 +692,7 @@ async fn a_reply_in_a_thread_a_reaction_and_a_search_work_across_two_browsers() 
     .await?;
 
     // Bob searches the room and finds the reply, highlighted.
-    click_button(&f.bob, "🔍 Search").await?;
+    f.bob.click_button("🔍 Search").await?;
     let search = f.bob.field("Search messages").await?;
     search.send_keys("inside").await?;
     search.send_keys(ENTER).await?;
@@ -744,7 +727,7 @@ async fn a_room_that_is_not_open_gets_its_unread_and_mention_badges_live() -> Re
     // Alice opens a second room; the first one is now only in her room list.
     let other = unique("Other Room");
     f.alice.field("Room name").await?.send_keys(&other).await?;
-    click_button(&f.alice, "Create room").await?;
+    f.alice.click_button("Create room").await?;
     let other_slug = shared::limits::slugify(&other);
     f.alice
         .wait_for(
@@ -833,7 +816,7 @@ async fn wait_author(browser: &Browser, text: &str, author: &str) -> Result {
 
 /// Saves the profile page's form and waits for the page to say it was saved.
 async fn save_profile(browser: &Browser) -> Result {
-    click_button(browser, "Save profile").await?;
+    browser.click_button("Save profile").await?;
     browser
         .wait_for(
             "the profile to be saved",
@@ -1109,13 +1092,13 @@ async fn sign_in_locally(browser: &Browser, name: &str) -> Result {
         .await?
         .send_keys(name)
         .await?;
-    click_button(browser, "Sign in").await?;
+    browser.click_button("Sign in").await?;
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
     Ok(())
 }
 
 async fn sign_out(browser: &Browser) -> Result {
-    click_button(browser, "Sign out").await?;
+    browser.click_button("Sign out").await?;
     browser.field("Display name").await?;
     Ok(())
 }
@@ -1148,7 +1131,7 @@ async fn signing_out_deletes_the_offline_copy_so_the_next_person_on_the_browser_
         .await?
         .click()
         .await?;
-    click_button(&browser, "Create room").await?;
+    browser.click_button("Create room").await?;
     let slug = shared::limits::slugify(&name);
     // The app opens the new room itself (and creates Alice's offline cache); reloading in the
     // middle of that first database creation would leave the next page's open waiting on the
@@ -1216,7 +1199,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     sign_in_locally(&browser, "Alice").await?;
     let name = unique("Shared Room");
     browser.field("Room name").await?.send_keys(&name).await?;
-    click_button(&browser, "Create room").await?;
+    browser.click_button("Create room").await?;
     let slug = shared::limits::slugify(&name);
     // The app opens the new room itself (see the test above for why not reload here).
     wait_phase(&browser, &["live"]).await?;
@@ -1532,7 +1515,7 @@ async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person
     assert!((CROWD..=CROWD + 1).contains(&counted), "{counted} here");
 
     // The panel opens with focus in its search box and the first page of the list.
-    click_button(&browser, "Who's here").await?;
+    browser.click_button("Who's here").await?;
     let first = wait_who(&browser, "the first 50 of 53", |w| {
         w.summary == "Showing 50 of 53"
     })
@@ -1540,7 +1523,7 @@ async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person
     assert!(first.search_focused, "focus did not move into the panel");
     assert!(first.more, "no Show more under a partial list");
     assert_eq!(first.names.first().map(String::as_str), Some("Crowd 00"));
-    click_button(&browser, "Show more").await?;
+    browser.click_button("Show more").await?;
     let all = wait_who(&browser, "all 53", |w| w.summary == "Showing 53 of 53").await?;
     assert!(!all.more);
     assert_eq!(all.names.len(), 53, "{:?}", all.names);

@@ -11,24 +11,6 @@ use e2e::{random_hex, DevOptions, DevServer, Result, Session};
 use reqwest::Method;
 use shared::ErrorCode;
 
-/// Clicks the enabled button whose text is `text` (waiting for it).
-async fn click_button(browser: &Browser, text: &str) -> Result {
-    let script = format!(
-        r#"
-        const b = Array.from(document.querySelectorAll('button'))
-            .find(b => b.textContent.trim() === {text} && !b.disabled);
-        if (!b) return false;
-        b.click();
-        return true;
-        "#,
-        text = serde_json::to_string(text)?
-    );
-    browser
-        .wait_for(&format!("an enabled button {text:?}"), &script)
-        .await?;
-    Ok(())
-}
-
 /// Types into the input a label (or aria-label) names.
 async fn fill(browser: &Browser, label: &str, text: &str) -> Result {
     browser.field(label).await?.send_keys(text).await?;
@@ -75,7 +57,7 @@ async fn an_admin_reads_the_log_and_sees_new_entries_live_and_a_guest_sees_not_f
     let admin = driver.browser().await?;
     admin.goto(&server.url()).await?;
     fill(&admin, "Local account name", "Root").await?;
-    click_button(&admin, "Sign in").await?;
+    admin.click_button("Sign in").await?;
     admin.find(r#"nav[aria-label="Rooms"]"#).await?;
     admin.goto(&format!("{}/logs", server.url())).await?;
     let cells = row_with(&admin, &first).await?;
@@ -126,7 +108,7 @@ async fn an_admin_reads_the_log_and_sees_new_entries_live_and_a_guest_sees_not_f
     let visitor = driver.browser().await?;
     visitor.goto(&server.url()).await?;
     fill(&visitor, "Display name", "Visitor").await?;
-    click_button(&visitor, "Continue").await?;
+    visitor.click_button("Continue").await?;
     visitor.find(r#"nav[aria-label="Rooms"]"#).await?;
     visitor.goto(&format!("{}/logs", server.url())).await?;
     visitor
