@@ -1,98 +1,71 @@
 // Durable Chat service worker: keeps the app shell available offline.
-// - Navigations: network first, falling back to the cached shell.
-// - Hashed build files (name-<hash>.js/.wasm/.css): cache first (their content never changes).
-// - Other same-origin static files: network first, cache as fallback.
-// - /api/ (HTTP and WebSocket) is never touched.
-const CACHE = 'durable-chat-shell-v1';
-const SHELL = ['/', '/boot.js', '/manifest.webmanifest', '/icon.svg', '/icon-192.png'];
-const HASHED = /-[0-9a-f]{16,}(_bg)?\.(js|wasm|css)$/;
+//
+// The build (scripts/build-app, `xtask precache`) replaces the placeholder below with the
+// manifest of the files beside this worker: `{ version, files: [{ url, revision }] }`. So this
+// file changes with every build that changes the app, which is what makes a browser install
+// the new worker, and the worker precaches exactly that build.
+// - Install: every file of the manifest into a cache named by its version, all or nothing (a
+//   worker whose shell is incomplete never takes over from one whose shell works).
+// - Activate: older versions' caches are deleted.
+// - Navigations (every route is the one page): the network, falling back to the precached
+//   page when the server cannot be reached or does not answer within NAVIGATION_TIMEOUT_MS.
+// - The manifest's files: from the cache (a hashed name never changes its bytes; the others
+//   change together with the manifest).
+// - Everything else, /api/ included (HTTP and WebSocket), is not touched.
+const PRECACHE = /* PRECACHE_MANIFEST */ null;
+if (!PRECACHE) throw new Error('sw.js was not built: its precache manifest is missing');
 
-// The hashed files the current index.html references.
-function assetsOf(html) {
-  const found = new Set();
-  for (const m of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) {
-    const url = new URL(m[1], self.location.origin);
-    if (url.origin === self.location.origin && HASHED.test(url.pathname)) found.add(url.pathname);
-  }
-  return [...found];
-}
-
-async function cacheShell() {
-  const cache = await caches.open(CACHE);
-  const res = await fetch('/', { cache: 'no-cache' });
-  if (!res.ok) return;
-  const html = await res.clone().text();
-  await cache.put('/', res);
-  await cache.addAll([...SHELL.slice(1), ...assetsOf(html)]);
-  // Forget hashed files from older builds.
-  const keep = new Set(assetsOf(html));
-  for (const req of await cache.keys()) {
-    const path = new URL(req.url).pathname;
-    if (HASHED.test(path) && !keep.has(path)) await cache.delete(req);
-  }
-}
+const CACHE = `durable-chat-shell-${PRECACHE.version}`;
+const SHELL = new Set(PRECACHE.files.map((f) => f.url));
+// Long enough for a slow but working connection to bring the newest page, short enough that
+// a dead one (captive portal, lie-fi) does not leave the reader staring at a blank tab.
+const NAVIGATION_TIMEOUT_MS = 4000;
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(cacheShell().catch(() => {}).then(() => self.skipWaiting()));
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    // `reload`: past the HTTP cache, so the cache holds this build's bytes and not a stale copy.
+    await cache.addAll(PRECACHE.files.map((f) => new Request(f.url, { cache: 'reload' })));
+    await self.skipWaiting();
+  })());
 });
 
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
-    for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
+    for (const key of await caches.keys()) {
+      if (key !== CACHE && key.startsWith('durable-chat-shell-')) await caches.delete(key);
+    }
     await self.clients.claim();
   })());
 });
 
+async function navigation(request) {
+  const cached = () => caches.open(CACHE).then((c) => c.match('/'));
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(resolve, NAVIGATION_TIMEOUT_MS); });
+  try {
+    const answer = await Promise.race([fetch(request), late]);
+    if (answer) return answer;
+    return (await cached()) || fetch(request);
+  } catch (err) {
+    const page = await cached();
+    if (page) return page;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 self.addEventListener('fetch', (event) => {
-  const req = event.request;
-  if (req.method !== 'GET') return;
-  const url = new URL(req.url);
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
   if (url.origin !== self.location.origin || url.pathname.startsWith('/api/')) return;
-
-  if (req.mode === 'navigate') {
-    event.respondWith((async () => {
-      try {
-        const res = await fetch(req);
-        if (res.ok) {
-          const copy = res.clone();
-          event.waitUntil(caches.open(CACHE).then((c) => c.put('/', copy)).then(() => cacheShell()).catch(() => {}));
-        }
-        return res;
-      } catch (err) {
-        const cached = await caches.match('/');
-        if (cached) return cached;
-        throw err;
-      }
-    })());
-    return;
+  if (request.mode === 'navigate') {
+    event.respondWith(navigation(request));
+  } else if (SHELL.has(url.pathname)) {
+    event.respondWith(caches.open(CACHE)
+      .then((c) => c.match(url.pathname))
+      .then((hit) => hit || fetch(request)));
   }
-
-  if (HASHED.test(url.pathname)) {
-    event.respondWith((async () => {
-      const cached = await caches.match(req);
-      if (cached) return cached;
-      const res = await fetch(req);
-      if (res.ok) {
-        const copy = res.clone();
-        event.waitUntil(caches.open(CACHE).then((c) => c.put(req, copy)));
-      }
-      return res;
-    })());
-    return;
-  }
-
-  event.respondWith((async () => {
-    try {
-      const res = await fetch(req);
-      if (res.ok) {
-        const copy = res.clone();
-        event.waitUntil(caches.open(CACHE).then((c) => c.put(req, copy)));
-      }
-      return res;
-    } catch (err) {
-      const cached = await caches.match(req);
-      if (cached) return cached;
-      throw err;
-    }
-  })());
 });

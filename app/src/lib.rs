@@ -13,6 +13,7 @@ pub mod files;
 pub mod format;
 pub mod keys;
 pub mod media;
+pub mod offline;
 pub mod presence;
 pub mod report;
 pub mod route;

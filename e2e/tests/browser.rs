@@ -1558,3 +1558,99 @@ async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person
     browser.quit().await?;
     Ok(())
 }
+
+/// The service worker in control of the page with every file of its build's precache manifest
+/// in its cache: returns how many files that is.
+const SHELL_PRECACHED_JS: &str = r#"
+    const registration = await navigator.serviceWorker.getRegistration();
+    if (!navigator.serviceWorker.controller || !registration || !registration.active) return 0;
+    const source = await (await fetch('/sw.js', { cache: 'no-store' })).text();
+    const match = source.match(/const PRECACHE = (\{.*\});/);
+    if (!match) return -1;
+    const manifest = JSON.parse(match[1]);
+    const cache = await caches.open('durable-chat-shell-' + manifest.version);
+    for (const file of manifest.files) if (!(await cache.match(file.url))) return 0;
+    return manifest.files.length;
+"#;
+
+#[tokio::test]
+async fn with_the_server_down_a_reload_shows_the_installed_app_with_its_rooms_and_the_outbox_delivers_when_it_is_back(
+) -> Result {
+    let mut server =
+        DevServer::start(DevOptions::default().with_app().var("DEV_LOGIN", "true")).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    sign_in_locally(&browser, "Alice").await?;
+    let name = unique("Offline Room");
+    browser.field("Room name").await?.send_keys(&name).await?;
+    browser.click_button("Create room").await?;
+    let slug = shared::limits::slugify(&name);
+    wait_phase(&browser, &["live"]).await?;
+    let before = "written before the outage";
+    send_message(&browser, before, true).await?;
+    wait_row(&browser, before, "sent", Duration::from_secs(20)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !indexed_db_holds(&browser, before).await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the sent message never reached IndexedDB"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The page is installable as an app (manifest, icons, a worker that answers offline) ...
+    let precached = browser
+        .wait_for(
+            "the service worker in control with its whole build precached",
+            SHELL_PRECACHED_JS,
+        )
+        .await?;
+    assert!(
+        precached.as_u64().unwrap_or(0) >= 5,
+        "the manifest lists the page, the loader, the glue, the wasm and the styles: {precached}"
+    );
+    let installability = browser
+        .cdp("Page.getInstallabilityErrors", serde_json::json!({}))
+        .await?;
+    assert_eq!(
+        installability["installabilityErrors"],
+        serde_json::json!([]),
+        "Chromium's installability check"
+    );
+
+    // ... and a reload with the server gone shows it, with the room and its messages from
+    // the offline copy.
+    server.stop().await?;
+    browser.reload().await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    browser
+        .wait_for(
+            "the room in the room list",
+            &format!(
+                r#"return Array.from(document.querySelectorAll('nav[aria-label="Rooms"] a'))
+                       .some(a => a.getAttribute('href') === {href});"#,
+                href = serde_json::to_string(&format!("/r/{slug}"))?
+            ),
+        )
+        .await?;
+    wait_row(&browser, before, "sent", Duration::from_secs(20)).await?;
+    wait_phase(&browser, &["reconnecting", "offline"]).await?;
+
+    // What is written now waits in the outbox and goes, once, when the server is back.
+    let during = "written while the server was down";
+    send_message(&browser, during, true).await?;
+    let pending = wait_row(&browser, during, "pending", Duration::from_secs(20)).await?;
+    server.start_again().await?;
+    let sent = wait_row(&browser, during, "sent", REDELIVERY_TIMEOUT).await?;
+    assert_eq!(sent.client_id, pending.client_id);
+    let texts: Vec<String> = history(&server, &slug)
+        .await?
+        .into_iter()
+        .map(|(text, _)| text)
+        .collect();
+    assert_eq!(texts, [before, during]);
+
+    browser.quit().await?;
+    Ok(())
+}

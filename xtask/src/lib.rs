@@ -3,6 +3,8 @@
 //!
 //! - `deploy [--dry-run] [--no-build] [--pages]`: production in one command ([`deploy`]).
 //! - `notices [--check]`: the crate licenses in `THIRD_PARTY_NOTICES.md` ([`notices`]).
+//! - `precache DIST`: the service worker's precache manifest, written into `DIST/sw.js` by
+//!   `scripts/build-app` ([`precache`]).
 //!
 //! The production configuration is checked against the Worker's code by [`check`], from what
 //! [`scan`] finds the code reading and what [`config`] finds wrangler.toml declaring. [`modules`]
@@ -13,6 +15,7 @@ pub mod config;
 pub mod deploy;
 pub mod modules;
 pub mod notices;
+pub mod precache;
 pub mod scan;
 pub mod settings;
 

@@ -1,9 +1,10 @@
-//! `cargo run -p xtask -- deploy [--dry-run] [--no-build] [--pages]` and
-//! `cargo run -p xtask -- notices [--check]`; see the library's docs.
+//! `cargo run -p xtask -- deploy [--dry-run] [--no-build] [--pages]`,
+//! `cargo run -p xtask -- notices [--check]` and `cargo run -p xtask -- precache DIST`; see the
+//! library's docs.
 
 use std::process::ExitCode;
 
-use xtask::{deploy, notices, repo_root};
+use xtask::{deploy, notices, precache, repo_root};
 
 const USAGE: &str = "usage:
   xtask deploy [--dry-run] [--no-build] [--pages] [--env NAME] [--secrets-file FILE]
@@ -19,13 +20,21 @@ const USAGE: &str = "usage:
                   bulk`); they count as set, so a dry run names exactly the missing ones
   xtask notices [--check]
       Writes the crate licenses into THIRD_PARTY_NOTICES.md; --check only compares, and fails
-      when it is out of date or a shipped crate's license is not on the allowlist.";
+      when it is out of date or a shipped crate's license is not on the allowlist.
+  xtask precache DIST
+      Writes the service worker's precache manifest (every file of the built app with a hash
+      of its bytes) into DIST/sw.js; scripts/build-app runs it after Trunk.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("deploy") => deploy_command(&args[1..]),
         Some("notices") => notices_command(&args[1..]),
+        Some("precache") => match &args[1..] {
+            [dist] => precache::write(std::path::Path::new(dist))
+                .map(|n| println!("{dist}/sw.js: precache manifest of {n} files")),
+            _ => Err(USAGE.to_owned()),
+        },
         _ => Err(USAGE.to_owned()),
     };
     match result {

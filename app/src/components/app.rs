@@ -10,6 +10,7 @@ use shared::unread::RoomCounts;
 use yew::prelude::*;
 
 use crate::api;
+use crate::backoff;
 use crate::cache::Cache;
 use crate::components::about::About;
 use crate::components::admin_page::AdminPage;
@@ -23,6 +24,7 @@ use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
 use crate::components::settings_page::SettingsPage;
 use crate::components::sidebar::{link_click, Sidebar};
+use crate::offline;
 use crate::route::Route;
 use crate::watch::Watchers;
 use crate::web;
@@ -102,14 +104,45 @@ pub fn App() -> Html {
     let invite_error = use_state(|| None::<String>);
 
     {
-        let session = session.clone();
+        let (session, rooms) = (session.clone(), rooms.clone());
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                session.set(match api::session().await {
-                    Ok(info) => Session::Ready(info),
-                    Err(e) if e.status == 401 => Session::Anonymous(None),
-                    Err(e) => Session::Anonymous(Some(e.message.into())),
-                });
+                // Without an answer from the server (offline, or the server is down) the app
+                // starts from the last session and room list this browser had, and keeps
+                // asking: the rooms' offline copies and outboxes work meanwhile.
+                let mut started_offline = false;
+                let mut attempt = 0;
+                loop {
+                    match api::session().await {
+                        Ok(info) => {
+                            offline::remember_session(&info);
+                            session.set(Session::Ready(info));
+                        }
+                        Err(e) if e.status == 401 => {
+                            offline::forget();
+                            session.set(Session::Anonymous(started_offline.then(|| {
+                                "Your session has ended. Choose a display name to continue.".into()
+                            })));
+                        }
+                        Err(e) if e.status == 0 => {
+                            if !started_offline {
+                                let Some(last) = offline::last() else {
+                                    session.set(Session::Anonymous(Some(e.message.into())));
+                                    return;
+                                };
+                                started_offline = true;
+                                rooms.set(Rc::new(last.rooms));
+                                session.set(Session::Ready(last.session));
+                            }
+                            let wait = backoff::delay_ms(attempt, js_sys::Math::random());
+                            attempt += 1;
+                            gloo_timers::future::TimeoutFuture::new(wait as u32).await;
+                            continue;
+                        }
+                        Err(e) => session.set(Session::Anonymous(Some(e.message.into()))),
+                    }
+                    return;
+                }
             });
         });
     }
@@ -149,11 +182,17 @@ pub fn App() -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 match api::rooms().await {
                     Ok(list) => {
+                        if let Session::Ready(me) = &*session {
+                            offline::remember_rooms(&me.user_id, &list.rooms);
+                        }
                         rooms.set(Rc::new(list.rooms));
                         unread.dispatch(CountsChange::Listed(list.unread));
                         rooms_error.set(None);
                     }
-                    Err(e) if e.status == 401 => session.set(Session::Anonymous(None)),
+                    Err(e) if e.status == 401 => {
+                        offline::forget();
+                        session.set(Session::Anonymous(None))
+                    }
                     Err(e) => rooms_error.set(Some(e.message.into())),
                 }
             });
@@ -236,7 +275,10 @@ pub fn App() -> Html {
     };
     let on_session = {
         let session = session.clone();
-        Callback::from(move |info: SessionInfo| session.set(Session::Ready(info)))
+        Callback::from(move |info: SessionInfo| {
+            offline::remember_session(&info);
+            session.set(Session::Ready(info))
+        })
     };
     let on_unauthorized = {
         let session = session.clone();
@@ -244,6 +286,7 @@ pub fn App() -> Html {
             // The session's cache stays on disk (its unsent messages go out when the same
             // person signs in again) but this page lets go of it.
             Cache::close();
+            offline::forget();
             session.set(Session::Anonymous(Some(
                 "Your session has ended. Choose a display name to continue.".into(),
             )))
@@ -321,6 +364,7 @@ pub fn App() -> Html {
                         // Whoever uses this browser next must not see this user's rooms nor
                         // send their unsent messages.
                         Cache::forget(&user_id);
+                        offline::forget();
                         session.set(Session::Anonymous(Some("You have signed out.".into())))
                     }
                     Err(e) => web::warn(&format!("sign-out failed: {}", e.message)),
