@@ -26,6 +26,10 @@ use crate::settings;
 /// 1 MB, a third of the smaller limit). Raised to 1.2 MB (two fifths of it) with the logging
 /// client (issue 12): files, previews, the edge cache and the metrics had taken the Worker past
 /// 1 MB (1,116 KB), and the client (scrubbing, entries, the reports' checks) adds about 28 KB.
+/// Kept there on purpose (1,164 KB at the end of issue 12): the next feature trims first. The
+/// first lever is known: worker-build keeps the wasm `name` section (508 KB raw, 133 KB of the
+/// gzip) so that a trap's stack trace in the logs names Rust functions; dropping it is a
+/// trade of diagnosability for size, not a free cut.
 pub const WORKER_GZIP_BUDGET: u64 = 1_200_000;
 
 /// The logging Worker's upload, gzipped: it stores, lists and filters entries and nothing else
