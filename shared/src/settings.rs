@@ -442,6 +442,12 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// Whether `value` is `lengths` bytes long, every one of them `allowed`: the shape of most ids
+/// and keys the providers issue.
+fn made_of(value: &str, lengths: std::ops::RangeInclusive<usize>, allowed: fn(u8) -> bool) -> bool {
+    lengths.contains(&value.len()) && value.bytes().all(allowed)
+}
+
 fn invalid(message: impl Into<String>) -> Invalid {
     Invalid {
         code: FieldCode::InvalidFormat,
@@ -505,14 +511,13 @@ pub fn validate(setting: &Setting, value: &str) -> Result<String, Invalid> {
             }
         }
         Rule::GithubClientId => {
-            let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-            let alnum =
-                |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_alphanumeric());
+            let hex = |s: &str, n: usize| made_of(s, n..=n, |b| b.is_ascii_hexdigit());
+            let alnum = |s: &str| made_of(s, 16..=16, |b| b.is_ascii_alphanumeric());
             let ok = hex(value, 20)
                 || value.strip_prefix("Iv1.").is_some_and(|rest| hex(rest, 16))
                 || ["Ov23", "Iv23"]
                     .iter()
-                    .any(|p| value.strip_prefix(p).is_some_and(|rest| alnum(rest, 16)));
+                    .any(|p| value.strip_prefix(p).is_some_and(alnum));
             if !ok {
                 return Err(invalid(
                     "A GitHub client ID is 20 hex digits, Iv1. and 16 hex digits, or Ov23/Iv23 \
@@ -521,18 +526,18 @@ pub fn validate(setting: &Setting, value: &str) -> Result<String, Invalid> {
             }
         }
         Rule::DiscordClientId => {
-            if !(17..=20).contains(&value.len()) || !value.bytes().all(|b| b.is_ascii_digit()) {
+            if !made_of(value, 17..=20, |b| b.is_ascii_digit()) {
                 return Err(invalid("A Discord client ID is 17 to 20 digits."));
             }
         }
         Rule::Hex(n) => {
-            if value.len() != n || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !made_of(value, n..=n, |b| b.is_ascii_hexdigit()) {
                 return Err(invalid(format!("Expected {n} hex digits.")));
             }
         }
         Rule::Token { min, max } => {
             let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b);
-            if !(min..=max).contains(&value.len()) || !value.bytes().all(allowed) {
+            if !made_of(value, min..=max, allowed) {
                 return Err(invalid(format!(
                     "Expected {min} to {max} letters, digits or - _ . ~ + / =."
                 )));
@@ -566,11 +571,9 @@ pub fn validate(setting: &Setting, value: &str) -> Result<String, Invalid> {
             }
         }
         Rule::AppleId => {
-            if value.len() != 10
-                || !value
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            {
+            if !made_of(value, 10..=10, |b| {
+                b.is_ascii_uppercase() || b.is_ascii_digit()
+            }) {
                 return Err(invalid("Expected 10 upper-case letters or digits."));
             }
         }
