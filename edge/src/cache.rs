@@ -79,16 +79,24 @@ pub fn etag(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// Whether an `If-None-Match` header names `tag` (a list, or `*`; weak tags compare by value,
-/// as RFC 9110 says for `If-None-Match`).
-pub fn matches(if_none_match: Option<&str>, tag: &str) -> bool {
-    let Some(header) = if_none_match else {
-        return false;
-    };
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+/// The entity tags an `If-None-Match` header lists, bare (no weak prefix, no quotes: RFC 9110
+/// compares them weakly, by value); `None` stands for `*`, which matches any.
+pub fn none_match_tags(header: &str) -> impl Iterator<Item = Option<&str>> {
     header
         .split(',')
-        .any(|t| t.trim() == "*" || bare(t) == bare(tag))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t != "*").then(|| bare_tag(t)))
+}
+
+fn bare_tag(tag: &str) -> &str {
+    tag.trim().trim_start_matches("W/").trim_matches('"')
+}
+
+/// Whether an `If-None-Match` header names `tag`.
+pub fn matches(if_none_match: Option<&str>, tag: &str) -> bool {
+    let tag = bare_tag(tag);
+    if_none_match.is_some_and(|header| none_match_tags(header).any(|t| t.is_none_or(|t| t == tag)))
 }
 
 /// Serves `entry` from the edge cache, or builds it with `make` (whose 200 answer is stored),

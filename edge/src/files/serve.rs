@@ -69,12 +69,11 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeAsk {
 /// The one entity tag of an `If-None-Match` header, as R2 compares it (no quotes, no weak
 /// prefix); `None` for none, several, or `*`.
 fn if_none_match(header: Option<&str>) -> Option<String> {
-    let value = header?.trim();
-    if value.contains(',') || value == "*" || value.is_empty() {
-        return None;
+    let mut tags = crate::cache::none_match_tags(header?);
+    match (tags.next(), tags.next()) {
+        (Some(Some(tag)), None) => Some(tag.to_owned()),
+        _ => None,
     }
-    let value = value.strip_prefix("W/").unwrap_or(value);
-    Some(value.trim_matches('"').to_owned())
 }
 
 /// Whether a file of this kind is shown in the page: raster images, audio and video. Anything
