@@ -114,8 +114,8 @@ async fn an_admin_reads_the_log_and_sees_new_entries_live_and_a_guest_sees_not_f
     visitor
         .wait_for(
             "Not found",
-            r#"const h = document.querySelector('.logs-page h1');
-               return !!h && h.textContent === 'Not found';"#,
+            r#"return Array.from(document.querySelectorAll('h1'))
+                   .some(h => h.textContent === 'Not found');"#,
         )
         .await?;
     let links = visitor

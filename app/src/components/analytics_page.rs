@@ -15,6 +15,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::chart::{Bar, Line, Split, TimeChart};
+use crate::components::not_found_page;
 use crate::web;
 
 /// Props of [`AnalyticsPage`].
@@ -86,12 +87,15 @@ pub(crate) struct PageState {
     pub page: Option<Analytics>,
     /// The last load's failure.
     pub error: Option<String>,
+    /// The server answered `not_found`: not an admin (or not the room's owner).
+    pub not_found: bool,
 }
 
 /// What changes a [`PageState`].
 pub(crate) enum PageAction {
     Loaded(Analytics),
     Failed(String),
+    NotFound,
     Live(LiveUpdate),
 }
 
@@ -104,13 +108,19 @@ impl Reducible for PageState {
         let mut next = PageState {
             page: self.page.clone(),
             error: self.error.clone(),
+            not_found: self.not_found,
         };
         match action {
             PageAction::Loaded(page) => {
                 next.page = Some(page);
                 next.error = None;
+                next.not_found = false;
             }
             PageAction::Failed(message) => next.error = Some(message),
+            PageAction::NotFound => {
+                next.page = None;
+                next.not_found = true;
+            }
             PageAction::Live(update) => {
                 if let Some(page) = next.page.as_mut() {
                     page.apply_live(&update);
@@ -135,6 +145,7 @@ pub(crate) fn use_analytics(room: Option<AttrValue>, range: Range) -> UseReducer
                     wasm_bindgen_futures::spawn_local(async move {
                         match api::analytics(room.as_deref(), range).await {
                             Ok(loaded) => state.dispatch(PageAction::Loaded(loaded)),
+                            Err(e) if e.status == 404 => state.dispatch(PageAction::NotFound),
                             Err(e) => state.dispatch(PageAction::Failed(e.message)),
                         }
                     });
@@ -196,6 +207,9 @@ pub fn AnalyticsPage(props: &AnalyticsPageProps) -> Html {
         });
     }
 
+    if state.not_found {
+        return not_found_page();
+    }
     let on_pick = {
         let range = range.clone();
         Callback::from(move |r: Range| range.set(r))

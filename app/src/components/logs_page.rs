@@ -16,6 +16,7 @@ use web_sys::{HtmlInputElement, VisibilityState};
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::not_found_page;
 use crate::web;
 
 /// How often "Live" asks for new entries.
@@ -232,12 +233,7 @@ pub fn LogsPage() -> Html {
     }
 
     if view.not_found {
-        return html! {
-            <section class="logs-page">
-                <h1>{ "Not found" }</h1>
-                <p class="muted">{ "There is no page here." }</p>
-            </section>
-        };
+        return not_found_page();
     }
 
     let onsubmit = {

@@ -38,3 +38,14 @@ pub mod sidebar;
 pub mod source_panel;
 pub mod thread_panel;
 pub mod upload_chips;
+
+use yew::prelude::*;
+
+/// What an admin page shows when the server says there is nothing here for this person: the
+/// same words the server's `not_found` means, rather than an admin heading over "Loading…".
+pub fn not_found_page() -> Html {
+    html! {
+        <section class="home-intro"><h1>{ "Not found" }</h1>
+            <p class="muted">{ "There is no page here." }</p></section>
+    }
+}

@@ -11,6 +11,7 @@ use yew::prelude::*;
 
 use crate::components::analytics_page::{use_analytics, values, RangePicker};
 use crate::components::chart::{Bar, Line, TimeChart};
+use crate::components::not_found_page;
 use crate::web;
 
 fn pair(p: Percentiles, unit: &str) -> String {
@@ -51,6 +52,9 @@ fn shift(v: u64) -> String {
 pub fn PerformancePage() -> Html {
     let range = use_state(|| Range::Hour);
     let state = use_analytics(None, *range);
+    if state.not_found {
+        return not_found_page();
+    }
     let on_pick = {
         let range = range.clone();
         Callback::from(move |r: Range| range.set(r))

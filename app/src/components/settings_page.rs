@@ -14,6 +14,7 @@ use shared::settings::{
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::components::not_found_page;
 use crate::{api, web};
 
 enum Load {
@@ -265,12 +266,7 @@ pub fn SettingsPage() -> Html {
 
     let view = match &*load {
         Load::Loading => return html! { <p class="muted" role="status">{ "Loading…" }</p> },
-        Load::NotFound => {
-            return html! {
-                <section class="home-intro"><h1>{ "Not found" }</h1>
-                    <p class="muted">{ "There is no page here." }</p></section>
-            }
-        }
+        Load::NotFound => return not_found_page(),
         Load::Failed(message) => {
             return html! { <p class="field-error" role="alert">{ message }</p> }
         }
