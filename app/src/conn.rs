@@ -542,6 +542,9 @@ impl RoomHandle {
                 c.link = Link::Stopped(code, reason);
                 c.reconnect_timer = None;
             }
+            if code == close::UNSUPPORTED_PROTOCOL {
+                crate::update::announce();
+            }
             (code == close::UNAUTHORIZED, never_opened)
         };
         if !self.0.borrow().link.is_final() {

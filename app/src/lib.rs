@@ -36,6 +36,8 @@ pub mod previews;
 #[cfg(target_arch = "wasm32")]
 pub mod probe;
 #[cfg(target_arch = "wasm32")]
+pub mod update;
+#[cfg(target_arch = "wasm32")]
 pub mod uploads;
 #[cfg(target_arch = "wasm32")]
 pub mod vitals;
@@ -46,27 +48,18 @@ pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub mod xhr;
 
-/// Mounts the app on `<body>` and registers the service worker.
+/// Mounts the app on `<body>`, with the new-version prompt on a root of its own, and registers
+/// the service worker.
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
     report::install();
-    register_service_worker();
+    update::start_service_worker();
     // A sample of page loads measures its web vitals (issue 12).
     vitals::start();
     yew::Renderer::<components::app::App>::new().render();
-}
-
-#[cfg(target_arch = "wasm32")]
-fn register_service_worker() {
-    let navigator = web::window().navigator();
-    // `serviceWorker` is missing on insecure origins other than localhost.
-    if !js_sys::Reflect::has(&navigator, &"serviceWorker".into()).unwrap_or(false) {
-        return;
+    let document = web::window().document().expect("a page has a document");
+    if let (Ok(root), Some(body)) = (document.create_element("div"), document.body()) {
+        let _ = body.append_child(&root);
+        yew::Renderer::<components::update_prompt::UpdatePrompt>::with_root(root).render();
     }
-    let promise = navigator.service_worker().register("/sw.js");
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
-            web_sys::console::warn_2(&"service worker not registered:".into(), &e);
-        }
-    });
 }

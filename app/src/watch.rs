@@ -163,6 +163,9 @@ fn on_close(state: &Weak<RefCell<State>>, code: u16) {
         (s.slug.clone(), s.on_counts.clone())
     };
     on_counts.emit((slug, None));
+    if code == close::UNSUPPORTED_PROTOCOL {
+        crate::update::announce();
+    }
     if !close::is_terminal(code) {
         schedule_retry(&state);
     }

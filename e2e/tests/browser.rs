@@ -1654,3 +1654,59 @@ async fn with_the_server_down_a_reload_shows_the_installed_app_with_its_rooms_an
     browser.quit().await?;
     Ok(())
 }
+
+/// Whether the "New version" prompt shows.
+const UPDATE_SHOWN_JS: &str = r#"
+    const p = document.querySelector('.update-prompt');
+    return !!p && !p.hidden && p.textContent.includes('New version');
+"#;
+
+#[tokio::test]
+async fn a_new_build_taking_over_an_open_tab_offers_a_reload_instead_of_breaking_it() -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    sign_in(&browser, "Alice").await?;
+
+    // A first visit gains its worker without that being a new version.
+    browser
+        .wait_for(
+            "the service worker in control with its whole build precached",
+            SHELL_PRECACHED_JS,
+        )
+        .await?;
+    assert_eq!(browser.eval(UPDATE_SHOWN_JS).await?, false);
+    browser.reload().await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    browser
+        .wait_for("the reloaded page under its worker", SHELL_PRECACHED_JS)
+        .await?;
+    assert_eq!(browser.eval(UPDATE_SHOWN_JS).await?, false);
+
+    // A deploy: a worker with other bytes takes over the open tab. (Another script address
+    // updates the same registration, as a rebuilt sw.js does.) The tab keeps working and says
+    // so; reloading brings the new build and the prompt goes.
+    browser
+        .eval(
+            r#"window.beforeTheUpdate = true;
+               await navigator.serviceWorker.register('/sw.js?deploy=2');
+               return true;"#,
+        )
+        .await?;
+    browser
+        .wait_for("the New version prompt", UPDATE_SHOWN_JS)
+        .await?;
+    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    browser.click_button("Reload").await?;
+    browser
+        .wait_for(
+            "the reloaded page",
+            r#"return !window.beforeTheUpdate && !!document.querySelector('nav[aria-label="Rooms"]');"#,
+        )
+        .await?;
+    assert_eq!(browser.eval(UPDATE_SHOWN_JS).await?, false);
+
+    browser.quit().await?;
+    Ok(())
+}

@@ -37,6 +37,7 @@ pub mod settings_page;
 pub mod sidebar;
 pub mod source_panel;
 pub mod thread_panel;
+pub mod update_prompt;
 pub mod upload_chips;
 
 use yew::prelude::*;
