@@ -340,3 +340,38 @@ impl Browser {
             .with_context(|| format!("DevTools command {command}"))
     }
 }
+
+/// One rule axe-core found broken on a page: the rule, how bad, what it asks, and where.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Violation {
+    pub id: String,
+    pub impact: Option<String>,
+    pub help: String,
+    pub targets: Vec<String>,
+}
+
+impl Browser {
+    /// Runs axe-core (the pinned npm package, `node_modules/axe-core`) on the page as it is
+    /// now; returns what it finds broken. The script is sent as WebDriver's script itself: the
+    /// page's CSP forbids `eval`, and a script WebDriver runs is not subject to it.
+    pub async fn axe(&self) -> Result<Vec<Violation>> {
+        let path = crate::repo_root().join("node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (run ./scripts/setup)", path.display()))?;
+        if self.eval("return typeof window.axe;").await? != "object" {
+            self.eval(&source).await.context("loading axe-core")?;
+        }
+        let found = self
+            .eval(
+                r#"const result = await axe.run(document, { resultTypes: ['violations'] });
+                   return result.violations.map(v => ({
+                       id: v.id,
+                       impact: v.impact,
+                       help: v.help,
+                       targets: v.nodes.slice(0, 5).map(n => n.target.join(' ')),
+                   }));"#,
+            )
+            .await?;
+        Ok(serde_json::from_value(found)?)
+    }
+}

@@ -57,6 +57,20 @@ pub fn repo_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// A fixture image beside the checkout (`../shared/fixtures/images/<name>`), as an absolute
+/// path (chromedriver refuses a path with `..` in it); a clear error when it is missing.
+pub fn fixture_image(name: &str) -> Result<std::path::PathBuf> {
+    let path = repo_root().join("../shared/fixtures/images").join(name);
+    path.canonicalize()
+        .map_err(|e| anyhow::anyhow!("the image fixture {} is missing: {e}", path.display()))
+}
+
+/// A fixture image's bytes ([`fixture_image`]).
+pub fn fixture_image_bytes(name: &str) -> Result<Vec<u8>> {
+    let path = fixture_image(name)?;
+    std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+}
+
 /// `len` random bytes as hex, from the OS (a clock fallback keeps values distinct within a run
 /// should the random source ever fail).
 pub fn random_hex(len: usize) -> String {

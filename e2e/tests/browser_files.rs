@@ -18,14 +18,7 @@ const FILES_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The picture every image test uses (`shared/fixtures` beside this checkout).
 fn chelsea() -> Result<PathBuf> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/images/chelsea.png");
-    anyhow::ensure!(
-        path.exists(),
-        "the image fixture {} is missing",
-        path.display()
-    );
-    Ok(path.canonicalize()?)
+    e2e::fixture_image("chelsea.png")
 }
 
 /// A valid one-page PDF, its cross-reference table computed from where each object starts.

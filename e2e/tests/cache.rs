@@ -98,7 +98,7 @@ async fn a_card_is_still_only_for_a_session_even_when_cached() -> Result {
 #[tokio::test]
 async fn an_avatar_is_served_from_the_edge_cache_and_a_replaced_one_is_gone() -> Result {
     let ann = user(&unique("Ann")).await?;
-    let png = std::fs::read(e2e::repo_root().join("../shared/fixtures/images/chelsea-224.png"))?;
+    let png = e2e::fixture_image_bytes("chelsea-224.png")?;
     let upload = |bytes: Vec<u8>| {
         ann.request(Method::PUT, "/api/profile/avatar")
             .header("Content-Type", "image/png")

@@ -41,13 +41,6 @@ async fn user(name: &str) -> Result<Session> {
     Session::create(server().await, name).await
 }
 
-fn fixture(name: &str) -> Result<Vec<u8>> {
-    let path = e2e::repo_root()
-        .join("../shared/fixtures/images")
-        .join(name);
-    std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
-}
-
 /// `POST /api/rooms/<slug>/uploads`.
 async fn begin(
     s: &Session,
@@ -145,7 +138,7 @@ fn blobs_holding(persist: &Path, bytes: &[u8]) -> usize {
 /// its stored bytes can be told from every other test's in the shared blob store. (A `tEXt`
 /// chunk would be scrubbed; bytes after `IEND` pass through untouched.)
 fn unique_png() -> Result<Vec<u8>> {
-    let mut png = fixture("chelsea-224.png")?;
+    let mut png = e2e::fixture_image_bytes("chelsea-224.png")?;
     png.extend_from_slice(unique("tail").as_bytes());
     Ok(png)
 }
@@ -194,7 +187,7 @@ async fn a_png_sent_with_a_message_reaches_the_other_member_and_is_served_inline
     let thumb = put(
         &ann,
         &format!("/api/rooms/{slug}/uploads/{}/thumb", stored.id),
-        fixture("chelsea-224.png")?,
+        e2e::fixture_image_bytes("chelsea-224.png")?,
     )
     .await?;
     assert_eq!(thumb.status().as_u16(), 204, "{}", thumb.text().await?);
@@ -299,7 +292,7 @@ async fn a_non_member_a_banned_member_a_guessed_id_and_another_rooms_id_all_get_
     let thumb = put(
         &ann,
         &format!("/api/rooms/{slug}/uploads/{}/thumb", stored.id),
-        fixture("chelsea-224.png")?,
+        e2e::fixture_image_bytes("chelsea-224.png")?,
     )
     .await?;
     assert_eq!(thumb.status().as_u16(), 204);
@@ -541,7 +534,7 @@ async fn deleting_the_message_deletes_its_file_and_thumbnail_from_storage() -> R
     bob.visit(slug).await?;
     let png = unique_png()?;
     let stored = upload(&ann, slug, "cat.png", png.clone()).await?;
-    let mut thumb_bytes = fixture("chelsea-224.png")?;
+    let mut thumb_bytes = e2e::fixture_image_bytes("chelsea-224.png")?;
     thumb_bytes.extend_from_slice(unique("thumb").as_bytes());
     let thumb = put(
         &ann,
@@ -715,7 +708,13 @@ async fn the_local_classifier_labels_the_cat_photo_a_cat() -> Result {
     let ann = Session::create(&dev, "Ann").await?;
     let room = ann.new_room().await?;
     ann.visit(&room.slug).await?;
-    let stored = upload(&ann, &room.slug, "chelsea.png", fixture("chelsea.png")?).await?;
+    let stored = upload(
+        &ann,
+        &room.slug,
+        "chelsea.png",
+        e2e::fixture_image_bytes("chelsea.png")?,
+    )
+    .await?;
     assert!(
         stored.labels.iter().any(|l| {
             let name = l.name.to_lowercase();

@@ -63,14 +63,6 @@ async fn blind() -> &'static World {
     BLIND.get_or_init(|| start(None, None)).await
 }
 
-/// A PNG fixture (beside the repository, in `../shared/fixtures/images/`).
-fn png(name: &str) -> Result<Vec<u8>> {
-    let path = e2e::repo_root()
-        .join("../shared/fixtures/images")
-        .join(name);
-    std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
-}
-
 /// Announces and stores an image in the room (`POST …/uploads`, then `PUT` its bytes).
 async fn upload(s: &Session, slug: &str, name: &str, bytes: Vec<u8>) -> Result<Attachment> {
     // The pixels, as the app measures them: a PNG's header says them at bytes 16..24.
@@ -132,7 +124,7 @@ async fn ask_about_a_picture(
     let slug = room.slug.as_str();
     // Only members share files.
     let (mut socket, _): (RoomSocket, _) = ann.join(slug, None).await?;
-    let png = png(fixture)?;
+    let png = e2e::fixture_image_bytes(fixture)?;
     let file = upload(&ann, slug, name, png.clone()).await?;
     let kept = stored(&ann, slug, &file.id).await?;
 

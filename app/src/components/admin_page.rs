@@ -77,7 +77,7 @@ pub fn AdminPage() -> Html {
                     <button type="submit">{ "Search" }</button>
                 </form>
                 <table class="admin-users">
-                    <thead><tr><th>{ "Name" }</th><th>{ "Role" }</th><th>{ "State" }</th><th></th></tr></thead>
+                    <thead><tr><th>{ "Name" }</th><th>{ "Role" }</th><th>{ "State" }</th><th><span class="visually-hidden">{ "Actions" }</span></th></tr></thead>
                     <tbody>
                         { for users.iter().map(|u| {
                             let id = u.profile.user_id.clone();

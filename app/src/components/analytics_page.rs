@@ -227,7 +227,7 @@ pub fn AnalyticsPage(props: &AnalyticsPageProps) -> Html {
             <header class="analytics-head">
                 <h1 id="analytics-title">{ title }</h1>
                 if props.room.is_none() {
-                    <nav class="analytics-nav">
+                    <nav class="analytics-nav" aria-label="Monitoring">
                         <a href="/admin">{ "Administration" }</a>
                         <a href="/performance">{ "Performance" }</a>
                     </nav>

@@ -388,7 +388,7 @@ pub fn App() -> Html {
                     <img src="/icon.svg" alt="" width="24" height="24" />
                     { "Durable Chat" }
                 </a>
-                <nav class="topnav">
+                <nav class="topnav" aria-label="Account and administration">
                     if *admin {
                         <a href="/admin" onclick={link_click("/admin".into(), on_navigate.clone())}>{ "Admin" }</a>
                         <a href="/logs" onclick={link_click(Route::Logs.path(), on_navigate.clone())}>{ "Logs" }</a>

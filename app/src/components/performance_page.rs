@@ -180,7 +180,7 @@ pub fn PerformancePage() -> Html {
         <section class="analytics-page" aria-labelledby="performance-title">
             <header class="analytics-head">
                 <h1 id="performance-title">{ "Performance" }</h1>
-                <nav class="analytics-nav">
+                <nav class="analytics-nav" aria-label="Monitoring">
                     <a href="/admin">{ "Administration" }</a>
                     <a href="/analytics">{ "Analytics" }</a>
                 </nav>

@@ -287,7 +287,7 @@ pub fn RoomPanel(props: &RoomPanelProps) -> Html {
     };
     html! {
         <aside class="room-panel card" aria-label="Room members and moderation">
-            <nav class="tabs">
+            <nav class="tabs" aria-label="Members and moderation">
                 <button type="button" aria-pressed={(*tab == Tab::Members).to_string()} onclick={select(Tab::Members)}>{ "Members" }</button>
                 if can(Action::Invite) {
                     <button type="button" aria-pressed={(*tab == Tab::Invites).to_string()} onclick={select(Tab::Invites)}>{ "Invites" }</button>

@@ -281,8 +281,9 @@ pub fn SettingsPage() -> Html {
     }
     let state_of = |name: &str| view.settings.iter().find(|s| s.name == name);
     html! {
-        <section class="admin-page settings-page">
-            <h1>{ "Settings" }</h1>
+        // Focusable so a keyboard can scroll it even when every field is disabled (no key).
+        <section class="admin-page settings-page" tabindex="0" aria-labelledby="settings-title">
+            <h1 id="settings-title">{ "Settings" }</h1>
             <p class="muted">
                 { format!("A saved value overrides the environment's and reaches every instance of the Worker within {} s, without a redeploy. Secrets are shown only by their last four characters.", view.cache_seconds) }
             </p>
