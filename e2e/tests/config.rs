@@ -7,15 +7,17 @@ use shared::protocol::http::SearchResults;
 use shared::ErrorCode;
 
 /// Vars that only a local dev server, the tests or the bench may set: the local account,
-/// provider endpoints pointed at a fake, the bench's bulk seed route, its guest minting and
-/// its search index switch, the artificial delay of a room's answers, and the logging tests'
-/// failing route. The Worker honours each only for requests addressed to localhost.
+/// provider endpoints pointed at a fake, the bench's bulk seed route, its guest minting, its
+/// search index and analytics switches, the artificial delay of a room's answers, and the
+/// logging tests' failing route. The Worker honours each only for requests addressed to
+/// localhost.
 const DEV_ONLY: &[&str] = &[
     "DEV_LOGIN",
     "OAUTH_TEST_ENDPOINTS",
     "BENCH_SEED",
     "BENCH_GUESTS",
     "BENCH_NO_FTS",
+    "BENCH_NO_METRICS",
     "ROOM_QUERY_TEST_DELAY_MS",
     "PREVIEW_LOOPBACK",
     "FILES_TEST_SWEEP",

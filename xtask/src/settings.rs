@@ -236,6 +236,11 @@ pub const SETTINGS: &[Setting] = &[
         "the bench's run without the search index",
     ),
     s(
+        "BENCH_NO_METRICS",
+        Need::DevOnly,
+        "the bench's run without rooms' analytics",
+    ),
+    s(
         "SETTINGS_TEST_CACHE_MS",
         Need::DevOnly,
         "shortens how long an instance keeps the settings page's values (tests)",

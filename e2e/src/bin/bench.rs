@@ -84,8 +84,24 @@
 //!   20 times, and the room list 20 times, on the shared server; a hit is `X-Cache: hit`. One
 //!   card is changed (purged) halfway, so the rate includes the misses a change costs.
 //!
-//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd,upload,cache`
-//! runs just those (all but crowd and upload by default);
+//! - ops (issue 12; only with `--only ops`: two servers of its own and headless Chromium, about
+//!   two minutes): what analytics cost the send path — the fan-out workload (`--ops-clients 50`
+//!   in one room, `--ops-senders 5` of them sending `--ops-messages 500` each, acked) on a
+//!   server whose rooms meter and report, and on one whose rooms do neither
+//!   (`BENCH_NO_METRICS=1`, localhost only), `--ops-runs 6` each, alternated: deliveries/s,
+//!   p99 and the server's CPU time per 1,000 deliveries both ways, and their change in % (of
+//!   the means, and the median over back-to-back pairs); the bench fails if the second
+//!   server's rooms reported anything. Then the logging path at `--ops-log-rate 100` failing
+//!   requests a second for `--ops-log-secs 20` (`POST /api/test/failure/<tag>`,
+//!   `LOGS_TEST_FAILURES=1`: one entry each, through the `LOGGER` binding to the logging
+//!   Worker and its KV): answered/s, and the entries that landed, counted back through
+//!   `/api/admin/logs`. Last, as the install's first account (`DEV_LOGIN`), `/analytics`,
+//!   `/performance`, `/logs` and `/settings` loaded `--ops-page-runs 5` times each: median ms
+//!   from the navigation's start to the page's content in the DOM. Needs `dist/` and the
+//!   Debian browser, like browser. Code at the end of this file.
+//!
+//! Sections: `--only fanout,steady,join,download,browser,assistant,search,watch,burst,joincost,crowd,upload,cache,ops`
+//! runs just those (all but crowd, upload and ops by default);
 //! `--no-browser` leaves the browser section out. A section that is not run has no key in the
 //! report. A failed browser section is reported as `"browser": {"error": ...}` next to the
 //! other results, and the bench then exits with an error.
@@ -162,6 +178,17 @@ struct Args {
     upload_mb: u64,
     /// Times each upload measurement is repeated.
     upload_runs: usize,
+    /// The ops section's fan-out, on the servers with and without metrics: clients in the
+    /// room, senders among them, messages per sender, and runs on each server.
+    ops_clients: usize,
+    ops_senders: usize,
+    ops_messages: usize,
+    ops_runs: usize,
+    /// The ops section's log writes offered a second, and for how long.
+    ops_log_rate: f64,
+    ops_log_secs: f64,
+    /// Measured loads of each admin page.
+    ops_page_runs: usize,
 }
 
 /// A part of the report that can be run alone (`--only`) or left out.
@@ -180,10 +207,11 @@ enum Section {
     Crowd,
     Upload,
     Cache,
+    Ops,
 }
 
 impl Section {
-    const ALL: [Section; 13] = [
+    const ALL: [Section; 14] = [
         Section::Fanout,
         Section::Steady,
         Section::Join,
@@ -197,14 +225,15 @@ impl Section {
         Section::Crowd,
         Section::Upload,
         Section::Cache,
+        Section::Ops,
     ];
 
-    /// What runs without `--only`: all but the crowd, which starts servers of its own and
-    /// takes minutes.
+    /// What runs without `--only`: all but the crowd, the upload and ops, which start
+    /// servers of their own and take minutes.
     fn default_set() -> Vec<Section> {
         Section::ALL
             .into_iter()
-            .filter(|s| !matches!(s, Section::Crowd | Section::Upload))
+            .filter(|s| !matches!(s, Section::Crowd | Section::Upload | Section::Ops))
             .collect()
     }
 
@@ -223,6 +252,7 @@ impl Section {
             Section::Crowd => "crowd",
             Section::Upload => "upload",
             Section::Cache => "cache",
+            Section::Ops => "ops",
         }
     }
 
@@ -272,6 +302,13 @@ impl Args {
             crowd_via_proxy: false,
             upload_mb: 20,
             upload_runs: 3,
+            ops_clients: 50,
+            ops_senders: 5,
+            ops_messages: 500,
+            ops_runs: 6,
+            ops_log_rate: 100.0,
+            ops_log_secs: 20.0,
+            ops_page_runs: 5,
         };
         let mut no_browser = false;
         let mut it = std::env::args().skip(1);
@@ -342,6 +379,13 @@ impl Args {
                 "--crowd-senders" => args.crowd_senders = value.parse()?,
                 "--upload-mb" => args.upload_mb = value.parse()?,
                 "--upload-runs" => args.upload_runs = value.parse()?,
+                "--ops-clients" => args.ops_clients = value.parse()?,
+                "--ops-senders" => args.ops_senders = value.parse()?,
+                "--ops-messages" => args.ops_messages = value.parse()?,
+                "--ops-runs" => args.ops_runs = value.parse()?,
+                "--ops-log-rate" => args.ops_log_rate = value.parse()?,
+                "--ops-log-secs" => args.ops_log_secs = value.parse()?,
+                "--ops-page-runs" => args.ops_page_runs = value.parse()?,
                 other => {
                     bail!("unknown flag {other} (see the doc comment of e2e/src/bin/bench.rs)")
                 }
@@ -366,6 +410,18 @@ impl Args {
         if args.browser_messages == 0 || args.browser_baseline == 0 || args.browser_probes == 0 {
             bail!("--browser-messages, --browser-baseline and --browser-probes must be at least 1");
         }
+        if args.ops_clients == 0
+            || args.ops_senders == 0
+            || args.ops_messages == 0
+            || args.ops_runs == 0
+            || args.ops_page_runs == 0
+            || args.ops_log_rate.is_nan()
+            || args.ops_log_rate <= 0.0
+            || args.ops_log_secs.is_nan()
+            || args.ops_log_secs <= 0.0
+        {
+            bail!("the --ops-* values must be positive");
+        }
         Ok(args)
     }
 
@@ -389,13 +445,22 @@ async fn main() -> Result {
     let args = Args::parse()?;
     now_us();
     let browser = args.runs(Section::Browser);
-    require_build(browser)?;
+    require_build(browser || args.runs(Section::Ops))?;
     if args.sections == [Section::Crowd] {
         // The crowd starts a server per room size: the shared one would only sit idle.
         let report = json!({
             "machine": machine(),
             "sections": ["crowd"],
             "crowd": run_crowd(&args).await?,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if args.sections == [Section::Ops] {
+        let report = json!({
+            "machine": machine(),
+            "sections": ["ops"],
+            "ops": run_ops(&args).await?,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -549,6 +614,10 @@ async fn run_all(
     if args.runs(Section::Cache) {
         say("cache: readers of profile cards and the room list");
         report["cache"] = run_cache(server).await?;
+    }
+
+    if args.runs(Section::Ops) {
+        report["ops"] = run_ops(args).await?;
     }
 
     let rss_after = server.rss_kib();
@@ -736,6 +805,10 @@ fn latency_json(mut us: Vec<u64>) -> serde_json::Value {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 async fn collect(clients: Vec<Client>) -> Result<(Vec<u64>, u64, Vec<String>)> {
@@ -3004,7 +3077,7 @@ async fn run_upload(args: &Args) -> Result<Value> {
     let download = mb_per_s(body.len(), started.elapsed());
 
     // Upload done → the other member has the thumbnail: thumb PUT, send, event, thumb GET.
-    let png = std::fs::read(e2e::repo_root().join("../shared/fixtures/images/coffee-224.png"))?;
+    let png = e2e::fixture_image_bytes("coffee-224.png")?;
     let mut thumb_ms = Vec::new();
     for _ in 0..5 {
         let (stored, _) = bench_upload(&ann, slug, "small.bin", noise(64 * 1024)).await?;
@@ -3181,4 +3254,495 @@ async fn run_cache(server: &DevServer) -> Result<Value> {
         say(format!("cache: {kind} {hits}/{reads} hits"));
     }
     Ok(report)
+}
+
+/// The admin pages the ops section loads, and what on each says its content is rendered: the
+/// analytics tiles, the performance charts, a log row, a setting. A `.field-error` alert with
+/// no content after 3 s ends the wait with its text.
+const ADMIN_PAGES: [(&str, &str); 4] = [
+    ("/analytics", ".analytics-page .tiles"),
+    (
+        "/performance",
+        "section[aria-labelledby=\"performance-title\"] .charts",
+    ),
+    ("/logs", ".logs-page tr.log-row"),
+    ("/settings", ".settings-page .setting"),
+];
+
+/// Installed in every new document before the app's scripts: notes `performance.now()` (ms
+/// since the navigation started) when the page's content marker first enters the DOM, and the
+/// next animation frame after it (painted).
+fn rendered_marker_script() -> String {
+    let marks: serde_json::Map<String, Value> = ADMIN_PAGES
+        .iter()
+        .map(|(path, css)| ((*path).to_owned(), json!(css)))
+        .collect();
+    format!(
+        r#"
+        (() => {{
+            const css = {marks}[location.pathname];
+            if (!css) return;
+            const look = () => {{
+                if (window.__benchRendered != null) return;
+                const error = document.querySelector('[role="alert"].field-error');
+                if (error && window.__benchError == null) {{
+                    window.__benchError = error.textContent || 'an error';
+                    window.__benchErrorAt = performance.now();
+                }}
+                if (document.querySelector(css)) {{
+                    window.__benchRendered = performance.now();
+                    requestAnimationFrame(() => {{ window.__benchPainted = performance.now(); }});
+                    observer.disconnect();
+                }}
+            }};
+            const observer = new MutationObserver(look);
+            observer.observe(document, {{ childList: true, subtree: true }});
+        }})();
+        "#,
+        marks = Value::Object(marks)
+    )
+}
+
+/// A fresh `SETTINGS_KEY`: 32 random bytes in base64.
+fn settings_key() -> String {
+    use base64::Engine as _;
+    let hex = e2e::random_hex(32);
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The ops section (issue 12; see the module docs): analytics' cost on the send path, the
+/// logging path's sustained KV writes, and the admin pages' load times.
+async fn run_ops(args: &Args) -> Result<Value> {
+    let started = Instant::now();
+    let lifted = "1000000";
+    let options = DevOptions::default()
+        .var("SEND_BURST", lifted)
+        .var("SEND_PER_SECOND", lifted)
+        .var("FRAME_BURST", lifted)
+        .var("FRAME_PER_SECOND", lifted)
+        .var("DEV_LOGIN", "true")
+        .var("LOGS_TEST_FAILURES", "1")
+        // The settings page as a configured install has it (saving available).
+        .var("SETTINGS_KEY", settings_key())
+        .with_app();
+    say("ops: starting wrangler dev (rooms with metrics)");
+    let with = DevServer::start(options.clone()).await?;
+    // The install's first account is the global admin: made before anyone else.
+    let admin = e2e::login::local_account(&with, "Root").await?;
+    let profile: shared::profile::Profile = admin.get("/api/profile").await?.json().await?;
+    if !profile.admin {
+        bail!("the first local account is not a global admin");
+    }
+    say("ops: starting wrangler dev (rooms without metrics, BENCH_NO_METRICS=1)");
+    let without = DevServer::start(options.var("BENCH_NO_METRICS", "1")).await?;
+    let without_admin = e2e::login::local_account(&without, "Root").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut send_path = ops_send_path(args, &with, &without).await?;
+    // The switch works: the aggregator heard of messages from one server's rooms only (the
+    // last batch may still be on its way, so "some").
+    let counted = [
+        analytics_messages(&admin).await?,
+        analytics_messages(&without_admin).await?,
+    ];
+    if counted[1] > 0 {
+        bail!(
+            "the rooms with BENCH_NO_METRICS=1 reported {} messages to analytics",
+            counted[1]
+        );
+    }
+    send_path["analytics_messages_counted"] =
+        json!({ "with_metrics": counted[0], "without_metrics": counted[1] });
+    drop(without);
+
+    let tag = format!("ops{}", e2e::random_hex(6));
+    say(format!(
+        "ops: log writes at {} a second for {} s",
+        args.ops_log_rate, args.ops_log_secs
+    ));
+    let log_writes = ops_log_writes(&with, &admin, &tag, args.ops_log_rate, args.ops_log_secs)
+        .await
+        .context("the log writes")?;
+
+    say("ops: admin pages in headless Chromium");
+    let pages = tokio::time::timeout(BROWSER_DEADLINE, ops_admin_pages(&with, args.ops_page_runs))
+        .await
+        .map_err(|_| anyhow::anyhow!("the admin pages did not load within the deadline"))?
+        .context("the admin pages")?;
+    Ok(json!({
+        "send_path": send_path,
+        "log_writes": log_writes,
+        "admin_pages": pages,
+        "seconds": round2(started.elapsed().as_secs_f64()),
+    }))
+}
+
+/// The fan-out workload on the server with metrics and the one without, alternated (`with`,
+/// `without`, then `without`, `with`, …) after a warm-up on each, so drift on this shared
+/// machine falls on both.
+async fn ops_send_path(args: &Args, with: &DevServer, without: &DevServer) -> Result<Value> {
+    let mut sessions = Vec::new();
+    for server in [with, without] {
+        let mut these = Vec::new();
+        for i in 0..args.sessions {
+            these.push(Session::create(server, &format!("Ops {i}")).await?);
+        }
+        sessions.push(these);
+    }
+    let (clients, senders, messages) = (
+        args.ops_clients,
+        args.ops_senders.min(args.ops_clients),
+        args.ops_messages,
+    );
+    for these in &sessions {
+        run_fanout(these, clients.min(10), 1, 20).await?;
+    }
+    let mut runs: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    for run in 0..args.ops_runs {
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let label = ["with metrics", "without metrics"][which];
+            say(format!(
+                "ops: fan-out {label}, run {}: {clients} clients, {senders} senders x {messages}",
+                run + 1
+            ));
+            let server = [with, without][which];
+            let cpu_before = server.cpu_ms();
+            let mut result = run_fanout(&sessions[which], clients, senders, messages).await?;
+            // CPU time moves less than wall time with the machine's other load.
+            let cpu = server.cpu_ms() - cpu_before;
+            let deliveries = result["deliveries"].as_f64().unwrap_or(0.0);
+            result["server_cpu_ms"] = json!(round2(cpu));
+            result["server_cpu_ms_per_1000_deliveries"] =
+                json!(round2(cpu / deliveries.max(1.0) * 1000.0));
+            runs[which].push(result);
+        }
+    }
+    let mean = |runs: &[Value], f: &dyn Fn(&Value) -> Option<f64>| {
+        let values: Vec<f64> = runs.iter().filter_map(f).collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
+    let rate = |v: &Value| v["deliveries_per_s"].as_f64();
+    let p99 = |v: &Value| v["latency_ms"]["p99"].as_f64();
+    let p50 = |v: &Value| v["latency_ms"]["p50"].as_f64();
+    let cpu = |v: &Value| v["server_cpu_ms_per_1000_deliveries"].as_f64();
+    let summary = |runs: &[Value]| {
+        json!({
+            "deliveries_per_s": mean(runs, &rate).round(),
+            "p50_ms": round2(mean(runs, &p50)),
+            "p99_ms": round2(mean(runs, &p99)),
+            "server_cpu_ms_per_1000_deliveries": round2(mean(runs, &cpu)),
+            "runs": runs,
+        })
+    };
+    let (rate_with, rate_without) = (mean(&runs[0], &rate), mean(&runs[1], &rate));
+    let (p99_with, p99_without) = (mean(&runs[0], &p99), mean(&runs[1], &p99));
+    // With against without, in % of without: negative throughput and positive p99 are costs.
+    let change = |with: f64, without: f64| round1((with - without) / without.max(1e-9) * 100.0);
+    // Each run's pair ran back to back, so slow drift of this shared machine's load falls on
+    // both halves of a pair: the median of the pairs' changes is the steadier estimate.
+    let paired = |f: &dyn Fn(&Value) -> Option<f64>| {
+        let mut changes: Vec<f64> = runs[0]
+            .iter()
+            .zip(&runs[1])
+            .filter_map(|(w, o)| Some(change(f(w)?, f(o)?)))
+            .collect();
+        changes.sort_by(|a, b| a.total_cmp(b));
+        let n = changes.len();
+        match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => changes[n / 2],
+            _ => round1((changes[n / 2 - 1] + changes[n / 2]) / 2.0),
+        }
+    };
+    let (rate_change, p99_change, cpu_change) = (paired(&rate), paired(&p99), paired(&cpu));
+    say(format!(
+        "ops: with metrics {rate_with:.0} deliveries/s p99 {p99_with:.1} ms; without \
+         {rate_without:.0}/s p99 {p99_without:.1} ms; paired median change {rate_change}% \
+         deliveries/s, {p99_change}% p99, {cpu_change}% server CPU per delivery"
+    ));
+    Ok(json!({
+        "workload": format!(
+            "fan-out: {clients} clients in one room, {senders} of them sending {messages} \
+             messages each, each send waiting for its ack; {} runs per server, alternated, \
+             after a warm-up; means over the runs", args.ops_runs
+        ),
+        "with_metrics": summary(&runs[0]),
+        "without_metrics": summary(&runs[1]),
+        "change_with_metrics_percent": {
+            "how": "(with - without) / without; negative deliveries/s and positive p99 and \
+                    CPU are what metrics cost",
+            "deliveries_per_s_of_means": change(rate_with, rate_without),
+            "p99_of_means": change(p99_with, p99_without),
+            "deliveries_per_s_paired_median": rate_change,
+            "p99_paired_median": p99_change,
+            "server_cpu_per_delivery_of_means": change(mean(&runs[0], &cpu), mean(&runs[1], &cpu)),
+            "server_cpu_per_delivery_paired_median": cpu_change,
+        },
+        "note": "BENCH_NO_METRICS=1 on the second server: its rooms neither count (meter, \
+                 fan-out timing) nor set report alarms nor send batches to the Metrics object",
+    }))
+}
+
+/// The messages the analytics page counts in the last hour, everywhere.
+async fn analytics_messages(admin: &Session) -> Result<u64> {
+    let response = admin.get("/api/admin/analytics?range=1h").await?;
+    if response.status().as_u16() != 200 {
+        bail!("GET /api/admin/analytics: {}", response.status());
+    }
+    let page: shared::metrics::Analytics = response.json().await?;
+    Ok(page.points.iter().map(|p| p.messages).sum())
+}
+
+/// What one offered log write came to.
+enum LogSend {
+    /// The Worker answered its 500 (`internal`): the entry goes to the logger after it.
+    Answered(u64),
+    /// Any other answer or a transport error.
+    Failed(String),
+}
+
+/// Drives the logging path at `rate` failing requests a second for `secs` (`POST
+/// /api/test/failure/<tag>`, `LOGS_TEST_FAILURES=1`: each answer logs one entry, which the
+/// Worker sends through its `LOGGER` binding to the logging Worker, which writes it to KV),
+/// then counts the entries that landed through the admin API until the count stops growing.
+async fn ops_log_writes(
+    server: &DevServer,
+    admin: &Session,
+    tag: &str,
+    rate: f64,
+    secs: f64,
+) -> Result<Value> {
+    /// Requests in flight at most; a tick that finds none free is not offered (counted).
+    const IN_FLIGHT: usize = 256;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("{}/api/test/failure/{tag}", server.url());
+    let from_ms = epoch_ms() as i64 - 1_000;
+    let total = (rate * secs).round().max(1.0) as usize;
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut skipped = 0u64;
+    let start = Instant::now();
+    for _ in 0..total {
+        interval.tick().await;
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            skipped += 1;
+            continue;
+        };
+        let (http, url, tx) = (http.clone(), url.clone(), tx.clone());
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let outcome = match http.post(&url).send().await {
+                Ok(response) if response.status().as_u16() == 500 => {
+                    let _ = response.bytes().await;
+                    LogSend::Answered(sent.elapsed().as_micros() as u64)
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    let text: String = text.chars().take(80).collect();
+                    LogSend::Failed(format!("status {status}: {text}"))
+                }
+                Err(e) => LogSend::Failed(format!("{e}")),
+            };
+            drop(permit);
+            let _ = tx.send(outcome);
+        });
+    }
+    drop(tx);
+    let mut answer_us = Vec::new();
+    let mut failures: HashMap<String, u64> = HashMap::new();
+    while let Some(outcome) = rx.recv().await {
+        match outcome {
+            LogSend::Answered(us) => answer_us.push(us),
+            LogSend::Failed(why) => *failures.entry(why).or_default() += 1,
+        }
+    }
+    let drive_secs = start.elapsed().as_secs_f64();
+    let answered = answer_us.len() as u64;
+
+    // Entries go out after the answers (`wait_until`): count until the count holds still.
+    let mut landed = count_logged(admin, tag, from_ms).await?;
+    let mut landed_secs = start.elapsed().as_secs_f64();
+    let mut still = 0;
+    let settle = Instant::now();
+    while still < 3 && settle.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = count_logged(admin, tag, from_ms).await?;
+        if now == landed {
+            still += 1;
+        } else {
+            (landed, landed_secs, still) = (now, start.elapsed().as_secs_f64(), 0);
+        }
+    }
+    let lost = answered.saturating_sub(landed);
+    say(format!(
+        "ops: offered {total} at {rate}/s: {answered} answered in {drive_secs:.1} s, {landed} \
+         landed in KV ({lost} lost)"
+    ));
+    let failures: serde_json::Map<String, Value> =
+        failures.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    Ok(json!({
+        "path": "POST /api/test/failure/<tag> to the main Worker (LOGS_TEST_FAILURES=1, no \
+                 session): its 500 is logged after the answer, one entry per request, through \
+                 the LOGGER service binding to the logging Worker, which writes it to the local \
+                 KV (wrangler dev's, not Cloudflare's); counted back through GET \
+                 /api/admin/logs as the first account. No rate limiter is on this route \
+                 (LOG_LIMITER guards only POST /api/logs/client) nor in the logger",
+        "offered_per_s": rate,
+        "offered": total,
+        "not_sent_client_busy": skipped,
+        "seconds": round2(drive_secs),
+        "answered": answered,
+        "answered_per_s": (answered as f64 / drive_secs.max(1e-9)).round(),
+        "answer_ms": latency_json(answer_us),
+        "other_answers": failures,
+        "landed": landed,
+        "landed_by_s": round2(landed_secs),
+        "written_per_s": (landed as f64 / landed_secs.max(1e-9) * 10.0).round() / 10.0,
+        "lost": lost,
+    }))
+}
+
+/// The entries of `tag` stored since `from_ms`, counted page by page (100 a page, errors only;
+/// listing filters on the keys' metadata, so no text search bounds the reads).
+async fn count_logged(admin: &Session, tag: &str, from_ms: i64) -> Result<u64> {
+    let mut filter = shared::logs::Filter {
+        levels: vec![shared::logs::Level::Error],
+        from: Some(from_ms),
+        limit: Some(shared::logs::MAX_PAGE),
+        ..shared::logs::Filter::default()
+    };
+    let mut count = 0;
+    for _ in 0..10_000 {
+        let response = admin
+            .get(&format!("/api/admin/logs?{}", filter.to_query()))
+            .await?;
+        if response.status().as_u16() != 200 {
+            bail!("GET /api/admin/logs: {}", response.status());
+        }
+        let page: shared::logs::LogPage = response.json().await?;
+        count += page
+            .entries
+            .iter()
+            .filter(|r| {
+                r.entry
+                    .context
+                    .route
+                    .as_deref()
+                    .is_some_and(|r| r.contains(tag))
+            })
+            .count() as u64;
+        match page
+            .cursor
+            .as_deref()
+            .and_then(shared::logs::PageCursor::parse)
+        {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => return Ok(count),
+        }
+    }
+    bail!("the log did not end within 10,000 pages")
+}
+
+/// Each admin page loaded `runs` times (after one warm-up load of each) as the first account,
+/// round-robin: ms from the navigation's start to the content marker in the DOM (and to the
+/// next frame), and to DOMContentLoaded.
+async fn ops_admin_pages(server: &DevServer, runs: usize) -> Result<Value> {
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    let measured = async {
+        browser
+            .cdp(
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({ "source": rendered_marker_script() }),
+            )
+            .await?;
+        browser.goto(&server.url()).await?;
+        browser
+            .field("Local account name")
+            .await?
+            .send_keys("Root")
+            .await?;
+        browser.click_button("Sign in").await?;
+        browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+        let mut times: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
+            vec![Default::default(); ADMIN_PAGES.len()];
+        for round in 0..=runs {
+            for (i, (path, _)) in ADMIN_PAGES.iter().enumerate() {
+                browser.goto(&format!("{}{path}", server.url())).await?;
+                let got = browser
+                    .wait_for(
+                        &format!("{path} rendered"),
+                        r#"
+                        if (window.__benchPainted == null) {
+                            // An alert beside the content is fine; an alert instead of it is
+                            // the page failing.
+                            const failed = window.__benchError != null
+                                && performance.now() - window.__benchErrorAt > 3000;
+                            return failed ? { error: window.__benchError } : null;
+                        }
+                        const nav = performance.getEntriesByType('navigation')[0];
+                        return {
+                            rendered: window.__benchRendered,
+                            painted: window.__benchPainted,
+                            dcl: nav ? nav.domContentLoadedEventEnd : null,
+                        };
+                        "#,
+                    )
+                    .await?;
+                if let Some(error) = got["error"].as_str() {
+                    bail!("{path} showed an error: {error}");
+                }
+                if round == 0 {
+                    continue;
+                }
+                let slot = &mut times[i];
+                slot.0.extend(got["rendered"].as_f64());
+                slot.1.extend(got["painted"].as_f64());
+                slot.2.extend(got["dcl"].as_f64());
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v.get(v.len() / 2).map_or(f64::NAN, |m| round2(*m))
+        };
+        let mut pages = serde_json::Map::new();
+        for ((path, css), (mut rendered, mut painted, mut dcl)) in ADMIN_PAGES.iter().zip(times) {
+            say(format!(
+                "ops: {path} rendered in {} ms (median of {runs})",
+                median(&mut rendered)
+            ));
+            pages.insert(
+                (*path).to_owned(),
+                json!({
+                    "marker": css,
+                    "rendered_ms_median": median(&mut rendered),
+                    "painted_ms_median": median(&mut painted),
+                    "dom_content_loaded_ms_median": median(&mut dcl),
+                    "rendered_ms": rendered.iter().map(|t| round2(*t)).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        Ok::<Value, e2e::Error>(json!({
+            "runs": runs,
+            "measured": "ms from the navigation's start (performance.now() in the new page) to \
+                         the page's content marker in the DOM, and to the animation frame \
+                         after it; a full load of the app each time (WebDriver navigation), \
+                         after one warm-up load of each page; signed in as the install's \
+                         first account (DEV_LOGIN)",
+            "pages": pages,
+        }))
+    }
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), browser.quit()).await;
+    drop(driver);
+    measured
 }

@@ -195,6 +195,11 @@ pub struct ChatRoom {
     report_scheduled: Cell<bool>,
     /// When the alarm this instance set is due, to measure how late it runs.
     alarm_due: Cell<Option<i64>>,
+    /// The bench's run without analytics (`BENCH_NO_METRICS=1`, never in wrangler.toml),
+    /// decided when the room opens on a request to localhost, like `BENCH_NO_FTS`: the room
+    /// then neither counts nor sends batches, so the bench can measure what metrics cost the
+    /// send path. In memory: a room woken by a socket's frame (no request) meters again.
+    metrics_off: Cell<bool>,
 }
 
 impl DurableObject for ChatRoom {
@@ -225,6 +230,7 @@ impl DurableObject for ChatRoom {
             sql_rows: crate::metrics::client::SqlRows::default(),
             report_scheduled: Cell::new(false),
             alarm_due: Cell::new(None),
+            metrics_off: Cell::new(false),
             env,
         }
     }
@@ -317,10 +323,8 @@ impl DurableObject for ChatRoom {
     async fn alarm(&self) -> worker::Result<Response> {
         self.flush_scheduled.set(false);
         // How late the alarm runs (known when this instance set it).
-        if let Some(due) = self.alarm_due.take() {
-            self.meter
-                .borrow_mut()
-                .alarm_lag((now() - due).max(0) as u64);
+        if let (Some(due), Some(mut meter)) = (self.alarm_due.take(), self.meter()) {
+            meter.alarm_lag((now() - due).max(0) as u64);
         }
         self.load(None)?;
         let (slug, count, last) = {
@@ -715,7 +719,9 @@ impl ChatRoom {
             self.alarm_due.set(Some(now() + 1));
             let _ = self.state.storage().set_alarm(1).await;
         }
-        self.meter.borrow_mut().connected();
+        if let Some(mut meter) = self.meter() {
+            meter.connected();
+        }
         self.schedule_report().await;
         let timing = Headers::new();
         timing.set(
@@ -1080,6 +1086,10 @@ impl ChatRoom {
                 {
                     store.drop_search_index_triggers().map_err(stored)?;
                 }
+                self.metrics_off.set(
+                    self.test_switches.get()
+                        && config::string(&self.env, "BENCH_NO_METRICS").as_deref() == Some("1"),
+                );
                 let info = match info {
                     Some(info) => {
                         store
@@ -1266,6 +1276,10 @@ impl ChatRoom {
 
     /// Sends a frame to every joined socket (but `except`).
     fn broadcast(&self, message: &ServerMessage, except: Option<u64>) {
+        if self.metrics_off.get() {
+            self.send_where(message, |id, conn| conn.joined && Some(id) != except);
+            return;
+        }
         let started = crate::metrics::timing::now_ms();
         let sockets = self.send_where(message, |id, conn| conn.joined && Some(id) != except);
         let micros = ((crate::metrics::timing::now_ms() - started) * 1000.0).max(0.0);
@@ -1445,15 +1459,21 @@ impl ChatRoom {
         if !has_sockets {
             self.limiters.borrow_mut().remove(&conn.author.id);
         }
-        self.meter.borrow_mut().disconnected();
+        if let Some(mut meter) = self.meter() {
+            meter.disconnected();
+        }
         let notices = self.presence.borrow_mut().leave(id, now());
         self.tell(notices);
     }
 
+    /// The meter, unless the room runs without metrics (`BENCH_NO_METRICS`).
+    fn meter(&self) -> Option<RefMut<'_, shared::metrics::RoomMeter>> {
+        (!self.metrics_off.get()).then(|| self.meter.borrow_mut())
+    }
+
     /// Counts an event the room sequenced (and a message, for a post or a reply).
     fn count(&self, message: &ServerMessage) {
-        if let ServerMessage::Event { event } = message {
-            let mut meter = self.meter.borrow_mut();
+        if let (ServerMessage::Event { event }, Some(mut meter)) = (message, self.meter()) {
             meter.event();
             if matches!(
                 event.kind,
@@ -1467,7 +1487,9 @@ impl ChatRoom {
     /// Counts an answer that ended and a rating (the records the assistant keeps in D1).
     fn count_record(&self, record: &shared::room::assistant::Record) {
         use shared::room::assistant::Record;
-        let mut meter = self.meter.borrow_mut();
+        let Some(mut meter) = self.meter() else {
+            return;
+        };
         match record {
             Record::Answer { state, meta, .. } => meter.answer(
                 *state == shared::protocol::AnswerState::Failed,
@@ -1506,7 +1528,10 @@ impl ChatRoom {
     /// field increment, and a busy room sends one request every few seconds, not one per
     /// message.
     async fn schedule_report(&self) {
-        if self.report_scheduled.get() || !self.meter.borrow().wants_report() {
+        if self.metrics_off.get()
+            || self.report_scheduled.get()
+            || !self.meter.borrow().wants_report()
+        {
             return;
         }
         self.report_scheduled.set(true);
@@ -1519,7 +1544,7 @@ impl ChatRoom {
     async fn report_metrics(&self) {
         self.report_scheduled.set(false);
         let slug = self.slug();
-        if slug.is_empty() {
+        if slug.is_empty() || self.metrics_off.get() {
             return;
         }
         let gauges = self.gauges();
