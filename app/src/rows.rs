@@ -558,6 +558,51 @@ impl RowCache {
     }
 }
 
+/// What the room's polite live region says after the timeline changed (issue 13: new messages
+/// are announced to screen readers), and the newest stored message it has now seen.
+///
+/// `seen` is the newest sequence number already accounted for, `None` before the room was
+/// first shown live (the caller waits for that, so a cache or history still loading is not
+/// news): the first look announces nothing (the reader is arriving, not being
+/// interrupted), and neither do older pages loaded above, our own messages, or changes to
+/// messages already seen (edits, reactions, a streaming answer's growth). Several new messages
+/// at once are counted, with the newest spoken.
+pub fn announcement(rows: &[Rc<RowView>], seen: Option<Seq>) -> (Option<String>, Option<Seq>) {
+    let newest = rows.iter().filter_map(|r| r.seq).max();
+    let Some(seen) = seen else {
+        // Sequence numbers start at 1: an empty room has seen "0".
+        return (None, Some(newest.unwrap_or(0)));
+    };
+    let fresh: Vec<&RowView> = rows
+        .iter()
+        .filter(|r| r.seq.is_some_and(|seq| seq > seen) && !r.mine && !r.deleted)
+        .map(|r| r.as_ref())
+        .collect();
+    let newest = newest.map_or(seen, |n| n.max(seen));
+    let Some(last) = fresh.iter().max_by_key(|r| r.seq) else {
+        return (None, Some(newest));
+    };
+    let words: Vec<&str> = last.text.split_whitespace().collect();
+    let mut said = words.join(" ");
+    if said.chars().count() > ANNOUNCED_CHARS {
+        said = said.chars().take(ANNOUNCED_CHARS).collect::<String>() + "…";
+    }
+    let what = match (said.is_empty(), last.attachments.len()) {
+        (false, _) => format!("{}: {said}", last.author),
+        (true, 0) => format!("{} is writing an answer", last.author),
+        (true, 1) => format!("{} shared a file", last.author),
+        (true, n) => format!("{} shared {n} files", last.author),
+    };
+    let text = match fresh.len() {
+        1 => what,
+        n => format!("{n} new messages. {what}"),
+    };
+    (Some(text), Some(newest))
+}
+
+/// How much of a message the live region reads out: enough to know what it is about.
+const ANNOUNCED_CHARS: usize = 140;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,5 +992,69 @@ mod tests {
         assert!(Rc::ptr_eq(&first[0], &second[0]));
         assert!(!Rc::ptr_eq(&first[1], &second[1]));
         assert_eq!(second[1].reactions.len(), 1);
+    }
+    #[test]
+    fn the_first_look_at_a_room_announces_nothing_and_remembers_the_newest_message() {
+        let mut cache = RowCache::default();
+        let rows = cache.build(&room(
+            vec![message(1, "bob", "hi"), message(2, "ann", "yo")],
+            vec![],
+        ));
+        assert_eq!(announcement(&rows, None), (None, Some(2)));
+        assert_eq!(announcement(&[], None), (None, Some(0)));
+    }
+
+    #[test]
+    fn a_new_message_from_someone_else_is_announced_with_its_author_and_text() {
+        let mut cache = RowCache::default();
+        let rows = cache.build(&room(
+            vec![
+                message(1, "bob", "hi"),
+                message(2, "ann", "lunch  at\nnoon?"),
+            ],
+            vec![],
+        ));
+        assert_eq!(
+            announcement(&rows, Some(1)),
+            (Some("ANN: lunch at noon?".into()), Some(2))
+        );
+        // Nothing new since: silence.
+        assert_eq!(announcement(&rows, Some(2)), (None, Some(2)));
+    }
+
+    #[test]
+    fn our_own_messages_and_older_history_are_not_announced_but_several_new_ones_are_counted() {
+        let mut cache = RowCache::default();
+        let mut mine = message(3, "me", "my own");
+        mine.client_id = "mine".into();
+        let rows = cache.build(&room(vec![message(1, "bob", "old"), mine], vec![]));
+        assert_eq!(announcement(&rows, Some(2)), (None, Some(3)));
+        let rows = cache.build(&room(
+            vec![
+                message(1, "bob", "older page"),
+                message(5, "ann", "a"),
+                message(6, "bob", "b"),
+            ],
+            vec![],
+        ));
+        assert_eq!(
+            announcement(&rows, Some(4)),
+            (Some("2 new messages. BOB: b".into()), Some(6))
+        );
+    }
+
+    #[test]
+    fn a_long_message_is_read_out_only_in_part() {
+        let mut cache = RowCache::default();
+        let long = "word ".repeat(100);
+        let rows = cache.build(&room(
+            vec![message(1, "bob", "x"), message(2, "ann", &long)],
+            vec![],
+        ));
+        let (said, _) = announcement(&rows, Some(1));
+        let said = said.unwrap();
+        assert!(said.starts_with("ANN: word word"));
+        assert!(said.ends_with('…'));
+        assert!(said.chars().count() <= "ANN: ".len() + ANNOUNCED_CHARS + 1);
     }
 }

@@ -198,6 +198,16 @@ async fn two_people_in_two_browsers_see_each_others_messages_and_a_reload_keeps_
         Duration::from_secs(20),
     )
     .await?;
+    // A screen reader hears Bob's message at Alice's (a polite live region), and Bob does
+    // not hear his own.
+    let announcer = r#"const a = document.querySelector('.new-message-announcer');
+                       return a ? a.textContent : null;"#;
+    let heard = f
+        .alice
+        .wait_for("Alice's live region to announce Bob's message", announcer)
+        .await?;
+    assert_eq!(heard, "Bob: hi alice, bob here");
+    assert_eq!(f.bob.eval(announcer).await?, "Alice: hello from alice");
 
     f.bob.reload().await?;
     wait_phase(&f.bob, &["live"]).await?;

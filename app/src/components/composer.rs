@@ -149,6 +149,8 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 }
                 suggest.set(Vec::new());
             } else if e.key() == "Escape" && !suggest.is_empty() {
+                // Used up: the panel around the composer must not close too.
+                e.prevent_default();
                 suggest.set(Vec::new());
             } else if sends(&e.key(), e.shift_key(), e.is_composing(), e.key_code()) {
                 e.prevent_default();

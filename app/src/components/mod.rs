@@ -14,6 +14,7 @@ pub mod citations;
 pub mod composer;
 pub mod devices;
 pub mod files_panel;
+pub mod focus;
 pub mod lightbox;
 pub mod link_preview;
 pub mod login;

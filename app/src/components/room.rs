@@ -33,7 +33,7 @@ use crate::components::upload_chips::UploadList;
 use crate::conn::RoomHandle;
 use crate::format::typing_line;
 use crate::presence::thousands;
-use crate::rows::RowAction;
+use crate::rows::{announcement, RowAction};
 use crate::status::Ended;
 use crate::upload::Target;
 use crate::uploads::Uploads;
@@ -292,6 +292,24 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
 
     let rows = handle.rows();
     let banner = handle.banner();
+    // New messages from others, read out by screen readers: what the polite live region says,
+    // and the newest message accounted for (none until the room is first live).
+    let announced = use_state(String::new);
+    let seen = use_mut_ref(|| None::<Seq>);
+    {
+        let (announced, seen) = (announced.clone(), seen.clone());
+        let live = banner.phase == "live";
+        use_effect_with((rows.clone(), live), move |(rows, live)| {
+            let mut seen = seen.borrow_mut();
+            if *live || seen.is_some() {
+                let (text, newest) = announcement(rows, *seen);
+                *seen = newest;
+                if let Some(text) = text {
+                    announced.set(text);
+                }
+            }
+        });
+    }
     let ended = handle.ended();
     let thread_rows = handle.thread_rows();
     let pins_open = handle.pins_open();
@@ -526,6 +544,7 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                             on_dismiss={actions.on_dismiss_private.clone()} />
                         <UploadList uploads={(*uploads).clone()} target={Target::Main} sent=true />
                         <p class="typing" aria-live="polite">{ typing.unwrap_or_default() }</p>
+                        <p class="visually-hidden new-message-announcer" aria-live="polite">{ (*announced).clone() }</p>
                         <Composer on_send={actions.on_send.clone()} on_typing={actions.on_typing.clone()}
                             disabled={!can_post || ended.is_some()}
                             members={members.clone()} me={me.clone()}

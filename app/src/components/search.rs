@@ -8,6 +8,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::focus::{closes, use_panel_focus};
 use crate::route::Route;
 use crate::web;
 
@@ -204,8 +205,19 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
             <p class="muted">{ "Filters: from:name, in:thread, has:link, has:file, has:image, tag:cat (what an image shows), after:2026-01-31, before:…, on:…" }</p>
         }
     };
+    let panel = use_node_ref();
+    use_panel_focus(panel.clone(), "input[type=\"search\"]");
+    let onkeydown = {
+        let on_close = props.on_close.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if closes(&e) {
+                e.prevent_default();
+                on_close.emit(());
+            }
+        })
+    };
     html! {
-        <aside class="search-panel" aria-label="Search">
+        <aside class="search-panel" aria-label="Search" ref={panel} {onkeydown}>
             <header>
                 <h2>{ "Search" }</h2>
                 <button type="button" onclick={close} aria-label="Close search">{ "×" }</button>

@@ -8,6 +8,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::components::composer::Composer;
+use crate::components::focus::{closes, use_panel_focus};
 use crate::components::message_row::MessageRow;
 use crate::components::upload_chips::UploadList;
 use crate::rows::{RowAction, RowView};
@@ -48,7 +49,8 @@ pub struct ThreadPanelProps {
     pub root: Seq,
 }
 
-/// `<aside aria-label="Thread">`.
+/// `<aside aria-label="Thread">`; the reply box takes focus when it opens, Escape closes it
+/// and focus goes back to what opened it.
 #[function_component]
 pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
     let also = use_node_ref();
@@ -62,8 +64,22 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
     };
     let close = props.on_close.reform(|_: MouseEvent| ());
     let summarize = props.on_summarize.reform(|_: MouseEvent| ());
+    let panel = use_node_ref();
+    use_panel_focus(
+        panel.clone(),
+        "textarea:not([disabled]), button[aria-label=\"Close the thread\"]",
+    );
+    let onkeydown = {
+        let on_close = props.on_close.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if closes(&e) {
+                e.prevent_default();
+                on_close.emit(());
+            }
+        })
+    };
     html! {
-        <aside class="thread-panel" aria-label="Thread">
+        <aside class="thread-panel" aria-label="Thread" ref={panel} {onkeydown}>
             <header>
                 <h2>{ "Thread" }</h2>
                 <button type="button" class="summarize" onclick={summarize}
