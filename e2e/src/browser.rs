@@ -375,3 +375,51 @@ impl Browser {
         Ok(serde_json::from_value(found)?)
     }
 }
+
+/// Flows every browser test goes through.
+impl Browser {
+    /// Answers the app's display-name prompt as a guest, once the page shows it.
+    pub async fn sign_in_as_guest(&self, name: &str) -> Result {
+        self.field("Display name").await?.send_keys(name).await?;
+        self.click_button("Continue").await?;
+        self.find(r#"nav[aria-label="Rooms"]"#).await?;
+        Ok(())
+    }
+
+    /// Signs in with the local account (the server runs with `DEV_LOGIN`).
+    pub async fn sign_in_locally(&self, name: &str) -> Result {
+        self.field("Local account name")
+            .await?
+            .send_keys(name)
+            .await?;
+        self.click_button("Sign in").await?;
+        self.find(r#"nav[aria-label="Rooms"]"#).await?;
+        Ok(())
+    }
+
+    /// Waits until the open room's banner says it is live.
+    pub async fn wait_live(&self) -> Result {
+        self.wait_for(
+            "the room to be live",
+            r#"const b = document.querySelector('[role="status"].banner');
+               return !!b && b.dataset.phase === 'live';"#,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Shows the page as in a `light` or `dark` system theme, with reduced motion: the app then
+    /// has no transitions, so what is measured or captured right after the switch has the new
+    /// colours, not a button halfway between the two.
+    pub async fn use_color_scheme(&self, scheme: &str) -> Result {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({ "features": [
+                { "name": "prefers-color-scheme", "value": scheme },
+                { "name": "prefers-reduced-motion", "value": "reduce" },
+            ] }),
+        )
+        .await?;
+        Ok(())
+    }
+}

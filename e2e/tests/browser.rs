@@ -40,15 +40,6 @@ async fn rows(browser: &Browser) -> Result<Vec<Row>> {
     Ok(serde_json::from_value(browser.eval(ROWS_JS).await?)?)
 }
 
-/// Answers the display-name prompt.
-async fn sign_in(browser: &Browser, name: &str) -> Result {
-    let input = browser.field("Display name").await?;
-    input.send_keys(name).await?;
-    browser.click_button("Continue").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-    Ok(())
-}
-
 async fn wait_phase(browser: &Browser, phases: &[&str]) -> Result {
     let script = format!(
         r#"
@@ -143,9 +134,9 @@ async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
 
     alice.goto(&server.url()).await?;
     if local_alice {
-        sign_in_locally(&alice, "Alice").await?;
+        alice.sign_in_locally("Alice").await?;
     } else {
-        sign_in(&alice, "Alice").await?;
+        alice.sign_in_as_guest("Alice").await?;
     }
     let name = unique("Browser Room");
     alice.field("Room name").await?.send_keys(&name).await?;
@@ -159,7 +150,7 @@ async fn two_people_in_a_room_with(local_alice: bool) -> Result<Fixture> {
     wait_phase(&alice, &["live"]).await?;
 
     bob.goto(&format!("{}/r/{slug}", server.url())).await?;
-    sign_in(&bob, "Bob").await?;
+    bob.sign_in_as_guest("Bob").await?;
     // The prompt may return to the home page; the room is in the list either way.
     bob.find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
         .await?;
@@ -379,7 +370,7 @@ async fn an_answer_streams_into_the_page_survives_a_reload_mid_stream_and_can_be
     let driver = ChromeDriver::start().await?;
     let alice = driver.browser().await?;
     alice.goto(&server.url()).await?;
-    sign_in(&alice, "Alice").await?;
+    alice.sign_in_as_guest("Alice").await?;
     let owner = Session::create(&server, "Owner").await?;
     let room = owner.create_room(&unique("AI Room"), "").await?;
     alice
@@ -456,7 +447,7 @@ async fn catch_me_up_shows_a_cited_summary_only_to_the_reader_who_asked() -> Res
     let (alice, bob) = (driver.browser().await?, driver.browser().await?);
     for (browser, name) in [(&alice, "Alice"), (&bob, "Bob")] {
         browser.goto(&server.url()).await?;
-        sign_in(browser, name).await?;
+        browser.sign_in_as_guest(name).await?;
         browser.goto(&room_url).await?;
         wait_phase(browser, &["live"]).await?;
     }
@@ -569,7 +560,7 @@ async fn the_footer_shows_the_build_version_that_the_worker_reports_before_and_a
         .find(".name-prompt footer.about .build-version")
         .await?;
     assert_eq!(shown.text().await?, version);
-    sign_in(&browser, &unique("Reader")).await?;
+    browser.sign_in_as_guest(&unique("Reader")).await?;
     let shown = browser.find(".sidebar footer.about .build-version").await?;
     assert_eq!(shown.text().await?, version);
     browser.quit().await?;
@@ -1009,7 +1000,7 @@ async fn a_large_image_is_resized_in_the_browser_and_becomes_the_avatar() -> Res
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    sign_in(&browser, "Painter").await?;
+    browser.sign_in_as_guest("Painter").await?;
     browser.goto(&format!("{}/profile", server.url())).await?;
     browser
         .wait_for(
@@ -1095,18 +1086,6 @@ async fn indexed_db_holds(browser: &Browser, needle: &str) -> Result<bool> {
     Ok(browser.eval(&script).await? == true)
 }
 
-/// Signs in with the local account (the server runs with `DEV_LOGIN`).
-async fn sign_in_locally(browser: &Browser, name: &str) -> Result {
-    browser
-        .field("Local account name")
-        .await?
-        .send_keys(name)
-        .await?;
-    browser.click_button("Sign in").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-    Ok(())
-}
-
 async fn sign_out(browser: &Browser) -> Result {
     browser.click_button("Sign out").await?;
     browser.field("Display name").await?;
@@ -1133,7 +1112,7 @@ async fn signing_out_deletes_the_offline_copy_so_the_next_person_on_the_browser_
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    sign_in_locally(&browser, "Alice").await?;
+    browser.sign_in_locally("Alice").await?;
     let name = unique("Private Room");
     browser.field("Room name").await?.send_keys(&name).await?;
     browser
@@ -1182,7 +1161,7 @@ async fn signing_out_deletes_the_offline_copy_so_the_next_person_on_the_browser_
 
     // Bob, next on this browser, opens the private room's address: refused, and nothing of
     // Alice's shows from a cache.
-    sign_in(&browser, "Bob").await?;
+    browser.sign_in_as_guest("Bob").await?;
     browser.goto(&format!("{}/r/{slug}", server.url())).await?;
     // The room page connects only after reading its cache: a failed connection proves the
     // cache was read (the upgrade is refused with 403, which a browser reports only as a close).
@@ -1206,7 +1185,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    sign_in_locally(&browser, "Alice").await?;
+    browser.sign_in_locally("Alice").await?;
     let name = unique("Shared Room");
     browser.field("Room name").await?.send_keys(&name).await?;
     browser.click_button("Create room").await?;
@@ -1244,7 +1223,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    sign_in(&browser, "Bob").await?;
+    browser.sign_in_as_guest("Bob").await?;
     browser.goto(&format!("{}/r/{slug}", server.url())).await?;
     wait_phase(&browser, &["live"]).await?;
     send_message(&browser, "bob here", true).await?;
@@ -1263,7 +1242,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     // her message goes out, as hers, once.
     browser.client.delete_all_cookies().await?;
     browser.goto(&server.url()).await?;
-    sign_in_locally(&browser, "Alice").await?;
+    browser.sign_in_locally("Alice").await?;
     browser.goto(&format!("{}/r/{slug}", server.url())).await?;
     wait_row(&browser, draft, "sent", REDELIVERY_TIMEOUT).await?;
     assert_eq!(
@@ -1373,7 +1352,7 @@ async fn a_guest_who_opens_a_private_room_he_is_not_in_is_told_he_may_not_join_a
     let browser = driver.browser().await?;
     let url = format!("{}/r/{}", server.url(), room.slug);
     browser.goto(&url).await?;
-    sign_in(&browser, "Guest").await?;
+    browser.sign_in_as_guest("Guest").await?;
     browser.goto(&url).await?;
     // The room's own refusal (the upgrade answers 403 `forbidden`, which the page cannot read).
     stays_refused(
@@ -1396,7 +1375,7 @@ async fn a_member_the_owner_banned_reloads_the_room_and_is_told_he_is_banned() -
     let browser = driver.browser().await?;
     let url = format!("{}/r/{}", server.url(), room.slug);
     browser.goto(&url).await?;
-    sign_in(&browser, "Troll").await?;
+    browser.sign_in_as_guest("Troll").await?;
     browser.goto(&url).await?;
     wait_phase(&browser, &["live"]).await?;
     let me = browser
@@ -1509,7 +1488,7 @@ async fn a_room_too_large_to_list_shows_its_count_and_who_is_here_finds_a_person
     let browser = driver.browser().await?;
     let url = format!("{}/r/{}", server.url(), room.slug);
     browser.goto(&url).await?;
-    sign_in(&browser, "Watcher").await?;
+    browser.sign_in_as_guest("Watcher").await?;
     browser.goto(&url).await?;
     wait_phase(&browser, &["live"]).await?;
     // Counted, not listed. (Exactly CROWD + 1 once a joiner's welcome counts the joiner: today
@@ -1591,7 +1570,7 @@ async fn with_the_server_down_a_reload_shows_the_installed_app_with_its_rooms_an
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    sign_in_locally(&browser, "Alice").await?;
+    browser.sign_in_locally("Alice").await?;
     let name = unique("Offline Room");
     browser.field("Room name").await?.send_keys(&name).await?;
     browser.click_button("Create room").await?;
@@ -1677,7 +1656,7 @@ async fn a_new_build_taking_over_an_open_tab_offers_a_reload_instead_of_breaking
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    sign_in(&browser, "Alice").await?;
+    browser.sign_in_as_guest("Alice").await?;
 
     // A first visit gains its worker without that being a new version.
     browser

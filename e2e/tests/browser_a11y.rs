@@ -6,29 +6,14 @@
 
 use e2e::browser::{Browser, ChromeDriver, Violation};
 use e2e::{unique, DevOptions, DevServer, Result};
-use serde_json::json;
 
 /// WebDriver's code for the Enter key.
 const ENTER: &str = "\u{e007}";
 
-async fn use_scheme(browser: &Browser, scheme: &str) -> Result {
-    browser
-        .cdp(
-            "Emulation.setEmulatedMedia",
-            json!({ "features": [
-                { "name": "prefers-color-scheme", "value": scheme },
-                // No transitions: axe measures contrast on the colours, not on a fade.
-                { "name": "prefers-reduced-motion", "value": "reduce" },
-            ] }),
-        )
-        .await?;
-    Ok(())
-}
-
 /// Every violation on the screen as it is now, in light and in dark, named by `screen`.
 async fn audit(browser: &Browser, screen: &str, found: &mut Vec<String>) -> Result {
     for scheme in ["light", "dark"] {
-        use_scheme(browser, scheme).await?;
+        browser.use_color_scheme(scheme).await?;
         let violations: Vec<Violation> = browser.axe().await?;
         found.extend(violations.into_iter().map(|v| {
             format!(
@@ -40,7 +25,7 @@ async fn audit(browser: &Browser, screen: &str, found: &mut Vec<String>) -> Resu
             )
         }));
     }
-    use_scheme(browser, "light").await?;
+    browser.use_color_scheme("light").await?;
     Ok(())
 }
 

@@ -36,22 +36,16 @@ async fn fill(browser: &Browser, label: &str, text: &str) -> Result {
     Ok(())
 }
 
-/// Signs in with the local account (the server runs with `DEV_LOGIN`).
+/// Opens the app and signs in with the local account (the server runs with `DEV_LOGIN`).
 async fn sign_in_locally(browser: &Browser, server: &DevServer, name: &str) -> Result {
     browser.goto(&server.url()).await?;
-    fill(browser, "Local account name", name).await?;
-    browser.click_button("Sign in").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-    Ok(())
+    browser.sign_in_locally(name).await
 }
 
-/// Answers the display-name prompt as a guest.
+/// Opens the app and answers the display-name prompt as a guest.
 async fn sign_in_as_guest(browser: &Browser, server: &DevServer, name: &str) -> Result {
     browser.goto(&server.url()).await?;
-    fill(browser, "Display name", name).await?;
-    browser.click_button("Continue").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-    Ok(())
+    browser.sign_in_as_guest(name).await
 }
 
 /// Creates a room in the app's form and opens it; returns its slug once the room is live.
@@ -74,14 +68,7 @@ async fn create_and_open_room(
 /// Opens a room's page and waits until its banner says it is live.
 async fn open_room(browser: &Browser, server: &DevServer, slug: &str) -> Result {
     browser.goto(&format!("{}/r/{slug}", server.url())).await?;
-    browser
-        .wait_for(
-            "the room to be live",
-            r#"const b = document.querySelector('[role="status"].banner');
-               return !!b && b.dataset.phase === 'live';"#,
-        )
-        .await?;
-    Ok(())
+    browser.wait_live().await
 }
 
 /// Sends a message with Enter and waits until the room has acknowledged it.

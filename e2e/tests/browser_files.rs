@@ -51,24 +51,6 @@ fn minimal_pdf() -> Vec<u8> {
     pdf
 }
 
-async fn sign_in(browser: &Browser, name: &str) -> Result {
-    browser.field("Display name").await?.send_keys(name).await?;
-    browser.click_named("Continue").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-    Ok(())
-}
-
-async fn wait_live(browser: &Browser) -> Result {
-    browser
-        .wait_for(
-            "the room to be live",
-            r#"const b = document.querySelector('[role="status"].banner');
-               return !!b && b.dataset.phase === 'live';"#,
-        )
-        .await?;
-    Ok(())
-}
-
 /// Types into the room's composer and sends with its Send button.
 async fn send(browser: &Browser, text: &str) -> Result {
     browser
@@ -142,7 +124,7 @@ async fn two_people_in_a_room(options: DevOptions) -> Result<Fixture> {
     let alice = driver.browser().await?;
     let bob = driver.browser().await?;
     alice.goto(&server.url()).await?;
-    sign_in(&alice, "Alice").await?;
+    alice.sign_in_as_guest("Alice").await?;
     let name = unique("Files Room");
     alice.field("Room name").await?.send_keys(&name).await?;
     alice.click_named("Create room").await?;
@@ -151,13 +133,13 @@ async fn two_people_in_a_room(options: DevOptions) -> Result<Fixture> {
         .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
         .await?;
     alice.goto(&format!("{}/r/{slug}", server.url())).await?;
-    wait_live(&alice).await?;
+    alice.wait_live().await?;
     bob.goto(&format!("{}/r/{slug}", server.url())).await?;
-    sign_in(&bob, "Bob").await?;
+    bob.sign_in_as_guest("Bob").await?;
     bob.find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
         .await?;
     bob.goto(&format!("{}/r/{slug}", server.url())).await?;
-    wait_live(&bob).await?;
+    bob.wait_live().await?;
     Ok(Fixture {
         server,
         _driver: driver,

@@ -51,21 +51,6 @@ async fn use_size(browser: &Browser, size: Size) -> Result {
     Ok(())
 }
 
-async fn use_scheme(browser: &Browser, scheme: &str) -> Result {
-    browser
-        .cdp(
-            "Emulation.setEmulatedMedia",
-            // Reduced motion too: the app then has no transitions, so a screenshot taken right
-            // after the switch shows the new colours, not a button halfway between the two.
-            json!({ "features": [
-                { "name": "prefers-color-scheme", "value": scheme },
-                { "name": "prefers-reduced-motion", "value": "reduce" },
-            ] }),
-        )
-        .await?;
-    Ok(())
-}
-
 fn screenshots() -> Result<PathBuf> {
     let dir = repo_root().join("target/screenshots");
     std::fs::create_dir_all(&dir)?;
@@ -108,11 +93,11 @@ async fn screen(browser: &Browser, size: Size, name: &str) -> Result {
     );
     let dir = screenshots()?;
     for scheme in ["light", "dark"] {
-        use_scheme(browser, scheme).await?;
+        browser.use_color_scheme(scheme).await?;
         let png = browser.client.screenshot().await?;
         std::fs::write(dir.join(format!("{}-{name}-{scheme}.png", size.name)), png)?;
     }
-    use_scheme(browser, "light").await?;
+    browser.use_color_scheme("light").await?;
     Ok(())
 }
 

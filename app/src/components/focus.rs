@@ -35,8 +35,13 @@ pub fn use_panel_focus(panel: NodeRef, first: &'static str) {
     });
 }
 
-/// Whether a key press closes a panel: Escape that nothing inside already used (a mention
-/// list or an edit box handles its own Escape and marks the event).
-pub fn closes(e: &KeyboardEvent) -> bool {
-    e.key() == "Escape" && !e.default_prevented()
+/// A panel's `keydown`: Escape closes it, unless something inside already used that Escape (a
+/// mention list or an edit box handles its own and marks the event).
+pub fn close_on_escape(on_close: Callback<()>) -> Callback<KeyboardEvent> {
+    Callback::from(move |e: KeyboardEvent| {
+        if e.key() == "Escape" && !e.default_prevented() {
+            e.prevent_default();
+            on_close.emit(());
+        }
+    })
 }

@@ -9,6 +9,7 @@ use shared::protocol::{Member, Millis};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
+use crate::components::focus::close_on_escape;
 use crate::conn::RoomHandle;
 use crate::presence::{
     matching, query, refresh_limit, showing, slice_is_stale, PAGE, QUERY_MAX_CHARS, REFRESH_MS,
@@ -144,15 +145,7 @@ pub fn PresencePanel(props: &PresencePanelProps) -> Html {
             }));
         })
     };
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
+    let onkeydown = close_on_escape(props.on_close.clone());
     let (people, total, query_shown, more): (Vec<&Member>, usize, Option<String>, _) =
         if props.counted {
             let page = props.page.as_ref();

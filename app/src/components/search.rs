@@ -8,7 +8,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::focus::{closes, use_panel_focus};
+use crate::components::focus::{close_on_escape, use_panel_focus};
 use crate::route::Route;
 use crate::web;
 
@@ -207,15 +207,7 @@ pub fn SearchPanel(props: &SearchPanelProps) -> Html {
     };
     let panel = use_node_ref();
     use_panel_focus(panel.clone(), "input[type=\"search\"]");
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if closes(&e) {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
+    let onkeydown = close_on_escape(props.on_close.clone());
     html! {
         <aside class="search-panel" aria-label="Search" ref={panel} {onkeydown}>
             <header>

@@ -8,7 +8,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::components::composer::Composer;
-use crate::components::focus::{closes, use_panel_focus};
+use crate::components::focus::{close_on_escape, use_panel_focus};
 use crate::components::message_row::MessageRow;
 use crate::components::upload_chips::UploadList;
 use crate::rows::{RowAction, RowView};
@@ -69,15 +69,7 @@ pub fn ThreadPanel(props: &ThreadPanelProps) -> Html {
         panel.clone(),
         "textarea:not([disabled]), button[aria-label=\"Close the thread\"]",
     );
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if closes(&e) {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
+    let onkeydown = close_on_escape(props.on_close.clone());
     html! {
         <aside class="thread-panel" aria-label="Thread" ref={panel} {onkeydown}>
             <header>
