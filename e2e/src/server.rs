@@ -35,6 +35,12 @@ pub struct DevOptions {
     /// Run the main Worker alone, without the logging Worker (its `LOGGER` binding then reaches
     /// nothing), to test that logging never breaks a request.
     pub without_logger: bool,
+    /// Register the Workers in a dev registry of this server's own ([`DevServer::registry_dir`])
+    /// instead of the machine's shared one, so another `wrangler` process given the same
+    /// registry (`WRANGLER_REGISTRY_PATH`), such as `wrangler pages dev` in front of it, binds
+    /// to this server's Worker and not to one that a concurrent test started under the same
+    /// name.
+    pub own_registry: bool,
 }
 
 impl DevOptions {
@@ -53,6 +59,12 @@ impl DevOptions {
     /// Leaves the logging Worker out.
     pub fn without_logger(mut self) -> Self {
         self.without_logger = true;
+        self
+    }
+
+    /// Uses a dev registry of the server's own (see [`DevOptions::own_registry`]).
+    pub fn own_registry(mut self) -> Self {
+        self.own_registry = true;
         self
     }
 }
@@ -164,6 +176,14 @@ impl DevServer {
     /// The persist directory (D1, Durable Object storage).
     pub fn persist_dir(&self) -> &Path {
         &self.persist
+    }
+
+    /// The dev registry the server's Workers are registered in, when it has one of its own
+    /// ([`DevOptions::own_registry`], or [`DevOptions::without_logger`]); pass it to another
+    /// `wrangler` process as `WRANGLER_REGISTRY_PATH` to reach them through service bindings.
+    pub fn registry_dir(&self) -> Option<PathBuf> {
+        (self.options.own_registry || self.options.without_logger)
+            .then(|| self.persist.join("registry"))
     }
 
     /// Whether the process is running.
@@ -348,10 +368,11 @@ impl DevServer {
                 .arg("-c")
                 .arg(logger);
         }
-        if self.options.without_logger {
-            // A registry of its own: through the machine's shared one, wrangler would connect
-            // the binding to a logger another `wrangler dev` runs.
-            command.env("WRANGLER_REGISTRY_PATH", self.persist.join("registry"));
+        // A registry of its own: through the machine's shared one, wrangler would connect the
+        // logger binding (without the logger) to a logger another `wrangler dev` runs, or
+        // (with `own_registry`) another process to another test's Worker.
+        if let Some(registry) = self.registry_dir() {
+            command.env("WRANGLER_REGISTRY_PATH", registry);
         }
         command
             .args(["--ip", "127.0.0.1", "--port"])
