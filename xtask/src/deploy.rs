@@ -332,6 +332,15 @@ impl Wrangler {
         })
     }
 
+    /// The same wrangler, run from `dir` (the Pages project reads `./wrangler.toml` and
+    /// `./functions` from its working directory).
+    fn in_dir(&self, dir: &Path) -> Wrangler {
+        Wrangler {
+            root: dir.to_owned(),
+            bin: self.bin.clone(),
+        }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.current_dir(&self.root)
@@ -518,13 +527,11 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
             plan.embedding_model
         ));
     }
-    if options.pages {
-        return Err(
-            "--pages: there is no Pages project yet (the Worker serves the app from its static \
-             assets); the app issue that adds one adds its deploy here"
-                .into(),
-        );
-    }
+    let pages = if options.pages {
+        Some(pages_project(root)?)
+    } else {
+        None
+    };
 
     heading(if options.dry_run {
         "resources (dry run: the account is not read; this is what a deploy does with each)"
@@ -580,6 +587,23 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         say("  optional, not set (each turns a feature on):");
         for s in settings::optional_secrets().filter(|s| !from_file.iter().any(|n| n == s.name)) {
             say(format!("    {}: {}", s.name, s.about));
+        }
+        if let Some(project) = &pages {
+            heading("Pages (dry run: the Function is bundled, nothing is uploaded)");
+            let out =
+                std::env::temp_dir().join(format!("durable-chat-pages-{}", std::process::id()));
+            let built = wrangler.in_dir(&root.join(PAGES_DIR)).checked(&[
+                "pages",
+                "functions",
+                "build",
+                "--outdir",
+                &out.to_string_lossy(),
+            ]);
+            let _ = std::fs::remove_dir_all(&out);
+            built?;
+            say(format!(
+                "  project {project}: created if missing, then dist/ deployed to branch {PAGES_BRANCH}"
+            ));
         }
         say(format!("\nversion: {}", build_version(root)));
         say("dry run complete: nothing on the account was read or changed.");
@@ -681,6 +705,9 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     }
     wrangler.run(&args)?;
     say(format!("deployed version {version}"));
+    if let Some(project) = &pages {
+        deploy_pages(&wrangler.in_dir(&root.join(PAGES_DIR)), project, &message)?;
+    }
     if !ids_written.is_empty() {
         say(format!(
             "wrangler.toml now holds the ids of {}: commit it, so the next deploy reuses them \
@@ -688,6 +715,63 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
             ids_written.join(", ")
         ));
     }
+    Ok(())
+}
+
+/// The Pages project's directory (README "Cloudflare Pages"): its `wrangler.toml` names the
+/// project and binds `/api/*` to the Worker; `wrangler pages` runs from there.
+pub const PAGES_DIR: &str = "pages";
+/// The branch a Pages deploy goes to: the project's production branch.
+pub const PAGES_BRANCH: &str = "main";
+
+/// The Pages project's name, from `pages/wrangler.toml`.
+pub fn pages_project(root: &Path) -> Result<String, String> {
+    let path = root.join(PAGES_DIR).join("wrangler.toml");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let config: toml::Value =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    config
+        .get("name")
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} has no name", path.display()))
+}
+
+/// Creates the Pages project when the account lacks it, then deploys `dist/` (with the
+/// Function beside its configuration) to its production branch.
+fn deploy_pages(pages: &Wrangler, project: &str, message: &str) -> Result<(), String> {
+    heading("Pages");
+    let listed = pages.json(&["pages", "project", "list", "--json"])?;
+    let exists = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["Project Name"].as_str() == Some(project));
+    if exists {
+        say(format!("  project {project}: exists"));
+    } else {
+        pages.run(&[
+            "pages",
+            "project",
+            "create",
+            project,
+            "--production-branch",
+            PAGES_BRANCH,
+        ])?;
+    }
+    pages.run(&[
+        "pages",
+        "deploy",
+        "../dist",
+        "--project-name",
+        project,
+        "--branch",
+        PAGES_BRANCH,
+        "--commit-message",
+        message,
+    ])?;
+    say(format!("deployed the Pages project {project}"));
     Ok(())
 }
 

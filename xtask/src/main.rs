@@ -13,7 +13,8 @@ const USAGE: &str = "usage:
                   own dry-run bundle and its size budget, and every resource and secret a
                   deploy would create or need
       --no-build  use the current build (edge/build, dist)
-      --pages     also deploy the Pages project (there is none yet)
+      --pages     also deploy the Pages project in pages/ (README \"Cloudflare Pages\"),
+                  creating it when the account lacks it
       --env NAME  the wrangler environment (production)
       --secrets-file FILE
                   secrets to upload with the deployment (JSON or .env, like `wrangler secret

@@ -44,6 +44,14 @@ case "$1 $2" in
   "vectorize list")
     if [ -f "$state/vectorize" ]; then echo '[{"name":"durable-chat-messages","config":{"dimensions":384,"metric":"cosine"}}]'; else echo '[]'; fi ;;
   "vectorize create") touch "$state/vectorize" ;;
+  "pages project")
+    # The Pages project (run from pages/, beside its wrangler.toml).
+    case "$3" in
+      list)
+        if [ -f "$state/pages" ]; then echo '[{"Project Name":"durable-chat-pages","Project Domains":"durable-chat-pages.pages.dev"}]'; else echo '[]'; fi ;;
+      create) [ -f wrangler.toml ] && touch "$state/pages" ;;
+    esac ;;
+  "pages deploy") [ -f wrangler.toml ] && [ -d functions ] && echo "Deployment complete" ;;
   "secret list")
     if [ -f "$state/secrets" ]; then cat "$state/secrets"; else echo "Worker not found" >&2; exit 1; fi ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
@@ -69,6 +77,7 @@ fn workspace(name: &str) -> (PathBuf, PathBuf) {
         root.join("wrangler.toml"),
     )
     .expect("copy");
+    copy_dir(&repo_root().join("pages"), &root.join("pages"));
     let bin = dir.join("bin/wrangler");
     std::fs::create_dir_all(dir.join("bin")).expect("bin");
     std::fs::write(&bin, FAKE_WRANGLER).expect("fake wrangler");
@@ -204,5 +213,55 @@ fn a_deploy_without_the_session_secret_stops_before_uploading_and_names_it() {
         last.ends_with(&format!("--secrets-file {}", secrets.display())),
         "{last}"
     );
+    let _ = std::fs::remove_dir_all(root.parent().expect("dir"));
+}
+
+#[test]
+fn with_pages_the_project_is_created_once_and_the_app_deployed_from_its_directory_after_the_worker()
+{
+    let (root, bin) = workspace("pages");
+    std::fs::create_dir_all(bin.with_file_name("state")).expect("state");
+    std::fs::write(
+        bin.with_file_name("state").join("secrets"),
+        r#"[{"name":"SESSION_SECRET","type":"secret_text"}]"#,
+    )
+    .expect("secrets");
+    let with_pages = Options {
+        pages: true,
+        ..options(&bin)
+    };
+
+    run(&root, &with_pages).expect("first deploy");
+    let first = calls(&bin);
+    let worker = first
+        .iter()
+        .position(|c| c.starts_with("deploy --env production --message"))
+        .expect("the Worker deployed");
+    let created = first
+        .iter()
+        .position(|c| c == "pages project create durable-chat-pages --production-branch main")
+        .expect("the project created (the fake refuses outside pages/)");
+    let deployed = first
+        .iter()
+        .position(|c| {
+            c.starts_with("pages deploy ../dist --project-name durable-chat-pages --branch main")
+        })
+        .expect("the app deployed from pages/");
+    assert!(worker < created && created < deployed, "{first:#?}");
+
+    run(&root, &with_pages).expect("second deploy");
+    let second = &calls(&bin)[first.len()..];
+    assert!(
+        !second.iter().any(|c| c.starts_with("pages project create")),
+        "the second run created the project again: {second:#?}"
+    );
+    assert!(second.iter().any(|c| c.starts_with("pages deploy ../dist")));
+
+    // Without --pages nothing of Pages is touched.
+    let before = calls(&bin).len();
+    run(&root, &options(&bin)).expect("deploy without pages");
+    assert!(!calls(&bin)[before..]
+        .iter()
+        .any(|c| c.starts_with("pages ")));
     let _ = std::fs::remove_dir_all(root.parent().expect("dir"));
 }
