@@ -10,7 +10,7 @@ use shared::moderation::{Command, CreateInvite, Invite};
 use shared::profile::{Profile, PublicProfile};
 use shared::protocol::http::{
     BeginUpload, Context, CreateRoom, CreateSession, ErrorBody, FileList, LinkPreview, RoomList,
-    SearchResults, SessionInfo, UploadTicket,
+    SearchResults, SessionInfo, SessionState, UploadTicket,
 };
 use shared::protocol::{RoomInfo, Seq};
 use shared::ErrorCode;
@@ -156,6 +156,14 @@ fn json(value: &impl Serialize) -> Option<String> {
 /// `GET /api/session`: who we are, or `unauthorized`.
 pub async fn session() -> Result<SessionInfo, ApiError> {
     call("GET", "/api/session", None).await
+}
+
+/// `GET /api/session?optional=1`: who we are, or `None` (200 either way, so a new visitor's
+/// start logs no failed request in the console).
+pub async fn session_state() -> Result<Option<SessionInfo>, ApiError> {
+    call::<SessionState>("GET", SessionState::PATH, None)
+        .await
+        .map(|state| state.session)
 }
 
 /// `GET /api/rooms/{slug}/admission`: whether the room would take our socket now (204), or

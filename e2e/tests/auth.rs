@@ -10,6 +10,7 @@ use e2e::login::{Browser, SESSION_COOKIE, STATE_COOKIE};
 use e2e::oauth_fake::{self, FakeUser, OAuthFake, APPLE_TEAM};
 use e2e::{unique, DevOptions, DevServer, Result, Session};
 use shared::auth::{LoginError, Provider};
+use shared::protocol::http::{SessionInfo, SessionState};
 use shared::protocol::{close, ServerMessage};
 use shared::ErrorCode;
 use tokio::sync::OnceCell;
@@ -634,6 +635,73 @@ async fn a_dev_server_offers_the_local_account_which_signs_in_by_name() -> Resul
     assert_eq!(second.session_info().await?.user_id, me.user_id);
     let devices = second.devices().await?;
     assert_eq!(devices.sessions.len(), 2, "a new session at every login");
+    Ok(())
+}
+
+/// `GET /api/session?optional=1` (`SessionState::PATH`), expecting 200: the session, if any.
+async fn session_state(browser: &mut Browser) -> Result<Option<SessionInfo>> {
+    let response = browser
+        .request(reqwest::Method::GET, SessionState::PATH)
+        .await?;
+    let status = response.status().as_u16();
+    ensure!(
+        status == 200,
+        "GET {} answered {status}: {}",
+        SessionState::PATH,
+        response.text().await.unwrap_or_default()
+    );
+    let state: SessionState = response.json().await?;
+    Ok(state.session)
+}
+
+#[tokio::test]
+async fn asking_for_an_optional_session_answers_200_with_none_for_a_new_visitor_and_plain_get_still_401(
+) -> Result {
+    let server = dev().await;
+    // A new visitor: no session, and no failed request for the browser to log.
+    let mut visitor = Browser::new(server);
+    assert_eq!(session_state(&mut visitor).await?, None);
+    // Plain GET /api/session keeps its contract for every other client.
+    let plain = visitor
+        .request(reqwest::Method::GET, "/api/session")
+        .await?;
+    expect_error(plain, ErrorCode::Unauthorized).await?;
+    // A cookie that is not a session is none too.
+    let mut forged = Browser::with_cookies(server, &format!("{SESSION_COOKIE}=not-a-session"));
+    assert_eq!(session_state(&mut forged).await?, None);
+
+    // A guest gets their session, the same as plain GET answers.
+    let guest = Session::create(server, &unique("Optional")).await?;
+    let mut guest_browser = Browser::with_guest(server, &guest);
+    let got = session_state(&mut guest_browser).await?;
+    assert_eq!(got.as_ref(), Some(&guest.info));
+    assert_eq!(got, Some(guest_browser.session_info().await?));
+
+    // A signed-in account gets theirs, providers included; signed out, none again.
+    let mut account = local_login(server, &unique("Optional")).await?;
+    let me = session_state(&mut account)
+        .await?
+        .expect("a signed-in account has a session");
+    assert!(me.signed_in);
+    assert_eq!(me.providers, vec![Provider::Local]);
+    assert_eq!(me, account.session_info().await?);
+    let cookies = account.cookie_header();
+    let signed_out = account
+        .request(reqwest::Method::DELETE, "/api/session")
+        .await?;
+    ensure!(
+        signed_out.status().is_success(),
+        "sign-out answered {}",
+        signed_out.status()
+    );
+    // The copy of the cookie the browser held is no session any more.
+    let mut copy = Browser::with_cookies(server, &cookies);
+    assert_eq!(session_state(&mut copy).await?, None);
+    expect_error(
+        copy.request(reqwest::Method::GET, "/api/session").await?,
+        ErrorCode::Unauthorized,
+    )
+    .await?;
     Ok(())
 }
 

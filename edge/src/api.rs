@@ -7,7 +7,7 @@ use shared::moderation::http::{AdminRooms, AdminUsers, AuditPage, JoinRoom, Upda
 use shared::moderation::{AuditEntry, Command, CreateInvite};
 use shared::profile::{self, Profile, PublicProfile};
 use shared::protocol::close;
-use shared::protocol::http::{CreateRoom, CreateSession, RoomList, SessionInfo};
+use shared::protocol::http::{CreateRoom, CreateSession, RoomList, SessionInfo, SessionState};
 use shared::protocol::{Author, Role, RoomInfo, Seq};
 use worker::{console_error, Context, Env, HttpMetadata, Method, Request, Response};
 
@@ -471,7 +471,23 @@ async fn session_info(env: &Env, user: SessionUser) -> Result<SessionInfo, ApiEr
     })
 }
 
+/// `GET /api/session`: who the cookie is (`SessionInfo`), or 401 `unauthorized` when it is
+/// nobody. With `?optional=1` ([`SessionState::PATH`], what the app asks at start) the answer is
+/// 200 either way, a `SessionState` whose `session` is `None` for nobody: a new visitor's first
+/// request is then no 401, which the browser would log as a console error.
 async fn get_session(req: &Request, env: &Env) -> ApiResult {
+    let (name, value) = SessionState::QUERY;
+    if query_param(req, name).is_some_and(|v| v == value) {
+        let keys = config::session_keys(env)?;
+        let user =
+            crate::metrics::timing::measure("session", session::current_with_keys(req, env, &keys))
+                .await?;
+        let session = match user {
+            Some(user) => Some(session_info(env, user).await?),
+            None => None,
+        };
+        return Ok(json(&SessionState { session }, 200)?);
+    }
     let user = require_session(req, env).await?;
     Ok(json(&session_info(env, user).await?, 200)?)
 }

@@ -1710,7 +1710,7 @@ pub mod http {
         pub name: String,
     }
 
-    /// `GET /api/session` and `POST /api/session`.
+    /// `GET /api/session` and `POST /api/session` (and inside [`SessionState`]).
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct SessionInfo {
         /// Stable user id.
@@ -1723,6 +1723,24 @@ pub mod http {
         /// The providers linked to the account (empty for a guest).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub providers: Vec<crate::auth::Provider>,
+    }
+
+    /// `GET /api/session?optional=1` ([`SessionState::PATH`]): the session, or none, answered
+    /// 200 either way. A page that starts without knowing whether it has a session asks this,
+    /// so a new visitor's first request is not a 401 (which a browser logs as a console error).
+    /// Plain `GET /api/session` still answers 401 `unauthorized` when there is none.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionState {
+        /// Who the cookie is; `None` when the request has no valid session (a new visitor, an
+        /// ended or revoked session).
+        pub session: Option<SessionInfo>,
+    }
+
+    impl SessionState {
+        /// The request that answers a `SessionState`.
+        pub const PATH: &'static str = "/api/session?optional=1";
+        /// The query parameter (value `1`) that asks for a `SessionState`.
+        pub const QUERY: (&'static str, &'static str) = ("optional", "1");
     }
 
     /// `POST /api/rooms`.
@@ -2292,6 +2310,19 @@ mod tests {
         assert!(!view.apply(&edit));
         assert!(view.deleted);
         assert_eq!(view.text, "");
+    }
+
+    #[test]
+    fn the_optional_session_question_is_its_query_and_reads_none_as_null() {
+        use http::SessionState;
+        let (name, value) = SessionState::QUERY;
+        assert_eq!(SessionState::PATH, format!("/api/session?{name}={value}"));
+        let none = SessionState { session: None };
+        assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"session":null}"#);
+        assert_eq!(
+            serde_json::from_str::<SessionState>(r#"{"session":null}"#).unwrap(),
+            none
+        );
     }
 
     #[test]

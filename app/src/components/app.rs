@@ -113,12 +113,18 @@ pub fn App() -> Html {
                 let mut started_offline = false;
                 let mut attempt = 0;
                 loop {
-                    match api::session().await {
-                        Ok(info) => {
+                    // The question that answers 200 with no session, so a new visitor's start
+                    // logs no failed request; a 401 still means none.
+                    let answer = match api::session_state().await {
+                        Err(e) if e.status == 401 => Ok(None),
+                        answer => answer,
+                    };
+                    match answer {
+                        Ok(Some(info)) => {
                             offline::remember_session(&info);
                             session.set(Session::Ready(info));
                         }
-                        Err(e) if e.status == 401 => {
+                        Ok(None) => {
                             offline::forget();
                             session.set(Session::Anonymous(started_offline.then(|| {
                                 "Your session has ended. Choose a display name to continue.".into()
