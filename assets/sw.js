@@ -40,20 +40,16 @@ self.addEventListener('activate', (event) => {
 });
 
 async function navigation(request) {
-  const cached = () => caches.open(CACHE).then((c) => c.match('/'));
+  const network = fetch(request);
   let timer;
   const late = new Promise((resolve) => { timer = setTimeout(resolve, NAVIGATION_TIMEOUT_MS); });
-  try {
-    const answer = await Promise.race([fetch(request), late]);
-    if (answer) return answer;
-    return (await cached()) || fetch(request);
-  } catch (err) {
-    const page = await cached();
-    if (page) return page;
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  const answer = await Promise.race([network.catch(() => null), late]);
+  clearTimeout(timer);
+  if (answer) return answer;
+  // No answer (offline, the server down) or none in time: the precached page; without one,
+  // whatever the network does (the browser's own offline page if it fails).
+  const page = await caches.open(CACHE).then((c) => c.match('/'));
+  return page || network;
 }
 
 self.addEventListener('fetch', (event) => {

@@ -33,10 +33,16 @@ pub fn start_service_worker() {
         return;
     }
     let container = navigator.service_worker();
-    if container.controller().is_some() {
-        let target: &web_sys::EventTarget = container.unchecked_ref();
-        EventListener::new(target, "controllerchange", |_| announce()).forget();
-    }
+    // A page without a worker (a first visit) gains its first one by the same event: that one
+    // is not an update, every later one is.
+    let controlled = std::cell::Cell::new(container.controller().is_some());
+    let target: &web_sys::EventTarget = container.unchecked_ref();
+    EventListener::new(target, "controllerchange", move |_| {
+        if controlled.replace(true) {
+            announce();
+        }
+    })
+    .forget();
     let promise = container.register("/sw.js");
     wasm_bindgen_futures::spawn_local(async move {
         if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
