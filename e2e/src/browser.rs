@@ -397,6 +397,18 @@ impl Browser {
         Ok(())
     }
 
+    /// Creates a room named `prefix` and a unique suffix in the app's form, as its creator does,
+    /// and waits until the room list shows it (the app then opens it); returns its slug.
+    pub async fn create_room(&self, prefix: &str) -> Result<String> {
+        let name = crate::unique(prefix);
+        self.field("Room name").await?.send_keys(&name).await?;
+        self.click_button("Create room").await?;
+        let slug = shared::limits::slugify(&name);
+        self.find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
+            .await?;
+        Ok(slug)
+    }
+
     /// Waits until the open room's banner says it is live.
     pub async fn wait_live(&self) -> Result {
         self.wait_for(

@@ -1186,10 +1186,7 @@ async fn an_unsent_message_is_sent_only_by_its_author_even_when_another_person_s
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
     browser.sign_in_locally("Alice").await?;
-    let name = unique("Shared Room");
-    browser.field("Room name").await?.send_keys(&name).await?;
-    browser.click_button("Create room").await?;
-    let slug = shared::limits::slugify(&name);
+    let slug = browser.create_room("Shared Room").await?;
     // The app opens the new room itself (see the test above for why not reload here).
     wait_phase(&browser, &["live"]).await?;
     send_message(&browser, "alice was here", true).await?;
@@ -1571,10 +1568,7 @@ async fn with_the_server_down_a_reload_shows_the_installed_app_with_its_rooms_an
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
     browser.sign_in_locally("Alice").await?;
-    let name = unique("Offline Room");
-    browser.field("Room name").await?.send_keys(&name).await?;
-    browser.click_button("Create room").await?;
-    let slug = shared::limits::slugify(&name);
+    let slug = browser.create_room("Offline Room").await?;
     wait_phase(&browser, &["live"]).await?;
     let before = "written before the outage";
     send_message(&browser, before, true).await?;

@@ -5,7 +5,7 @@
 //! and `./scripts/setup --browser`.
 
 use e2e::browser::{Browser, ChromeDriver, Violation};
-use e2e::{unique, DevOptions, DevServer, Result};
+use e2e::{DevOptions, DevServer, Result};
 
 /// WebDriver's code for the Enter key.
 const ENTER: &str = "\u{e007}";
@@ -65,9 +65,7 @@ async fn axe_finds_no_violation_on_any_page_or_dialog_in_light_or_dark() -> Resu
     browser.find(r#"nav[aria-label="Rooms"]"#).await?;
     audit(&browser, "home", &mut found).await?;
 
-    let name = unique("Audited Room");
-    browser.field("Room name").await?.send_keys(&name).await?;
-    browser.click_button("Create room").await?;
+    browser.create_room("Audited Room").await?;
     let composer = browser.find(r#"textarea[aria-label="Message"]"#).await?;
     browser.find(r#"button[aria-label="Attachment"]"#).await?;
     browser

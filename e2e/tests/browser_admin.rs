@@ -54,13 +54,7 @@ async fn create_and_open_room(
     server: &DevServer,
     prefix: &str,
 ) -> Result<String> {
-    let name = unique(prefix);
-    fill(browser, "Room name", &name).await?;
-    browser.click_button("Create room").await?;
-    let slug = shared::limits::slugify(&name);
-    browser
-        .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
-        .await?;
+    let slug = browser.create_room(prefix).await?;
     open_room(browser, server, &slug).await?;
     Ok(slug)
 }

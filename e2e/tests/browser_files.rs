@@ -125,13 +125,7 @@ async fn two_people_in_a_room(options: DevOptions) -> Result<Fixture> {
     let bob = driver.browser().await?;
     alice.goto(&server.url()).await?;
     alice.sign_in_as_guest("Alice").await?;
-    let name = unique("Files Room");
-    alice.field("Room name").await?.send_keys(&name).await?;
-    alice.click_named("Create room").await?;
-    let slug = shared::limits::slugify(&name);
-    alice
-        .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
-        .await?;
+    let slug = alice.create_room("Files Room").await?;
     alice.goto(&format!("{}/r/{slug}", server.url())).await?;
     alice.wait_live().await?;
     bob.goto(&format!("{}/r/{slug}", server.url())).await?;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use e2e::browser::{Browser, ChromeDriver};
-use e2e::{repo_root, unique, DevOptions, DevServer, Result};
+use e2e::{repo_root, DevOptions, DevServer, Result};
 use serde_json::json;
 
 /// WebDriver's code for the Enter key.
@@ -138,9 +138,7 @@ async fn on_a_phone_the_main_flows_work_the_room_list_is_a_drawer_and_nothing_sc
     screen(&browser, PHONE, "home").await?;
 
     // In a room it steps aside for the timeline, behind a "Rooms" button.
-    let name = unique("Phone Room");
-    browser.field("Room name").await?.send_keys(&name).await?;
-    browser.click_button("Create room").await?;
+    let slug = browser.create_room("Phone Room").await?;
     let composer = browser.find(r#"textarea[aria-label="Message"]"#).await?;
     composer.send_keys("hello from a small screen").await?;
     composer.send_keys(ENTER).await?;
@@ -225,13 +223,7 @@ async fn on_a_phone_the_main_flows_work_the_room_list_is_a_drawer_and_nothing_sc
 
     // At a desktop's size the list and the room sit side by side.
     use_size(&browser, DESKTOP).await?;
-    browser
-        .goto(&format!(
-            "{}/r/{}",
-            server.url(),
-            shared::limits::slugify(&name)
-        ))
-        .await?;
+    browser.goto(&format!("{}/r/{slug}", server.url())).await?;
     browser.find(r#"textarea[aria-label="Message"]"#).await?;
     browser
         .wait_for(
