@@ -409,6 +409,28 @@ impl Browser {
         Ok(slug)
     }
 
+    /// Waits until the composer holds `count` attached files, every one stored (an upload may
+    /// take long on a shared machine, with an image classifier: up to 90 s); fails at once on a failed one.
+    pub async fn wait_uploaded(&self, count: usize) -> Result {
+        let script = format!(
+            r#"const chips = Array.from(document.querySelectorAll('form.composer li.chip'));
+               const failed = chips.find(c => c.dataset.state === 'failed');
+               if (failed) return 'failed: ' + failed.textContent;
+               return chips.length === {count} && chips.every(c => c.dataset.state === 'done');"#
+        );
+        let answer = self
+            .wait_longer(
+                &format!("{count} attached files to be uploaded"),
+                &script,
+                Duration::from_secs(90),
+            )
+            .await?;
+        if answer != true {
+            bail!("an upload failed: {answer}");
+        }
+        Ok(())
+    }
+
     /// Waits until the open room's banner says it is live.
     pub async fn wait_live(&self) -> Result {
         self.wait_for(

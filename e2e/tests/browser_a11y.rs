@@ -56,13 +56,7 @@ async fn axe_finds_no_violation_on_any_page_or_dialog_in_light_or_dark() -> Resu
     audit(&browser, "welcome", &mut found).await?;
 
     // The install's first account: a global admin, so every page is open to it.
-    browser
-        .field("Local account name")
-        .await?
-        .send_keys("Root")
-        .await?;
-    browser.click_button("Sign in").await?;
-    browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+    browser.sign_in_locally("Root").await?;
     audit(&browser, "home", &mut found).await?;
 
     browser.create_room("Audited Room").await?;
@@ -74,14 +68,7 @@ async fn axe_finds_no_violation_on_any_page_or_dialog_in_light_or_dark() -> Resu
             &e2e::fixture_image("chelsea.png")?,
         )
         .await?;
-    browser
-        .wait_longer(
-            "the image uploaded",
-            r#"const chips = Array.from(document.querySelectorAll('form.composer li.chip'));
-               return chips.length === 1 && chips[0].dataset.state === 'done';"#,
-            std::time::Duration::from_secs(60),
-        )
-        .await?;
+    browser.wait_uploaded(1).await?;
     composer.send_keys("a cat on a rug").await?;
     composer.send_keys(ENTER).await?;
     browser

@@ -87,27 +87,6 @@ async fn wait_row(browser: &Browser, text: &str, what: &str, expr: &str) -> Resu
     Ok(())
 }
 
-/// Waits until every chip in the composer says its file is stored.
-async fn wait_chips_done(browser: &Browser, count: usize) -> Result {
-    let script = format!(
-        r#"
-        const chips = Array.from(document.querySelectorAll('form.composer li.chip'));
-        const failed = chips.find(c => c.dataset.state === 'failed');
-        if (failed) return 'failed: ' + failed.textContent;
-        return chips.length === {count} && chips.every(c => c.dataset.state === 'done');
-        "#
-    );
-    let answer = browser
-        .wait_longer(
-            &format!("{count} attached files to be uploaded"),
-            &script,
-            FILES_TIMEOUT,
-        )
-        .await?;
-    anyhow::ensure!(answer == true, "an upload failed: {answer}");
-    Ok(())
-}
-
 struct Fixture {
     server: DevServer,
     _driver: ChromeDriver,
@@ -220,7 +199,7 @@ async fn files_attached_by_button_drop_and_paste_reach_the_other_person_as_image
     f.alice
         .find(r#"form.composer li.chip progress[aria-label="Uploading chelsea.png"]"#)
         .await?;
-    wait_chips_done(&f.alice, 1).await?;
+    f.alice.wait_uploaded(1).await?;
     send(&f.alice, "a cat on a rug").await?;
     wait_row(
         &f.alice,
@@ -330,7 +309,7 @@ async fn files_attached_by_button_drop_and_paste_reach_the_other_person_as_image
         made["pasteTaken"] == true,
         "the composer did not take the pasted file: {made}"
     );
-    wait_chips_done(&f.alice, 2).await?;
+    f.alice.wait_uploaded(2).await?;
     send(&f.alice, "sound and vision").await?;
     wait_row(
         &f.bob,
@@ -351,7 +330,7 @@ async fn files_attached_by_button_drop_and_paste_reach_the_other_person_as_image
     f.alice
         .pick_file(r#"form.composer input[type="file"]"#, &pdf)
         .await?;
-    wait_chips_done(&f.alice, 1).await?;
+    f.alice.wait_uploaded(1).await?;
     send(&f.alice, "the quarterly report").await?;
     wait_row(
         &f.bob,

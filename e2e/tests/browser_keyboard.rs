@@ -6,8 +6,6 @@
 //!
 //! Needs `./scripts/build` (the app in `dist/`) and `./scripts/setup --browser`.
 
-use std::time::Duration;
-
 use e2e::browser::{Browser, ChromeDriver};
 use e2e::{unique, DevOptions, DevServer, Result};
 
@@ -185,14 +183,7 @@ async fn everything_a_reader_does_in_a_room_works_from_the_keyboard_alone() -> R
             &e2e::fixture_image("chelsea-224.png")?,
         )
         .await?;
-    browser
-        .wait_longer(
-            "the file uploaded",
-            r#"const chips = Array.from(document.querySelectorAll('form.composer li.chip'));
-               return chips.length === 1 && chips[0].dataset.state === 'done';"#,
-            Duration::from_secs(60),
-        )
-        .await?;
+    browser.wait_uploaded(1).await?;
     tab_to(&browser, "the message box", &field("Message")).await?;
     press(&browser, &format!("with a picture{ENTER}")).await?;
     wait(

@@ -3719,13 +3719,7 @@ async fn ops_admin_pages(server: &DevServer, runs: usize) -> Result<Value> {
             )
             .await?;
         browser.goto(&server.url()).await?;
-        browser
-            .field("Local account name")
-            .await?
-            .send_keys("Root")
-            .await?;
-        browser.click_button("Sign in").await?;
-        browser.find(r#"nav[aria-label="Rooms"]"#).await?;
+        browser.sign_in_locally("Root").await?;
         let mut times: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
             vec![Default::default(); ADMIN_PAGES.len()];
         for round in 0..=runs {
