@@ -1,6 +1,59 @@
-// Loads the wasm-bindgen module and the app's wasm. A static file (not Trunk's inline loader)
-// because the Content-Security-Policy allows scripts from 'self' only; Trunk writes the hashed
-// file names into this tag's data attributes (see pattern_script in Trunk.toml).
+// Loads the app. A static file (not Trunk's inline loader) because the Content-Security-Policy
+// allows scripts from 'self' only; Trunk and scripts/trunk-post-build.js write the hashed file
+// names into this tag's data attributes.
+//
+// Three bundles (ARCHITECTURE.md, "The app's bundles"): the welcome bundle (data-js, data-wasm)
+// shows the sign-in prompt; it raises a start event for the chat bundle (data-chat-js,
+// data-chat-wasm) once there is a session, or for the full bundle (data-full-js,
+// data-full-wasm) on a page outside the chat, which then takes the page over; the chat bundle
+// raises the full bundle's event the same way. Wasm cannot import a module, so this loader
+// does it (app/src/web.rs `Bundle`).
 const el = document.querySelector('script[data-js]');
-const m = await import(el.dataset.js);
-await m.default({ module_or_path: el.dataset.wasm });
+
+function startOn(event, js, wasm) {
+  addEventListener(event, async () => {
+    // The same "Loading…" the app shows while it asks for the session.
+    const page = document.createElement('main');
+    page.className = 'welcome';
+    const status = document.createElement('p');
+    status.className = 'muted';
+    status.setAttribute('role', 'status');
+    status.textContent = 'Loading…';
+    page.append(status);
+    document.body.append(page);
+    try {
+      const [bundle, module] = await Promise.all([
+        import(js),
+        WebAssembly.compileStreaming(fetch(wasm)),
+      ]);
+      // Gone before the bundle renders, which it does at once ("Loading…" too): removed
+      // after, it would move the bundle's page up (a layout shift).
+      page.remove();
+      await bundle.default({ module_or_path: module });
+    } catch (error) {
+      // Offline without a cached copy, or a failed download: say so rather than stay blank.
+      if (!page.isConnected) document.body.append(page);
+      status.setAttribute('role', 'alert');
+      status.textContent = 'This page could not be loaded. Check your connection and reload.';
+      console.error(error);
+    }
+  }, { once: true });
+}
+startOn('durable-chat:start-chat-bundle', el.dataset.chatJs, el.dataset.chatWasm);
+startOn('durable-chat:start-full-bundle', el.dataset.fullJs, el.dataset.fullWasm);
+
+// A browser that had a session goes straight to the chat, which asks the server itself (and
+// starts offline from that session when there is no answer): the key is the chat's record of
+// the last session (app/src/offline.rs `KEY`), deleted when the session ends.
+let hadSession = false;
+try {
+  hadSession = localStorage.getItem('dc_offline') !== null;
+} catch {
+  // Storage disabled: as a new visitor.
+}
+if (hadSession) {
+  dispatchEvent(new Event('durable-chat:start-chat-bundle'));
+} else {
+  const welcome = await import(el.dataset.js);
+  await welcome.default({ module_or_path: el.dataset.wasm });
+}

@@ -46,12 +46,22 @@ pub mod watch;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]
+pub mod welcome;
+#[cfg(target_arch = "wasm32")]
 pub mod xhr;
 
 /// Mounts the app on `<body>`, with the new-version prompt on a root of its own, and registers
-/// the service worker.
+/// the service worker. The chat bundle, started on a page outside the chat, hands it to the full
+/// bundle instead (route.rs).
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
+    #[cfg(not(feature = "full"))]
+    if !route::Route::parse(&web::window().location().pathname().unwrap_or_default())
+        .in_chat_bundle()
+    {
+        web::start_bundle(web::Bundle::Full);
+        return;
+    }
     report::install();
     update::start_service_worker();
     // A sample of page loads measures its web vitals (issue 12).

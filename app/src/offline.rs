@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use shared::protocol::http::SessionInfo;
 use shared::protocol::RoomInfo;
 
-/// The `localStorage` key.
+/// The `localStorage` key. assets/boot.js reads whether it is there: a browser with a session
+/// starts the chat bundle without the sign-in prompt's.
 pub const KEY: &str = "dc_offline";
 
 /// The last session and room list the server gave this browser.

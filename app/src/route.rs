@@ -1,5 +1,8 @@
-//! The app's two pages and their URLs. Routing is done by hand (history.pushState and
-//! popstate) to keep a router crate out of the download.
+//! The app's pages and their URLs. Routing is done by hand (history.pushState and popstate) to
+//! keep a router crate out of the download.
+//!
+//! The chat bundle renders some pages and the full bundle every page (ARCHITECTURE.md, "The
+//! app's bundles"); [`Route::in_chat_bundle`] is the one list.
 
 /// A page of the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,23 @@ impl Route {
         }
     }
 
+    /// Whether the chat bundle renders this page. The others (administration, analytics, logs,
+    /// settings, one's profile and devices) are visited rarely, so their code stays out of the
+    /// first download; the chat bundle hands them to the full bundle.
+    pub fn in_chat_bundle(&self) -> bool {
+        match self {
+            Route::Home | Route::Room(_) | Route::Invite(..) => true,
+            Route::Devices
+            | Route::Profile
+            | Route::Admin
+            | Route::Logs
+            | Route::Settings
+            | Route::Analytics
+            | Route::RoomAnalytics(_)
+            | Route::Performance => false,
+        }
+    }
+
     /// The route's path.
     pub fn path(&self) -> String {
         match self {
@@ -140,6 +160,27 @@ mod tests {
         assert_eq!(Route::parse("/settings"), Route::Settings);
         assert_eq!(Route::Settings.path(), "/settings");
         assert_eq!(Route::parse("/settings/x"), Route::Home);
+    }
+
+    #[test]
+    fn the_chat_bundle_renders_the_room_list_rooms_and_invites_and_nothing_else() {
+        let chat = ["/", "/r/lobby", "/invite/club/abc123", "/elsewhere"];
+        for path in chat {
+            assert!(Route::parse(path).in_chat_bundle(), "{path}");
+        }
+        let elsewhere = [
+            "/devices",
+            "/profile",
+            "/admin",
+            "/logs",
+            "/settings",
+            "/analytics",
+            "/analytics/lobby",
+            "/performance",
+        ];
+        for path in elsewhere {
+            assert!(!Route::parse(path).in_chat_bundle(), "{path}");
+        }
     }
 
     #[test]

@@ -8,6 +8,50 @@ pub fn window() -> web_sys::Window {
     web_sys::window().expect("the app runs in a window")
 }
 
+/// A bundle of the app a page can hand itself to (ARCHITECTURE.md, "The app's bundles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bundle {
+    /// Rooms, threads, search, files and the assistant.
+    Chat,
+    /// Every page: the chat and the pages outside it.
+    Full,
+}
+
+impl Bundle {
+    /// The event raised on `window` for the page's loader (assets/boot.js) to start this
+    /// bundle: wasm cannot import a module, the loader can.
+    pub fn start_event(self) -> &'static str {
+        match self {
+            Bundle::Chat => "durable-chat:start-chat-bundle",
+            Bundle::Full => "durable-chat:start-full-bundle",
+        }
+    }
+}
+
+/// Asks the page's loader to start `bundle`, which takes the page over.
+pub fn start_bundle(bundle: Bundle) {
+    if let Ok(event) = web_sys::Event::new(bundle.start_event()) {
+        let _ = window().dispatch_event(&event);
+    }
+}
+
+/// The `?login_error=<code>` the Worker sends a failed sign-in back with; removed from the
+/// address bar once read, so a reload does not show it again.
+pub fn take_login_error() -> Option<shared::auth::LoginError> {
+    let location = window().location();
+    let search = location.search().unwrap_or_default();
+    let code = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("login_error="))?
+        .to_owned();
+    if let Ok(history) = window().history() {
+        let path = location.pathname().unwrap_or_else(|_| "/".into());
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+    }
+    Some(shared::auth::LoginError::parse(&code))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now() -> Millis {
     js_sys::Date::now() as Millis

@@ -608,6 +608,105 @@ async fn signing_in_with_the_local_account_shows_this_session_on_the_devices_pag
     Ok(())
 }
 
+/// The same-origin files the page has fetched so far, by path.
+async fn fetched(browser: &Browser) -> Result<Vec<String>> {
+    let paths = browser
+        .eval(
+            "return performance.getEntriesByType('resource')
+                .map(e => new URL(e.name).pathname);",
+        )
+        .await?;
+    Ok(serde_json::from_value(paths)?)
+}
+
+/// Whether `files` holds the wasm of `bundle` (`welcome`, `app` for the chat, or `full`).
+fn has_bundle(files: &[String], bundle: &str) -> bool {
+    files
+        .iter()
+        .any(|f| f.starts_with(&format!("/{bundle}-")) && f.ends_with("_bg.wasm"))
+}
+
+#[tokio::test]
+async fn a_new_visitor_downloads_only_the_prompt_then_the_chat_and_a_page_outside_the_chat_the_full_bundle(
+) -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    browser.goto(&server.url()).await?;
+    browser.field("Display name").await?;
+    let files = fetched(&browser).await?;
+    assert!(
+        has_bundle(&files, "welcome"),
+        "the prompt's bundle: {files:?}"
+    );
+    assert!(
+        !has_bundle(&files, "app") && !has_bundle(&files, "full"),
+        "the prompt needs neither the chat nor the full bundle: {files:?}"
+    );
+
+    // Continuing as a guest hands the page to the chat, without a page load.
+    browser.eval("window.sameDocument = true;").await?;
+    browser.sign_in_as_guest(&unique("Reader")).await?;
+    let slug = browser.create_room("bundles").await?;
+    browser.wait_live().await?;
+    let files = fetched(&browser).await?;
+    assert!(has_bundle(&files, "app"), "the chat bundle: {files:?}");
+    assert!(
+        !has_bundle(&files, "full"),
+        "the chat needs no full bundle: {files:?}"
+    );
+    assert_eq!(
+        browser.eval("return window.sameDocument === true;").await?,
+        true,
+        "signing in reloaded the page"
+    );
+    // A reload starts the chat at once: this browser has a session.
+    browser.reload().await?;
+    browser.wait_live().await?;
+
+    // The profile page is not in the chat bundle: following its link loads the page anew,
+    // and the full bundle renders it.
+    browser.find(".whoami").await?.click().await?;
+    browser.field("Display name").await?;
+    let files = fetched(&browser).await?;
+    assert!(has_bundle(&files, "full"), "the full bundle: {files:?}");
+    assert!(browser.eval("return location.pathname;").await? == "/profile");
+
+    // The full bundle renders the chat too: back to the room without another page load.
+    browser.eval("window.sameDocument = true;").await?;
+    browser
+        .find(&format!(r#"nav[aria-label="Rooms"] a[href="/r/{slug}"]"#))
+        .await?
+        .click()
+        .await?;
+    browser.wait_live().await?;
+    assert_eq!(
+        browser.eval("return window.sameDocument === true;").await?,
+        true,
+        "opening the room from the full bundle reloaded the page"
+    );
+
+    // Without the full bundle (offline, a failed download) the page says so instead of
+    // staying blank.
+    browser.cdp("Network.enable", serde_json::json!({})).await?;
+    browser
+        .cdp(
+            "Network.setBlockedURLs",
+            serde_json::json!({ "urls": ["*/full-*"] }),
+        )
+        .await?;
+    browser.goto(&format!("{}/devices", server.url())).await?;
+    browser
+        .wait_for(
+            "the page to say the full bundle could not be loaded",
+            r#"const alert = document.querySelector('[role="alert"]');
+               return !!alert && alert.textContent.includes('could not be loaded');"#,
+        )
+        .await?;
+    browser.quit().await?;
+    Ok(())
+}
+
 /// Clicks the button labelled `label` inside the timeline row that shows `text`.
 async fn click_in_row(browser: &Browser, text: &str, label: &str) -> Result {
     let script = format!(

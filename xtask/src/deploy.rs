@@ -8,12 +8,9 @@
 //! its own KV namespace) first, since the main Worker's service binding names it.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use serde_json::Value;
 
 use crate::check::{check, check_bindings, check_services, Report};
@@ -289,12 +286,7 @@ pub fn bundle_size(dir: &Path) -> Result<(u64, u64), String> {
         }
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         raw += bytes.len() as u64;
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        encoder
-            .write_all(&bytes)
-            .and_then(|()| encoder.finish())
-            .map(|z| gzip += z.len() as u64)
-            .map_err(|e| format!("gzip: {e}"))?;
+        gzip += crate::download::gzip(&bytes)?;
     }
     Ok((raw, gzip))
 }

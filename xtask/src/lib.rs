@@ -5,6 +5,7 @@
 //! - `notices [--check]`: the crate licenses in `THIRD_PARTY_NOTICES.md` ([`notices`]).
 //! - `precache DIST`: the service worker's precache manifest, written into `DIST/sw.js` by
 //!   `scripts/build-app` ([`precache`]).
+//! - `first-download DIST`: the app's first download against its budget ([`download`]).
 //!
 //! The production configuration is checked against the Worker's code by [`check`], from what
 //! [`scan`] finds the code reading and what [`config`] finds wrangler.toml declaring. [`modules`]
@@ -13,6 +14,7 @@
 pub mod check;
 pub mod config;
 pub mod deploy;
+pub mod download;
 pub mod modules;
 pub mod notices;
 pub mod precache;

@@ -1,10 +1,10 @@
 //! `cargo run -p xtask -- deploy [--dry-run] [--no-build] [--pages]`,
-//! `cargo run -p xtask -- notices [--check]` and `cargo run -p xtask -- precache DIST`; see the
-//! library's docs.
+//! `cargo run -p xtask -- notices [--check]`, `cargo run -p xtask -- precache DIST` and
+//! `cargo run -p xtask -- first-download DIST`; see the library's docs.
 
 use std::process::ExitCode;
 
-use xtask::{deploy, notices, precache, repo_root};
+use xtask::{deploy, download, notices, precache, repo_root};
 
 const USAGE: &str = "usage:
   xtask deploy [--dry-run] [--no-build] [--pages] [--env NAME] [--secrets-file FILE]
@@ -24,7 +24,11 @@ const USAGE: &str = "usage:
       when it is out of date or a shipped crate's license is not on the allowlist.
   xtask precache DIST
       Writes the service worker's precache manifest (every file of the built app with a hash
-      of its bytes) into DIST/sw.js; scripts/build-app runs it after Trunk.";
+      of its bytes) into DIST/sw.js; scripts/build-app runs it after Trunk.
+  xtask first-download DIST
+      Lists a new visitor's first download (the page, its styles, the loader and the welcome
+      bundle) and the chat bundle, gzipped, and fails when either is over its budget
+      (scripts/test).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +38,15 @@ fn main() -> ExitCode {
         Some("precache") => match &args[1..] {
             [dist] => precache::write(std::path::Path::new(dist))
                 .map(|n| println!("{dist}/sw.js: precache manifest of {n} files")),
+            _ => Err(USAGE.to_owned()),
+        },
+        Some("first-download") => match &args[1..] {
+            [dist] => download::check(
+                std::path::Path::new(dist),
+                download::FIRST_DOWNLOAD_GZIP_BUDGET,
+                download::CHAT_BUNDLE_GZIP_BUDGET,
+            )
+            .map(|report| println!("{report}")),
             _ => Err(USAGE.to_owned()),
         },
         _ => Err(USAGE.to_owned()),

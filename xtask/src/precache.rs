@@ -20,6 +20,13 @@ pub const PLACEHOLDER: &str = "/* PRECACHE_MANIFEST */ null";
 /// browser fetches it on its own schedule) and the hosts' configuration files.
 const NOT_SHELL: &[&str] = &["sw.js", "_headers", "_routes.json", "_redirects"];
 
+/// The full bundle's files (scripts/trunk-post-build.js names them): the pages outside the chat,
+/// loaded when one is opened. Precaching them would make every first visit download them in
+/// the background, and those pages need the server anyway. `index.html` names them, so a new
+/// full bundle still changes the manifest's version. The welcome and chat bundles are
+/// precached: a new visitor's browser fetches the chat while the sign-in prompt is read.
+const ON_DEMAND_PREFIX: &str = "full-";
+
 /// One file of the shell: where the browser asks for it and a hash of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -43,7 +50,10 @@ pub fn entries(dist: &Path) -> Result<Vec<Entry>, String> {
             continue;
         }
         let name = item.file_name().to_string_lossy().into_owned();
-        if NOT_SHELL.contains(&name.as_str()) || name.starts_with('.') {
+        if NOT_SHELL.contains(&name.as_str())
+            || name.starts_with('.')
+            || name.starts_with(ON_DEMAND_PREFIX)
+        {
             continue;
         }
         let bytes = fs::read(item.path()).map_err(read)?;
@@ -128,6 +138,22 @@ mod tests {
             .map(|e| e.url)
             .collect();
         assert_eq!(urls, ["/", "/app-0123456789abcdef_bg.wasm", "/boot.js"]);
+    }
+
+    #[test]
+    fn the_full_bundle_is_left_to_load_on_demand() {
+        let dir = dist(&[
+            ("index.html", "<html>"),
+            ("app-0123456789abcdef.js", "glue"),
+            ("full-0123456789abcdef.js", "glue"),
+            ("full-0123456789abcdef_bg.wasm", "wasm"),
+        ]);
+        let urls: Vec<_> = entries(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.url)
+            .collect();
+        assert_eq!(urls, ["/", "/app-0123456789abcdef.js"]);
     }
 
     #[test]

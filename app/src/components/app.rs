@@ -13,22 +13,14 @@ use crate::api;
 use crate::backoff;
 use crate::cache::Cache;
 use crate::components::about::About;
-use crate::components::admin_page::AdminPage;
-use crate::components::analytics_page::AnalyticsPage;
-use crate::components::devices::DevicesPage;
 use crate::components::login::LoginPanel;
-use crate::components::logs_page::LogsPage;
 use crate::components::name_prompt::NamePrompt;
-use crate::components::performance_page::PerformancePage;
-use crate::components::profile_page::ProfilePage;
 use crate::components::room::RoomPage;
-use crate::components::settings_page::SettingsPage;
 use crate::components::sidebar::{link_click, Sidebar};
 use crate::offline;
 use crate::route::Route;
 use crate::watch::Watchers;
 use crate::web;
-use shared::auth::LoginError;
 
 #[derive(Clone, PartialEq)]
 enum Session {
@@ -38,25 +30,59 @@ enum Session {
     Ready(SessionInfo),
 }
 
-/// The `?login_error=<code>` the Worker sends a failed sign-in back with; removed from the
-/// address bar once read, so a reload does not show it again.
-fn take_login_error() -> Option<LoginError> {
-    let location = web::window().location();
-    let search = location.search().unwrap_or_default();
-    let code = search
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("login_error="))?
-        .to_owned();
-    if let Ok(history) = web::window().history() {
-        let path = location.pathname().unwrap_or_else(|_| "/".into());
-        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
-    }
-    Some(LoginError::parse(&code))
-}
-
 fn current_route() -> Route {
     Route::parse(&web::window().location().pathname().unwrap_or_default())
+}
+
+/// Whether this bundle renders `route`. The chat bundle leaves the other pages to the full
+/// bundle, which a page load of their address starts (lib.rs `run`).
+fn renders(route: &Route) -> bool {
+    cfg!(feature = "full") || route.in_chat_bundle()
+}
+
+/// The page for a route outside the chat, in the full bundle; `None` for the chat's own routes
+/// (and for the devices page without an account).
+#[cfg(feature = "full")]
+fn full_page(
+    route: &Route,
+    me: &SessionInfo,
+    on_unauthorized: Callback<()>,
+    on_profile_saved: Callback<shared::profile::Profile>,
+) -> Option<Html> {
+    use crate::components::admin_page::AdminPage;
+    use crate::components::analytics_page::AnalyticsPage;
+    use crate::components::devices::DevicesPage;
+    use crate::components::logs_page::LogsPage;
+    use crate::components::performance_page::PerformancePage;
+    use crate::components::profile_page::ProfilePage;
+    use crate::components::settings_page::SettingsPage;
+
+    Some(match route {
+        Route::Devices if me.signed_in => html! { <DevicesPage {on_unauthorized} /> },
+        Route::Profile => html! { <ProfilePage on_saved={on_profile_saved} /> },
+        Route::Admin => html! { <AdminPage /> },
+        // The logs, settings, analytics and performance pages ask the server, which answers
+        // only global admins (a room's owner: that room's analytics); anyone else sees "Not
+        // found".
+        Route::Logs => html! { <LogsPage /> },
+        Route::Settings => html! { <SettingsPage /> },
+        Route::Analytics => html! { <AnalyticsPage /> },
+        Route::RoomAnalytics(room) => {
+            html! { <AnalyticsPage room={AttrValue::from(room.clone())} /> }
+        }
+        Route::Performance => html! { <PerformancePage /> },
+        _ => return None,
+    })
+}
+
+#[cfg(not(feature = "full"))]
+fn full_page(
+    _route: &Route,
+    _me: &SessionInfo,
+    _on_unauthorized: Callback<()>,
+    _on_profile_saved: Callback<shared::profile::Profile>,
+) -> Option<Html> {
+    None
 }
 
 /// How often the room list is refreshed while the app is open. Unread counts are live through
@@ -99,7 +125,7 @@ pub fn App() -> Html {
     let unread = use_reducer(Counts::default);
     let watchers = use_mut_ref(|| None::<Watchers>);
     let sidebar_open = use_state(|| false);
-    let login_error = use_state(take_login_error);
+    let login_error = use_state(web::take_login_error);
     let admin = use_state(|| false);
     let invite_error = use_state(|| None::<String>);
 
@@ -156,7 +182,12 @@ pub fn App() -> Html {
         let route = route.clone();
         use_effect_with((), move |_| {
             let listener = EventListener::new(&web::window(), "popstate", move |_| {
-                route.set(current_route());
+                let next = current_route();
+                if renders(&next) {
+                    route.set(next);
+                } else {
+                    let _ = web::window().location().reload();
+                }
             });
             move || drop(listener)
         });
@@ -267,6 +298,11 @@ pub fn App() -> Html {
         let (route, sidebar_open) = (route.clone(), sidebar_open.clone());
         Callback::from(move |path: String| {
             let next = Route::parse(&path);
+            if !renders(&next) {
+                // The full bundle's page: loading the address starts it (lib.rs `run`).
+                let _ = web::window().location().assign(&path);
+                return;
+            }
             if let Ok(history) = web::window().history() {
                 let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
             }
@@ -359,6 +395,7 @@ pub fn App() -> Html {
         Route::Room(slug) => Some(AttrValue::from(slug.clone())),
         _ => None,
     };
+    let other_page = full_page(&route, &me, on_unauthorized.clone(), on_profile_saved);
     let sign_out = {
         let session = session.clone();
         let user_id = me.user_id.clone();
@@ -417,25 +454,8 @@ pub fn App() -> Html {
             <main class="main">
                 if let Some(slug) = slug {
                     <RoomPage key={format!("{}/{slug}", me.user_id)} slug={slug.clone()} user_id={AttrValue::from(me.user_id.clone())} {on_unauthorized} on_navigate={on_navigate.clone()} admin={*admin} />
-                } else if *route == Route::Devices && me.signed_in {
-                    <DevicesPage {on_unauthorized} />
-                } else if *route == Route::Profile {
-                    <ProfilePage on_saved={on_profile_saved} />
-                } else if *route == Route::Admin {
-                    <AdminPage />
-                } else if *route == Route::Logs {
-                    // The page asks the server, which answers only global admins.
-                    <LogsPage />
-                } else if *route == Route::Settings {
-                    // The page asks the server, which answers only global admins.
-                    <SettingsPage />
-                } else if *route == Route::Analytics {
-                    // The server answers only global admins (anyone else: "not found").
-                    <AnalyticsPage />
-                } else if let Route::RoomAnalytics(room) = &*route {
-                    <AnalyticsPage room={AttrValue::from(room.clone())} />
-                } else if *route == Route::Performance {
-                    <PerformancePage />
+                } else if let Some(page) = other_page {
+                    { page }
                 } else if matches!(*route, Route::Invite(..)) {
                     <section class="home-intro">
                         if let Some(message) = &*invite_error {

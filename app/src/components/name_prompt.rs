@@ -19,6 +19,10 @@ pub struct NamePromptProps {
     /// Why the last sign-in failed, if it did.
     #[prop_or_default]
     pub login_error: Option<LoginError>,
+    /// Whether the server has yet to say there is no session: "Loading…" in place of the
+    /// forms, under the same card and heading (the page's first paint, app/src/welcome.rs).
+    #[prop_or_default]
+    pub checking: bool,
 }
 
 /// The sign-in choices, then "Display name" + "Continue" as a guest.
@@ -31,8 +35,12 @@ pub fn NamePrompt(props: &NamePromptProps) -> Html {
                 if let Some(reason) = &props.reason {
                     <p class="muted">{ reason }</p>
                 }
-                <LoginPanel on_session={props.on_session.clone()} error={props.login_error} />
-                <NameForm kind={NameKind::Guest} on_session={props.on_session.clone()} />
+                if props.checking {
+                    <p class="muted" role="status">{ "Loading…" }</p>
+                } else {
+                    <LoginPanel on_session={props.on_session.clone()} error={props.login_error} />
+                    <NameForm kind={NameKind::Guest} on_session={props.on_session.clone()} />
+                }
                 <About />
             </div>
         </main>

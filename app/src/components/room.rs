@@ -276,7 +276,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
     let ondrop = {
         let (dragging, depth) = (dragging.clone(), drag_depth.clone());
         let uploads = (*uploads).clone();
-        let allowed = can_post_now(&handle, props.admin);
+        // A room that does not exist keeps its (empty) main column, but takes no files.
+        let allowed = can_post_now(&handle, props.admin) && handle.ended() != Some(Ended::NotFound);
         Callback::from(move |e: DragEvent| {
             let files = files_of(e.data_transfer().and_then(|d| d.files()));
             *depth.borrow_mut() = 0;
@@ -511,7 +512,6 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                         onclick={toggle_search.reform(|_: MouseEvent| ())}>{ "🔍 Search" }</button>
                 </div>
             </header>
-            <Banner state={banner} on_retry={actions.on_retry.clone()} />
             if let Some(message) = removed {
                 <div class="card empty-state" role="alert"><p>{ message }</p></div>
             }
@@ -524,15 +524,24 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
             if let Some(error) = error {
                 <Notice {error} on_dismiss={actions.on_dismiss.clone()} />
             }
-            if not_found {
-                <div class="card empty-state">
-                    <p>{ "This room does not exist (or no longer does)." }</p>
-                    <a href="/" onclick={link_click("/".into(), props.on_navigate.clone())}>{ "Back to all rooms" }</a>
-                </div>
-            } else {
-                <div class="room-body">
-                    <div class={classes!("room-main", dragging.then_some("dragging"))}
-                        {ondragenter} {ondragover} {ondragleave} {ondrop}>
+            <div class="room-body">
+                <div class={classes!("room-main", dragging.then_some("dragging"))}
+                    {ondragenter} {ondragover} {ondragleave} {ondrop}>
+                    // While the room runs, its connection status floats over the top of the
+                    // timeline: it comes and goes with every (re)connect, and in the flow it
+                    // pushed the whole room down and back up (most of a first open's layout
+                    // shift). Once the room has ended it is the page's last word and takes its
+                    // place in the flow. Always this one element, so screen readers hear it
+                    // change, down to "This room does not exist."
+                    <div class={classes!("banner-slot", ended.is_none().then_some("floating"))}>
+                        <Banner state={banner} on_retry={actions.on_retry.clone()} />
+                    </div>
+                    if not_found {
+                        <div class="card empty-state">
+                            <p>{ "This room does not exist (or no longer does)." }</p>
+                            <a href="/" onclick={link_click("/".into(), props.on_navigate.clone())}>{ "Back to all rooms" }</a>
+                        </div>
+                    } else {
                         if *dragging {
                             <div class="drop-zone" aria-hidden="true">{ "Drop files to attach them" }</div>
                         }
@@ -549,7 +558,9 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                             disabled={!can_post || ended.is_some()}
                             members={members.clone()} me={me.clone()}
                             uploads={Some((*uploads).clone())} />
-                    </div>
+                    }
+                </div>
+                if !not_found {
                     if let Some(root) = thread_root {
                         <ThreadPanel rows={thread_rows} uploads={Some((*uploads).clone())} {root} on_action={actions.on_action.clone()}
                             on_reply={actions.on_reply.clone()} on_close={actions.on_close_thread.clone()}
@@ -587,8 +598,8 @@ pub fn RoomPage(props: &RoomPageProps) -> Html {
                         <SearchPanel slug={props.slug.clone()} on_navigate={props.on_navigate.clone()}
                             on_close={toggle_search} query={(*search_query).clone()} />
                     }
-                </div>
-            }
+                }
+            </div>
             { lightbox_view.unwrap_or_default() }
         </section>
         </ContextProvider<Sources>>
