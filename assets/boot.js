@@ -10,29 +10,29 @@
 // does it (app/src/web.rs `Bundle`).
 const el = document.querySelector('script[data-js]');
 
+// The page's splash (app/index.html): the card with "Loading…" that every bundle renders
+// first too. Kept to show again while a later bundle downloads.
+const splashCopy = document.getElementById('splash').cloneNode(true);
+
 function startOn(event, js, wasm) {
   addEventListener(event, async () => {
-    // The same "Loading…" the app shows while it asks for the session.
-    const page = document.createElement('main');
-    page.className = 'welcome';
-    const status = document.createElement('p');
-    status.className = 'muted';
-    status.setAttribute('role', 'status');
-    status.textContent = 'Loading…';
-    page.append(status);
-    document.body.append(page);
+    let page = document.getElementById('splash');
+    if (!page) {
+      page = splashCopy.cloneNode(true);
+      document.body.prepend(page);
+    }
+    const status = page.querySelector('[role=status]');
     try {
       const [bundle, module] = await Promise.all([
         import(js),
         WebAssembly.compileStreaming(fetch(wasm)),
       ]);
-      // Gone before the bundle renders, which it does at once ("Loading…" too): removed
-      // after, it would move the bundle's page up (a layout shift).
-      page.remove();
+      // The bundle removes the splash as it renders its first page (app/src/web.rs
+      // `remove_splash`), in the same turn, so the page neither blinks nor shifts.
       await bundle.default({ module_or_path: module });
     } catch (error) {
       // Offline without a cached copy, or a failed download: say so rather than stay blank.
-      if (!page.isConnected) document.body.append(page);
+      if (!page.isConnected) document.body.prepend(page);
       status.setAttribute('role', 'alert');
       status.textContent = 'This page could not be loaded. Check your connection and reload.';
       console.error(error);

@@ -63,13 +63,11 @@ pub fn run() {
         return;
     }
     report::install();
-    update::start_service_worker();
+    // The page's until it is left.
+    std::mem::forget(update::start_service_worker());
     // A sample of page loads measures its web vitals (issue 12).
     vitals::start();
+    web::remove_splash();
     yew::Renderer::<components::app::App>::new().render();
-    let document = web::window().document().expect("a page has a document");
-    if let (Ok(root), Some(body)) = (document.create_element("div"), document.body()) {
-        let _ = body.append_child(&root);
-        yew::Renderer::<components::update_prompt::UpdatePrompt>::with_root(root).render();
-    }
+    update::mount_prompt();
 }

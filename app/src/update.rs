@@ -6,13 +6,21 @@
 //! - a room refuses a socket that speaks another protocol version (close code
 //!   `UNSUPPORTED_PROTOCOL`), which only a newer build can fix.
 //!
+//! The browser looks for a new worker only when a page is navigated to, so an open tab asks
+//! it to every few minutes and when the tab comes back into view ([`ServiceWorker`]).
+//!
 //! Either raises [`EVENT`] on the window; the prompt ([`crate::components::update_prompt`])
 //! offers to reload. Nothing reloads by itself: the reader may be in the middle of a message.
 
-use gloo_events::EventListener;
-use wasm_bindgen::JsCast;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
-use crate::web;
+use gloo_events::EventListener;
+use gloo_timers::callback::Interval;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::{route, web};
 
 /// The window event that says a newer build is available.
 pub const EVENT: &str = "dc-new-version";
@@ -24,29 +32,143 @@ pub fn announce() {
     }
 }
 
-/// Registers the service worker, and announces a new version when a newer worker takes over a
-/// page that an older one controlled.
-pub fn start_service_worker() {
-    let navigator = web::window().navigator();
+/// Mounts the prompt on a root of its own at the end of the page, so it shows over whatever
+/// the page's main root renders; `None` if the page has no body.
+pub fn mount_prompt() -> Option<Mounted> {
+    let document = web::window().document()?;
+    let root = document.create_element("div").ok()?;
+    document.body()?.append_child(&root).ok()?;
+    let handle =
+        yew::Renderer::<crate::components::update_prompt::UpdatePrompt>::with_root(root.clone())
+            .render();
+    Some(Mounted { root, handle })
+}
+
+/// The prompt as [`mount_prompt`] mounted it.
+pub struct Mounted {
+    root: web_sys::Element,
+    handle: yew::AppHandle<crate::components::update_prompt::UpdatePrompt>,
+}
+
+impl Mounted {
+    /// Removes the prompt and its root, for a bundle that takes the page over with its own.
+    pub fn remove(self) {
+        self.handle.destroy();
+        self.root.remove();
+    }
+}
+
+/// How often an open tab asks whether a new build was deployed. The browser itself checks
+/// only when a page is navigated to, which a chat left open for a day never is.
+const CHECK_EVERY_MS: u32 = 10 * 60 * 1000;
+
+/// The page's service worker as a bundle started it: while kept, a newer worker taking over
+/// the page announces a new version, and the registration is checked for one every
+/// [`CHECK_EVERY_MS`] and whenever the tab comes back into view. Dropping it stops both (the
+/// welcome bundle's, when the chat takes the page over with its own).
+pub struct ServiceWorker {
+    _taken_over: EventListener,
+    _shown: EventListener,
+    _checks: Rc<RefCell<Option<Checks>>>,
+}
+
+/// The registration and the timer that checks it, once registered.
+struct Checks {
+    registration: web_sys::ServiceWorkerRegistration,
+    _timer: Interval,
+}
+
+/// Registers the service worker (unless this page's is registered already) and starts
+/// announcing new versions; `None` where the browser has no service workers.
+pub fn start_service_worker() -> Option<ServiceWorker> {
+    let window = web::window();
+    let navigator = window.navigator();
     // `serviceWorker` is missing on insecure origins other than localhost.
     if !js_sys::Reflect::has(&navigator, &"serviceWorker".into()).unwrap_or(false) {
-        return;
+        return None;
     }
     let container = navigator.service_worker();
     // A page without a worker (a first visit) gains its first one by the same event: that one
     // is not an update, every later one is.
-    let controlled = std::cell::Cell::new(container.controller().is_some());
+    let controlled = Cell::new(container.controller().is_some());
     let target: &web_sys::EventTarget = container.unchecked_ref();
-    EventListener::new(target, "controllerchange", move |_| {
+    let taken_over = EventListener::new(target, "controllerchange", move |_| {
         if controlled.replace(true) {
             announce();
         }
-    })
-    .forget();
-    let promise = container.register("/sw.js");
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
-            web_sys::console::warn_2(&"service worker not registered:".into(), &e);
-        }
     });
+    let checks = Rc::new(RefCell::new(None::<Checks>));
+    let shown = {
+        let checks = checks.clone();
+        let document = window.document()?;
+        EventListener::new(&document.clone(), "visibilitychange", move |_| {
+            if !document.hidden() {
+                if let Some(checks) = &*checks.borrow() {
+                    check(&checks.registration);
+                }
+            }
+        })
+    };
+    let started = Rc::downgrade(&checks);
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(registration) = registration(&container).await else {
+            return;
+        };
+        // Gone if the bundle that started it has handed the page over meanwhile.
+        let Some(checks) = started.upgrade() else {
+            return;
+        };
+        let timer = {
+            let registration = registration.clone();
+            Interval::new(CHECK_EVERY_MS, move || check(&registration))
+        };
+        *checks.borrow_mut() = Some(Checks {
+            registration,
+            _timer: timer,
+        });
+    });
+    Some(ServiceWorker {
+        _taken_over: taken_over,
+        _shown: shown,
+        _checks: checks,
+    })
+}
+
+/// This page's registration: the one found if its worker is [`route::SERVICE_WORKER`], else a
+/// new one. A page of a later build finds the worker registered: the browser checked it for a
+/// new build on the way to the page, and registering it again would be a second check per
+/// page (or, for a worker registered with a query, a new worker taking the page over).
+async fn registration(
+    container: &web_sys::ServiceWorkerContainer,
+) -> Option<web_sys::ServiceWorkerRegistration> {
+    let found = JsFuture::from(container.get_registration())
+        .await
+        .ok()
+        .and_then(|found| found.dyn_into::<web_sys::ServiceWorkerRegistration>().ok());
+    if let Some(found) = found {
+        let worker = found
+            .active()
+            .or_else(|| found.waiting())
+            .or_else(|| found.installing());
+        if worker.is_some_and(|w| route::is_service_worker(&w.script_url())) {
+            return Some(found);
+        }
+    }
+    match JsFuture::from(container.register(route::SERVICE_WORKER)).await {
+        Ok(registered) => registered.dyn_into().ok(),
+        Err(e) => {
+            web_sys::console::warn_2(&"service worker not registered:".into(), &e);
+            None
+        }
+    }
+}
+
+/// Asks the browser to check for a new worker; one that installs takes the page over and
+/// announces itself. Offline the check fails, and the next one tries again.
+fn check(registration: &web_sys::ServiceWorkerRegistration) {
+    if let Ok(checked) = registration.update() {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(checked).await;
+        });
+    }
 }

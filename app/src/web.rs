@@ -35,6 +35,18 @@ pub fn start_bundle(bundle: Bundle) {
     }
 }
 
+/// Removes the page's splash (app/index.html, the card with "Loading…" painted before any
+/// bundle has downloaded), called by a bundle right before it renders: Yew renders in a
+/// microtask of the same turn, so no frame shows neither or both.
+pub fn remove_splash() {
+    if let Some(splash) = window()
+        .document()
+        .and_then(|document| document.get_element_by_id("splash"))
+    {
+        splash.remove();
+    }
+}
+
 /// The `?login_error=<code>` the Worker sends a failed sign-in back with; removed from the
 /// address bar once read, so a reload does not show it again.
 pub fn take_login_error() -> Option<shared::auth::LoginError> {

@@ -17,9 +17,18 @@ use crate::route::Route;
 use crate::web::{self, Bundle};
 use crate::{api, report, update};
 
+/// What the welcome bundle put on the page, removed when the chat takes over.
+struct Mounted {
+    prompt: yew::AppHandle<Welcome>,
+    /// "New version — reload": a deploy while the prompt is open would leave it handing over
+    /// to a chat bundle the server no longer has.
+    update: Option<update::Mounted>,
+    /// Its watch over the service worker; the chat starts its own.
+    worker: Option<update::ServiceWorker>,
+}
+
 thread_local! {
-    /// The prompt's root, removed when the chat takes over.
-    static PROMPT: RefCell<Option<yew::AppHandle<Welcome>>> = const { RefCell::new(None) };
+    static MOUNTED: RefCell<Option<Mounted>> = const { RefCell::new(None) };
 }
 
 /// Starts the page: the bundle that renders it, or the prompt.
@@ -30,9 +39,17 @@ pub fn run() {
         return;
     }
     report::install();
-    update::start_service_worker();
-    let handle = yew::Renderer::<Welcome>::new().render();
-    PROMPT.with(|prompt| *prompt.borrow_mut() = Some(handle));
+    let worker = update::start_service_worker();
+    web::remove_splash();
+    let prompt = yew::Renderer::<Welcome>::new().render();
+    let update = update::mount_prompt();
+    MOUNTED.with(|mounted| {
+        *mounted.borrow_mut() = Some(Mounted {
+            prompt,
+            update,
+            worker,
+        })
+    });
 }
 
 /// Removes the prompt's root and hands the page to the chat, which asks for the session itself
@@ -40,8 +57,12 @@ pub fn run() {
 /// first, then the chat comes.
 fn hand_over_to_the_chat() {
     wasm_bindgen_futures::spawn_local(async {
-        if let Some(handle) = PROMPT.with(|prompt| prompt.borrow_mut().take()) {
-            handle.destroy();
+        if let Some(mounted) = MOUNTED.with(|mounted| mounted.borrow_mut().take()) {
+            mounted.prompt.destroy();
+            if let Some(update) = mounted.update {
+                update.remove();
+            }
+            drop(mounted.worker);
         }
         web::start_bundle(Bundle::Chat);
     });

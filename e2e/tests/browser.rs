@@ -626,6 +626,69 @@ fn has_bundle(files: &[String], bundle: &str) -> bool {
         .any(|f| f.starts_with(&format!("/{bundle}-")) && f.ends_with("_bg.wasm"))
 }
 
+/// The splash's heading and status, if `#splash` is on the page and shows.
+const SPLASH: &str = r#"const splash = document.getElementById('splash');
+    if (!splash || splash.getBoundingClientRect().height === 0) return null;
+    return [splash.querySelector('h1')?.textContent,
+            splash.querySelector('[role=status]')?.textContent];"#;
+
+#[tokio::test]
+async fn the_sign_in_card_shows_before_any_bundle_has_downloaded_and_each_bundle_takes_its_place(
+) -> Result {
+    let server = DevServer::start(DevOptions::default().with_app()).await?;
+    let driver = ChromeDriver::start().await?;
+    let browser = driver.browser().await?;
+    // No script and no wasm arrives: the page is its html and styles only.
+    browser.cdp("Network.enable", serde_json::json!({})).await?;
+    let block = |urls: &[&str]| serde_json::json!({ "urls": urls });
+    browser
+        .cdp("Network.setBlockedURLs", block(&["*.js", "*.wasm"]))
+        .await?;
+    browser.goto(&server.url()).await?;
+    assert_eq!(
+        browser.eval(SPLASH).await?,
+        serde_json::json!(["Durable Chat", "Loading…"]),
+        "the card shows with the page, before any bundle"
+    );
+
+    // With the bundles, the prompt's forms take the splash's place: one card, not two.
+    browser.cdp("Network.setBlockedURLs", block(&[])).await?;
+    browser.goto(&server.url()).await?;
+    browser.field("Display name").await?;
+    let cards = "return [document.querySelectorAll('#splash').length,
+                         document.querySelectorAll('.name-prompt h1').length];";
+    assert_eq!(browser.eval(cards).await?, serde_json::json!([0, 1]));
+
+    // Signed in, a reload starts the chat bundle at once; it replaces the splash too.
+    browser.sign_in_as_guest(&unique("Splash")).await?;
+    browser.create_room("splash").await?;
+    browser.wait_live().await?;
+    browser.reload().await?;
+    browser.wait_live().await?;
+    assert_eq!(browser.eval(SPLASH).await?, serde_json::Value::Null);
+    assert_eq!(browser.eval(cards).await?, serde_json::json!([0, 0]));
+
+    // When the chat bundle cannot be downloaded, the splash says so. (Past the service
+    // worker and the HTTP cache, which hold it since the first page.)
+    browser
+        .cdp("Network.setBlockedURLs", block(&["*/app-*"]))
+        .await?;
+    let on = serde_json::json!({ "bypass": true });
+    browser.cdp("Network.setBypassServiceWorker", on).await?;
+    let on = serde_json::json!({ "cacheDisabled": true });
+    browser.cdp("Network.setCacheDisabled", on).await?;
+    browser.reload().await?;
+    browser
+        .wait_for(
+            "the splash to say the chat could not be loaded",
+            r#"const alert = document.querySelector('#splash [role="alert"]');
+               return !!alert && alert.textContent.includes('could not be loaded');"#,
+        )
+        .await?;
+    browser.quit().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_new_visitor_downloads_only_the_prompt_then_the_chat_and_a_page_outside_the_chat_the_full_bundle(
 ) -> Result {
@@ -1743,13 +1806,47 @@ const UPDATE_SHOWN_JS: &str = r#"
     return !!p && !p.hidden && p.textContent.includes('New version');
 "#;
 
+/// Deploys build number `deploy` (a worker with other bytes) under the open page, which still
+/// shows `page` (a CSS selector) and the New version prompt; its Reload brings the new build
+/// under its worker, without the prompt.
+async fn deploy_and_reload(browser: &Browser, deploy: u32, page: &str) -> Result {
+    browser
+        .eval(&format!(
+            r#"window.beforeTheUpdate = true;
+               await navigator.serviceWorker.register('/sw.js?deploy={deploy}');
+               return true;"#
+        ))
+        .await?;
+    browser
+        .wait_for(
+            &format!("the New version prompt (deploy {deploy})"),
+            UPDATE_SHOWN_JS,
+        )
+        .await?;
+    browser.find(page).await?;
+    browser.click_button("Reload").await?;
+    browser
+        .wait_for(
+            "the reloaded page",
+            &format!(
+                "return !window.beforeTheUpdate && !!document.querySelector({});",
+                serde_json::to_string(page)?
+            ),
+        )
+        .await?;
+    browser
+        .wait_for("the reloaded page under its worker", SHELL_PRECACHED_JS)
+        .await?;
+    assert_eq!(browser.eval(UPDATE_SHOWN_JS).await?, false);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_new_build_taking_over_an_open_tab_offers_a_reload_instead_of_breaking_it() -> Result {
     let server = DevServer::start(DevOptions::default().with_app()).await?;
     let driver = ChromeDriver::start().await?;
     let browser = driver.browser().await?;
     browser.goto(&server.url()).await?;
-    browser.sign_in_as_guest("Alice").await?;
 
     // A first visit gains its worker without that being a new version.
     browser
@@ -1762,35 +1859,34 @@ async fn a_new_build_taking_over_an_open_tab_offers_a_reload_instead_of_breaking
 
     // A deploy: a worker with other bytes takes over the open tab. (Another script address
     // updates the same registration, as a rebuilt sw.js does.) The tab keeps working and says
-    // so; reloading brings the new build and the prompt goes. Twice: once in the tab of the
-    // first visit, once in a tab that started under a worker.
-    for deploy in [2, 3] {
-        browser
-            .eval(&format!(
-                r#"window.beforeTheUpdate = true;
-                   await navigator.serviceWorker.register('/sw.js?deploy={deploy}');
-                   return true;"#
-            ))
-            .await?;
-        browser
-            .wait_for(
-                &format!("the New version prompt (deploy {deploy})"),
-                UPDATE_SHOWN_JS,
-            )
-            .await?;
-        browser.find(r#"nav[aria-label="Rooms"]"#).await?;
-        browser.click_button("Reload").await?;
-        browser
-            .wait_for(
-                "the reloaded page",
-                r#"return !window.beforeTheUpdate && !!document.querySelector('nav[aria-label="Rooms"]');"#,
-            )
-            .await?;
-        browser
-            .wait_for("the reloaded page under its worker", SHELL_PRECACHED_JS)
-            .await?;
-        assert_eq!(browser.eval(UPDATE_SHOWN_JS).await?, false);
-    }
+    // so; reloading brings the new build and the prompt goes. First on the sign-in prompt,
+    // whose chat bundle the new build would not have.
+    deploy_and_reload(&browser, 1, ".name-prompt form").await?;
+    // Then in the chat, which the prompt handed the page to (its own prompt gone with it).
+    browser.sign_in_as_guest("Alice").await?;
+    let prompts = "return document.querySelectorAll('.update-prompt').length;";
+    assert_eq!(browser.eval(prompts).await?, 1, "the chat's prompt only");
+    deploy_and_reload(&browser, 2, r#"nav[aria-label="Rooms"]"#).await?;
+
+    // A deploy whose rooms speak another protocol version than this tab: the room refuses
+    // the tab's hello (close code UNSUPPORTED_PROTOCOL), and the same prompt offers the build
+    // that speaks it. (The hello, in the socket's URL, is rewritten to another version.)
+    browser
+        .eval(
+            r#"const Real = window.WebSocket;
+               window.WebSocket = function (url, protocols) {
+                   url = String(url).replace(/%22protocol%22%3A\d+/, '%22protocol%22%3A999999');
+                   return protocols === undefined ? new Real(url) : new Real(url, protocols);
+               };
+               window.WebSocket.prototype = Real.prototype;
+               Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+               return true;"#,
+        )
+        .await?;
+    browser.create_room("protocol").await?;
+    browser
+        .wait_for("the New version prompt (another protocol)", UPDATE_SHOWN_JS)
+        .await?;
 
     browser.quit().await?;
     Ok(())

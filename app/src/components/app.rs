@@ -382,9 +382,9 @@ pub fn App() -> Html {
     };
 
     let me = match &*session {
-        Session::Loading => {
-            return html! { <main class="welcome"><p class="muted" role="status">{ "Loading…" }</p></main> }
-        }
+        // The page's splash (app/index.html), rendered again: the same card and heading with
+        // "Loading…", so the page does not change until the session is known.
+        Session::Loading => return html! { <NamePrompt {on_session} checking=true /> },
         Session::Anonymous(reason) => {
             return html! { <NamePrompt {on_session} reason={reason.clone()} login_error={*login_error} /> }
         }

@@ -20,7 +20,7 @@ pub struct NamePromptProps {
     #[prop_or_default]
     pub login_error: Option<LoginError>,
     /// Whether the server has yet to say there is no session: "Loading…" in place of the
-    /// forms, under the same card and heading (the page's first paint, app/src/welcome.rs).
+    /// forms, under the same card and heading, as the page's splash (app/index.html) shows.
     #[prop_or_default]
     pub checking: bool,
 }
