@@ -69,5 +69,5 @@ pub fn run() {
     vitals::start();
     web::remove_splash();
     yew::Renderer::<components::app::App>::new().render();
-    update::mount_prompt();
+    components::update_prompt::mount();
 }

@@ -32,32 +32,6 @@ pub fn announce() {
     }
 }
 
-/// Mounts the prompt on a root of its own at the end of the page, so it shows over whatever
-/// the page's main root renders; `None` if the page has no body.
-pub fn mount_prompt() -> Option<Mounted> {
-    let document = web::window().document()?;
-    let root = document.create_element("div").ok()?;
-    document.body()?.append_child(&root).ok()?;
-    let handle =
-        yew::Renderer::<crate::components::update_prompt::UpdatePrompt>::with_root(root.clone())
-            .render();
-    Some(Mounted { root, handle })
-}
-
-/// The prompt as [`mount_prompt`] mounted it.
-pub struct Mounted {
-    root: web_sys::Element,
-    handle: yew::AppHandle<crate::components::update_prompt::UpdatePrompt>,
-}
-
-impl Mounted {
-    /// Removes the prompt and its root, for a bundle that takes the page over with its own.
-    pub fn remove(self) {
-        self.handle.destroy();
-        self.root.remove();
-    }
-}
-
 /// How often an open tab asks whether a new build was deployed. The browser itself checks
 /// only when a page is navigated to, which a chat left open for a day never is.
 const CHECK_EVERY_MS: u32 = 10 * 60 * 1000;

@@ -13,6 +13,7 @@ use shared::protocol::http::SessionInfo;
 use yew::prelude::*;
 
 use crate::components::name_prompt::NamePrompt;
+use crate::components::update_prompt;
 use crate::route::Route;
 use crate::web::{self, Bundle};
 use crate::{api, report, update};
@@ -22,7 +23,7 @@ struct Mounted {
     prompt: yew::AppHandle<Welcome>,
     /// "New version — reload": a deploy while the prompt is open would leave it handing over
     /// to a chat bundle the server no longer has.
-    update: Option<update::Mounted>,
+    update: Option<update_prompt::Mounted>,
     /// Its watch over the service worker; the chat starts its own.
     worker: Option<update::ServiceWorker>,
 }
@@ -42,7 +43,7 @@ pub fn run() {
     let worker = update::start_service_worker();
     web::remove_splash();
     let prompt = yew::Renderer::<Welcome>::new().render();
-    let update = update::mount_prompt();
+    let update = update_prompt::mount();
     MOUNTED.with(|mounted| {
         *mounted.borrow_mut() = Some(Mounted {
             prompt,

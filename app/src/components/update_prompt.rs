@@ -30,3 +30,27 @@ pub fn UpdatePrompt() -> Html {
         </div>
     }
 }
+
+/// Mounts the prompt on a root of its own at the end of the page, so it shows over whatever
+/// the page's main root renders; `None` if the page has no body.
+pub fn mount() -> Option<Mounted> {
+    let document = web::window().document()?;
+    let root = document.create_element("div").ok()?;
+    document.body()?.append_child(&root).ok()?;
+    let handle = yew::Renderer::<UpdatePrompt>::with_root(root.clone()).render();
+    Some(Mounted { root, handle })
+}
+
+/// The prompt as [`mount`] mounted it.
+pub struct Mounted {
+    root: web_sys::Element,
+    handle: yew::AppHandle<UpdatePrompt>,
+}
+
+impl Mounted {
+    /// Removes the prompt and its root, for a bundle that takes the page over with its own.
+    pub fn remove(self) {
+        self.handle.destroy();
+        self.root.remove();
+    }
+}
