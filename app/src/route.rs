@@ -110,35 +110,9 @@ impl Route {
     }
 }
 
-/// The service worker's script, into which the build writes its precache manifest.
-pub const SERVICE_WORKER: &str = "/sw.js";
-
-/// Whether a worker's script URL (absolute, as the browser reports it) is
-/// [`SERVICE_WORKER`] on its origin, whatever its query.
-pub fn is_service_worker(script_url: &str) -> bool {
-    let path = script_url.split(['?', '#']).next().unwrap_or_default();
-    path.strip_suffix(SERVICE_WORKER)
-        .and_then(|origin| origin.split_once("://"))
-        .is_some_and(|(_, host)| !host.is_empty() && !host.contains('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_service_worker_is_recognised_by_its_path_whatever_its_query() {
-        assert!(is_service_worker("https://chat.example/sw.js"));
-        assert!(is_service_worker("http://localhost:8787/sw.js?deploy=2"));
-    }
-
-    #[test]
-    fn another_script_or_a_deeper_path_is_not_the_service_worker() {
-        assert!(!is_service_worker("https://chat.example/old-sw.js"));
-        assert!(!is_service_worker("https://chat.example/x/sw.js"));
-        assert!(!is_service_worker("https://chat.example/sw.json"));
-        assert!(!is_service_worker("/sw.js"));
-    }
 
     #[test]
     fn room_paths_parse_to_their_slug_and_back() {

@@ -12,15 +12,14 @@
 //! Either raises [`EVENT`] on the window; the prompt ([`crate::components::update_prompt`])
 //! offers to reload. Nothing reloads by itself: the reader may be in the middle of a message.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::cell::Cell;
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Interval;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::{route, web};
+use crate::web;
 
 /// The window event that says a newer build is available.
 pub const EVENT: &str = "dc-new-version";
@@ -37,23 +36,17 @@ pub fn announce() {
 const CHECK_EVERY_MS: u32 = 10 * 60 * 1000;
 
 /// The page's service worker as a bundle started it: while kept, a newer worker taking over
-/// the page announces a new version, and the registration is checked for one every
+/// the page announces a new version, and the browser is asked to look for one every
 /// [`CHECK_EVERY_MS`] and whenever the tab comes back into view. Dropping it stops both (the
 /// welcome bundle's, when the chat takes the page over with its own).
 pub struct ServiceWorker {
     _taken_over: EventListener,
     _shown: EventListener,
-    _checks: Rc<RefCell<Option<Checks>>>,
-}
-
-/// The registration and the timer that checks it, once registered.
-struct Checks {
-    registration: web_sys::ServiceWorkerRegistration,
     _timer: Interval,
 }
 
-/// Registers the service worker (unless this page's is registered already) and starts
-/// announcing new versions; `None` where the browser has no service workers.
+/// Registers the service worker (unless the page has one already) and starts announcing new
+/// versions; `None` where the browser has no service workers.
 pub fn start_service_worker() -> Option<ServiceWorker> {
     let window = web::window();
     let navigator = window.navigator();
@@ -71,78 +64,53 @@ pub fn start_service_worker() -> Option<ServiceWorker> {
             announce();
         }
     });
-    let checks = Rc::new(RefCell::new(None::<Checks>));
-    let shown = {
-        let checks = checks.clone();
-        let document = window.document()?;
-        EventListener::new(&document.clone(), "visibilitychange", move |_| {
-            if !document.hidden() {
-                if let Some(checks) = &*checks.borrow() {
-                    check(&checks.registration);
-                }
-            }
-        })
-    };
-    let started = Rc::downgrade(&checks);
-    wasm_bindgen_futures::spawn_local(async move {
-        let Some(registration) = registration(&container).await else {
-            return;
-        };
-        // Gone if the bundle that started it has handed the page over meanwhile.
-        let Some(checks) = started.upgrade() else {
-            return;
-        };
-        let timer = {
-            let registration = registration.clone();
-            Interval::new(CHECK_EVERY_MS, move || check(&registration))
-        };
-        *checks.borrow_mut() = Some(Checks {
-            registration,
-            _timer: timer,
-        });
+    let document = window.document()?;
+    let shown = EventListener::new(&document.clone(), "visibilitychange", move |_| {
+        if !document.hidden() {
+            check(navigator.service_worker());
+        }
     });
+    let timer = {
+        let container = container.clone();
+        Interval::new(CHECK_EVERY_MS, move || check(container.clone()))
+    };
+    wasm_bindgen_futures::spawn_local(register(container));
     Some(ServiceWorker {
         _taken_over: taken_over,
         _shown: shown,
-        _checks: checks,
+        _timer: timer,
     })
 }
 
-/// This page's registration: the one found if its worker is [`route::SERVICE_WORKER`], else a
-/// new one. A page of a later build finds the worker registered: the browser checked it for a
-/// new build on the way to the page, and registering it again would be a second check per
-/// page (or, for a worker registered with a query, a new worker taking the page over).
+/// The page's registration, if it has one.
 async fn registration(
     container: &web_sys::ServiceWorkerContainer,
 ) -> Option<web_sys::ServiceWorkerRegistration> {
-    let found = JsFuture::from(container.get_registration())
-        .await
-        .ok()
-        .and_then(|found| found.dyn_into::<web_sys::ServiceWorkerRegistration>().ok());
-    if let Some(found) = found {
-        let worker = found
-            .active()
-            .or_else(|| found.waiting())
-            .or_else(|| found.installing());
-        if worker.is_some_and(|w| route::is_service_worker(&w.script_url())) {
-            return Some(found);
-        }
+    let found = JsFuture::from(container.get_registration()).await.ok()?;
+    found.dyn_into().ok()
+}
+
+/// Registers `/sw.js` unless the page has a registration already: the browser checked that one
+/// for a new build on the way to the page, so registering it again would be a second check per
+/// page (and, for a worker registered under another URL, a new worker taking the page over).
+async fn register(container: web_sys::ServiceWorkerContainer) {
+    if registration(&container).await.is_some() {
+        return;
     }
-    match JsFuture::from(container.register(route::SERVICE_WORKER)).await {
-        Ok(registered) => registered.dyn_into().ok(),
-        Err(e) => {
-            web_sys::console::warn_2(&"service worker not registered:".into(), &e);
-            None
-        }
+    if let Err(e) = JsFuture::from(container.register("/sw.js")).await {
+        web_sys::console::warn_2(&"service worker not registered:".into(), &e);
     }
 }
 
-/// Asks the browser to check for a new worker; one that installs takes the page over and
+/// Asks the browser to look for a new worker; one that installs takes the page over and
 /// announces itself. Offline the check fails, and the next one tries again.
-fn check(registration: &web_sys::ServiceWorkerRegistration) {
-    if let Ok(checked) = registration.update() {
-        wasm_bindgen_futures::spawn_local(async move {
+fn check(container: web_sys::ServiceWorkerContainer) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some(checked) = registration(&container)
+            .await
+            .and_then(|registration| registration.update().ok())
+        {
             let _ = JsFuture::from(checked).await;
-        });
-    }
+        }
+    });
 }

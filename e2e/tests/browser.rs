@@ -626,6 +626,18 @@ fn has_bundle(files: &[String], bundle: &str) -> bool {
         .any(|f| f.starts_with(&format!("/{bundle}-")) && f.ends_with("_bg.wasm"))
 }
 
+/// Waits for the splash to say, as an alert, that `bundle` could not be loaded.
+async fn wait_could_not_load(browser: &Browser, bundle: &str) -> Result {
+    browser
+        .wait_for(
+            &format!("the page to say {bundle} could not be loaded"),
+            r#"const alert = document.querySelector('#splash [role="alert"]');
+               return !!alert && alert.textContent.includes('could not be loaded');"#,
+        )
+        .await?;
+    Ok(())
+}
+
 /// The splash's heading and status, if `#splash` is on the page and shows.
 const SPLASH: &str = r#"const splash = document.getElementById('splash');
     if (!splash || splash.getBoundingClientRect().height === 0) return null;
@@ -678,13 +690,7 @@ async fn the_sign_in_card_shows_before_any_bundle_has_downloaded_and_each_bundle
     let on = serde_json::json!({ "cacheDisabled": true });
     browser.cdp("Network.setCacheDisabled", on).await?;
     browser.reload().await?;
-    browser
-        .wait_for(
-            "the splash to say the chat could not be loaded",
-            r#"const alert = document.querySelector('#splash [role="alert"]');
-               return !!alert && alert.textContent.includes('could not be loaded');"#,
-        )
-        .await?;
+    wait_could_not_load(&browser, "the chat bundle").await?;
     browser.quit().await?;
     Ok(())
 }
@@ -759,13 +765,7 @@ async fn a_new_visitor_downloads_only_the_prompt_then_the_chat_and_a_page_outsid
         )
         .await?;
     browser.goto(&format!("{}/devices", server.url())).await?;
-    browser
-        .wait_for(
-            "the page to say the full bundle could not be loaded",
-            r#"const alert = document.querySelector('[role="alert"]');
-               return !!alert && alert.textContent.includes('could not be loaded');"#,
-        )
-        .await?;
+    wait_could_not_load(&browser, "the full bundle").await?;
     browser.quit().await?;
     Ok(())
 }
@@ -1867,6 +1867,27 @@ async fn a_new_build_taking_over_an_open_tab_offers_a_reload_instead_of_breaking
     let prompts = "return document.querySelectorAll('.update-prompt').length;";
     assert_eq!(browser.eval(prompts).await?, 1, "the chat's prompt only");
     deploy_and_reload(&browser, 2, r#"nav[aria-label="Rooms"]"#).await?;
+
+    // The browser looks for a new worker only on a navigation: a tab coming back into view
+    // asks it to.
+    browser
+        .eval(
+            r#"window.updateChecks = 0;
+               const update = ServiceWorkerRegistration.prototype.update;
+               ServiceWorkerRegistration.prototype.update = function () {
+                   window.updateChecks++;
+                   return update.call(this);
+               };
+               document.dispatchEvent(new Event('visibilitychange'));
+               return true;"#,
+        )
+        .await?;
+    browser
+        .wait_for(
+            "a check for a new worker when the tab shows",
+            "return window.updateChecks > 0;",
+        )
+        .await?;
 
     // A deploy whose rooms speak another protocol version than this tab: the room refuses
     // the tab's hello (close code UNSUPPORTED_PROTOCOL), and the same prompt offers the build
